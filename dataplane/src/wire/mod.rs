@@ -1,0 +1,1 @@
+//! Zero-copy views of the protocols the dataplane speaks.
