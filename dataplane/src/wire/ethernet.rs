@@ -106,6 +106,9 @@ enum_with_unknown! {
         Vlan = 0x8100,
         /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
         QinQ = 0x88a8,
+        /// Transparent Ethernet Bridging: an Ethernet frame follows (Geneve's protocol
+        /// type for Ethernet payloads, RFC 8926 §3.4).
+        TransparentEthernetBridging = 0x6558,
     }
 }
 

@@ -58,13 +58,15 @@ macro_rules! enum_with_unknown {
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
-
+pub mod geneve;
+pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod layout;
 pub mod tcp;
 pub mod udp;
+pub mod vxlan;
 
 pub use ethernet::{EtherType, MacAddr};
 pub use layout::{Layout, Malformed};
