@@ -1,1 +1,334 @@
-//! Benchmark suite.
+//! The packet benchmark suite behind `switchyard bench`.
+//!
+//! Every scenario builds a logical topology, preloads traffic into in-memory
+//! [`ReplayPort`]s (the generator copies each frame into a pool buffer as a
+//! NIC would), and drives one [`Worker`] — the same code the node runs — on
+//! one pinned core until the traffic is exhausted. A scenario counts only
+//! what it claims: forwarded packets for the forwarding scenarios (taken
+//! from the sink ports' tx counters), ARP replies for the responder, and
+//! drops under the expected reason for the port-security scenario. Anything
+//! else the pipeline did is reported as `unexpected`, and a run with
+//! unexpected outcomes fails.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataplane::drop::DropReason;
+use dataplane::engine::Worker;
+use dataplane::flow::{FlowDesc, L3, L4};
+use dataplane::packet::{HeapPool, PortId};
+use dataplane::port::memory::{ReplayPort, Traffic};
+use dataplane::port::Port;
+use dataplane::tables::{
+    Address, LogicalPort, LogicalSwitch, MacIps, PortType, TablePublisher, Tables,
+};
+use dataplane::wire::MacAddr;
+use serde::Serialize;
+
+/// Logical ports of the benchmark switch.
+pub const PORTS: usize = 64;
+
+/// What a scenario's packets are counted as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Transmitted out of a port other than the ingress one.
+    Forwarded,
+    /// ARP replies sent back out of the ingress port.
+    Replies,
+    /// Dropped under this reason.
+    Dropped(DropReason),
+}
+
+/// A benchmark scenario.
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Distinct flows (5-tuples, or requests) in the traffic.
+    pub flows: usize,
+    pub counted: Counted,
+    build: fn(usize) -> Vec<Vec<FlowDesc>>,
+}
+
+/// Every scenario of the suite.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "l2-1flow",
+            description: "one UDP flow between two ports of a 64-port switch",
+            flows: 1,
+            counted: Counted::Forwarded,
+            build: udp_flows,
+        },
+        Scenario {
+            name: "l2-10k",
+            description: "10,000 UDP 5-tuples over 64 ports of one switch, port security on",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: udp_flows,
+        },
+        Scenario {
+            name: "l2-1m",
+            description: "1,000,000 UDP 5-tuples over 64 ports of one switch, port security on",
+            flows: 1_000_000,
+            counted: Counted::Forwarded,
+            build: udp_flows,
+        },
+        Scenario {
+            name: "arp-responder",
+            description: "ARP requests for other ports' addresses, answered by the switch",
+            flows: PORTS * (PORTS - 1),
+            counted: Counted::Replies,
+            build: arp_requests,
+        },
+        Scenario {
+            name: "port-security-drop",
+            description: "UDP with spoofed IPv4 sources, dropped by port security",
+            flows: 10_000,
+            counted: Counted::Dropped(DropReason::PortSecurityIp),
+            build: spoofed_flows,
+        },
+    ]
+}
+
+fn port_mac(i: usize) -> MacAddr {
+    MacAddr([0x02, 0, 0, 0, (i >> 8) as u8, i as u8])
+}
+
+fn port_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8 + 1)
+}
+
+/// The benchmark topology: one switch, [`PORTS`] VM ports with MAC+IP
+/// addresses and port security, port i bound to local port i.
+pub fn topology() -> Vec<LogicalSwitch> {
+    let ports = (0..PORTS)
+        .map(|i| {
+            let entry: MacIps = format!("{} {}", port_mac(i), port_ip(i))
+                .parse()
+                .expect("valid address");
+            LogicalPort {
+                name: format!("vm{i}"),
+                tunnel_key: i as u32 + 1,
+                port_type: PortType::Vif,
+                addresses: vec![Address::Known(entry.clone())],
+                port_security: vec![entry],
+                local_port: Some(i as PortId),
+            }
+        })
+        .collect();
+    vec![LogicalSwitch {
+        name: "bench".into(),
+        tunnel_key: 1,
+        ports,
+    }]
+}
+
+/// Flow i goes from port `i % 64` to another port, with a distinct UDP
+/// 5-tuple; the frames of each ingress port are listed separately.
+fn flows_by_port(n: usize, spoof: bool) -> Vec<Vec<FlowDesc>> {
+    let mut by_port = vec![Vec::new(); PORTS];
+    for i in 0..n {
+        let s = i % PORTS;
+        let d = (s + 1 + (i / PORTS) % (PORTS - 1)) % PORTS;
+        let src_ip = if spoof {
+            Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8)
+        } else {
+            port_ip(s)
+        };
+        by_port[s].push(FlowDesc {
+            inport: None,
+            eth_src: port_mac(s),
+            eth_dst: port_mac(d),
+            vlan: None,
+            l3: L3::Ipv4 {
+                src: src_ip,
+                dst: port_ip(d),
+                ttl: 64,
+            },
+            l4: L4::Udp {
+                src: 1024 + (i % 60_000) as u16,
+                dst: 5000 + (i / 60_000) as u16,
+            },
+            payload: 18, // 64-byte frames (without FCS: 60)
+        });
+    }
+    by_port
+}
+
+fn udp_flows(n: usize) -> Vec<Vec<FlowDesc>> {
+    flows_by_port(n, false)
+}
+
+fn spoofed_flows(n: usize) -> Vec<Vec<FlowDesc>> {
+    flows_by_port(n, true)
+}
+
+fn arp_requests(_: usize) -> Vec<Vec<FlowDesc>> {
+    (0..PORTS)
+        .map(|s| {
+            (0..PORTS)
+                .filter(|&d| d != s)
+                .map(|d| FlowDesc {
+                    inport: None,
+                    eth_src: port_mac(s),
+                    eth_dst: MacAddr::BROADCAST,
+                    vlan: None,
+                    l3: L3::Arp {
+                        op: 1,
+                        sha: Some(port_mac(s)),
+                        spa: port_ip(s),
+                        tha: MacAddr([0; 6]),
+                        tpa: port_ip(d),
+                    },
+                    l4: L4::None,
+                    payload: 0,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One scenario's measurement.
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub scenario: String,
+    /// Counted packets per second of wall time, in millions.
+    pub mpps: f64,
+    /// Wall time per counted packet.
+    pub ns_per_packet: f64,
+    /// The worker thread's CPU time per counted packet.
+    pub cpu_ns_per_packet: f64,
+    /// Packets counted as the scenario claims.
+    pub packets: u64,
+    /// Packets that ended otherwise (must be 0).
+    pub unexpected: u64,
+    pub flows: usize,
+    pub cores: usize,
+    pub flow_cache_hit_rate: f64,
+    /// Resident set size of the process after the run, in MiB.
+    pub rss_mib: f64,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|pages| pages * 4096.0 / (1024.0 * 1024.0))
+        .unwrap_or(0.0)
+}
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Packets to send through the pipeline (after warm-up).
+    pub packets: u64,
+    /// Core to pin the worker to.
+    pub core: Option<usize>,
+}
+
+/// Runs one scenario on the calling thread (pinned to `opts.core`).
+pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
+    if let Some(c) = opts.core {
+        core_affinity::set_for_current(core_affinity::CoreId { id: c });
+    }
+    let tables = Tables::compile(&topology()).map_err(|e| e.to_string())?;
+    let publisher = TablePublisher::new(tables);
+    let by_port = (s.build)(s.flows);
+    let per_port = opts.packets / PORTS as u64;
+    let mut ports: Vec<Arc<dyn Port<HeapPool>>> = Vec::with_capacity(PORTS);
+    let mut rx_ports = Vec::new();
+    for (i, descs) in by_port.iter().enumerate() {
+        let frames = descs
+            .iter()
+            .map(|d| d.to_frame().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let traffic = Arc::new(Traffic::new(&frames));
+        // Warm-up: each port first replays its traffic once (at most
+        // 64k frames), then the measured packets.
+        let warm = frames.len().min(65_536) as u64;
+        ports.push(Arc::new(ReplayPort::new(
+            &format!("vm{i}"),
+            traffic,
+            warm + per_port,
+        )));
+        if !frames.is_empty() {
+            rx_ports.push(i as PortId);
+        }
+    }
+    let mut worker = Worker::new(
+        &ports,
+        &rx_ports,
+        publisher,
+        HeapPool::new(1024, 2048),
+        8192,
+    )
+    .map_err(|e| e.to_string())?;
+    // Warm-up: until every port delivered its warm-up share.
+    let warm_total: u64 = by_port.iter().map(|d| d.len().min(65_536) as u64).sum();
+    let mut seen = 0;
+    while seen < warm_total {
+        seen += worker.poll() as u64;
+    }
+    let stats = worker.stats();
+    let before = snapshot(&ports, &stats, s.counted);
+    let cpu0 = thread_cpu_ns();
+    let t0 = Instant::now();
+    while worker.poll() != 0 {}
+    let wall = t0.elapsed().as_nanos() as f64;
+    let cpu = (thread_cpu_ns() - cpu0) as f64;
+    let after = snapshot(&ports, &stats, s.counted);
+    let received = after.0 - before.0;
+    let counted = after.1 - before.1;
+    let unexpected = received.saturating_sub(counted);
+    let (hits, misses) = (after.2 - before.2, after.3 - before.3);
+    let res = BenchResult {
+        scenario: s.name.to_string(),
+        mpps: counted as f64 / wall * 1e3,
+        ns_per_packet: wall / counted.max(1) as f64,
+        cpu_ns_per_packet: cpu / counted.max(1) as f64,
+        packets: counted,
+        unexpected,
+        flows: s.flows,
+        cores: 1,
+        flow_cache_hit_rate: hits as f64 / (hits + misses).max(1) as f64,
+        rss_mib: rss_mib(),
+    };
+    if unexpected != 0 || counted == 0 {
+        return Err(format!(
+            "{}: {counted} packets counted as {:?} but {received} received: the pipeline did something else with {unexpected}",
+            s.name, s.counted
+        ));
+    }
+    Ok(res)
+}
+
+/// (received, counted, cache hits, cache misses) so far.
+fn snapshot(
+    ports: &[Arc<dyn Port<HeapPool>>],
+    stats: &dataplane::engine::WorkerStats,
+    counted: Counted,
+) -> (u64, u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let received: u64 = ports.iter().map(|p| p.stats().rx_packets).sum();
+    let tx: u64 = ports.iter().map(|p| p.stats().tx_packets).sum();
+    let c = match counted {
+        Counted::Forwarded | Counted::Replies => tx,
+        Counted::Dropped(r) => stats.drops(r),
+    };
+    (
+        received,
+        c,
+        stats.cache_hits.load(Relaxed),
+        stats.cache_misses.load(Relaxed),
+    )
+}

@@ -1,6 +1,19 @@
 //! switchyard's dataplane: the poll-mode forwarding engine.
 //!
-//! Knows nothing of OVSDB or the control plane; it offers a typed table API
-//! that the controller (or a standalone configuration file) programs.
+//! Packets flow `port rx -> pipeline -> port tx` on pinned worker threads
+//! ([`engine`]), in bursts of buffers ([`packet`]) parsed once into header
+//! offsets ([`wire`]). The pipeline ([`pipeline`]) implements OVN logical
+//! switching over immutable table snapshots ([`tables`]) fronted by a
+//! per-worker flow cache ([`cache`]); every drop has a [`drop::DropReason`].
+//! This crate knows nothing of OVSDB or the control plane: the controller,
+//! or a standalone configuration file, programs it through [`tables`].
 
+pub mod cache;
+pub mod drop;
+pub mod engine;
+pub mod flow;
+pub mod packet;
+pub mod pipeline;
+pub mod port;
+pub mod tables;
 pub mod wire;

@@ -1,0 +1,158 @@
+//! Why packets are dropped.
+//!
+//! Every drop in the dataplane carries a [`DropReason`]; workers count drops
+//! per reason (single-writer counters, summed on read) and `/metrics` and
+//! `switchyard trace` show them by the same snake_case names.
+
+use std::fmt;
+
+use crate::wire::layout::Malformed;
+
+/// A typed reason for dropping a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The frame failed header validation.
+    Malformed(Malformed),
+    /// The frame is larger than the port's buffers (jumbo on a 1500 port).
+    Oversized,
+    /// The local port is not bound to any logical port.
+    NoBinding,
+    /// A VLAN-tagged frame arrived on a VM port (OVN drops `vlan.present`).
+    VlanTagged,
+    /// The Ethernet source is a multicast/broadcast address.
+    EthSrcMulticast,
+    /// Port security: the Ethernet source is not the port's.
+    PortSecurityMac,
+    /// Port security: the IPv4/IPv6 source is not the port's.
+    PortSecurityIp,
+    /// Port security: ARP sender hardware/protocol address is not the port's.
+    PortSecurityArp,
+    /// Port security: an ND option or target is not the port's.
+    PortSecurityNd,
+    /// Egress port security: the destination is not the egress port's.
+    PortSecurityEgress,
+    /// Unicast to an unknown MAC on a switch without an "unknown" port.
+    UnknownUnicast,
+    /// The only output would be the ingress port itself.
+    Hairpin,
+    /// The egress logical port is not bound on this chassis.
+    NoLocalPort,
+    /// A flood copy could not get a buffer.
+    NoBuffer,
+}
+
+const OTHER_REASONS: [DropReason; 13] = [
+    DropReason::Oversized,
+    DropReason::NoBinding,
+    DropReason::VlanTagged,
+    DropReason::EthSrcMulticast,
+    DropReason::PortSecurityMac,
+    DropReason::PortSecurityIp,
+    DropReason::PortSecurityArp,
+    DropReason::PortSecurityNd,
+    DropReason::PortSecurityEgress,
+    DropReason::UnknownUnicast,
+    DropReason::Hairpin,
+    DropReason::NoLocalPort,
+    DropReason::NoBuffer,
+];
+
+/// Number of distinct drop reasons (size of a counter array).
+pub const DROP_REASONS: usize = Malformed::ALL.len() + OTHER_REASONS.len();
+
+impl DropReason {
+    /// Every reason, in counter-index order.
+    pub fn all() -> impl Iterator<Item = DropReason> {
+        Malformed::ALL
+            .into_iter()
+            .map(DropReason::Malformed)
+            .chain(OTHER_REASONS)
+    }
+
+    /// Dense index into a counter array.
+    #[inline]
+    pub fn index(self) -> usize {
+        match self {
+            DropReason::Malformed(m) => m as usize,
+            DropReason::Oversized => Malformed::ALL.len(),
+            DropReason::NoBinding => Malformed::ALL.len() + 1,
+            DropReason::VlanTagged => Malformed::ALL.len() + 2,
+            DropReason::EthSrcMulticast => Malformed::ALL.len() + 3,
+            DropReason::PortSecurityMac => Malformed::ALL.len() + 4,
+            DropReason::PortSecurityIp => Malformed::ALL.len() + 5,
+            DropReason::PortSecurityArp => Malformed::ALL.len() + 6,
+            DropReason::PortSecurityNd => Malformed::ALL.len() + 7,
+            DropReason::PortSecurityEgress => Malformed::ALL.len() + 8,
+            DropReason::UnknownUnicast => Malformed::ALL.len() + 9,
+            DropReason::Hairpin => Malformed::ALL.len() + 10,
+            DropReason::NoLocalPort => Malformed::ALL.len() + 11,
+            DropReason::NoBuffer => Malformed::ALL.len() + 12,
+        }
+    }
+
+    /// The snake_case name used as the `reason` label on `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed(m) => m.as_str(),
+            DropReason::Oversized => "oversized",
+            DropReason::NoBinding => "no_binding",
+            DropReason::VlanTagged => "vlan_tagged",
+            DropReason::EthSrcMulticast => "eth_src_multicast",
+            DropReason::PortSecurityMac => "port_security_mac",
+            DropReason::PortSecurityIp => "port_security_ip",
+            DropReason::PortSecurityArp => "port_security_arp",
+            DropReason::PortSecurityNd => "port_security_nd",
+            DropReason::PortSecurityEgress => "port_security_egress",
+            DropReason::UnknownUnicast => "unknown_unicast",
+            DropReason::Hairpin => "hairpin",
+            DropReason::NoLocalPort => "no_local_port",
+            DropReason::NoBuffer => "no_buffer",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::Malformed(m) => write!(f, "malformed: {m}"),
+            DropReason::Oversized => f.write_str("frame larger than the port's buffers"),
+            DropReason::NoBinding => f.write_str("local port bound to no logical port"),
+            DropReason::VlanTagged => f.write_str("VLAN-tagged frame on a VM port"),
+            DropReason::EthSrcMulticast => f.write_str("multicast Ethernet source"),
+            DropReason::PortSecurityMac => {
+                f.write_str("port security: eth.src not allowed on the port")
+            }
+            DropReason::PortSecurityIp => {
+                f.write_str("port security: IP source not allowed on the port")
+            }
+            DropReason::PortSecurityArp => {
+                f.write_str("port security: ARP sha/spa not allowed on the port")
+            }
+            DropReason::PortSecurityNd => {
+                f.write_str("port security: ND link-layer address or target not allowed")
+            }
+            DropReason::PortSecurityEgress => {
+                f.write_str("egress port security: destination not allowed on the output port")
+            }
+            DropReason::UnknownUnicast => {
+                f.write_str("unknown unicast destination and no port with \"unknown\" addresses")
+            }
+            DropReason::Hairpin => f.write_str("output port equals input port"),
+            DropReason::NoLocalPort => f.write_str("egress logical port not bound on this chassis"),
+            DropReason::NoBuffer => f.write_str("no buffer for a flood copy"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_unique() {
+        let idx: Vec<usize> = DropReason::all().map(DropReason::index).collect();
+        assert_eq!(idx, (0..DROP_REASONS).collect::<Vec<_>>());
+        let names: std::collections::HashSet<_> = DropReason::all().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), DROP_REASONS);
+    }
+}

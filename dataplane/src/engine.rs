@@ -1,0 +1,376 @@
+//! The poll-mode engine: workers, their run-to-completion loop, and the
+//! control handle that starts, reprograms and stops them.
+//!
+//! Each worker is a thread pinned to a core (core_affinity) that owns a
+//! buffer pool, a flow cache and a [`PortQueue`] on every port. It polls its
+//! assigned rx queues in bursts, runs each packet through
+//! [`pipeline::decide`], batches the results per output port and transmits
+//! them in bursts. Tables come from a [`TablePublisher`]: one atomic load per
+//! poll round detects a new generation, so publishing never stalls a worker.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::cache::FlowCache;
+use crate::drop::{DropReason, DROP_REASONS};
+use crate::packet::{BufPool, PacketBuf, PacketMeta, PortId, MAX_BURST};
+use crate::pipeline::{self, NoTrace, Verdict};
+use crate::port::{Port, PortQueue};
+use crate::tables::{TablePublisher, Tables};
+
+/// How the engine runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Cores to pin workers to (worker i on `cores[i % len]`); empty: no
+    /// pinning.
+    pub cores: Vec<usize>,
+    /// Sleep this long after a run of empty polls (None: pure busy polling,
+    /// as a PMD on a dedicated core).
+    pub idle_sleep: Option<Duration>,
+    /// Buffers per worker pool.
+    pub pool_buffers: usize,
+    /// Flow cache entries per worker.
+    pub flow_cache_entries: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 1,
+            cores: Vec::new(),
+            idle_sleep: Some(Duration::from_micros(50)),
+            pool_buffers: 4096,
+            flow_cache_entries: 8192,
+        }
+    }
+}
+
+/// Counters of one worker: written by it alone, summed on read.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub rx_packets: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    drops: [AtomicU64; DROP_REASONS],
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx_packets: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl WorkerStats {
+    /// Drops counted under `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// One poll-mode worker. [`Engine`] runs each on its own thread; the
+/// benchmark drives one directly with [`Worker::poll`].
+pub struct Worker<P: BufPool> {
+    pool: P,
+    /// Queue on every port, indexed by [`PortId`].
+    queues: Vec<Box<dyn PortQueue<P>>>,
+    /// Ports whose rx queue this worker polls.
+    rx_ports: Vec<PortId>,
+    publisher: Arc<TablePublisher>,
+    tables: Arc<Tables>,
+    generation: u64,
+    cache: FlowCache,
+    rx: Vec<P::Buf>,
+    tx: Vec<Vec<P::Buf>>,
+    pending: Vec<PortId>,
+    flood: Vec<PortId>,
+    stats: Arc<WorkerStats>,
+}
+
+impl<P: BufPool> Worker<P> {
+    /// A worker with a queue on each of `ports`, polling the rx queue of
+    /// the ports in `rx_ports`.
+    pub fn new(
+        ports: &[Arc<dyn Port<P>>],
+        rx_ports: &[PortId],
+        publisher: Arc<TablePublisher>,
+        pool: P,
+        flow_cache_entries: usize,
+    ) -> io::Result<Self> {
+        let queues = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.open_queue(rx_ports.contains(&(i as PortId)).then_some(0)))
+            .collect::<io::Result<Vec<_>>>()?;
+        let (generation, tables) = publisher.load();
+        Ok(Worker {
+            pool,
+            queues,
+            rx_ports: rx_ports.to_vec(),
+            publisher,
+            tables,
+            generation,
+            cache: FlowCache::new(flow_cache_entries),
+            rx: Vec::with_capacity(MAX_BURST),
+            tx: (0..ports.len())
+                .map(|_| Vec::with_capacity(MAX_BURST * 2))
+                .collect(),
+            pending: Vec::with_capacity(ports.len()),
+            flood: Vec::with_capacity(64),
+            stats: Arc::new(WorkerStats::default()),
+        })
+    }
+
+    /// This worker's counters.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// One poll round over every assigned rx queue; returns the number of
+    /// packets received.
+    #[inline]
+    pub fn poll(&mut self) -> usize {
+        let g = self.publisher.generation();
+        if g != self.generation {
+            let (g, t) = self.publisher.load();
+            self.generation = g;
+            self.tables = t;
+        }
+        let mut total = 0;
+        for i in 0..self.rx_ports.len() {
+            let port = self.rx_ports[i];
+            let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            self.process(port);
+        }
+        if total != 0 {
+            self.flush();
+            // Counted after transmission: whoever sees the count also sees
+            // the packets' outputs.
+            self.stats.rx_packets.store(
+                self.stats.rx_packets.load(Ordering::Relaxed) + total as u64,
+                Ordering::Release,
+            );
+            self.stats
+                .cache_hits
+                .store(self.cache.hits, Ordering::Relaxed);
+            self.stats
+                .cache_misses
+                .store(self.cache.misses, Ordering::Relaxed);
+        }
+        total
+    }
+
+    #[inline]
+    fn enqueue(&mut self, port: PortId, buf: P::Buf) {
+        let q = &mut self.tx[port as usize];
+        if q.is_empty() {
+            self.pending.push(port);
+        }
+        q.push(buf);
+    }
+
+    #[inline]
+    fn process(&mut self, in_port: PortId) {
+        let mut rx = std::mem::take(&mut self.rx);
+        for mut buf in rx.drain(..) {
+            let mut meta = PacketMeta::new(in_port);
+            let v = pipeline::decide(
+                &self.tables,
+                self.generation,
+                Some(&mut self.cache),
+                &mut buf,
+                &mut meta,
+                &mut NoTrace,
+            );
+            match v {
+                Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
+                Verdict::Reply => self.enqueue(in_port, buf),
+                Verdict::Drop(r) => self.drop(buf, r),
+                Verdict::Flood {
+                    datapath,
+                    unknown_only,
+                } => self.flood(buf, datapath, unknown_only, meta.logical_inport),
+            }
+        }
+        self.rx = rx;
+    }
+
+    #[inline]
+    fn drop(&mut self, buf: P::Buf, r: DropReason) {
+        bump(&self.stats.drops[r.index()], 1);
+        self.pool.free(buf);
+    }
+
+    fn flood(&mut self, buf: P::Buf, datapath: u16, unknown_only: bool, inport: u32) {
+        let mut targets = std::mem::take(&mut self.flood);
+        pipeline::flood_targets(
+            &self.tables,
+            datapath,
+            unknown_only,
+            inport,
+            buf.data(),
+            &mut targets,
+        );
+        targets.retain(|&p| (p as usize) < self.tx.len());
+        match targets.split_last() {
+            None => self.drop(buf, DropReason::NoLocalPort),
+            Some((&last, rest)) => {
+                for &p in rest {
+                    match self.pool.alloc() {
+                        Some(mut copy) => {
+                            copy.load(buf.data());
+                            self.enqueue(p, copy);
+                        }
+                        None => bump(&self.stats.drops[DropReason::NoBuffer.index()], 1),
+                    }
+                }
+                self.enqueue(last, buf);
+            }
+        }
+        self.flood = targets;
+    }
+
+    /// Transmits everything batched for output.
+    #[inline]
+    pub fn flush(&mut self) {
+        let mut sent = 0;
+        for i in 0..self.pending.len() {
+            let p = self.pending[i] as usize;
+            sent += self.tx[p].len();
+            self.queues[p].tx_burst(&mut self.pool, &mut self.tx[p]);
+        }
+        self.pending.clear();
+        bump(&self.stats.tx_packets, sent as u64);
+    }
+}
+
+/// A running set of workers over a set of ports.
+pub struct Engine<P: BufPool> {
+    ports: Vec<Arc<dyn Port<P>>>,
+    publisher: Arc<TablePublisher>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    workers: Vec<Arc<WorkerStats>>,
+}
+
+/// Which worker polls which port: round robin over ports.
+pub fn assign_rx(ports: usize, workers: usize) -> Vec<Vec<PortId>> {
+    let mut a = vec![Vec::new(); workers.max(1)];
+    for p in 0..ports {
+        a[p % workers.max(1)].push(p as PortId);
+    }
+    a
+}
+
+const IDLE_ROUNDS: u32 = 1024;
+
+impl<P: BufPool + 'static> Engine<P> {
+    /// Starts `config.workers` workers over `ports` (indexed by [`PortId`]).
+    pub fn start(
+        config: &EngineConfig,
+        ports: Vec<Arc<dyn Port<P>>>,
+        publisher: Arc<TablePublisher>,
+        make_pool: impl Fn(usize) -> P,
+    ) -> io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut workers = Vec::new();
+        for (id, rx_ports) in assign_rx(ports.len(), config.workers)
+            .into_iter()
+            .enumerate()
+        {
+            let mut worker = Worker::new(
+                &ports,
+                &rx_ports,
+                publisher.clone(),
+                make_pool(id),
+                config.flow_cache_entries,
+            )?;
+            workers.push(worker.stats());
+            let stop = stop.clone();
+            let core = (!config.cores.is_empty()).then(|| config.cores[id % config.cores.len()]);
+            let idle_sleep = config.idle_sleep;
+            threads.push(std::thread::Builder::new().name(format!("pmd{id}")).spawn(
+                move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(core_affinity::CoreId { id: c });
+                    }
+                    let mut idle = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        if worker.poll() == 0 {
+                            idle += 1;
+                            if idle >= IDLE_ROUNDS {
+                                match idle_sleep {
+                                    Some(d) => std::thread::sleep(d),
+                                    None => std::hint::spin_loop(),
+                                }
+                            }
+                        } else {
+                            idle = 0;
+                        }
+                    }
+                },
+            )?);
+        }
+        Ok(Engine {
+            ports,
+            publisher,
+            stop,
+            threads,
+            workers,
+        })
+    }
+
+    /// The table publisher, to reprogram the running workers.
+    pub fn publisher(&self) -> &Arc<TablePublisher> {
+        &self.publisher
+    }
+
+    /// The ports, indexed by [`PortId`].
+    pub fn ports(&self) -> &[Arc<dyn Port<P>>] {
+        &self.ports
+    }
+
+    /// Per-worker counters.
+    pub fn workers(&self) -> &[Arc<WorkerStats>] {
+        &self.workers
+    }
+
+    /// Drops under `reason`, summed over workers.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.workers.iter().map(|w| w.drops(reason)).sum()
+    }
+
+    /// Stops and joins every worker (as dropping the engine does).
+    pub fn stop(self) {}
+}
+
+impl<P: BufPool> Drop for Engine<P> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Packet buffers, buffer pools, per-packet metadata and bursts.
+//!
+//! The pipeline is generic over [`PacketBuf`] and [`BufPool`], so the heap
+//! buffers used by in-memory and AF_PACKET ports and the DPDK backend's
+//! rte_mbufs run through the same monomorphised code with no per-packet
+//! dynamic dispatch. Every buffer keeps [`HEADROOM`] bytes in front of the
+//! frame so that tunnel encapsulation prepends headers without a copy.
+
+use crate::drop::DropReason;
+
+/// Bytes reserved in front of every frame for encapsulation (as DPDK's
+/// `RTE_PKTMBUF_HEADROOM`): enough for outer Ethernet + IPv6 + UDP + Geneve
+/// with options.
+pub const HEADROOM: usize = 128;
+/// Largest frame a heap buffer holds (jumbo frames are dropped at rx).
+pub const MAX_FRAME: usize = 9216;
+/// Packets per burst, the unit of work of every stage.
+pub const MAX_BURST: usize = 64;
+
+/// A packet buffer: a frame with headroom in front of it.
+pub trait PacketBuf: Send + 'static {
+    /// The frame.
+    fn data(&self) -> &[u8];
+    /// The frame, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Frame length in bytes.
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    /// True for an empty frame.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes free in front of the frame.
+    fn headroom(&self) -> usize;
+    /// Grows the frame by `n` bytes at the front (into the headroom) and
+    /// returns the new front; `None` if the headroom is too small.
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Removes `n` bytes from the front (decapsulation); false if `n > len`.
+    fn trim_front(&mut self, n: usize) -> bool;
+    /// Sets the frame length (truncate, or extend into tailroom with
+    /// unspecified bytes); false if it does not fit.
+    fn set_len(&mut self, len: usize) -> bool;
+    /// Replaces the frame with `frame` (headroom restored); false if too big.
+    fn load(&mut self, frame: &[u8]) -> bool;
+}
+
+/// A source of packet buffers, owned by one worker (no locks).
+pub trait BufPool: Send {
+    /// The buffer type this pool hands out.
+    type Buf: PacketBuf;
+    /// Takes a buffer; `None` when the pool is exhausted.
+    fn alloc(&mut self) -> Option<Self::Buf>;
+    /// Returns a buffer.
+    fn free(&mut self, buf: Self::Buf);
+    /// Frees every buffer of `bufs`.
+    fn free_all(&mut self, bufs: &mut Vec<Self::Buf>) {
+        for b in bufs.drain(..) {
+            self.free(b);
+        }
+    }
+}
+
+/// A heap-allocated buffer of fixed size: headroom + [`MAX_FRAME`].
+pub struct HeapBuf {
+    storage: Box<[u8]>,
+    start: u16,
+    len: u16,
+}
+
+impl HeapBuf {
+    /// A new empty buffer of `frame_room` bytes after the headroom.
+    pub fn new(frame_room: usize) -> Self {
+        let size = HEADROOM + frame_room;
+        assert!(size <= u16::MAX as usize, "buffer too large");
+        HeapBuf {
+            storage: vec![0u8; size].into_boxed_slice(),
+            start: HEADROOM as u16,
+            len: 0,
+        }
+    }
+
+    /// A buffer holding `frame` (tests and the slow path).
+    pub fn from_frame(frame: &[u8]) -> Self {
+        let mut b = HeapBuf::new(frame.len().max(MAX_FRAME));
+        b.load(frame);
+        b
+    }
+}
+
+impl PacketBuf for HeapBuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        let s = self.start as usize;
+        &self.storage[s..s + self.len as usize]
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        let s = self.start as usize;
+        &mut self.storage[s..s + self.len as usize]
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+    #[inline]
+    fn headroom(&self) -> usize {
+        self.start as usize
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.start as usize {
+            return None;
+        }
+        self.start -= n as u16;
+        self.len += n as u16;
+        Some(self.data_mut())
+    }
+    #[inline]
+    fn trim_front(&mut self, n: usize) -> bool {
+        if n > self.len as usize {
+            return false;
+        }
+        self.start += n as u16;
+        self.len -= n as u16;
+        true
+    }
+    #[inline]
+    fn set_len(&mut self, len: usize) -> bool {
+        if self.start as usize + len > self.storage.len() {
+            return false;
+        }
+        self.len = len as u16;
+        true
+    }
+    #[inline]
+    fn load(&mut self, frame: &[u8]) -> bool {
+        if HEADROOM + frame.len() > self.storage.len() {
+            return false;
+        }
+        self.start = HEADROOM as u16;
+        self.len = frame.len() as u16;
+        self.storage[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        true
+    }
+}
+
+/// A preallocated LIFO pool of [`HeapBuf`]s owned by one worker. LIFO keeps
+/// the most recently used (cache-hot) buffers in circulation.
+pub struct HeapPool {
+    free: Vec<HeapBuf>,
+    capacity: usize,
+    frame_room: usize,
+}
+
+impl HeapPool {
+    /// A pool of `capacity` buffers, each holding frames up to `frame_room`.
+    pub fn new(capacity: usize, frame_room: usize) -> Self {
+        let free = (0..capacity).map(|_| HeapBuf::new(frame_room)).collect();
+        HeapPool {
+            free,
+            capacity,
+            frame_room,
+        }
+    }
+
+    /// Buffers currently available.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Buffers the pool was created with.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Largest frame a buffer of this pool holds.
+    pub fn frame_room(&self) -> usize {
+        self.frame_room
+    }
+}
+
+impl BufPool for HeapPool {
+    type Buf = HeapBuf;
+    #[inline]
+    fn alloc(&mut self) -> Option<HeapBuf> {
+        self.free.pop()
+    }
+    #[inline]
+    fn free(&mut self, buf: HeapBuf) {
+        // Buffers that migrated from another worker's pool are kept up to
+        // this pool's capacity; beyond it they are released.
+        if self.free.len() < self.capacity {
+            self.free.push(buf);
+        }
+    }
+}
+
+/// Index of a local (physical) port in the dataplane.
+pub type PortId = u16;
+/// "No logical port" marker for [`PacketMeta`].
+pub const NO_LPORT: u32 = u32::MAX;
+
+/// What the pipeline knows about one packet in flight.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketMeta {
+    /// Local port the packet arrived on.
+    pub in_port: PortId,
+    /// Logical datapath tunnel key (0 before classification).
+    pub datapath: u32,
+    /// Logical ingress port (index in the forwarding tables).
+    pub logical_inport: u32,
+    /// Logical egress port (index in the forwarding tables).
+    pub logical_outport: u32,
+    /// Why the packet was dropped, once it was.
+    pub drop: Option<DropReason>,
+    /// Record every stage's decision for `switchyard trace`.
+    pub trace: bool,
+}
+
+impl PacketMeta {
+    /// Metadata of a packet received on `in_port`.
+    #[inline]
+    pub fn new(in_port: PortId) -> Self {
+        PacketMeta {
+            in_port,
+            datapath: 0,
+            logical_inport: NO_LPORT,
+            logical_outport: NO_LPORT,
+            drop: None,
+            trace: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headroom_prepend_and_trim() {
+        let mut b = HeapBuf::from_frame(&[1, 2, 3, 4]);
+        assert_eq!(b.headroom(), HEADROOM);
+        b.prepend(2).unwrap().copy_from_slice(&[9, 9, 1, 2, 3, 4]);
+        assert_eq!(b.data(), &[9, 9, 1, 2, 3, 4]);
+        assert!(b.trim_front(2));
+        assert_eq!(b.data(), &[1, 2, 3, 4]);
+        assert!(b.prepend(HEADROOM + 1).is_none());
+        assert!(!b.trim_front(5));
+    }
+
+    #[test]
+    fn pool_is_bounded_and_lifo() {
+        let mut p = HeapPool::new(2, 128);
+        let a = p.alloc().unwrap();
+        let b = p.alloc().unwrap();
+        assert!(p.alloc().is_none());
+        p.free(a);
+        p.free(b);
+        p.free(HeapBuf::new(128));
+        assert_eq!(p.available(), 2);
+        assert!(!p.alloc().unwrap().load(&[0u8; 129]));
+    }
+}

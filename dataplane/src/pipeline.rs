@@ -1,0 +1,753 @@
+//! The forwarding pipeline: what happens to one packet, stage by stage.
+//!
+//! `parse -> ingress binding -> port security (L2, IP, ARP, ND) -> ARP/ND
+//! responder -> L2 lookup -> egress port security -> output`, with OVN's
+//! logical switch semantics. [`decide`] is the single implementation: the
+//! workers call it with [`NoTrace`] (every trace call compiles away) and
+//! `switchyard trace` calls it with a [`TraceLog`], so a trace shows exactly
+//! what forwarding does. [`decide`] returns a [`Verdict`]; the worker carries
+//! it out (transmit, flood copies, or drop and count).
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::cache::{FlowCache, FlowKey};
+use crate::drop::DropReason;
+use crate::packet::{PacketBuf, PacketMeta, PortId, NO_LPORT};
+use crate::tables::{mac_key, Lport, MacIps, PortType, Tables};
+use crate::wire::layout::{self, Layout, Malformed};
+use crate::wire::{checksum, IpProtocol, MacAddr};
+
+/// What to do with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on this local port.
+    Output(PortId),
+    /// Copy to every port of the datapath (by index) that passes egress
+    /// checks, except the ingress logical port. `unknown_only` restricts the
+    /// copies to ports with "unknown" addresses (unknown unicast).
+    Flood { datapath: u16, unknown_only: bool },
+    /// The packet was rewritten into a reply (ARP/ND responder): send it
+    /// back out of the ingress port.
+    Reply,
+    /// Drop and count.
+    Drop(DropReason),
+}
+
+/// Receives each stage's decision when tracing.
+pub trait Tracer {
+    /// False for the forwarding path: calls are compiled out.
+    const ENABLED: bool;
+    /// Records one stage's decision.
+    fn record(&mut self, stage: &'static str, detail: fmt::Arguments<'_>);
+}
+
+/// The forwarding path's tracer: records nothing.
+pub struct NoTrace;
+
+impl Tracer for NoTrace {
+    const ENABLED: bool = false;
+    #[inline(always)]
+    fn record(&mut self, _: &'static str, _: fmt::Arguments<'_>) {}
+}
+
+/// Collects stage decisions for `switchyard trace`.
+#[derive(Debug, Default)]
+pub struct TraceLog {
+    pub stages: Vec<(&'static str, String)>,
+}
+
+impl Tracer for TraceLog {
+    const ENABLED: bool = true;
+    fn record(&mut self, stage: &'static str, detail: fmt::Arguments<'_>) {
+        self.stages.push((stage, detail.to_string()));
+    }
+}
+
+macro_rules! trace {
+    ($t:expr, $stage:expr, $($arg:tt)*) => {
+        if T::ENABLED {
+            $t.record($stage, format_args!($($arg)*));
+        }
+    };
+}
+
+#[inline(always)]
+fn be16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+#[inline(always)]
+fn mac_at(b: &[u8], o: usize) -> MacAddr {
+    MacAddr([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5]])
+}
+
+#[inline(always)]
+fn ip4_at(b: &[u8], o: usize) -> Ipv4Addr {
+    Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3])
+}
+
+#[inline(always)]
+fn ip6_at(b: &[u8], o: usize) -> Ipv6Addr {
+    let a: [u8; 16] = b[o..o + 16].try_into().unwrap();
+    Ipv6Addr::from(a)
+}
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_ARP: u16 = 0x0806;
+const ETH_IPV6: u16 = 0x86dd;
+const PROTO_UDP: u8 = 17;
+const PROTO_ICMPV6: u8 = 58;
+/// RFC 4861 §4.3/§4.4 ICMPv6 types.
+const ND_NS: u8 = 135;
+const ND_NA: u8 = 136;
+
+/// Decides what to do with one packet.
+///
+/// `cache` is the worker's flow cache (None when tracing, so a trace always
+/// shows the full pipeline). `buf` is only modified for a [`Verdict::Reply`].
+#[inline]
+pub fn decide<B: PacketBuf, T: Tracer>(
+    tables: &Tables,
+    generation: u64,
+    cache: Option<&mut FlowCache>,
+    buf: &mut B,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Verdict {
+    let frame = buf.data();
+    let lay = match layout::parse(frame) {
+        Ok(l) => l,
+        Err(m) => {
+            trace!(t, "parse", "malformed frame ({} bytes): {m}", frame.len());
+            return drop(meta, DropReason::Malformed(m));
+        }
+    };
+    trace!(t, "parse", "{}", describe(frame, &lay));
+
+    let lport_idx = tables.lport_of(meta.in_port);
+    if lport_idx == NO_LPORT {
+        trace!(
+            t,
+            "ingress",
+            "local port {} is bound to no logical port",
+            meta.in_port
+        );
+        return drop(meta, DropReason::NoBinding);
+    }
+    let lport = &tables.lports[lport_idx as usize];
+    let dp = &tables.datapaths[lport.datapath as usize];
+    meta.logical_inport = lport_idx;
+    meta.datapath = dp.tunnel_key;
+    trace!(
+        t,
+        "ingress",
+        "inport \"{}\" on logical switch \"{}\" (datapath {})",
+        lport.name,
+        dp.name,
+        dp.tunnel_key
+    );
+
+    let key = flow_key(frame, &lay, meta.in_port);
+    if let (Some(cache), Some(key)) = (cache, key) {
+        let h = key.hash();
+        if let Some(v) = cache.lookup(&key, h, generation) {
+            return apply_cached(meta, v);
+        }
+        let v = slow_path(tables, lport, buf, &lay, meta, t);
+        cache.insert(key, h, generation, v);
+        return v;
+    }
+    slow_path(tables, lport, buf, &lay, meta, t)
+}
+
+#[inline]
+fn drop(meta: &mut PacketMeta, r: DropReason) -> Verdict {
+    meta.drop = Some(r);
+    Verdict::Drop(r)
+}
+
+#[inline]
+fn apply_cached(meta: &mut PacketMeta, v: Verdict) -> Verdict {
+    if let Verdict::Drop(r) = v {
+        meta.drop = Some(r);
+    }
+    v
+}
+
+/// The cache key of a packet, or None if its verdict depends on more than
+/// the key (ARP, ND, DHCP discover, VLAN tags, fragments, ...).
+#[inline]
+fn flow_key(frame: &[u8], lay: &Layout, in_port: PortId) -> Option<FlowKey> {
+    if lay.has(Layout::VLAN) {
+        return None;
+    }
+    // Word 0: eth.dst and the ingress port; word 1: eth.src and the type.
+    let w0 = u64::from_be_bytes([
+        frame[0], frame[1], frame[2], frame[3], frame[4], frame[5], 0, 0,
+    ]) | u64::from(in_port);
+    let w1 = u64::from_be_bytes([
+        frame[6], frame[7], frame[8], frame[9], frame[10], frame[11], 0, 0,
+    ]) | u64::from(lay.eth_type);
+    let l3 = lay.l3 as usize;
+    match lay.eth_type {
+        ETH_IPV4 => {
+            let src = u32::from_be_bytes(frame[l3 + 12..l3 + 16].try_into().unwrap());
+            if src == 0 {
+                return None; // DHCP discover: depends on UDP ports.
+            }
+            let dst = u32::from_be_bytes(frame[l3 + 16..l3 + 20].try_into().unwrap());
+            Some(FlowKey([
+                w0,
+                w1,
+                (u64::from(src) << 32) | u64::from(dst),
+                0,
+                0,
+                0,
+            ]))
+        }
+        ETH_IPV6 => {
+            if lay.ip_proto == PROTO_ICMPV6 {
+                return None; // ND has its own port security and responder.
+            }
+            let s = u128::from_be_bytes(frame[l3 + 8..l3 + 24].try_into().unwrap());
+            if s == 0 {
+                return None;
+            }
+            let d = u128::from_be_bytes(frame[l3 + 24..l3 + 40].try_into().unwrap());
+            Some(FlowKey([
+                w0,
+                w1,
+                (s >> 64) as u64,
+                s as u64,
+                (d >> 64) as u64,
+                d as u64,
+            ]))
+        }
+        ETH_ARP => None,
+        _ => Some(FlowKey([w0, w1, 0, 0, 0, 0])),
+    }
+}
+
+fn slow_path<B: PacketBuf, T: Tracer>(
+    tables: &Tables,
+    lport: &Lport,
+    buf: &mut B,
+    lay: &Layout,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Verdict {
+    let frame = buf.data();
+    // OVN ls_in_check_port_sec: VM ports do not accept VLAN-tagged frames.
+    if lay.has(Layout::VLAN) {
+        trace!(
+            t,
+            "port_security",
+            "VLAN-tagged frame (vid {}) on a VM port",
+            lay.vlan_tci & 0x0fff
+        );
+        return drop(meta, DropReason::VlanTagged);
+    }
+    let src = mac_at(frame, 6);
+    let dst = mac_at(frame, 0);
+    if src.is_multicast() {
+        trace!(t, "port_security", "eth.src {src} is multicast");
+        return drop(meta, DropReason::EthSrcMulticast);
+    }
+    if let Err(r) = ingress_port_security(lport, frame, lay, src, t) {
+        return drop(meta, r);
+    }
+
+    // ARP/ND responder (OVN ls_in_arp_rsp): not for requests arriving on a
+    // localnet port, whose answers belong to the physical network.
+    if lport.port_type != PortType::Localnet {
+        if let Some(v) = respond(tables, lport, meta, buf, lay, t) {
+            return v;
+        }
+    }
+    let frame = buf.data();
+
+    // L2 lookup (OVN ls_in_l2_lkup).
+    let dp_idx = lport.datapath;
+    if dst.is_multicast() {
+        trace!(
+            t,
+            "l2_lookup",
+            "eth.dst {dst} is broadcast/multicast: flood"
+        );
+        return Verdict::Flood {
+            datapath: dp_idx,
+            unknown_only: false,
+        };
+    }
+    let Some(&out_idx) = tables.macs.get(&mac_key(dp_idx, dst)) else {
+        if tables.datapaths[dp_idx as usize].unknown.is_empty() {
+            trace!(
+                t,
+                "l2_lookup",
+                "eth.dst {dst} unknown and no port has \"unknown\" addresses"
+            );
+            return drop(meta, DropReason::UnknownUnicast);
+        }
+        trace!(
+            t,
+            "l2_lookup",
+            "eth.dst {dst} unknown: to the ports with \"unknown\" addresses"
+        );
+        return Verdict::Flood {
+            datapath: dp_idx,
+            unknown_only: true,
+        };
+    };
+    let out = &tables.lports[out_idx as usize];
+    meta.logical_outport = out_idx;
+    trace!(
+        t,
+        "l2_lookup",
+        "eth.dst {dst} is \"{}\": outport = \"{}\"",
+        out.name,
+        out.name
+    );
+    if out_idx == meta.logical_inport {
+        trace!(t, "egress", "outport equals inport");
+        return drop(meta, DropReason::Hairpin);
+    }
+    if !egress_allowed(out, frame, lay) {
+        trace!(
+            t,
+            "egress_port_security",
+            "destination not allowed by \"{}\"'s port security",
+            out.name
+        );
+        return drop(meta, DropReason::PortSecurityEgress);
+    }
+    match out.local_port {
+        Some(p) => {
+            trace!(t, "output", "to local port {p}");
+            Verdict::Output(p)
+        }
+        None => {
+            trace!(t, "output", "\"{}\" is not bound on this chassis", out.name);
+            drop(meta, DropReason::NoLocalPort)
+        }
+    }
+}
+
+/// OVN's ls_in_port_sec_l2 / _ip / _nd stages.
+fn ingress_port_security<T: Tracer>(
+    lport: &Lport,
+    frame: &[u8],
+    lay: &Layout,
+    src: MacAddr,
+    t: &mut T,
+) -> Result<(), DropReason> {
+    let ps = &lport.port_security;
+    if !ps.enabled {
+        trace!(
+            t,
+            "port_security",
+            "\"{}\" has no port security",
+            lport.name
+        );
+        return Ok(());
+    }
+    let Some(entry) = ps.entry(src) else {
+        trace!(
+            t,
+            "port_security",
+            "eth.src {src} is not allowed on \"{}\"",
+            lport.name
+        );
+        return Err(DropReason::PortSecurityMac);
+    };
+    let has_ip = !entry.ipv4.is_empty() || !entry.ipv6.is_empty();
+    let l3 = lay.l3 as usize;
+    match lay.eth_type {
+        ETH_ARP => {
+            let sha = mac_at(frame, l3 + 8);
+            let spa = ip4_at(frame, l3 + 14);
+            let ok = sha == src && (!has_ip || entry.ipv4.iter().any(|c| c.contains(spa)));
+            if !ok {
+                trace!(
+                    t,
+                    "port_security",
+                    "arp.sha {sha} / arp.spa {spa} not allowed on \"{}\"",
+                    lport.name
+                );
+                return Err(DropReason::PortSecurityArp);
+            }
+        }
+        ETH_IPV4 if has_ip => {
+            let s = ip4_at(frame, l3 + 12);
+            let d = ip4_at(frame, l3 + 16);
+            let dhcp_discover = s.is_unspecified()
+                && d.is_broadcast()
+                && lay.ip_proto == PROTO_UDP
+                && lay.has(Layout::L4)
+                && be16(frame, lay.l4 as usize) == 68
+                && be16(frame, lay.l4 as usize + 2) == 67;
+            if !dhcp_discover && !entry.ipv4.iter().any(|c| c.contains(s)) {
+                trace!(
+                    t,
+                    "port_security",
+                    "ip4.src {s} not allowed on \"{}\"",
+                    lport.name
+                );
+                return Err(DropReason::PortSecurityIp);
+            }
+        }
+        ETH_IPV6 => {
+            let s = ip6_at(frame, l3 + 8);
+            if has_ip {
+                let allowed = entry.ipv6.iter().any(|c| c.contains(s))
+                    || (!entry.ipv6.is_empty() && (s == link_local(src) || s.is_unspecified()));
+                if !allowed {
+                    trace!(
+                        t,
+                        "port_security",
+                        "ip6.src {s} not allowed on \"{}\"",
+                        lport.name
+                    );
+                    return Err(DropReason::PortSecurityIp);
+                }
+            }
+            if lay.ip_proto == PROTO_ICMPV6 && lay.has(Layout::L4) {
+                if let Err(r) = nd_port_security(entry, frame, lay, src) {
+                    trace!(t, "port_security", "{r} on \"{}\"", lport.name);
+                    return Err(r);
+                }
+            }
+        }
+        _ => {}
+    }
+    trace!(
+        t,
+        "port_security",
+        "eth.src {src} allowed on \"{}\"",
+        lport.name
+    );
+    Ok(())
+}
+
+/// OVN ls_in_port_sec_nd: an NS's source link-layer option and an NA's
+/// target link-layer option must be the port's MAC; an NA's target must be
+/// one of the port's addresses (RFC 4861 §4.3, §4.4, §4.6.1).
+fn nd_port_security(
+    entry: &MacIps,
+    frame: &[u8],
+    lay: &Layout,
+    src: MacAddr,
+) -> Result<(), DropReason> {
+    let l4 = lay.l4 as usize;
+    let ty = frame[l4];
+    if ty != ND_NS && ty != ND_NA {
+        return Ok(());
+    }
+    let end = lay.l3_end as usize;
+    if end < l4 + 24 {
+        return Err(DropReason::Malformed(Malformed::IcmpTruncated));
+    }
+    let want_opt = if ty == ND_NS { 1 } else { 2 };
+    let mut o = l4 + 24;
+    while o + 2 <= end {
+        let len = frame[o + 1] as usize * 8;
+        if len == 0 || o + len > end {
+            return Err(DropReason::Malformed(Malformed::IcmpTruncated));
+        }
+        if frame[o] == want_opt && len >= 8 {
+            let ll = mac_at(frame, o + 2);
+            if ll != src && ll != MacAddr([0; 6]) {
+                return Err(DropReason::PortSecurityNd);
+            }
+        }
+        o += len;
+    }
+    if ty == ND_NA && !entry.ipv6.is_empty() {
+        let target = ip6_at(frame, l4 + 8);
+        if target != link_local(src) && !entry.ipv6.iter().any(|c| c.contains(target)) {
+            return Err(DropReason::PortSecurityNd);
+        }
+    }
+    Ok(())
+}
+
+/// The EUI-64 link-local address of a MAC (RFC 4291 appendix A).
+pub fn link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+/// OVN ls_out_port_sec_l2 / _ip: what a port with port security may receive.
+#[inline]
+pub fn egress_allowed(out: &Lport, frame: &[u8], lay: &Layout) -> bool {
+    let ps = &out.port_security;
+    if !ps.enabled {
+        return true;
+    }
+    let dst = mac_at(frame, 0);
+    if dst.is_multicast() {
+        return true;
+    }
+    let Some(entry) = ps.entry(dst) else {
+        return false;
+    };
+    if entry.ipv4.is_empty() && entry.ipv6.is_empty() {
+        return true;
+    }
+    let l3 = lay.l3 as usize;
+    match lay.eth_type {
+        ETH_IPV4 => {
+            let d = ip4_at(frame, l3 + 16);
+            d.is_broadcast()
+                || d.is_multicast()
+                || entry.ipv4.iter().any(|c| {
+                    c.contains(d)
+                        || (c.prefix < 32
+                            && (u32::from(d) | (u32::MAX >> c.prefix)) == u32::from(d))
+                })
+        }
+        ETH_IPV6 => {
+            let d = ip6_at(frame, l3 + 24);
+            d.is_multicast()
+                || d == link_local(dst)
+                || (!entry.ipv6.is_empty() && entry.ipv6.iter().any(|c| c.contains(d)))
+        }
+        _ => true,
+    }
+}
+
+/// The ARP and ND responder: rewrites a request for an address owned by
+/// another port of the same switch into the reply, in place.
+fn respond<B: PacketBuf, T: Tracer>(
+    tables: &Tables,
+    lport: &Lport,
+    meta: &mut PacketMeta,
+    buf: &mut B,
+    lay: &Layout,
+    t: &mut T,
+) -> Option<Verdict> {
+    let l3 = lay.l3 as usize;
+    match lay.eth_type {
+        ETH_ARP => {
+            let frame = buf.data();
+            // RFC 826: opcode 1 is a request.
+            if be16(frame, l3 + 6) != 1 {
+                return None;
+            }
+            let tpa = ip4_at(frame, l3 + 24);
+            let owner = tables.arp.get(&(lport.datapath, tpa))?;
+            if owner.lport == meta.logical_inport {
+                return None; // A port asking for its own address (probe/GARP).
+            }
+            trace!(
+                t,
+                "arp_responder",
+                "arp.tpa {tpa} is \"{}\"'s ({}): reply from the switch",
+                tables.lports[owner.lport as usize].name,
+                owner.mac
+            );
+            let f = buf.data_mut();
+            let requester = mac_at(f, l3 + 8);
+            let spa: [u8; 4] = f[l3 + 14..l3 + 18].try_into().unwrap();
+            f.copy_within(6..12, 0); // eth.dst = eth.src
+            f[6..12].copy_from_slice(&owner.mac.0);
+            f[l3 + 6..l3 + 8].copy_from_slice(&2u16.to_be_bytes()); // reply
+            f[l3 + 18..l3 + 24].copy_from_slice(&requester.0);
+            f[l3 + 24..l3 + 28].copy_from_slice(&spa);
+            f[l3 + 8..l3 + 14].copy_from_slice(&owner.mac.0);
+            f[l3 + 14..l3 + 18].copy_from_slice(&tpa.octets());
+            Some(Verdict::Reply)
+        }
+        ETH_IPV6 if lay.ip_proto == PROTO_ICMPV6 && lay.has(Layout::L4) => {
+            let frame = buf.data();
+            let l4 = lay.l4 as usize;
+            if frame[l4] != ND_NS || (lay.l3_end as usize) < l4 + 24 {
+                return None;
+            }
+            let target = ip6_at(frame, l4 + 8);
+            let owner = tables.nd.get(&(lport.datapath, target))?;
+            let src_ip = ip6_at(frame, l3 + 8);
+            if owner.lport == meta.logical_inport || src_ip.is_unspecified() {
+                return None; // DAD probes are not answered for the owner.
+            }
+            trace!(
+                t,
+                "nd_responder",
+                "nd.target {target} is \"{}\"'s ({}): NA from the switch",
+                tables.lports[owner.lport as usize].name,
+                owner.mac
+            );
+            let requester = mac_at(frame, 6);
+            // RFC 4861 §4.4: solicited NA, override, with a target
+            // link-layer address option; sent to the solicitation's source.
+            let new_len = l3 + 40 + 32;
+            if !buf.set_len(new_len) {
+                return None;
+            }
+            let f = buf.data_mut();
+            f[0..6].copy_from_slice(&requester.0);
+            f[6..12].copy_from_slice(&owner.mac.0);
+            f[l3 + 4..l3 + 6].copy_from_slice(&32u16.to_be_bytes()); // payload length
+            f[l3 + 6] = PROTO_ICMPV6;
+            f[l3 + 7] = 255; // hop limit (RFC 4861 §7.1.2)
+            f[l3 + 24..l3 + 40].copy_from_slice(&src_ip.octets()); // dst = requester
+            f[l3 + 8..l3 + 24].copy_from_slice(&target.octets()); // src = target
+            let l4 = l3 + 40;
+            f[l4] = ND_NA;
+            f[l4 + 1] = 0;
+            f[l4 + 2..l4 + 4].copy_from_slice(&[0, 0]);
+            f[l4 + 4..l4 + 8].copy_from_slice(&[0x60, 0, 0, 0]); // S + O
+            f[l4 + 8..l4 + 24].copy_from_slice(&target.octets());
+            f[l4 + 24] = 2; // target link-layer address
+            f[l4 + 25] = 1;
+            f[l4 + 26..l4 + 32].copy_from_slice(&owner.mac.0);
+            // RFC 4443 §2.3: checksum over the IPv6 pseudo header and message.
+            let pseudo = checksum::pseudo_header_v6(&target, &src_ip, IpProtocol::Icmpv6, 32);
+            let csum = !checksum::combine(&[pseudo, checksum::data(&f[l4..l4 + 32])]);
+            f[l4 + 2..l4 + 4].copy_from_slice(&csum.to_be_bytes());
+            Some(Verdict::Reply)
+        }
+        _ => None,
+    }
+}
+
+/// One line describing a parsed frame, for traces.
+pub fn describe(frame: &[u8], lay: &Layout) -> String {
+    let mut s = format!("eth {} > {}", mac_at(frame, 6), mac_at(frame, 0));
+    if lay.has(Layout::VLAN) {
+        s += &format!(" vlan {}", lay.vlan_tci & 0x0fff);
+    }
+    let l3 = lay.l3 as usize;
+    match lay.eth_type {
+        ETH_ARP => {
+            let op = be16(frame, l3 + 6);
+            s += &format!(
+                " arp op {op} sha {} spa {} tpa {}",
+                mac_at(frame, l3 + 8),
+                ip4_at(frame, l3 + 14),
+                ip4_at(frame, l3 + 24)
+            );
+        }
+        ETH_IPV4 => {
+            s += &format!(
+                " ip4 {} > {} proto {}",
+                ip4_at(frame, l3 + 12),
+                ip4_at(frame, l3 + 16),
+                lay.ip_proto
+            );
+        }
+        ETH_IPV6 => {
+            s += &format!(
+                " ip6 {} > {} next {}",
+                ip6_at(frame, l3 + 8),
+                ip6_at(frame, l3 + 24),
+                lay.ip_proto
+            );
+        }
+        other => s += &format!(" type 0x{other:04x}"),
+    }
+    if lay.has(Layout::L4) && matches!(lay.ip_proto, 6 | 17) {
+        let l4 = lay.l4 as usize;
+        s += &format!(" ports {} > {}", be16(frame, l4), be16(frame, l4 + 2));
+    }
+    s
+}
+
+/// The local ports a flooded packet is copied to: every port of the
+/// datapath (or only those with "unknown" addresses) except the ingress
+/// one, bound on this chassis and allowed by its egress port security.
+pub fn flood_targets(
+    tables: &Tables,
+    datapath: u16,
+    unknown_only: bool,
+    inport: u32,
+    frame: &[u8],
+    out: &mut Vec<PortId>,
+) {
+    out.clear();
+    let Ok(lay) = layout::parse(frame) else {
+        return;
+    };
+    let dp = &tables.datapaths[datapath as usize];
+    let members = if unknown_only { &dp.unknown } else { &dp.ports };
+    for &idx in members {
+        if idx == inport {
+            continue;
+        }
+        let lp = &tables.lports[idx as usize];
+        if let Some(p) = lp.local_port {
+            if egress_allowed(lp, frame, &lay) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// The result of tracing one packet.
+#[derive(Debug)]
+pub struct TraceReport {
+    pub stages: Vec<(&'static str, String)>,
+    pub verdict: Verdict,
+    /// Local ports the packet would leave by.
+    pub outputs: Vec<PortId>,
+    /// The packet as it would leave (differs from the input for replies).
+    pub frame: Vec<u8>,
+}
+
+/// Runs one packet through the pipeline, recording every decision
+/// (`switchyard trace`). Nothing is transmitted.
+pub fn trace<B: PacketBuf>(tables: &Tables, in_port: PortId, mut buf: B) -> TraceReport {
+    let mut meta = PacketMeta::new(in_port);
+    meta.trace = true;
+    let mut log = TraceLog::default();
+    let verdict = decide(tables, 0, None, &mut buf, &mut meta, &mut log);
+    let mut outputs = Vec::new();
+    match verdict {
+        Verdict::Output(p) => outputs.push(p),
+        Verdict::Reply => {
+            log.record(
+                "output",
+                format_args!("reply out of the ingress port {in_port}"),
+            );
+            outputs.push(in_port);
+        }
+        Verdict::Flood {
+            datapath,
+            unknown_only,
+        } => {
+            flood_targets(
+                tables,
+                datapath,
+                unknown_only,
+                meta.logical_inport,
+                buf.data(),
+                &mut outputs,
+            );
+            log.record("output", format_args!("flood to local ports {outputs:?}"));
+        }
+        Verdict::Drop(r) => log.record("drop", format_args!("{} ({r})", r.as_str())),
+    }
+    TraceReport {
+        stages: log.stages,
+        verdict,
+        outputs,
+        frame: buf.data().to_vec(),
+    }
+}

@@ -1,0 +1,481 @@
+//! Forwarding tables: the typed API that programs the dataplane, and the
+//! compiled, immutable snapshot the workers read.
+//!
+//! The control plane (today a configuration file, later the chassis
+//! controller) describes logical switches and ports with [`LogicalSwitch`] and
+//! [`LogicalPort`]; [`Tables::compile`] validates them and builds the lookup
+//! structures (static MAC table, ARP/ND responder entries, flood lists, port
+//! security). Workers never see a half-built table: a [`TablePublisher`]
+//! swaps whole snapshots atomically and bumps a generation number that also
+//! invalidates the per-worker flow caches.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hashbrown::HashMap;
+
+use crate::packet::{PortId, NO_LPORT};
+use crate::wire::MacAddr;
+
+/// Errors in a table description.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TableError {
+    #[error("invalid address entry {entry:?}: {why}")]
+    BadAddress { entry: String, why: String },
+    #[error("duplicate logical port name {0:?}")]
+    DuplicatePort(String),
+    #[error("duplicate logical switch {0:?}")]
+    DuplicateSwitch(String),
+    #[error("duplicate tunnel key {key} on logical switch {switch:?}")]
+    DuplicateTunnelKey { switch: String, key: u32 },
+    #[error("local port {port} is bound to both {first:?} and {second:?}")]
+    DoubleBinding {
+        port: PortId,
+        first: String,
+        second: String,
+    },
+    #[error("MAC {mac} is claimed by both {first:?} and {second:?} on switch {switch:?}")]
+    DuplicateMac {
+        switch: String,
+        mac: MacAddr,
+        first: String,
+        second: String,
+    },
+}
+
+/// An IPv4 prefix, as in port security entries ("10.0.0.0/24").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    fn mask(self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        }
+    }
+    /// True if `ip` lies in the prefix.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+}
+
+/// An IPv6 prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Cidr {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Ipv6Cidr {
+    /// True if `ip` lies in the prefix.
+    pub fn contains(self, ip: Ipv6Addr) -> bool {
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.prefix)
+        };
+        (u128::from(ip) ^ u128::from(self.addr)) & mask == 0
+    }
+}
+
+/// One entry of OVN's `addresses` / `port_security` columns: "MAC [IP...]".
+/// In `addresses` the IPs are host addresses; in `port_security` they may be
+/// prefixes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacIps {
+    pub mac: MacAddr,
+    pub ipv4: Vec<Ipv4Cidr>,
+    pub ipv6: Vec<Ipv6Cidr>,
+}
+
+impl FromStr for MacIps {
+    type Err = TableError;
+    fn from_str(s: &str) -> Result<Self, TableError> {
+        let bad = |why: String| TableError::BadAddress {
+            entry: s.to_string(),
+            why,
+        };
+        let mut words = s.split_whitespace();
+        let mac_word = words.next().ok_or_else(|| bad("empty".into()))?;
+        let mac: MacAddr = mac_word
+            .parse()
+            .map_err(|_| bad(format!("{mac_word:?} is not a MAC address")))?;
+        let mut ipv4 = Vec::new();
+        let mut ipv6 = Vec::new();
+        for w in words {
+            let (ip, prefix) = match w.split_once('/') {
+                Some((ip, p)) => (ip, Some(p)),
+                None => (w, None),
+            };
+            if let Ok(a) = ip.parse::<Ipv4Addr>() {
+                let prefix =
+                    parse_prefix(prefix, 32).ok_or_else(|| bad(format!("bad prefix in {w:?}")))?;
+                ipv4.push(Ipv4Cidr { addr: a, prefix });
+            } else if let Ok(a) = ip.parse::<Ipv6Addr>() {
+                let prefix =
+                    parse_prefix(prefix, 128).ok_or_else(|| bad(format!("bad prefix in {w:?}")))?;
+                ipv6.push(Ipv6Cidr { addr: a, prefix });
+            } else {
+                return Err(bad(format!("{w:?} is not an IP address")));
+            }
+        }
+        Ok(MacIps { mac, ipv4, ipv6 })
+    }
+}
+
+fn parse_prefix(p: Option<&str>, max: u8) -> Option<u8> {
+    match p {
+        None => Some(max),
+        Some(p) => p.parse::<u8>().ok().filter(|&n| n <= max),
+    }
+}
+
+/// One entry of a logical port's `addresses`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    /// Known MAC (and IPs): enters the static MAC table and the ARP/ND
+    /// responder.
+    Known(MacIps),
+    /// "unknown": the port also receives unicast to unknown MACs.
+    Unknown,
+}
+
+impl FromStr for Address {
+    type Err = TableError;
+    fn from_str(s: &str) -> Result<Self, TableError> {
+        if s.trim() == "unknown" {
+            Ok(Address::Unknown)
+        } else {
+            s.parse().map(Address::Known)
+        }
+    }
+}
+
+/// What a logical port is, as OVN's `Logical_Switch_Port.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PortType {
+    /// A VM or container interface ("").
+    #[default]
+    Vif,
+    /// A bridge to a physical network ("localnet"): ARP/ND requests that
+    /// arrive on it are not answered by the switch.
+    Localnet,
+}
+
+/// A logical switch port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogicalPort {
+    pub name: String,
+    /// OVN tunnel key of the port within its datapath.
+    pub tunnel_key: u32,
+    pub port_type: PortType,
+    pub addresses: Vec<Address>,
+    /// Empty: no port security.
+    pub port_security: Vec<MacIps>,
+    /// The local port this logical port is bound to on this chassis.
+    pub local_port: Option<PortId>,
+}
+
+/// A logical switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogicalSwitch {
+    pub name: String,
+    /// OVN datapath tunnel key.
+    pub tunnel_key: u32,
+    pub ports: Vec<LogicalPort>,
+}
+
+/// Port security of one logical port, compiled for the fast path.
+#[derive(Clone, Debug, Default)]
+pub struct PortSecurity {
+    pub enabled: bool,
+    pub entries: Vec<MacIps>,
+}
+
+impl PortSecurity {
+    /// The entry whose MAC is `mac`, if port security allows that MAC.
+    #[inline]
+    pub fn entry(&self, mac: MacAddr) -> Option<&MacIps> {
+        self.entries.iter().find(|e| e.mac == mac)
+    }
+}
+
+/// A compiled logical port.
+#[derive(Clone, Debug)]
+pub struct Lport {
+    pub name: String,
+    pub tunnel_key: u32,
+    pub port_type: PortType,
+    /// Index of its datapath in [`Tables::datapaths`].
+    pub datapath: u16,
+    pub local_port: Option<PortId>,
+    pub port_security: PortSecurity,
+    pub macs: Vec<MacAddr>,
+}
+
+/// A compiled logical datapath (switch).
+#[derive(Clone, Debug)]
+pub struct Datapath {
+    pub name: String,
+    pub tunnel_key: u32,
+    /// Every port, for broadcast/multicast flooding.
+    pub ports: Vec<u32>,
+    /// Ports with "unknown" addresses, for unknown unicast.
+    pub unknown: Vec<u32>,
+}
+
+/// An ARP/ND responder entry: the owner of an address on a datapath.
+#[derive(Clone, Copy, Debug)]
+pub struct Neighbor {
+    pub mac: MacAddr,
+    pub lport: u32,
+}
+
+/// One immutable snapshot of every forwarding table.
+#[derive(Debug, Default)]
+pub struct Tables {
+    pub datapaths: Vec<Datapath>,
+    pub lports: Vec<Lport>,
+    /// Local port → logical port index ([`NO_LPORT`] if unbound).
+    pub by_local_port: Vec<u32>,
+    /// (datapath, MAC) → logical port.
+    pub macs: HashMap<u64, u32>,
+    /// (datapath, IPv4) → owner, for the ARP responder.
+    pub arp: HashMap<(u16, Ipv4Addr), Neighbor>,
+    /// (datapath, IPv6) → owner, for the ND responder.
+    pub nd: HashMap<(u16, Ipv6Addr), Neighbor>,
+    pub lport_by_name: HashMap<String, u32>,
+}
+
+/// Key of the static MAC table.
+#[inline]
+pub fn mac_key(datapath: u16, mac: MacAddr) -> u64 {
+    let m = mac.0;
+    (u64::from(datapath) << 48) | u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
+}
+
+impl Tables {
+    /// Validates and compiles a description of logical switches.
+    pub fn compile(switches: &[LogicalSwitch]) -> Result<Tables, TableError> {
+        let mut t = Tables::default();
+        let mut switch_names = hashbrown::HashSet::new();
+        for (dp_idx, ls) in switches.iter().enumerate() {
+            if !switch_names.insert(ls.name.as_str()) {
+                return Err(TableError::DuplicateSwitch(ls.name.clone()));
+            }
+            let dp_idx = dp_idx as u16;
+            let mut dp = Datapath {
+                name: ls.name.clone(),
+                tunnel_key: ls.tunnel_key,
+                ports: Vec::new(),
+                unknown: Vec::new(),
+            };
+            let mut keys = hashbrown::HashSet::new();
+            for lp in &ls.ports {
+                let idx = t.lports.len() as u32;
+                if t.lport_by_name.insert(lp.name.clone(), idx).is_some() {
+                    return Err(TableError::DuplicatePort(lp.name.clone()));
+                }
+                if !keys.insert(lp.tunnel_key) {
+                    return Err(TableError::DuplicateTunnelKey {
+                        switch: ls.name.clone(),
+                        key: lp.tunnel_key,
+                    });
+                }
+                let mut macs = Vec::new();
+                for a in &lp.addresses {
+                    match a {
+                        Address::Unknown => dp.unknown.push(idx),
+                        Address::Known(m) => {
+                            macs.push(m.mac);
+                            if let Some(prev) = t.macs.insert(mac_key(dp_idx, m.mac), idx) {
+                                return Err(TableError::DuplicateMac {
+                                    switch: ls.name.clone(),
+                                    mac: m.mac,
+                                    first: t.lports[prev as usize].name.clone(),
+                                    second: lp.name.clone(),
+                                });
+                            }
+                            let owner = Neighbor {
+                                mac: m.mac,
+                                lport: idx,
+                            };
+                            for ip in &m.ipv4 {
+                                t.arp.insert((dp_idx, ip.addr), owner);
+                            }
+                            for ip in &m.ipv6 {
+                                t.nd.insert((dp_idx, ip.addr), owner);
+                            }
+                        }
+                    }
+                }
+                if let Some(p) = lp.local_port {
+                    let p = p as usize;
+                    if t.by_local_port.len() <= p {
+                        t.by_local_port.resize(p + 1, NO_LPORT);
+                    }
+                    if t.by_local_port[p] != NO_LPORT {
+                        return Err(TableError::DoubleBinding {
+                            port: p as PortId,
+                            first: t.lports[t.by_local_port[p] as usize].name.clone(),
+                            second: lp.name.clone(),
+                        });
+                    }
+                    t.by_local_port[p] = idx;
+                }
+                dp.ports.push(idx);
+                t.lports.push(Lport {
+                    name: lp.name.clone(),
+                    tunnel_key: lp.tunnel_key,
+                    port_type: lp.port_type,
+                    datapath: dp_idx,
+                    local_port: lp.local_port,
+                    port_security: PortSecurity {
+                        enabled: !lp.port_security.is_empty(),
+                        entries: lp.port_security.clone(),
+                    },
+                    macs,
+                });
+            }
+            t.datapaths.push(dp);
+        }
+        Ok(t)
+    }
+
+    /// The logical port bound to local port `port`, if any.
+    #[inline]
+    pub fn lport_of(&self, port: PortId) -> u32 {
+        self.by_local_port
+            .get(port as usize)
+            .copied()
+            .unwrap_or(NO_LPORT)
+    }
+}
+
+/// Publishes table snapshots to the workers without ever blocking them.
+///
+/// Workers check [`TablePublisher::generation`] once per burst (one relaxed
+/// atomic load) and reload the snapshot only when it changed.
+pub struct TablePublisher {
+    current: ArcSwap<Tables>,
+    generation: AtomicU64,
+}
+
+impl TablePublisher {
+    /// A publisher starting with `tables` as generation 1.
+    pub fn new(tables: Tables) -> Arc<Self> {
+        Arc::new(TablePublisher {
+            current: ArcSwap::from_pointee(tables),
+            generation: AtomicU64::new(1),
+        })
+    }
+
+    /// Swaps in a new snapshot; workers pick it up at their next burst.
+    pub fn publish(&self, tables: Tables) -> u64 {
+        self.current.store(Arc::new(tables));
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The current generation number.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current snapshot (and the generation it is at least as new as).
+    pub fn load(&self) -> (u64, Arc<Tables>) {
+        let g = self.generation();
+        (g, self.current.load_full())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(name: &str, key: u32, addr: &str, ps: &str, local: Option<PortId>) -> LogicalPort {
+        LogicalPort {
+            name: name.into(),
+            tunnel_key: key,
+            port_type: PortType::Vif,
+            addresses: vec![addr.parse().unwrap()],
+            port_security: if ps.is_empty() {
+                vec![]
+            } else {
+                vec![ps.parse().unwrap()]
+            },
+            local_port: local,
+        }
+    }
+
+    #[test]
+    fn parses_ovn_address_strings() {
+        let a: Address = "00:00:00:00:00:01 10.0.0.1 fd00::1".parse().unwrap();
+        let Address::Known(m) = a else { panic!() };
+        assert_eq!(m.mac.to_string(), "00:00:00:00:00:01");
+        assert_eq!(m.ipv4[0].addr, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(m.ipv6[0].prefix, 128);
+        assert_eq!("unknown".parse::<Address>().unwrap(), Address::Unknown);
+        let ps: MacIps = "00:00:00:00:00:01 10.0.0.0/24".parse().unwrap();
+        assert!(ps.ipv4[0].contains(Ipv4Addr::new(10, 0, 0, 77)));
+        assert!(!ps.ipv4[0].contains(Ipv4Addr::new(10, 0, 1, 1)));
+        assert!("zz:00:00:00:00:01".parse::<Address>().is_err());
+        assert!("00:00:00:00:00:01 10.0.0.1/33".parse::<Address>().is_err());
+        assert!("00:00:00:00:00:01 banana".parse::<Address>().is_err());
+    }
+
+    #[test]
+    fn compiles_mac_arp_and_bindings() {
+        let ls = LogicalSwitch {
+            name: "ls1".into(),
+            tunnel_key: 1,
+            ports: vec![
+                port(
+                    "vm1",
+                    1,
+                    "00:00:00:00:00:01 10.0.0.1",
+                    "00:00:00:00:00:01 10.0.0.1",
+                    Some(0),
+                ),
+                port("vm2", 2, "00:00:00:00:00:02 10.0.0.2", "", Some(1)),
+            ],
+        };
+        let t = Tables::compile(std::slice::from_ref(&ls)).unwrap();
+        assert_eq!(t.lport_of(1), 1);
+        assert_eq!(t.lport_of(7), NO_LPORT);
+        let m2: MacAddr = "00:00:00:00:00:02".parse().unwrap();
+        assert_eq!(t.macs.get(&mac_key(0, m2)), Some(&1));
+        assert_eq!(t.arp[&(0, Ipv4Addr::new(10, 0, 0, 1))].lport, 0);
+        assert!(t.lports[0].port_security.enabled);
+        assert!(!t.lports[1].port_security.enabled);
+
+        let mut dup = ls.clone();
+        dup.ports[1].local_port = Some(0);
+        assert!(matches!(
+            Tables::compile(&[dup]),
+            Err(TableError::DoubleBinding { .. })
+        ));
+        let mut dup = ls;
+        dup.ports[1].addresses = dup.ports[0].addresses.clone();
+        assert!(matches!(
+            Tables::compile(&[dup]),
+            Err(TableError::DuplicateMac { .. })
+        ));
+    }
+
+    #[test]
+    fn publisher_bumps_generation() {
+        let p = TablePublisher::new(Tables::default());
+        assert_eq!(p.generation(), 1);
+        assert_eq!(p.publish(Tables::default()), 2);
+        assert_eq!(p.load().0, 2);
+    }
+}

@@ -1,0 +1,232 @@
+//! The node's management socket: a unix stream socket speaking one JSON
+//! object per line. `show` lists ports and counters; `trace` runs a packet
+//! through the live tables with the forwarding code and returns each stage's
+//! decision. The `switchyard show` and `switchyard trace` commands are its
+//! clients.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use dataplane::packet::{HeapBuf, PortId};
+use dataplane::pipeline::{self, Verdict};
+use dataplane::port::Port;
+use dataplane::tables::Tables;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::UnixListener;
+
+use crate::node::Node;
+
+/// A request on the management socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Show,
+    Trace { inport: String, frame_hex: String },
+}
+
+/// The answer: text for the operator, or an error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// Sends one request to a node's management socket.
+pub fn request(socket: &Path, req: &Request) -> Result<String> {
+    let mut s = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "connecting to the node's management socket {}",
+            socket.display()
+        )
+    })?;
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    let r: Response = serde_json::from_str(&answer).context("bad answer from the node")?;
+    if r.ok {
+        Ok(r.text)
+    } else {
+        Err(anyhow!(r.text))
+    }
+}
+
+/// Serves management requests until the task is dropped.
+pub async fn serve(listener: UnixListener, node: Arc<Node>) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = sock.into_split();
+            let mut lines = TokioBufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let resp = match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => match handle(&node, req) {
+                        Ok(text) => Response { ok: true, text },
+                        Err(e) => Response {
+                            ok: false,
+                            text: format!("{e:#}"),
+                        },
+                    },
+                    Err(e) => Response {
+                        ok: false,
+                        text: format!("bad request: {e}"),
+                    },
+                };
+                let mut out = serde_json::to_string(&resp).unwrap_or_default();
+                out.push('\n');
+                if w.write_all(out.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn handle(node: &Node, req: Request) -> Result<String> {
+    let (generation, tables) = node.engine.publisher().load();
+    let ports = node.engine.ports();
+    match req {
+        Request::Show => Ok(show(&tables, generation, ports)),
+        Request::Trace { inport, frame_hex } => {
+            let frame = decode_hex(&frame_hex)?;
+            let names: Vec<String> = ports.iter().map(|p| p.name().to_string()).collect();
+            trace_text(&tables, &names, &inport, &frame)
+        }
+    }
+}
+
+fn show(
+    tables: &Tables,
+    generation: u64,
+    ports: &[Arc<dyn Port<dataplane::packet::HeapPool>>],
+) -> String {
+    let mut s = format!("tables generation {generation}\n");
+    for dp in &tables.datapaths {
+        s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
+        for &i in &dp.ports {
+            let lp = &tables.lports[i as usize];
+            let local = match lp.local_port {
+                Some(p) => {
+                    let port = &ports[p as usize];
+                    let st = port.stats();
+                    format!(
+                        "{} {} link {} rx {} tx {} tx_dropped {}",
+                        port.kind(),
+                        port.name(),
+                        if port.link_up() { "up" } else { "down" },
+                        st.rx_packets,
+                        st.tx_packets,
+                        st.tx_dropped
+                    )
+                }
+                None => "not bound on this node".to_string(),
+            };
+            s += &format!("    port {} (key {}): {local}\n", lp.name, lp.tunnel_key);
+        }
+    }
+    s
+}
+
+/// Traces `frame` arriving on logical port `inport`; `port_names` names the
+/// local ports.
+pub fn trace_text(
+    tables: &Tables,
+    port_names: &[String],
+    inport: &str,
+    frame: &[u8],
+) -> Result<String> {
+    let Some(&idx) = tables.lport_by_name.get(inport) else {
+        bail!("no logical port {inport:?}");
+    };
+    let Some(local) = tables.lports[idx as usize].local_port else {
+        bail!("logical port {inport:?} is not bound on this node");
+    };
+    let name = |p: PortId| {
+        port_names
+            .get(p as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("port {p}"))
+    };
+    let report = pipeline::trace(tables, local, HeapBuf::from_frame(frame));
+    let mut s = format!(
+        "inport \"{inport}\" (local port {}), {} bytes\n",
+        name(local),
+        frame.len()
+    );
+    for (stage, detail) in &report.stages {
+        s += &format!("  {stage:<22} {detail}\n");
+    }
+    let lport_of = |p: PortId| {
+        let i = tables.lport_of(p);
+        tables
+            .lports
+            .get(i as usize)
+            .map(|l| l.name.clone())
+            .unwrap_or_default()
+    };
+    s += &match report.verdict {
+        Verdict::Drop(r) => format!("verdict: drop, reason {} ({r})\n", r.as_str()),
+        _ if report.outputs.is_empty() => "verdict: drop, no egress port\n".to_string(),
+        _ => {
+            let outs: Vec<String> = report
+                .outputs
+                .iter()
+                .map(|&p| format!("\"{}\" via {}", lport_of(p), name(p)))
+                .collect();
+            format!("verdict: output to {}\n", outs.join(", "))
+        }
+    };
+    if report.verdict == Verdict::Reply {
+        s += &format!("reply frame: {}\n", encode_hex(&report.frame));
+    }
+    Ok(s)
+}
+
+/// Parses hex bytes, ignoring whitespace, ':' and a leading "0x".
+pub fn decode_hex(s: &str) -> Result<Vec<u8>> {
+    let s = s.trim().trim_start_matches("0x");
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && *b != b':')
+        .collect();
+    if !digits.len().is_multiple_of(2) {
+        bail!("odd number of hex digits");
+    }
+    digits
+        .chunks(2)
+        .map(|p| {
+            u8::from_str_radix(std::str::from_utf8(p)?, 16)
+                .map_err(|_| anyhow!("bad hex digits {:?}", String::from_utf8_lossy(p)))
+        })
+        .collect()
+}
+
+/// Hex without separators.
+pub fn encode_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The ingress port and frame of a `trace` command line: hex bytes, or a
+/// flow description (which may name the port as `inport=NAME`).
+pub fn packet_from_args(inport: Option<String>, words: &[String]) -> Result<(String, Vec<u8>)> {
+    let joined = words.join(" ");
+    if !joined.contains('=') {
+        let inport = inport.ok_or_else(|| anyhow!("give the ingress port with --inport"))?;
+        return Ok((inport, decode_hex(&joined)?));
+    }
+    let flow: dataplane::flow::FlowDesc = joined.parse()?;
+    let inport = flow
+        .inport
+        .clone()
+        .or(inport)
+        .ok_or_else(|| anyhow!("give the ingress port as inport=NAME or --inport"))?;
+    Ok((inport, flow.to_frame()?))
+}

@@ -1,0 +1,169 @@
+//! Prometheus `/metrics` for the node: drops per reason, per-port and
+//! per-worker counters, read from the dataplane's single-writer counters at
+//! scrape time (nothing on the forwarding path knows about Prometheus).
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use dataplane::drop::DropReason;
+use dataplane::engine::Engine;
+use dataplane::packet::HeapPool;
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Renders the current counters in the Prometheus text format.
+pub fn render(engine: &Engine<HeapPool>) -> Result<String> {
+    let r = Registry::new();
+    let drops = IntCounterVec::new(
+        Opts::new("switchyard_drops_total", "Packets dropped, by reason"),
+        &["reason"],
+    )?;
+    let port_stats = engine
+        .ports()
+        .iter()
+        .map(|p| (p.name().to_string(), p.stats(), p.link_up()));
+    let port_stats: Vec<_> = port_stats.collect();
+    for reason in DropReason::all() {
+        let mut n = engine.drops(reason);
+        if reason == DropReason::Oversized {
+            n += port_stats
+                .iter()
+                .map(|(_, s, _)| s.rx_oversized)
+                .sum::<u64>();
+        }
+        drops.with_label_values(&[reason.as_str()]).inc_by(n);
+    }
+    r.register(Box::new(drops))?;
+
+    let port_counter =
+        |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["port"]);
+    let rx_p = port_counter(
+        "switchyard_port_rx_packets_total",
+        "Packets received by the port",
+    )?;
+    let rx_b = port_counter(
+        "switchyard_port_rx_bytes_total",
+        "Bytes received by the port",
+    )?;
+    let rx_d = port_counter(
+        "switchyard_port_rx_dropped_total",
+        "Received frames dropped for lack of buffers",
+    )?;
+    let rx_o = port_counter(
+        "switchyard_port_rx_oversized_total",
+        "Received frames larger than the port's MTU",
+    )?;
+    let tx_p = port_counter(
+        "switchyard_port_tx_packets_total",
+        "Packets transmitted by the port",
+    )?;
+    let tx_b = port_counter(
+        "switchyard_port_tx_bytes_total",
+        "Bytes transmitted by the port",
+    )?;
+    let tx_d = port_counter(
+        "switchyard_port_tx_dropped_total",
+        "Packets the port could not transmit",
+    )?;
+    let link = IntGaugeVec::new(
+        Opts::new("switchyard_port_link_up", "1 if the port's link is up"),
+        &["port"],
+    )?;
+    for (name, s, up) in &port_stats {
+        let l = [name.as_str()];
+        rx_p.with_label_values(&l).inc_by(s.rx_packets);
+        rx_b.with_label_values(&l).inc_by(s.rx_bytes);
+        rx_d.with_label_values(&l).inc_by(s.rx_dropped);
+        rx_o.with_label_values(&l).inc_by(s.rx_oversized);
+        tx_p.with_label_values(&l).inc_by(s.tx_packets);
+        tx_b.with_label_values(&l).inc_by(s.tx_bytes);
+        tx_d.with_label_values(&l).inc_by(s.tx_dropped);
+        link.with_label_values(&l).set(i64::from(*up));
+    }
+    for c in [rx_p, rx_b, rx_d, rx_o, tx_p, tx_b, tx_d] {
+        r.register(Box::new(c))?;
+    }
+    r.register(Box::new(link))?;
+
+    let worker_counter =
+        |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["worker"]);
+    let w_rx = worker_counter(
+        "switchyard_worker_rx_packets_total",
+        "Packets a worker received",
+    )?;
+    let w_tx = worker_counter(
+        "switchyard_worker_tx_packets_total",
+        "Packets a worker transmitted",
+    )?;
+    let w_hit = worker_counter("switchyard_worker_flow_cache_hits_total", "Flow cache hits")?;
+    let w_miss = worker_counter(
+        "switchyard_worker_flow_cache_misses_total",
+        "Flow cache misses",
+    )?;
+    use std::sync::atomic::Ordering::Relaxed;
+    for (i, w) in engine.workers().iter().enumerate() {
+        let l = [i.to_string()];
+        let l = [l[0].as_str()];
+        w_rx.with_label_values(&l)
+            .inc_by(w.rx_packets.load(Relaxed));
+        w_tx.with_label_values(&l)
+            .inc_by(w.tx_packets.load(Relaxed));
+        w_hit
+            .with_label_values(&l)
+            .inc_by(w.cache_hits.load(Relaxed));
+        w_miss
+            .with_label_values(&l)
+            .inc_by(w.cache_misses.load(Relaxed));
+    }
+    for c in [w_rx, w_tx, w_hit, w_miss] {
+        r.register(Box::new(c))?;
+    }
+    let generation = IntGauge::new(
+        "switchyard_table_generation",
+        "Generation of the forwarding tables in use",
+    )?;
+    generation.set(engine.publisher().generation() as i64);
+    r.register(Box::new(generation))?;
+
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    Ok(String::from_utf8(out)?)
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine<HeapPool>>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut req = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            // Read the request head (bounded: 16 KiB).
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16 * 1024 {
+                match sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req);
+            let (status, body) = if line.starts_with("GET /metrics ") || line.starts_with("GET / ")
+            {
+                match render(&engine) {
+                    Ok(b) => ("200 OK", b),
+                    Err(e) => ("500 Internal Server Error", format!("{e:#}\n")),
+                }
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        });
+    }
+}

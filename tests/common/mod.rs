@@ -1,0 +1,182 @@
+//! Test harness: network namespaces as VMs joined by veth to a switchyard
+//! node started from the real binary. Everything created is removed on drop.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use switchyard::netns::Vm;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs a command and returns whether it succeeded, with its output.
+pub fn try_sh(args: &[&str]) -> (bool, String) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Fails the test unless it runs as root (namespaces need it); CI runs as
+/// root, so this never silently skips there.
+pub fn require_root() {
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "this test creates network namespaces and must run as root"
+    );
+}
+
+/// A VM with a unique name for this test process.
+pub fn vm(tag: &str, mac: &str, ip: &str, mtu: u32) -> Vm {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("sy{}{n}{tag}", std::process::id() % 100_000);
+    Vm::new(&name, &name, mac, ip, mtu).expect("creating a namespace VM")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `switchyard run`.
+pub struct Node {
+    child: Child,
+    pub dir: PathBuf,
+    pub ctl: PathBuf,
+    pub metrics: String,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchyard")
+}
+
+impl Node {
+    /// Starts a node from a configuration text and waits for its sockets.
+    pub fn start(config: &str) -> Node {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("switchyard.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let ctl = dir.join("ctl.sock");
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(bin())
+            .args([
+                "run",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--metrics",
+                &metrics,
+                "--ctl",
+                ctl.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchyard");
+        let node = Node {
+            child,
+            dir,
+            ctl,
+            metrics,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(node.ctl.exists() && TcpStream::connect(&node.metrics).is_ok()) {
+            assert!(Instant::now() < deadline, "node did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        node
+    }
+
+    /// The /metrics text.
+    pub fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(&self.metrics).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// A sample's value on /metrics (0 if absent).
+    pub fn metric(&self, name_and_labels: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    }
+
+    /// Drops counted under `reason`.
+    pub fn drops(&self, reason: &str) -> u64 {
+        self.metric(&format!("switchyard_drops_total{{reason=\"{reason}\"}}"))
+    }
+
+    /// Waits until `f` holds (at most 5 s); panics with `what` otherwise.
+    pub fn wait_for(&self, what: &str, f: impl Fn(&Node) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.metrics()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs a `switchyard` subcommand against this node.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let mut full = vec![bin()];
+        full.extend_from_slice(args);
+        full.push("--ctl");
+        let ctl = self.ctl.to_str().unwrap().to_string();
+        full.push(&ctl);
+        try_sh(&full)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The configuration of a switch joining `vms`, each with addresses and
+/// port security "MAC IP".
+pub fn config_for(vms: &[&Vm], port_mtu: Option<u32>) -> String {
+    let mut s = String::from("[[switch]]\nname = \"ls1\"\n");
+    for (i, vm) in vms.iter().enumerate() {
+        s += &format!(
+            "[[switch.port]]\nname = \"vm{}\"\naddresses = [\"{} {}\"]\nport_security = [\"{} {}\"]\ninterface = \"{}\"\n",
+            i + 1,
+            vm.mac,
+            vm.ip,
+            vm.mac,
+            vm.ip,
+            vm.port
+        );
+        if let Some(m) = port_mtu {
+            s += &format!("mtu = {m}\n");
+        }
+    }
+    s
+}
