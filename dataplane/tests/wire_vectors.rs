@@ -376,7 +376,10 @@ fn ipv6_extension_headers_and_fragments() {
     assert_eq!((l.l4_src_port(&first), l.l4_dst_port(&first)), (5000, 5001));
     let second = frame("ipv6_frag_second");
     let frag = ipv6::FragHeader::new_checked(&second[54..]).unwrap();
-    assert_eq!((frag.frag_offset(), frag.more_frags(), frag.ident()), (48, true, 0x1234));
+    assert_eq!(
+        (frag.frag_offset(), frag.more_frags(), frag.ident()),
+        (48, true, 0x1234)
+    );
 
     let bytes = frame("ipv6_icmp_echo");
     let l = layout_of(&bytes);
