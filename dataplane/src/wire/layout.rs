@@ -772,7 +772,7 @@ mod tests {
             (layout.vlan_tci, layout.vlan_id(), layout.l3, layout.l4),
             (0xa064, Some(100), 18, 38)
         );
-        assert_eq!(layout.tcp_flags(&frame), super::super::tcp::Flags::SYN);
+        assert_eq!(layout.tcp_flags(&frame), crate::wire::tcp::Flags::SYN);
         assert_eq!(layout.ethertype(), EtherType::Ipv4);
 
         let mut stacked = vec![0x00, 0x64, 0x81, 0x00, 0x00, 0x65, 0x08, 0x00];
@@ -811,7 +811,7 @@ mod tests {
         let layout = parse(&frame).unwrap();
         assert!(layout.has(Layout::ARP));
         assert_eq!(layout.l3_end, 42);
-        assert_eq!(layout.arp_op(&frame), super::super::arp::Operation::Request);
+        assert_eq!(layout.arp_op(&frame), crate::wire::arp::Operation::Request);
         assert_eq!(layout.arp_sha(&frame), MacAddr([2, 0, 0, 0, 0, 1]));
         assert_eq!(layout.arp_spa(&frame), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(layout.arp_tha(&frame), MacAddr::default());
