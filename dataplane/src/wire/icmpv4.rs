@@ -344,11 +344,12 @@ impl<'a> Repr<'a> {
                 seq_no,
                 data,
             } => {
-                let msg = match self {
-                    Repr::EchoRequest { .. } => Message::EchoRequest,
-                    _ => Message::EchoReply,
-                };
-                packet.set_msg_type(msg);
+                let is_request = matches!(self, Repr::EchoRequest { .. });
+                packet.set_msg_type(if is_request {
+                    Message::EchoRequest
+                } else {
+                    Message::EchoReply
+                });
                 packet.set_msg_code(0);
                 packet.set_echo_ident(ident);
                 packet.set_echo_seq_no(seq_no);

@@ -542,25 +542,23 @@ impl NdiscRepr {
 
 impl fmt::Display for NdiscRepr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (name, target, lladdr) = match self {
+        let lladdr = match self {
             NdiscRepr::NeighborSolicit {
                 target_addr,
                 lladdr,
-            } => ("NS", target_addr, lladdr),
+            } => {
+                write!(f, "NS target={target_addr}")?;
+                lladdr
+            }
             NdiscRepr::NeighborAdvert {
                 flags,
                 target_addr,
                 lladdr,
             } => {
-                write!(f, "NA flags={flags} ")?;
-                ("", target_addr, lladdr)
+                write!(f, "NA flags={flags} target={target_addr}")?;
+                lladdr
             }
         };
-        write!(
-            f,
-            "{name}{}target={target}",
-            if name.is_empty() { "" } else { " " }
-        )?;
         if let Some(addr) = lladdr {
             write!(f, " lladdr={addr}")?;
         }

@@ -26,7 +26,8 @@ pub struct Layout {
     /// Offset of the L3 header (14, or 18 after a VLAN tag).
     pub l3: u16,
     /// Offset of the L4 header (after IPv4 options / IPv6 extension headers); valid if
-    /// [`Layout::L4`].
+    /// [`Layout::L4`]. For an unfragmented or first-fragment IP packet of an opaque
+    /// protocol it is where that protocol's header starts; 0 for later fragments and non-IP.
     pub l4: u16,
     /// End of the L3 packet: per the IP length fields for IP (bytes beyond are Ethernet
     /// padding), `l3 + 28` for ARP, the frame length otherwise.
@@ -306,7 +307,6 @@ const PROTO_UDP: u8 = 17;
 const PROTO_ROUTING: u8 = 43;
 const PROTO_FRAGMENT: u8 = 44;
 const PROTO_ICMPV6: u8 = 58;
-const PROTO_NONXT: u8 = 59;
 const PROTO_DSTOPTS: u8 = 60;
 
 /// Most IPv6 extension headers [`parse`] walks before it gives up.
@@ -315,6 +315,16 @@ pub const MAX_IPV6_EXT_HEADERS: usize = 8;
 #[inline(always)]
 fn be16(frame: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([frame[at], frame[at + 1]])
+}
+
+/// What the L3 parsers find: flags, L4 offset, end of the L3 packet, upper protocol.
+/// Kept in scalars (not a `Layout` on the stack) so the result is assembled once.
+#[derive(Clone, Copy)]
+struct L3 {
+    flags: u16,
+    l4: u16,
+    l3_end: u16,
+    ip_proto: u8,
 }
 
 /// Parses a frame into a [`Layout`], or says why it must be dropped.
@@ -327,15 +337,16 @@ pub fn parse(frame: &[u8]) -> Result<Layout, Malformed> {
     if len > usize::from(u16::MAX) {
         return Err(Malformed::FrameTooLong);
     }
-    let mut layout = Layout::default();
     let mut eth_type = be16(frame, 12);
     let mut l3 = ETH_HEADER_LEN;
+    let mut vlan_flag = 0;
+    let mut vlan_tci = 0;
     if eth_type == ETHERTYPE_VLAN {
         if len < ETH_HEADER_LEN + 4 {
             return Err(Malformed::VlanTruncated);
         }
-        layout.flags = Layout::VLAN;
-        layout.vlan_tci = be16(frame, 14);
+        vlan_flag = Layout::VLAN;
+        vlan_tci = be16(frame, 14);
         eth_type = be16(frame, 16);
         l3 += 4;
         if eth_type == ETHERTYPE_VLAN || eth_type == ETHERTYPE_QINQ {
@@ -344,23 +355,31 @@ pub fn parse(frame: &[u8]) -> Result<Layout, Malformed> {
     } else if eth_type == ETHERTYPE_QINQ {
         return Err(Malformed::StackedVlan);
     }
-    layout.eth_type = eth_type;
-    layout.l3 = l3 as u16;
-    match eth_type {
-        ETHERTYPE_IPV4 => parse_ipv4(frame, layout),
-        ETHERTYPE_IPV6 => parse_ipv6(frame, layout),
-        ETHERTYPE_ARP => parse_arp(frame, layout),
-        _ => {
-            layout.l3_end = len as u16;
-            Ok(layout)
-        }
-    }
+    let found = match eth_type {
+        ETHERTYPE_IPV4 => parse_ipv4(frame, l3)?,
+        ETHERTYPE_IPV6 => parse_ipv6(frame, l3)?,
+        ETHERTYPE_ARP => parse_arp(frame, l3)?,
+        _ => L3 {
+            flags: 0,
+            l4: 0,
+            l3_end: len as u16,
+            ip_proto: 0,
+        },
+    };
+    Ok(Layout {
+        flags: found.flags | vlan_flag,
+        vlan_tci,
+        eth_type,
+        l3: l3 as u16,
+        l4: found.l4,
+        l3_end: found.l3_end,
+        ip_proto: found.ip_proto,
+    })
 }
 
 /// RFC 826 "Packet format", restricted to Ethernet/IPv4.
-#[inline]
-fn parse_arp(frame: &[u8], mut layout: Layout) -> Result<Layout, Malformed> {
-    let l3 = usize::from(layout.l3);
+#[inline(always)]
+fn parse_arp(frame: &[u8], l3: usize) -> Result<L3, Malformed> {
     if frame.len() < l3 + 28 {
         return Err(Malformed::ArpTruncated);
     }
@@ -368,77 +387,102 @@ fn parse_arp(frame: &[u8], mut layout: Layout) -> Result<Layout, Malformed> {
     if frame[l3..l3 + 6] != [0x00, 0x01, 0x08, 0x00, 6, 4] {
         return Err(Malformed::ArpMalformed);
     }
-    layout.flags |= Layout::ARP;
-    layout.l3_end = (l3 + 28) as u16;
-    Ok(layout)
+    Ok(L3 {
+        flags: Layout::ARP,
+        l4: 0,
+        l3_end: (l3 + 28) as u16,
+        ip_proto: 0,
+    })
 }
 
 /// RFC 791 §3.1, with the fragment rules of RFC 1858 §3.
-#[inline]
-fn parse_ipv4(frame: &[u8], mut layout: Layout) -> Result<Layout, Malformed> {
+#[inline(always)]
+fn parse_ipv4(frame: &[u8], l3: usize) -> Result<L3, Malformed> {
     let len = frame.len();
-    let l3 = usize::from(layout.l3);
-    if len < l3 + 20 {
+    // One bounds check for the fixed header; the fields below read from the array.
+    let Some(h) = frame.get(l3..).and_then(<[u8]>::first_chunk::<20>) else {
         return Err(Malformed::Ipv4Truncated);
-    }
-    let ver_ihl = frame[l3];
-    if ver_ihl >> 4 != 4 {
+    };
+    if h[0] >> 4 != 4 {
         return Err(Malformed::Ipv4BadVersion);
     }
     // "IHL … the minimum value for a correct header is 5" (RFC 791 §3.1).
-    let ihl = usize::from(ver_ihl & 0x0f) * 4;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
     if ihl < 20 || l3 + ihl > len {
         return Err(Malformed::Ipv4BadIhl);
     }
-    let total = usize::from(be16(frame, l3 + 2));
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if total < ihl || l3 + total > len {
         return Err(Malformed::Ipv4BadTotalLength);
     }
     let l3_end = l3 + total;
-    layout.flags |= Layout::IPV4;
-    layout.l3_end = l3_end as u16;
+    let mut flags = Layout::IPV4;
     if ihl > 20 {
         check_ipv4_options(&frame[l3 + 20..l3 + ihl])?;
-        layout.flags |= Layout::IP_OPTIONS;
+        flags |= Layout::IP_OPTIONS;
     }
-    let proto = frame[l3 + 9];
-    layout.ip_proto = proto;
-    let frag = be16(frame, l3 + 6);
-    let offset = frag & 0x1fff;
-    let first_fragment = frag & 0x2000 != 0 && offset == 0;
+    let proto = h[9];
+    let frag = u16::from_be_bytes([h[6], h[7]]);
     if frag & 0x3fff != 0 {
-        layout.flags |= Layout::FRAGMENT;
+        return ipv4_fragment(frame, l3, ihl, l3_end, proto, frag, flags);
     }
+    if l4_present(&frame[l3 + ihl..l3_end], proto, false, false)? {
+        flags |= Layout::L4;
+    }
+    Ok(L3 {
+        flags,
+        l4: (l3 + ihl) as u16,
+        l3_end: l3_end as u16,
+        ip_proto: proto,
+    })
+}
+
+/// The fragment cases of [`parse_ipv4`], off the common path.
+#[cold]
+#[inline(never)]
+fn ipv4_fragment(
+    frame: &[u8],
+    l3: usize,
+    ihl: usize,
+    l3_end: usize,
+    proto: u8,
+    frag: u16,
+    flags: u16,
+) -> Result<L3, Malformed> {
+    let mut flags = flags | Layout::FRAGMENT;
+    let offset = frag & 0x1fff;
     if offset != 0 {
         // RFC 1858 §3.2: a TCP fragment with offset 1 can only be meant to rewrite the
         // flags of the first fragment's TCP header: drop it.
         if offset == 1 && proto == PROTO_TCP {
             return Err(Malformed::Ipv4FragmentOverlap);
         }
-        layout.flags |= Layout::LATER_FRAGMENT;
-        return Ok(layout);
+        flags |= Layout::LATER_FRAGMENT;
+        return Ok(L3 {
+            flags,
+            l4: 0,
+            l3_end: l3_end as u16,
+            ip_proto: proto,
+        });
     }
-    parse_l4(
-        frame,
-        layout,
-        l3 + ihl,
-        l3_end,
-        proto,
-        first_fragment,
-        false,
-    )
-    .map_err(|e| {
-        if first_fragment {
-            Malformed::Ipv4TinyFragment
-        } else {
-            e
-        }
+    // RFC 1858 §3.1: a first fragment too short for the transport header it announces.
+    match l4_present(&frame[l3 + ihl..l3_end], proto, true, false) {
+        Ok(true) => flags |= Layout::L4,
+        Ok(false) => {}
+        Err(_) => return Err(Malformed::Ipv4TinyFragment),
+    }
+    Ok(L3 {
+        flags,
+        l4: (l3 + ihl) as u16,
+        l3_end: l3_end as u16,
+        ip_proto: proto,
     })
 }
 
 /// RFC 791 §3.1 "Options": End of Option List (0) ends the list, No Operation (1) is one
 /// octet, every other option has a length octet counting type, length and data.
-#[inline]
+#[cold]
+#[inline(never)]
 fn check_ipv4_options(options: &[u8]) -> Result<(), Malformed> {
     let mut i = 0;
     while i < options.len() {
@@ -460,25 +504,50 @@ fn check_ipv4_options(options: &[u8]) -> Result<(), Malformed> {
     Ok(())
 }
 
-/// RFC 8200 §3 and §4: walks Hop-by-Hop (only first, §4.1), Routing, Destination Options
-/// and Fragment headers up to the upper-layer header.
-#[inline]
-fn parse_ipv6(frame: &[u8], mut layout: Layout) -> Result<Layout, Malformed> {
+/// RFC 8200 §3: the fixed header, then the upper-layer header or the extension headers.
+#[inline(always)]
+fn parse_ipv6(frame: &[u8], l3: usize) -> Result<L3, Malformed> {
     let len = frame.len();
-    let l3 = usize::from(layout.l3);
-    if len < l3 + 40 {
+    let Some(h) = frame.get(l3..).and_then(<[u8]>::first_chunk::<40>) else {
         return Err(Malformed::Ipv6Truncated);
-    }
-    if frame[l3] >> 4 != 6 {
+    };
+    if h[0] >> 4 != 6 {
         return Err(Malformed::Ipv6BadVersion);
     }
-    let l3_end = l3 + 40 + usize::from(be16(frame, l3 + 4));
+    let l3_end = l3 + 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
     if l3_end > len {
         return Err(Malformed::Ipv6BadPayloadLength);
     }
-    layout.flags |= Layout::IPV6;
-    layout.l3_end = l3_end as u16;
-    let mut next = frame[l3 + 6];
+    let next = h[6];
+    if matches!(
+        next,
+        PROTO_HOPOPTS | PROTO_ROUTING | PROTO_DSTOPTS | PROTO_FRAGMENT
+    ) {
+        return ipv6_extension_headers(frame, l3, l3_end, next);
+    }
+    let flags = if l4_present(&frame[l3 + 40..l3_end], next, false, true)? {
+        Layout::IPV6 | Layout::L4
+    } else {
+        Layout::IPV6
+    };
+    Ok(L3 {
+        flags,
+        l4: (l3 + 40) as u16,
+        l3_end: l3_end as u16,
+        ip_proto: next,
+    })
+}
+
+/// RFC 8200 §4: walks Hop-by-Hop (only first, §4.1), Routing, Destination Options and
+/// Fragment headers up to the upper-layer header, at most [`MAX_IPV6_EXT_HEADERS`].
+#[inline(never)]
+fn ipv6_extension_headers(
+    frame: &[u8],
+    l3: usize,
+    l3_end: usize,
+    mut next: u8,
+) -> Result<L3, Malformed> {
+    let mut flags = Layout::IPV6 | Layout::IP_OPTIONS;
     let mut at = l3 + 40;
     let mut first_fragment = false;
     let mut count = 0;
@@ -501,11 +570,15 @@ fn parse_ipv6(frame: &[u8], mut layout: Layout) -> Result<Layout, Malformed> {
                 }
                 // §4.5: Fragment Offset (13 bits, 8-octet units), Res (2), M (1).
                 let off_m = be16(frame, at + 2);
-                layout.flags |= Layout::FRAGMENT;
+                flags |= Layout::FRAGMENT;
                 if off_m & 0xfff8 != 0 {
-                    layout.flags |= Layout::LATER_FRAGMENT | Layout::IP_OPTIONS;
-                    layout.ip_proto = frame[at];
-                    return Ok(layout);
+                    flags |= Layout::LATER_FRAGMENT;
+                    return Ok(L3 {
+                        flags,
+                        l4: 0,
+                        l3_end: l3_end as u16,
+                        ip_proto: frame[at],
+                    });
                 }
                 first_fragment = off_m & 1 != 0;
                 8
@@ -521,24 +594,24 @@ fn parse_ipv6(frame: &[u8], mut layout: Layout) -> Result<Layout, Malformed> {
         if count > MAX_IPV6_EXT_HEADERS {
             return Err(Malformed::Ipv6BadExtensionHeader);
         }
-        layout.flags |= Layout::IP_OPTIONS;
     }
-    layout.ip_proto = next;
-    if next == PROTO_NONXT {
-        return Ok(layout);
+    match l4_present(&frame[at..l3_end], next, first_fragment, true) {
+        Ok(true) => flags |= Layout::L4,
+        Ok(false) => {}
+        Err(_) if first_fragment => return Err(Malformed::Ipv6TinyFragment),
+        Err(e) => return Err(e),
     }
-    parse_l4(frame, layout, at, l3_end, next, first_fragment, true).map_err(|e| {
-        if first_fragment {
-            Malformed::Ipv6TinyFragment
-        } else {
-            e
-        }
+    Ok(L3 {
+        flags,
+        l4: at as u16,
+        l3_end: l3_end as u16,
+        ip_proto: next,
     })
 }
 
 /// RFC 8200 §4.5: "If the first fragment does not include all headers through an
 /// Upper-Layer header, then that fragment should be discarded."
-#[inline]
+#[cold]
 fn ext_header_error(first_fragment: bool) -> Malformed {
     if first_fragment {
         Malformed::Ipv6TinyFragment
@@ -547,37 +620,35 @@ fn ext_header_error(first_fragment: bool) -> Malformed {
     }
 }
 
-/// Checks that the L4 header at `l4` lies whole before `l3_end` and sets [`Layout::L4`].
-/// In a first fragment the UDP length covers the whole datagram, so it is not compared with
+/// Whether `segment` (the IP payload after the IP headers) starts with a whole TCP, UDP
+/// or ICMP(v6) header: `Ok(false)` for other protocols, which are valid but opaque. In a
+/// first fragment the UDP length covers the whole datagram, so it is not compared with
 /// this fragment's payload.
-#[inline]
-fn parse_l4(
-    frame: &[u8],
-    mut layout: Layout,
-    l4: usize,
-    l3_end: usize,
+#[inline(always)]
+fn l4_present(
+    segment: &[u8],
     proto: u8,
     first_fragment: bool,
     ipv6: bool,
-) -> Result<Layout, Malformed> {
-    let avail = l3_end - l4;
+) -> Result<bool, Malformed> {
+    let avail = segment.len();
     match proto {
         // RFC 793 §3.1 "Data Offset".
         PROTO_TCP => {
-            if avail < 20 {
+            let Some(&offset_byte) = segment.get(12) else {
                 return Err(Malformed::TcpTruncated);
-            }
-            let data_offset = usize::from(frame[l4 + 12] >> 4) * 4;
+            };
+            let data_offset = usize::from(offset_byte >> 4) * 4;
             if data_offset < 20 || data_offset > avail {
                 return Err(Malformed::TcpTruncated);
             }
         }
         // RFC 768: "Length … the minimum value of the length is eight."
         PROTO_UDP => {
-            if avail < 8 {
+            let Some(&[_, _, _, _, hi, lo, _, _]) = segment.first_chunk::<8>() else {
                 return Err(Malformed::UdpTruncated);
-            }
-            let udp_len = usize::from(be16(frame, l4 + 4));
+            };
+            let udp_len = usize::from(u16::from_be_bytes([hi, lo]));
             if !first_fragment && (udp_len < 8 || udp_len > avail) {
                 return Err(Malformed::UdpTruncated);
             }
@@ -593,11 +664,9 @@ fn parse_l4(
                 return Err(Malformed::IcmpTruncated);
             }
         }
-        _ => return Ok(layout),
+        _ => return Ok(false),
     }
-    layout.flags |= Layout::L4;
-    layout.l4 = l4 as u16;
-    Ok(layout)
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -703,7 +772,7 @@ mod tests {
             (layout.vlan_tci, layout.vlan_id(), layout.l3, layout.l4),
             (0xa064, Some(100), 18, 38)
         );
-        assert_eq!(layout.tcp_flags(&frame), super::super::tcp::Flags::SYN);
+        assert_eq!(layout.tcp_flags(&frame), crate::wire::tcp::Flags::SYN);
         assert_eq!(layout.ethertype(), EtherType::Ipv4);
 
         let mut stacked = vec![0x00, 0x64, 0x81, 0x00, 0x00, 0x65, 0x08, 0x00];
@@ -742,7 +811,7 @@ mod tests {
         let layout = parse(&frame).unwrap();
         assert!(layout.has(Layout::ARP));
         assert_eq!(layout.l3_end, 42);
-        assert_eq!(layout.arp_op(&frame), super::super::arp::Operation::Request);
+        assert_eq!(layout.arp_op(&frame), crate::wire::arp::Operation::Request);
         assert_eq!(layout.arp_sha(&frame), MacAddr([2, 0, 0, 0, 0, 1]));
         assert_eq!(layout.arp_spa(&frame), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(layout.arp_tha(&frame), MacAddr::default());
