@@ -97,6 +97,9 @@ enum Command {
         /// Core to pin the worker to (default: the last core).
         #[arg(long)]
         core: Option<usize>,
+        /// Flow cache entries of the worker (0 disables the cache).
+        #[arg(long, default_value_t = 8192)]
+        flow_cache: usize,
     },
 }
 
@@ -158,7 +161,8 @@ fn main() -> Result<()> {
             json,
             packets,
             core,
-        } => bench(scenario, list, json, packets, core),
+            flow_cache,
+        } => bench(scenario, list, json, packets, core, flow_cache),
     }
 }
 
@@ -168,6 +172,7 @@ fn bench(
     json: bool,
     packets: u64,
     core: Option<usize>,
+    flow_cache: usize,
 ) -> Result<()> {
     let all = switchyard_bench::scenarios();
     if list {
@@ -184,7 +189,11 @@ fn bench(
         anyhow::bail!("no scenario {:?} (see --list)", only.unwrap_or_default());
     }
     let core = core.or_else(|| core_affinity::get_core_ids().and_then(|c| c.last().map(|c| c.id)));
-    let opts = switchyard_bench::RunOptions { packets, core };
+    let opts = switchyard_bench::RunOptions {
+        packets,
+        core,
+        flow_cache,
+    };
     if !json {
         println!(
             "{:<20} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6} {:>8}",

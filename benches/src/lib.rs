@@ -234,6 +234,8 @@ pub struct RunOptions {
     pub packets: u64,
     /// Core to pin the worker to.
     pub core: Option<usize>,
+    /// Flow cache entries (0: no flow cache).
+    pub flow_cache: usize,
 }
 
 /// Runs one scenario on the calling thread (pinned to `opts.core`).
@@ -244,7 +246,8 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     let tables = Tables::compile(&topology()).map_err(|e| e.to_string())?;
     let publisher = TablePublisher::new(tables);
     let by_port = (s.build)(s.flows);
-    let per_port = opts.packets / PORTS as u64;
+    let active = by_port.iter().filter(|d| !d.is_empty()).count().max(1) as u64;
+    let per_port = opts.packets / active;
     let mut ports: Vec<Arc<dyn Port<HeapPool>>> = Vec::with_capacity(PORTS);
     let mut rx_ports = Vec::new();
     for (i, descs) in by_port.iter().enumerate() {

@@ -2,7 +2,8 @@
 //!
 //! In front of the full pipeline, like OVS's EMC: a direct-mapped array of
 //! entries keyed by exactly the packet fields the L2 pipeline consults
-//! (ingress port, Ethernet addresses and type, IP source and destination).
+//! (ingress port, Ethernet addresses and type, IP source and destination),
+//! in 2-way sets so that two hot flows sharing a set do not evict each other.
 //! Entries are tagged with the table generation they were computed under,
 //! so publishing new tables invalidates the whole cache at once, without
 //! touching it. Only decisions that depend on nothing beyond the key are
@@ -11,23 +12,45 @@
 use crate::pipeline::Verdict;
 
 /// The fields a cached decision depends on, packed into 6 words.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct FlowKey(pub [u64; 6]);
 
-impl FlowKey {
-    /// A fast hash of the key (multiply-rotate over the words).
-    #[inline]
-    pub fn hash(&self) -> u64 {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = 0u64;
-        for w in self.0 {
-            h = (h ^ w).wrapping_mul(K).rotate_left(29);
-        }
-        h ^ (h >> 32)
+impl PartialEq for FlowKey {
+    /// Branch-free word compare (a derived `==` calls `bcmp`).
+    #[inline(always)]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        ((a[0] ^ b[0])
+            | (a[1] ^ b[1])
+            | (a[2] ^ b[2])
+            | (a[3] ^ b[3])
+            | (a[4] ^ b[4])
+            | (a[5] ^ b[5]))
+            == 0
     }
 }
 
+impl FlowKey {
+    /// A fast hash of the key: the words folded with rotations, then one
+    /// multiply whose high bits mix every input bit.
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let w = &self.0;
+        let x = w[0]
+            ^ w[1].rotate_left(13)
+            ^ w[2].rotate_left(27)
+            ^ w[3].rotate_left(41)
+            ^ w[4].rotate_left(7)
+            ^ w[5].rotate_left(53);
+        let h = x.wrapping_mul(K);
+        h ^ (h >> 31)
+    }
+}
+
+/// One way of a set: a cache line.
 #[derive(Clone, Copy)]
+#[repr(align(64))]
 struct Entry {
     key: FlowKey,
     generation: u64,
@@ -43,9 +66,10 @@ pub struct FlowCache {
 }
 
 impl FlowCache {
-    /// A cache of `size` entries (rounded up to a power of two).
+    /// A cache of `size` entries (rounded up to a power of two, at least 2),
+    /// organised as 2-way sets.
     pub fn new(size: usize) -> Self {
-        let size = size.max(1).next_power_of_two();
+        let size = size.max(2).next_power_of_two();
         FlowCache {
             entries: vec![
                 Entry {
@@ -56,33 +80,72 @@ impl FlowCache {
                 size
             ]
             .into_boxed_slice(),
-            mask: size - 1,
+            mask: size / 2 - 1,
             hits: 0,
             misses: 0,
         }
     }
 
+    /// Index of the first way of `hash`'s set.
+    #[inline(always)]
+    fn set(&self, hash: u64) -> usize {
+        (hash as usize & self.mask) * 2
+    }
+
+    /// Starts loading the set of `hash` into the CPU cache, so that a
+    /// lookup a few packets later does not stall on memory.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: prefetching is a hint; both ways are inside the table.
+            unsafe {
+                let p = self.entries.as_ptr().add(self.set(hash));
+                _mm_prefetch(p as *const i8, _MM_HINT_T0);
+                _mm_prefetch(p.add(1) as *const i8, _MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
     /// The cached verdict for `key` under table generation `generation`.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64, generation: u64) -> Option<Verdict> {
-        let e = &self.entries[hash as usize & self.mask];
-        if e.generation == generation && e.key == *key {
-            self.hits += 1;
-            Some(e.verdict)
-        } else {
-            self.misses += 1;
-            None
+        let set = self.set(hash);
+        for e in &self.entries[set..set + 2] {
+            if e.generation == generation && e.key == *key {
+                self.hits += 1;
+                return Some(e.verdict);
+            }
         }
+        self.misses += 1;
+        None
     }
 
-    /// Remembers `verdict` for `key` (replacing whatever was in its slot).
+    /// Remembers `verdict` for `key`: into a free or stale way of its set,
+    /// else over a way picked by the hash.
     #[inline]
     pub fn insert(&mut self, key: FlowKey, hash: u64, generation: u64, verdict: Verdict) {
-        self.entries[hash as usize & self.mask] = Entry {
+        let set = self.set(hash);
+        let new = Entry {
             key,
             generation,
             verdict,
         };
+        let ways = &mut self.entries[set..set + 2];
+        let way = if ways[0].generation != generation || ways[0].key == key {
+            0
+        } else if ways[1].generation != generation {
+            1
+        } else {
+            // Both ways live: evict one chosen by a hash bit. Unlike LRU,
+            // this keeps most of a set's flows when three or more cycle
+            // through it.
+            (hash >> 47) as usize & 1
+        };
+        ways[way] = new;
     }
 }
 

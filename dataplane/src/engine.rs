@@ -34,7 +34,7 @@ pub struct EngineConfig {
     pub idle_sleep: Option<Duration>,
     /// Buffers per worker pool.
     pub pool_buffers: usize,
-    /// Flow cache entries per worker.
+    /// Flow cache entries per worker (0: no flow cache).
     pub flow_cache_entries: usize,
 }
 
@@ -95,10 +95,14 @@ pub struct Worker<P: BufPool> {
     publisher: Arc<TablePublisher>,
     tables: Arc<Tables>,
     generation: u64,
-    cache: FlowCache,
+    cache: Option<FlowCache>,
     rx: Vec<P::Buf>,
+    /// Per-packet results of the first pass over a burst.
+    stage: Vec<pipeline::Classified>,
     tx: Vec<Vec<P::Buf>>,
     pending: Vec<PortId>,
+    /// Packets waiting in `tx`.
+    batched: usize,
     flood: Vec<PortId>,
     stats: Arc<WorkerStats>,
 }
@@ -126,12 +130,14 @@ impl<P: BufPool> Worker<P> {
             publisher,
             tables,
             generation,
-            cache: FlowCache::new(flow_cache_entries),
+            cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
             rx: Vec::with_capacity(MAX_BURST),
+            stage: Vec::with_capacity(MAX_BURST),
             tx: (0..ports.len())
                 .map(|_| Vec::with_capacity(MAX_BURST * 2))
                 .collect(),
             pending: Vec::with_capacity(ports.len()),
+            batched: 0,
             flood: Vec::with_capacity(64),
             stats: Arc::new(WorkerStats::default()),
         })
@@ -161,6 +167,11 @@ impl<P: BufPool> Worker<P> {
             }
             total += n;
             self.process(port);
+            // Transmit once a few bursts' worth is batched: large tx bursts,
+            // yet few buffers in flight (a small, cache-hot working set).
+            if self.batched >= FLUSH_AT {
+                self.flush();
+            }
         }
         if total != 0 {
             self.flush();
@@ -170,18 +181,17 @@ impl<P: BufPool> Worker<P> {
                 self.stats.rx_packets.load(Ordering::Relaxed) + total as u64,
                 Ordering::Release,
             );
-            self.stats
-                .cache_hits
-                .store(self.cache.hits, Ordering::Relaxed);
-            self.stats
-                .cache_misses
-                .store(self.cache.misses, Ordering::Relaxed);
+            if let Some(c) = &self.cache {
+                self.stats.cache_hits.store(c.hits, Ordering::Relaxed);
+                self.stats.cache_misses.store(c.misses, Ordering::Relaxed);
+            }
         }
         total
     }
 
     #[inline]
     fn enqueue(&mut self, port: PortId, buf: P::Buf) {
+        self.batched += 1;
         let q = &mut self.tx[port as usize];
         if q.is_empty() {
             self.pending.push(port);
@@ -189,19 +199,35 @@ impl<P: BufPool> Worker<P> {
         q.push(buf);
     }
 
+    /// Runs one rx burst through the pipeline in two passes: first parse
+    /// every packet and prefetch its flow-cache slot, then decide and act,
+    /// so the cache's memory latency overlaps with useful work.
     #[inline]
     fn process(&mut self, in_port: PortId) {
         let mut rx = std::mem::take(&mut self.rx);
-        for mut buf in rx.drain(..) {
+        let mut stage = std::mem::take(&mut self.stage);
+        stage.clear();
+        let with_key = self.cache.is_some();
+        for buf in &rx {
+            let c = pipeline::classify(buf.data(), in_port, with_key);
+            if let (Some(cache), Some(_)) = (&self.cache, &c.key) {
+                cache.prefetch(c.hash);
+            }
+            stage.push(c);
+        }
+        for (mut buf, c) in rx.drain(..).zip(stage.iter()) {
             let mut meta = PacketMeta::new(in_port);
-            let v = pipeline::decide(
-                &self.tables,
-                self.generation,
-                Some(&mut self.cache),
-                &mut buf,
-                &mut meta,
-                &mut NoTrace,
-            );
+            let v = match &mut self.cache {
+                Some(cache) => pipeline::decide_cached(
+                    &self.tables,
+                    self.generation,
+                    cache,
+                    &mut buf,
+                    c,
+                    &mut meta,
+                ),
+                None => pipeline::decide(&self.tables, &mut buf, &mut meta, &mut NoTrace),
+            };
             match v {
                 Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
                 Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
@@ -214,6 +240,7 @@ impl<P: BufPool> Worker<P> {
             }
         }
         self.rx = rx;
+        self.stage = stage;
     }
 
     #[inline]
@@ -261,6 +288,7 @@ impl<P: BufPool> Worker<P> {
             self.queues[p].tx_burst(&mut self.pool, &mut self.tx[p]);
         }
         self.pending.clear();
+        self.batched = 0;
         bump(&self.stats.tx_packets, sent as u64);
     }
 }
@@ -284,6 +312,8 @@ pub fn assign_rx(ports: usize, workers: usize) -> Vec<Vec<PortId>> {
 }
 
 const IDLE_ROUNDS: u32 = 1024;
+/// Packets batched for transmission before a worker flushes mid-round.
+const FLUSH_AT: usize = 64 * MAX_BURST;
 
 impl<P: BufPool + 'static> Engine<P> {
     /// Starts `config.workers` workers over `ports` (indexed by [`PortId`]).

@@ -6,6 +6,9 @@
 //! dynamic dispatch. Every buffer keeps [`HEADROOM`] bytes in front of the
 //! frame so that tunnel encapsulation prepends headers without a copy.
 
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+
 use crate::drop::DropReason;
 
 /// Bytes reserved in front of every frame for encapsulation (as DPDK's
@@ -43,6 +46,12 @@ pub trait PacketBuf: Send + 'static {
     fn set_len(&mut self, len: usize) -> bool;
     /// Replaces the frame with `frame` (headroom restored); false if too big.
     fn load(&mut self, frame: &[u8]) -> bool;
+    /// Replaces the frame with the first `len` (at most 64) bytes of
+    /// `padded`; buffers may copy all 64 bytes at once (the generator's
+    /// fast path for small frames).
+    fn load_padded(&mut self, padded: &[u8; 64], len: usize) -> bool {
+        len <= 64 && self.load(&padded[..len])
+    }
 }
 
 /// A source of packet buffers, owned by one worker (no locks).
@@ -61,23 +70,44 @@ pub trait BufPool: Send {
     }
 }
 
-/// A heap-allocated buffer of fixed size: headroom + [`MAX_FRAME`].
+/// A heap-allocated buffer: one cache-aligned block holding a small header
+/// (frame start, length, capacity) followed by the headroom and the frame,
+/// like an rte_mbuf. The handle is one pointer, so bursts move 8 bytes per
+/// packet.
 pub struct HeapBuf {
-    storage: Box<[u8]>,
-    start: u16,
-    len: u16,
+    block: NonNull<u8>,
 }
 
+// SAFETY: a HeapBuf owns its block exclusively.
+unsafe impl Send for HeapBuf {}
+
+/// Bytes of the block header: start (u16), len (u16), capacity (u32).
+const HDR: usize = 8;
+
 impl HeapBuf {
-    /// A new empty buffer of `frame_room` bytes after the headroom.
+    fn block_layout(frame_room: usize) -> Layout {
+        Layout::from_size_align(HDR + HEADROOM + frame_room, 64).expect("buffer layout")
+    }
+
+    /// A new empty buffer with `frame_room` bytes after the headroom.
     pub fn new(frame_room: usize) -> Self {
-        let size = HEADROOM + frame_room;
-        assert!(size <= u16::MAX as usize, "buffer too large");
-        HeapBuf {
-            storage: vec![0u8; size].into_boxed_slice(),
-            start: HEADROOM as u16,
-            len: 0,
-        }
+        assert!(
+            HEADROOM + frame_room <= u16::MAX as usize,
+            "buffer too large"
+        );
+        let layout = Self::block_layout(frame_room);
+        // SAFETY: the layout has a nonzero size.
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let Some(block) = NonNull::new(ptr) else {
+            alloc::handle_alloc_error(layout)
+        };
+        let mut b = HeapBuf { block };
+        b.set_hdr(HEADROOM as u16, 0);
+        // SAFETY: the header lies within the block.
+        unsafe {
+            (block.as_ptr().add(4) as *mut u32).write_unaligned((HEADROOM + frame_room) as u32)
+        };
+        b
     }
 
     /// A buffer holding `frame` (tests and the slow path).
@@ -86,61 +116,116 @@ impl HeapBuf {
         b.load(frame);
         b
     }
+
+    #[inline(always)]
+    fn start(&self) -> usize {
+        // SAFETY: the header lies within the block.
+        unsafe { (self.block.as_ptr() as *const u16).read() as usize }
+    }
+    #[inline(always)]
+    fn length(&self) -> usize {
+        // SAFETY: as above.
+        unsafe { (self.block.as_ptr().add(2) as *const u16).read() as usize }
+    }
+    /// Headroom + frame room.
+    #[inline(always)]
+    fn room(&self) -> usize {
+        // SAFETY: as above.
+        unsafe { (self.block.as_ptr().add(4) as *const u32).read() as usize }
+    }
+    #[inline(always)]
+    fn set_hdr(&mut self, start: u16, len: u16) {
+        // SAFETY: as above; the block is 64-byte aligned.
+        unsafe {
+            (self.block.as_ptr() as *mut u16).write(start);
+            (self.block.as_ptr().add(2) as *mut u16).write(len);
+        }
+    }
+    #[inline(always)]
+    fn room_ptr(&self) -> *mut u8 {
+        // SAFETY: the room follows the header inside the block.
+        unsafe { self.block.as_ptr().add(HDR) }
+    }
+}
+
+impl Drop for HeapBuf {
+    fn drop(&mut self) {
+        let layout = Self::block_layout(self.room() - HEADROOM);
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { alloc::dealloc(self.block.as_ptr(), layout) };
+    }
 }
 
 impl PacketBuf for HeapBuf {
-    #[inline]
+    #[inline(always)]
     fn data(&self) -> &[u8] {
-        let s = self.start as usize;
-        &self.storage[s..s + self.len as usize]
+        // SAFETY: start + len <= room, maintained by every setter.
+        unsafe { std::slice::from_raw_parts(self.room_ptr().add(self.start()), self.length()) }
     }
-    #[inline]
+    #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
-        let s = self.start as usize;
-        &mut self.storage[s..s + self.len as usize]
+        // SAFETY: as above, and `&mut self` is exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.room_ptr().add(self.start()), self.length()) }
     }
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
-        self.len as usize
+        self.length()
     }
-    #[inline]
+    #[inline(always)]
     fn headroom(&self) -> usize {
-        self.start as usize
+        self.start()
     }
     #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        if n > self.start as usize {
+        let start = self.start();
+        if n > start {
             return None;
         }
-        self.start -= n as u16;
-        self.len += n as u16;
+        self.set_hdr((start - n) as u16, (self.length() + n) as u16);
         Some(self.data_mut())
     }
     #[inline]
     fn trim_front(&mut self, n: usize) -> bool {
-        if n > self.len as usize {
+        let len = self.length();
+        if n > len {
             return false;
         }
-        self.start += n as u16;
-        self.len -= n as u16;
+        self.set_hdr((self.start() + n) as u16, (len - n) as u16);
         true
     }
     #[inline]
     fn set_len(&mut self, len: usize) -> bool {
-        if self.start as usize + len > self.storage.len() {
+        if self.start() + len > self.room() {
             return false;
         }
-        self.len = len as u16;
+        self.set_hdr(self.start() as u16, len as u16);
         true
     }
     #[inline]
     fn load(&mut self, frame: &[u8]) -> bool {
-        if HEADROOM + frame.len() > self.storage.len() {
+        if HEADROOM + frame.len() > self.room() {
             return false;
         }
-        self.start = HEADROOM as u16;
-        self.len = frame.len() as u16;
-        self.storage[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        self.set_hdr(HEADROOM as u16, frame.len() as u16);
+        // SAFETY: checked to fit above; the regions cannot overlap (the
+        // block is owned).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.room_ptr().add(HEADROOM),
+                frame.len(),
+            )
+        };
+        true
+    }
+    #[inline]
+    fn load_padded(&mut self, padded: &[u8; 64], len: usize) -> bool {
+        if len > 64 || HEADROOM + 64 > self.room() {
+            return false;
+        }
+        self.set_hdr(HEADROOM as u16, len as u16);
+        // SAFETY: 64 bytes fit after the headroom (checked above).
+        unsafe { (self.room_ptr().add(HEADROOM) as *mut [u8; 64]).write_unaligned(*padded) };
         true
     }
 }

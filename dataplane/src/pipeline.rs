@@ -102,21 +102,80 @@ const PROTO_ICMPV6: u8 = 58;
 const ND_NS: u8 = 135;
 const ND_NA: u8 = 136;
 
-/// Decides what to do with one packet.
-///
-/// `cache` is the worker's flow cache (None when tracing, so a trace always
-/// shows the full pipeline). `buf` is only modified for a [`Verdict::Reply`].
+/// Stage one of the burst path: the packet parsed, and its flow-cache key
+/// and hash if its verdict can be cached.
+#[derive(Clone, Copy, Debug)]
+pub struct Classified {
+    pub layout: Result<Layout, Malformed>,
+    pub key: Option<FlowKey>,
+    pub hash: u64,
+}
+
+/// Parses a frame and, if `with_key`, computes its flow-cache key.
+#[inline]
+pub fn classify(frame: &[u8], in_port: PortId, with_key: bool) -> Classified {
+    let layout = layout::parse(frame);
+    let key = match (&layout, with_key) {
+        (Ok(lay), true) => flow_key(frame, lay, in_port),
+        _ => None,
+    };
+    Classified {
+        layout,
+        key,
+        hash: key.map_or(0, |k| k.hash()),
+    }
+}
+
+/// Stage two: the verdict from the flow cache, or from the full pipeline
+/// (remembered in the cache when it can be).
+#[inline]
+pub fn decide_cached<B: PacketBuf>(
+    tables: &Tables,
+    generation: u64,
+    cache: &mut FlowCache,
+    buf: &mut B,
+    c: &Classified,
+    meta: &mut PacketMeta,
+) -> Verdict {
+    let Some(key) = &c.key else {
+        return pipeline(tables, buf, c.layout, meta, &mut NoTrace);
+    };
+    if let Some(v) = cache.lookup(key, c.hash, generation) {
+        match v {
+            Verdict::Flood { .. } => meta.logical_inport = tables.lport_of(meta.in_port),
+            Verdict::Drop(r) => meta.drop = Some(r),
+            _ => {}
+        }
+        return v;
+    }
+    let v = pipeline(tables, buf, c.layout, meta, &mut NoTrace);
+    cache.insert(*key, c.hash, generation, v);
+    v
+}
+
+/// One packet through the full pipeline, without the flow cache (trace,
+/// tests, micro-benchmarks). `buf` is only modified for a [`Verdict::Reply`].
 #[inline]
 pub fn decide<B: PacketBuf, T: Tracer>(
     tables: &Tables,
-    generation: u64,
-    cache: Option<&mut FlowCache>,
     buf: &mut B,
     meta: &mut PacketMeta,
     t: &mut T,
 ) -> Verdict {
+    let lay = layout::parse(buf.data());
+    pipeline(tables, buf, lay, meta, t)
+}
+
+/// The full pipeline on a parsed packet.
+fn pipeline<B: PacketBuf, T: Tracer>(
+    tables: &Tables,
+    buf: &mut B,
+    lay: Result<Layout, Malformed>,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Verdict {
     let frame = buf.data();
-    let lay = match layout::parse(frame) {
+    let lay = match lay {
         Ok(l) => l,
         Err(m) => {
             trace!(t, "parse", "malformed frame ({} bytes): {m}", frame.len());
@@ -124,7 +183,6 @@ pub fn decide<B: PacketBuf, T: Tracer>(
         }
     };
     trace!(t, "parse", "{}", describe(frame, &lay));
-
     let lport_idx = tables.lport_of(meta.in_port);
     if lport_idx == NO_LPORT {
         trace!(
@@ -147,17 +205,6 @@ pub fn decide<B: PacketBuf, T: Tracer>(
         dp.name,
         dp.tunnel_key
     );
-
-    let key = flow_key(frame, &lay, meta.in_port);
-    if let (Some(cache), Some(key)) = (cache, key) {
-        let h = key.hash();
-        if let Some(v) = cache.lookup(&key, h, generation) {
-            return apply_cached(meta, v);
-        }
-        let v = slow_path(tables, lport, buf, &lay, meta, t);
-        cache.insert(key, h, generation, v);
-        return v;
-    }
     slow_path(tables, lport, buf, &lay, meta, t)
 }
 
@@ -167,14 +214,6 @@ fn drop(meta: &mut PacketMeta, r: DropReason) -> Verdict {
     Verdict::Drop(r)
 }
 
-#[inline]
-fn apply_cached(meta: &mut PacketMeta, v: Verdict) -> Verdict {
-    if let Verdict::Drop(r) = v {
-        meta.drop = Some(r);
-    }
-    v
-}
-
 /// The cache key of a packet, or None if its verdict depends on more than
 /// the key (ARP, ND, DHCP discover, VLAN tags, fragments, ...).
 #[inline]
@@ -182,50 +221,43 @@ fn flow_key(frame: &[u8], lay: &Layout, in_port: PortId) -> Option<FlowKey> {
     if lay.has(Layout::VLAN) {
         return None;
     }
-    // Word 0: eth.dst and the ingress port; word 1: eth.src and the type.
-    let w0 = u64::from_be_bytes([
-        frame[0], frame[1], frame[2], frame[3], frame[4], frame[5], 0, 0,
-    ]) | u64::from(in_port);
-    let w1 = u64::from_be_bytes([
-        frame[6], frame[7], frame[8], frame[9], frame[10], frame[11], 0, 0,
-    ]) | u64::from(lay.eth_type);
-    let l3 = lay.l3 as usize;
+    // No VLAN: the L3 header starts at 14, and the parser validated the
+    // whole IPv4 (20) or IPv6 (40) header.
+    let w = |b: &[u8], o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap());
     match lay.eth_type {
         ETH_IPV4 => {
-            let src = u32::from_be_bytes(frame[l3 + 12..l3 + 16].try_into().unwrap());
-            if src == 0 {
+            let h: &[u8; 34] = frame.get(..34)?.try_into().ok()?;
+            // Word 0: eth.dst and the ingress port; word 1: eth.src, type.
+            let w0 = (w(h, 0) & !0xffff) | u64::from(in_port);
+            let w1 = (w(h, 6) & !0xffff) | u64::from(ETH_IPV4);
+            let addrs = w(h, 26); // ip4.src, ip4.dst
+            if addrs >> 32 == 0 {
                 return None; // DHCP discover: depends on UDP ports.
             }
-            let dst = u32::from_be_bytes(frame[l3 + 16..l3 + 20].try_into().unwrap());
-            Some(FlowKey([
-                w0,
-                w1,
-                (u64::from(src) << 32) | u64::from(dst),
-                0,
-                0,
-                0,
-            ]))
+            Some(FlowKey([w0, w1, addrs, 0, 0, 0]))
         }
         ETH_IPV6 => {
             if lay.ip_proto == PROTO_ICMPV6 {
                 return None; // ND has its own port security and responder.
             }
-            let s = u128::from_be_bytes(frame[l3 + 8..l3 + 24].try_into().unwrap());
-            if s == 0 {
+            let h: &[u8; 54] = frame.get(..54)?.try_into().ok()?;
+            let w0 = (w(h, 0) & !0xffff) | u64::from(in_port);
+            let w1 = (w(h, 6) & !0xffff) | u64::from(ETH_IPV6);
+            let (s0, s1) = (w(h, 22), w(h, 30));
+            if s0 | s1 == 0 {
                 return None;
             }
-            let d = u128::from_be_bytes(frame[l3 + 24..l3 + 40].try_into().unwrap());
-            Some(FlowKey([
-                w0,
-                w1,
-                (s >> 64) as u64,
-                s as u64,
-                (d >> 64) as u64,
-                d as u64,
-            ]))
+            Some(FlowKey([w0, w1, s0, s1, w(h, 38), w(h, 46)]))
         }
         ETH_ARP => None,
-        _ => Some(FlowKey([w0, w1, 0, 0, 0, 0])),
+        other => {
+            let h: &[u8; 14] = frame.get(..14)?.try_into().ok()?;
+            let w0 =
+                u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], 0, 0]) | u64::from(in_port);
+            let w1 =
+                u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], 0, 0]) | u64::from(other);
+            Some(FlowKey([w0, w1, 0, 0, 0, 0]))
+        }
     }
 }
 
@@ -717,7 +749,7 @@ pub fn trace<B: PacketBuf>(tables: &Tables, in_port: PortId, mut buf: B) -> Trac
     let mut meta = PacketMeta::new(in_port);
     meta.trace = true;
     let mut log = TraceLog::default();
-    let verdict = decide(tables, 0, None, &mut buf, &mut meta, &mut log);
+    let verdict = decide(tables, &mut buf, &mut meta, &mut log);
     let mut outputs = Vec::new();
     match verdict {
         Verdict::Output(p) => outputs.push(p),

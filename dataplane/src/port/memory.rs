@@ -218,6 +218,15 @@ impl Traffic {
         self.lens.is_empty()
     }
 
+    /// The first 64 bytes of frame `i`'s slot (the frame, then zeros).
+    #[inline]
+    fn padded(&self, i: usize) -> &[u8; 64] {
+        let s = i * self.stride;
+        self.data[s..s + 64]
+            .try_into()
+            .expect("stride is at least 64")
+    }
+
     /// Frame `i`.
     #[inline]
     pub fn frame(&self, i: usize) -> &[u8] {
@@ -287,18 +296,24 @@ impl<P: BufPool> PortQueue<P> for ReplayQueue {
         let Some(t) = &self.traffic else { return 0 };
         let want = (max as u64).min(self.remaining) as usize;
         let (mut n, mut bytes) = (0, 0u64);
+        let mut next = self.next;
         while n < want {
             let Some(mut b) = pool.alloc() else { break };
-            let f = t.frame(self.next);
-            b.load(f);
-            bytes += f.len() as u64;
+            let len = t.lens[next] as usize;
+            if len <= 64 {
+                b.load_padded(t.padded(next), len);
+            } else {
+                b.load(t.frame(next));
+            }
+            bytes += len as u64;
             out.push(b);
             n += 1;
-            self.next += 1;
-            if self.next == t.len() {
-                self.next = 0;
+            next += 1;
+            if next == t.lens.len() {
+                next = 0;
             }
         }
+        self.next = next;
         self.remaining -= n as u64;
         self.counters.rx(n as u64, bytes);
         n
