@@ -70,44 +70,43 @@ pub trait BufPool: Send {
     }
 }
 
-/// A heap-allocated buffer: one cache-aligned block holding a small header
-/// (frame start, length, capacity) followed by the headroom and the frame,
-/// like an rte_mbuf. The handle is one pointer, so bursts move 8 bytes per
-/// packet.
+/// A heap-allocated buffer: a cache-aligned block of headroom + frame room,
+/// and a 16-byte handle holding where the frame starts and its length.
+/// Keeping the offsets in the handle (not in the block, as an rte_mbuf
+/// does) means a small frame touches exactly one cache line of its block:
+/// the frame starts at [`HEADROOM`], a multiple of 64.
 pub struct HeapBuf {
     block: NonNull<u8>,
+    start: u16,
+    len: u16,
+    /// Bytes in the block (headroom + frame room).
+    room: u32,
 }
 
 // SAFETY: a HeapBuf owns its block exclusively.
 unsafe impl Send for HeapBuf {}
 
-/// Bytes of the block header: start (u16), len (u16), capacity (u32).
-const HDR: usize = 8;
-
 impl HeapBuf {
-    fn block_layout(frame_room: usize) -> Layout {
-        Layout::from_size_align(HDR + HEADROOM + frame_room, 64).expect("buffer layout")
+    fn block_layout(room: usize) -> Layout {
+        Layout::from_size_align(room, 64).expect("buffer layout")
     }
 
     /// A new empty buffer with `frame_room` bytes after the headroom.
     pub fn new(frame_room: usize) -> Self {
-        assert!(
-            HEADROOM + frame_room <= u16::MAX as usize,
-            "buffer too large"
-        );
-        let layout = Self::block_layout(frame_room);
+        let room = HEADROOM + frame_room;
+        assert!(room <= u16::MAX as usize, "buffer too large");
+        let layout = Self::block_layout(room);
         // SAFETY: the layout has a nonzero size.
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         let Some(block) = NonNull::new(ptr) else {
             alloc::handle_alloc_error(layout)
         };
-        let mut b = HeapBuf { block };
-        b.set_hdr(HEADROOM as u16, 0);
-        // SAFETY: the header lies within the block.
-        unsafe {
-            (block.as_ptr().add(4) as *mut u32).write_unaligned((HEADROOM + frame_room) as u32)
-        };
-        b
+        HeapBuf {
+            block,
+            start: HEADROOM as u16,
+            len: 0,
+            room: room as u32,
+        }
     }
 
     /// A buffer holding `frame` (tests and the slow path).
@@ -118,41 +117,16 @@ impl HeapBuf {
     }
 
     #[inline(always)]
-    fn start(&self) -> usize {
-        // SAFETY: the header lies within the block.
-        unsafe { (self.block.as_ptr() as *const u16).read() as usize }
-    }
-    #[inline(always)]
-    fn length(&self) -> usize {
-        // SAFETY: as above.
-        unsafe { (self.block.as_ptr().add(2) as *const u16).read() as usize }
-    }
-    /// Headroom + frame room.
-    #[inline(always)]
-    fn room(&self) -> usize {
-        // SAFETY: as above.
-        unsafe { (self.block.as_ptr().add(4) as *const u32).read() as usize }
-    }
-    #[inline(always)]
-    fn set_hdr(&mut self, start: u16, len: u16) {
-        // SAFETY: as above; the block is 64-byte aligned.
-        unsafe {
-            (self.block.as_ptr() as *mut u16).write(start);
-            (self.block.as_ptr().add(2) as *mut u16).write(len);
-        }
-    }
-    #[inline(always)]
-    fn room_ptr(&self) -> *mut u8 {
-        // SAFETY: the room follows the header inside the block.
-        unsafe { self.block.as_ptr().add(HDR) }
+    fn frame_ptr(&self) -> *mut u8 {
+        // SAFETY: start <= room, inside the block.
+        unsafe { self.block.as_ptr().add(self.start as usize) }
     }
 }
 
 impl Drop for HeapBuf {
     fn drop(&mut self) {
-        let layout = Self::block_layout(self.room() - HEADROOM);
         // SAFETY: allocated in `new` with this layout.
-        unsafe { alloc::dealloc(self.block.as_ptr(), layout) };
+        unsafe { alloc::dealloc(self.block.as_ptr(), Self::block_layout(self.room as usize)) };
     }
 }
 
@@ -160,72 +134,67 @@ impl PacketBuf for HeapBuf {
     #[inline(always)]
     fn data(&self) -> &[u8] {
         // SAFETY: start + len <= room, maintained by every setter.
-        unsafe { std::slice::from_raw_parts(self.room_ptr().add(self.start()), self.length()) }
+        unsafe { std::slice::from_raw_parts(self.frame_ptr(), self.len as usize) }
     }
     #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above, and `&mut self` is exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.room_ptr().add(self.start()), self.length()) }
+        unsafe { std::slice::from_raw_parts_mut(self.frame_ptr(), self.len as usize) }
     }
     #[inline(always)]
     fn len(&self) -> usize {
-        self.length()
+        self.len as usize
     }
     #[inline(always)]
     fn headroom(&self) -> usize {
-        self.start()
+        self.start as usize
     }
     #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        let start = self.start();
-        if n > start {
+        if n > self.start as usize {
             return None;
         }
-        self.set_hdr((start - n) as u16, (self.length() + n) as u16);
+        self.start -= n as u16;
+        self.len += n as u16;
         Some(self.data_mut())
     }
     #[inline]
     fn trim_front(&mut self, n: usize) -> bool {
-        let len = self.length();
-        if n > len {
+        if n > self.len as usize {
             return false;
         }
-        self.set_hdr((self.start() + n) as u16, (len - n) as u16);
+        self.start += n as u16;
+        self.len -= n as u16;
         true
     }
     #[inline]
     fn set_len(&mut self, len: usize) -> bool {
-        if self.start() + len > self.room() {
+        if self.start as usize + len > self.room as usize {
             return false;
         }
-        self.set_hdr(self.start() as u16, len as u16);
+        self.len = len as u16;
         true
     }
     #[inline]
     fn load(&mut self, frame: &[u8]) -> bool {
-        if HEADROOM + frame.len() > self.room() {
+        if HEADROOM + frame.len() > self.room as usize {
             return false;
         }
-        self.set_hdr(HEADROOM as u16, frame.len() as u16);
-        // SAFETY: checked to fit above; the regions cannot overlap (the
-        // block is owned).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                frame.as_ptr(),
-                self.room_ptr().add(HEADROOM),
-                frame.len(),
-            )
-        };
+        self.start = HEADROOM as u16;
+        self.len = frame.len() as u16;
+        // SAFETY: checked to fit above; the block is owned, so no overlap.
+        unsafe { std::ptr::copy_nonoverlapping(frame.as_ptr(), self.frame_ptr(), frame.len()) };
         true
     }
     #[inline]
     fn load_padded(&mut self, padded: &[u8; 64], len: usize) -> bool {
-        if len > 64 || HEADROOM + 64 > self.room() {
+        if len > 64 || HEADROOM + 64 > self.room as usize {
             return false;
         }
-        self.set_hdr(HEADROOM as u16, len as u16);
+        self.start = HEADROOM as u16;
+        self.len = len as u16;
         // SAFETY: 64 bytes fit after the headroom (checked above).
-        unsafe { (self.room_ptr().add(HEADROOM) as *mut [u8; 64]).write_unaligned(*padded) };
+        unsafe { (self.frame_ptr() as *mut [u8; 64]).write_unaligned(*padded) };
         true
     }
 }
