@@ -65,6 +65,16 @@ fn metrics_text() -> Result<String> {
     Ok(out)
 }
 
+/// Drops counted under `reason` on /metrics (0 if unreadable).
+fn drops(reason: &str) -> u64 {
+    let prefix = format!("switchyard_drops_total{{reason=\"{reason}\"}} ");
+    metrics_text()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
 fn wait_ready(ctl: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(ctl.exists() && TcpStream::connect(METRICS).is_ok()) {
@@ -153,13 +163,11 @@ pub fn run(keep: bool) -> Result<()> {
 
     let spoof = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.99 ip4.dst=10.0.0.2 udp.dst=53";
     let spoof_frame = spoof.parse::<FlowDesc>()?.to_frame()?;
+    let before = drops("port_security_ip");
     vm1.send_raw(std::slice::from_ref(&spoof_frame))?;
     let deadline = Instant::now() + Duration::from_secs(3);
     let counted = loop {
-        let m = metrics_text().unwrap_or_default();
-        if m.lines()
-            .any(|l| l.starts_with("switchyard_drops_total{reason=\"port_security_ip\"} 1"))
-        {
+        if drops("port_security_ip") == before + 1 {
             break true;
         }
         if Instant::now() > deadline {

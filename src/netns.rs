@@ -55,6 +55,10 @@ impl Vm {
             &mtu, "netns", ns,
         ])?;
         sh(&["ip", "link", "set", port, "up"])?;
+        // IPv4-only VMs: no IPv6 autoconfiguration chatter (router and
+        // neighbour solicitations, MLD) to blur counters in tests and demos.
+        vm.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])?;
+        vm.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])?;
         vm.exec(&["ip", "link", "set", "eth0", "address", mac])?;
         vm.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
         vm.exec(&["ip", "link", "set", "eth0", "up"])?;

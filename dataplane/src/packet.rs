@@ -68,6 +68,18 @@ pub trait BufPool: Send {
             self.free(b);
         }
     }
+    /// Appends up to `n` buffers to `out`; returns how many.
+    fn alloc_bulk(&mut self, out: &mut Vec<Self::Buf>, n: usize) -> usize {
+        let mut k = 0;
+        while k < n {
+            match self.alloc() {
+                Some(b) => out.push(b),
+                None => break,
+            }
+            k += 1;
+        }
+        k
+    }
 }
 
 /// A heap-allocated buffer: a cache-aligned block of headroom + frame room,
@@ -247,6 +259,18 @@ impl BufPool for HeapPool {
         if self.free.len() < self.capacity {
             self.free.push(buf);
         }
+    }
+    #[inline]
+    fn free_all(&mut self, bufs: &mut Vec<HeapBuf>) {
+        let keep = (self.capacity - self.free.len()).min(bufs.len());
+        self.free.extend(bufs.drain(..keep));
+        bufs.clear();
+    }
+    #[inline]
+    fn alloc_bulk(&mut self, out: &mut Vec<HeapBuf>, n: usize) -> usize {
+        let k = n.min(self.free.len());
+        out.extend(self.free.drain(self.free.len() - k..));
+        k
     }
 }
 

@@ -295,10 +295,11 @@ impl<P: BufPool> PortQueue<P> for ReplayQueue {
     fn rx_burst(&mut self, pool: &mut P, out: &mut Vec<P::Buf>, max: usize) -> usize {
         let Some(t) = &self.traffic else { return 0 };
         let want = (max as u64).min(self.remaining) as usize;
-        let (mut n, mut bytes) = (0, 0u64);
+        let first = out.len();
+        let n = pool.alloc_bulk(out, want);
+        let mut bytes = 0u64;
         let mut next = self.next;
-        while n < want {
-            let Some(mut b) = pool.alloc() else { break };
+        for b in &mut out[first..] {
             let len = t.lens[next] as usize;
             if len <= 64 {
                 b.load_padded(t.padded(next), len);
@@ -306,8 +307,6 @@ impl<P: BufPool> PortQueue<P> for ReplayQueue {
                 b.load(t.frame(next));
             }
             bytes += len as u64;
-            out.push(b);
-            n += 1;
             next += 1;
             if next == t.lens.len() {
                 next = 0;
