@@ -1,0 +1,20 @@
+//! The OVSDB core (RFC 7047): schemas, values, the in-memory database and transactions.
+//!
+//! Data flows one way: JSON from a client is parsed against a [`schema::DatabaseSchema`] into
+//! [`datum::Datum`]s, a [`transaction::Transaction`] evaluates operations over the committed
+//! [`database::Database`], and a validated [`database::Changeset`] is logged by [`storage`],
+//! applied to the database and fanned out to [`monitor`]s. Nothing here does I/O except
+//! [`storage`]; the network lives in [`crate::server`].
+
+pub mod condition;
+pub mod database;
+pub mod datum;
+pub mod error;
+pub mod mutation;
+pub mod schema;
+pub mod transaction;
+
+pub use database::{Changeset, Database, Row, RowChange};
+pub use datum::{Atom, Datum};
+pub use error::OvsdbError;
+pub use schema::DatabaseSchema;
