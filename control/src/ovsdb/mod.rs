@@ -10,8 +10,10 @@ pub mod condition;
 pub mod database;
 pub mod datum;
 pub mod error;
+pub mod monitor;
 pub mod mutation;
 pub mod schema;
+pub mod storage;
 pub mod transaction;
 
 pub use database::{Changeset, Database, Row, RowChange};
