@@ -384,7 +384,27 @@ impl<'a> Transaction<'a> {
             "wait" => {
                 let (t, ts) = self.table_of(op)?;
                 let cond = self.parse_where(ts, op)?;
-                let columns = ColumnRef::parse_list(ts, member(op, "columns")?)?;
+                let rows_json = member(op, "rows")?
+                    .as_array()
+                    .ok_or_else(|| OvsdbError::syntax("\"rows\" must be an array"))?;
+                // ovsdb-idl omits "columns" when "rows" is empty; then compare the columns the
+                // rows name (none).
+                let columns = match op.get("columns") {
+                    Some(c) => ColumnRef::parse_list(ts, c)?,
+                    None => {
+                        let mut names: Vec<&String> = rows_json
+                            .iter()
+                            .filter_map(Value::as_object)
+                            .flat_map(|o| o.keys())
+                            .collect();
+                        names.sort();
+                        names.dedup();
+                        names
+                            .into_iter()
+                            .map(|n| ColumnRef::parse(ts, n))
+                            .collect::<Result<Vec<_>>>()?
+                    }
+                };
                 let until_eq = match member(op, "until")?.as_str() {
                     Some("==") => true,
                     Some("!=") => false,
@@ -399,10 +419,7 @@ impl<'a> Transaction<'a> {
                     })?),
                 };
                 let mut expected = Vec::new();
-                for r in member(op, "rows")?
-                    .as_array()
-                    .ok_or_else(|| OvsdbError::syntax("\"rows\" must be an array"))?
-                {
+                for r in rows_json {
                     let obj = r
                         .as_object()
                         .ok_or_else(|| OvsdbError::syntax("wait rows must be objects"))?;
