@@ -6,6 +6,7 @@
 //! northd-lite and the chassis controller use, and [`db`] is the `switchyard db` entry point
 //! that serves the NB and SB databases from [`schemas`].
 
+pub mod client;
 pub mod db;
 pub mod jsonrpc;
 pub mod ovsdb;

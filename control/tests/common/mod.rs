@@ -85,6 +85,7 @@ pub struct RealOvsdb {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    dbs: Vec<PathBuf>,
 }
 
 impl RealOvsdb {
@@ -105,19 +106,36 @@ impl RealOvsdb {
             dbs.push(db);
         }
         let port = free_port();
+        let child = Self::spawn(&dbs, port, dir.path());
+        RealOvsdb {
+            child,
+            port,
+            dir,
+            dbs,
+        }
+    }
+
+    fn spawn(dbs: &[PathBuf], port: u16, dir: &Path) -> Child {
         let child = Command::new("ovsdb-server")
-            .args(&dbs)
+            .args(dbs)
             .arg(format!("--remote=ptcp:{port}:127.0.0.1"))
-            .arg(format!("--unixctl={}", dir.path().join("ctl").display()))
+            .arg(format!("--unixctl={}", dir.join("ctl").display()))
             .arg("--no-chdir")
-            .arg(format!("--log-file={}", dir.path().join("log").display()))
+            .arg(format!("--log-file={}", dir.join("log").display()))
             .arg("-vconsole:off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         wait_for_port(port);
-        RealOvsdb { child, port, dir }
+        child
+    }
+
+    /// Kills the server and starts it again on the same files and port.
+    pub fn restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = Self::spawn(&self.dbs, self.port, self.dir.path());
     }
 }
 

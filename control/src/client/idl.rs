@@ -1,0 +1,418 @@
+//! A replicated, in-memory view of a remote database, kept current by monitor_cond(_since).
+//!
+//! [`Idl::start`] spawns a task that connects to one of several remotes (round robin, with
+//! exponential backoff between failed attempts), fetches the schema, and monitors the chosen
+//! tables with `monitor_cond_since` (falling back to `monitor_cond` on servers that lack it).
+//! Updates (`update2`/`update3`) are applied to a [`Replica`]; after a reconnect the monitor
+//! resumes from the last transaction id when the server still knows it, else the replica is
+//! replaced by the fresh contents. Readers take snapshots with [`Idl::read`] or typed rows with
+//! [`Idl::rows`]; [`Idl::subscribe`] tells them when something changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::connection::{Connection, Notification};
+use super::rows::{RowRef, TypedRow};
+use super::txn::{TransactReply, Transaction};
+use super::ClientError;
+use crate::ovsdb::datum::{Datum, NoNames};
+use crate::ovsdb::monitor::apply_diff;
+use crate::ovsdb::schema::DatabaseSchema;
+use crate::server::Remote;
+
+/// What to monitor in one table.
+#[derive(Debug, Clone)]
+pub struct TableRequest {
+    pub table: String,
+    /// Columns to replicate; `None` for all.
+    pub columns: Option<Vec<String>>,
+    /// A monitor_cond condition (`[[column, function, value], ...]`); `None` for all rows.
+    pub condition: Option<Value>,
+}
+
+impl TableRequest {
+    /// Every column and row of `table`.
+    pub fn all(table: &str) -> Self {
+        TableRequest {
+            table: table.to_string(),
+            columns: None,
+            condition: None,
+        }
+    }
+}
+
+/// Reconnection behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(8),
+        }
+    }
+}
+
+/// The replicated rows of the monitored tables.
+#[derive(Debug, Default)]
+pub struct Replica {
+    schema: Option<Arc<DatabaseSchema>>,
+    tables: HashMap<String, HashMap<Uuid, Vec<Datum>>>,
+    last_txn_id: Option<Uuid>,
+}
+
+impl Replica {
+    /// The server's schema, once connected.
+    pub fn schema(&self) -> Option<&DatabaseSchema> {
+        self.schema.as_deref()
+    }
+
+    /// The rows of `table` as (uuid, row accessor).
+    pub fn table(&self, table: &str) -> impl Iterator<Item = (Uuid, RowRef<'_>)> {
+        let ts = self
+            .schema
+            .as_ref()
+            .and_then(|s| s.table(table).map(|t| &s.tables[t]));
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|rows| rows.iter())
+            .filter_map(move |(u, cols)| ts.map(|ts| (*u, RowRef::new(ts, cols))))
+    }
+
+    /// One row by uuid.
+    pub fn get(&self, table: &str, uuid: &Uuid) -> Option<RowRef<'_>> {
+        let s = self.schema.as_ref()?;
+        let ts = &s.tables[s.table(table)?];
+        self.tables
+            .get(table)?
+            .get(uuid)
+            .map(|cols| RowRef::new(ts, cols))
+    }
+
+    /// Typed rows of `T::TABLE`.
+    pub fn rows<T: TypedRow>(&self) -> Vec<T> {
+        self.table(T::TABLE)
+            .map(|(u, r)| T::from_row(u, &r))
+            .collect()
+    }
+
+    /// The transaction id the replica reflects (monitor_cond_since servers only).
+    pub fn last_txn_id(&self) -> Option<Uuid> {
+        self.last_txn_id
+    }
+
+    /// Applies `<table-updates2>` (the update2/update3 format).
+    fn apply(&mut self, updates: &Value) -> Result<(), ClientError> {
+        let schema = self
+            .schema
+            .clone()
+            .ok_or_else(|| ClientError::Protocol("update before schema".into()))?;
+        let obj = updates.as_object().ok_or_else(|| {
+            ClientError::Protocol(format!("table-updates is not an object: {updates}"))
+        })?;
+        for (tname, rows) in obj {
+            let Some(t) = schema.table(tname) else {
+                continue;
+            };
+            let ts = &schema.tables[t];
+            let table = self.tables.entry(tname.clone()).or_default();
+            for (u, change) in rows.as_object().into_iter().flatten() {
+                let uuid = Uuid::parse_str(u)
+                    .map_err(|e| ClientError::Protocol(format!("bad row uuid {u}: {e}")))?;
+                let bad = |e: crate::ovsdb::OvsdbError| {
+                    ClientError::Protocol(format!("{tname} row {u}: {e}"))
+                };
+                let parse_row = |row: &Value| -> Result<Vec<Datum>, ClientError> {
+                    let mut cols = ts.default_row();
+                    for (c, v) in row.as_object().into_iter().flatten() {
+                        if let Some(ci) = ts.column(c) {
+                            cols[ci] =
+                                Datum::from_json_unchecked(&ts.columns[ci].type_, v, &mut NoNames)
+                                    .map_err(bad)?;
+                        }
+                    }
+                    Ok(cols)
+                };
+                if let Some(row) = change.get("initial").or_else(|| change.get("insert")) {
+                    table.insert(uuid, parse_row(row)?);
+                } else if change.get("delete").is_some() {
+                    table.remove(&uuid);
+                } else if let Some(diff) = change.get("modify") {
+                    let Some(cols) = table.get_mut(&uuid) else {
+                        return Err(ClientError::Protocol(format!(
+                            "modify of unknown {tname} row {u}"
+                        )));
+                    };
+                    for (c, v) in diff.as_object().into_iter().flatten() {
+                        if let Some(ci) = ts.column(c) {
+                            let t = &ts.columns[ci].type_;
+                            let d = Datum::from_json_unchecked(&t.relaxed(), v, &mut NoNames)
+                                .map_err(bad)?;
+                            cols[ci] = apply_diff(t, &cols[ci], &d);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Shared {
+    replica: RwLock<Replica>,
+    conn: Mutex<Option<Arc<Connection>>>,
+    changed: watch::Sender<u64>,
+}
+
+/// A replicated database view with its background connection task.
+pub struct Idl {
+    shared: Arc<Shared>,
+    db: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Idl {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const MONITOR_ID: &str = "switchyard-idl";
+
+impl Idl {
+    /// Starts replicating `tables` of database `db` from the first reachable of `remotes`.
+    pub fn start(
+        remotes: Vec<Remote>,
+        db: &str,
+        tables: Vec<TableRequest>,
+        backoff: Backoff,
+    ) -> Result<Idl, ClientError> {
+        if remotes.is_empty() {
+            return Err(ClientError::NoRemotes);
+        }
+        let (changed, _) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            replica: RwLock::new(Replica::default()),
+            conn: Mutex::new(None),
+            changed,
+        });
+        let task = tokio::spawn(run(
+            shared.clone(),
+            remotes,
+            db.to_string(),
+            tables,
+            backoff,
+        ));
+        Ok(Idl {
+            shared,
+            db: db.to_string(),
+            task,
+        })
+    }
+
+    /// Reads the replica.
+    pub fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        f(&self
+            .shared
+            .replica
+            .read()
+            .unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Typed rows of `T::TABLE`.
+    pub fn rows<T: TypedRow>(&self) -> Vec<T> {
+        self.read(|r| r.rows::<T>())
+    }
+
+    /// A receiver whose value increases on every applied update (and on each resync).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
+    /// Waits until `pred` holds for the replica, or `timeout` passes.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Replica) -> bool,
+    ) -> Result<(), ClientError> {
+        let mut rx = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.read(&mut pred) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Err(ClientError::Timeout),
+            }
+        }
+    }
+
+    /// Whether a connection is up and the replica synchronized.
+    pub fn is_connected(&self) -> bool {
+        self.shared
+            .conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Commits a transaction on the current connection.
+    pub async fn transact(&self, txn: &Transaction) -> Result<TransactReply, ClientError> {
+        if txn.db() != self.db {
+            return Err(ClientError::Protocol(format!(
+                "transaction for {} sent to the {} replica",
+                txn.db(),
+                self.db
+            )));
+        }
+        let conn = self
+            .shared
+            .conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(ClientError::NotConnected)?;
+        let result = conn.call("transact", txn.params()).await?;
+        txn.reply(result)
+    }
+}
+
+fn monitor_requests(schema: &DatabaseSchema, tables: &[TableRequest]) -> Value {
+    let mut m = Map::new();
+    for t in tables {
+        if schema.table(&t.table).is_none() {
+            tracing::warn!(table = %t.table, db = %schema.name, "server schema lacks table; not monitoring it");
+            continue;
+        }
+        let mut req = Map::new();
+        if let Some(cols) = &t.columns {
+            let ts = &schema.tables[schema.table(&t.table).expect("checked")];
+            let present: Vec<&String> = cols.iter().filter(|c| ts.column(c).is_some()).collect();
+            req.insert("columns".into(), json!(present));
+        }
+        if let Some(w) = &t.condition {
+            req.insert("where".into(), w.clone());
+        }
+        m.insert(t.table.clone(), json!([Value::Object(req)]));
+    }
+    Value::Object(m)
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    remotes: Vec<Remote>,
+    db: String,
+    tables: Vec<TableRequest>,
+    backoff: Backoff,
+) {
+    let mut delay = backoff.initial;
+    let mut next = 0usize;
+    loop {
+        let remote = &remotes[next % remotes.len()];
+        next += 1;
+        match session(&shared, remote, &db, &tables).await {
+            Ok(()) => delay = backoff.initial,
+            Err(e) => tracing::info!(%remote, error = %e, "OVSDB session ended"),
+        }
+        *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(backoff.max);
+    }
+}
+
+/// One connected session: sync, then apply updates until the connection drops. Returns `Ok`
+/// if the session got as far as synchronizing (so the backoff restarts).
+async fn session(
+    shared: &Shared,
+    remote: &Remote,
+    db: &str,
+    tables: &[TableRequest],
+) -> Result<(), ClientError> {
+    let (conn, mut notes): (Connection, mpsc::UnboundedReceiver<Notification>) =
+        Connection::connect(remote, 1 << 30).await?;
+    let schema_json = conn.call("get_schema", json!([db])).await?;
+    let schema = Arc::new(
+        DatabaseSchema::from_json(&schema_json)
+            .map_err(|e| ClientError::Protocol(format!("bad schema from server: {e}")))?,
+    );
+    let requests = monitor_requests(&schema, tables);
+    let last = shared
+        .replica
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .last_txn_id
+        .unwrap_or_default();
+    let (found, txn_id, updates) = match conn
+        .call(
+            "monitor_cond_since",
+            json!([db, MONITOR_ID, requests, last.to_string()]),
+        )
+        .await
+    {
+        Ok(r) => (
+            r[0].as_bool().unwrap_or(false),
+            r[1].as_str().and_then(|s| Uuid::parse_str(s).ok()),
+            r.get(2).cloned().unwrap_or_else(|| json!({})),
+        ),
+        Err(ClientError::Rpc { .. }) => (
+            false,
+            None,
+            conn.call("monitor_cond", json!([db, MONITOR_ID, requests]))
+                .await?,
+        ),
+        Err(e) => return Err(e),
+    };
+    {
+        let mut rep = shared.replica.write().unwrap_or_else(|p| p.into_inner());
+        let schema_changed = rep.schema.as_ref().is_none_or(|s| s.json != schema.json);
+        if !found || schema_changed {
+            rep.tables.clear();
+        }
+        rep.schema = Some(schema);
+        rep.last_txn_id = None;
+        rep.apply(&updates)?;
+        rep.last_txn_id = txn_id;
+    }
+    shared.changed.send_modify(|n| *n += 1);
+    let conn = Arc::new(conn);
+    *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+    tracing::info!(%remote, db, "OVSDB replica synchronized");
+    while let Some(n) = notes.recv().await {
+        let (updates, txn_id) = match n.method.as_str() {
+            "update2" => (n.params.get(1).cloned(), None),
+            "update3" => (
+                n.params.get(2).cloned(),
+                n.params
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok()),
+            ),
+            _ => continue,
+        };
+        let Some(updates) = updates else { continue };
+        {
+            let mut rep = shared.replica.write().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = rep.apply(&updates) {
+                // The replica may be half-updated: resynchronize from scratch next time.
+                rep.last_txn_id = None;
+                return Err(e);
+            }
+            if txn_id.is_some() {
+                rep.last_txn_id = txn_id;
+            }
+        }
+        shared.changed.send_modify(|n| *n += 1);
+    }
+    Ok(())
+}
