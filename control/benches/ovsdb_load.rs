@@ -8,7 +8,7 @@
 //! VIF ports in all. Both servers run as separate processes with fresh data directories.
 //!
 //! Run: `cargo bench -p switchyard-control --bench ovsdb_load` (env `TENANTS`, default 500,
-//! `OVSDB_SERVER=0` to skip the comparison).
+//! `OVSDB_SERVER=0` to skip the comparison, `SERVER_LOG=control=debug` for per-phase timings).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -233,7 +233,10 @@ fn main() {
             .arg("--data-dir")
             .arg(dir.path())
             .arg("--max-message-bytes=1073741824")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),

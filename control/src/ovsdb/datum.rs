@@ -103,6 +103,32 @@ impl Atom {
         }
     }
 
+    /// Appends the §5.1 JSON notation to `out` without building a `Value` (logs, snapshots).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        match self {
+            Atom::Integer(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Atom::Real(r) => {
+                serde_json::to_writer(&mut *out, r).expect("writing to a Vec cannot fail")
+            }
+            Atom::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Atom::String(s) => {
+                serde_json::to_writer(&mut *out, &**s).expect("writing to a Vec cannot fail")
+            }
+            Atom::Uuid(u) => {
+                out.extend_from_slice(b"[\"uuid\",\"");
+                out.extend_from_slice(
+                    u.hyphenated()
+                        .encode_lower(&mut Uuid::encode_buffer())
+                        .as_bytes(),
+                );
+                out.extend_from_slice(b"\"]");
+            }
+        }
+    }
+
     /// Parses an atom of atomic type `t` (no constraint checks).
     pub fn from_json(t: AtomicType, v: &Value, names: &mut dyn UuidNames) -> Result<Self> {
         let bad = || OvsdbError::syntax(format!("{v}: expected {}", t.name()));
@@ -437,6 +463,37 @@ impl Datum {
         }
     }
 
+    /// Appends the same JSON as [`Datum::to_json`] to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.values {
+            Some(values) => {
+                out.extend_from_slice(b"[\"map\",[");
+                for (i, (k, v)) in self.keys.iter().zip(values).enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'[');
+                    k.write_json(out);
+                    out.push(b',');
+                    v.write_json(out);
+                    out.push(b']');
+                }
+                out.extend_from_slice(b"]]");
+            }
+            None if self.keys.len() == 1 => self.keys[0].write_json(out),
+            None => {
+                out.extend_from_slice(b"[\"set\",[");
+                for (i, k) in self.keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    k.write_json(out);
+                }
+                out.extend_from_slice(b"]]");
+            }
+        }
+    }
+
     /// Parses a datum of column type `t`, enforcing base constraints and the min/max counts.
     pub fn from_json(t: &ColumnType, v: &Value, names: &mut dyn UuidNames) -> Result<Self> {
         let d = Self::from_json_unchecked(t, v, names)?;
@@ -587,6 +644,27 @@ mod tests {
                 .tag,
             "syntax error"
         );
+    }
+
+    #[test]
+    fn streamed_json_matches_value_json() {
+        let u = Uuid::parse_str("36bb0a6e-5f6c-4c8e-9d6b-7b59e3a2f0c1").unwrap();
+        for d in [
+            Datum::scalar(Atom::Integer(-5)),
+            Datum::scalar(Atom::Real(1.5)),
+            Datum::scalar(Atom::Boolean(true)),
+            Datum::scalar(Atom::string("a \"quoted\"\n")),
+            Datum::set(vec![Atom::Uuid(u), Atom::Uuid(Uuid::nil())]),
+            Datum::empty_set(),
+            Datum::map(vec![
+                (Atom::string("k"), Atom::Uuid(u)),
+                (Atom::string("j"), Atom::string("v")),
+            ]),
+        ] {
+            let mut out = Vec::new();
+            d.write_json(&mut out);
+            assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), d.to_json());
+        }
     }
 
     #[test]

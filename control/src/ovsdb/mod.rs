@@ -15,6 +15,7 @@ pub mod mutation;
 pub mod schema;
 pub mod storage;
 pub mod transaction;
+pub mod uuidgen;
 
 pub use database::{Changeset, Database, Row, RowChange};
 pub use datum::{Atom, Datum};

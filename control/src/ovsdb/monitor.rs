@@ -354,7 +354,7 @@ fn row2(ts: &TableSchema, columns: &[usize], cols: &[Datum]) -> Value {
     Value::Object(
         columns
             .iter()
-            .filter(|&&c| cols[c] != Datum::default_of(&ts.columns[c].type_))
+            .filter(|&&c| !ts.is_default(c, &cols[c]))
             .map(|&c| (ts.columns[c].name.clone(), cols[c].to_json()))
             .collect(),
     )

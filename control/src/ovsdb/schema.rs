@@ -273,6 +273,8 @@ pub struct TableSchema {
     pub indexes: Vec<Vec<usize>>,
     /// Columns that hold references, for fast reference walking.
     pub ref_columns: Vec<usize>,
+    /// Default value of every column (RFC 7047 §5.2.1), computed once.
+    defaults: Vec<Datum>,
 }
 
 impl TableSchema {
@@ -283,10 +285,13 @@ impl TableSchema {
 
     /// Default values for every column.
     pub fn default_row(&self) -> Vec<Datum> {
-        self.columns
-            .iter()
-            .map(|c| Datum::default_of(&c.type_))
-            .collect()
+        self.defaults.clone()
+    }
+
+    /// Whether `d` is column `ci`'s default value (such columns are left out of logs and
+    /// update2 rows).
+    pub fn is_default(&self, ci: usize, d: &Datum) -> bool {
+        self.defaults[ci] == *d
     }
 }
 
@@ -448,8 +453,13 @@ impl DatabaseSchema {
                 indexes.push(cols);
             }
         }
+        let defaults = columns
+            .iter()
+            .map(|c| Datum::default_of(&c.type_))
+            .collect();
         Ok(TableSchema {
             name: name.to_string(),
+            defaults,
             columns,
             column_index,
             max_rows: obj

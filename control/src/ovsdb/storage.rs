@@ -13,7 +13,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::database::{Changeset, Database, Row, RowChange};
@@ -82,16 +82,65 @@ fn frame(json: &[u8]) -> Vec<u8> {
     out
 }
 
-/// JSON of a row for the log: `_version` and the non-default, non-ephemeral columns.
-fn row_json(ts: &TableSchema, row: &Row) -> Value {
-    let mut m = Map::new();
-    m.insert("_version".into(), json!(row.version.to_string()));
-    for (c, d) in ts.columns.iter().zip(&row.cols) {
-        if !c.ephemeral && *d != Datum::default_of(&c.type_) {
-            m.insert(c.name.clone(), d.to_json());
+/// Appends the log JSON of a row: `_version` and the non-default, non-ephemeral columns.
+fn write_row(ts: &TableSchema, row: &Row, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"_version\":");
+    write_uuid_string(&row.version, out);
+    for (ci, (c, d)) in ts.columns.iter().zip(&row.cols).enumerate() {
+        if !c.ephemeral && !ts.is_default(ci, d) {
+            out.push(b',');
+            serde_json::to_writer(&mut *out, &c.name).expect("writing to a Vec cannot fail");
+            out.push(b':');
+            d.write_json(out);
         }
     }
-    Value::Object(m)
+    out.push(b'}');
+}
+
+fn write_uuid_string(u: &Uuid, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(
+        u.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.push(b'"');
+}
+
+/// Appends `{"table": {"uuid": row | null, ...}, ...}` for `rows` grouped by table.
+fn write_tables<'a>(
+    schema: &DatabaseSchema,
+    rows: impl Iterator<Item = (usize, &'a Uuid, Option<&'a Row>)>,
+    out: &mut Vec<u8>,
+) {
+    let mut by_table: Vec<Vec<(&Uuid, Option<&Row>)>> = vec![Vec::new(); schema.tables.len()];
+    for (t, u, r) in rows {
+        by_table[t].push((u, r));
+    }
+    out.push(b'{');
+    let mut first_table = true;
+    for (t, rows) in by_table.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+        if !first_table {
+            out.push(b',');
+        }
+        first_table = false;
+        let ts = &schema.tables[t];
+        serde_json::to_writer(&mut *out, &ts.name).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b":{");
+        for (i, (u, r)) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_uuid_string(u, out);
+            out.push(b':');
+            match r {
+                Some(r) => write_row(ts, r, out),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
 }
 
 fn row_from_json(ts: &TableSchema, v: &Value) -> Result<Row, OvsdbError> {
@@ -117,22 +166,21 @@ fn row_from_json(ts: &TableSchema, v: &Value) -> Result<Row, OvsdbError> {
 }
 
 fn snapshot_json(db: &Database) -> Vec<u8> {
-    let mut data = Map::new();
-    for (ts, table) in db.schema.tables.iter().zip(&db.tables) {
-        if table.rows.is_empty() {
-            continue;
-        }
-        let rows: Map<String, Value> = table
+    let mut out = Vec::with_capacity(1 << 16);
+    out.extend_from_slice(b"{\"schema\":");
+    serde_json::to_writer(&mut out, &db.schema.json).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b",\"txn_id\":");
+    write_uuid_string(&db.last_txn_id, &mut out);
+    out.extend_from_slice(b",\"data\":");
+    let rows = db.tables.iter().enumerate().flat_map(|(t, table)| {
+        table
             .rows
             .iter()
-            .map(|(u, r)| (u.to_string(), row_json(ts, r)))
-            .collect();
-        data.insert(ts.name.clone(), Value::Object(rows));
-    }
-    serde_json::to_vec(
-        &json!({"schema": db.schema.json, "txn_id": db.last_txn_id.to_string(), "data": data}),
-    )
-    .expect("JSON values serialize")
+            .map(move |(u, r)| (t, u, Some(r.as_ref())))
+    });
+    write_tables(&db.schema, rows, &mut out);
+    out.push(b'}');
+    out
 }
 
 /// Builds the changeset that a logged transaction (or a snapshot's data) describes.
@@ -293,19 +341,18 @@ impl Log {
 
     /// Appends one committed transaction and waits for it to reach the disk.
     pub fn append(&mut self, schema: &DatabaseSchema, cs: &Changeset) -> Result<(), StorageError> {
-        let mut tables: Map<String, Value> = Map::new();
-        for ch in &cs.changes {
-            let ts = &schema.tables[ch.table];
-            let row = ch.new.as_ref().map_or(Value::Null, |r| row_json(ts, r));
-            tables
-                .entry(ts.name.clone())
-                .or_insert_with(|| Value::Object(Map::new()))
-                .as_object_mut()
-                .expect("object")
-                .insert(ch.uuid.to_string(), row);
-        }
-        let body = serde_json::to_vec(&json!({"txn_id": cs.txn_id.to_string(), "tables": tables}))
-            .expect("JSON values serialize");
+        let mut body = Vec::with_capacity(1 << 12);
+        body.extend_from_slice(b"{\"txn_id\":");
+        write_uuid_string(&cs.txn_id, &mut body);
+        body.extend_from_slice(b",\"tables\":");
+        write_tables(
+            schema,
+            cs.changes
+                .iter()
+                .map(|ch| (ch.table, &ch.uuid, ch.new.as_deref())),
+            &mut body,
+        );
+        body.push(b'}');
         let rec = frame(&body);
         let io = |source| StorageError::Io {
             path: self.path.clone(),
@@ -412,6 +459,7 @@ fn parse_record(b: &[u8]) -> Result<(usize, Value), String> {
 mod tests {
     use super::*;
     use crate::ovsdb::transaction::{execute, Outcome, TxnContext};
+    use serde_json::json;
 
     struct Ctx;
     impl TxnContext for Ctx {

@@ -19,6 +19,7 @@ use super::datum::{Datum, UuidNames};
 use super::error::{OvsdbError, Result};
 use super::mutation::Mutation;
 use super::schema::{DatabaseSchema, TableSchema};
+use super::uuidgen::new_uuid;
 
 /// What the server tells the executor about the session and the database.
 pub trait TxnContext {
@@ -57,11 +58,12 @@ struct Symbols {
 
 impl UuidNames for Symbols {
     fn resolve(&mut self, name: &str) -> Result<Uuid> {
-        Ok(self
-            .map
-            .entry(name.to_string())
-            .or_insert_with(|| (Uuid::new_v4(), false))
-            .0)
+        if let Some((u, _)) = self.map.get(name) {
+            return Ok(*u);
+        }
+        let u = new_uuid();
+        self.map.insert(name.to_string(), (u, false));
+        Ok(u)
     }
 }
 
@@ -175,7 +177,7 @@ impl<'a> Transaction<'a> {
                 let old = db.tables[t].rows.get(&u)?;
                 e.insert(Change {
                     old: Some(old.clone()),
-                    version: Uuid::new_v4(),
+                    version: new_uuid(),
                     new: Some(old.cols.clone()),
                 })
             }
@@ -286,7 +288,7 @@ impl<'a> Transaction<'a> {
                             .as_str()
                             .and_then(|s| Uuid::parse_str(s).ok())
                             .ok_or_else(|| OvsdbError::syntax(format!("{u}: bad uuid")))?,
-                        None => Uuid::new_v4(),
+                        None => new_uuid(),
                     },
                 };
                 if self.exists(t, &uuid)
@@ -307,7 +309,7 @@ impl<'a> Transaction<'a> {
                     uuid,
                     Change {
                         old: None,
-                        version: Uuid::new_v4(),
+                        version: new_uuid(),
                         new: Some(cols),
                     },
                 );
@@ -730,7 +732,7 @@ impl<'a> Transaction<'a> {
             }
         }
         self.check_indexes_and_sizes()?;
-        let txn_id = Uuid::new_v4();
+        let txn_id = new_uuid();
         let mut changes = Vec::new();
         for (t, table) in self.changes.into_iter().enumerate() {
             for (uuid, c) in table {

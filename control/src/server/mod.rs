@@ -152,6 +152,18 @@ struct Shared {
     state: Mutex<State>,
     config: ServerConfig,
     next_id: AtomicU64,
+    /// Set after a large transaction: give freed memory back once its reply is queued.
+    trim_heap: AtomicBool,
+}
+
+/// A transaction touching this many rows triggers a heap trim afterwards.
+const LARGE_TRANSACTION_ROWS: usize = 10_000;
+
+/// What became of a transaction.
+enum Step {
+    Done(Result<Value, Value>),
+    /// Blocked in a `wait`; the operations are kept for a retry.
+    Blocked(Vec<Value>),
 }
 
 /// An OVSDB server; clone handles freely.
@@ -195,6 +207,7 @@ impl OvsdbServer {
                 }),
                 config,
                 next_id: AtomicU64::new(1),
+                trim_heap: AtomicBool::new(false),
             }),
         }
     }
@@ -391,6 +404,9 @@ impl OvsdbServer {
                 };
                 if let Some(r) = result {
                     out.reply(&id, r);
+                }
+                if self.shared.trim_heap.swap(false, Ordering::Relaxed) {
+                    trim_heap();
                 }
             }
             // §4.1.4: cancel is a notification naming an outstanding request.
@@ -640,9 +656,9 @@ impl OvsdbServer {
             return Some(Err(syntax("transact: database name must be a string")));
         };
         let mut st = self.state();
-        match self.run_transaction(&mut st, session, &db, &p, false) {
-            Some(r) => Some(r),
-            None => {
+        match self.run_transaction(&mut st, session, &db, p, false) {
+            Step::Done(r) => Some(r),
+            Step::Blocked(p) => {
                 let serial = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
                 let timeout = blocked_timeout(&p);
                 st.pending.push(PendingTxn {
@@ -670,22 +686,23 @@ impl OvsdbServer {
             return;
         };
         let p = st.pending.remove(i);
-        if let Some(r) = self.run_transaction(&mut st, p.session, &p.db, &p.ops, true) {
+        if let Step::Done(r) = self.run_transaction(&mut st, p.session, &p.db, p.ops, true) {
             if let Some(o) = st.sessions.get(&p.session) {
                 o.reply(&p.id, r);
             }
         }
     }
 
-    /// Executes, logs, applies and publishes one transaction. `None` when blocked.
+    /// Executes, logs, applies and publishes one transaction; hands the operations back when
+    /// a `wait` blocks them.
     fn run_transaction(
         &self,
         st: &mut State,
         session: u64,
         db: &str,
-        ops: &[Value],
+        ops: Vec<Value>,
         expired: bool,
-    ) -> Option<Result<Value, Value>> {
+    ) -> Step {
         let owned: HashSet<String> = st
             .locks
             .iter()
@@ -698,7 +715,7 @@ impl OvsdbServer {
                 durable: false,
                 expired: true,
             };
-            return Some(Ok(match execute(&st.server_db, ops, &ctx) {
+            return Step::Done(Ok(match execute(&st.server_db, &ops, &ctx) {
                 Outcome::Done {
                     results,
                     changes: None,
@@ -716,27 +733,34 @@ impl OvsdbServer {
             }));
         }
         let Some(entry) = st.dbs.get_mut(db) else {
-            return Some(Err(OvsdbError::unknown_database(db).to_json()));
+            return Step::Done(Err(OvsdbError::unknown_database(db).to_json()));
         };
         let ctx = Ctx {
             owned: &owned,
             durable: entry.log.is_some(),
             expired,
         };
-        let (mut results, changes) = match execute(&entry.db, ops, &ctx) {
-            Outcome::Blocked { .. } => return None,
+        let started = std::time::Instant::now();
+        let (mut results, changes) = match execute(&entry.db, &ops, &ctx) {
+            Outcome::Blocked { .. } => return Step::Blocked(ops),
             Outcome::Done { results, changes } => (results, changes),
         };
+        // The request can be large; free it before the log record and the new rows exist.
+        drop(ops);
         let Some(cs) = changes else {
-            return Some(Ok(results));
+            return Step::Done(Ok(results));
         };
+        if cs.changes.len() >= LARGE_TRANSACTION_ROWS {
+            self.shared.trim_heap.store(true, Ordering::Relaxed);
+        }
         if entry.read_only {
             results
                 .as_array_mut()
                 .expect("array")
                 .push(OvsdbError::not_allowed(format!("database {db} is read-only")).to_json());
-            return Some(Ok(results));
+            return Step::Done(Ok(results));
         }
+        let executed = started.elapsed();
         if let Some(log) = entry.log.as_mut() {
             if let Err(e) = log.append(&entry.db.schema, &cs) {
                 tracing::error!(error = %e, "cannot write database log");
@@ -744,10 +768,12 @@ impl OvsdbServer {
                     .as_array_mut()
                     .expect("array")
                     .push(OvsdbError::io(e.to_string()).to_json());
-                return Some(Ok(results));
+                return Step::Done(Ok(results));
             }
         }
+        let logged = started.elapsed();
         entry.db.apply(&cs);
+        tracing::debug!(db, rows = cs.changes.len(), ?executed, ?logged, applied = ?started.elapsed(), "transaction committed");
         if let Some(log) = entry.log.as_mut() {
             if log.wants_compaction() {
                 if let Err(e) = log.compact(&entry.db) {
@@ -776,7 +802,7 @@ impl OvsdbServer {
             entry.history.pop_front();
         }
         self.retry_pending(st, db);
-        Some(Ok(results))
+        Step::Done(Ok(results))
     }
 
     /// Re-runs transactions blocked in `wait` on `db` after a commit changed it.
@@ -789,13 +815,26 @@ impl OvsdbServer {
             mine
         };
         for p in waiting {
-            match self.run_transaction(st, p.session, &p.db, &p.ops, false) {
-                Some(r) => {
-                    if let Some(o) = st.sessions.get(&p.session) {
-                        o.reply(&p.id, r);
+            let PendingTxn {
+                serial,
+                session,
+                id,
+                db,
+                ops,
+            } = p;
+            match self.run_transaction(st, session, &db, ops, false) {
+                Step::Done(r) => {
+                    if let Some(o) = st.sessions.get(&session) {
+                        o.reply(&id, r);
                     }
                 }
-                None => st.pending.push(p),
+                Step::Blocked(ops) => st.pending.push(PendingTxn {
+                    serial,
+                    session,
+                    id,
+                    db,
+                    ops,
+                }),
             }
         }
     }
@@ -833,6 +872,16 @@ fn release_lock(st: &mut State, name: &str, session: u64) {
     }
     if l.owner.is_none() && l.waiters.is_empty() {
         st.locks.remove(name);
+    }
+}
+
+/// Returns freed heap memory to the OS. glibc keeps the memory of a large request's parse tree
+/// and log record otherwise, and the server's RSS would stay at its peak.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

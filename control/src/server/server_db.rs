@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::ovsdb::database::{Changeset, Database, Row, RowChange};
 use crate::ovsdb::datum::{Atom, Datum};
 use crate::ovsdb::schema::DatabaseSchema;
+use crate::ovsdb::uuidgen::new_uuid;
 
 pub const NAME: &str = "_Server";
 
@@ -57,13 +57,13 @@ pub fn add_row(server: &mut Database, schema: &DatabaseSchema) {
         Datum::scalar(Atom::string(&schema.json.to_string())),
     );
     let cs = Changeset {
-        txn_id: Uuid::new_v4(),
+        txn_id: new_uuid(),
         changes: vec![RowChange {
             table: t,
-            uuid: Uuid::new_v4(),
+            uuid: new_uuid(),
             old: None,
             new: Some(Arc::new(Row {
-                version: Uuid::new_v4(),
+                version: new_uuid(),
                 cols,
             })),
         }],
