@@ -17,6 +17,9 @@ pub enum FramingError {
     TooLarge(usize),
 }
 
+/// Buffer capacity worth giving back once the data in it has been consumed.
+const SHRINK_ABOVE: usize = 1 << 20;
+
 /// Incremental splitter of a stream of concatenated JSON objects.
 #[derive(Debug)]
 pub struct Splitter {
@@ -83,6 +86,12 @@ impl Splitter {
                                 if self.depth == 0 {
                                     let msg = self.buf[start..=self.pos].to_vec();
                                     self.buf.drain(..=self.pos);
+                                    // Do not keep a huge buffer around after a huge message.
+                                    if self.buf.capacity() > SHRINK_ABOVE
+                                        && self.buf.len() < SHRINK_ABOVE / 4
+                                    {
+                                        self.buf.shrink_to_fit();
+                                    }
                                     self.pos = 0;
                                     self.start = None;
                                     return Ok(Some(msg));

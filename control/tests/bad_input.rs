@@ -256,3 +256,32 @@ fn monitors_see_commits_and_blocked_waits_complete() {
     assert_eq!(r["result"][0], json!(true));
     assert_eq!(r["result"][2], json!({}));
 }
+
+#[test]
+fn cancel_and_expired_waits() {
+    let s = server();
+    let mut c = RawConn::connect(s.nb_port());
+    let wait = |timeout: u64| {
+        json!(["OVN_Northbound", {"op": "wait", "timeout": timeout, "table": "Logical_Switch", "where": [],
+            "columns": ["name"], "until": "==", "rows": [{"name": "never"}]}])
+    };
+    // §4.1.4: cancel answers the canceled request with an error, and nothing else.
+    c.send_raw(
+        json!({"id": "w1", "method": "transact", "params": wait(60_000)})
+            .to_string()
+            .as_bytes(),
+    );
+    c.send_raw(
+        json!({"id": null, "method": "cancel", "params": ["w1"]})
+            .to_string()
+            .as_bytes(),
+    );
+    let r = c.recv().unwrap();
+    assert_eq!(r["id"], "w1");
+    assert_eq!(r["error"]["error"], "canceled");
+    // A wait whose timeout passes reports "timed out" for that operation.
+    let started = std::time::Instant::now();
+    let r = c.call("transact", wait(200));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert_eq!(op_error(&r).as_deref(), Some("timed out"));
+}

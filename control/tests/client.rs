@@ -237,3 +237,53 @@ fn client_reconnects_across_remotes_after_server_restart() {
     }))
     .unwrap();
 }
+
+#[test]
+fn client_over_unix_socket_and_condition_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("sb.sock");
+    let sock2 = sock.clone();
+    let ours = common::OurServer::start_with(ServerConfig::default(), move |cfg| {
+        cfg.sb_remotes = vec![Remote::Unix(sock2)];
+    });
+    ours.rt.block_on(async {
+        // SB over the unix socket, with a condition: only chassis "hv1".
+        let tables = vec![TableRequest {
+            table: "Chassis".into(),
+            columns: Some(vec!["name".into(), "hostname".into()]),
+            condition: Some(json!([["name", "==", "hv1"]])),
+        }];
+        let idl = Idl::start(vec![Remote::Unix(sock.clone())], "OVN_Southbound", tables, Backoff::default()).unwrap();
+        idl.wait_until(WAIT, |r| r.schema().is_some()).await.unwrap();
+        while !idl.is_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut t = Transaction::new("OVN_Southbound");
+        for (name, ip) in [("hv1", "192.0.2.1"), ("hv2", "192.0.2.2")] {
+            // Chassis.encaps needs at least one Encap (min 1, strong reference).
+            let e = t.insert("Encap", [("type", json!("geneve")), ("ip", json!(ip)), ("chassis_name", json!(name))]);
+            t.insert("Chassis", [("name", json!(name)), ("hostname", json!(name)), ("encaps", refs([&e]))]);
+        }
+        idl.transact(&t).await.unwrap();
+        idl.wait_until(WAIT, |r| r.rows::<Chassis>().len() == 1).await.unwrap();
+        assert_eq!(idl.rows::<Chassis>()[0].name, "hv1");
+
+        // monitor_cond_change on a raw connection: widening the condition sends the new row.
+        let (conn, mut notes) = control::client::Connection::connect(&Remote::Unix(sock.clone()), 1 << 20).await.unwrap();
+        let init = conn
+            .call("monitor_cond", json!(["OVN_Southbound", "m1", {"Chassis": [{"columns": ["name"], "where": [["name", "==", "hv1"]]}]}]))
+            .await
+            .unwrap();
+        assert_eq!(init["Chassis"].as_object().unwrap().len(), 1);
+        conn.call("monitor_cond_change", json!(["m1", "m2", {"Chassis": [{"where": [["name", "==", "hv2"]]}]}])).await.unwrap();
+        let n = notes.recv().await.unwrap();
+        assert_eq!(n.method, "update2");
+        assert_eq!(n.params[0], "m2");
+        let rows: Vec<&serde_json::Value> = n.params[1]["Chassis"].as_object().unwrap().values().collect();
+        let mut kinds: Vec<String> = rows.iter().map(|r| r.as_object().unwrap().keys().next().unwrap().clone()).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["delete", "insert"]);
+        assert_eq!(conn.call("monitor_cancel", json!(["m2"])).await.unwrap(), json!({}));
+        assert!(conn.call("monitor_cancel", json!(["m2"])).await.is_err());
+    });
+}

@@ -344,6 +344,13 @@ impl DatabaseSchema {
             tables.push(Self::table_from_json(tname, tj)?);
         }
         tables.sort_by(|a, b| a.name.cmp(&b.name));
+        // Like ovsdb-server: a schema in which no table is a root predates isRoot, and then
+        // every table is a root (nothing is garbage-collected).
+        if !tables.iter().any(|t| t.is_root) {
+            for t in &mut tables {
+                t.is_root = true;
+            }
+        }
         let table_index: HashMap<String, usize> = tables
             .iter()
             .enumerate()
@@ -466,8 +473,7 @@ impl DatabaseSchema {
                 .get("maxRows")
                 .and_then(Value::as_u64)
                 .map(|m| m as usize),
-            // RFC 7047 §3.2: isRoot defaults to false; a schema whose tables all omit it is
-            // treated as all-root by ovsdb-server for compatibility with old schemas.
+            // RFC 7047 §3.2: isRoot defaults to false (see the all-false rule in from_json).
             is_root: obj.get("isRoot").and_then(Value::as_bool).unwrap_or(false),
             indexes,
             ref_columns: Vec::new(),
@@ -517,6 +523,11 @@ mod tests {
         assert_eq!(a.ref_columns.len(), 2);
         let b = &s.tables[s.table("B").unwrap()];
         assert!(!b.is_root);
+        let legacy = DatabaseSchema::from_json(&json!({"name": "L", "version": "1.0.0", "tables": {"A": {"columns": {}}, "B": {"columns": {}}}})).unwrap();
+        assert!(
+            legacy.tables.iter().all(|t| t.is_root),
+            "schemas without any isRoot are all-root"
+        );
         assert_eq!(
             b.columns[0].type_.key.enum_values.as_ref().unwrap().len(),
             2

@@ -31,12 +31,58 @@ pub trait TxnContext {
     fn wait_expired(&self) -> bool;
 }
 
+/// The result of one operation (§5.2), kept compact until the reply is written: a large
+/// transaction has one result per inserted row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpResult {
+    /// insert: `{"uuid": <uuid>}`.
+    Uuid(Uuid),
+    /// select: `{"rows": [...]}`.
+    Rows(Vec<Value>),
+    /// update, mutate, delete: `{"count": n}`.
+    Count(usize),
+    /// wait, commit, comment, assert: `{}`.
+    Empty,
+    /// The failing operation, or a commit failure appended at the end (§4.1.3).
+    Error(OvsdbError),
+    /// An operation after the failing one: `null`.
+    NotExecuted,
+}
+
+impl OpResult {
+    pub fn to_json(&self) -> Value {
+        match self {
+            OpResult::Uuid(u) => json!({"uuid": ["uuid", u.to_string()]}),
+            OpResult::Rows(rows) => json!({"rows": rows}),
+            OpResult::Count(n) => json!({"count": n}),
+            OpResult::Empty => json!({}),
+            OpResult::Error(e) => e.to_json(),
+            OpResult::NotExecuted => Value::Null,
+        }
+    }
+}
+
+/// The `result` array of a transact reply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Results(pub Vec<OpResult>);
+
+impl Results {
+    pub fn to_json(&self) -> Value {
+        Value::Array(self.0.iter().map(OpResult::to_json).collect())
+    }
+
+    /// Appends a commit-time error (§4.1.3).
+    pub fn push_error(&mut self, e: OvsdbError) {
+        self.0.push(OpResult::Error(e));
+    }
+}
+
 /// The outcome of a `transact` request.
 #[derive(Debug)]
 pub enum Outcome {
     /// Results to send (§4.1.3) and, if the transaction committed changes, the changeset.
     Done {
-        results: Value,
+        results: Results,
         changes: Option<Changeset>,
     },
     /// A `wait` with a non-zero timeout is not yet satisfied: retry after the next commit, or
@@ -88,34 +134,35 @@ pub fn execute(db: &Database, ops: &[Value], ctx: &dyn TxnContext) -> Outcome {
     let mut failed = false;
     for op in ops {
         if failed {
-            results.push(Value::Null);
+            results.push(OpResult::NotExecuted);
             continue;
         }
         match txn.operation(op, ctx) {
             Ok(r) => results.push(r),
             Err(OpError::Blocked(timeout_ms)) => return Outcome::Blocked { timeout_ms },
             Err(OpError::Error(e)) => {
-                results.push(e.to_json());
+                results.push(OpResult::Error(e));
                 failed = true;
             }
         }
     }
+    let mut results = Results(results);
     if failed {
         return Outcome::Done {
-            results: Value::Array(results),
+            results,
             changes: None,
         };
     }
     match txn.commit() {
         Ok(cs) => Outcome::Done {
-            results: Value::Array(results),
+            results,
             changes: (!cs.changes.is_empty()).then_some(cs),
         },
         Err(e) => {
             // §4.1.3: a commit failure is reported as one extra element.
-            results.push(e.to_json());
+            results.push_error(e);
             Outcome::Done {
-                results: Value::Array(results),
+                results,
                 changes: None,
             }
         }
@@ -255,7 +302,7 @@ impl<'a> Transaction<'a> {
         Ok(out)
     }
 
-    fn operation(&mut self, v: &Value, ctx: &dyn TxnContext) -> Result<Value, OpError> {
+    fn operation(&mut self, v: &Value, ctx: &dyn TxnContext) -> Result<OpResult, OpError> {
         let op = v
             .as_object()
             .ok_or_else(|| OvsdbError::syntax(format!("{v}: operation must be an object")))?;
@@ -291,8 +338,10 @@ impl<'a> Transaction<'a> {
                         None => new_uuid(),
                     },
                 };
-                if self.exists(t, &uuid)
-                    || self.db.tables.iter().any(|tb| tb.rows.contains_key(&uuid))
+                // Generated uuids are random; only a client-chosen one can collide.
+                if op.get("uuid").is_some()
+                    && (self.exists(t, &uuid)
+                        || self.db.tables.iter().any(|tb| tb.rows.contains_key(&uuid)))
                 {
                     return Err(OvsdbError::duplicate_uuid_name(format!(
                         "row {uuid} already exists"
@@ -313,7 +362,7 @@ impl<'a> Transaction<'a> {
                         new: Some(cols),
                     },
                 );
-                json!({"uuid": ["uuid", uuid.to_string()]})
+                OpResult::Uuid(uuid)
             }
             // §5.2.2
             "select" => {
@@ -332,7 +381,7 @@ impl<'a> Transaction<'a> {
                         })
                     })
                     .collect();
-                json!({"rows": rows})
+                OpResult::Rows(rows)
             }
             // §5.2.3
             "update" => {
@@ -346,7 +395,7 @@ impl<'a> Transaction<'a> {
                         cols[*ci] = d.clone();
                     }
                 }
-                json!({"count": hits.len()})
+                OpResult::Count(hits.len())
             }
             // §5.2.4
             "mutate" => {
@@ -370,7 +419,7 @@ impl<'a> Transaction<'a> {
                             })?;
                     }
                 }
-                json!({"count": hits.len()})
+                OpResult::Count(hits.len())
             }
             // §5.2.5
             "delete" => {
@@ -380,7 +429,7 @@ impl<'a> Transaction<'a> {
                 for u in &hits {
                     self.delete(t, *u);
                 }
-                json!({"count": hits.len()})
+                OpResult::Count(hits.len())
             }
             // §5.2.6
             "wait" => {
@@ -470,7 +519,7 @@ impl<'a> Transaction<'a> {
                         .into()),
                     };
                 }
-                json!({})
+                OpResult::Empty
             }
             // §5.2.7
             "commit" => {
@@ -483,7 +532,7 @@ impl<'a> Transaction<'a> {
                     )
                     .into());
                 }
-                json!({})
+                OpResult::Empty
             }
             // §5.2.8
             "abort" => return Err(OvsdbError::aborted("aborted by request").into()),
@@ -492,7 +541,7 @@ impl<'a> Transaction<'a> {
                 member(op, "comment")?
                     .as_str()
                     .ok_or_else(|| OvsdbError::syntax("\"comment\" must be a string"))?;
-                json!({})
+                OpResult::Empty
             }
             // §5.2.10
             "assert" => {
@@ -505,7 +554,7 @@ impl<'a> Transaction<'a> {
                     ))
                     .into());
                 }
-                json!({})
+                OpResult::Empty
             }
             other => {
                 return Err(OvsdbError::syntax(format!("unknown operation \"{other}\"")).into())
@@ -839,7 +888,7 @@ mod tests {
                 if let Some(cs) = changes {
                     db.apply(&cs);
                 }
-                results
+                results.to_json()
             }
             Outcome::Blocked { .. } => panic!("blocked"),
         }

@@ -121,7 +121,6 @@ struct MonitorReg {
 struct DbEntry {
     db: Database,
     log: Option<Log>,
-    read_only: bool,
     monitors: Vec<MonitorReg>,
     history: VecDeque<Arc<Changeset>>,
 }
@@ -146,6 +145,8 @@ struct State {
     locks: HashMap<String, LockState>,
     pending: Vec<PendingTxn>,
     server_db: Database,
+    /// (session, monitor id) of monitors on `_Server`.
+    server_monitors: Vec<(u64, Value)>,
 }
 
 struct Shared {
@@ -204,6 +205,7 @@ impl OvsdbServer {
                     locks: HashMap::new(),
                     pending: Vec::new(),
                     server_db: server_db::new(),
+                    server_monitors: Vec::new(),
                 }),
                 config,
                 next_id: AtomicU64::new(1),
@@ -229,7 +231,6 @@ impl OvsdbServer {
             DbEntry {
                 db,
                 log,
-                read_only: false,
                 monitors: Vec::new(),
                 history: VecDeque::new(),
             },
@@ -338,7 +339,7 @@ impl OvsdbServer {
                     splitter.push(&buf[..n]);
                     loop {
                         match splitter.next_message() {
-                            Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+                            Ok(Some(bytes)) => match parse_and_free(bytes) {
                                 Ok(v) => self.handle(session, &outbox, v),
                                 Err(e) => {
                                     tracing::info!(session, %peer, error = %e, "malformed JSON; closing connection");
@@ -380,6 +381,7 @@ impl OvsdbServer {
         for e in st.dbs.values_mut() {
             e.monitors.retain(|m| m.session != session);
         }
+        st.server_monitors.retain(|(s, _)| *s != session);
         st.pending.retain(|p| p.session != session);
         let names: Vec<String> = st.locks.keys().cloned().collect();
         for name in names {
@@ -515,7 +517,10 @@ impl OvsdbServer {
             }
             "monitor_cancel" => {
                 let target = p.first().cloned().unwrap_or(Value::Null);
-                let mut found = false;
+                let before = st.server_monitors.len();
+                st.server_monitors
+                    .retain(|(s, id)| !(*s == session && *id == target));
+                let mut found = st.server_monitors.len() != before;
                 for e in st.dbs.values_mut() {
                     let before = e.monitors.len();
                     e.monitors
@@ -585,7 +590,20 @@ impl OvsdbServer {
         reqs: &Value,
         last_txn: Option<&Value>,
     ) -> Result<Value, Value> {
-        let mut entry = match db {
+        // Monitor ids are per session, across all databases.
+        let taken = st
+            .server_monitors
+            .iter()
+            .any(|(s, id)| *s == session && id == mon_id)
+            || st.dbs.values().any(|e| {
+                e.monitors
+                    .iter()
+                    .any(|m| m.session == session && m.id == *mon_id)
+            });
+        if taken {
+            return Err(syntax("duplicate monitor ID"));
+        }
+        let entry = match db {
             server_db::NAME => None,
             _ => Some(
                 st.dbs
@@ -627,20 +645,15 @@ impl OvsdbServer {
             (reply, monitor)
         };
         let (reply, monitor) = reply;
-        if let Some(e) = entry.as_mut() {
-            if e.monitors
-                .iter()
-                .any(|m| m.session == session && m.id == *mon_id)
-            {
-                return Err(syntax("duplicate monitor ID"));
-            }
-            e.monitors.push(MonitorReg {
+        match entry {
+            Some(e) => e.monitors.push(MonitorReg {
                 session,
                 id: mon_id.clone(),
                 monitor,
-            });
+            }),
+            // _Server never changes after start-up: remember the id only, for monitor_cancel.
+            None => st.server_monitors.push((session, mon_id.clone())),
         }
-        // _Server never changes after start-up, so its monitors need no registration.
         Ok(reply)
     }
 
@@ -719,15 +732,14 @@ impl OvsdbServer {
                 Outcome::Done {
                     results,
                     changes: None,
-                } => results,
+                } => results.to_json(),
                 Outcome::Done {
                     mut results,
                     changes: Some(_),
                 } => {
-                    results.as_array_mut().expect("array").push(
-                        OvsdbError::not_allowed("the _Server database is read-only").to_json(),
-                    );
                     results
+                        .push_error(OvsdbError::not_allowed("the _Server database is read-only"));
+                    results.to_json()
                 }
                 Outcome::Blocked { .. } => unreachable!("expired waits never block"),
             }));
@@ -748,27 +760,17 @@ impl OvsdbServer {
         // The request can be large; free it before the log record and the new rows exist.
         drop(ops);
         let Some(cs) = changes else {
-            return Step::Done(Ok(results));
+            return Step::Done(Ok(results.to_json()));
         };
         if cs.changes.len() >= LARGE_TRANSACTION_ROWS {
             self.shared.trim_heap.store(true, Ordering::Relaxed);
-        }
-        if entry.read_only {
-            results
-                .as_array_mut()
-                .expect("array")
-                .push(OvsdbError::not_allowed(format!("database {db} is read-only")).to_json());
-            return Step::Done(Ok(results));
         }
         let executed = started.elapsed();
         if let Some(log) = entry.log.as_mut() {
             if let Err(e) = log.append(&entry.db.schema, &cs) {
                 tracing::error!(error = %e, "cannot write database log");
-                results
-                    .as_array_mut()
-                    .expect("array")
-                    .push(OvsdbError::io(e.to_string()).to_json());
-                return Step::Done(Ok(results));
+                results.push_error(OvsdbError::io(e.to_string()));
+                return Step::Done(Ok(results.to_json()));
             }
         }
         let logged = started.elapsed();
@@ -802,7 +804,7 @@ impl OvsdbServer {
             entry.history.pop_front();
         }
         self.retry_pending(st, db);
-        Step::Done(Ok(results))
+        Step::Done(Ok(results.to_json()))
     }
 
     /// Re-runs transactions blocked in `wait` on `db` after a commit changed it.
@@ -873,6 +875,11 @@ fn release_lock(st: &mut State, name: &str, session: u64) {
     if l.owner.is_none() && l.waiters.is_empty() {
         st.locks.remove(name);
     }
+}
+
+/// Parses a message and frees its bytes before it is handled (requests can be large).
+fn parse_and_free(bytes: Vec<u8>) -> serde_json::Result<Value> {
+    serde_json::from_slice(&bytes)
 }
 
 /// Returns freed heap memory to the OS. glibc keeps the memory of a large request's parse tree

@@ -55,19 +55,25 @@ pub struct OurServer {
 
 impl OurServer {
     pub fn start(server: ServerConfig) -> Self {
+        Self::start_with(server, |_| {})
+    }
+
+    /// Starts with NB and SB on ephemeral TCP ports, after `adjust` had its say.
+    pub fn start_with(server: ServerConfig, adjust: impl FnOnce(&mut DbServerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let cfg = DbServerConfig {
+        let mut cfg = DbServerConfig {
             nb_remotes: vec!["ptcp:0:127.0.0.1".parse().unwrap()],
             sb_remotes: vec!["ptcp:0:127.0.0.1".parse().unwrap()],
             data_dir: dir.path().to_path_buf(),
             server,
             ..DbServerConfig::default()
         };
+        adjust(&mut cfg);
         let running = rt.block_on(control::db::start(&cfg)).unwrap();
         OurServer { rt, running, dir }
     }
