@@ -1,8 +1,11 @@
-//! The real `ovn-nbctl` against our server and against a real `ovsdb-server` serving the same
-//! schema file: every command must succeed or fail the same way and print the same thing once
-//! UUIDs (and the order of rows, which follows UUID hashing in the IDL) are normalized.
+//! The real `ovn-nbctl`, `ovn-sbctl` and `ovsdb-client` against our server and against a real
+//! `ovsdb-server` serving the same schema file: every command must succeed or fail the same way
+//! and print the same thing once UUIDs (and the order of rows, which follows UUID hashing in the
+//! IDL) are normalized.
 
 mod common;
+
+use std::process::{Command, Output};
 
 use common::{nbctl, require_tool, OurServer, RealOvsdb};
 use control::server::ServerConfig;
@@ -170,44 +173,125 @@ const COMMANDS: &[&[&str]] = &[
     &["list", "Logical_Switch_Port"],
 ];
 
+/// Runs the same command against both servers and asserts identical (normalized) behaviour.
+fn compare(what: &str, ours: Output, real: Output) -> bool {
+    let (ao, bo) = (
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&real.stdout),
+    );
+    let (ae, be) = (
+        String::from_utf8_lossy(&ours.stderr),
+        String::from_utf8_lossy(&real.stderr),
+    );
+    assert_eq!(
+        ours.status.code(),
+        real.status.code(),
+        "exit status of {what}\nours: {ao}{ae}\nreal: {bo}{be}"
+    );
+    assert_eq!(normalize(&ao), normalize(&bo), "stdout of {what}");
+    assert_eq!(normalize(&ae), normalize(&be), "stderr of {what}");
+    ours.status.success()
+}
+
+fn tool(program: &str, args: &[String]) -> Output {
+    Command::new(program).args(args).output().unwrap()
+}
+
+/// `ovsdb-client dump` prints every table and column, including the empty ones.
+fn dump(port: u16) -> Output {
+    tool(
+        "ovsdb-client",
+        &[
+            "dump".into(),
+            format!("tcp:127.0.0.1:{port}"),
+            "OVN_Northbound".into(),
+        ],
+    )
+}
+
+#[test]
+fn ovn_sbctl_and_ovsdb_client_match_real_ovsdb_server() {
+    require_tool("ovn-sbctl", "ovn-common");
+    require_tool("ovsdb-client", "openvswitch-common");
+    let ours = OurServer::start(ServerConfig::default());
+    let control::server::Remote::Tcp(sb) = &ours.running.sb_remotes[0] else {
+        unreachable!()
+    };
+    let real = RealOvsdb::start(&["ovn-sb.ovsschema"]);
+    let commands: &[&[&str]] = &[
+        &["chassis-add", "hv1", "geneve", "192.0.2.1"],
+        &["chassis-add", "hv2", "geneve,vxlan", "192.0.2.2"],
+        &["chassis-add", "hv1", "geneve", "192.0.2.1"],
+        &["show"],
+        &["list", "Encap"],
+        &["find", "Chassis", "name=hv2"],
+        &["set", "Chassis", "hv1", "external_ids:owner=test"],
+        &["get", "Chassis", "hv1", "external_ids"],
+        &["chassis-del", "hv1"],
+        &["list", "Chassis"],
+        &["list", "Encap"],
+    ];
+    for args in commands {
+        let run = |port: u16| {
+            let mut a = vec![
+                format!("--db=tcp:127.0.0.1:{port}"),
+                "--timeout=20".to_string(),
+            ];
+            a.extend(args.iter().map(|s| s.to_string()));
+            tool("ovn-sbctl", &a)
+        };
+        compare(
+            &format!("ovn-sbctl {args:?}"),
+            run(sb.port()),
+            run(real.port),
+        );
+    }
+    for args in [
+        vec!["list-tables"],
+        vec!["list-columns", "Chassis"],
+        vec!["get-schema-version"],
+    ] {
+        let run = |port: u16| {
+            let mut a = vec![
+                args[0].to_string(),
+                format!("tcp:127.0.0.1:{port}"),
+                "OVN_Southbound".to_string(),
+            ];
+            a.extend(args[1..].iter().map(|s| s.to_string()));
+            tool("ovsdb-client", &a)
+        };
+        assert!(compare(
+            &format!("ovsdb-client {args:?}"),
+            run(sb.port()),
+            run(real.port)
+        ));
+    }
+}
+
 #[test]
 fn ovn_nbctl_matches_real_ovsdb_server() {
     require_tool("ovn-nbctl", "ovn-common");
     let ours = OurServer::start(ServerConfig::default());
     let real = RealOvsdb::start(&["ovn-nb.ovsschema"]);
-    let (mut succeeded, mut failed, mut printed) = (0, 0, 0);
+    let (mut succeeded, mut failed, mut printed, mut dumps) = (0, 0, 0, 0);
     for args in COMMANDS {
         let a = nbctl(ours.nb_port(), args);
-        let b = nbctl(real.port, args);
-        let (ao, bo) = (
-            String::from_utf8_lossy(&a.stdout),
-            String::from_utf8_lossy(&b.stdout),
-        );
-        let (ae, be) = (
-            String::from_utf8_lossy(&a.stderr),
-            String::from_utf8_lossy(&b.stderr),
-        );
-        assert_eq!(
-            a.status.code(),
-            b.status.code(),
-            "exit status of ovn-nbctl {args:?}\nours: {ao}{ae}\nreal: {bo}{be}"
-        );
-        assert_eq!(
-            normalize(&ao),
-            normalize(&bo),
-            "stdout of ovn-nbctl {args:?}"
-        );
-        assert_eq!(
-            normalize(&ae),
-            normalize(&be),
-            "stderr of ovn-nbctl {args:?}"
-        );
-        if a.status.success() {
+        printed += a.stdout.len();
+        if compare(&format!("ovn-nbctl {args:?}"), a, nbctl(real.port, args)) {
             succeeded += 1;
         } else {
             failed += 1;
         }
-        printed += a.stdout.len();
+        // At every `show`, the raw database contents must match too.
+        if args == &["show"] {
+            require_tool("ovsdb-client", "openvswitch-common");
+            assert!(compare(
+                "ovsdb-client dump",
+                dump(ours.nb_port()),
+                dump(real.port)
+            ));
+            dumps += 1;
+        }
     }
     // The sequence exercises both success and error paths, and prints real output.
     assert!(succeeded >= 70, "only {succeeded} commands succeeded");
@@ -216,6 +300,7 @@ fn ovn_nbctl_matches_real_ovsdb_server() {
         printed > 2000,
         "suspiciously little output: {printed} bytes"
     );
+    assert_eq!(dumps, 3);
     // The final state is empty in both: the switches, routers and their rows are gone.
     let ls = nbctl(ours.nb_port(), &["ls-list"]);
     assert!(ls.status.success() && ls.stdout.is_empty());
