@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::ovsdb::convert::convert;
 use crate::ovsdb::error::OvsdbError;
 use crate::ovsdb::storage::{CompactionPolicy, Log, StorageError};
 use crate::schemas;
@@ -52,6 +53,12 @@ pub enum DbError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error("{path}: {source}")]
+    Convert {
+        path: PathBuf,
+        #[source]
+        source: OvsdbError,
+    },
     #[error("built-in schema is invalid: {0}")]
     Schema(#[from] OvsdbError),
     #[error("waiting for a shutdown signal failed: {0}")]
@@ -73,12 +80,19 @@ fn open_or_create(
     let schema = schemas::parse(schema_text)?;
     let path = dir.join(format!("{}.db", schema.name));
     if path.exists() {
-        let (log, db) = Log::open(&path, policy)?;
-        if db.schema.version != schema.version {
-            tracing::warn!(path = %path.display(), stored = %db.schema.version, built_in = %schema.version, "database file has a different schema version; serving the stored schema");
-        }
+        let (mut log, db) = Log::open(&path, policy)?;
         tracing::info!(path = %path.display(), "recovered database");
-        Ok((log, db))
+        if db.schema.json == schema.json {
+            return Ok((log, db));
+        }
+        // The built-in schema changed (an upgrade): convert the data and rewrite the file.
+        tracing::info!(path = %path.display(), stored = %db.schema.version, built_in = %schema.version, "converting database to the built-in schema");
+        let converted = convert(&db, Arc::new(schema)).map_err(|source| DbError::Convert {
+            path: path.clone(),
+            source,
+        })?;
+        log.compact(&converted)?;
+        Ok((log, converted))
     } else {
         tracing::info!(path = %path.display(), "creating database");
         Ok(Log::create(&path, Arc::new(schema), policy)?)

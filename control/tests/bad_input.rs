@@ -278,7 +278,7 @@ fn cancel_and_expired_waits() {
     );
     let r = c.recv().unwrap();
     assert_eq!(r["id"], "w1");
-    assert_eq!(r["error"]["error"], "canceled");
+    assert_eq!(r["error"], "canceled");
     // A wait whose timeout passes reports "timed out" for that operation.
     let started = std::time::Instant::now();
     let r = c.call("transact", wait(200));

@@ -7,6 +7,7 @@
 //! [`storage`]; the network lives in [`crate::server`].
 
 pub mod condition;
+pub mod convert;
 pub mod database;
 pub mod datum;
 pub mod error;

@@ -421,7 +421,7 @@ impl OvsdbServer {
                     .position(|p| p.session == session && p.id == target)
                 {
                     let p = st.pending.remove(i);
-                    out.reply(&p.id, Err(json!({"error": "canceled"})));
+                    out.reply(&p.id, Err(json!("canceled")));
                 }
             }
             Message::Notification { .. } | Message::Response { .. } => {}
