@@ -204,6 +204,37 @@ mod tests {
         assert_eq!(s.next_message(), Err(FramingError::TooLarge(8)));
     }
 
+    proptest::proptest! {
+        /// However the stream is chunked, the same messages come out.
+        #[test]
+        fn any_chunking_yields_the_same_messages(values in proptest::collection::vec(proptest::collection::btree_map("[a-z\"\\\\{}\\[\\] ]{0,6}", 0i64..1000, 0..4), 1..6), cuts in proptest::collection::vec(0usize..400, 0..8)) {
+            let msgs: Vec<Vec<u8>> = values.iter().map(|m| serde_json::to_vec(m).unwrap()).collect();
+            let stream: Vec<u8> = msgs.iter().flat_map(|m| m.iter().copied().chain(*b" \n")).collect();
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            points.push(stream.len());
+            points.sort_unstable();
+            let mut s = Splitter::new(1 << 20);
+            let mut out = Vec::new();
+            let mut prev = 0;
+            for p in points {
+                s.push(&stream[prev..p]);
+                prev = p;
+                while let Some(m) = s.next_message().unwrap() {
+                    out.push(m);
+                }
+            }
+            proptest::prop_assert_eq!(out, msgs);
+        }
+
+        /// Arbitrary bytes never panic the splitter.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let mut s = Splitter::new(256);
+            s.push(&bytes);
+            while let Ok(Some(_)) = s.next_message() {}
+        }
+    }
+
     #[test]
     fn classifies_messages() {
         let m = Message::from_json(json!({"method": "echo", "params": [], "id": 1})).unwrap();

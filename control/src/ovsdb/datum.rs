@@ -667,6 +667,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// JSON notation round-trips for sets and maps, through both writers.
+        #[test]
+        fn json_round_trip(keys in proptest::collection::btree_set(".{0,8}", 0..5), ints in proptest::collection::vec(proptest::num::i64::ANY, 0..5)) {
+            let st = ColumnType::from_json(&json!({"key": "string", "min": 0, "max": "unlimited"})).unwrap();
+            let d = Datum::set(keys.iter().map(|k| Atom::string(k)).collect());
+            proptest::prop_assert_eq!(&Datum::from_json(&st, &d.to_json(), &mut NoNames).unwrap(), &d);
+            let mut out = Vec::new();
+            d.write_json(&mut out);
+            proptest::prop_assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), d.to_json());
+            let mt = ColumnType::from_json(&json!({"key": "string", "value": "integer", "min": 0, "max": "unlimited"})).unwrap();
+            let m = Datum::map(keys.iter().cloned().zip(ints).map(|(k, i)| (Atom::string(&k), Atom::Integer(i))).collect());
+            proptest::prop_assert_eq!(&Datum::from_json(&mt, &m.to_json(), &mut NoNames).unwrap(), &m);
+        }
+    }
+
     #[test]
     fn includes_and_excludes() {
         let a = Datum::set(vec![Atom::Integer(1), Atom::Integer(2)]);

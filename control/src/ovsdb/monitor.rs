@@ -519,6 +519,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// update2 diffs are exact: applying diff(old, new) to old gives new, for maps and sets.
+        #[test]
+        fn diffs_apply_exactly(old in proptest::collection::btree_map("[a-d]", "[x-z]", 0..4), new in proptest::collection::btree_map("[a-d]", "[x-z]", 0..4)) {
+            let t = ColumnType::from_json(&json!({"key": "string", "value": "string", "min": 0, "max": "unlimited"})).unwrap();
+            let m = |p: &std::collections::BTreeMap<String, String>| Datum::map(p.iter().map(|(k, v)| (Atom::string(k), Atom::string(v))).collect());
+            let (o, n) = (m(&old), m(&new));
+            proptest::prop_assert_eq!(apply_diff(&t, &o, &diff(&t, &o, &n)), n);
+            let s = ColumnType::from_json(&json!({"key": "string", "min": 0, "max": "unlimited"})).unwrap();
+            let set = |p: &std::collections::BTreeMap<String, String>| Datum::set(p.keys().map(|k| Atom::string(k)).collect());
+            let (so, sn) = (set(&old), set(&new));
+            proptest::prop_assert_eq!(apply_diff(&s, &so, &diff(&s, &so, &sn)), sn);
+        }
+    }
+
     #[test]
     fn map_diff_round_trips() {
         let t = ColumnType::from_json(
