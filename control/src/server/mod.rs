@@ -402,7 +402,7 @@ impl OvsdbServer {
                 let result = if method == "transact" {
                     in_place(|| self.transact(session, &id, params))
                 } else {
-                    self.request(session, &method, params)
+                    self.request(session, out, &id, &method, params)
                 };
                 if let Some(r) = result {
                     out.reply(&id, r);
@@ -429,7 +429,14 @@ impl OvsdbServer {
     }
 
     /// Dispatches every method but transact; `None` means the reply is sent later (or never).
-    fn request(&self, session: u64, method: &str, params: Value) -> Option<Result<Value, Value>> {
+    fn request(
+        &self,
+        session: u64,
+        out: &Outbox,
+        id: &Value,
+        method: &str,
+        params: Value,
+    ) -> Option<Result<Value, Value>> {
         let p = params.as_array().cloned().unwrap_or_default();
         let arg_str = |i: usize| p.get(i).and_then(Value::as_str).map(str::to_string);
         let mut st = self.state();
@@ -470,7 +477,11 @@ impl OvsdbServer {
                         "{method} expects [db-name, monitor-id, monitor-requests, ...]"
                     ))));
                 };
-                self.monitor(&mut st, session, version, &db, mon_id, reqs, p.get(3))
+                // Reply while still holding the state lock, so no update notification for
+                // this monitor can overtake its initial contents.
+                let r = self.monitor(&mut st, session, version, &db, mon_id, reqs, p.get(3));
+                out.reply(id, r);
+                return None;
             }
             "monitor_cond_change" => {
                 let (Some(old), Some(new), Some(reqs)) = (p.first(), p.get(1), p.get(2)) else {
@@ -479,7 +490,7 @@ impl OvsdbServer {
                     )));
                 };
                 let st = &mut *st;
-                let outbox = st.sessions.get(&session).cloned()?;
+                let outbox = out;
                 for e in st.dbs.values_mut() {
                     let Some(pos) = e
                         .monitors
