@@ -285,3 +285,46 @@ fn cancel_and_expired_waits() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
     assert_eq!(op_error(&r).as_deref(), Some("timed out"));
 }
+
+#[test]
+fn monitor_cond_since_resumes_from_an_older_transaction() {
+    let s = server();
+    let mut c = RawConn::connect(s.nb_port());
+    let insert = |c: &mut RawConn, name: &str| {
+        let r = c.call("transact", json!(["OVN_Northbound", {"op": "insert", "table": "Logical_Switch", "row": {"name": name}}]));
+        assert_eq!(op_error(&r), None);
+    };
+    insert(&mut c, "a");
+    let r = c.call("monitor_cond_since", json!(["OVN_Northbound", "m", {"Logical_Switch": [{"columns": ["name"]}]}, "00000000-0000-0000-0000-000000000000"]));
+    let since = r["result"][1].clone();
+    // Two more commits: a new switch, then a rename of "a".
+    insert(&mut c, "b");
+    let r = c.call("transact", json!(["OVN_Northbound", {"op": "update", "table": "Logical_Switch", "where": [["name", "==", "a"]], "row": {"name": "a2"}}]));
+    assert_eq!(op_error(&r), None);
+    // A new session resuming from `since` gets exactly those changes, merged.
+    let mut late = RawConn::connect(s.nb_port());
+    let r = late.call(
+        "monitor_cond_since",
+        json!(["OVN_Northbound", "m", {"Logical_Switch": [{"columns": ["name"]}]}, since]),
+    );
+    assert_eq!(r["result"][0], json!(true));
+    let mut changes: Vec<String> = r["result"][2]["Logical_Switch"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.to_string())
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [r#"{"insert":{"name":"b"}}"#, r#"{"modify":{"name":"a2"}}"#]
+    );
+    // An unknown transaction id falls back to the full contents.
+    let mut fresh = RawConn::connect(s.nb_port());
+    let r = fresh.call("monitor_cond_since", json!(["OVN_Northbound", "m", {"Logical_Switch": [{"columns": ["name"]}]}, "6f4c4c5e-1b5b-4a55-9b8e-4a1f5a0b9d11"]));
+    assert_eq!(r["result"][0], json!(false));
+    assert_eq!(
+        r["result"][2]["Logical_Switch"].as_object().unwrap().len(),
+        2
+    );
+}
