@@ -154,6 +154,10 @@ pub struct DbArgs {
     /// Largest accepted JSON-RPC message, in bytes.
     #[arg(long, default_value_t = ServerConfig::default().max_message_bytes)]
     pub max_message_bytes: usize,
+    /// Milliseconds of client silence before an echo probe (and as much again before the
+    /// connection is closed); 0 disables probing.
+    #[arg(long, default_value_t = 5000)]
+    pub inactivity_probe_ms: u64,
 }
 
 impl From<DbArgs> for DbServerConfig {
@@ -164,6 +168,8 @@ impl From<DbArgs> for DbServerConfig {
             data_dir: a.data_dir,
             server: ServerConfig {
                 max_message_bytes: a.max_message_bytes,
+                inactivity_probe: (a.inactivity_probe_ms > 0)
+                    .then(|| std::time::Duration::from_millis(a.inactivity_probe_ms)),
                 ..ServerConfig::default()
             },
             compaction: CompactionPolicy::default(),

@@ -328,3 +328,32 @@ fn monitor_cond_since_resumes_from_an_older_transaction() {
         2
     );
 }
+
+#[test]
+fn silent_clients_are_probed_then_dropped() {
+    let s = OurServer::start(ServerConfig {
+        inactivity_probe: Some(std::time::Duration::from_millis(200)),
+        ..ServerConfig::default()
+    });
+    // A client that never answers is disconnected after the probe goes unanswered.
+    let mut silent = RawConn::connect(s.nb_port());
+    let started = std::time::Instant::now();
+    assert_eq!(silent.recv().unwrap()["method"], "echo");
+    assert_eq!(silent.recv(), None);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(350));
+    // A client that answers every probe stays connected across several intervals.
+    let mut alive = RawConn::connect(s.nb_port());
+    for _ in 0..3 {
+        let probe = alive.recv().unwrap();
+        assert_eq!(
+            (probe["method"].as_str(), probe["params"].clone()),
+            (Some("echo"), json!([]))
+        );
+        alive.send_raw(
+            json!({"id": probe["id"], "result": [], "error": null})
+                .to_string()
+                .as_bytes(),
+        );
+    }
+    assert_eq!(alive.call("echo", json!(["ok"]))["result"], json!(["ok"]));
+}

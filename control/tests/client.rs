@@ -211,6 +211,7 @@ fn client_reconnects_across_remotes_after_server_restart() {
     let backoff = Backoff {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(200),
+        ..Backoff::default()
     };
     let idl = rt.block_on(async {
         Idl::start(

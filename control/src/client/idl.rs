@@ -46,11 +46,16 @@ impl TableRequest {
     }
 }
 
-/// Reconnection behaviour.
+/// Reconnection and liveness behaviour.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
+    /// Delay after the first failed attempt; doubles per failure.
     pub initial: Duration,
+    /// Longest delay between attempts.
     pub max: Duration,
+    /// After this long without a message from the server, send an `echo`; no reply within the
+    /// same time means the server is gone and the next remote is tried.
+    pub inactivity_probe: Duration,
 }
 
 impl Default for Backoff {
@@ -58,6 +63,7 @@ impl Default for Backoff {
         Backoff {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(8),
+            inactivity_probe: Duration::from_secs(5),
         }
     }
 }
@@ -321,7 +327,7 @@ async fn run(
     loop {
         let remote = &remotes[next % remotes.len()];
         next += 1;
-        match session(&shared, remote, &db, &tables).await {
+        match session(&shared, remote, &db, &tables, backoff.inactivity_probe).await {
             Ok(()) => delay = backoff.initial,
             Err(e) => tracing::info!(%remote, error = %e, "OVSDB session ended"),
         }
@@ -331,16 +337,19 @@ async fn run(
     }
 }
 
-/// One connected session: sync, then apply updates until the connection drops. Returns `Ok`
-/// if the session got as far as synchronizing (so the backoff restarts).
+/// One connected session: sync, then apply updates until the connection drops (`Ok`, and the
+/// backoff restarts) or fails (connection, protocol or liveness errors).
 async fn session(
     shared: &Shared,
     remote: &Remote,
     db: &str,
     tables: &[TableRequest],
+    probe: Duration,
 ) -> Result<(), ClientError> {
     let (conn, mut notes): (Connection, mpsc::UnboundedReceiver<Notification>) =
-        Connection::connect(remote, 1 << 30).await?;
+        tokio::time::timeout(probe, Connection::connect(remote, 1 << 30))
+            .await
+            .map_err(|_| ClientError::Timeout)??;
     let schema_json = conn.call("get_schema", json!([db])).await?;
     let schema = Arc::new(
         DatabaseSchema::from_json(&schema_json)
@@ -388,7 +397,17 @@ async fn session(
     let conn = Arc::new(conn);
     *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     tracing::info!(%remote, db, "OVSDB replica synchronized");
-    while let Some(n) = notes.recv().await {
+    loop {
+        let n = match tokio::time::timeout(probe, notes.recv()).await {
+            Ok(Some(n)) => n,
+            Ok(None) => break,
+            // Quiet for a whole interval: make sure the server is still there.
+            Err(_) => match tokio::time::timeout(probe, conn.call("echo", json!([]))).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(ClientError::Timeout),
+            },
+        };
         let (updates, txn_id) = match n.method.as_str() {
             "update2" => (n.params.get(1).cloned(), None),
             "update3" => (

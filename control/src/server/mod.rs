@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub max_queued_bytes: usize,
     /// Committed transactions kept for `monitor_cond_since` resumption.
     pub history_len: usize,
+    /// After this long without input the server sends an `echo` request, and closes the
+    /// connection if another interval passes in silence (ovsdb-server's inactivity probe).
+    pub inactivity_probe: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 << 20,
             max_queued_bytes: 256 << 20,
             history_len: 128,
+            inactivity_probe: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -328,14 +332,28 @@ impl OvsdbServer {
         });
         let mut splitter = Splitter::new(self.shared.config.max_message_bytes);
         let mut buf = vec![0u8; 64 << 10];
+        let probe = self.shared.config.inactivity_probe;
+        let mut deadline = probe.map(|p| tokio::time::Instant::now() + p);
+        let mut probing = false;
         'session: loop {
             tokio::select! {
                 _ = outbox.kill.notified() => break 'session,
+                _ = sleep_until(deadline) => {
+                    if probing {
+                        tracing::info!(session, %peer, "no reply to the inactivity probe; closing connection");
+                        break 'session;
+                    }
+                    outbox.send(&json!({"id": "echo", "method": "echo", "params": []}));
+                    probing = true;
+                    deadline = probe.map(|p| tokio::time::Instant::now() + p);
+                }
                 n = rd.read(&mut buf) => {
                     let n = match n {
                         Ok(0) | Err(_) => break 'session,
                         Ok(n) => n,
                     };
+                    probing = false;
+                    deadline = probe.map(|p| tokio::time::Instant::now() + p);
                     splitter.push(&buf[..n]);
                     loop {
                         match splitter.next_message() {
@@ -885,6 +903,14 @@ fn release_lock(st: &mut State, name: &str, session: u64) {
     }
     if l.owner.is_none() && l.waiters.is_empty() {
         st.locks.remove(name);
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
