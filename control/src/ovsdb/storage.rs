@@ -358,8 +358,20 @@ impl Log {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(&rec).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let end = self.snapshot_bytes + self.txn_bytes;
+        if let Err(e) = self
+            .file
+            .write_all(&rec)
+            .and_then(|()| self.file.sync_data())
+        {
+            // A partial record must not stay in front of later ones: recovery stops at the
+            // first bad record. Cut the file back to the last good one (best effort).
+            let _ = self
+                .file
+                .set_len(end)
+                .and_then(|()| self.file.seek(SeekFrom::Start(end)).map(drop));
+            return Err(io(e));
+        }
         self.txn_bytes += rec.len() as u64;
         Ok(())
     }
