@@ -288,3 +288,55 @@ fn client_over_unix_socket_and_condition_changes() {
         assert!(conn.call("monitor_cancel", json!(["m2"])).await.is_err());
     });
 }
+
+/// Active/standby: the lock holder commits, the standby cannot, and takes over when the
+/// holder goes away.
+async fn exercise_lock(remote: Remote) {
+    let start = || {
+        Idl::start_with_lock(
+            vec![remote.clone()],
+            "OVN_Northbound",
+            nb_tables(),
+            Backoff::default(),
+            "northd",
+        )
+    };
+    let active = start().unwrap();
+    active
+        .wait_until(WAIT, |_| active.has_lock())
+        .await
+        .unwrap();
+    let standby = start().unwrap();
+    standby
+        .wait_until(WAIT, |r| r.schema().is_some())
+        .await
+        .unwrap();
+    while !standby.is_connected() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!standby.has_lock());
+    let mut t = Transaction::new("OVN_Northbound");
+    t.assert_lock("northd");
+    t.insert("Address_Set", [("name", json!("by-owner"))]);
+    active.transact(&t).await.unwrap();
+    match standby.transact(&t).await {
+        Err(ClientError::Transaction { error, .. }) => assert_eq!(error, "not owner"),
+        other => panic!("standby must not commit: {other:?}"),
+    }
+    drop(active);
+    standby
+        .wait_until(WAIT, |_| standby.has_lock())
+        .await
+        .unwrap();
+}
+
+#[test]
+fn lock_moves_to_the_standby_when_the_owner_goes_away() {
+    let real = RealOvsdb::start(&["ovn-nb.ovsschema"]);
+    let ours = common::OurServer::start(ServerConfig::default());
+    let nb = ours.running.nb_remotes[0].clone();
+    ours.rt.block_on(async {
+        exercise_lock(real_remote(&real)).await;
+        exercise_lock(nb).await;
+    });
+}

@@ -27,12 +27,21 @@ pub struct Notification {
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, Value>>>>>;
 
-/// A live connection; cheap to share behind an `Arc`.
+/// A live connection; cheap to share behind an `Arc`. Dropping it closes the socket.
 pub struct Connection {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
     next_id: AtomicU64,
     remote: String,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Connection {
@@ -71,7 +80,7 @@ impl Connection {
         let (tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let (notif_tx, notif_rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {
                 if wr.write_all(&msg).await.is_err() {
                     break;
@@ -81,7 +90,7 @@ impl Connection {
         let reader_pending = pending.clone();
         let echo_tx = tx.clone();
         let peer = remote.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut splitter = Splitter::new(max_message_bytes);
             let mut buf = vec![0u8; 64 << 10];
             'read: loop {
@@ -153,6 +162,7 @@ impl Connection {
                 pending,
                 next_id: AtomicU64::new(1),
                 remote,
+                tasks: [writer, reader],
             },
             notif_rx,
         )

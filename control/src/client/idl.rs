@@ -9,6 +9,7 @@
 //! [`Idl::rows`]; [`Idl::subscribe`] tells them when something changed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -178,6 +179,9 @@ struct Shared {
     replica: RwLock<Replica>,
     conn: Mutex<Option<Arc<Connection>>>,
     changed: watch::Sender<u64>,
+    /// The lock (RFC 7047 §4.1.8) this client asks for on every connection, if any.
+    lock: Option<String>,
+    has_lock: AtomicBool,
 }
 
 /// A replicated database view with its background connection task.
@@ -203,6 +207,29 @@ impl Idl {
         tables: Vec<TableRequest>,
         backoff: Backoff,
     ) -> Result<Idl, ClientError> {
+        Self::spawn(remotes, db, tables, backoff, None)
+    }
+
+    /// Like [`Idl::start`], and also asks for lock `lock` on every connection, so that one of
+    /// several replicas (e.g. active/standby northd-lite instances) acts; see
+    /// [`Idl::has_lock`] and [`Transaction::assert_lock`].
+    pub fn start_with_lock(
+        remotes: Vec<Remote>,
+        db: &str,
+        tables: Vec<TableRequest>,
+        backoff: Backoff,
+        lock: &str,
+    ) -> Result<Idl, ClientError> {
+        Self::spawn(remotes, db, tables, backoff, Some(lock.to_string()))
+    }
+
+    fn spawn(
+        remotes: Vec<Remote>,
+        db: &str,
+        tables: Vec<TableRequest>,
+        backoff: Backoff,
+        lock: Option<String>,
+    ) -> Result<Idl, ClientError> {
         if remotes.is_empty() {
             return Err(ClientError::NoRemotes);
         }
@@ -211,6 +238,8 @@ impl Idl {
             replica: RwLock::new(Replica::default()),
             conn: Mutex::new(None),
             changed,
+            lock,
+            has_lock: AtomicBool::new(false),
         });
         let task = tokio::spawn(run(
             shared.clone(),
@@ -224,6 +253,11 @@ impl Idl {
             db: db.to_string(),
             task,
         })
+    }
+
+    /// Whether this client currently owns its lock (always false without one).
+    pub fn has_lock(&self) -> bool {
+        self.shared.has_lock.load(Ordering::Acquire)
     }
 
     /// Reads the replica.
@@ -332,6 +366,9 @@ async fn run(
             Err(e) => tracing::info!(%remote, error = %e, "OVSDB session ended"),
         }
         *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if shared.has_lock.swap(false, Ordering::AcqRel) {
+            shared.changed.send_modify(|n| *n += 1);
+        }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(backoff.max);
     }
@@ -397,6 +434,13 @@ async fn session(
     let conn = Arc::new(conn);
     *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     tracing::info!(%remote, db, "OVSDB replica synchronized");
+    if let Some(name) = &shared.lock {
+        let r = conn.call("lock", json!([name])).await?;
+        if r["locked"] == json!(true) {
+            shared.has_lock.store(true, Ordering::Release);
+            shared.changed.send_modify(|n| *n += 1);
+        }
+    }
     loop {
         let n = match tokio::time::timeout(probe, notes.recv()).await {
             Ok(Some(n)) => n,
@@ -408,6 +452,19 @@ async fn session(
                 Err(_) => return Err(ClientError::Timeout),
             },
         };
+        // §4.1.8-9: the server grants a queued lock with "locked" and takes it with "stolen".
+        if matches!(n.method.as_str(), "locked" | "stolen")
+            && shared
+                .lock
+                .as_deref()
+                .is_some_and(|l| n.params[0] == json!(l))
+        {
+            shared
+                .has_lock
+                .store(n.method == "locked", Ordering::Release);
+            shared.changed.send_modify(|n| *n += 1);
+            continue;
+        }
         let (updates, txn_id) = match n.method.as_str() {
             "update2" => (n.params.get(1).cloned(), None),
             "update3" => (
