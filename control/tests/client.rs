@@ -340,3 +340,65 @@ fn lock_moves_to_the_standby_when_the_owner_goes_away() {
         exercise_lock(nb).await;
     });
 }
+
+/// Conditional monitoring that changes at run time, as a chassis controller does when it
+/// claims ports.
+async fn exercise_condition_change(remote: Remote) {
+    let tables = vec![TableRequest {
+        table: "Logical_Switch".into(),
+        columns: Some(vec!["name".into()]),
+        condition: Some(json!([["name", "==", "none-yet"]])),
+    }];
+    let idl = Idl::start(vec![remote], "OVN_Northbound", tables, Backoff::default()).unwrap();
+    idl.wait_until(WAIT, |r| r.schema().is_some())
+        .await
+        .unwrap();
+    while !idl.is_connected() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut t = Transaction::new("OVN_Northbound");
+    for n in ["cond-a", "cond-b"] {
+        t.insert("Logical_Switch", [("name", json!(n))]);
+    }
+    idl.transact(&t).await.unwrap();
+    idl.set_condition("Logical_Switch", Some(json!([["name", "==", "cond-a"]])))
+        .await
+        .unwrap();
+    idl.wait_until(WAIT, |r| {
+        r.rows::<LogicalSwitch>()
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            == ["cond-a"]
+    })
+    .await
+    .unwrap();
+    idl.set_condition("Logical_Switch", Some(json!([["name", "==", "cond-b"]])))
+        .await
+        .unwrap();
+    idl.wait_until(WAIT, |r| {
+        r.rows::<LogicalSwitch>()
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            == ["cond-b"]
+    })
+    .await
+    .unwrap();
+    idl.set_condition("Logical_Switch", None).await.unwrap();
+    idl.wait_until(WAIT, |r| r.rows::<LogicalSwitch>().len() == 2)
+        .await
+        .unwrap();
+    assert!(idl.set_condition("Nope", None).await.is_err());
+}
+
+#[test]
+fn conditions_change_at_run_time() {
+    let real = RealOvsdb::start(&["ovn-nb.ovsschema"]);
+    let ours = common::OurServer::start(ServerConfig::default());
+    let nb = ours.running.nb_remotes[0].clone();
+    ours.rt.block_on(async {
+        exercise_condition_change(real_remote(&real)).await;
+        exercise_condition_change(nb).await;
+    });
+}

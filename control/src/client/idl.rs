@@ -9,7 +9,7 @@
 //! [`Idl::rows`]; [`Idl::subscribe`] tells them when something changed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -182,6 +182,11 @@ struct Shared {
     /// The lock (RFC 7047 §4.1.8) this client asks for on every connection, if any.
     lock: Option<String>,
     has_lock: AtomicBool,
+    /// What to monitor; conditions change with [`Idl::set_condition`].
+    tables: Mutex<Vec<TableRequest>>,
+    /// Bumped on every condition change, so a session that subscribed with older conditions
+    /// knows to update them.
+    conditions_version: AtomicU64,
 }
 
 /// A replicated database view with its background connection task.
@@ -240,19 +245,55 @@ impl Idl {
             changed,
             lock,
             has_lock: AtomicBool::new(false),
+            tables: Mutex::new(tables),
+            conditions_version: AtomicU64::new(0),
         });
-        let task = tokio::spawn(run(
-            shared.clone(),
-            remotes,
-            db.to_string(),
-            tables,
-            backoff,
-        ));
+        let task = tokio::spawn(run(shared.clone(), remotes, db.to_string(), backoff));
         Ok(Idl {
             shared,
             db: db.to_string(),
             task,
         })
+    }
+
+    /// Replaces the condition of a monitored table (`monitor_cond_change`; `None` selects every
+    /// row). The server then sends the rows that start matching and removes those that stop;
+    /// the condition also applies after reconnects.
+    pub async fn set_condition(
+        &self,
+        table: &str,
+        condition: Option<Value>,
+    ) -> Result<(), ClientError> {
+        let request = {
+            let mut tables = self.shared.tables.lock().unwrap_or_else(|p| p.into_inner());
+            let t = tables
+                .iter_mut()
+                .find(|t| t.table == table)
+                .ok_or_else(|| ClientError::Protocol(format!("table {table} is not monitored")))?;
+            t.condition = condition;
+            self.shared
+                .conditions_version
+                .fetch_add(1, Ordering::AcqRel);
+            condition_change(t)
+        };
+        let conn = self
+            .shared
+            .conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match conn {
+            Some(conn) => {
+                conn.call(
+                    "monitor_cond_change",
+                    json!([MONITOR_ID, MONITOR_ID, {table: request}]),
+                )
+                .await?;
+                Ok(())
+            }
+            // Not connected: the next session subscribes with the new condition.
+            None => Ok(()),
+        }
     }
 
     /// Whether this client currently owns its lock (always false without one).
@@ -328,6 +369,11 @@ impl Idl {
     }
 }
 
+/// A `monitor_cond_change` request for one table: its current condition (all rows if none).
+fn condition_change(t: &TableRequest) -> Value {
+    json!([{"where": t.condition.clone().unwrap_or_else(|| json!([true]))}])
+}
+
 fn monitor_requests(schema: &DatabaseSchema, tables: &[TableRequest]) -> Value {
     let mut m = Map::new();
     for t in tables {
@@ -349,19 +395,13 @@ fn monitor_requests(schema: &DatabaseSchema, tables: &[TableRequest]) -> Value {
     Value::Object(m)
 }
 
-async fn run(
-    shared: Arc<Shared>,
-    remotes: Vec<Remote>,
-    db: String,
-    tables: Vec<TableRequest>,
-    backoff: Backoff,
-) {
+async fn run(shared: Arc<Shared>, remotes: Vec<Remote>, db: String, backoff: Backoff) {
     let mut delay = backoff.initial;
     let mut next = 0usize;
     loop {
         let remote = &remotes[next % remotes.len()];
         next += 1;
-        match session(&shared, remote, &db, &tables, backoff.inactivity_probe).await {
+        match session(&shared, remote, &db, backoff.inactivity_probe).await {
             Ok(()) => delay = backoff.initial,
             Err(e) => tracing::info!(%remote, error = %e, "OVSDB session ended"),
         }
@@ -380,7 +420,6 @@ async fn session(
     shared: &Shared,
     remote: &Remote,
     db: &str,
-    tables: &[TableRequest],
     probe: Duration,
 ) -> Result<(), ClientError> {
     let (conn, mut notes): (Connection, mpsc::UnboundedReceiver<Notification>) =
@@ -392,7 +431,13 @@ async fn session(
         DatabaseSchema::from_json(&schema_json)
             .map_err(|e| ClientError::Protocol(format!("bad schema from server: {e}")))?,
     );
-    let requests = monitor_requests(&schema, tables);
+    let version = shared.conditions_version.load(Ordering::Acquire);
+    let tables = shared
+        .tables
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let requests = monitor_requests(&schema, &tables);
     let last = shared
         .replica
         .read()
@@ -434,6 +479,23 @@ async fn session(
     let conn = Arc::new(conn);
     *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     tracing::info!(%remote, db, "OVSDB replica synchronized");
+    if shared.conditions_version.load(Ordering::Acquire) != version {
+        // Conditions changed while subscribing: bring the server up to date.
+        let tables = shared
+            .tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let changes: Map<String, Value> = tables
+            .iter()
+            .map(|t| (t.table.clone(), condition_change(t)))
+            .collect();
+        conn.call(
+            "monitor_cond_change",
+            json!([MONITOR_ID, MONITOR_ID, changes]),
+        )
+        .await?;
+    }
     if let Some(name) = &shared.lock {
         let r = conn.call("lock", json!([name])).await?;
         if r["locked"] == json!(true) {
