@@ -3,8 +3,9 @@
 //! [`DbServerConfig`] is the one typed description of what to serve (remotes, data
 //! directory, limits); the `switchyard db` subcommand ([`DbArgs`]) and tests build it. [`start`]
 //! opens or creates `<data_dir>/OVN_Northbound.db` and `OVN_Southbound.db` (replaying their
-//! logs), and listens on every remote; each remote serves both databases, as one ovsdb-server
-//! serving two files would. [`serve`] runs until SIGINT/SIGTERM.
+//! logs, converting them if the built-in schema is newer), and listens on every remote; each
+//! remote serves both databases, as one ovsdb-server serving two files would. [`serve`] runs
+//! until SIGINT/SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
