@@ -143,7 +143,7 @@ pub async fn serve(cfg: DbServerConfig) -> Result<(), DbError> {
 /// Command-line flags of `switchyard db`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
-    /// Northbound remote(s): ptcp:PORT[:IP], tcp:IP:PORT, punix:PATH or unix:PATH.
+    /// Northbound remote(s): ptcp:PORT, ptcp:PORT:IP, tcp:IP:PORT, punix:PATH or unix:PATH.
     #[arg(long = "nb-remote", default_value = "ptcp:6641:127.0.0.1")]
     pub nb_remotes: Vec<Remote>,
     /// Southbound remote(s).

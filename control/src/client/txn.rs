@@ -3,7 +3,7 @@
 //! A [`Transaction`] collects operations for one database. `insert` returns a [`RowId`] that
 //! later operations in the same transaction can reference (it becomes `["named-uuid", ..]`);
 //! [`TransactReply::uuid`] resolves it to the real UUID after commit. Values are written with
-//! the [`Value`]-producing helpers [`uuid`], [`set`] and [`map`], or any RFC 7047 JSON.
+//! the [`Value`]-producing helpers [`uuid()`], [`set()`] and [`map()`], or any RFC 7047 JSON.
 
 use std::collections::HashMap;
 
