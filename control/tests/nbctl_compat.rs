@@ -378,3 +378,74 @@ fn ovn_nbctl_state_survives_restart() {
         "00:00:00:00:00:09 10.9.0.9"
     );
 }
+
+#[test]
+fn ovn_nbctl_daemon_mode_follows_monitor_updates() {
+    require_tool("ovn-nbctl", "ovn-common");
+    let ours = OurServer::start(ServerConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("nbctl.pid");
+    // The daemon keeps one long-lived IDL session: every command below is answered from its
+    // monitor-fed replica, so this exercises monitor_cond_since and update3 end to end.
+    let daemon = Command::new("ovn-nbctl")
+        .arg(format!("--db=tcp:127.0.0.1:{}", ours.nb_port()))
+        .arg("--detach")
+        .arg(format!("--pidfile={}", pidfile.display()))
+        .arg(format!("--unixctl={}", dir.path().join("ctl").display()))
+        .arg(format!("--log-file={}", dir.path().join("log").display()))
+        .output()
+        .unwrap();
+    assert!(
+        daemon.status.success(),
+        "{}",
+        String::from_utf8_lossy(&daemon.stderr)
+    );
+    // Stop the daemon even if an assertion below fails.
+    struct Daemon(std::path::PathBuf);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(&self.0) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+    let _daemon = Daemon(pidfile.clone());
+    let ctl = String::from_utf8_lossy(&daemon.stdout).trim().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("ovn-nbctl")
+            .env("OVN_NB_DAEMON", &ctl)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ovn-nbctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&["ls-add", "d1"]);
+    run(&["lsp-add", "d1", "dp1"]);
+    run(&["lsp-set-addresses", "dp1", "00:00:00:00:00:11 10.1.0.11"]);
+    let show = run(&["show"]);
+    assert!(
+        show.contains("switch") && show.contains("(d1)") && show.contains("port dp1"),
+        "{show}"
+    );
+    assert!(show.contains("00:00:00:00:00:11 10.1.0.11"), "{show}");
+    // A change made by someone else reaches the daemon through the monitor.
+    assert!(nbctl(ours.nb_port(), &["ls-add", "from-elsewhere"])
+        .status
+        .success());
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = run(&["ls-list"]);
+        if listed.contains("from-elsewhere") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(listed.contains("from-elsewhere"), "{listed}");
+    run(&["ls-del", "d1"]);
+    assert!(!run(&["show"]).contains("(d1)"));
+}
