@@ -1,0 +1,118 @@
+//! RFC 7047 error objects.
+//!
+//! Every failure that reaches a client is an `OvsdbError`: the `"error"` string is one of the
+//! tags the RFC (§3.1, §4.1.3, §5.2) or ovsdb-server use, `details` is free text a human can act
+//! on. Schema parsing, datum parsing, transactions and the JSON-RPC layer all return it, so the
+//! server can put it on the wire unchanged with [`OvsdbError::to_json`].
+
+use serde_json::{json, Value};
+
+/// An RFC 7047 error object: `{"error": <tag>, "details": <text>}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{tag}: {details}")]
+pub struct OvsdbError {
+    /// The machine-readable tag, e.g. `"constraint violation"`.
+    pub tag: &'static str,
+    /// Human-readable context.
+    pub details: String,
+}
+
+/// Result alias used throughout the OVSDB core.
+pub type Result<T, E = OvsdbError> = std::result::Result<T, E>;
+
+macro_rules! ctor {
+    ($(#[$m:meta])* $name:ident, $tag:expr) => {
+        $(#[$m])*
+        pub fn $name(details: impl Into<String>) -> Self {
+            Self { tag: $tag, details: details.into() }
+        }
+    };
+}
+
+impl OvsdbError {
+    ctor!(
+        /// Malformed request or schema (ovsdb-server's "syntax error").
+        syntax,
+        "syntax error"
+    );
+    ctor!(
+        /// §5.2: a value violates a column's constraints, or an index is duplicated.
+        constraint,
+        "constraint violation"
+    );
+    ctor!(
+        /// §5.2: a strong reference points at no row, or a referenced row was deleted.
+        referential_integrity,
+        "referential integrity violation"
+    );
+    ctor!(
+        /// §5.2: the server ran out of a resource (memory, message size).
+        resources_exhausted,
+        "resources exhausted"
+    );
+    ctor!(
+        /// §5.2: the log could not be written.
+        io,
+        "I/O error"
+    );
+    ctor!(
+        /// §5.2.1: two inserts in one transaction used the same `uuid-name`.
+        duplicate_uuid_name,
+        "duplicate uuid-name"
+    );
+    ctor!(
+        /// §5.1 mutation: division by zero.
+        domain,
+        "domain error"
+    );
+    ctor!(
+        /// §5.1 mutation: integer overflow.
+        range,
+        "range error"
+    );
+    ctor!(
+        /// §5.2.6: a `wait` operation's condition did not become true in time.
+        timed_out,
+        "timed out"
+    );
+    ctor!(
+        /// §5.2.7: a `commit` asked for durability the database cannot give.
+        not_supported,
+        "not supported"
+    );
+    ctor!(
+        /// §5.2.8: an `abort` operation.
+        aborted,
+        "aborted"
+    );
+    ctor!(
+        /// §5.2.10: an `assert` on a lock the session does not own.
+        not_owner,
+        "not owner"
+    );
+    ctor!(
+        /// A database name that the server does not serve.
+        unknown_database,
+        "unknown database"
+    );
+    ctor!(
+        /// A column name that the table does not have.
+        unknown_column,
+        "unknown column"
+    );
+    ctor!(
+        /// A table name that the schema does not have.
+        unknown_table,
+        "unknown table"
+    );
+    ctor!(
+        /// A write to a read-only database such as `_Server`.
+        not_allowed,
+        "not allowed"
+    );
+
+    /// The RFC 7047 wire form of this error.
+    pub fn to_json(&self) -> Value {
+        json!({"error": self.tag, "details": self.details})
+    }
+}

@@ -1,0 +1,1119 @@
+//! The `transact` method (RFC 7047 §4.1.3) and its operations (§5.2).
+//!
+//! A [`Transaction`] reads the committed [`Database`] through an overlay of pending row
+//! changes, so nothing is visible to anyone else until commit. [`execute`] runs the operations
+//! in order, stopping at the first error (§4.1.3: later results are `null`), then commits:
+//! scrubs weak references to vanished rows, garbage-collects unreferenced rows of non-root
+//! tables, checks strong references, unique indexes and `maxRows`, and hands back a
+//! [`Changeset`] that the caller logs and applies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::condition::{ColumnRef, Condition};
+use super::database::{for_each_ref, Changeset, Database, Row, RowChange};
+use super::datum::{Datum, UuidNames};
+use super::error::{OvsdbError, Result};
+use super::mutation::Mutation;
+use super::schema::{DatabaseSchema, TableSchema};
+use super::uuidgen::new_uuid;
+
+/// What the server tells the executor about the session and the database.
+pub trait TxnContext {
+    /// Whether the session owns lock `name` (§5.2.10 assert).
+    fn owns_lock(&self, name: &str) -> bool;
+    /// Whether commits are written to durable storage (§5.2.7 commit with durable=true).
+    fn durable(&self) -> bool;
+    /// Whether a `wait` with a timeout has used up its time (then it fails with "timed out").
+    fn wait_expired(&self) -> bool;
+}
+
+/// The result of one operation (§5.2), kept compact until the reply is written: a large
+/// transaction has one result per inserted row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpResult {
+    /// insert: `{"uuid": <uuid>}`.
+    Uuid(Uuid),
+    /// select: `{"rows": [...]}`.
+    Rows(Vec<Value>),
+    /// update, mutate, delete: `{"count": n}`.
+    Count(usize),
+    /// wait, commit, comment, assert: `{}`.
+    Empty,
+    /// The failing operation, or a commit failure appended at the end (§4.1.3).
+    Error(OvsdbError),
+    /// An operation after the failing one: `null`.
+    NotExecuted,
+}
+
+impl OpResult {
+    pub fn to_json(&self) -> Value {
+        match self {
+            OpResult::Uuid(u) => json!({"uuid": ["uuid", u.to_string()]}),
+            OpResult::Rows(rows) => json!({"rows": rows}),
+            OpResult::Count(n) => json!({"count": n}),
+            OpResult::Empty => json!({}),
+            OpResult::Error(e) => e.to_json(),
+            OpResult::NotExecuted => Value::Null,
+        }
+    }
+}
+
+/// The `result` array of a transact reply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Results(pub Vec<OpResult>);
+
+impl Results {
+    pub fn to_json(&self) -> Value {
+        Value::Array(self.0.iter().map(OpResult::to_json).collect())
+    }
+
+    /// Appends a commit-time error (§4.1.3).
+    pub fn push_error(&mut self, e: OvsdbError) {
+        self.0.push(OpResult::Error(e));
+    }
+}
+
+/// The outcome of a `transact` request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Results to send (§4.1.3) and, if the transaction committed changes, the changeset.
+    Done {
+        results: Results,
+        changes: Option<Changeset>,
+    },
+    /// A `wait` with a non-zero timeout is not yet satisfied: retry after the next commit, or
+    /// with `wait_expired` once `timeout_ms` have passed.
+    Blocked { timeout_ms: Option<u64> },
+}
+
+#[derive(Debug)]
+struct Change {
+    old: Option<Arc<Row>>,
+    version: Uuid,
+    new: Option<Vec<Datum>>,
+}
+
+#[derive(Debug, Default)]
+struct Symbols {
+    map: HashMap<String, (Uuid, bool)>,
+}
+
+impl UuidNames for Symbols {
+    fn resolve(&mut self, name: &str) -> Result<Uuid> {
+        if let Some((u, _)) = self.map.get(name) {
+            return Ok(*u);
+        }
+        let u = new_uuid();
+        self.map.insert(name.to_string(), (u, false));
+        Ok(u)
+    }
+}
+
+/// A transaction in progress over a committed database.
+pub struct Transaction<'a> {
+    db: &'a Database,
+    schema: &'a DatabaseSchema,
+    changes: Vec<HashMap<Uuid, Change>>,
+    symbols: Symbols,
+}
+
+fn member<'v>(op: &'v Map<String, Value>, name: &str) -> Result<&'v Value> {
+    op.get(name).ok_or_else(|| {
+        OvsdbError::syntax(format!("operation is missing required member \"{name}\""))
+    })
+}
+
+/// Runs a `transact` request's operations (the params after the database name).
+pub fn execute(db: &Database, ops: &[Value], ctx: &dyn TxnContext) -> Outcome {
+    let mut txn = Transaction::new(db);
+    let mut results = Vec::with_capacity(ops.len() + 1);
+    let mut failed = false;
+    for op in ops {
+        if failed {
+            results.push(OpResult::NotExecuted);
+            continue;
+        }
+        match txn.operation(op, ctx) {
+            Ok(r) => results.push(r),
+            Err(OpError::Blocked(timeout_ms)) => return Outcome::Blocked { timeout_ms },
+            Err(OpError::Error(e)) => {
+                results.push(OpResult::Error(e));
+                failed = true;
+            }
+        }
+    }
+    let mut results = Results(results);
+    if failed {
+        return Outcome::Done {
+            results,
+            changes: None,
+        };
+    }
+    match txn.commit() {
+        Ok(cs) => Outcome::Done {
+            results,
+            changes: (!cs.changes.is_empty()).then_some(cs),
+        },
+        Err(e) => {
+            // §4.1.3: a commit failure is reported as one extra element.
+            results.push_error(e);
+            Outcome::Done {
+                results,
+                changes: None,
+            }
+        }
+    }
+}
+
+enum OpError {
+    Error(OvsdbError),
+    Blocked(Option<u64>),
+}
+
+impl From<OvsdbError> for OpError {
+    fn from(e: OvsdbError) -> Self {
+        OpError::Error(e)
+    }
+}
+
+impl<'a> Transaction<'a> {
+    pub fn new(db: &'a Database) -> Self {
+        Transaction {
+            db,
+            schema: &db.schema,
+            changes: db.schema.tables.iter().map(|_| HashMap::new()).collect(),
+            symbols: Symbols::default(),
+        }
+    }
+
+    fn table_of(&self, op: &Map<String, Value>) -> Result<(usize, &'a TableSchema)> {
+        let name = member(op, "table")?
+            .as_str()
+            .ok_or_else(|| OvsdbError::syntax("\"table\" must be a string"))?;
+        let t = self.schema.table_or_err(name)?;
+        Ok((t, &self.schema.tables[t]))
+    }
+
+    fn get(&self, t: usize, u: &Uuid) -> Option<(Uuid, &[Datum])> {
+        match self.changes[t].get(u) {
+            Some(c) => c.new.as_deref().map(|n| (c.version, n)),
+            None => self.db.tables[t]
+                .rows
+                .get(u)
+                .map(|r| (r.version, r.cols.as_slice())),
+        }
+    }
+
+    fn exists(&self, t: usize, u: &Uuid) -> bool {
+        match self.changes[t].get(u) {
+            Some(c) => c.new.is_some(),
+            None => self.db.tables[t].rows.contains_key(u),
+        }
+    }
+
+    /// The pending row `u`, copied from the committed one on first write.
+    fn get_mut(&mut self, t: usize, u: Uuid) -> Option<&mut Vec<Datum>> {
+        let db = self.db;
+        let c = match self.changes[t].entry(u) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let old = db.tables[t].rows.get(&u)?;
+                e.insert(Change {
+                    old: Some(old.clone()),
+                    version: new_uuid(),
+                    new: Some(old.cols.clone()),
+                })
+            }
+        };
+        c.new.as_mut()
+    }
+
+    /// Rows of table `t` matching `cond`, in the transaction's view.
+    fn matching(&self, t: usize, cond: &Condition) -> Vec<Uuid> {
+        if let Some(u) = cond.uuid_equals() {
+            return match self.get(t, &u) {
+                Some((v, cols)) if cond.matches(&u, &v, cols) => vec![u],
+                _ => vec![],
+            };
+        }
+        let changes = &self.changes[t];
+        let mut out: Vec<Uuid> = self.db.tables[t]
+            .rows
+            .iter()
+            .filter(|(u, r)| !changes.contains_key(u) && cond.matches(u, &r.version, &r.cols))
+            .map(|(u, _)| *u)
+            .collect();
+        out.extend(
+            changes
+                .iter()
+                .filter(|(u, c)| {
+                    c.new
+                        .as_ref()
+                        .is_some_and(|n| cond.matches(u, &c.version, n))
+                })
+                .map(|(u, _)| *u),
+        );
+        out
+    }
+
+    fn parse_where(&mut self, ts: &TableSchema, op: &Map<String, Value>) -> Result<Condition> {
+        Condition::parse(ts, member(op, "where")?, &mut self.symbols)
+    }
+
+    /// Parses a `<row>` object for insert/update: column values checked against their types.
+    fn parse_row(
+        &mut self,
+        ts: &TableSchema,
+        v: &Value,
+        updating: bool,
+    ) -> Result<Vec<(usize, Datum)>> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| OvsdbError::syntax(format!("{v}: row must be an object")))?;
+        let mut out = Vec::with_capacity(obj.len());
+        for (name, val) in obj {
+            let ci = match ColumnRef::parse(ts, name)? {
+                ColumnRef::Column(i) => i,
+                _ => {
+                    return Err(OvsdbError::constraint(format!(
+                        "Cannot set column {name} in table {}.",
+                        ts.name
+                    )))
+                }
+            };
+            let cs = &ts.columns[ci];
+            if updating && !cs.mutable {
+                return Err(OvsdbError::constraint(format!(
+                    "Cannot update immutable column {name} in table {}.",
+                    ts.name
+                )));
+            }
+            let d =
+                Datum::from_json(&cs.type_, val, &mut self.symbols).map_err(|e| OvsdbError {
+                    details: format!("{}.{name}: {}", ts.name, e.details),
+                    ..e
+                })?;
+            out.push((ci, d));
+        }
+        Ok(out)
+    }
+
+    fn operation(&mut self, v: &Value, ctx: &dyn TxnContext) -> Result<OpResult, OpError> {
+        let op = v
+            .as_object()
+            .ok_or_else(|| OvsdbError::syntax(format!("{v}: operation must be an object")))?;
+        let name = member(op, "op")?
+            .as_str()
+            .ok_or_else(|| OvsdbError::syntax("\"op\" must be a string"))?;
+        Ok(match name {
+            // §5.2.1
+            "insert" => {
+                let (t, ts) = self.table_of(op)?;
+                let uuid = match op.get("uuid-name") {
+                    Some(n) => {
+                        let n = n
+                            .as_str()
+                            .ok_or_else(|| OvsdbError::syntax("uuid-name must be a string"))?;
+                        let u = self.symbols.resolve(n)?;
+                        let entry = self.symbols.map.get_mut(n).expect("just resolved");
+                        if entry.1 {
+                            return Err(OvsdbError::duplicate_uuid_name(format!(
+                                "uuid-name \"{n}\" is used by more than one insert"
+                            ))
+                            .into());
+                        }
+                        entry.1 = true;
+                        u
+                    }
+                    None => match op.get("uuid") {
+                        // ovsdb-server extension: the client chooses the row's uuid.
+                        Some(u) => u
+                            .as_str()
+                            .and_then(|s| Uuid::parse_str(s).ok())
+                            .ok_or_else(|| OvsdbError::syntax(format!("{u}: bad uuid")))?,
+                        None => new_uuid(),
+                    },
+                };
+                // Generated uuids are random; only a client-chosen one can collide.
+                if op.get("uuid").is_some()
+                    && (self.exists(t, &uuid)
+                        || self.db.tables.iter().any(|tb| tb.rows.contains_key(&uuid)))
+                {
+                    return Err(OvsdbError::duplicate_uuid_name(format!(
+                        "row {uuid} already exists"
+                    ))
+                    .into());
+                }
+                let mut cols = ts.default_row();
+                if let Some(row) = op.get("row") {
+                    for (ci, d) in self.parse_row(ts, row, false)? {
+                        cols[ci] = d;
+                    }
+                }
+                self.changes[t].insert(
+                    uuid,
+                    Change {
+                        old: None,
+                        version: new_uuid(),
+                        new: Some(cols),
+                    },
+                );
+                OpResult::Uuid(uuid)
+            }
+            // §5.2.2
+            "select" => {
+                let (t, ts) = self.table_of(op)?;
+                let cond = self.parse_where(ts, op)?;
+                let columns = op
+                    .get("columns")
+                    .map(|c| ColumnRef::parse_list(ts, c))
+                    .transpose()?;
+                let rows: Vec<Value> = self
+                    .matching(t, &cond)
+                    .into_iter()
+                    .filter_map(|u| {
+                        self.get(t, &u).map(|(v, cols)| {
+                            Database::row_to_json(ts, u, v, cols, columns.as_deref())
+                        })
+                    })
+                    .collect();
+                OpResult::Rows(rows)
+            }
+            // §5.2.3
+            "update" => {
+                let (t, ts) = self.table_of(op)?;
+                let cond = self.parse_where(ts, op)?;
+                let row = self.parse_row(ts, member(op, "row")?, true)?;
+                let hits = self.matching(t, &cond);
+                for u in &hits {
+                    let cols = self.get_mut(t, *u).expect("matched row exists");
+                    for (ci, d) in &row {
+                        cols[*ci] = d.clone();
+                    }
+                }
+                OpResult::Count(hits.len())
+            }
+            // §5.2.4
+            "mutate" => {
+                let (t, ts) = self.table_of(op)?;
+                let cond = self.parse_where(ts, op)?;
+                let mutations = member(op, "mutations")?
+                    .as_array()
+                    .ok_or_else(|| OvsdbError::syntax("\"mutations\" must be an array"))?
+                    .iter()
+                    .map(|m| Mutation::parse(ts, m, &mut self.symbols))
+                    .collect::<Result<Vec<_>>>()?;
+                let hits = self.matching(t, &cond);
+                for u in &hits {
+                    let cols = self.get_mut(t, *u).expect("matched row exists");
+                    for m in &mutations {
+                        let ct = &ts.columns[m.column];
+                        m.apply(&mut cols[m.column], &ct.type_)
+                            .map_err(|e| OvsdbError {
+                                details: format!("{}.{}: {}", ts.name, ct.name, e.details),
+                                ..e
+                            })?;
+                    }
+                }
+                OpResult::Count(hits.len())
+            }
+            // §5.2.5
+            "delete" => {
+                let (t, ts) = self.table_of(op)?;
+                let cond = self.parse_where(ts, op)?;
+                let hits = self.matching(t, &cond);
+                for u in &hits {
+                    self.delete(t, *u);
+                }
+                OpResult::Count(hits.len())
+            }
+            // §5.2.6
+            "wait" => {
+                let (t, ts) = self.table_of(op)?;
+                let cond = self.parse_where(ts, op)?;
+                let rows_json = member(op, "rows")?
+                    .as_array()
+                    .ok_or_else(|| OvsdbError::syntax("\"rows\" must be an array"))?;
+                // ovsdb-idl omits "columns" when "rows" is empty; then compare the columns the
+                // rows name (none).
+                let columns = match op.get("columns") {
+                    Some(c) => ColumnRef::parse_list(ts, c)?,
+                    None => {
+                        let mut names: Vec<&String> = rows_json
+                            .iter()
+                            .filter_map(Value::as_object)
+                            .flat_map(|o| o.keys())
+                            .collect();
+                        names.sort();
+                        names.dedup();
+                        names
+                            .into_iter()
+                            .map(|n| ColumnRef::parse(ts, n))
+                            .collect::<Result<Vec<_>>>()?
+                    }
+                };
+                let until_eq = match member(op, "until")?.as_str() {
+                    Some("==") => true,
+                    Some("!=") => false,
+                    _ => {
+                        return Err(OvsdbError::syntax("\"until\" must be \"==\" or \"!=\"").into())
+                    }
+                };
+                let timeout = match op.get("timeout") {
+                    None => None,
+                    Some(v) => Some(v.as_u64().ok_or_else(|| {
+                        OvsdbError::syntax("\"timeout\" must be a non-negative integer")
+                    })?),
+                };
+                let mut expected = Vec::new();
+                for r in rows_json {
+                    let obj = r
+                        .as_object()
+                        .ok_or_else(|| OvsdbError::syntax("wait rows must be objects"))?;
+                    let mut vals = Vec::with_capacity(columns.len());
+                    for c in &columns {
+                        let cname = match c {
+                            ColumnRef::Uuid => "_uuid",
+                            ColumnRef::Version => "_version",
+                            ColumnRef::Column(i) => ts.columns[*i].name.as_str(),
+                        };
+                        let v = obj.get(cname).ok_or_else(|| {
+                            OvsdbError::syntax(format!("wait row is missing column {cname}"))
+                        })?;
+                        vals.push(Datum::from_json_unchecked(
+                            &c.column_type(ts),
+                            v,
+                            &mut self.symbols,
+                        )?);
+                    }
+                    expected.push(vals);
+                }
+                let mut actual: Vec<Vec<Datum>> = self
+                    .matching(t, &cond)
+                    .into_iter()
+                    .filter_map(|u| {
+                        self.get(t, &u).map(|(v, cols)| {
+                            columns
+                                .iter()
+                                .map(|c| c.value(&u, &v, cols).into_owned())
+                                .collect()
+                        })
+                    })
+                    .collect();
+                actual.sort();
+                expected.sort();
+                if (actual == expected) != until_eq {
+                    return match timeout {
+                        Some(ms) if ms > 0 && !ctx.wait_expired() => {
+                            Err(OpError::Blocked(Some(ms)))
+                        }
+                        None if !ctx.wait_expired() => Err(OpError::Blocked(None)),
+                        _ => Err(OvsdbError::timed_out(format!(
+                            "\"wait\" timed out on table {}",
+                            ts.name
+                        ))
+                        .into()),
+                    };
+                }
+                OpResult::Empty
+            }
+            // §5.2.7
+            "commit" => {
+                let durable = member(op, "durable")?
+                    .as_bool()
+                    .ok_or_else(|| OvsdbError::syntax("\"durable\" must be a boolean"))?;
+                if durable && !ctx.durable() {
+                    return Err(OvsdbError::not_supported(
+                        "durable commit is not supported by an in-memory database",
+                    )
+                    .into());
+                }
+                OpResult::Empty
+            }
+            // §5.2.8
+            "abort" => return Err(OvsdbError::aborted("aborted by request").into()),
+            // §5.2.9
+            "comment" => {
+                member(op, "comment")?
+                    .as_str()
+                    .ok_or_else(|| OvsdbError::syntax("\"comment\" must be a string"))?;
+                OpResult::Empty
+            }
+            // §5.2.10
+            "assert" => {
+                let lock = member(op, "lock")?
+                    .as_str()
+                    .ok_or_else(|| OvsdbError::syntax("\"lock\" must be a string"))?;
+                if !ctx.owns_lock(lock) {
+                    return Err(OvsdbError::not_owner(format!(
+                        "session does not own lock \"{lock}\""
+                    ))
+                    .into());
+                }
+                OpResult::Empty
+            }
+            other => {
+                return Err(OvsdbError::syntax(format!("unknown operation \"{other}\"")).into())
+            }
+        })
+    }
+
+    fn delete(&mut self, t: usize, u: Uuid) {
+        match self.changes[t].get_mut(&u) {
+            Some(c) => c.new = None,
+            None => {
+                let old = self.db.tables[t].rows.get(&u).cloned();
+                self.changes[t].insert(
+                    u,
+                    Change {
+                        old,
+                        version: Uuid::nil(),
+                        new: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Validates the pending changes and turns them into a changeset (RFC 7047 §5.2 commit
+    /// semantics: referential integrity, garbage collection, indexes, maxRows).
+    pub fn commit(mut self) -> Result<Changeset> {
+        if let Some((name, _)) = self.symbols.map.iter().find(|(_, (_, created))| !created) {
+            return Err(OvsdbError::referential_integrity(format!(
+                "named-uuid \"{name}\" is used but no insert creates it"
+            )));
+        }
+        // Drop changes that change nothing.
+        for table in &mut self.changes {
+            table.retain(|_, c| match (&c.old, &c.new) {
+                (None, None) => false,
+                (Some(o), Some(n)) => o.cols != *n,
+                _ => true,
+            });
+        }
+        let schema = self.schema;
+        // Strong reference count deltas per target row.
+        let mut delta: HashMap<Uuid, (usize, i64)> = HashMap::new();
+        for (t, table) in self.changes.iter().enumerate() {
+            let ts = &schema.tables[t];
+            if ts.ref_columns.is_empty() {
+                continue;
+            }
+            for c in table.values() {
+                if let Some(o) = &c.old {
+                    for_each_ref(ts, &o.cols, |tt, u, strong| {
+                        if strong {
+                            delta.entry(u).or_insert((tt, 0)).1 -= 1;
+                        }
+                    });
+                }
+                if let Some(n) = &c.new {
+                    for_each_ref(ts, n, |tt, u, strong| {
+                        if strong {
+                            delta.entry(u).or_insert((tt, 0)).1 += 1;
+                        }
+                    });
+                }
+            }
+        }
+        let mut dirty: Vec<(usize, Uuid)> = Vec::new();
+        let mut deleted: Vec<(usize, Uuid)> = Vec::new();
+        let mut gc: Vec<(usize, Uuid)> = delta
+            .iter()
+            .filter(|(_, (_, d))| *d < 0)
+            .map(|(u, (t, _))| (*t, *u))
+            .collect();
+        for (t, table) in self.changes.iter().enumerate() {
+            for (u, c) in table {
+                match (&c.old, &c.new) {
+                    (_, Some(_)) => {
+                        if schema.tables[t].columns.iter().any(|c| c.has_weak_refs) {
+                            dirty.push((t, *u));
+                        }
+                        if c.old.is_none() && !schema.tables[t].is_root {
+                            gc.push((t, *u));
+                        }
+                    }
+                    (Some(_), None) => deleted.push((t, *u)),
+                    (None, None) => {}
+                }
+            }
+        }
+        let mut collected = false;
+        while !(dirty.is_empty() && deleted.is_empty() && gc.is_empty()) {
+            // Rows that weakly referred to deleted rows need scrubbing.
+            while let Some((_, u)) = deleted.pop() {
+                dirty.extend(self.db.weak_referrers(&u).iter().copied());
+            }
+            // RFC 7047 §3.2: weak references to rows that do not exist are removed.
+            while let Some((t, u)) = dirty.pop() {
+                let ts = &schema.tables[t];
+                let Some((_, cols)) = self.get(t, &u) else {
+                    continue;
+                };
+                let mut fixed: Vec<(usize, Datum)> = Vec::new();
+                for &ci in &ts.ref_columns {
+                    let ct = &ts.columns[ci].type_;
+                    if !ts.columns[ci].has_weak_refs {
+                        continue;
+                    }
+                    let key_weak = ct
+                        .key
+                        .is_weak_ref()
+                        .then_some(ct.key.ref_table_index)
+                        .flatten();
+                    let val_weak = ct
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.is_weak_ref().then_some(v.ref_table_index).flatten());
+                    let alive = |t: Option<usize>, a: &super::datum::Atom| match (t, a.as_uuid()) {
+                        (Some(t), Some(u)) => self.exists(t, &u),
+                        _ => true,
+                    };
+                    let mut d = cols[ci].clone();
+                    let before = d.len();
+                    d.retain(|k, v| alive(key_weak, k) && v.is_none_or(|v| alive(val_weak, v)));
+                    if d.len() != before {
+                        if d.len() < ct.min {
+                            return Err(OvsdbError::constraint(format!(
+                                "Deletion of a weakly referenced row would leave {}.{} of row {u} with too few elements.",
+                                ts.name, ts.columns[ci].name
+                            )));
+                        }
+                        fixed.push((ci, d));
+                    }
+                }
+                if !fixed.is_empty() {
+                    let cols = self.get_mut(t, u).expect("row exists");
+                    for (ci, d) in fixed {
+                        cols[ci] = d;
+                    }
+                }
+            }
+            // Garbage collection: rows of non-root tables with no strong references go.
+            while let Some((t, u)) = gc.pop() {
+                if schema.tables[t].is_root || !self.exists(t, &u) {
+                    continue;
+                }
+                let count = self.db.strong_refs(&u) as i64 + delta.get(&u).map_or(0, |d| d.1);
+                if count > 0 {
+                    continue;
+                }
+                let ts = &schema.tables[t];
+                if let Some((_, cols)) = self.get(t, &u) {
+                    for_each_ref(ts, cols, |tt, target, strong| {
+                        if strong {
+                            delta.entry(target).or_insert((tt, 0)).1 -= 1;
+                            gc.push((tt, target));
+                        }
+                    });
+                }
+                let was_committed = self.db.tables[t].rows.contains_key(&u);
+                self.delete(t, u);
+                if !was_committed {
+                    self.changes[t].remove(&u);
+                }
+                deleted.push((t, u));
+                collected = true;
+            }
+            // Pending rows may also refer weakly to collected rows.
+            if std::mem::take(&mut collected) {
+                for (pt, table) in self.changes.iter().enumerate() {
+                    if schema.tables[pt].columns.iter().any(|c| c.has_weak_refs) {
+                        dirty.extend(
+                            table
+                                .iter()
+                                .filter(|(_, c)| c.new.is_some())
+                                .map(|(pu, _)| (pt, *pu)),
+                        );
+                    }
+                }
+            }
+        }
+        // Strong references must point at rows that exist after the transaction.
+        for (t, table) in self.changes.iter().enumerate() {
+            let ts = &schema.tables[t];
+            for (u, c) in table {
+                let Some(n) = &c.new else { continue };
+                for &ci in &ts.ref_columns {
+                    let col = &ts.columns[ci];
+                    if !col.has_strong_refs {
+                        continue;
+                    }
+                    let check = |rt: Option<usize>, atoms: &[super::datum::Atom]| -> Result<()> {
+                        let Some(rt) = rt else { return Ok(()) };
+                        for a in atoms {
+                            let target = a.as_uuid().expect("uuid column");
+                            if !self.exists(rt, &target) {
+                                return Err(OvsdbError::referential_integrity(format!(
+                                    "Table {} column {} row {u} references nonexistent row {target} in table {}.",
+                                    ts.name, col.name, schema.tables[rt].name
+                                )));
+                            }
+                        }
+                        Ok(())
+                    };
+                    if col.type_.key.is_strong_ref() {
+                        check(col.type_.key.ref_table_index, n[ci].keys())?;
+                    }
+                    if col.type_.value.as_ref().is_some_and(|v| v.is_strong_ref()) {
+                        check(
+                            col.type_.value.as_ref().and_then(|v| v.ref_table_index),
+                            n[ci].values(),
+                        )?;
+                    }
+                }
+            }
+            for (u, c) in table {
+                if c.old.is_some() && c.new.is_none() {
+                    let count = self.db.strong_refs(u) as i64 + delta.get(u).map_or(0, |d| d.1);
+                    if count > 0 {
+                        return Err(OvsdbError::referential_integrity(format!(
+                            "cannot delete {} row {u} because of {count} remaining reference(s)",
+                            ts.name
+                        )));
+                    }
+                }
+            }
+        }
+        self.check_indexes_and_sizes()?;
+        let txn_id = new_uuid();
+        let mut changes = Vec::new();
+        for (t, table) in self.changes.into_iter().enumerate() {
+            for (uuid, c) in table {
+                if let (Some(o), Some(n)) = (&c.old, &c.new) {
+                    if o.cols == *n {
+                        continue;
+                    }
+                }
+                changes.push(RowChange {
+                    table: t,
+                    uuid,
+                    old: c.old,
+                    new: c.new.map(|cols| {
+                        Arc::new(Row {
+                            version: c.version,
+                            cols,
+                        })
+                    }),
+                });
+            }
+        }
+        Ok(Changeset { txn_id, changes })
+    }
+
+    fn check_indexes_and_sizes(&self) -> Result<()> {
+        for (t, table) in self.changes.iter().enumerate() {
+            let ts = &self.schema.tables[t];
+            if let Some(max) = ts.max_rows {
+                let mut n = self.db.tables[t].rows.len() as i64;
+                for c in table.values() {
+                    n += c.new.is_some() as i64 - c.old.is_some() as i64;
+                }
+                if n > max as i64 {
+                    return Err(OvsdbError::constraint(format!("Transaction causes \"{}\" table to contain {n} rows, greater than the schema-defined limit of {max} row(s).", ts.name)));
+                }
+            }
+            for (i, cols) in ts.indexes.iter().enumerate() {
+                let mut seen: HashMap<Vec<Datum>, Uuid> = HashMap::new();
+                for (u, c) in table {
+                    let Some(n) = &c.new else { continue };
+                    let key = Database::index_key(ts, i, n);
+                    let conflict = match seen.get(&key) {
+                        Some(other) => Some(*other),
+                        None => self
+                            .db
+                            .index_lookup(t, i, &key)
+                            .filter(|o| o != u && !table.contains_key(o)),
+                    };
+                    if let Some(other) = conflict {
+                        let names: Vec<&str> =
+                            cols.iter().map(|c| ts.columns[*c].name.as_str()).collect();
+                        let vals: Vec<String> =
+                            key.iter().map(|d| d.to_json().to_string()).collect();
+                        return Err(OvsdbError::constraint(format!(
+                            "Transaction causes multiple rows in \"{}\" table to have identical values ({}) for index on column{} \"{}\".  First row, with UUID {other}, and second row, with UUID {u}.",
+                            ts.name,
+                            vals.join(", "),
+                            if names.len() > 1 { "s" } else { "" },
+                            names.join("\", \"")
+                        )));
+                    }
+                    seen.insert(key, *u);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ctx;
+    impl TxnContext for Ctx {
+        fn owns_lock(&self, name: &str) -> bool {
+            name == "mine"
+        }
+        fn durable(&self) -> bool {
+            false
+        }
+        fn wait_expired(&self) -> bool {
+            false
+        }
+    }
+
+    fn db() -> Database {
+        let s = DatabaseSchema::from_json(&json!({"name": "T", "version": "1.0.0", "tables": {
+            "Switch": {"isRoot": true, "indexes": [["name"]], "columns": {
+                "name": {"type": "string"},
+                "ports": {"type": {"key": {"type": "uuid", "refTable": "Port"}, "min": 0, "max": "unlimited"}},
+                "n": {"type": {"key": "integer", "min": 0, "max": 1}}}},
+            "Port": {"columns": {"name": {"type": "string"}, "peer": {"type": {"key": {"type": "uuid", "refTable": "Port", "refType": "weak"}, "min": 0, "max": 1}}}},
+            "Group": {"isRoot": true, "columns": {"ports": {"type": {"key": {"type": "uuid", "refTable": "Port", "refType": "weak"}, "min": 0, "max": "unlimited"}}}}
+        }}))
+        .unwrap();
+        Database::new(Arc::new(s))
+    }
+
+    /// Runs a transaction and applies it; returns the results.
+    fn run(db: &mut Database, ops: Value) -> Value {
+        match execute(db, ops.as_array().unwrap(), &Ctx) {
+            Outcome::Done { results, changes } => {
+                if let Some(cs) = changes {
+                    db.apply(&cs);
+                }
+                results.to_json()
+            }
+            Outcome::Blocked { .. } => panic!("blocked"),
+        }
+    }
+
+    fn count(db: &Database, table: &str) -> usize {
+        db.tables[db.schema.table(table).unwrap()].rows.len()
+    }
+
+    fn error_of(results: &Value) -> Option<String> {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|r| r.get("error").and_then(Value::as_str).map(str::to_string))
+    }
+
+    #[test]
+    fn insert_with_named_uuid_and_select() {
+        let mut db = db();
+        let r = run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Port", "row": {"name": "p1"}, "uuid-name": "p1"},
+                {"op": "insert", "table": "Switch", "row": {"name": "s1", "ports": ["set", [["named-uuid", "p1"]]]}},
+                {"op": "select", "table": "Switch", "where": [["name", "==", "s1"]], "columns": ["name", "n"]}
+            ]),
+        );
+        assert_eq!(r[2], json!({"rows": [{"name": "s1", "n": ["set", []]}]}));
+        assert_eq!(count(&db, "Port"), 1);
+        let r = run(
+            &mut db,
+            json!([{"op": "select", "table": "Port", "where": [["name", "==", "p1"]]}]),
+        );
+        assert!(r[0]["rows"][0]["_uuid"][1].is_string());
+        assert!(r[0]["rows"][0]["_version"][1].is_string());
+    }
+
+    #[test]
+    fn unreferenced_non_root_rows_are_collected() {
+        let mut db = db();
+        run(
+            &mut db,
+            json!([{"op": "insert", "table": "Port", "row": {"name": "orphan"}}]),
+        );
+        assert_eq!(count(&db, "Port"), 0);
+        run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Port", "row": {"name": "p"}, "uuid-name": "p"},
+                {"op": "insert", "table": "Switch", "row": {"name": "s", "ports": ["named-uuid", "p"]}}
+            ]),
+        );
+        assert_eq!(count(&db, "Port"), 1);
+        // Removing the last strong reference collects the port.
+        let r = run(
+            &mut db,
+            json!([{"op": "update", "table": "Switch", "where": [], "row": {"ports": ["set", []]}}]),
+        );
+        assert_eq!(r[0], json!({"count": 1}));
+        assert_eq!(count(&db, "Port"), 0);
+    }
+
+    #[test]
+    fn dangling_strong_reference_is_rejected() {
+        let mut db = db();
+        let r = run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "s", "ports": ["uuid", "36bb0a6e-5f6c-4c8e-9d6b-7b59e3a2f0c1"]}}]),
+        );
+        assert_eq!(r.as_array().unwrap().len(), 2, "commit error is appended");
+        assert_eq!(
+            error_of(&r).as_deref(),
+            Some("referential integrity violation")
+        );
+        assert_eq!(count(&db, "Switch"), 0);
+    }
+
+    #[test]
+    fn deleting_a_strongly_referenced_row_fails() {
+        let mut db = db();
+        run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Port", "row": {"name": "p"}, "uuid-name": "p"},
+                {"op": "insert", "table": "Switch", "row": {"name": "s", "ports": ["named-uuid", "p"]}}
+            ]),
+        );
+        let r = run(
+            &mut db,
+            json!([{"op": "delete", "table": "Port", "where": []}]),
+        );
+        assert_eq!(
+            error_of(&r).as_deref(),
+            Some("referential integrity violation")
+        );
+        assert_eq!(count(&db, "Port"), 1);
+    }
+
+    #[test]
+    fn weak_references_are_removed() {
+        let mut db = db();
+        run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Port", "row": {"name": "p"}, "uuid-name": "p"},
+                {"op": "insert", "table": "Switch", "row": {"name": "s", "ports": ["named-uuid", "p"]}},
+                {"op": "insert", "table": "Group", "row": {"ports": ["named-uuid", "p"]}}
+            ]),
+        );
+        let g = db.schema.table("Group").unwrap();
+        let group_ports = |db: &Database| db.tables[g].rows.values().next().unwrap().cols[0].len();
+        assert_eq!(group_ports(&db), 1);
+        run(
+            &mut db,
+            json!([{"op": "update", "table": "Switch", "where": [], "row": {"ports": ["set", []]}}]),
+        );
+        assert_eq!(count(&db, "Port"), 0);
+        assert_eq!(group_ports(&db), 0);
+    }
+
+    #[test]
+    fn index_uniqueness() {
+        let mut db = db();
+        run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "a"}}]),
+        );
+        let r = run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "a"}}]),
+        );
+        assert_eq!(error_of(&r).as_deref(), Some("constraint violation"));
+        let r = run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "b"}}, {"op": "insert", "table": "Switch", "row": {"name": "b"}}]),
+        );
+        assert_eq!(error_of(&r).as_deref(), Some("constraint violation"));
+        // Swapping names within one transaction is fine.
+        run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "b"}}]),
+        );
+        let r = run(
+            &mut db,
+            json!([
+                {"op": "update", "table": "Switch", "where": [["name", "==", "a"]], "row": {"name": "tmp"}},
+                {"op": "update", "table": "Switch", "where": [["name", "==", "b"]], "row": {"name": "a"}},
+                {"op": "update", "table": "Switch", "where": [["name", "==", "tmp"]], "row": {"name": "b"}}
+            ]),
+        );
+        assert_eq!(error_of(&r), None);
+        assert_eq!(count(&db, "Switch"), 2);
+    }
+
+    #[test]
+    fn errors_stop_the_transaction() {
+        let mut db = db();
+        let r = run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Switch", "row": {"name": "a"}},
+                {"op": "abort"},
+                {"op": "insert", "table": "Switch", "row": {"name": "b"}}
+            ]),
+        );
+        assert_eq!(r[1]["error"], "aborted");
+        assert_eq!(r[2], Value::Null);
+        assert_eq!(count(&db, "Switch"), 0);
+        let r = run(&mut db, json!([{"op": "assert", "lock": "theirs"}]));
+        assert_eq!(r[0]["error"], "not owner");
+        let r = run(
+            &mut db,
+            json!([{"op": "assert", "lock": "mine"}, {"op": "comment", "comment": "hi"}, {"op": "commit", "durable": true}]),
+        );
+        assert_eq!(r[2]["error"], "not supported");
+        let r = run(&mut db, json!([{"op": "frobnicate"}]));
+        assert_eq!(r[0]["error"], "syntax error");
+        let r = run(
+            &mut db,
+            json!([{"op": "insert", "table": "Nope", "row": {}}]),
+        );
+        assert_eq!(r[0]["error"], "unknown table");
+        let r = run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": 5}}]),
+        );
+        assert_eq!(r[0]["error"], "syntax error");
+        let r = run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "x"}, "uuid-name": "a"}, {"op": "insert", "table": "Switch", "row": {"name": "y"}, "uuid-name": "a"}]),
+        );
+        assert_eq!(r[1]["error"], "duplicate uuid-name");
+    }
+
+    #[test]
+    fn mutate_delete_and_wait() {
+        let mut db = db();
+        run(
+            &mut db,
+            json!([{"op": "insert", "table": "Switch", "row": {"name": "a", "n": 1}}]),
+        );
+        let r = run(
+            &mut db,
+            json!([
+                {"op": "mutate", "table": "Switch", "where": [["name", "==", "a"]], "mutations": [["n", "+=", 41]]},
+                {"op": "wait", "timeout": 0, "table": "Switch", "where": [["name", "==", "a"]], "columns": ["n"], "until": "==", "rows": [{"n": 42}]}
+            ]),
+        );
+        assert_eq!(r[0], json!({"count": 1}));
+        assert_eq!(r[1], json!({}));
+        let r = run(
+            &mut db,
+            json!([{"op": "wait", "timeout": 0, "table": "Switch", "where": [], "columns": ["n"], "until": "==", "rows": []}]),
+        );
+        assert_eq!(r[0]["error"], "timed out");
+        let r = run(
+            &mut db,
+            json!([{"op": "delete", "table": "Switch", "where": [["n", ">", 40]]}]),
+        );
+        assert_eq!(r[0], json!({"count": 1}));
+        assert_eq!(count(&db, "Switch"), 0);
+        assert!(matches!(
+            execute(&db, json!([{"op": "wait", "timeout": 1000, "table": "Switch", "where": [], "columns": ["name"], "until": "!=", "rows": []}]).as_array().unwrap(), &Ctx),
+            Outcome::Blocked { timeout_ms: Some(1000) }
+        ));
+    }
+}
