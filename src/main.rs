@@ -1,5 +1,6 @@
 //! `switchyard`: the command line. It only parses arguments and wires the
-//! crates together: the dataplane, the node daemon, the benchmark suite.
+//! crates together: the dataplane, the node daemon, the OVSDB server, the
+//! benchmark suite.
 
 mod config;
 mod ctl;
@@ -49,6 +50,8 @@ enum Command {
         #[arg(long)]
         busy_poll: bool,
     },
+    /// Serve the OVN northbound and southbound databases (OVSDB, RFC 7047).
+    Db(control::db::DbArgs),
     /// Show a running node's switches, ports and counters.
     Show {
         #[arg(long, default_value = DEFAULT_CTL)]
@@ -126,6 +129,7 @@ fn main() -> Result<()> {
             cores,
             busy_poll,
         }),
+        Command::Db(args) => Ok(control::db::cli(args)?),
         Command::Show { ctl } => {
             print!("{}", ctl::request(&ctl, &ctl::Request::Show)?);
             Ok(())
