@@ -21,7 +21,9 @@ fn main() {
     let out = Command::new(&pkg_config)
         .args(["--cflags", "libdpdk"])
         .output()
-        .unwrap_or_else(|e| panic!("dpdk-sys: cannot run {pkg_config}: {e} (apt-get install pkg-config)"));
+        .unwrap_or_else(|e| {
+            panic!("dpdk-sys: cannot run {pkg_config}: {e} (apt-get install pkg-config)")
+        });
     if !out.status.success() {
         panic!(
             "dpdk-sys: `{pkg_config} --cflags libdpdk` failed (apt-get install libdpdk-dev): {}",
@@ -48,7 +50,11 @@ fn main() {
         .atleast_version(MIN_VERSION)
         .statik(false)
         .probe("libdpdk")
-        .unwrap_or_else(|e| panic!("dpdk-sys: libdpdk >= {MIN_VERSION} not found (apt-get install libdpdk-dev): {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "dpdk-sys: libdpdk >= {MIN_VERSION} not found (apt-get install libdpdk-dev): {e}"
+            )
+        });
 
     let bindings = bindgen::Builder::default()
         .header("wrapper.h")
