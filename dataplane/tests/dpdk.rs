@@ -11,13 +11,15 @@
 //! (needs `apt-get install libdpdk-dev libclang-dev pkg-config`).
 #![cfg(feature = "dpdk")]
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use dataplane::drop::DropReason;
-use dataplane::engine::Worker;
+use dataplane::engine::{Engine, EngineConfig, Worker};
 use dataplane::flow::FlowDesc;
 use dataplane::packet::{BufPool, PacketBuf, HEADROOM};
-use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
+use dataplane::port::dpdk::{self, DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
 use dataplane::port::memory::Traffic;
 use dataplane::port::Port;
 use dataplane::tables::{Address, LogicalPort, LogicalSwitch, PortType, TablePublisher, Tables};
@@ -199,10 +201,7 @@ fn ring_ports_forward_through_the_pipeline() {
     let stats = worker.stats();
     assert_eq!(stats.drops(DropReason::PortSecurityIp), 1);
     // The broadcast went out twice, the spoofed frame not at all.
-    assert_eq!(
-        stats.tx_packets.load(std::sync::atomic::Ordering::Relaxed),
-        total
-    );
+    assert_eq!(stats.tx_packets.load(Ordering::Relaxed), total);
     let s: Vec<_> = ports.iter().map(|p| p.stats()).collect();
     // Port 0: the injector's tx and the worker's rx.
     assert_eq!((s[0].tx_packets, s[0].rx_packets), (total, total));
@@ -308,7 +307,14 @@ fn queues_are_claimed_once_and_rss_spreads_rx() {
     // net_null generates packets on every rx queue.
     let mut pool = port.pool();
     let mut v = Vec::new();
-    assert!(q1.rx_burst(&mut pool, &mut v, 32) > 0);
+    // A thread of its own: it becomes an EAL lcore on its first burst.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(dpdk::lcore_id(), None);
+            assert!(q1.rx_burst(&mut pool, &mut v, 32) > 0);
+            assert!(dpdk::lcore_id().is_some());
+        });
+    });
     q1.tx_burst(&mut pool, &mut v);
     assert!(v.is_empty());
     let s = port.stats();
@@ -317,6 +323,53 @@ fn queues_are_claimed_once_and_rss_spreads_rx() {
     // Dropped and reopened (stopped, reconfigured, restarted).
     drop(port);
     DpdkPort::open(eal, "net_null_t3", &DpdkPortConfig::default()).unwrap();
+}
+
+#[test]
+fn engine_workers_forward_on_their_own_threads() {
+    let (eal, _turn) = eal();
+    let ports = vec![
+        ring_port(eal, "net_ring_e0"),
+        Arc::new(DpdkPort::open(eal, "net_null_e1,no-rx=1", &DpdkPortConfig::default()).unwrap()),
+    ];
+    let pool = ports[0].pool();
+    let free = pool.available();
+    let mut inject = ports[0].open_queue(None).unwrap();
+    // One worker thread polling both ports; it registers with the EAL on
+    // its first burst and unregisters when the engine stops it.
+    let engine = Engine::start(
+        &EngineConfig {
+            workers: 1,
+            idle_sleep: Some(Duration::from_micros(20)),
+            ..EngineConfig::default()
+        },
+        as_ports(&ports),
+        publisher(),
+        |_| pool.clone(),
+    )
+    .unwrap();
+    let mut tx_pool = pool.clone();
+    let total = 10 * 64;
+    for round in 0..10u16 {
+        let mut burst: Vec<_> = (0..64u16)
+            .map(|i| {
+                let mut b = tx_pool.alloc().unwrap();
+                assert!(b.load(&udp(1, 2, round * 64 + i)));
+                b
+            })
+            .collect();
+        inject.tx_burst(&mut tx_pool, &mut burst);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.workers()[0].rx_packets.load(Ordering::Acquire) < total {
+        assert!(Instant::now() < deadline, "worker thread did not forward");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    engine.stop();
+    assert_eq!(ports[1].stats().tx_packets, total);
+    assert_eq!(ports[0].stats().rx_packets, total);
+    drop(inject);
+    assert_eq!(pool.available(), free, "every mbuf went back to the pool");
 }
 
 /// A classic little-endian microsecond pcap of `frames`.

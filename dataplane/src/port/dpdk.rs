@@ -358,6 +358,14 @@ fn ensure_lcore() {
     LCORE.with(LcoreGuard::ensure);
 }
 
+/// The calling thread's EAL lcore id: set on the EAL's main thread, and on
+/// a worker thread once it has run a burst on a DPDK port.
+pub fn lcore_id() -> Option<u32> {
+    // SAFETY: reads a thread-local integer.
+    let id = unsafe { sys::sy_lcore_id() };
+    (id != sys::LCORE_ID_ANY).then_some(id)
+}
+
 /// A packet in an `rte_mbuf`, single segment, owned (freed on drop).
 ///
 /// `repr(transparent)` over the mbuf pointer, so a `Vec<Mbuf>` is the
