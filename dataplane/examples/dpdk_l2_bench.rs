@@ -11,13 +11,14 @@
 //! ```text
 //! cargo run --release -p switchyard-dataplane --features dpdk \
 //!     --example dpdk_l2_bench -- [--flows 10000] [--packets 50000000] \
-//!     [--core 1] [--hugepages]
+//!     [--core 1] [--flow-cache 8192] [--hugepages]
 //! ```
 //! `--hugepages` uses `--in-memory` (reserve them first:
 //! `echo 512 > /proc/sys/vm/nr_hugepages`, hugetlbfs on /dev/hugepages);
 //! the default is `--no-huge -m 1024`.
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +36,7 @@ struct Options {
     packets: u64,
     core: Option<usize>,
     hugepages: bool,
+    flow_cache: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -43,6 +45,7 @@ fn options() -> Result<Options, String> {
         packets: 50_000_000,
         core: None,
         hugepages: false,
+        flow_cache: 8192,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +58,7 @@ fn options() -> Result<Options, String> {
             "--flows" => o.flows = value("--flows")? as usize,
             "--packets" => o.packets = value("--packets")?,
             "--core" => o.core = Some(value("--core")? as usize),
+            "--flow-cache" => o.flow_cache = value("--flow-cache")? as usize,
             "--hugepages" => o.hugepages = true,
             _ => return Err(format!("unknown argument {a:?}")),
         }
@@ -175,7 +179,9 @@ fn run() -> Result<String, String> {
     let pool = src.pool();
     let ports: Vec<Arc<dyn Port<MbufPool>>> = vec![Arc::new(src), Arc::new(sink)];
     let publisher = TablePublisher::new(Tables::compile(&topology()).map_err(|e| e.to_string())?);
-    let mut worker = Worker::new(&ports, &[0], publisher, pool, 8192).map_err(|e| e.to_string())?;
+    let mut worker =
+        Worker::new(&ports, &[0], publisher, pool, o.flow_cache).map_err(|e| e.to_string())?;
+    let wstats = worker.stats();
 
     // Warm-up: every flow twice through the flow cache.
     let mut seen = 0;
@@ -183,6 +189,8 @@ fn run() -> Result<String, String> {
         seen += worker.poll() as u64;
     }
     let out0 = ports[1].stats().tx_packets;
+    let hits0 = wstats.cache_hits.load(Ordering::Relaxed);
+    let misses0 = wstats.cache_misses.load(Ordering::Relaxed);
     let (cpu0, tsc0, t0) = (thread_cpu_ns(), tsc(), Instant::now());
     while ports[1].stats().tx_packets - out0 < o.packets {
         for _ in 0..1024 {
@@ -195,12 +203,15 @@ fn run() -> Result<String, String> {
     let s = ports[1].stats();
     let out = (s.tx_packets - out0) as f64;
     let rx = ports[0].stats();
+    let hits = (wstats.cache_hits.load(Ordering::Relaxed) - hits0) as f64;
+    let misses = (wstats.cache_misses.load(Ordering::Relaxed) - misses0) as f64;
     std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(format!(
         concat!(
             "{{\"scenario\":\"dpdk-l2-{}\",\"mpps_per_core\":{:.2},\"mpps_wall\":{:.2},",
             "\"cpu_ns_per_packet\":{:.2},\"tsc_cycles_per_packet\":{:.1},\"packets\":{},",
-            "\"rx_dropped\":{},\"tx_dropped\":{},\"flows\":{},\"cores\":1,\"hugepages\":{}}}"
+            "\"rx_dropped\":{},\"tx_dropped\":{},\"flows\":{},\"flow_cache_hit_rate\":{:.4},",
+            "\"cores\":1,\"hugepages\":{}}}"
         ),
         if o.flows == 10_000 {
             "10k".to_string()
@@ -215,6 +226,7 @@ fn run() -> Result<String, String> {
         rx.rx_dropped,
         s.tx_dropped,
         o.flows,
+        hits / (hits + misses).max(1.0),
         o.hugepages
     ))
 }

@@ -33,7 +33,11 @@ use std::sync::{Arc, Mutex};
 use dpdk_sys as sys;
 
 use super::{Port, PortQueue, PortState, PortStats, QueueCounters};
-use crate::packet::{BufPool, PacketBuf};
+use crate::packet::{BufPool, PacketBuf, HEADROOM};
+
+// Frames start at the same offset in an mbuf as in a heap buffer, so the
+// pipeline's headroom assumptions (encapsulation in place) hold for both.
+const _: () = assert!(sys::RTE_PKTMBUF_HEADROOM as usize == HEADROOM);
 
 /// What went wrong in the DPDK backend, with the DPDK error text.
 #[derive(Debug, thiserror::Error)]
