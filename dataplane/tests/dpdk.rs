@@ -372,6 +372,55 @@ fn engine_workers_forward_on_their_own_threads() {
     assert_eq!(pool.available(), free, "every mbuf went back to the pool");
 }
 
+#[test]
+fn engine_spreads_rss_queues_over_workers() {
+    let (eal, _turn) = eal();
+    let two = DpdkPortConfig {
+        rx_queues: 2,
+        tx_queues: 2,
+        ..DpdkPortConfig::default()
+    };
+    // net_null generates frames on each of its two rx queues; each worker
+    // polls one of them and transmits on its own tx queue of the sink.
+    let ports = vec![
+        Arc::new(DpdkPort::open(eal, "net_null_r0", &two).unwrap()),
+        Arc::new(
+            DpdkPort::open(
+                eal,
+                "net_null_r1,no-rx=1",
+                &DpdkPortConfig {
+                    tx_queues: 2,
+                    ..DpdkPortConfig::default()
+                },
+            )
+            .unwrap(),
+        ),
+    ];
+    let pool = ports[0].pool();
+    let engine = Engine::start(
+        &EngineConfig {
+            workers: 2,
+            idle_sleep: Some(Duration::from_micros(20)),
+            ..EngineConfig::default()
+        },
+        as_ports(&ports),
+        publisher(),
+        |_| pool.clone(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine
+        .workers()
+        .iter()
+        .any(|w| w.rx_packets.load(Ordering::Acquire) < 1000)
+    {
+        assert!(Instant::now() < deadline, "a worker got no packets");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    engine.stop();
+    assert!(ports[0].stats().rx_packets >= 2000);
+}
+
 /// A classic little-endian microsecond pcap of `frames`.
 fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
