@@ -93,8 +93,8 @@ fn last_error() -> String {
 /// Where the EAL gets its memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EalMemory {
-    /// Anonymous memory, no hugepages (`--no-huge -m N`, with a file
-    /// prefix): works anywhere, for tests and functional runs. Not usable
+    /// Anonymous memory, no hugepages (`--no-huge -m N --no-shconf`, with a
+    /// file prefix): works anywhere, for tests and functional runs. Not usable
     /// by vhost-user, which needs shared hugepage memory.
     NoHuge { megabytes: usize },
     /// Hugepages, without runtime files (`--in-memory`); `-m N` if given.
@@ -178,6 +178,9 @@ impl EalConfig {
                     .clone()
                     .unwrap_or_else(|| format!("switchyard-{}", std::process::id()));
                 a.push(format!("--file-prefix={prefix}"));
+                // No shared runtime files: nothing is left in
+                // /var/run/dpdk/<prefix> after the process exits.
+                a.push("--no-shconf".into());
             }
             EalMemory::Hugepages { megabytes } => {
                 a.push("--in-memory".into());
@@ -1009,6 +1012,7 @@ mod tests {
                 "--no-huge",
                 "-m512",
                 "--file-prefix=t1",
+                "--no-shconf",
                 "--no-pci",
                 "--vdev=net_null0"
             ]
