@@ -675,7 +675,6 @@ impl DpdkPort {
         {
             return Err(cfg_err("already open".into()));
         }
-        // From here on, the port is released by PortInner's Drop on error.
         // SAFETY: a valid port id.
         let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) };
         let pool = match eal.mbuf_pool(socket) {
@@ -688,6 +687,8 @@ impl DpdkPort {
                 return Err(e);
             }
         };
+        // From here on, an error drops `inner`, whose Drop stops the device
+        // and releases the port id.
         let inner = Arc::new(PortInner {
             name: name.clone(),
             port_id,
