@@ -108,8 +108,8 @@ pub struct Worker<P: BufPool> {
 }
 
 impl<P: BufPool> Worker<P> {
-    /// A worker with a queue on each of `ports`, polling the rx queue of
-    /// the ports in `rx_ports`.
+    /// A worker with a queue on each of `ports`, polling rx queue 0 of the
+    /// ports in `rx_ports`.
     pub fn new(
         ports: &[Arc<dyn Port<P>>],
         rx_ports: &[PortId],
@@ -117,16 +117,32 @@ impl<P: BufPool> Worker<P> {
         pool: P,
         flow_cache_entries: usize,
     ) -> io::Result<Self> {
+        let rx: Vec<(PortId, usize)> = rx_ports.iter().map(|&p| (p, 0)).collect();
+        Self::with_rx_queues(ports, &rx, publisher, pool, flow_cache_entries)
+    }
+
+    /// A worker with a queue on each of `ports`, polling the given
+    /// `(port, rx queue)` pairs (at most one rx queue per port).
+    pub fn with_rx_queues(
+        ports: &[Arc<dyn Port<P>>],
+        rx: &[(PortId, usize)],
+        publisher: Arc<TablePublisher>,
+        pool: P,
+        flow_cache_entries: usize,
+    ) -> io::Result<Self> {
         let queues = ports
             .iter()
             .enumerate()
-            .map(|(i, p)| p.open_queue(rx_ports.contains(&(i as PortId)).then_some(0)))
+            .map(|(i, p)| {
+                let rxq = rx.iter().find(|(port, _)| *port as usize == i);
+                p.open_queue(rxq.map(|&(_, q)| q))
+            })
             .collect::<io::Result<Vec<_>>>()?;
         let (generation, tables) = publisher.load();
         Ok(Worker {
             pool,
             queues,
-            rx_ports: rx_ports.to_vec(),
+            rx_ports: rx.iter().map(|&(p, _)| p).collect(),
             publisher,
             tables,
             generation,
@@ -302,11 +318,21 @@ pub struct Engine<P: BufPool> {
     workers: Vec<Arc<WorkerStats>>,
 }
 
-/// Which worker polls which port: round robin over ports.
-pub fn assign_rx(ports: usize, workers: usize) -> Vec<Vec<PortId>> {
-    let mut a = vec![Vec::new(); workers.max(1)];
-    for p in 0..ports {
-        a[p % workers.max(1)].push(p as PortId);
+/// Which worker polls which rx queue, given each port's rx queue count:
+/// round robin over every `(port, rx queue)` pair, so the queues of a
+/// multi-queue (RSS) port land on different workers, and single-queue ports
+/// are spread over workers as before. A worker holds one queue per port, so
+/// a port's queues beyond the number of workers are not polled: give ports
+/// at most as many rx queues as there are workers.
+pub fn assign_rx(rx_queues: &[usize], workers: usize) -> Vec<Vec<(PortId, usize)>> {
+    let workers = workers.max(1);
+    let mut a = vec![Vec::new(); workers];
+    let mut k = 0;
+    for (p, &n) in rx_queues.iter().enumerate() {
+        for q in 0..n.min(workers) {
+            a[k % workers].push((p as PortId, q));
+            k += 1;
+        }
     }
     a
 }
@@ -326,13 +352,14 @@ impl<P: BufPool + 'static> Engine<P> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let mut workers = Vec::new();
-        for (id, rx_ports) in assign_rx(ports.len(), config.workers)
+        let rx_queues: Vec<usize> = ports.iter().map(|p| p.rx_queues()).collect();
+        for (id, rx) in assign_rx(&rx_queues, config.workers)
             .into_iter()
             .enumerate()
         {
-            let mut worker = Worker::new(
+            let mut worker = Worker::with_rx_queues(
                 &ports,
-                &rx_ports,
+                &rx,
                 publisher.clone(),
                 make_pool(id),
                 config.flow_cache_entries,
@@ -402,5 +429,26 @@ impl<P: BufPool> Drop for Engine<P> {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign_rx;
+
+    #[test]
+    fn rx_queues_are_spread_round_robin() {
+        // Single-queue ports: round robin over ports.
+        assert_eq!(
+            assign_rx(&[1, 1, 1], 2),
+            [vec![(0, 0), (2, 0)], vec![(1, 0)]]
+        );
+        // An RSS port's queues land on different workers; queues beyond
+        // the worker count are not polled.
+        assert_eq!(
+            assign_rx(&[2, 1, 3], 2),
+            [vec![(0, 0), (1, 0), (2, 1)], vec![(0, 1), (2, 0)]]
+        );
+        assert_eq!(assign_rx(&[1], 0), [vec![(0, 0)]]);
     }
 }

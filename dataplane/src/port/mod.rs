@@ -1,13 +1,15 @@
 //! Ports: where packets enter and leave the dataplane.
 //!
 //! A [`Port`] is one local interface (an in-memory ring, a kernel interface
-//! over AF_PACKET, later a DPDK ethdev). Each worker opens its own
+//! over AF_PACKET, a DPDK ethdev with the `dpdk` feature). Each worker opens its own
 //! [`PortQueue`] on every port: the queue polls one rx queue of the port (if
 //! the worker was assigned one) and transmits on a per-worker tx path, so no
 //! two threads ever share a queue and the burst path takes no lock. Calls
 //! are per burst; the per-packet work inside is monomorphic.
 
 pub mod af_packet;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod memory;
 
 use std::io;
