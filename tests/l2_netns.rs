@@ -35,7 +35,7 @@ fn ping_arp_responder_and_port_security() {
         .spawn()
         .unwrap();
     let (ok, out) = vm1.try_exec(&["/usr/bin/python3", "-c",
-        "import socket,time\nfor i in range(50):\n  try:\n    s=socket.create_connection(('10.0.0.2',5001),timeout=2); break\n  except OSError: time.sleep(0.1)\ns.sendall(b'x'*100000)\nprint(s.recv(100).decode())\n"]);
+        "import socket,time\nfor i in range(150):\n  try:\n    s=socket.create_connection(('10.0.0.2',5001),timeout=10); break\n  except OSError: time.sleep(0.1)\ns.sendall(b'x'*100000)\nprint(s.recv(100).decode())\n"]);
     let _ = server.wait_with_output();
     assert!(
         ok && out.contains("got 100000"),

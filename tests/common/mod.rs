@@ -98,7 +98,7 @@ impl Node {
             ctl,
             metrics,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !(node.ctl.exists() && TcpStream::connect(&node.metrics).is_ok()) {
             assert!(Instant::now() < deadline, "node did not come up");
             std::thread::sleep(Duration::from_millis(20));
@@ -128,9 +128,9 @@ impl Node {
         self.metric(&format!("switchyard_drops_total{{reason=\"{reason}\"}}"))
     }
 
-    /// Waits until `f` holds (at most 5 s); panics with `what` otherwise.
+    /// Waits until `f` holds (at most 15 s); panics with `what` otherwise.
     pub fn wait_for(&self, what: &str, f: impl Fn(&Node) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(15);
         while !f(self) {
             assert!(
                 Instant::now() < deadline,
