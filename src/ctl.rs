@@ -94,10 +94,13 @@ fn handle(node: &Node, req: Request) -> Result<String> {
     let (generation, tables) = node.engine.publisher().load();
     let ports = node.engine.ports();
     match req {
-        Request::Show => Ok(show(&tables, generation, ports)),
+        Request::Show => Ok(show(&tables, generation, &ports)),
         Request::Trace { inport, frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
-            let names: Vec<String> = ports.iter().map(|p| p.name().to_string()).collect();
+            let names: Vec<String> = ports
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
+                .collect();
             trace_text(&tables, &names, &inport, &frame)
         }
     }
@@ -106,16 +109,18 @@ fn handle(node: &Node, req: Request) -> Result<String> {
 fn show(
     tables: &Tables,
     generation: u64,
-    ports: &[Arc<dyn Port<dataplane::packet::HeapPool>>],
+    ports: &[Option<Arc<dyn Port<dataplane::packet::HeapPool>>>],
 ) -> String {
     let mut s = format!("tables generation {generation}\n");
     for dp in &tables.datapaths {
         s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
         for &i in &dp.ports {
             let lp = &tables.lports[i as usize];
-            let local = match lp.local_port {
-                Some(p) => {
-                    let port = &ports[p as usize];
+            let port = lp
+                .local_port
+                .and_then(|p| ports.get(p as usize).cloned().flatten());
+            let local = match port {
+                Some(port) => {
                     let st = port.stats();
                     format!(
                         "{} {} link {} rx {} tx {} tx_dropped {}",

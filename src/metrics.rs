@@ -21,7 +21,8 @@ pub fn render(engine: &Engine<HeapPool>) -> Result<String> {
     )?;
     let port_stats = engine
         .ports()
-        .iter()
+        .into_iter()
+        .flatten()
         .map(|p| (p.name().to_string(), p.stats(), p.link_up()));
     let port_stats: Vec<_> = port_stats.collect();
     for reason in DropReason::all() {

@@ -7,12 +7,15 @@
 //! [`pipeline::decide`], batches the results per output port and transmits
 //! them in bursts. Tables come from a [`TablePublisher`]: one atomic load per
 //! poll round detects a new generation, so publishing never stalls a worker.
+//! Ports come and go while the workers run: [`Engine::add_port`] opens each
+//! worker's queue on the control thread and hands it over through the
+//! worker's mailbox, which the worker checks with one atomic load per round.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cache::FlowCache;
 use crate::drop::{DropReason, DROP_REASONS};
@@ -57,6 +60,8 @@ pub struct WorkerStats {
     pub tx_packets: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// The table generation the worker forwards with.
+    pub table_generation: AtomicU64,
     drops: [AtomicU64; DROP_REASONS],
 }
 
@@ -67,6 +72,7 @@ impl Default for WorkerStats {
             tx_packets: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            table_generation: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -105,6 +111,59 @@ pub struct Worker<P: BufPool> {
     batched: usize,
     flood: Vec<PortId>,
     stats: Arc<WorkerStats>,
+    mailbox: Arc<Mailbox<P>>,
+}
+
+/// A change to a worker's set of ports, sent by [`Engine`].
+enum PortChange<P: BufPool> {
+    /// A new port at this id: the worker's queue on it, and whether the
+    /// worker polls its rx queue.
+    Add {
+        id: PortId,
+        queue: Box<dyn PortQueue<P>>,
+        poll: bool,
+    },
+    /// The port at this id is gone: close the queue.
+    Remove(PortId),
+}
+
+/// Port changes waiting for a worker. The worker looks at `pending` once a
+/// round (a relaxed load) and takes the lock only when it is set.
+struct Mailbox<P: BufPool> {
+    pending: AtomicBool,
+    changes: Mutex<Vec<PortChange<P>>>,
+}
+
+impl<P: BufPool> Default for Mailbox<P> {
+    fn default() -> Self {
+        Mailbox {
+            pending: AtomicBool::new(false),
+            changes: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<P: BufPool> Mailbox<P> {
+    fn post(&self, change: PortChange<P>) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
+        self.pending.store(true, Ordering::Release);
+    }
+}
+
+/// The queue left on a removed port's id: receives nothing, and frees (and
+/// counts) what the worker still sends it from a stale decision.
+struct ClosedQueue;
+
+impl<P: BufPool> PortQueue<P> for ClosedQueue {
+    fn rx_burst(&mut self, _: &mut P, _: &mut Vec<P::Buf>, _: usize) -> usize {
+        0
+    }
+    fn tx_burst(&mut self, pool: &mut P, pkts: &mut Vec<P::Buf>) {
+        pool.free_all(pkts);
+    }
 }
 
 impl<P: BufPool> Worker<P> {
@@ -139,6 +198,8 @@ impl<P: BufPool> Worker<P> {
             })
             .collect::<io::Result<Vec<_>>>()?;
         let (generation, tables) = publisher.load();
+        let stats = Arc::new(WorkerStats::default());
+        stats.table_generation.store(generation, Ordering::Release);
         Ok(Worker {
             pool,
             queues,
@@ -155,8 +216,44 @@ impl<P: BufPool> Worker<P> {
             pending: Vec::with_capacity(ports.len()),
             batched: 0,
             flood: Vec::with_capacity(64),
-            stats: Arc::new(WorkerStats::default()),
+            stats,
+            mailbox: Arc::new(Mailbox::default()),
         })
+    }
+
+    /// Applies the port changes [`Engine`] posted.
+    #[cold]
+    fn take_port_changes(&mut self) {
+        self.mailbox.pending.store(false, Ordering::Relaxed);
+        let changes = std::mem::take(
+            &mut *self
+                .mailbox
+                .changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for change in changes {
+            match change {
+                PortChange::Add { id, queue, poll } => {
+                    let i = id as usize;
+                    while self.queues.len() <= i {
+                        self.queues.push(Box::new(ClosedQueue));
+                        self.tx.push(Vec::with_capacity(MAX_BURST * 2));
+                    }
+                    self.queues[i] = queue;
+                    self.rx_ports.retain(|&p| p != id);
+                    if poll {
+                        self.rx_ports.push(id);
+                    }
+                }
+                PortChange::Remove(id) => {
+                    if let Some(q) = self.queues.get_mut(id as usize) {
+                        *q = Box::new(ClosedQueue);
+                    }
+                    self.rx_ports.retain(|&p| p != id);
+                }
+            }
+        }
     }
 
     /// This worker's counters.
@@ -168,11 +265,15 @@ impl<P: BufPool> Worker<P> {
     /// packets received.
     #[inline]
     pub fn poll(&mut self) -> usize {
+        if self.mailbox.pending.load(Ordering::Acquire) {
+            self.take_port_changes();
+        }
         let g = self.publisher.generation();
         if g != self.generation {
             let (g, t) = self.publisher.load();
             self.generation = g;
             self.tables = t;
+            self.stats.table_generation.store(g, Ordering::Release);
         }
         let mut total = 0;
         for i in 0..self.rx_ports.len() {
@@ -311,11 +412,22 @@ impl<P: BufPool> Worker<P> {
 
 /// A running set of workers over a set of ports.
 pub struct Engine<P: BufPool> {
-    ports: Vec<Arc<dyn Port<P>>>,
+    /// Indexed by [`PortId`]; `None` where a port was removed.
+    ports: Mutex<PortSlots<P>>,
     publisher: Arc<TablePublisher>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     workers: Vec<Arc<WorkerStats>>,
+    mailboxes: Vec<Arc<Mailbox<P>>>,
+}
+
+/// The engine's ports, and how many rx queues each worker polls.
+struct PortSlots<P: BufPool> {
+    ports: Vec<Option<Arc<dyn Port<P>>>>,
+    /// Per port: the worker polling each of its rx queues.
+    pollers: Vec<Vec<usize>>,
+    /// Per worker: rx queues polled.
+    load: Vec<usize>,
 }
 
 /// Which worker polls which rx queue, given each port's rx queue count:
@@ -352,11 +464,17 @@ impl<P: BufPool + 'static> Engine<P> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let mut workers = Vec::new();
+        let mut mailboxes = Vec::new();
         let rx_queues: Vec<usize> = ports.iter().map(|p| p.rx_queues()).collect();
-        for (id, rx) in assign_rx(&rx_queues, config.workers)
-            .into_iter()
-            .enumerate()
-        {
+        let assignment = assign_rx(&rx_queues, config.workers);
+        let mut pollers = vec![Vec::new(); ports.len()];
+        for (w, rx) in assignment.iter().enumerate() {
+            for &(p, _) in rx {
+                pollers[p as usize].push(w);
+            }
+        }
+        let load = assignment.iter().map(Vec::len).collect();
+        for (id, rx) in assignment.into_iter().enumerate() {
             let mut worker = Worker::with_rx_queues(
                 &ports,
                 &rx,
@@ -365,6 +483,7 @@ impl<P: BufPool + 'static> Engine<P> {
                 config.flow_cache_entries,
             )?;
             workers.push(worker.stats());
+            mailboxes.push(worker.mailbox.clone());
             let stop = stop.clone();
             let core = (!config.cores.is_empty()).then(|| config.cores[id % config.cores.len()]);
             let idle_sleep = config.idle_sleep;
@@ -391,12 +510,99 @@ impl<P: BufPool + 'static> Engine<P> {
             )?);
         }
         Ok(Engine {
-            ports,
+            ports: Mutex::new(PortSlots {
+                ports: ports.into_iter().map(Some).collect(),
+                pollers,
+                load,
+            }),
             publisher,
             stop,
             threads,
             workers,
+            mailboxes,
         })
+    }
+
+    /// Adds a port while the workers run and returns its id (the lowest
+    /// free one). Every worker gets a queue to transmit on it; its rx queues
+    /// go to the least loaded workers. The workers pick it up within a poll
+    /// round; tables that output to the id can be published right away.
+    pub fn add_port(&self, port: Arc<dyn Port<P>>) -> io::Result<PortId> {
+        let mut slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        let workers = self.mailboxes.len();
+        let mut load = slots.load.clone();
+        let mut pollers = Vec::new();
+        for _ in 0..port.rx_queues().min(workers) {
+            let w = (0..workers)
+                .filter(|w| !pollers.contains(w))
+                .min_by_key(|&w| load[w])
+                .expect("a worker without a queue of this port");
+            load[w] += 1;
+            pollers.push(w);
+        }
+        // Open every queue before handing any over, so a failure changes
+        // nothing.
+        let queues = (0..workers)
+            .map(|w| {
+                let rxq = pollers.iter().position(|&x| x == w);
+                port.open_queue(rxq).map(|q| (q, rxq.is_some()))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let id = match slots.ports.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                slots.ports.push(None);
+                slots.pollers.push(Vec::new());
+                slots.ports.len() - 1
+            }
+        };
+        let id_typed = PortId::try_from(id)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "too many ports"))?;
+        for (mailbox, (queue, poll)) in self.mailboxes.iter().zip(queues) {
+            mailbox.post(PortChange::Add {
+                id: id_typed,
+                queue,
+                poll,
+            });
+        }
+        slots.ports[id] = Some(port);
+        slots.pollers[id] = pollers;
+        slots.load = load;
+        Ok(id_typed)
+    }
+
+    /// Removes a port: every worker closes its queue on it within a poll
+    /// round; packets still decided for it are dropped. Publish tables that
+    /// no longer output to it first. Returns the port, if there was one.
+    pub fn remove_port(&self, id: PortId) -> Option<Arc<dyn Port<P>>> {
+        let mut slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        let port = slots.ports.get_mut(id as usize)?.take()?;
+        for w in std::mem::take(&mut slots.pollers[id as usize]) {
+            slots.load[w] -= 1;
+        }
+        for mailbox in &self.mailboxes {
+            mailbox.post(PortChange::Remove(id));
+        }
+        Some(port)
+    }
+
+    /// Waits until every worker forwards with table generation `generation`
+    /// or newer; false if `timeout` passes first.
+    pub fn wait_for_tables(&self, generation: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .workers
+                .iter()
+                .all(|w| w.table_generation.load(Ordering::Acquire) >= generation)
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
     }
 
     /// The table publisher, to reprogram the running workers.
@@ -404,9 +610,13 @@ impl<P: BufPool + 'static> Engine<P> {
         &self.publisher
     }
 
-    /// The ports, indexed by [`PortId`].
-    pub fn ports(&self) -> &[Arc<dyn Port<P>>] {
-        &self.ports
+    /// The ports, indexed by [`PortId`] (`None` where one was removed).
+    pub fn ports(&self) -> Vec<Option<Arc<dyn Port<P>>>> {
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ports
+            .clone()
     }
 
     /// Per-worker counters.

@@ -288,3 +288,69 @@ fn malformed_frames_are_dropped_and_counted() {
         1
     );
 }
+
+/// Ports plugged and unplugged while two workers run: a new port's rx queue
+/// is polled and it can be sent to once tables name it; after removal the
+/// id is free again and nothing reaches the old port.
+#[test]
+fn ports_come_and_go_while_workers_run() {
+    let (p0, h0) = RingPort::new("p0", 64);
+    let engine = Engine::start(
+        &EngineConfig {
+            workers: 2,
+            idle_sleep: Some(Duration::from_micros(20)),
+            ..EngineConfig::default()
+        },
+        vec![Arc::new(p0) as Arc<dyn Port<HeapPool>>],
+        TablePublisher::new(Tables::default()),
+        |_| HeapPool::new(256, 2048),
+    )
+    .unwrap();
+    let (p1, h1) = RingPort::new("p1", 64);
+    let id = engine.add_port(Arc::new(p1)).unwrap();
+    assert_eq!(id, 1);
+    let switches = vec![LogicalSwitch {
+        name: "ls1".into(),
+        tunnel_key: 1,
+        ports: vec![
+            lport("vm1", 1, "00:00:00:00:00:01 10.0.0.1", true, 0),
+            lport("vm2", 2, "00:00:00:00:00:02 10.0.0.2", true, id),
+        ],
+    }];
+    let g = engine
+        .publisher()
+        .publish(Tables::compile(&switches).unwrap());
+    assert!(engine.wait_for_tables(g, Duration::from_secs(5)));
+    let there = frame(&format!(
+        "eth.src={M1} eth.dst={M2} ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53"
+    ));
+    let back = frame(&format!(
+        "eth.src={M2} eth.dst={M1} ip4.src=10.0.0.2 ip4.dst=10.0.0.1 udp.dst=53"
+    ));
+    let wait_for = |h: &RingPortHandle| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(f) = h.take() {
+                return f;
+            }
+            assert!(Instant::now() < deadline, "frame never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    assert!(h0.inject(&there));
+    assert_eq!(wait_for(&h1), there);
+    // The new port's rx queue is polled too.
+    assert!(h1.inject(&back));
+    assert_eq!(wait_for(&h0), back);
+
+    let g = engine.publisher().publish(Tables::default());
+    assert!(engine.wait_for_tables(g, Duration::from_secs(5)));
+    assert!(engine.remove_port(id).is_some());
+    assert!(engine.remove_port(id).is_none());
+    assert!(engine.ports()[1].is_none());
+    let (p2, _h2) = RingPort::new("p2", 64);
+    assert_eq!(engine.add_port(Arc::new(p2)).unwrap(), 1);
+    assert!(h1.inject(&back));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(h0.take().is_none(), "the removed port is no longer polled");
+}

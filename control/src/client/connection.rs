@@ -25,7 +25,9 @@ pub struct Notification {
     pub params: Value,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, Value>>>>>;
+/// A response, with how many notifications the reader had forwarded before it.
+type Reply = (Result<Value, Value>, u64);
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 /// A live connection; cheap to share behind an `Arc`. Dropping it closes the socket.
 pub struct Connection {
@@ -93,6 +95,7 @@ impl Connection {
         let reader = tokio::spawn(async move {
             let mut splitter = Splitter::new(max_message_bytes);
             let mut buf = vec![0u8; 64 << 10];
+            let mut notified = 0u64;
             'read: loop {
                 let n = match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
@@ -127,11 +130,12 @@ impl Connection {
                                     .remove(&id)
                             });
                             if let Some(w) = waiter {
-                                let _ = w.send(if error.is_null() {
+                                let r = if error.is_null() {
                                     Ok(result)
                                 } else {
                                     Err(error)
-                                });
+                                };
+                                let _ = w.send((r, notified));
                             }
                         }
                         // RFC 7047 §4.1.11: answer the server's keepalive probes.
@@ -145,6 +149,7 @@ impl Connection {
                             let _ = echo_tx.send(reply.to_string().into_bytes());
                         }
                         Message::Notification { method, params } => {
+                            notified += 1;
                             let _ = notif_tx.send(Notification { method, params });
                         }
                     }
@@ -170,6 +175,18 @@ impl Connection {
 
     /// Sends a request and waits for its response.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.call_counted(method, params).await.map(|(v, _)| v)
+    }
+
+    /// Like [`Connection::call`], and also returns how many notifications arrived on this
+    /// connection before the response. A server that sends the updates a request causes
+    /// before its reply (ovsdb-server does for `monitor_cond_change`) lets the caller wait
+    /// until those updates are applied.
+    pub async fn call_counted(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<(Value, u64), ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -187,8 +204,8 @@ impl Connection {
             });
         }
         match rx.await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(error)) => Err(ClientError::Rpc {
+            Ok((Ok(v), n)) => Ok((v, n)),
+            Ok((Err(error), _)) => Err(ClientError::Rpc {
                 method: method.to_string(),
                 error,
             }),

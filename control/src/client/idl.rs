@@ -187,6 +187,10 @@ struct Shared {
     /// Bumped on every condition change, so a session that subscribed with older conditions
     /// knows to update them.
     conditions_version: AtomicU64,
+    /// Bumped when a session starts.
+    session: AtomicU64,
+    /// Notifications the current session has processed.
+    applied: AtomicU64,
 }
 
 /// A replicated database view with its background connection task.
@@ -247,6 +251,8 @@ impl Idl {
             has_lock: AtomicBool::new(false),
             tables: Mutex::new(tables),
             conditions_version: AtomicU64::new(0),
+            session: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(shared.clone(), remotes, db.to_string(), backoff));
         Ok(Idl {
@@ -258,7 +264,10 @@ impl Idl {
 
     /// Replaces the condition of a monitored table (`monitor_cond_change`; `None` selects every
     /// row). The server then sends the rows that start matching and removes those that stop;
-    /// the condition also applies after reconnects.
+    /// the condition also applies after reconnects. A condition is a disjunction: a row is
+    /// replicated if it matches any clause. When this returns, the replica holds the rows the
+    /// new condition selects (the server sends them before its reply, and this waits until
+    /// they are applied), or the session ended and the next one subscribes with it.
     pub async fn set_condition(
         &self,
         table: &str,
@@ -284,11 +293,21 @@ impl Idl {
             .clone();
         match conn {
             Some(conn) => {
-                conn.call(
-                    "monitor_cond_change",
-                    json!([MONITOR_ID, MONITOR_ID, {table: request}]),
-                )
-                .await?;
+                let mut changed = self.subscribe();
+                let session = self.shared.session.load(Ordering::Acquire);
+                let (_, before) = conn
+                    .call_counted(
+                        "monitor_cond_change",
+                        json!([MONITOR_ID, MONITOR_ID, {table: request}]),
+                    )
+                    .await?;
+                while self.shared.session.load(Ordering::Acquire) == session
+                    && self.shared.applied.load(Ordering::Acquire) < before
+                {
+                    if changed.changed().await.is_err() {
+                        break;
+                    }
+                }
                 Ok(())
             }
             // Not connected: the next session subscribes with the new condition.
@@ -426,6 +445,8 @@ async fn session(
         tokio::time::timeout(probe, Connection::connect(remote, 1 << 30))
             .await
             .map_err(|_| ClientError::Timeout)??;
+    shared.applied.store(0, Ordering::Release);
+    shared.session.fetch_add(1, Ordering::AcqRel);
     let schema_json = conn.call("get_schema", json!([db])).await?;
     let schema = Arc::new(
         DatabaseSchema::from_json(&schema_json)
@@ -514,43 +535,49 @@ async fn session(
                 Err(_) => return Err(ClientError::Timeout),
             },
         };
-        // §4.1.8-9: the server grants a queued lock with "locked" and takes it with "stolen".
-        if matches!(n.method.as_str(), "locked" | "stolen")
-            && shared
-                .lock
-                .as_deref()
-                .is_some_and(|l| n.params[0] == json!(l))
-        {
-            shared
-                .has_lock
-                .store(n.method == "locked", Ordering::Release);
-            shared.changed.send_modify(|n| *n += 1);
-            continue;
-        }
-        let (updates, txn_id) = match n.method.as_str() {
-            "update2" => (n.params.get(1).cloned(), None),
-            "update3" => (
-                n.params.get(2).cloned(),
-                n.params
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(|s| Uuid::parse_str(s).ok()),
-            ),
-            _ => continue,
-        };
-        let Some(updates) = updates else { continue };
-        {
-            let mut rep = shared.replica.write().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = rep.apply(&updates) {
-                // The replica may be half-updated: resynchronize from scratch next time.
-                rep.last_txn_id = None;
-                return Err(e);
-            }
-            if txn_id.is_some() {
-                rep.last_txn_id = txn_id;
-            }
-        }
+        apply_notification(shared, &n)?;
+        shared.applied.fetch_add(1, Ordering::AcqRel);
         shared.changed.send_modify(|n| *n += 1);
+    }
+    Ok(())
+}
+
+/// Applies one notification of a synchronized session: lock grants and thefts, and updates.
+fn apply_notification(shared: &Shared, n: &Notification) -> Result<(), ClientError> {
+    // §4.1.8-9: the server grants a queued lock with "locked" and takes it with "stolen".
+    if matches!(n.method.as_str(), "locked" | "stolen")
+        && shared
+            .lock
+            .as_deref()
+            .is_some_and(|l| n.params[0] == json!(l))
+    {
+        shared
+            .has_lock
+            .store(n.method == "locked", Ordering::Release);
+        return Ok(());
+    }
+    let (updates, txn_id) = match n.method.as_str() {
+        "update2" => (n.params.get(1), None),
+        "update3" => (
+            n.params.get(2),
+            n.params
+                .get(1)
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok()),
+        ),
+        _ => return Ok(()),
+    };
+    let Some(updates) = updates else {
+        return Ok(());
+    };
+    let mut rep = shared.replica.write().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = rep.apply(updates) {
+        // The replica may be half-updated: resynchronize from scratch next time.
+        rep.last_txn_id = None;
+        return Err(e);
+    }
+    if txn_id.is_some() {
+        rep.last_txn_id = txn_id;
     }
     Ok(())
 }

@@ -112,7 +112,47 @@ pub enum Clause {
     },
 }
 
-/// A conjunction of clauses; the empty condition matches every row.
+impl Clause {
+    /// Whether the row satisfies this clause.
+    fn matches(&self, uuid: &Uuid, version: &Uuid, cols: &[Datum]) -> bool {
+        match self {
+        Clause::Const(b) => *b,
+        Clause::Compare {
+            column,
+            function,
+            arg,
+        } => {
+            let v = column.value(uuid, version, cols);
+            match function {
+                Function::Eq => *v == *arg,
+                Function::Ne => *v != *arg,
+                Function::Includes => v.includes(arg),
+                Function::Excludes => v.excludes(arg),
+                ordering => {
+                    let (Some(a), Some(b)) = (v.first(), arg.first()) else {
+                        return false;
+                    };
+                    let o = match (a, b) {
+                        (Atom::Real(x), Atom::Real(y)) => x.partial_cmp(y),
+                        _ => Some(a.cmp(b)),
+                    };
+                    match (ordering, o) {
+                        (_, None) => false,
+                        (Function::Lt, Some(o)) => o == Ordering::Less,
+                        (Function::Le, Some(o)) => o != Ordering::Greater,
+                        (Function::Ge, Some(o)) => o != Ordering::Less,
+                        (Function::Gt, Some(o)) => o == Ordering::Greater,
+                        _ => unreachable!("equality functions handled above"),
+                    }
+                }
+            }
+        }
+        }
+    }
+}
+
+/// A list of clauses: a conjunction in a transaction's `where` ([`Condition::matches`]), a
+/// disjunction in a monitor ([`Condition::matches_any`]); no clauses match every row.
 #[derive(Debug, Clone, Default)]
 pub struct Condition {
     pub clauses: Vec<Clause>,
@@ -185,41 +225,22 @@ impl Condition {
         Ok(Condition { clauses })
     }
 
-    /// Whether the row satisfies every clause.
+    /// Whether the row satisfies every clause (a transaction's `where`).
     pub fn matches(&self, uuid: &Uuid, version: &Uuid, cols: &[Datum]) -> bool {
-        self.clauses.iter().all(|c| match c {
-            Clause::Const(b) => *b,
-            Clause::Compare {
-                column,
-                function,
-                arg,
-            } => {
-                let v = column.value(uuid, version, cols);
-                match function {
-                    Function::Eq => *v == *arg,
-                    Function::Ne => *v != *arg,
-                    Function::Includes => v.includes(arg),
-                    Function::Excludes => v.excludes(arg),
-                    ordering => {
-                        let (Some(a), Some(b)) = (v.first(), arg.first()) else {
-                            return false;
-                        };
-                        let o = match (a, b) {
-                            (Atom::Real(x), Atom::Real(y)) => x.partial_cmp(y),
-                            _ => Some(a.cmp(b)),
-                        };
-                        match (ordering, o) {
-                            (_, None) => false,
-                            (Function::Lt, Some(o)) => o == Ordering::Less,
-                            (Function::Le, Some(o)) => o != Ordering::Greater,
-                            (Function::Ge, Some(o)) => o != Ordering::Less,
-                            (Function::Gt, Some(o)) => o == Ordering::Greater,
-                            _ => unreachable!("equality functions handled above"),
-                        }
-                    }
-                }
-            }
-        })
+        self.clauses
+            .iter()
+            .all(|c| c.matches(uuid, version, cols))
+    }
+
+    /// Whether the row satisfies any clause: a monitor_cond condition is a disjunction
+    /// (ovsdb-server(7) §4.1.12: changes are sent for "rows matching one of the conditions
+    /// specified in where"), unlike a transaction's `where`. No clauses selects every row.
+    pub fn matches_any(&self, uuid: &Uuid, version: &Uuid, cols: &[Datum]) -> bool {
+        self.clauses.is_empty()
+            || self
+                .clauses
+                .iter()
+                .any(|c| c.matches(uuid, version, cols))
     }
 
     /// If a clause pins `_uuid` to one value, that value (lets callers skip the table scan).
@@ -232,13 +253,6 @@ impl Condition {
             } => arg.first().and_then(Atom::as_uuid),
             _ => None,
         })
-    }
-
-    /// Whether the condition is a constant `false` (monitor_cond uses `[false]` to mean nothing).
-    pub fn is_false(&self) -> bool {
-        self.clauses
-            .iter()
-            .any(|c| matches!(c, Clause::Const(false)))
     }
 }
 
@@ -283,6 +297,28 @@ mod tests {
         assert!(check(json!([["_uuid", "==", ["uuid", u.to_string()]]])));
         assert!(!check(json!([false])));
         assert!(check(json!([])));
+    }
+
+    #[test]
+    fn monitor_conditions_are_disjunctions() {
+        let ts = table();
+        let row = vec![
+            Datum::map(vec![]),
+            Datum::scalar(Atom::Integer(5)),
+            Datum::set(vec![]),
+        ];
+        let u = Uuid::new_v4();
+        let any = |c: Value| {
+            Condition::parse(&ts, &c, &mut NoNames)
+                .unwrap()
+                .matches_any(&u, &u, &row)
+        };
+        // One clause per wanted value, as ovn-controller asks for its datapaths.
+        assert!(any(json!([["n", "==", 4], ["n", "==", 5]])));
+        assert!(!any(json!([["n", "==", 4], ["n", "==", 6]])));
+        assert!(any(json!([false, ["n", "==", 5]])));
+        assert!(!any(json!([false])));
+        assert!(any(json!([])));
     }
 
     #[test]

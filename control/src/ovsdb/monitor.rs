@@ -200,8 +200,8 @@ impl Monitor {
             let ts = &db.schema.tables[old_tm.table];
             let mut rows = Map::new();
             for (u, r) in &db.tables[old_tm.table].rows {
-                let was = old_tm.condition.matches(u, &r.version, &r.cols);
-                let is = new_tm.condition.matches(u, &r.version, &r.cols);
+                let was = old_tm.condition.matches_any(u, &r.version, &r.cols);
+                let is = new_tm.condition.matches_any(u, &r.version, &r.cols);
                 if was && !is {
                     rows.insert(u.to_string(), json!({"delete": null}));
                 } else if is && !was {
@@ -229,7 +229,7 @@ impl Monitor {
             let ts = &db.schema.tables[tm.table];
             let mut rows = Map::new();
             for (u, r) in &db.tables[tm.table].rows {
-                if !tm.condition.matches(u, &r.version, &r.cols) {
+                if !tm.condition.matches_any(u, &r.version, &r.cols) {
                     continue;
                 }
                 let v = match self.version {
@@ -263,7 +263,7 @@ impl Monitor {
                 continue;
             };
             let ts = &schema.tables[ch.table];
-            let matches = |r: &Row| tm.condition.matches(&ch.uuid, &r.version, &r.cols);
+            let matches = |r: &Row| tm.condition.matches_any(&ch.uuid, &r.version, &r.cols);
             let old = ch.old.as_deref().filter(|r| matches(r));
             let new = ch.new.as_deref().filter(|r| matches(r));
             let v = match (old, new, self.version) {
