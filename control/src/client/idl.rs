@@ -75,6 +75,29 @@ pub struct Replica {
     schema: Option<Arc<DatabaseSchema>>,
     tables: HashMap<String, HashMap<Uuid, Vec<Datum>>>,
     last_txn_id: Option<Uuid>,
+    /// Rows changed since the last [`Idl::take_changes`], when tracking.
+    changes: Option<Changes>,
+}
+
+/// What changed in a replica since the last [`Idl::take_changes`]: the rows inserted,
+/// modified or deleted, per table, or `resync` when the replica was replaced wholesale (a
+/// new session that could not resume), after which a consumer recomputes everything.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub resync: bool,
+    pub rows: HashMap<String, std::collections::HashSet<Uuid>>,
+}
+
+impl Changes {
+    /// The changed rows of `table`.
+    pub fn table(&self, table: &str) -> impl Iterator<Item = &Uuid> {
+        self.rows.get(table).into_iter().flatten()
+    }
+
+    /// True if nothing changed.
+    pub fn is_empty(&self) -> bool {
+        !self.resync && self.rows.values().all(|r| r.is_empty())
+    }
 }
 
 impl Replica {
@@ -133,9 +156,16 @@ impl Replica {
             };
             let ts = &schema.tables[t];
             let table = self.tables.entry(tname.clone()).or_default();
+            let mut changed = self
+                .changes
+                .as_mut()
+                .map(|c| c.rows.entry(tname.clone()).or_default());
             for (u, change) in rows.as_object().into_iter().flatten() {
                 let uuid = Uuid::parse_str(u)
                     .map_err(|e| ClientError::Protocol(format!("bad row uuid {u}: {e}")))?;
+                if let Some(c) = changed.as_mut() {
+                    c.insert(uuid);
+                }
                 let bad = |e: crate::ovsdb::OvsdbError| {
                     ClientError::Protocol(format!("{tname} row {u}: {e}"))
                 };
@@ -315,6 +345,33 @@ impl Idl {
         }
     }
 
+    /// Starts recording which rows change (see [`Idl::take_changes`]); the first call to
+    /// `take_changes` reports a resync.
+    pub fn track_changes(&self) {
+        let mut rep = self
+            .shared
+            .replica
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        rep.changes = Some(Changes {
+            resync: true,
+            ..Changes::default()
+        });
+    }
+
+    /// The rows changed since the last call (empty unless [`Idl::track_changes`] was called).
+    pub fn take_changes(&self) -> Changes {
+        let mut rep = self
+            .shared
+            .replica
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match rep.changes.as_mut() {
+            Some(c) => std::mem::take(c),
+            None => Changes::default(),
+        }
+    }
+
     /// Whether this client currently owns its lock (always false without one).
     pub fn has_lock(&self) -> bool {
         self.shared.has_lock.load(Ordering::Acquire)
@@ -332,6 +389,15 @@ impl Idl {
     /// Typed rows of `T::TABLE`.
     pub fn rows<T: TypedRow>(&self) -> Vec<T> {
         self.read(|r| r.rows::<T>())
+    }
+
+    /// A read lock on the replica, for callers that read it alongside another one. Updates
+    /// wait while it is held: drop it before awaiting.
+    pub fn read_guard(&self) -> std::sync::RwLockReadGuard<'_, Replica> {
+        self.shared
+            .replica
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A receiver whose value increases on every applied update (and on each resync).
@@ -490,6 +556,9 @@ async fn session(
         let schema_changed = rep.schema.as_ref().is_none_or(|s| s.json != schema.json);
         if !found || schema_changed {
             rep.tables.clear();
+            if let Some(c) = rep.changes.as_mut() {
+                c.resync = true;
+            }
         }
         rep.schema = Some(schema);
         rep.last_txn_id = None;

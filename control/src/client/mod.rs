@@ -11,7 +11,7 @@ pub mod rows;
 pub mod txn;
 
 pub use connection::{Connection, Notification};
-pub use idl::{Backoff, Idl, Replica, TableRequest};
+pub use idl::{Backoff, Changes, Idl, Replica, TableRequest};
 pub use rows::{RowRef, TypedRow};
 pub use txn::{RowId, TransactReply, Transaction};
 

@@ -1,0 +1,317 @@
+//! ovn-northd-lite: compiles OVN northbound intent into southbound state.
+//!
+//! It replicates the NB tables it reads (NB_Global, logical switches,
+//! routers and their ports) and the SB tables it writes (SB_Global,
+//! Datapath_Binding, Port_Binding, and Chassis / Chassis_Private to read),
+//! holds SB's `ovn_northd` lock so that of several instances one is active
+//! and the others stand by, and on every change:
+//!
+//! 1. updates [`compute::Desired`] from the NB rows that changed (a resync
+//!    of either replica recomputes everything);
+//! 2. compares only the dirty rows with SB ([`sync::diff`]) and commits the
+//!    differences in one transaction, which also copies `NB_Global.nb_cfg`
+//!    to `SB_Global.nb_cfg` and asserts the lock;
+//! 3. writes back to NB: `sb_cfg` once SB holds that configuration,
+//!    `hv_cfg` = the lowest `nb_cfg` the chassis acknowledged in
+//!    Chassis_Private, and each switch port's `up` from its Port_Binding.
+//!
+//! So `ovn-nbctl --wait=sb` returns once SB reflects a change, and
+//! `--wait=hv` once every chassis forwards with it.
+//!
+//! Logical routers and their ports become datapaths and patch port
+//! bindings (with `peer`), so router links are in SB; the router pipeline
+//! itself arrives with the L3 issue. There is no Logical_Flow table: each
+//! chassis derives its forwarding tables from the bindings directly.
+
+pub mod compute;
+pub mod sync;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use control::client::txn::by_uuid;
+use control::client::{Backoff, Changes, ClientError, Idl, TableRequest, Transaction};
+use control::server::Remote;
+use serde_json::json;
+use uuid::Uuid;
+
+use compute::Desired;
+use sync::{SbIndex, SbView, SB};
+
+/// The SB lock that makes one northd-lite active.
+pub const LOCK: &str = "ovn_northd";
+const NB: &str = "OVN_Northbound";
+
+/// Where the databases are.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub nb: Vec<Remote>,
+    pub sb: Vec<Remote>,
+    pub backoff: Backoff,
+}
+
+/// A running northd-lite's connections and state.
+pub struct Northd {
+    nb: Idl,
+    sb: Idl,
+    desired: Desired,
+    index: SbIndex,
+    /// The SB transaction that failed last, to avoid retrying it hot.
+    last_error: Option<Instant>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Northd {
+    /// Connects to NB and SB (in the background; [`Northd::run`] waits).
+    pub fn start(cfg: &Config) -> Result<Northd, ClientError> {
+        let nb = Idl::start(
+            cfg.nb.clone(),
+            NB,
+            [
+                "NB_Global",
+                "Logical_Switch",
+                "Logical_Switch_Port",
+                "Logical_Router",
+                "Logical_Router_Port",
+            ]
+            .into_iter()
+            .map(TableRequest::all)
+            .collect(),
+            cfg.backoff,
+        )?;
+        let sb = Idl::start_with_lock(
+            cfg.sb.clone(),
+            SB,
+            [
+                "SB_Global",
+                "Datapath_Binding",
+                "Port_Binding",
+                "Chassis",
+                "Chassis_Private",
+            ]
+            .into_iter()
+            .map(TableRequest::all)
+            .collect(),
+            cfg.backoff,
+            LOCK,
+        )?;
+        nb.track_changes();
+        sb.track_changes();
+        Ok(Northd {
+            nb,
+            sb,
+            desired: Desired::default(),
+            index: SbIndex::default(),
+            last_error: None,
+        })
+    }
+
+    /// Whether this instance holds the lock (is the active one).
+    pub fn is_active(&self) -> bool {
+        self.sb.has_lock()
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(mut self) {
+        let mut nb_changed = self.nb.subscribe();
+        let mut sb_changed = self.sb.subscribe();
+        let mut was_active = false;
+        loop {
+            let active = self.is_active() && self.nb.is_connected() && self.sb.is_connected();
+            if active != was_active {
+                tracing::info!(
+                    "{}",
+                    if active {
+                        "lock acquired: active"
+                    } else {
+                        "standing by"
+                    }
+                );
+                was_active = active;
+            }
+            if active {
+                if let Err(e) = self.step().await {
+                    tracing::warn!("SB update failed, will retry: {e}");
+                    self.last_error = Some(Instant::now());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            tokio::select! {
+                r = nb_changed.changed() => if r.is_err() { return },
+                r = sb_changed.changed() => if r.is_err() { return },
+                // Retry after a failure even if nothing else changes.
+                _ = tokio::time::sleep(Duration::from_secs(1)), if self.last_error.is_some() => {}
+            }
+        }
+    }
+
+    /// One round: fold in what changed, push the differences to SB, then the
+    /// realisation counters to NB.
+    pub async fn step(&mut self) -> Result<(), ClientError> {
+        let nb_changes = self.nb.take_changes();
+        let sb_changes = self.sb.take_changes();
+        if self.last_error.take().is_some() {
+            // The failed transaction's rows are still dirty-worthy: recompute.
+            self.full_recompute();
+        }
+        let (txn, nb_cfg, ops, inserted) = {
+            let nb = self.nb.read_guard();
+            let sb = self.sb.read_guard();
+            self.index.apply(&sb, &sb_changes, &mut self.desired);
+            let view = SbView {
+                index: &self.index,
+                sb: &sb,
+            };
+            self.desired.apply(&nb, &view, &nb_changes);
+            let mut txn = Transaction::new(SB);
+            txn.assert_lock(LOCK);
+            let ops = sync::diff(&mut self.desired, &self.index, &sb, &mut txn);
+            let nb_cfg = nb
+                .table("NB_Global")
+                .next()
+                .map_or(0, |(_, r)| r.integer("nb_cfg"));
+            let sb_global = sb.table("SB_Global").next().map(|(u, r)| (u, r.integer("nb_cfg")));
+            let mut bump = 0;
+            match sb_global {
+                None => {
+                    txn.insert("SB_Global", [("nb_cfg", json!(nb_cfg))]);
+                    bump = 1;
+                }
+                Some((u, have)) if have != nb_cfg => {
+                    txn.update("SB_Global", by_uuid(u), [("nb_cfg", json!(nb_cfg))]);
+                    bump = 1;
+                }
+                Some(_) => {}
+            }
+            (txn, nb_cfg, ops + bump, ops)
+        };
+        if ops > 0 {
+            let t0 = Instant::now();
+            self.sb.transact(&txn).await?;
+            tracing::debug!(ops, elapsed = ?t0.elapsed(), "SB updated");
+            if inserted > 0 {
+                // Let the replica catch up with our own commit before the next
+                // diff, so a row just inserted is not inserted twice.
+                let _ = self
+                    .sb
+                    .wait_until(Duration::from_secs(5), |r| {
+                        r.table("SB_Global")
+                            .next()
+                            .is_some_and(|(_, g)| g.integer("nb_cfg") == nb_cfg)
+                    })
+                    .await;
+            }
+        }
+        self.update_nb(nb_cfg, &nb_changes, &sb_changes).await
+    }
+
+    /// Marks everything for comparison on the next step (after a failure).
+    fn full_recompute(&mut self) {
+        let nb = self.nb.read_guard();
+        let sb = self.sb.read_guard();
+        let all = Changes {
+            resync: true,
+            ..Default::default()
+        };
+        self.index.apply(&sb, &all, &mut self.desired);
+        let view = SbView {
+            index: &self.index,
+            sb: &sb,
+        };
+        self.desired.recompute(&nb, &view);
+    }
+
+    /// NB_Global.sb_cfg / hv_cfg and Logical_Switch_Port.up.
+    async fn update_nb(
+        &mut self,
+        nb_cfg: i64,
+        nb_changes: &Changes,
+        sb_changes: &Changes,
+    ) -> Result<(), ClientError> {
+        let txn = {
+            let nb = self.nb.read_guard();
+            let sb = self.sb.read_guard();
+            let mut txn = Transaction::new(NB);
+            let Some((g, global)) = nb.table("NB_Global").next() else {
+                return Ok(());
+            };
+            let sb_cfg = sb
+                .table("SB_Global")
+                .next()
+                .map_or(0, |(_, r)| r.integer("nb_cfg"));
+            let hv_cfg = sb
+                .table("Chassis_Private")
+                .filter(|(_, r)| r.opt_uuid("chassis").is_some())
+                .map(|(_, r)| r.integer("nb_cfg"))
+                .min()
+                .unwrap_or(sb_cfg)
+                .min(sb_cfg);
+            let mut row = Vec::new();
+            if global.integer("sb_cfg") != sb_cfg && sb_cfg <= nb_cfg {
+                row.push(("sb_cfg", json!(sb_cfg)));
+                row.push(("sb_cfg_timestamp", json!(now_ms())));
+            }
+            if global.integer("hv_cfg") != hv_cfg && hv_cfg <= nb_cfg {
+                row.push(("hv_cfg", json!(hv_cfg)));
+                row.push(("hv_cfg_timestamp", json!(now_ms())));
+            }
+            if !row.is_empty() {
+                txn.update("NB_Global", by_uuid(g), row);
+            }
+            // OVN's ls_port_up: a VIF is up once a chassis claimed it and said
+            // so. Only ports whose LSP or Port_Binding changed are looked at.
+            let mut names: HashSet<String> = HashSet::new();
+            let all = nb_changes.resync || sb_changes.resync;
+            if !all {
+                for u in sb_changes.table("Port_Binding") {
+                    if let Some(pb) = sb.get("Port_Binding", u) {
+                        names.insert(pb.string("logical_port"));
+                    }
+                }
+            }
+            let lsps: Vec<Uuid> = if all {
+                nb.table("Logical_Switch_Port").map(|(u, _)| u).collect()
+            } else {
+                let mut v: Vec<Uuid> = nb_changes.table("Logical_Switch_Port").copied().collect();
+                v.extend(names.iter().filter_map(|n| self.desired.nb_port(n)));
+                v
+            };
+            for u in lsps {
+                let Some(lsp) = nb.get("Logical_Switch_Port", &u) else {
+                    continue;
+                };
+                if !lsp.string("type").is_empty() {
+                    continue;
+                }
+                let name = lsp.string("name");
+                let want = self
+                    .index
+                    .port_binding(&name)
+                    .and_then(|pb| sb.get("Port_Binding", &pb))
+                    .is_some_and(|pb| {
+                        pb.opt_uuid("chassis").is_some() && pb.opt_bool("up") == Some(true)
+                    });
+                if lsp.opt_bool("up") != Some(want) {
+                    txn.update("Logical_Switch_Port", by_uuid(u), [("up", json!(want))]);
+                }
+            }
+            txn
+        };
+        if !txn.is_empty() {
+            self.nb.transact(&txn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs northd-lite until the process is stopped.
+pub async fn serve(cfg: Config) -> Result<(), ClientError> {
+    Northd::start(&cfg)?.run().await;
+    Ok(())
+}
