@@ -176,7 +176,10 @@ impl Northd {
                 .table("NB_Global")
                 .next()
                 .map_or(0, |(_, r)| r.integer("nb_cfg"));
-            let sb_global = sb.table("SB_Global").next().map(|(u, r)| (u, r.integer("nb_cfg")));
+            let sb_global = sb
+                .table("SB_Global")
+                .next()
+                .map(|(u, r)| (u, r.integer("nb_cfg")));
             let mut bump = 0;
             match sb_global {
                 None => {

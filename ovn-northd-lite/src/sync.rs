@@ -106,7 +106,9 @@ impl SbKeys for SbView<'_> {
         Some(self.sb.get("Datapath_Binding", u)?.integer("tunnel_key"))
     }
     fn port_key(&self, name: &str, dp: &Uuid) -> Option<i64> {
-        let row = self.sb.get("Port_Binding", &self.index.pb.get(name)?.clone())?;
+        let row = self
+            .sb
+            .get("Port_Binding", &self.index.pb.get(name)?.clone())?;
         let sb_dp = row.opt_uuid("datapath")?;
         (self.index.dp_rev.get(&sb_dp) == Some(dp)).then(|| row.integer("tunnel_key"))
     }
@@ -171,7 +173,10 @@ pub fn diff(desired: &mut Desired, index: &SbIndex, sb: &Replica, txn: &mut Tran
     let dirty: Vec<Uuid> = desired.dirty_datapaths.drain().collect();
     for nb in dirty {
         let want = desired.datapaths.get(&nb);
-        let have = index.dp.get(&nb).and_then(|u| sb.get("Datapath_Binding", u).map(|r| (*u, r)));
+        let have = index
+            .dp
+            .get(&nb)
+            .and_then(|u| sb.get("Datapath_Binding", u).map(|r| (*u, r)));
         match (want, have) {
             (Some(d), Some((u, row))) => {
                 let ids = row.string_map("external_ids");
@@ -242,4 +247,3 @@ pub fn diff(desired: &mut Desired, index: &SbIndex, sb: &Replica, txn: &mut Tran
     }
     ops
 }
-

@@ -116,37 +116,37 @@ impl Clause {
     /// Whether the row satisfies this clause.
     fn matches(&self, uuid: &Uuid, version: &Uuid, cols: &[Datum]) -> bool {
         match self {
-        Clause::Const(b) => *b,
-        Clause::Compare {
-            column,
-            function,
-            arg,
-        } => {
-            let v = column.value(uuid, version, cols);
-            match function {
-                Function::Eq => *v == *arg,
-                Function::Ne => *v != *arg,
-                Function::Includes => v.includes(arg),
-                Function::Excludes => v.excludes(arg),
-                ordering => {
-                    let (Some(a), Some(b)) = (v.first(), arg.first()) else {
-                        return false;
-                    };
-                    let o = match (a, b) {
-                        (Atom::Real(x), Atom::Real(y)) => x.partial_cmp(y),
-                        _ => Some(a.cmp(b)),
-                    };
-                    match (ordering, o) {
-                        (_, None) => false,
-                        (Function::Lt, Some(o)) => o == Ordering::Less,
-                        (Function::Le, Some(o)) => o != Ordering::Greater,
-                        (Function::Ge, Some(o)) => o != Ordering::Less,
-                        (Function::Gt, Some(o)) => o == Ordering::Greater,
-                        _ => unreachable!("equality functions handled above"),
+            Clause::Const(b) => *b,
+            Clause::Compare {
+                column,
+                function,
+                arg,
+            } => {
+                let v = column.value(uuid, version, cols);
+                match function {
+                    Function::Eq => *v == *arg,
+                    Function::Ne => *v != *arg,
+                    Function::Includes => v.includes(arg),
+                    Function::Excludes => v.excludes(arg),
+                    ordering => {
+                        let (Some(a), Some(b)) = (v.first(), arg.first()) else {
+                            return false;
+                        };
+                        let o = match (a, b) {
+                            (Atom::Real(x), Atom::Real(y)) => x.partial_cmp(y),
+                            _ => Some(a.cmp(b)),
+                        };
+                        match (ordering, o) {
+                            (_, None) => false,
+                            (Function::Lt, Some(o)) => o == Ordering::Less,
+                            (Function::Le, Some(o)) => o != Ordering::Greater,
+                            (Function::Ge, Some(o)) => o != Ordering::Less,
+                            (Function::Gt, Some(o)) => o == Ordering::Greater,
+                            _ => unreachable!("equality functions handled above"),
+                        }
                     }
                 }
             }
-        }
         }
     }
 }
@@ -227,20 +227,14 @@ impl Condition {
 
     /// Whether the row satisfies every clause (a transaction's `where`).
     pub fn matches(&self, uuid: &Uuid, version: &Uuid, cols: &[Datum]) -> bool {
-        self.clauses
-            .iter()
-            .all(|c| c.matches(uuid, version, cols))
+        self.clauses.iter().all(|c| c.matches(uuid, version, cols))
     }
 
     /// Whether the row satisfies any clause: a monitor_cond condition is a disjunction
     /// (ovsdb-server(7) §4.1.12: changes are sent for "rows matching one of the conditions
     /// specified in where"), unlike a transaction's `where`. No clauses selects every row.
     pub fn matches_any(&self, uuid: &Uuid, version: &Uuid, cols: &[Datum]) -> bool {
-        self.clauses.is_empty()
-            || self
-                .clauses
-                .iter()
-                .any(|c| c.matches(uuid, version, cols))
+        self.clauses.is_empty() || self.clauses.iter().any(|c| c.matches(uuid, version, cols))
     }
 
     /// If a clause pins `_uuid` to one value, that value (lets callers skip the table scan).
