@@ -25,7 +25,22 @@ use crate::node::Node;
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Show,
-    Trace { inport: String, frame_hex: String },
+    Trace {
+        inport: String,
+        frame_hex: String,
+    },
+    /// Attach a kernel interface for a logical port (controller mode).
+    PortAdd {
+        interface: String,
+        iface_id: String,
+        mtu: Option<usize>,
+    },
+    /// Detach a kernel interface.
+    PortDel {
+        interface: String,
+    },
+    /// Restart the chassis controller (forwarding goes on).
+    RestartController,
 }
 
 /// The answer: text for the operator, or an error.
@@ -68,7 +83,7 @@ pub async fn serve(listener: UnixListener, node: Arc<Node>) {
             let mut lines = TokioBufReader::new(r).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let resp = match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => match handle(&node, req) {
+                    Ok(req) => match handle(&node, req).await {
                         Ok(text) => Response { ok: true, text },
                         Err(e) => Response {
                             ok: false,
@@ -90,11 +105,11 @@ pub async fn serve(listener: UnixListener, node: Arc<Node>) {
     }
 }
 
-fn handle(node: &Node, req: Request) -> Result<String> {
-    let (generation, tables) = node.engine.publisher().load();
-    let ports = node.engine.ports();
+async fn handle(node: &Node, req: Request) -> Result<String> {
+    let (generation, tables) = node.engine().publisher().load();
+    let ports = node.engine().ports();
     match req {
-        Request::Show => Ok(show(&tables, generation, &ports)),
+        Request::Show => Ok(show(node, &tables, generation, &ports)),
         Request::Trace { inport, frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
             let names: Vec<String> = ports
@@ -103,15 +118,48 @@ fn handle(node: &Node, req: Request) -> Result<String> {
                 .collect();
             trace_text(&tables, &names, &inport, &frame)
         }
+        Request::PortAdd {
+            interface,
+            iface_id,
+            mtu,
+        } => {
+            if !node.managed() {
+                bail!("this node's ports come from its configuration file");
+            }
+            let id = node.dp.add_port(&interface, &iface_id, mtu)?;
+            Ok(format!(
+                "{interface} attached as local port {id}, iface-id {iface_id}\n"
+            ))
+        }
+        Request::PortDel { interface } => {
+            if !node.managed() {
+                bail!("this node's ports come from its configuration file");
+            }
+            node.dp.del_port(&interface).await?;
+            Ok(format!("{interface} detached\n"))
+        }
+        Request::RestartController => {
+            node.restart_controller()?;
+            Ok("chassis controller restarted\n".into())
+        }
     }
 }
 
 fn show(
+    node: &Node,
     tables: &Tables,
     generation: u64,
     ports: &[Option<Arc<dyn Port<dataplane::packet::HeapPool>>>],
 ) -> String {
     let mut s = format!("tables generation {generation}\n");
+    if node.managed() {
+        for a in node.dp.attached() {
+            s += &format!(
+                "local port {} {} iface-id {}\n",
+                a.id, a.interface, a.iface_id
+            );
+        }
+    }
     for dp in &tables.datapaths {
         s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
         for &i in &dp.ports {

@@ -1,6 +1,6 @@
 //! `switchyard`: the command line. It only parses arguments and wires the
-//! crates together: the dataplane, the node daemon, the OVSDB server, the
-//! benchmark suite.
+//! crates together: the dataplane, the node daemon and its chassis
+//! controller, the OVSDB server, northd-lite, the benchmark suite.
 
 mod config;
 mod ctl;
@@ -29,29 +29,68 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the node's dataplane from a standalone configuration file.
+    /// Run a compute node: the dataplane programmed by its chassis
+    /// controller from the OVN southbound database.
+    Node {
+        /// Chassis name in SB (OVS's system-id; default: the hostname).
+        #[arg(long)]
+        chassis: Option<String>,
+        /// Southbound database (repeatable: tried in turn).
+        #[arg(long, default_value = "tcp:127.0.0.1:6642")]
+        sb: Vec<control::server::Remote>,
+        /// Tunnel types this chassis offers (geneve, vxlan).
+        #[arg(long, value_delimiter = ',', default_value = "geneve")]
+        encap_type: Vec<String>,
+        /// This chassis' tunnel endpoint address.
+        #[arg(long, default_value = "127.0.0.1")]
+        encap_ip: String,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Run the standalone dataplane from a configuration file (no SB).
     Run {
         /// Logical switches, ports and their local interfaces (TOML).
         #[arg(long, short)]
         config: PathBuf,
-        /// Where to serve Prometheus /metrics.
-        #[arg(long, default_value = "127.0.0.1:9464")]
-        metrics: SocketAddr,
-        /// The management socket (show, trace).
-        #[arg(long, default_value = DEFAULT_CTL)]
-        ctl: PathBuf,
-        /// Poll-mode worker threads.
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        /// Cores to pin workers to, e.g. 1 or 0,1.
-        #[arg(long, value_delimiter = ',')]
-        cores: Vec<usize>,
-        /// Never sleep when idle (a PMD on a dedicated core).
-        #[arg(long)]
-        busy_poll: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Serve the OVN northbound and southbound databases (OVSDB, RFC 7047).
     Db(control::db::DbArgs),
+    /// Compile NB into SB (ovn-northd-lite; active/standby on the
+    /// "ovn_northd" lock).
+    Northd {
+        #[arg(long = "ovnnb-db", default_value = "tcp:127.0.0.1:6641")]
+        nb: Vec<control::server::Remote>,
+        #[arg(long = "ovnsb-db", default_value = "tcp:127.0.0.1:6642")]
+        sb: Vec<control::server::Remote>,
+    },
+    /// Attach a kernel interface to a running node for a logical port (as
+    /// `ovs-vsctl add-port br-int IFACE -- set Interface IFACE
+    /// external_ids:iface-id=LPORT`).
+    PortAdd {
+        interface: String,
+        /// The logical port (Logical_Switch_Port name) it carries.
+        #[arg(long)]
+        iface_id: String,
+        /// Largest packet accepted from the interface (default: its MTU).
+        #[arg(long)]
+        mtu: Option<usize>,
+        #[arg(long, default_value = DEFAULT_CTL)]
+        ctl: PathBuf,
+    },
+    /// Detach a kernel interface from a running node.
+    PortDel {
+        interface: String,
+        #[arg(long, default_value = DEFAULT_CTL)]
+        ctl: PathBuf,
+    },
+    /// Restart a running node's chassis controller; forwarding goes on with
+    /// the current tables while it reconnects and reconciles.
+    RestartController {
+        #[arg(long, default_value = DEFAULT_CTL)]
+        ctl: PathBuf,
+    },
     /// Show a running node's switches, ports and counters.
     Show {
         #[arg(long, default_value = DEFAULT_CTL)]
@@ -106,6 +145,44 @@ enum Command {
     },
 }
 
+/// The node's dataplane, `/metrics` and management socket.
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Where to serve Prometheus /metrics.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics: SocketAddr,
+    /// The management socket (show, trace, port-add, ...).
+    #[arg(long, default_value = DEFAULT_CTL)]
+    ctl: PathBuf,
+    /// Poll-mode worker threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Cores to pin workers to, e.g. 1 or 0,1.
+    #[arg(long, value_delimiter = ',')]
+    cores: Vec<usize>,
+    /// Never sleep when idle (a PMD on a dedicated core).
+    #[arg(long)]
+    busy_poll: bool,
+}
+
+impl EngineArgs {
+    fn options(self) -> node::NodeOptions {
+        node::NodeOptions {
+            metrics: self.metrics,
+            ctl_socket: self.ctl,
+            workers: self.workers,
+            cores: self.cores,
+            busy_poll: self.busy_poll,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -114,21 +191,74 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run {
-            config,
-            metrics,
+        Command::Run { config, engine } => {
+            node::run(engine.options(), node::Programmer::Config(config))
+        }
+        Command::Node {
+            chassis,
+            sb,
+            encap_type,
+            encap_ip,
+            engine,
+        } => {
+            let hostname = hostname();
+            let cfg = control::controller::ControllerConfig {
+                chassis: chassis.unwrap_or_else(|| hostname.clone()),
+                hostname,
+                sb,
+                encaps: encap_type
+                    .into_iter()
+                    .map(|t| control::controller::EncapConfig {
+                        encap_type: t,
+                        ip: encap_ip.clone(),
+                    })
+                    .collect(),
+                backoff: control::client::Backoff::default(),
+            };
+            node::run(engine.options(), node::Programmer::Controller(cfg))
+        }
+        Command::Northd { nb, sb } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(northd::serve(northd::Config {
+                nb,
+                sb,
+                backoff: control::client::Backoff::default(),
+            }))?;
+            Ok(())
+        }
+        Command::PortAdd {
+            interface,
+            iface_id,
+            mtu,
             ctl,
-            workers,
-            cores,
-            busy_poll,
-        } => node::run(node::NodeOptions {
-            config,
-            metrics,
-            ctl_socket: ctl,
-            workers,
-            cores,
-            busy_poll,
-        }),
+        } => {
+            print!(
+                "{}",
+                ctl::request(
+                    &ctl,
+                    &ctl::Request::PortAdd {
+                        interface,
+                        iface_id,
+                        mtu
+                    }
+                )?
+            );
+            Ok(())
+        }
+        Command::PortDel { interface, ctl } => {
+            print!(
+                "{}",
+                ctl::request(&ctl, &ctl::Request::PortDel { interface })?
+            );
+            Ok(())
+        }
+        Command::RestartController { ctl } => {
+            print!("{}", ctl::request(&ctl, &ctl::Request::RestartController)?);
+            Ok(())
+        }
         Command::Db(args) => Ok(control::db::cli(args)?),
         Command::Show { ctl } => {
             print!("{}", ctl::request(&ctl, &ctl::Request::Show)?);

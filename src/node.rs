@@ -1,28 +1,36 @@
-//! The standalone node daemon (`switchyard run`): opens the local ports
-//! named by the configuration file, starts the poll-mode workers, and serves
-//! `/metrics` and the management socket. SIGHUP re-reads the file and
-//! publishes the new tables to the running workers without stopping them.
+//! The node daemon: the dataplane's workers, `/metrics` and the management
+//! socket, programmed either by the chassis controller from SB
+//! (`switchyard node`) or from a standalone configuration file
+//! (`switchyard run`, where SIGHUP re-reads the file and publishes the new
+//! tables to the running workers without stopping them).
+//!
+//! Under the controller, local ports are plugged and unplugged at run time
+//! (`switchyard port-add IFACE --iface-id LPORT`, like `ovs-vsctl add-port`
+//! with `external_ids:iface-id`); the controller claims their bindings. The
+//! tables it installs are remembered here, on the dataplane side, so a
+//! restarted controller that computes the same tables changes nothing.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use control::controller::{Controller, ControllerConfig, Dataplane, LocalBinding};
 use dataplane::engine::{Engine, EngineConfig};
-use dataplane::packet::{HeapPool, MAX_FRAME};
+use dataplane::packet::{HeapPool, PortId, MAX_FRAME};
 use dataplane::port::af_packet::{AfPacketConfig, AfPacketPort};
 use dataplane::port::Port;
-use dataplane::tables::{TablePublisher, Tables};
+use dataplane::tables::{LogicalSwitch, TablePublisher, Tables};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
 
 use crate::config::{ConfigFile, LocalPort};
 use crate::{ctl, metrics};
 
-/// How to run the node.
+/// How to run the engine and where to serve.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
-    pub config: PathBuf,
     pub metrics: SocketAddr,
     pub ctl_socket: PathBuf,
     pub workers: usize,
@@ -30,10 +38,161 @@ pub struct NodeOptions {
     pub busy_poll: bool,
 }
 
+/// Who programs the node.
+pub enum Programmer {
+    /// A standalone configuration file.
+    Config(PathBuf),
+    /// The chassis controller, from SB.
+    Controller(ControllerConfig),
+}
+
+/// A local port: an interface attached to the dataplane and the logical
+/// port it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    pub id: PortId,
+    pub interface: String,
+    pub iface_id: String,
+}
+
+/// The dataplane side of a node: what the controller programs.
+pub struct NodeDataplane {
+    pub engine: Arc<Engine<HeapPool>>,
+    ports: Mutex<Vec<Attached>>,
+    /// The description of the installed tables.
+    installed: Mutex<Option<Vec<LogicalSwitch>>>,
+    ports_changed: watch::Sender<u64>,
+}
+
+impl Dataplane for NodeDataplane {
+    fn bindings(&self) -> Vec<LocalBinding> {
+        self.attached()
+            .into_iter()
+            .map(|a| LocalBinding {
+                iface_id: a.iface_id,
+                port: a.id,
+            })
+            .collect()
+    }
+
+    fn install(&self, switches: Vec<LogicalSwitch>) -> Result<bool, String> {
+        let mut installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
+        if installed.as_ref() == Some(&switches) {
+            return Ok(false);
+        }
+        let tables = Tables::compile(&switches).map_err(|e| e.to_string())?;
+        let g = self.engine.publisher().publish(tables);
+        if !self.engine.wait_for_tables(g, Duration::from_secs(2)) {
+            return Err("the workers did not take the new tables within 2 s".into());
+        }
+        *installed = Some(switches);
+        Ok(true)
+    }
+}
+
+impl NodeDataplane {
+    /// The attached local ports.
+    pub fn attached(&self) -> Vec<Attached> {
+        self.ports.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Attaches kernel interface `interface` (AF_PACKET) for logical port
+    /// `iface_id`.
+    pub fn add_port(&self, interface: &str, iface_id: &str, mtu: Option<usize>) -> Result<PortId> {
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = ports.iter().find(|a| a.interface == interface) {
+            bail!("{interface} is already attached (for {:?})", a.iface_id);
+        }
+        if let Some(a) = ports.iter().find(|a| a.iface_id == iface_id) {
+            bail!(
+                "iface-id {iface_id:?} is already carried by {}",
+                a.interface
+            );
+        }
+        let port = AfPacketPort::open(&AfPacketConfig {
+            iface: interface.to_string(),
+            mtu,
+        })
+        .with_context(|| format!("opening interface {interface:?}"))?;
+        let id = self.engine.add_port(Arc::new(port))?;
+        ports.push(Attached {
+            id,
+            interface: interface.to_string(),
+            iface_id: iface_id.to_string(),
+        });
+        drop(ports);
+        self.ports_changed.send_modify(|n| *n += 1);
+        Ok(id)
+    }
+
+    /// Detaches `interface`: the controller releases its binding and
+    /// installs tables without it; then the port is closed.
+    pub async fn del_port(&self, interface: &str) -> Result<()> {
+        let id = {
+            let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+            let i = ports
+                .iter()
+                .position(|a| a.interface == interface)
+                .ok_or_else(|| anyhow!("{interface} is not attached"))?;
+            ports.remove(i).id
+        };
+        self.ports_changed.send_modify(|n| *n += 1);
+        // Wait (briefly) for tables that no longer send to the port, so its
+        // id is not reused while a stale table still names it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && self.installed_uses(id) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.engine.remove_port(id);
+        Ok(())
+    }
+
+    fn installed_uses(&self, id: PortId) -> bool {
+        self.installed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flatten()
+            .flat_map(|s| &s.ports)
+            .any(|p| p.local_port == Some(id))
+    }
+}
+
 /// What the management socket and `/metrics` need of a running node.
 pub struct Node {
-    pub engine: Arc<Engine<HeapPool>>,
-    pub local_ports: Vec<LocalPort>,
+    pub dp: Arc<NodeDataplane>,
+    /// The chassis controller, when SB programs the node.
+    controller: Mutex<Option<Controller>>,
+    controller_cfg: Option<ControllerConfig>,
+    ports_changed: watch::Receiver<u64>,
+}
+
+impl Node {
+    pub fn engine(&self) -> &Arc<Engine<HeapPool>> {
+        &self.dp.engine
+    }
+
+    /// Whether ports are plugged at run time (controller mode).
+    pub fn managed(&self) -> bool {
+        self.controller_cfg.is_some()
+    }
+
+    /// (Re)starts the chassis controller with empty state; the dataplane
+    /// keeps forwarding with its tables meanwhile. Call inside the runtime.
+    pub fn restart_controller(&self) -> Result<()> {
+        let cfg = self
+            .controller_cfg
+            .clone()
+            .ok_or_else(|| anyhow!("this node runs from a configuration file, not a controller"))?;
+        let mut c = self.controller.lock().unwrap_or_else(|p| p.into_inner());
+        *c = None; // Stop the old one (and its SB session) first.
+        *c = Some(Controller::start(
+            cfg,
+            self.dp.clone(),
+            self.ports_changed.clone(),
+        )?);
+        Ok(())
+    }
 }
 
 fn open_ports(local: &[LocalPort]) -> Result<Vec<Arc<dyn Port<HeapPool>>>> {
@@ -63,8 +222,14 @@ pub fn load_tables(path: &Path) -> Result<(Tables, Vec<LocalPort>)> {
 }
 
 /// Runs the node until SIGINT/SIGTERM.
-pub fn run(opts: NodeOptions) -> Result<()> {
-    let (tables, local_ports) = load_tables(&opts.config)?;
+pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
+    let (tables, local_ports, controller_cfg) = match &programmer {
+        Programmer::Config(path) => {
+            let (t, l) = load_tables(path)?;
+            (t, l, None)
+        }
+        Programmer::Controller(cfg) => (Tables::default(), Vec::new(), Some(cfg.clone())),
+    };
     let ports = open_ports(&local_ports)?;
     let engine = Engine::start(
         &EngineConfig {
@@ -79,9 +244,26 @@ pub fn run(opts: NodeOptions) -> Result<()> {
         |_| HeapPool::new(4096, MAX_FRAME),
     )
     .context("starting the workers")?;
+    let (ports_changed, ports_rx) = watch::channel(0u64);
+    let attached = local_ports
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Attached {
+            id: i as PortId,
+            interface: l.interface.clone(),
+            iface_id: l.logical_port.clone(),
+        })
+        .collect();
     let node = Arc::new(Node {
-        engine: Arc::new(engine),
-        local_ports,
+        dp: Arc::new(NodeDataplane {
+            engine: Arc::new(engine),
+            ports: Mutex::new(attached),
+            installed: Mutex::new(None),
+            ports_changed,
+        }),
+        controller: Mutex::new(None),
+        controller_cfg,
+        ports_changed: ports_rx,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -91,7 +273,7 @@ pub fn run(opts: NodeOptions) -> Result<()> {
         let listener = TcpListener::bind(opts.metrics)
             .await
             .with_context(|| format!("binding /metrics on {}", opts.metrics))?;
-        tokio::spawn(metrics::serve(listener, node.engine.clone()));
+        tokio::spawn(metrics::serve(listener, node.engine().clone()));
         let _ = std::fs::remove_file(&opts.ctl_socket);
         if let Some(dir) = opts.ctl_socket.parent() {
             std::fs::create_dir_all(dir).ok();
@@ -103,8 +285,10 @@ pub fn run(opts: NodeOptions) -> Result<()> {
             )
         })?;
         tokio::spawn(ctl::serve(ctl_listener, node.clone()));
+        if node.managed() {
+            node.restart_controller()?;
+        }
         tracing::info!(
-            ports = node.local_ports.len(),
             metrics = %opts.metrics,
             ctl = %opts.ctl_socket.display(),
             "switchyard node running"
@@ -116,21 +300,25 @@ pub fn run(opts: NodeOptions) -> Result<()> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => match reload(&opts.config, &node) {
-                    Ok(g) => tracing::info!(generation = g, "tables reloaded"),
-                    Err(e) => tracing::error!("reload failed, keeping the current tables: {e:#}"),
+                _ = hup.recv() => match &programmer {
+                    Programmer::Config(path) => match reload(path, &node, &local_ports) {
+                        Ok(g) => tracing::info!(generation = g, "tables reloaded"),
+                        Err(e) => tracing::error!("reload failed, keeping the current tables: {e:#}"),
+                    },
+                    Programmer::Controller(_) => tracing::info!("SIGHUP ignored: SB programs this node"),
                 },
             }
         }
+        drop(node.controller.lock().unwrap_or_else(|p| p.into_inner()).take());
         let _ = std::fs::remove_file(&opts.ctl_socket);
         anyhow::Ok(())
     })
 }
 
-fn reload(path: &Path, node: &Node) -> Result<u64> {
+fn reload(path: &Path, node: &Node, ports: &[LocalPort]) -> Result<u64> {
     let (tables, local) = load_tables(path)?;
-    if local != node.local_ports {
+    if local != ports {
         bail!("the set of local interfaces changed; restart the node to change ports");
     }
-    Ok(node.engine.publisher().publish(tables))
+    Ok(node.engine().publisher().publish(tables))
 }

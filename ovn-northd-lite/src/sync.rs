@@ -62,14 +62,11 @@ impl SbIndex {
                 }
                 desired.dirty_datapaths.insert(nb);
             }
-            match sb.get("Datapath_Binding", u) {
-                Some(row) => {
-                    let nb = nb_uuid_of(&row).unwrap_or(*u);
-                    self.dp.insert(nb, *u);
-                    self.dp_rev.insert(*u, nb);
-                    desired.dirty_datapaths.insert(nb);
-                }
-                None => {}
+            if let Some(row) = sb.get("Datapath_Binding", u) {
+                let nb = nb_uuid_of(&row).unwrap_or(*u);
+                self.dp.insert(nb, *u);
+                self.dp_rev.insert(*u, nb);
+                desired.dirty_datapaths.insert(nb);
             }
         }
         for u in changes.table("Port_Binding") {

@@ -1,0 +1,447 @@
+//! The chassis controller: what `ovn-controller` is to OVS, for our
+//! dataplane.
+//!
+//! It registers this chassis in SB (Chassis, its Encaps, Chassis_Private),
+//! monitors only the SB rows relevant to the chassis, claims the
+//! Port_Bindings whose logical port is a local port's iface-id (and
+//! releases those whose port went), translates the bindings of every
+//! datapath with a local port into the dataplane's typed tables, and once
+//! every worker forwards with them writes SB_Global's `nb_cfg` to its
+//! Chassis_Private row, so `ovn-nbctl --wait=hv` returns when packets flow.
+//!
+//! Conditional monitoring, as ovn-controller does it: Port_Binding rows
+//! whose `logical_port` is a local iface-id, whose `datapath` is a local
+//! datapath, or whose `chassis` is this one (one clause each, ORed).
+//! `nb_cfg` is only acknowledged from a replica read under the condition
+//! that the same replica calls for, so rows a condition change brings in
+//! are never missed ([`Idl::set_condition`] returns once they are applied).
+//!
+//! The dataplane is behind [`Dataplane`]; it keeps its tables when the
+//! controller stops, and [`Dataplane::install`] only republishes when the
+//! translation differs, so a restarted controller that finds SB as it left
+//! it changes nothing, in SB or in forwarding.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::packet::PortId;
+use dataplane::tables::{Address, LogicalPort, LogicalSwitch, MacIps, PortType};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::client::txn::{by_uuid, clause, map, refs, set, uuid};
+use crate::client::{Backoff, ClientError, Idl, Replica, TableRequest, Transaction};
+use crate::server::Remote;
+
+const SB: &str = "OVN_Southbound";
+
+/// A tunnel endpoint this chassis offers (SB Encap).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncapConfig {
+    /// "geneve" or "vxlan".
+    pub encap_type: String,
+    pub ip: String,
+}
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// The chassis name (OVS `external_ids:system-id`).
+    pub chassis: String,
+    pub hostname: String,
+    pub sb: Vec<Remote>,
+    pub encaps: Vec<EncapConfig>,
+    pub backoff: Backoff,
+}
+
+/// A local port and the logical port it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalBinding {
+    /// OVS `external_ids:iface-id`: the logical port's name.
+    pub iface_id: String,
+    pub port: PortId,
+}
+
+/// The dataplane the controller programs.
+pub trait Dataplane: Send + Sync + 'static {
+    /// The local ports and their iface-ids.
+    fn bindings(&self) -> Vec<LocalBinding>;
+    /// Compiles and publishes `switches` unless they equal what is
+    /// installed; returns once every worker forwards with them (true if
+    /// anything changed).
+    fn install(&self, switches: Vec<LogicalSwitch>) -> Result<bool, String>;
+}
+
+/// A running controller; dropping it stops it (the dataplane keeps its
+/// tables).
+pub struct Controller {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Controller {
+    /// Starts the controller; `ports_changed` ticks when local ports come
+    /// or go.
+    pub fn start(
+        cfg: ControllerConfig,
+        dp: Arc<dyn Dataplane>,
+        ports_changed: watch::Receiver<u64>,
+    ) -> Result<Controller, ClientError> {
+        let mut tables: Vec<TableRequest> = ["SB_Global", "Chassis", "Encap", "Datapath_Binding"]
+            .into_iter()
+            .map(TableRequest::all)
+            .collect();
+        tables.push(TableRequest {
+            table: "Chassis_Private".into(),
+            columns: None,
+            condition: Some(json!([["name", "==", cfg.chassis]])),
+        });
+        tables.push(TableRequest {
+            table: "Port_Binding".into(),
+            columns: None,
+            condition: Some(json!([false])),
+        });
+        let sb = Idl::start(cfg.sb.clone(), SB, tables, cfg.backoff)?;
+        let task = tokio::spawn(run(cfg, sb, dp, ports_changed));
+        Ok(Controller { task })
+    }
+}
+
+async fn run(
+    cfg: ControllerConfig,
+    sb: Idl,
+    dp: Arc<dyn Dataplane>,
+    mut ports_changed: watch::Receiver<u64>,
+) {
+    let mut changed = sb.subscribe();
+    let mut condition = json!([false]);
+    loop {
+        if sb.is_connected() {
+            match step(&cfg, &sb, dp.as_ref(), &mut condition).await {
+                Ok(true) => continue, // The condition changed: look again.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!("chassis controller: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            r = ports_changed.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// The Port_Binding condition for these local iface-ids and datapaths.
+fn port_binding_condition(
+    iface_ids: &HashSet<String>,
+    datapaths: &HashSet<Uuid>,
+    me: Option<Uuid>,
+) -> Value {
+    let mut clauses: Vec<Value> = Vec::new();
+    let mut ids: Vec<&String> = iface_ids.iter().collect();
+    ids.sort();
+    for id in ids {
+        clauses.push(clause("logical_port", "==", json!(id)));
+    }
+    let mut dps: Vec<&Uuid> = datapaths.iter().collect();
+    dps.sort();
+    for d in dps {
+        clauses.push(clause("datapath", "==", uuid(*d)));
+    }
+    if let Some(me) = me {
+        clauses.push(clause("chassis", "==", uuid(me)));
+    }
+    if clauses.is_empty() {
+        clauses.push(json!(false));
+    }
+    Value::Array(clauses)
+}
+
+/// What one look at the replica decided.
+struct Plan {
+    condition: Value,
+    switches: Vec<LogicalSwitch>,
+    /// SB transaction for registration, claims and releases (may be empty).
+    txn: Transaction,
+    nb_cfg: i64,
+    private: Option<(Uuid, i64)>,
+}
+
+/// One round; Ok(true) if the monitor condition had to change first.
+async fn step(
+    cfg: &ControllerConfig,
+    sb: &Idl,
+    dp: &dyn Dataplane,
+    condition: &mut Value,
+) -> Result<bool, ClientError> {
+    let bindings = dp.bindings();
+    let plan = sb.read(|r| plan(cfg, r, &bindings));
+    if plan.condition != *condition {
+        sb.set_condition("Port_Binding", Some(plan.condition.clone()))
+            .await?;
+        *condition = plan.condition;
+        return Ok(true);
+    }
+    let switches = plan.switches;
+    let installed = dp.install(switches);
+    match installed {
+        Ok(true) => tracing::info!("forwarding tables updated from SB"),
+        Ok(false) => {}
+        Err(e) => tracing::error!("SB describes tables the dataplane rejects: {e}"),
+    }
+    if !plan.txn.is_empty() {
+        sb.transact(&plan.txn).await?;
+    }
+    if let Some((u, have)) = plan.private {
+        if have != plan.nb_cfg {
+            let mut t = Transaction::new(SB);
+            t.update(
+                "Chassis_Private",
+                by_uuid(u),
+                [
+                    ("nb_cfg", json!(plan.nb_cfg)),
+                    ("nb_cfg_timestamp", json!(now_ms())),
+                ],
+            );
+            sb.transact(&t).await?;
+        }
+    }
+    Ok(false)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Reads the replica: the condition it calls for, the tables, and the SB
+/// writes this chassis owes.
+fn plan(cfg: &ControllerConfig, r: &Replica, bindings: &[LocalBinding]) -> Plan {
+    let mut txn = Transaction::new(SB);
+    let me = r
+        .table("Chassis")
+        .find(|(_, c)| c.string("name") == cfg.chassis);
+    // Registration: Chassis with its Encaps, and Chassis_Private.
+    let chassis_ref = match &me {
+        Some((u, row)) => {
+            let have: Vec<EncapConfig> = row
+                .uuids("encaps")
+                .iter()
+                .filter_map(|e| r.get("Encap", e))
+                .map(|e| EncapConfig {
+                    encap_type: e.string("type"),
+                    ip: e.string("ip"),
+                })
+                .collect();
+            let same = have.len() == cfg.encaps.len()
+                && cfg.encaps.iter().all(|e| have.contains(e))
+                && row.string("hostname") == cfg.hostname;
+            if !same {
+                let encaps = insert_encaps(cfg, &mut txn);
+                txn.update(
+                    "Chassis",
+                    by_uuid(*u),
+                    [("hostname", json!(cfg.hostname)), ("encaps", refs(&encaps))],
+                );
+            }
+            crate::client::RowId::Existing(*u)
+        }
+        None => {
+            let encaps = insert_encaps(cfg, &mut txn);
+            txn.insert(
+                "Chassis",
+                [
+                    ("name", json!(cfg.chassis)),
+                    ("hostname", json!(cfg.hostname)),
+                    ("encaps", refs(&encaps)),
+                ],
+            )
+        }
+    };
+    let private = r
+        .table("Chassis_Private")
+        .find(|(_, p)| p.string("name") == cfg.chassis)
+        .map(|(u, p)| (u, p.integer("nb_cfg"), p.opt_uuid("chassis")));
+    match &private {
+        None => {
+            txn.insert(
+                "Chassis_Private",
+                [
+                    ("name", json!(cfg.chassis)),
+                    ("chassis", chassis_ref.to_json()),
+                ],
+            );
+        }
+        Some((u, _, c)) if c.is_none() || me.as_ref().map(|m| m.0) != *c => {
+            txn.update(
+                "Chassis_Private",
+                by_uuid(*u),
+                [("chassis", chassis_ref.to_json())],
+            );
+        }
+        Some(_) => {}
+    }
+    let me_uuid = me.as_ref().map(|m| m.0);
+
+    let local: HashMap<&str, PortId> = bindings
+        .iter()
+        .map(|b| (b.iface_id.as_str(), b.port))
+        .collect();
+    let iface_ids: HashSet<String> = bindings.iter().map(|b| b.iface_id.clone()).collect();
+    // A port is bound here if its iface-id is local and it is not pinned to
+    // another chassis (options:requested-chassis).
+    let bound_here = |pb: &crate::client::RowRef<'_>| -> Option<PortId> {
+        let p = *local.get(pb.string("logical_port").as_str())?;
+        match pb.string_map("options").get("requested-chassis") {
+            Some(c) if *c != cfg.chassis && *c != cfg.hostname => None,
+            _ => Some(p),
+        }
+    };
+    let mut datapaths: HashSet<Uuid> = HashSet::new();
+    for (_, pb) in r.table("Port_Binding") {
+        if bound_here(&pb).is_some() {
+            if let Some(d) = pb.opt_uuid("datapath") {
+                datapaths.insert(d);
+            }
+        }
+    }
+    let condition = port_binding_condition(&iface_ids, &datapaths, me_uuid);
+
+    // Claims and releases (only once the Chassis row exists).
+    if let Some(me) = me_uuid {
+        for (u, pb) in r.table("Port_Binding") {
+            let ours = pb.opt_uuid("chassis") == Some(me);
+            let here = bound_here(&pb).is_some();
+            if here && (!ours || pb.opt_bool("up") != Some(true)) {
+                txn.update(
+                    "Port_Binding",
+                    by_uuid(u),
+                    [("chassis", uuid(me)), ("up", json!(true))],
+                );
+            } else if ours && !here {
+                txn.update(
+                    "Port_Binding",
+                    by_uuid(u),
+                    [("chassis", set::<Value>([])), ("up", json!(false))],
+                );
+            }
+        }
+    }
+
+    // The forwarding tables: every port of every local datapath.
+    let mut by_dp: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
+    for d in &datapaths {
+        if let Some(row) = r.get("Datapath_Binding", d) {
+            let key = row.integer("tunnel_key");
+            let name = row
+                .string_map("external_ids")
+                .get("name")
+                .cloned()
+                .unwrap_or_else(|| format!("datapath{key}"));
+            by_dp.insert(key, (name, Vec::new()));
+        }
+    }
+    let dp_key: HashMap<Uuid, i64> = datapaths
+        .iter()
+        .filter_map(|d| {
+            r.get("Datapath_Binding", d)
+                .map(|row| (*d, row.integer("tunnel_key")))
+        })
+        .collect();
+    for (_, pb) in r.table("Port_Binding") {
+        let Some(key) = pb.opt_uuid("datapath").and_then(|d| dp_key.get(&d)) else {
+            continue;
+        };
+        let port_type = match pb.string("type").as_str() {
+            "" => PortType::Vif,
+            "localnet" => PortType::Localnet,
+            // Patch ports (router links) and other types need the router
+            // pipeline, which this dataplane does not have yet.
+            _ => continue,
+        };
+        let name = pb.string("logical_port");
+        let addresses = pb
+            .strings("mac")
+            .iter()
+            .filter_map(|a| match a.parse::<Address>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(port = %name, "ignoring address: {e}");
+                    None
+                }
+            })
+            .collect();
+        let port_security = pb
+            .strings("port_security")
+            .iter()
+            .filter_map(|a| match a.parse::<MacIps>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(port = %name, "ignoring port security entry: {e}");
+                    None
+                }
+            })
+            .collect();
+        let local_port = bound_here(&pb);
+        if let Some((_, ports)) = by_dp.get_mut(key) {
+            ports.push(LogicalPort {
+                name,
+                tunnel_key: pb.integer("tunnel_key") as u32,
+                port_type,
+                addresses,
+                port_security,
+                local_port,
+            });
+        }
+    }
+    let switches = by_dp
+        .into_iter()
+        .map(|(key, (name, mut ports))| {
+            ports.sort_by_key(|p| p.tunnel_key);
+            LogicalSwitch {
+                name,
+                tunnel_key: key as u32,
+                ports,
+            }
+        })
+        .collect();
+    let nb_cfg = r
+        .table("SB_Global")
+        .next()
+        .map_or(0, |(_, g)| g.integer("nb_cfg"));
+    Plan {
+        condition,
+        switches,
+        txn,
+        nb_cfg,
+        private: private.map(|(u, n, _)| (u, n)),
+    }
+}
+
+fn insert_encaps(cfg: &ControllerConfig, txn: &mut Transaction) -> Vec<crate::client::RowId> {
+    cfg.encaps
+        .iter()
+        .map(|e| {
+            txn.insert(
+                "Encap",
+                [
+                    ("type", json!(e.encap_type)),
+                    ("ip", json!(e.ip)),
+                    ("chassis_name", json!(cfg.chassis)),
+                    ("options", map([("csum", "true")])),
+                ],
+            )
+        })
+        .collect()
+}
