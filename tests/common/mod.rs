@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 pub use switchyard::netns::Vm;
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+pub mod ovn;
+
+pub static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs a command and returns whether it succeeded, with its output.
 pub fn try_sh(args: &[&str]) -> (bool, String) {
