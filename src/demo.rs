@@ -1,7 +1,11 @@
-//! `switchyard demo`: a working virtual network on this machine, built from
-//! an embedded configuration. Network-namespace VMs on two logical switches
-//! are plugged into a node by AF_PACKET; the demo shows them talking, the
-//! switch answering ARP, tenant isolation, a spoofed packet dropped and
+//! `switchyard demo`: a working virtual network on this machine, built the
+//! way a cloud builds one. It starts the OVN databases (`switchyard db`),
+//! ovn-northd-lite and a compute node whose chassis controller programs the
+//! dataplane; plugs network-namespace VMs into the node (AF_PACKET ports
+//! with their iface-ids); writes two tenants' logical switches and ports
+//! into the northbound database over OVSDB, waiting for the chassis to
+//! realise them as `ovn-nbctl --wait=hv` does; then shows the VMs talking,
+//! the switch answering ARP, tenant isolation, a spoofed packet dropped and
 //! explained by `trace`, and the counters on `/metrics`. Needs root.
 
 use std::io::{Read, Write};
@@ -10,23 +14,31 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use control::client::txn::{refs, set};
+use control::client::{Backoff, Idl, TableRequest, Transaction};
 use dataplane::flow::FlowDesc;
+use serde_json::json;
 use switchyard::netns::Vm;
 
 use crate::ctl;
 
 const METRICS: &str = "127.0.0.1:9464";
+const NB: &str = "tcp:127.0.0.1:6641";
+const SB: &str = "tcp:127.0.0.1:6642";
 
+/// The demo's processes, stopped on drop.
 struct Demo {
-    node: Child,
+    children: Vec<Child>,
     failures: usize,
 }
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        let _ = self.node.kill();
-        let _ = self.node.wait();
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -39,22 +51,81 @@ impl Demo {
             println!("  [FAIL] {what}\n{detail}");
         }
     }
+
+    fn spawn(&mut self, what: &str, args: &[&str], log: &Path) -> Result<()> {
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        self.children.push(child);
+        Ok(())
+    }
 }
 
-fn config(vms: &[(&str, &Vm)]) -> String {
-    let mut s = String::new();
-    let mut current = "";
-    for (switch, vm) in vms {
-        if *switch != current {
-            s += &format!("\n[[switch]]\nname = \"{switch}\"\n");
-            current = switch;
+/// Writes the tenants' switches and ports into NB in one transaction and
+/// waits until every chassis forwards with them (`--wait=hv`); returns how
+/// long that took.
+async fn build_topology(tenants: &[(&str, Vec<(&str, &Vm)>)]) -> Result<Duration> {
+    let nb = Idl::start(
+        vec![NB.parse()?],
+        "OVN_Northbound",
+        vec![TableRequest::all("NB_Global")],
+        Backoff::default(),
+    )?;
+    let deadline = Duration::from_secs(10);
+    let connect_by = Instant::now() + deadline;
+    while !nb.is_connected() {
+        if Instant::now() > connect_by {
+            bail!("cannot reach the northbound database at {NB}");
         }
-        s += &format!(
-            "[[switch.port]]\nname = \"{}\"\naddresses = [\"{} {}\"]\nport_security = [\"{} {}\"]\ninterface = \"{}\"\n",
-            vm.ns, vm.mac, vm.ip, vm.mac, vm.ip, vm.port
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    let mut txn = Transaction::new("OVN_Northbound");
+    if nb.read(|r| r.table("NB_Global").next().is_none()) {
+        txn.insert("NB_Global", []);
+    }
+    for (switch, vms) in tenants {
+        let ports: Vec<_> = vms
+            .iter()
+            .map(|(name, vm)| {
+                let addr = format!("{} {}", vm.mac, vm.ip);
+                txn.insert(
+                    "Logical_Switch_Port",
+                    [
+                        ("name", json!(name)),
+                        ("addresses", set([addr.clone()])),
+                        ("port_security", set([addr])),
+                    ],
+                )
+            })
+            .collect();
+        txn.insert(
+            "Logical_Switch",
+            [("name", json!(switch)), ("ports", refs(&ports))],
         );
     }
-    s
+    // As ovn-nbctl --wait=hv: bump nb_cfg in the same transaction, then
+    // wait for hv_cfg to reach it.
+    txn.mutate("NB_Global", vec![], [("nb_cfg", "+=", json!(1))]);
+    let sel = txn.select("NB_Global", vec![], Some(&["nb_cfg"]));
+    let reply = nb.transact(&txn).await?;
+    let want = reply
+        .rows(sel)
+        .first()
+        .and_then(|r| r["nb_cfg"].as_i64())
+        .ok_or_else(|| anyhow!("NB_Global.nb_cfg missing from the reply"))?;
+    nb.wait_until(deadline, |r| {
+        r.table("NB_Global")
+            .next()
+            .is_some_and(|(_, g)| g.integer("hv_cfg") >= want)
+    })
+    .await
+    .map_err(|_| anyhow!("the chassis did not realise the topology within {deadline:?}"))?;
+    Ok(t0.elapsed())
 }
 
 fn metrics_text() -> Result<String> {
@@ -91,7 +162,46 @@ pub fn run(keep: bool) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces: run it as root (sudo)");
     }
-    println!("switchyard demo: VMs in network namespaces on two logical switches\n");
+    for port in [6641, 6642, 9464] {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!("127.0.0.1:{port} is in use: is another switchyard (or OVN) running?");
+        }
+    }
+    println!("switchyard demo: an OVN-style control plane and a compute node on this machine\n");
+    let dir = std::env::temp_dir().join("switchyard-demo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let ctl_path = dir.join("switchyard.ctl");
+    let mut demo = Demo {
+        children: Vec::new(),
+        failures: 0,
+    };
+    let data = dir.join("db");
+    demo.spawn(
+        "the databases",
+        &["db", "--data-dir", data.to_str().unwrap()],
+        &dir.join("db.log"),
+    )?;
+    demo.spawn("ovn-northd-lite", &["northd"], &dir.join("northd.log"))?;
+    demo.spawn(
+        "the node",
+        &[
+            "node",
+            "--chassis",
+            "demo-hv1",
+            "--metrics",
+            METRICS,
+            "--ctl",
+            ctl_path.to_str().unwrap(),
+        ],
+        &dir.join("node.log"),
+    )?;
+    wait_ready(&ctl_path)?;
+    println!("Started (logs in {}):", dir.display());
+    println!("  switchyard db        OVN_Northbound on {NB}, OVN_Southbound on {SB}");
+    println!("  switchyard northd    ovn-northd-lite, NB -> SB");
+    println!("  switchyard node      chassis demo-hv1: controller + poll-mode dataplane");
+
     let vm1 = Vm::new(
         "sy-demo-vm1",
         "sy-demo-vm1",
@@ -113,29 +223,38 @@ pub fn run(keep: bool) -> Result<()> {
         "10.0.0.3",
         1500,
     )?;
-    let topology = [("tenant-a", &vm1), ("tenant-a", &vm2), ("tenant-b", &vm3)];
-    let dir = std::env::temp_dir().join("switchyard-demo");
-    std::fs::create_dir_all(&dir)?;
-    let cfg = dir.join("switchyard.toml");
-    std::fs::write(&cfg, config(&topology))?;
-    let ctl_path = dir.join("switchyard.ctl");
-    let _ = std::fs::remove_file(&ctl_path);
-    let node = Command::new(std::env::current_exe()?)
-        .args([
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--metrics",
-            METRICS,
-        ])
-        .args(["--ctl", ctl_path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the node")?;
-    let mut demo = Demo { node, failures: 0 };
-    wait_ready(&ctl_path)?;
-    println!("Topology (from {}):", cfg.display());
+    println!("\nPlugging the VMs (network namespaces) into the node:");
+    for vm in [&vm1, &vm2, &vm3] {
+        let text = ctl::request(
+            &ctl_path,
+            &ctl::Request::PortAdd {
+                interface: vm.port.clone(),
+                iface_id: vm.ns.clone(),
+                mtu: None,
+            },
+        )?;
+        print!(
+            "  $ switchyard port-add {} --iface-id {}\n    {text}",
+            vm.port, vm.ns
+        );
+    }
+    let tenants = [
+        (
+            "tenant-a",
+            vec![(vm1.ns.as_str(), &vm1), (vm2.ns.as_str(), &vm2)],
+        ),
+        ("tenant-b", vec![(vm3.ns.as_str(), &vm3)]),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let took = rt.block_on(build_topology(&tenants))?;
+    println!(
+        "\nWrote tenant-a (vm1, vm2) and tenant-b (vm3) into NB with port security, and \
+         waited for the chassis to forward with them (as --wait=hv): {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
+    println!("\nThe node's view ($ switchyard show):");
     print!("{}", ctl::request(&ctl_path, &ctl::Request::Show)?);
     println!("\nChecks:");
 
@@ -200,6 +319,11 @@ pub fn run(keep: bool) -> Result<()> {
         }
     }
     println!("\nLook inside:");
+    println!("  ovn-nbctl --db={NB} show");
+    println!("  ovn-sbctl --db={SB} show");
+    println!(
+        "  ovn-nbctl --db={NB} --wait=hv lsp-del sy-demo-vm2   # and vm1 can no longer reach it"
+    );
     println!("  switchyard show --ctl {}", ctl_path.display());
     println!("  switchyard trace --ctl {} 'inport=sy-demo-vm1 eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 tcp.dst=22'", ctl_path.display());
     println!("  ip netns exec sy-demo-vm1 ping 10.0.0.2");
@@ -212,6 +336,7 @@ pub fn run(keep: bool) -> Result<()> {
     }
     let failures = demo.failures;
     drop(demo);
+    drop((vm1, vm2, vm3));
     let _ = std::fs::remove_dir_all(&dir);
     if failures > 0 {
         bail!("{failures} demo check(s) failed");

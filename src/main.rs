@@ -184,13 +184,20 @@ fn hostname() -> String {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The demo narrates on stdout; its own log lines would only interleave.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Run { config, engine } => {
             node::run(engine.options(), node::Programmer::Config(config))
         }
