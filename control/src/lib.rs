@@ -12,5 +12,6 @@ pub mod controller;
 pub mod db;
 pub mod jsonrpc;
 pub mod ovsdb;
+pub mod scale;
 pub mod schemas;
 pub mod server;

@@ -565,9 +565,10 @@ async fn session(
         rep.apply(&updates)?;
         rep.last_txn_id = txn_id;
     }
-    shared.changed.send_modify(|n| *n += 1);
     let conn = Arc::new(conn);
     *shared.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+    // Only now: a reader woken by this sees the replica and is_connected() agree.
+    shared.changed.send_modify(|n| *n += 1);
     tracing::info!(%remote, db, "OVSDB replica synchronized");
     if shared.conditions_version.load(Ordering::Acquire) != version {
         // Conditions changed while subscribing: bring the server up to date.
