@@ -13,7 +13,9 @@
 //!
 //! Run as root after `cargo build --release` (for the node binary):
 //! `cargo bench -p ovn-northd-lite --bench northd_scale` (env `TENANTS`,
-//! default 500; `NORTHD_LOG=northd=debug` for northd-lite's log). `cargo test --all-targets` runs it at 5 tenants as a smoke
+//! default 500; `NORTHD_LOG=northd=debug` for northd-lite's log,
+//! `SERVER_LOG=control=info` for the in-process OVSDB server's, `SAMPLES=1`
+//! to print every sample). `cargo test --all-targets` runs it at 5 tenants as a smoke
 //! test.
 
 use std::path::{Path, PathBuf};
@@ -88,6 +90,10 @@ fn node_binary() -> Option<PathBuf> {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let tenants: usize = std::env::var("TENANTS")
         .ok()
@@ -246,27 +252,40 @@ fn main() {
     }
     report("lsp-add --wait=sb (one-shot ovn-nbctl)", samples);
 
-    // Our client: insert + nb_cfg bump in one transaction, wait for sb_cfg.
-    let mut samples = Vec::new();
-    for i in 0..adds {
-        let t = i % tenants;
+    // Our client: insert + nb_cfg bump in one transaction, then wait for
+    // `column` (sb_cfg or hv_cfg) to reach it, as ovn-nbctl --wait does.
+    let client_add = |switch: &str, name: &str, column: &str| {
         let start = Instant::now();
         let mut txn = Transaction::new("OVN_Northbound");
-        let lsp = txn.insert(
-            "Logical_Switch_Port",
-            [("name", json!(format!("bench-c{i}")))],
-        );
+        let lsp = txn.insert("Logical_Switch_Port", [("name", json!(name))]);
         txn.mutate(
             "Logical_Switch",
-            vec![clause("name", "==", json!(format!("t{t}-net1")))],
+            vec![clause("name", "==", json!(switch))],
             [("ports", "insert", set([lsp.to_json()]))],
         );
         txn.mutate("NB_Global", vec![], [("nb_cfg", "+=", json!(1))]);
         let sel = txn.select("NB_Global", vec![], Some(&["nb_cfg"]));
         let reply = rt.block_on(nb_idl.transact(&txn)).unwrap();
         let want = reply.rows(sel)[0]["nb_cfg"].as_i64().unwrap();
-        assert!(sb_cfg_at_least(want, Duration::from_secs(30)));
-        samples.push(start.elapsed().as_secs_f64() * 1e3);
+        let reached = rt.block_on(nb_idl.wait_until(Duration::from_secs(30), |r| {
+            r.table("NB_Global")
+                .next()
+                .is_some_and(|(_, g)| g.integer(column) >= want)
+        }));
+        assert!(reached.is_ok(), "{column} never reached {want}");
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    let samples: Vec<f64> = (0..adds)
+        .map(|i| {
+            client_add(
+                &format!("t{}-net1", i % tenants),
+                &format!("bench-c{i}"),
+                "sb_cfg",
+            )
+        })
+        .collect();
+    if std::env::var_os("SAMPLES").is_some() {
+        println!("{samples:.1?}");
     }
     report("lsp-add --wait=sb (switchyard client)", samples);
 
@@ -342,6 +361,10 @@ fn main() {
                 ));
             }
             report("lsp-add --wait=hv (ovn-nbctl daemon, 1 node)", samples);
+            let samples: Vec<f64> = (0..adds)
+                .map(|i| client_add("t0-net0", &format!("bench-hc{i}"), "hv_cfg"))
+                .collect();
+            report("lsp-add --wait=hv (switchyard client, 1 node)", samples);
             let (rss, _) = rss_mib(node.0.id());
             println!("node RSS {rss:.1} MiB");
             drop(node);

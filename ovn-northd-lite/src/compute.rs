@@ -266,10 +266,13 @@ impl Desired {
         // Ports that left this datapath.
         let now: HashSet<Uuid> = members.iter().copied().collect();
         let gone: Vec<Uuid> = self
-            .nb_ports
-            .iter()
-            .filter(|(pu, (owner, _))| *owner == u && !now.contains(pu))
-            .map(|(pu, _)| *pu)
+            .dp_ports
+            .get(&u)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.port_rows.get(name))
+            .filter(|pu| !now.contains(pu))
+            .copied()
             .collect();
         for pu in gone {
             self.remove_port(pu);
@@ -283,10 +286,11 @@ impl Desired {
 
     fn remove_datapath(&mut self, u: Uuid) {
         let ports: Vec<Uuid> = self
-            .nb_ports
-            .iter()
-            .filter(|(_, (owner, _))| *owner == u)
-            .map(|(p, _)| *p)
+            .dp_ports
+            .get(&u)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.port_rows.get(name).copied())
             .collect();
         for p in ports {
             self.remove_port(p);

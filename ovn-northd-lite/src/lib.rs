@@ -69,34 +69,63 @@ fn now_ms() -> i64 {
 impl Northd {
     /// Connects to NB and SB (in the background; [`Northd::run`] waits).
     pub fn start(cfg: &Config) -> Result<Northd, ClientError> {
+        // Only the columns northd reads: less to parse and to hold (a CMS
+        // keeps bulky external_ids on every port).
+        let cols = |table: &str, columns: &[&str]| TableRequest {
+            table: table.to_string(),
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            condition: None,
+        };
         let nb = Idl::start(
             cfg.nb.clone(),
             NB,
-            [
-                "NB_Global",
-                "Logical_Switch",
-                "Logical_Switch_Port",
-                "Logical_Router",
-                "Logical_Router_Port",
-            ]
-            .into_iter()
-            .map(TableRequest::all)
-            .collect(),
+            vec![
+                cols("NB_Global", &["nb_cfg", "sb_cfg", "hv_cfg"]),
+                cols("Logical_Switch", &["name", "ports"]),
+                cols(
+                    "Logical_Switch_Port",
+                    &[
+                        "name",
+                        "type",
+                        "addresses",
+                        "port_security",
+                        "options",
+                        "tag",
+                        "parent_name",
+                        "up",
+                    ],
+                ),
+                cols("Logical_Router", &["name", "ports"]),
+                cols("Logical_Router_Port", &["name", "mac", "networks", "peer"]),
+            ],
             cfg.backoff,
         )?;
         let sb = Idl::start_with_lock(
             cfg.sb.clone(),
             SB,
-            [
-                "SB_Global",
-                "Datapath_Binding",
-                "Port_Binding",
-                "Chassis",
-                "Chassis_Private",
-            ]
-            .into_iter()
-            .map(TableRequest::all)
-            .collect(),
+            vec![
+                cols("SB_Global", &["nb_cfg"]),
+                cols("Datapath_Binding", &["tunnel_key", "external_ids"]),
+                cols(
+                    "Port_Binding",
+                    &[
+                        "logical_port",
+                        "type",
+                        "datapath",
+                        "tunnel_key",
+                        "mac",
+                        "port_security",
+                        "options",
+                        "tag",
+                        "parent_port",
+                        "requested_chassis",
+                        "chassis",
+                        "up",
+                    ],
+                ),
+                cols("Chassis", &["name"]),
+                cols("Chassis_Private", &["chassis", "nb_cfg"]),
+            ],
             cfg.backoff,
             LOCK,
         )?;
@@ -154,6 +183,7 @@ impl Northd {
     /// One round: fold in what changed, push the differences to SB, then the
     /// realisation counters to NB.
     pub async fn step(&mut self) -> Result<(), ClientError> {
+        let started = Instant::now();
         let nb_changes = self.nb.take_changes();
         let sb_changes = self.sb.take_changes();
         if self.last_error.take().is_some() {
@@ -194,10 +224,11 @@ impl Northd {
             }
             (txn, nb_cfg, ops + bump, ops)
         };
+        let computed = started.elapsed();
         if ops > 0 {
-            let t0 = Instant::now();
             self.sb.transact(&txn).await?;
-            tracing::debug!(ops, elapsed = ?t0.elapsed(), "SB updated");
+            drop(txn);
+            tracing::debug!(ops, ?computed, elapsed = ?started.elapsed(), "SB updated");
             if inserted > 0 {
                 // Let the replica catch up with our own commit before the next
                 // diff, so a row just inserted is not inserted twice.
@@ -211,7 +242,17 @@ impl Northd {
                     .await;
             }
         }
-        self.update_nb(nb_cfg, &nb_changes, &sb_changes).await
+        self.update_nb(nb_cfg, &nb_changes, &sb_changes).await?;
+        if inserted > 1000 || nb_changes.resync || sb_changes.resync {
+            // A bulk round leaves large freed buffers (monitor JSON, the
+            // transaction): hand them back to the OS.
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), "step done");
+        Ok(())
     }
 
     /// Marks everything for comparison on the next step (after a failure).
