@@ -138,6 +138,7 @@ impl ConfigFile {
                     addresses,
                     port_security,
                     local_port,
+                    chassis: None,
                 });
             }
             switches.push(LogicalSwitch {

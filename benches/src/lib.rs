@@ -114,6 +114,7 @@ pub fn topology() -> Vec<LogicalSwitch> {
                 addresses: vec![Address::Known(entry.clone())],
                 port_security: vec![entry],
                 local_port: Some(i as PortId),
+                chassis: None,
             }
         })
         .collect();

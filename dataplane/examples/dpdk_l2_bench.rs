@@ -89,6 +89,7 @@ fn topology() -> Vec<LogicalSwitch> {
                 addresses: vec![Address::Known(entry.clone())],
                 port_security: vec![entry],
                 local_port: Some(u16::from(i)),
+                chassis: None,
             }
         })
         .collect();

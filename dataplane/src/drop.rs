@@ -39,9 +39,23 @@ pub enum DropReason {
     NoLocalPort,
     /// A flood copy could not get a buffer.
     NoBuffer,
+    /// A tunnel packet's outer headers or Geneve/VXLAN header are invalid.
+    TunnelMalformed,
+    /// Received on the uplink but not a tunnel packet for our endpoint.
+    UplinkNotTunnel,
+    /// A Geneve option we do not understand is marked critical (RFC 8926 §3.5).
+    TunnelCriticalOption,
+    /// A Geneve packet without OVN's metadata option.
+    TunnelNoMetadata,
+    /// The VNI names a datapath that is not on this chassis.
+    TunnelUnknownDatapath,
+    /// The egress port named by the tunnel is not bound on this chassis.
+    TunnelUnknownPort,
+    /// The remote tunnel endpoint's MAC is not known yet (ARP sent).
+    NeighborUnresolved,
 }
 
-const OTHER_REASONS: [DropReason; 13] = [
+const OTHER_REASONS: [DropReason; 20] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -55,6 +69,13 @@ const OTHER_REASONS: [DropReason; 13] = [
     DropReason::Hairpin,
     DropReason::NoLocalPort,
     DropReason::NoBuffer,
+    DropReason::TunnelMalformed,
+    DropReason::UplinkNotTunnel,
+    DropReason::TunnelCriticalOption,
+    DropReason::TunnelNoMetadata,
+    DropReason::TunnelUnknownDatapath,
+    DropReason::TunnelUnknownPort,
+    DropReason::NeighborUnresolved,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -87,6 +108,13 @@ impl DropReason {
             DropReason::Hairpin => Malformed::ALL.len() + 10,
             DropReason::NoLocalPort => Malformed::ALL.len() + 11,
             DropReason::NoBuffer => Malformed::ALL.len() + 12,
+            DropReason::TunnelMalformed => Malformed::ALL.len() + 13,
+            DropReason::UplinkNotTunnel => Malformed::ALL.len() + 14,
+            DropReason::TunnelCriticalOption => Malformed::ALL.len() + 15,
+            DropReason::TunnelNoMetadata => Malformed::ALL.len() + 16,
+            DropReason::TunnelUnknownDatapath => Malformed::ALL.len() + 17,
+            DropReason::TunnelUnknownPort => Malformed::ALL.len() + 18,
+            DropReason::NeighborUnresolved => Malformed::ALL.len() + 19,
         }
     }
 
@@ -107,6 +135,13 @@ impl DropReason {
             DropReason::Hairpin => "hairpin",
             DropReason::NoLocalPort => "no_local_port",
             DropReason::NoBuffer => "no_buffer",
+            DropReason::TunnelMalformed => "tunnel_malformed",
+            DropReason::UplinkNotTunnel => "uplink_not_tunnel",
+            DropReason::TunnelCriticalOption => "tunnel_critical_option",
+            DropReason::TunnelNoMetadata => "tunnel_no_metadata",
+            DropReason::TunnelUnknownDatapath => "tunnel_unknown_datapath",
+            DropReason::TunnelUnknownPort => "tunnel_unknown_port",
+            DropReason::NeighborUnresolved => "neighbor_unresolved",
         }
     }
 }
@@ -140,6 +175,23 @@ impl fmt::Display for DropReason {
             DropReason::Hairpin => f.write_str("output port equals input port"),
             DropReason::NoLocalPort => f.write_str("egress logical port not bound on this chassis"),
             DropReason::NoBuffer => f.write_str("no buffer for a flood copy"),
+            DropReason::TunnelMalformed => f.write_str("malformed tunnel packet"),
+            DropReason::UplinkNotTunnel => {
+                f.write_str("not a tunnel packet for this chassis' endpoint")
+            }
+            DropReason::TunnelCriticalOption => {
+                f.write_str("unknown critical Geneve option (RFC 8926 3.5)")
+            }
+            DropReason::TunnelNoMetadata => f.write_str("Geneve packet without OVN's option"),
+            DropReason::TunnelUnknownDatapath => {
+                f.write_str("tunnel VNI names no datapath on this chassis")
+            }
+            DropReason::TunnelUnknownPort => {
+                f.write_str("tunnel egress port not bound on this chassis")
+            }
+            DropReason::NeighborUnresolved => {
+                f.write_str("remote tunnel endpoint's MAC not resolved yet")
+            }
         }
     }
 }

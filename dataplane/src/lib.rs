@@ -5,6 +5,8 @@
 //! offsets ([`wire`]). The pipeline ([`pipeline`]) implements OVN logical
 //! switching over immutable table snapshots ([`tables`]) fronted by a
 //! per-worker flow cache ([`cache`]); every drop has a [`drop::DropReason`].
+//! Logical switches span chassis through [`overlay`] (Geneve and VXLAN with
+//! OVN's encoding) over an uplink port.
 //! This crate knows nothing of OVSDB or the control plane: the controller,
 //! or a standalone configuration file, programs it through [`tables`].
 
@@ -12,6 +14,7 @@ pub mod cache;
 pub mod drop;
 pub mod engine;
 pub mod flow;
+pub mod overlay;
 pub mod packet;
 pub mod pipeline;
 pub mod port;

@@ -5,7 +5,8 @@
 //! controller) describes logical switches and ports with [`LogicalSwitch`] and
 //! [`LogicalPort`]; [`Tables::compile`] validates them and builds the lookup
 //! structures (static MAC table, ARP/ND responder entries, flood lists, port
-//! security). Workers never see a half-built table: a [`TablePublisher`]
+//! security, and for a chassis with tunnels the [`Underlay`]: the uplink, our
+//! endpoint, the remote chassis and which ports they host). Workers never see a half-built table: a [`TablePublisher`]
 //! swaps whole snapshots atomically and bumps a generation number that also
 //! invalidates the per-worker flow caches.
 
@@ -37,6 +38,8 @@ pub enum TableError {
         first: String,
         second: String,
     },
+    #[error("port {port:?} names remote chassis {chassis}, which the underlay does not have (or the port is also local)")]
+    BadChassis { port: String, chassis: u16 },
     #[error("MAC {mac} is claimed by both {first:?} and {second:?} on switch {switch:?}")]
     DuplicateMac {
         switch: String,
@@ -170,6 +173,38 @@ pub enum PortType {
     Localnet,
 }
 
+/// A tunnel encapsulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encap {
+    Geneve,
+    Vxlan,
+}
+
+/// Another chassis, reached through a tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteChassis {
+    /// SB Chassis name.
+    pub name: String,
+    /// Its tunnel endpoint.
+    pub ip: Ipv4Addr,
+    pub encap: Encap,
+    /// A static neighbour entry for `ip` (else learned by ARP on the uplink).
+    pub mac: Option<MacAddr>,
+}
+
+/// This chassis on the underlay network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Underlay {
+    /// The uplink: the local port facing the physical network.
+    pub port: PortId,
+    /// Our tunnel endpoint address (the dataplane answers ARP for it).
+    pub ip: Ipv4Addr,
+    /// The uplink's MAC, the source of our tunnel packets.
+    pub mac: MacAddr,
+    /// The chassis tunnels go to (indexed by [`LogicalPort::chassis`]).
+    pub chassis: Vec<RemoteChassis>,
+}
+
 /// A logical switch port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogicalPort {
@@ -182,6 +217,9 @@ pub struct LogicalPort {
     pub port_security: Vec<MacIps>,
     /// The local port this logical port is bound to on this chassis.
     pub local_port: Option<PortId>,
+    /// Index into [`Underlay::chassis`] of the chassis the port is bound
+    /// to, when that is another chassis.
+    pub chassis: Option<u16>,
 }
 
 /// A logical switch.
@@ -217,6 +255,8 @@ pub struct Lport {
     /// Index of its datapath in [`Tables::datapaths`].
     pub datapath: u16,
     pub local_port: Option<PortId>,
+    /// The remote chassis (index into the underlay's) it is bound to.
+    pub chassis: Option<u16>,
     pub port_security: PortSecurity,
     pub macs: Vec<MacAddr>,
 }
@@ -230,6 +270,10 @@ pub struct Datapath {
     pub ports: Vec<u32>,
     /// Ports with "unknown" addresses, for unknown unicast.
     pub unknown: Vec<u32>,
+    /// Remote chassis with ports of this datapath (flood copies go there).
+    pub remote_chassis: Vec<u16>,
+    /// Remote chassis with "unknown" ports of this datapath.
+    pub remote_unknown: Vec<u16>,
 }
 
 /// An ARP/ND responder entry: the owner of an address on a datapath.
@@ -253,6 +297,12 @@ pub struct Tables {
     /// (datapath, IPv6) → owner, for the ND responder.
     pub nd: HashMap<(u16, Ipv6Addr), Neighbor>,
     pub lport_by_name: HashMap<String, u32>,
+    /// The underlay, when this chassis has tunnels.
+    pub underlay: Option<Underlay>,
+    /// Datapath tunnel key → datapath index.
+    pub datapath_by_key: HashMap<u32, u16>,
+    /// (datapath index, port tunnel key) → logical port.
+    pub lport_by_key: HashMap<(u16, u32), u32>,
 }
 
 /// Key of the static MAC table.
@@ -265,6 +315,15 @@ pub fn mac_key(datapath: u16, mac: MacAddr) -> u64 {
 impl Tables {
     /// Validates and compiles a description of logical switches.
     pub fn compile(switches: &[LogicalSwitch]) -> Result<Tables, TableError> {
+        Self::compile_with_underlay(switches, None)
+    }
+
+    /// Like [`Tables::compile`], for a chassis with tunnels to others.
+    pub fn compile_with_underlay(
+        switches: &[LogicalSwitch],
+        underlay: Option<Underlay>,
+    ) -> Result<Tables, TableError> {
+        let n_chassis = underlay.as_ref().map_or(0, |u| u.chassis.len());
         let mut t = Tables::default();
         let mut switch_names = hashbrown::HashSet::new();
         for (dp_idx, ls) in switches.iter().enumerate() {
@@ -277,7 +336,10 @@ impl Tables {
                 tunnel_key: ls.tunnel_key,
                 ports: Vec::new(),
                 unknown: Vec::new(),
+                remote_chassis: Vec::new(),
+                remote_unknown: Vec::new(),
             };
+            t.datapath_by_key.insert(ls.tunnel_key, dp_idx as u16);
             let mut keys = hashbrown::HashSet::new();
             for lp in &ls.ports {
                 let idx = t.lports.len() as u32;
@@ -290,9 +352,30 @@ impl Tables {
                         key: lp.tunnel_key,
                     });
                 }
+                t.lport_by_key.insert((dp_idx, lp.tunnel_key), idx);
+                let chassis = match lp.chassis {
+                    Some(c) if usize::from(c) < n_chassis && lp.local_port.is_none() => Some(c),
+                    Some(c) => {
+                        return Err(TableError::BadChassis {
+                            port: lp.name.clone(),
+                            chassis: c,
+                        })
+                    }
+                    None => None,
+                };
+                if let Some(c) = chassis {
+                    if !dp.remote_chassis.contains(&c) {
+                        dp.remote_chassis.push(c);
+                    }
+                    if lp.addresses.contains(&Address::Unknown) && !dp.remote_unknown.contains(&c)
+                    {
+                        dp.remote_unknown.push(c);
+                    }
+                }
                 let mut macs = Vec::new();
                 for a in &lp.addresses {
                     match a {
+                        Address::Unknown if chassis.is_some() => {}
                         Address::Unknown => dp.unknown.push(idx),
                         Address::Known(m) => {
                             macs.push(m.mac);
@@ -338,6 +421,7 @@ impl Tables {
                     port_type: lp.port_type,
                     datapath: dp_idx,
                     local_port: lp.local_port,
+                    chassis,
                     port_security: PortSecurity {
                         enabled: !lp.port_security.is_empty(),
                         entries: lp.port_security.clone(),
@@ -347,6 +431,7 @@ impl Tables {
             }
             t.datapaths.push(dp);
         }
+        t.underlay = underlay;
         Ok(t)
     }
 
@@ -413,6 +498,7 @@ mod tests {
                 vec![ps.parse().unwrap()]
             },
             local_port: local,
+            chassis: None,
         }
     }
 

@@ -59,6 +59,7 @@ fn lport(name: &str, key: u32, addr: &str, local: u16) -> LogicalPort {
         addresses,
         port_security,
         local_port: Some(local),
+        chassis: None,
     }
 }
 
