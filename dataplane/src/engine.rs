@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use crate::cache::FlowCache;
 use crate::drop::{DropReason, DROP_REASONS};
-use crate::packet::{BufPool, PacketBuf, PacketMeta, PortId, MAX_BURST};
+use crate::overlay::{self, Egress, Neighbors, Tunnel, Uplink, MC_FLOOD, MC_UNKNOWN};
+use crate::packet::{BufPool, PacketBuf, PacketMeta, PortId, MAX_BURST, NO_LPORT};
 use crate::pipeline::{self, NoTrace, Verdict};
 use crate::port::{Port, PortQueue};
 use crate::tables::{TablePublisher, Tables};
@@ -112,6 +113,10 @@ pub struct Worker<P: BufPool> {
     flood: Vec<PortId>,
     stats: Arc<WorkerStats>,
     mailbox: Arc<Mailbox<P>>,
+    /// Remote tunnel endpoints' MACs, shared by the engine's workers.
+    neighbors: Arc<Neighbors>,
+    /// When this worker last asked the uplink for each unresolved endpoint.
+    arp_asked: Vec<(std::net::Ipv4Addr, Instant)>,
 }
 
 /// A change to a worker's set of ports, sent by [`Engine`].
@@ -218,7 +223,14 @@ impl<P: BufPool> Worker<P> {
             flood: Vec::with_capacity(64),
             stats,
             mailbox: Arc::new(Mailbox::default()),
+            neighbors: Arc::new(Neighbors::default()),
+            arp_asked: Vec::new(),
         })
+    }
+
+    /// Shares `neighbors` (the engine gives all its workers one table).
+    pub fn set_neighbors(&mut self, neighbors: Arc<Neighbors>) {
+        self.neighbors = neighbors;
     }
 
     /// Applies the port changes [`Engine`] posted.
@@ -321,6 +333,15 @@ impl<P: BufPool> Worker<P> {
     /// so the cache's memory latency overlaps with useful work.
     #[inline]
     fn process(&mut self, in_port: PortId) {
+        if self
+            .tables
+            .underlay
+            .as_ref()
+            .is_some_and(|u| u.port == in_port)
+        {
+            self.process_uplink(in_port);
+            return;
+        }
         let mut rx = std::mem::take(&mut self.rx);
         let mut stage = std::mem::take(&mut self.stage);
         stage.clear();
@@ -354,10 +375,180 @@ impl<P: BufPool> Worker<P> {
                     datapath,
                     unknown_only,
                 } => self.flood(buf, datapath, unknown_only, meta.logical_inport),
+                Verdict::Tunnel { chassis, lport } => {
+                    self.tunnel(buf, chassis, lport, meta.logical_inport, None)
+                }
             }
         }
         self.rx = rx;
         self.stage = stage;
+    }
+
+    /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
+    /// uplink: to logical port `lport`, or to multicast group `group`.
+    #[cold]
+    fn tunnel(
+        &mut self,
+        mut buf: P::Buf,
+        chassis: u16,
+        lport: u32,
+        inport: u32,
+        group: Option<u16>,
+    ) {
+        let tables = self.tables.clone();
+        let Some(u) = tables.underlay.as_ref() else {
+            return self.drop(buf, DropReason::NoLocalPort);
+        };
+        let rc = &u.chassis[usize::from(chassis)];
+        let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
+            self.ask_neighbor(u, rc.ip);
+            return self.drop(buf, DropReason::NeighborUnresolved);
+        };
+        let key = |i: u32| {
+            tables
+                .lports
+                .get(i as usize)
+                .map_or(0, |l| l.tunnel_key as u16)
+        };
+        let dp = match group {
+            Some(_) if inport != NO_LPORT => tables.lports[inport as usize].datapath,
+            Some(_) => return self.drop(buf, DropReason::NoLocalPort),
+            None => tables.lports[lport as usize].datapath,
+        };
+        let t = Tunnel {
+            encap: rc.encap,
+            src_mac: u.mac,
+            dst_mac,
+            src_ip: u.ip,
+            dst_ip: rc.ip,
+            datapath_key: tables.datapaths[usize::from(dp)].tunnel_key,
+            ingress_key: if inport == NO_LPORT { 0 } else { key(inport) },
+            egress_key: group.unwrap_or_else(|| key(lport)),
+        };
+        if overlay::encapsulate(&mut buf, &t) {
+            self.enqueue(u.port, buf);
+        } else {
+            self.drop(buf, DropReason::NoBuffer);
+        }
+    }
+
+    /// Sends an ARP request for a remote endpoint, at most once a second.
+    #[cold]
+    fn ask_neighbor(&mut self, u: &crate::tables::Underlay, ip: std::net::Ipv4Addr) {
+        let now = Instant::now();
+        match self.arp_asked.iter_mut().find(|(a, _)| *a == ip) {
+            Some((_, at)) if now.duration_since(*at) < Duration::from_secs(1) => return,
+            Some((_, at)) => *at = now,
+            None => self.arp_asked.push((ip, now)),
+        }
+        if let Some(mut b) = self.pool.alloc() {
+            if overlay::arp_request(&mut b, u, ip) {
+                self.enqueue(u.port, b);
+            } else {
+                self.pool.free(b);
+            }
+        }
+    }
+
+    /// A burst from the uplink: ARP for our endpoint, and tunnel packets,
+    /// decapsulated and delivered to local ports only (never back into the
+    /// overlay). OVN ran the ingress pipeline on the sending chassis; the
+    /// egress checks run here.
+    #[cold]
+    fn process_uplink(&mut self, in_port: PortId) {
+        let mut rx = std::mem::take(&mut self.rx);
+        let tables = self.tables.clone();
+        let u = tables.underlay.as_ref().expect("checked by the caller");
+        for mut buf in rx.drain(..) {
+            let got = overlay::receive(&mut buf, u, &self.neighbors, |k| {
+                tables.datapath_by_key.get(&k).copied()
+            });
+            match got {
+                Ok(Uplink::ArpReply) => self.enqueue(in_port, buf),
+                Ok(Uplink::Arp) => self.pool.free(buf),
+                Err(r) => self.drop(buf, r),
+                Ok(Uplink::Tunnel(r)) => {
+                    if !buf.trim_front(r.outer_len) {
+                        self.drop(buf, DropReason::TunnelMalformed);
+                        continue;
+                    }
+                    self.deliver(buf, &tables, r);
+                }
+            }
+        }
+        self.rx = rx;
+    }
+
+    /// Delivers a decapsulated frame on datapath `r.datapath`.
+    fn deliver(&mut self, buf: P::Buf, tables: &Tables, r: overlay::Received) {
+        let Ok(lay) = crate::wire::layout::parse(buf.data()) else {
+            return self.drop(buf, DropReason::TunnelMalformed);
+        };
+        let dp = r.datapath;
+        let out = match r.egress {
+            Egress::Port(key) => tables.lport_by_key.get(&(dp, u32::from(key))).copied(),
+            Egress::Group(g) => {
+                return self.flood_local(buf, dp, g == MC_UNKNOWN);
+            }
+            Egress::Lookup => {
+                let dst = crate::wire::MacAddr(buf.data()[0..6].try_into().expect("parsed"));
+                if dst.is_multicast() {
+                    return self.flood_local(buf, dp, false);
+                }
+                match tables.macs.get(&crate::tables::mac_key(dp, dst)) {
+                    Some(&i) => Some(i),
+                    None => return self.flood_local(buf, dp, true),
+                }
+            }
+        };
+        let Some(lp) = out.map(|i| &tables.lports[i as usize]) else {
+            return self.drop(buf, DropReason::TunnelUnknownPort);
+        };
+        let Some(p) = lp.local_port else {
+            return self.drop(buf, DropReason::TunnelUnknownPort);
+        };
+        if !pipeline::egress_allowed(lp, buf.data(), &lay) {
+            return self.drop(buf, DropReason::PortSecurityEgress);
+        }
+        self.enqueue(p, buf);
+    }
+
+    /// Copies a frame from a tunnel to every local port of the datapath
+    /// (only "unknown" ones for unknown unicast).
+    fn flood_local(&mut self, buf: P::Buf, datapath: u16, unknown_only: bool) {
+        let mut targets = std::mem::take(&mut self.flood);
+        pipeline::flood_targets(
+            &self.tables,
+            datapath,
+            unknown_only,
+            NO_LPORT,
+            buf.data(),
+            &mut targets,
+        );
+        self.copy_out(buf, &mut targets);
+        self.flood = targets;
+    }
+
+    /// Sends `buf` to each of `ports` (those this worker has a queue on),
+    /// copying for all but the last.
+    fn copy_out(&mut self, buf: P::Buf, ports: &mut Vec<PortId>) {
+        let n = self.tx.len();
+        ports.retain(|&p| (p as usize) < n);
+        match ports.split_last() {
+            None => self.drop(buf, DropReason::NoLocalPort),
+            Some((&last, rest)) => {
+                for &p in rest {
+                    match self.pool.alloc() {
+                        Some(mut copy) => {
+                            copy.load(buf.data());
+                            self.enqueue(p, copy);
+                        }
+                        None => bump(&self.stats.drops[DropReason::NoBuffer.index()], 1),
+                    }
+                }
+                self.enqueue(last, buf);
+            }
+        }
     }
 
     #[inline]
@@ -376,21 +567,24 @@ impl<P: BufPool> Worker<P> {
             buf.data(),
             &mut targets,
         );
-        targets.retain(|&p| (p as usize) < self.tx.len());
-        match targets.split_last() {
-            None => self.drop(buf, DropReason::NoLocalPort),
-            Some((&last, rest)) => {
-                for &p in rest {
-                    match self.pool.alloc() {
-                        Some(mut copy) => {
-                            copy.load(buf.data());
-                            self.enqueue(p, copy);
-                        }
-                        None => bump(&self.stats.drops[DropReason::NoBuffer.index()], 1),
-                    }
-                }
-                self.enqueue(last, buf);
+        // One copy per remote chassis with ports here, to OVN's multicast
+        // group; the receivers deliver locally and never flood back.
+        let tables = self.tables.clone();
+        let group = if unknown_only { MC_UNKNOWN } else { MC_FLOOD };
+        for &c in pipeline::flood_chassis(&tables, datapath, unknown_only) {
+            if let Some(mut copy) = self.pool.alloc() {
+                copy.load(buf.data());
+                self.tunnel(copy, c, NO_LPORT, inport, Some(group));
+            } else {
+                bump(&self.stats.drops[DropReason::NoBuffer.index()], 1);
             }
+        }
+        if targets.is_empty()
+            && !pipeline::flood_chassis(&tables, datapath, unknown_only).is_empty()
+        {
+            self.pool.free(buf);
+        } else {
+            self.copy_out(buf, &mut targets);
         }
         self.flood = targets;
     }
@@ -419,6 +613,7 @@ pub struct Engine<P: BufPool> {
     threads: Vec<JoinHandle<()>>,
     workers: Vec<Arc<WorkerStats>>,
     mailboxes: Vec<Arc<Mailbox<P>>>,
+    neighbors: Arc<Neighbors>,
 }
 
 /// The engine's ports, and how many rx queues each worker polls.
@@ -465,6 +660,7 @@ impl<P: BufPool + 'static> Engine<P> {
         let mut threads = Vec::new();
         let mut workers = Vec::new();
         let mut mailboxes = Vec::new();
+        let neighbors = Arc::new(Neighbors::default());
         let rx_queues: Vec<usize> = ports.iter().map(|p| p.rx_queues()).collect();
         let assignment = assign_rx(&rx_queues, config.workers);
         let mut pollers = vec![Vec::new(); ports.len()];
@@ -482,6 +678,7 @@ impl<P: BufPool + 'static> Engine<P> {
                 make_pool(id),
                 config.flow_cache_entries,
             )?;
+            worker.set_neighbors(neighbors.clone());
             workers.push(worker.stats());
             mailboxes.push(worker.mailbox.clone());
             let stop = stop.clone();
@@ -520,6 +717,7 @@ impl<P: BufPool + 'static> Engine<P> {
             threads,
             workers,
             mailboxes,
+            neighbors,
         })
     }
 
@@ -617,6 +815,11 @@ impl<P: BufPool + 'static> Engine<P> {
             .unwrap_or_else(|p| p.into_inner())
             .ports
             .clone()
+    }
+
+    /// The remote tunnel endpoints' MACs the workers know.
+    pub fn neighbors(&self) -> &Arc<Neighbors> {
+        &self.neighbors
     }
 
     /// Per-worker counters.

@@ -315,8 +315,8 @@ pub fn receive<B: PacketBuf>(
     let payload = &f[udp + 8..udp + udp_len];
     let (dp_key, ingress_key, egress, tun_len) = match be16(f, udp + 2) {
         geneve::UDP_PORT => {
-            let p = geneve::Packet::new_checked(payload)
-                .map_err(|_| DropReason::TunnelMalformed)?;
+            let p =
+                geneve::Packet::new_checked(payload).map_err(|_| DropReason::TunnelMalformed)?;
             let repr = geneve::Repr::parse(&p).map_err(|_| DropReason::TunnelMalformed)?;
             if repr.protocol_type != crate::wire::EtherType::from(0x6558) {
                 return Err(DropReason::TunnelMalformed);
@@ -324,8 +324,7 @@ pub fn receive<B: PacketBuf>(
             let mut md = None;
             for o in geneve::Options::new(repr.options) {
                 let o = o.map_err(|_| DropReason::TunnelMalformed)?;
-                if o.class == geneve::OVN_OPTION_CLASS && o.option_type == geneve::OVN_OPTION_TYPE
-                {
+                if o.class == geneve::OVN_OPTION_CLASS && o.option_type == geneve::OVN_OPTION_TYPE {
                     md = Some(
                         geneve::OvnMetadata::from_bytes(o.data)
                             .ok_or(DropReason::TunnelMalformed)?,

@@ -30,6 +30,9 @@ pub enum Verdict {
     /// The packet was rewritten into a reply (ARP/ND responder): send it
     /// back out of the ingress port.
     Reply,
+    /// Encapsulate to the remote chassis (index into the underlay's) that
+    /// hosts logical port `lport`.
+    Tunnel { chassis: u16, lport: u32 },
     /// Drop and count.
     Drop(DropReason),
 }
@@ -353,12 +356,33 @@ fn slow_path<B: PacketBuf, T: Tracer>(
         );
         return drop(meta, DropReason::PortSecurityEgress);
     }
-    match out.local_port {
-        Some(p) => {
+    match (out.local_port, out.chassis) {
+        (Some(p), _) => {
             trace!(t, "output", "to local port {p}");
             Verdict::Output(p)
         }
-        None => {
+        (None, Some(c)) => {
+            if T::ENABLED {
+                let u = tables.underlay.as_ref().map(|u| &u.chassis[usize::from(c)]);
+                if let Some(rc) = u {
+                    trace!(
+                        t,
+                        "output",
+                        "\"{}\" is on chassis {}: {:?} tunnel to {}, egress key {}",
+                        out.name,
+                        rc.name,
+                        rc.encap,
+                        rc.ip,
+                        out.tunnel_key
+                    );
+                }
+            }
+            Verdict::Tunnel {
+                chassis: c,
+                lport: out_idx,
+            }
+        }
+        (None, None) => {
             trace!(t, "output", "\"{}\" is not bound on this chassis", out.name);
             drop(meta, DropReason::NoLocalPort)
         }
@@ -732,6 +756,18 @@ pub fn flood_targets(
     }
 }
 
+/// The remote chassis a flooded packet is copied to (one copy each, with
+/// OVN's multicast group as egress): those hosting ports of the datapath,
+/// or only "unknown" ones for unknown unicast.
+pub fn flood_chassis(tables: &Tables, datapath: u16, unknown_only: bool) -> &[u16] {
+    let dp = &tables.datapaths[datapath as usize];
+    if unknown_only {
+        &dp.remote_unknown
+    } else {
+        &dp.remote_chassis
+    }
+}
+
 /// The result of tracing one packet.
 #[derive(Debug)]
 pub struct TraceReport {
@@ -773,6 +809,30 @@ pub fn trace<B: PacketBuf>(tables: &Tables, in_port: PortId, mut buf: B) -> Trac
                 &mut outputs,
             );
             log.record("output", format_args!("flood to local ports {outputs:?}"));
+            let remote = flood_chassis(tables, datapath, unknown_only);
+            if let Some(u) = tables.underlay.as_ref().filter(|_| !remote.is_empty()) {
+                let names: Vec<&str> = remote
+                    .iter()
+                    .map(|&c| u.chassis[usize::from(c)].name.as_str())
+                    .collect();
+                log.record(
+                    "output",
+                    format_args!("and one tunnel copy to each of chassis {names:?}"),
+                );
+            }
+        }
+        Verdict::Tunnel { chassis, .. } => {
+            if let Some(u) = &tables.underlay {
+                log.record(
+                    "output",
+                    format_args!(
+                        "encapsulate to {} and send out of the uplink (local port {})",
+                        u.chassis[usize::from(chassis)].ip,
+                        u.port
+                    ),
+                );
+                outputs.push(u.port);
+            }
         }
         Verdict::Drop(r) => log.record("drop", format_args!("{} ({r})", r.as_str())),
     }

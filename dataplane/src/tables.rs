@@ -367,8 +367,7 @@ impl Tables {
                     if !dp.remote_chassis.contains(&c) {
                         dp.remote_chassis.push(c);
                     }
-                    if lp.addresses.contains(&Address::Unknown) && !dp.remote_unknown.contains(&c)
-                    {
+                    if lp.addresses.contains(&Address::Unknown) && !dp.remote_unknown.contains(&c) {
                         dp.remote_unknown.push(c);
                     }
                 }
