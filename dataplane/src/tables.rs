@@ -339,7 +339,7 @@ impl Tables {
                 remote_chassis: Vec::new(),
                 remote_unknown: Vec::new(),
             };
-            t.datapath_by_key.insert(ls.tunnel_key, dp_idx as u16);
+            t.datapath_by_key.insert(ls.tunnel_key, dp_idx);
             let mut keys = hashbrown::HashSet::new();
             for lp in &ls.ports {
                 let idx = t.lports.len() as u32;
