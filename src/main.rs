@@ -41,9 +41,18 @@ enum Command {
         /// Tunnel types this chassis offers (geneve, vxlan).
         #[arg(long, value_delimiter = ',', default_value = "geneve")]
         encap_type: Vec<String>,
-        /// This chassis' tunnel endpoint address.
+        /// This chassis' tunnel endpoint address (the dataplane answers ARP
+        /// for it on the uplink).
         #[arg(long, default_value = "127.0.0.1")]
         encap_ip: String,
+        /// The kernel interface facing the underlay, for tunnels to other
+        /// chassis (attached with AF_PACKET).
+        #[arg(long)]
+        uplink: Option<String>,
+        /// A remote tunnel endpoint's MAC, IP=MAC (repeatable; others are
+        /// resolved by ARP on the uplink).
+        #[arg(long = "neighbor", value_parser = parse_neighbor)]
+        neighbors: Vec<(std::net::Ipv4Addr, dataplane::wire::MacAddr)>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -177,6 +186,16 @@ impl EngineArgs {
     }
 }
 
+fn parse_neighbor(s: &str) -> Result<(std::net::Ipv4Addr, dataplane::wire::MacAddr), String> {
+    let (ip, mac) = s.split_once('=').ok_or("expected IP=MAC")?;
+    Ok((
+        ip.parse()
+            .map_err(|_| format!("{ip:?} is not an IPv4 address"))?,
+        mac.parse()
+            .map_err(|_| format!("{mac:?} is not a MAC address"))?,
+    ))
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -206,6 +225,8 @@ fn main() -> Result<()> {
             sb,
             encap_type,
             encap_ip,
+            uplink,
+            neighbors,
             engine,
         } => {
             let hostname = hostname();
@@ -220,9 +241,10 @@ fn main() -> Result<()> {
                         ip: encap_ip.clone(),
                     })
                     .collect(),
+                static_neighbors: neighbors,
                 backoff: control::client::Backoff::default(),
             };
-            node::run(engine.options(), node::Programmer::Controller(cfg))
+            node::run(engine.options(), node::Programmer::Controller(cfg, uplink))
         }
         Command::Northd { nb, sb } => {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -33,6 +33,8 @@ pub struct Vm {
     pub port: String,
     pub mac: String,
     pub ip: String,
+    /// The namespace holding `port` (None: the root namespace).
+    pub host: Option<String>,
 }
 
 impl Vm {
@@ -40,21 +42,47 @@ impl Vm {
     /// by veth to `port` in the root namespace. Stale leftovers of the same
     /// names are removed first.
     pub fn new(ns: &str, port: &str, mac: &str, ip: &str, mtu: u32) -> io::Result<Vm> {
+        Self::new_on(None, ns, port, mac, ip, mtu)
+    }
+
+    /// Like [`Vm::new`], with the switch-side interface in namespace
+    /// `host` (a chassis' namespace) instead of the root one.
+    pub fn new_on(
+        host: Option<&str>,
+        ns: &str,
+        port: &str,
+        mac: &str,
+        ip: &str,
+        mtu: u32,
+    ) -> io::Result<Vm> {
+        let in_host = |args: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = Vec::new();
+            if let Some(h) = host {
+                v.extend(["ip", "netns", "exec", h].map(String::from));
+            }
+            v.extend(args.iter().map(|a| a.to_string()));
+            v
+        };
+        let run = |args: Vec<String>| {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            sh(&refs)
+        };
         let _ = sh(&["ip", "netns", "del", ns]);
-        let _ = sh(&["ip", "link", "del", port]);
+        let _ = run(in_host(&["ip", "link", "del", port]));
         sh(&["ip", "netns", "add", ns])?;
         let vm = Vm {
             ns: ns.into(),
             port: port.into(),
             mac: mac.into(),
             ip: ip.into(),
+            host: host.map(String::from),
         };
         let mtu = mtu.to_string();
-        sh(&[
+        run(in_host(&[
             "ip", "link", "add", port, "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "mtu",
             &mtu, "netns", ns,
-        ])?;
-        sh(&["ip", "link", "set", port, "up"])?;
+        ]))?;
+        run(in_host(&["ip", "link", "set", port, "up"]))?;
         // IPv4-only VMs: no IPv6 autoconfiguration chatter (router and
         // neighbour solicitations, MLD) to blur counters in tests and demos.
         vm.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])?;
@@ -121,7 +149,14 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.port]);
+        match &self.host {
+            Some(h) => {
+                let _ = sh(&["ip", "netns", "exec", h, "ip", "link", "del", &self.port]);
+            }
+            None => {
+                let _ = sh(&["ip", "link", "del", &self.port]);
+            }
+        }
         let _ = sh(&["ip", "netns", "del", &self.ns]);
     }
 }

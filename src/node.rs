@@ -21,7 +21,8 @@ use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::{HeapPool, PortId, MAX_FRAME};
 use dataplane::port::af_packet::{AfPacketConfig, AfPacketPort};
 use dataplane::port::Port;
-use dataplane::tables::{LogicalSwitch, TablePublisher, Tables};
+use dataplane::tables::{LogicalSwitch, TablePublisher, Tables, Underlay};
+use dataplane::wire::MacAddr;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
@@ -42,8 +43,19 @@ pub struct NodeOptions {
 pub enum Programmer {
     /// A standalone configuration file.
     Config(PathBuf),
-    /// The chassis controller, from SB.
-    Controller(ControllerConfig),
+    /// The chassis controller, from SB, with the kernel interface facing
+    /// the underlay (tunnels), if any.
+    Controller(ControllerConfig, Option<String>),
+}
+
+/// A kernel interface's MAC address.
+fn interface_mac(iface: &str) -> Result<MacAddr> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {iface}'s MAC ({path})"))?;
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow!("{path}: {:?} is not a MAC address", text.trim()))
 }
 
 /// A local port: an interface attached to the dataplane and the logical
@@ -60,9 +72,13 @@ pub struct NodeDataplane {
     pub engine: Arc<Engine<HeapPool>>,
     ports: Mutex<Vec<Attached>>,
     /// The description of the installed tables.
-    installed: Mutex<Option<Vec<LogicalSwitch>>>,
+    installed: Mutex<Option<Installed>>,
     ports_changed: watch::Sender<u64>,
+    /// The uplink to the underlay: local port and MAC.
+    uplink: Option<(PortId, MacAddr)>,
 }
+
+type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
 
 impl Dataplane for NodeDataplane {
     fn bindings(&self) -> Vec<LocalBinding> {
@@ -75,17 +91,47 @@ impl Dataplane for NodeDataplane {
             .collect()
     }
 
-    fn install(&self, switches: Vec<LogicalSwitch>) -> Result<bool, String> {
+    fn uplink(&self) -> Option<(PortId, MacAddr)> {
+        self.uplink
+    }
+
+    fn install(
+        &self,
+        switches: Vec<LogicalSwitch>,
+        underlay: Option<Underlay>,
+    ) -> Result<bool, String> {
         let mut installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
-        if installed.as_ref() == Some(&switches) {
+        let next = (switches, underlay);
+        if installed.as_ref() == Some(&next) {
             return Ok(false);
         }
-        let tables = Tables::compile(&switches).map_err(|e| e.to_string())?;
+        let tables =
+            Tables::compile_with_underlay(&next.0, next.1.clone()).map_err(|e| e.to_string())?;
         let g = self.engine.publisher().publish(tables);
         if !self.engine.wait_for_tables(g, Duration::from_secs(2)) {
             return Err("the workers did not take the new tables within 2 s".into());
         }
-        *installed = Some(switches);
+        // The workers ask for unresolved tunnel endpoints on new tables:
+        // give the answers a moment, so that traffic flows once the CMS is
+        // told the change is realised (a chassis that does not answer is
+        // reported, and asked again when traffic for it comes).
+        if let Some(u) = &next.1 {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            let neighbors = self.engine.neighbors();
+            let unresolved = || {
+                u.chassis
+                    .iter()
+                    .filter(|c| c.mac.is_none() && neighbors.get(c.ip).is_none())
+                    .count()
+            };
+            while unresolved() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if unresolved() > 0 {
+                tracing::warn!("{} tunnel endpoint(s) did not answer ARP", unresolved());
+            }
+        }
+        *installed = Some(next);
         Ok(true)
     }
 }
@@ -152,7 +198,7 @@ impl NodeDataplane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .flatten()
+            .flat_map(|(switches, _)| switches)
             .flat_map(|s| &s.ports)
             .any(|p| p.local_port == Some(id))
     }
@@ -228,7 +274,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             let (t, l) = load_tables(path)?;
             (t, l, None)
         }
-        Programmer::Controller(cfg) => (Tables::default(), Vec::new(), Some(cfg.clone())),
+        Programmer::Controller(cfg, _) => (Tables::default(), Vec::new(), Some(cfg.clone())),
     };
     let ports = open_ports(&local_ports)?;
     let engine = Engine::start(
@@ -254,12 +300,25 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             iface_id: l.logical_port.clone(),
         })
         .collect();
+    let uplink = match &programmer {
+        Programmer::Controller(_, Some(iface)) => {
+            let mac = interface_mac(iface)?;
+            let port = AfPacketPort::open(&AfPacketConfig {
+                iface: iface.clone(),
+                mtu: None,
+            })
+            .with_context(|| format!("opening the uplink {iface:?}"))?;
+            Some((engine.add_port(Arc::new(port))?, mac))
+        }
+        _ => None,
+    };
     let node = Arc::new(Node {
         dp: Arc::new(NodeDataplane {
             engine: Arc::new(engine),
             ports: Mutex::new(attached),
             installed: Mutex::new(None),
             ports_changed,
+            uplink,
         }),
         controller: Mutex::new(None),
         controller_cfg,
@@ -305,7 +364,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
                         Ok(g) => tracing::info!(generation = g, "tables reloaded"),
                         Err(e) => tracing::error!("reload failed, keeping the current tables: {e:#}"),
                     },
-                    Programmer::Controller(_) => tracing::info!("SIGHUP ignored: SB programs this node"),
+                    Programmer::Controller(..) => tracing::info!("SIGHUP ignored: SB programs this node"),
                 },
             }
         }

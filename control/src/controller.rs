@@ -16,6 +16,11 @@
 //! that the same replica calls for, so rows a condition change brings in
 //! are never missed ([`Idl::set_condition`] returns once they are applied).
 //!
+//! Ports bound to other chassis are reached through tunnels: the controller
+//! builds the mesh from SB's Chassis and Encap rows (the first tunnel type
+//! of ours the other chassis offers) and gives the dataplane each remote
+//! port's chassis; without an uplink, remote ports are unreachable.
+//!
 //! The dataplane is behind [`Dataplane`]; it keeps its tables when the
 //! controller stops, and [`Dataplane::install`] only republishes when the
 //! translation differs, so a restarted controller that finds SB as it left
@@ -26,7 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::packet::PortId;
-use dataplane::tables::{Address, LogicalPort, LogicalSwitch, MacIps, PortType};
+use dataplane::tables::{
+    Address, Encap, LogicalPort, LogicalSwitch, MacIps, PortType, RemoteChassis, Underlay,
+};
+use dataplane::wire::MacAddr;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -53,6 +61,8 @@ pub struct ControllerConfig {
     pub hostname: String,
     pub sb: Vec<Remote>,
     pub encaps: Vec<EncapConfig>,
+    /// Static MACs of remote tunnel endpoints (others are learned by ARP).
+    pub static_neighbors: Vec<(std::net::Ipv4Addr, MacAddr)>,
     pub backoff: Backoff,
 }
 
@@ -68,10 +78,17 @@ pub struct LocalBinding {
 pub trait Dataplane: Send + Sync + 'static {
     /// The local ports and their iface-ids.
     fn bindings(&self) -> Vec<LocalBinding>;
-    /// Compiles and publishes `switches` unless they equal what is
-    /// installed; returns once every worker forwards with them (true if
-    /// anything changed).
-    fn install(&self, switches: Vec<LogicalSwitch>) -> Result<bool, String>;
+    /// The uplink to the underlay, if the node has one: its local port and
+    /// MAC. Without it, ports on other chassis are unreachable.
+    fn uplink(&self) -> Option<(PortId, MacAddr)>;
+    /// Compiles and publishes `switches` (and the tunnels of `underlay`)
+    /// unless they equal what is installed; returns once every worker
+    /// forwards with them (true if anything changed).
+    fn install(
+        &self,
+        switches: Vec<LogicalSwitch>,
+        underlay: Option<Underlay>,
+    ) -> Result<bool, String>;
 }
 
 /// A running controller; dropping it stops it (the dataplane keeps its
@@ -171,6 +188,7 @@ fn port_binding_condition(
 struct Plan {
     condition: Value,
     switches: Vec<LogicalSwitch>,
+    underlay: Option<Underlay>,
     /// SB transaction for registration, claims and releases (may be empty).
     txn: Transaction,
     nb_cfg: i64,
@@ -185,15 +203,15 @@ async fn step(
     condition: &mut Value,
 ) -> Result<bool, ClientError> {
     let bindings = dp.bindings();
-    let plan = sb.read(|r| plan(cfg, r, &bindings));
+    let uplink = dp.uplink();
+    let plan = sb.read(|r| plan(cfg, r, &bindings, uplink));
     if plan.condition != *condition {
         sb.set_condition("Port_Binding", Some(plan.condition.clone()))
             .await?;
         *condition = plan.condition;
         return Ok(true);
     }
-    let switches = plan.switches;
-    let installed = dp.install(switches);
+    let installed = dp.install(plan.switches, plan.underlay);
     match installed {
         Ok(true) => tracing::info!("forwarding tables updated from SB"),
         Ok(false) => {}
@@ -227,7 +245,12 @@ fn now_ms() -> i64 {
 
 /// Reads the replica: the condition it calls for, the tables, and the SB
 /// writes this chassis owes.
-fn plan(cfg: &ControllerConfig, r: &Replica, bindings: &[LocalBinding]) -> Plan {
+fn plan(
+    cfg: &ControllerConfig,
+    r: &Replica,
+    bindings: &[LocalBinding],
+    uplink: Option<(PortId, MacAddr)>,
+) -> Plan {
     let mut txn = Transaction::new(SB);
     let me = r
         .table("Chassis")
@@ -339,6 +362,64 @@ fn plan(cfg: &ControllerConfig, r: &Replica, bindings: &[LocalBinding]) -> Plan 
         }
     }
 
+    // The tunnel mesh: every other chassis with an encapsulation we speak
+    // (in our order of preference), if we have an uplink and an endpoint.
+    let our_ip = cfg.encaps.first().and_then(|e| e.ip.parse().ok());
+    let mut chassis_index: HashMap<Uuid, u16> = HashMap::new();
+    let underlay = match (uplink, our_ip) {
+        (Some((port, mac)), Some(ip)) => {
+            let mut remote = Vec::new();
+            let mut others: Vec<_> = r
+                .table("Chassis")
+                .filter(|(u, _)| Some(*u) != me_uuid)
+                .collect();
+            others.sort_by_key(|(_, c)| c.string("name"));
+            for (u, c) in others {
+                let encaps: Vec<_> = c
+                    .uuids("encaps")
+                    .iter()
+                    .filter_map(|e| r.get("Encap", e))
+                    .collect();
+                let pick = cfg.encaps.iter().find_map(|want| {
+                    encaps
+                        .iter()
+                        .find(|e| e.string("type") == want.encap_type)
+                        .and_then(|e| {
+                            let encap = match want.encap_type.as_str() {
+                                "geneve" => Encap::Geneve,
+                                "vxlan" => Encap::Vxlan,
+                                _ => return None,
+                            };
+                            Some((encap, e.string("ip").parse().ok()?))
+                        })
+                });
+                let Some((encap, rip)) = pick else {
+                    tracing::warn!(chassis = %c.string("name"), "no common tunnel type: its ports are unreachable");
+                    continue;
+                };
+                chassis_index.insert(u, remote.len() as u16);
+                remote.push(RemoteChassis {
+                    name: c.string("name"),
+                    ip: rip,
+                    encap,
+                    mac: cfg
+                        .static_neighbors
+                        .iter()
+                        .find(|(i, _)| *i == rip)
+                        .map(|(_, m)| *m),
+                    vtep: !c.strings("vtep_logical_switches").is_empty(),
+                });
+            }
+            Some(Underlay {
+                port,
+                ip,
+                mac,
+                chassis: remote,
+            })
+        }
+        _ => None,
+    };
+
     // The forwarding tables: every port of every local datapath.
     let mut by_dp: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
     for d in &datapaths {
@@ -394,6 +475,12 @@ fn plan(cfg: &ControllerConfig, r: &Replica, bindings: &[LocalBinding]) -> Plan 
             })
             .collect();
         let local_port = bound_here(&pb);
+        let chassis = match local_port {
+            Some(_) => None,
+            None => pb
+                .opt_uuid("chassis")
+                .and_then(|c| chassis_index.get(&c).copied()),
+        };
         if let Some((_, ports)) = by_dp.get_mut(key) {
             ports.push(LogicalPort {
                 name,
@@ -402,6 +489,7 @@ fn plan(cfg: &ControllerConfig, r: &Replica, bindings: &[LocalBinding]) -> Plan 
                 addresses,
                 port_security,
                 local_port,
+                chassis,
             });
         }
     }
@@ -423,6 +511,7 @@ fn plan(cfg: &ControllerConfig, r: &Replica, bindings: &[LocalBinding]) -> Plan 
     Plan {
         condition,
         switches,
+        underlay,
         txn,
         nb_cfg,
         private: private.map(|(u, n, _)| (u, n)),

@@ -286,6 +286,7 @@ impl<P: BufPool> Worker<P> {
             self.generation = g;
             self.tables = t;
             self.stats.table_generation.store(g, Ordering::Release);
+            self.resolve_endpoints();
         }
         let mut total = 0;
         for i in 0..self.rx_ports.len() {
@@ -423,12 +424,36 @@ impl<P: BufPool> Worker<P> {
             dst_ip: rc.ip,
             datapath_key: tables.datapaths[usize::from(dp)].tunnel_key,
             ingress_key: if inport == NO_LPORT { 0 } else { key(inport) },
-            egress_key: group.unwrap_or_else(|| key(lport)),
+            egress_key: match (rc.vtep, group) {
+                (true, _) => 0,
+                (false, Some(g)) => g,
+                (false, None) => key(lport),
+            },
         };
         if overlay::encapsulate(&mut buf, &t) {
             self.enqueue(u.port, buf);
         } else {
             self.drop(buf, DropReason::NoBuffer);
+        }
+    }
+
+    /// Asks the uplink for every remote endpoint not resolved yet (on new
+    /// tables), so the first packet to a chassis finds its MAC known.
+    #[cold]
+    fn resolve_endpoints(&mut self) {
+        let tables = self.tables.clone();
+        let Some(u) = tables.underlay.as_ref() else {
+            return;
+        };
+        let mut asked = false;
+        for rc in &u.chassis {
+            if rc.mac.is_none() && self.neighbors.get(rc.ip).is_none() {
+                self.ask_neighbor(u, rc.ip);
+                asked = true;
+            }
+        }
+        if asked {
+            self.flush();
         }
     }
 

@@ -433,6 +433,7 @@ mod tests {
                 ip: Ipv4Addr::new(192, 168, 100, 22),
                 encap: Encap::Geneve,
                 mac: None,
+                vtep: false,
             }],
         }
     }

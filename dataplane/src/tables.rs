@@ -190,6 +190,10 @@ pub struct RemoteChassis {
     pub encap: Encap,
     /// A static neighbour entry for `ip` (else learned by ARP on the uplink).
     pub mac: Option<MacAddr>,
+    /// A plain VTEP (OVN's `vtep_logical_switches`, a hardware gateway or a
+    /// kernel VXLAN device): its VNI is the datapath key alone, and the
+    /// receiver looks the destination up itself.
+    pub vtep: bool,
 }
 
 /// This chassis on the underlay network.

@@ -65,6 +65,7 @@ fn chassis(me: u8, encap: Encap) -> Chassis {
             ip: Ipv4Addr::new(192, 168, 100, 20 + other),
             encap,
             mac: None,
+            vtep: false,
         }],
     };
     let mine = |n: u8| {

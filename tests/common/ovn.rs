@@ -24,29 +24,32 @@ fn kill(c: &mut Child) {
     let _ = c.wait();
 }
 
-fn wait_port(port: u16) {
+fn wait_port(ip: &str, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect((ip, port)).is_err() {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// NB + SB + northd-lite + one node.
+/// NB + SB + northd-lite, and a node in the root namespace unless the
+/// chassis are started separately ([`Chassis`]).
 pub struct Ovn {
     pub dir: PathBuf,
     pub nb: String,
     pub sb: String,
     db: Child,
     northd: Option<Child>,
-    node: Child,
+    node: Option<Child>,
     pub ctl: PathBuf,
     pub metrics: String,
 }
 
 impl Drop for Ovn {
     fn drop(&mut self) {
-        kill(&mut self.node);
+        if let Some(n) = self.node.as_mut() {
+            kill(n);
+        }
         if let Some(n) = self.northd.as_mut() {
             kill(n);
         }
@@ -64,19 +67,26 @@ fn schema(name: &str) -> String {
 }
 
 impl Ovn {
+    /// The databases, northd-lite and one node, all on 127.0.0.1.
     pub fn start(databases: Databases) -> Ovn {
+        Self::start_with(databases, "127.0.0.1", true)
+    }
+
+    /// The databases (listening on `ip`) and northd-lite, with a node in the
+    /// root namespace if `node`.
+    pub fn start_with(databases: Databases, ip: &str, node: bool) -> Ovn {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("switchyard-ovn-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (nb_port, sb_port) = (free_port(), free_port());
-        let nb = format!("tcp:127.0.0.1:{nb_port}");
-        let sb = format!("tcp:127.0.0.1:{sb_port}");
+        let nb = format!("tcp:{ip}:{nb_port}");
+        let sb = format!("tcp:{ip}:{sb_port}");
         let db = match databases {
             Databases::Ours => Command::new(bin())
                 .args(["db", "--data-dir", dir.to_str().unwrap()])
-                .args(["--nb-remote", &format!("ptcp:{nb_port}:127.0.0.1")])
-                .args(["--sb-remote", &format!("ptcp:{sb_port}:127.0.0.1")])
+                .args(["--nb-remote", &format!("ptcp:{nb_port}:{ip}")])
+                .args(["--sb-remote", &format!("ptcp:{sb_port}:{ip}")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -91,8 +101,8 @@ impl Ovn {
                 Command::new("ovsdb-server")
                     .arg(dir.join("nb.db"))
                     .arg(dir.join("sb.db"))
-                    .arg(format!("--remote=ptcp:{nb_port}:127.0.0.1"))
-                    .arg(format!("--remote=ptcp:{sb_port}:127.0.0.1"))
+                    .arg(format!("--remote=ptcp:{nb_port}:{ip}"))
+                    .arg(format!("--remote=ptcp:{sb_port}:{ip}"))
                     .arg(format!("--unixctl={}", dir.join("ovsdb.ctl").display()))
                     .arg("--no-chdir")
                     .stdout(Stdio::null())
@@ -101,17 +111,19 @@ impl Ovn {
                     .expect("start ovsdb-server (apt-get install openvswitch-common)")
             }
         };
-        wait_port(nb_port);
-        wait_port(sb_port);
+        wait_port(ip, nb_port);
+        wait_port(ip, sb_port);
         let ctl = dir.join("node.ctl");
         let metrics = format!("127.0.0.1:{}", free_port());
-        let node = Command::new(bin())
-            .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
-            .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start switchyard node");
+        let node = node.then(|| {
+            Command::new(bin())
+                .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
+                .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start switchyard node")
+        });
         let mut ovn = Ovn {
             dir,
             nb,
@@ -123,13 +135,15 @@ impl Ovn {
             metrics,
         };
         ovn.start_northd();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !(ovn.ctl.exists() && TcpStream::connect(&ovn.metrics).is_ok()) {
-            assert!(Instant::now() < deadline, "node did not come up");
-            std::thread::sleep(Duration::from_millis(20));
+        if ovn.node.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !(ovn.ctl.exists() && TcpStream::connect(&ovn.metrics).is_ok()) {
+                assert!(Instant::now() < deadline, "node did not come up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The chassis is registered once hv_cfg can follow it.
+            ovn.nbctl(&["--wait=hv", "sync"]);
         }
-        // The chassis is registered once hv_cfg can follow it.
-        ovn.nbctl(&["--wait=hv", "sync"]);
         ovn
     }
 
@@ -176,5 +190,130 @@ impl Ovn {
         let (ok, out) = try_sh(&full);
         assert!(ok, "switchyard {args:?}: {out}");
         out
+    }
+}
+
+/// An underlay network: a bridge in the root namespace with an address
+/// (where the databases listen), removed on drop.
+pub struct UnderlayNet {
+    pub bridge: String,
+    pub ip: String,
+}
+
+impl UnderlayNet {
+    /// Bridge `name` with `ip`/24.
+    pub fn new(name: &str, ip: &str) -> UnderlayNet {
+        let _ = try_sh(&["ip", "link", "del", name]);
+        for cmd in [
+            vec!["ip", "link", "add", name, "type", "bridge"],
+            vec!["ip", "addr", "add", &format!("{ip}/24"), "dev", name],
+            vec!["ip", "link", "set", name, "up"],
+        ] {
+            let (ok, out) = try_sh(&cmd);
+            assert!(ok, "{cmd:?}: {out}");
+        }
+        UnderlayNet {
+            bridge: name.into(),
+            ip: ip.into(),
+        }
+    }
+}
+
+impl Drop for UnderlayNet {
+    fn drop(&mut self) {
+        let _ = try_sh(&["ip", "link", "del", &self.bridge]);
+    }
+}
+
+/// A chassis: a network namespace with an uplink veth on the underlay
+/// bridge (host address `host_ip`, for the SB connection) and a
+/// `switchyard node` inside it whose tunnel endpoint is `tunnel_ip` (an
+/// address only the dataplane owns). Removed on drop.
+pub struct Chassis {
+    pub name: String,
+    pub ns: String,
+    pub ctl: PathBuf,
+    node: Child,
+}
+
+impl Chassis {
+    pub fn start(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+    ) -> Chassis {
+        let ns = format!("{name}-ns");
+        let _ = try_sh(&["ip", "netns", "del", &ns]);
+        let (ul, peer) = (format!("{name}-ul"), format!("{name}-br"));
+        let _ = try_sh(&["ip", "link", "del", &peer]);
+        let x = |cmd: &[&str]| {
+            let (ok, out) = try_sh(cmd);
+            assert!(ok, "{cmd:?}: {out}");
+        };
+        x(&["ip", "netns", "add", &ns]);
+        x(&[
+            "ip", "link", "add", &peer, "type", "veth", "peer", "name", &ul, "netns", &ns,
+        ]);
+        x(&["ip", "link", "set", &peer, "master", &net.bridge]);
+        x(&["ip", "link", "set", &peer, "up"]);
+        let inns = |args: &[&str]| {
+            let mut full = vec!["ip", "netns", "exec", ns.as_str()];
+            full.extend_from_slice(args);
+            x(&full);
+        };
+        inns(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ul]);
+        inns(&["ip", "link", "set", &ul, "up"]);
+        inns(&["ip", "link", "set", "lo", "up"]);
+        let ctl = ovn.dir.join(format!("{name}.ctl"));
+        let node = Command::new("ip")
+            .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
+            .args([
+                "--sb",
+                &ovn.sb,
+                "--encap-type",
+                encap,
+                "--encap-ip",
+                tunnel_ip,
+            ])
+            .args(["--uplink", &ul, "--ctl", ctl.to_str().unwrap()])
+            .args(["--metrics", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchyard node");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ctl.exists() {
+            assert!(Instant::now() < deadline, "{name} did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Chassis {
+            name: name.into(),
+            ns,
+            ctl,
+            node,
+        }
+    }
+
+    /// Runs a `switchyard` subcommand against this chassis' node.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut full = vec![bin()];
+        full.extend_from_slice(args);
+        let ctl = self.ctl.to_str().unwrap().to_string();
+        full.push("--ctl");
+        full.push(&ctl);
+        let (ok, out) = try_sh(&full);
+        assert!(ok, "switchyard {args:?}: {out}");
+        out
+    }
+}
+
+impl Drop for Chassis {
+    fn drop(&mut self) {
+        kill(&mut self.node);
+        let _ = try_sh(&["ip", "netns", "del", &self.ns]);
+        let _ = try_sh(&["ip", "link", "del", &format!("{}-br", self.name)]);
     }
 }
