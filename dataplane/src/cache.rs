@@ -32,8 +32,9 @@ impl PartialEq for FlowKey {
 
 impl FlowKey {
     /// A fast hash of the key: the words folded with rotations, then one
-    /// multiply whose high bits mix every input bit.
-    #[inline]
+    /// 64x64->128-bit multiply whose halves, xored, mix every input bit
+    /// into every output bit (the "folded multiply" of foldhash).
+    #[inline(always)]
     pub fn hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
         let w = &self.0;
@@ -43,8 +44,8 @@ impl FlowKey {
             ^ w[3].rotate_left(41)
             ^ w[4].rotate_left(7)
             ^ w[5].rotate_left(53);
-        let h = x.wrapping_mul(K);
-        h ^ (h >> 31)
+        let m = u128::from(x) * u128::from(K);
+        (m >> 64) as u64 ^ m as u64
     }
 }
 

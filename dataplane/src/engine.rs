@@ -4,8 +4,8 @@
 //! Each worker is a thread pinned to a core (core_affinity) that owns a
 //! buffer pool, a flow cache and a [`PortQueue`] on every port. It polls its
 //! assigned rx queues in bursts, runs each packet through
-//! [`pipeline::decide`], batches the results per output port and transmits
-//! them in bursts. Tables come from a [`TablePublisher`]: one atomic load per
+//! [`pipeline::decide_cached`] (the flow cache, and the full pipeline on a
+//! miss), batches the results per output port and transmits them in bursts. Tables come from a [`TablePublisher`]: one atomic load per
 //! poll round detects a new generation, so publishing never stalls a worker.
 
 use std::io;
@@ -97,8 +97,6 @@ pub struct Worker<P: BufPool> {
     generation: u64,
     cache: Option<FlowCache>,
     rx: Vec<P::Buf>,
-    /// Per-packet results of the first pass over a burst.
-    stage: Vec<pipeline::Classified>,
     tx: Vec<Vec<P::Buf>>,
     pending: Vec<PortId>,
     /// Packets waiting in `tx`.
@@ -148,7 +146,6 @@ impl<P: BufPool> Worker<P> {
             generation,
             cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
             rx: Vec::with_capacity(MAX_BURST),
-            stage: Vec::with_capacity(MAX_BURST),
             tx: (0..ports.len())
                 .map(|_| Vec::with_capacity(MAX_BURST * 2))
                 .collect(),
@@ -215,34 +212,23 @@ impl<P: BufPool> Worker<P> {
         q.push(buf);
     }
 
-    /// Runs one rx burst through the pipeline in two passes: first parse
-    /// every packet and prefetch its flow-cache slot, then decide and act,
-    /// so the cache's memory latency overlaps with useful work.
+    /// Runs one rx burst through the pipeline, packet by packet: parse,
+    /// flow-cache lookup (the full pipeline on a miss), then act on the
+    /// verdict.
     #[inline]
     fn process(&mut self, in_port: PortId) {
         let mut rx = std::mem::take(&mut self.rx);
-        let mut stage = std::mem::take(&mut self.stage);
-        stage.clear();
-        let with_key = self.cache.is_some();
-        for buf in &rx {
-            let c = pipeline::classify(buf.data(), in_port, with_key);
-            if let (Some(cache), Some(_)) = (&self.cache, &c.key) {
-                cache.prefetch(c.hash);
-            }
-            stage.push(c);
-        }
-        for (mut buf, c) in rx.drain(..).zip(stage.iter()) {
-            let mut meta = PacketMeta::new(in_port);
+        for mut buf in rx.drain(..) {
             let v = match &mut self.cache {
-                Some(cache) => pipeline::decide_cached(
+                Some(cache) => {
+                    pipeline::decide_cached(&self.tables, self.generation, cache, &mut buf, in_port)
+                }
+                None => pipeline::decide(
                     &self.tables,
-                    self.generation,
-                    cache,
                     &mut buf,
-                    c,
-                    &mut meta,
+                    &mut PacketMeta::new(in_port),
+                    &mut NoTrace,
                 ),
-                None => pipeline::decide(&self.tables, &mut buf, &mut meta, &mut NoTrace),
             };
             match v {
                 Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
@@ -252,11 +238,15 @@ impl<P: BufPool> Worker<P> {
                 Verdict::Flood {
                     datapath,
                     unknown_only,
-                } => self.flood(buf, datapath, unknown_only, meta.logical_inport),
+                } => {
+                    // A flood verdict means the port is bound: this is the
+                    // pipeline's logical inport.
+                    let inport = self.tables.lport_of(in_port);
+                    self.flood(buf, datapath, unknown_only, inport)
+                }
             }
         }
         self.rx = rx;
-        self.stage = stage;
     }
 
     #[inline]
