@@ -5,7 +5,8 @@
 //! buffer pool, a flow cache and a [`PortQueue`] on every port. It polls its
 //! assigned rx queues in bursts, runs each packet through
 //! [`pipeline::decide_cached`] (the flow cache, and the full pipeline on a
-//! miss), batches the results per output port and transmits them in bursts. Tables come from a [`TablePublisher`]: one atomic load per
+//! miss), batches the results per output port and transmits them in
+//! bursts. Tables come from a [`TablePublisher`]: one atomic load per
 //! poll round detects a new generation, so publishing never stalls a worker.
 
 use std::io;
