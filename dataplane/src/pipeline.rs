@@ -73,25 +73,26 @@ macro_rules! trace {
     };
 }
 
+// Field readers: one bounds check per field (the parser has already
+// checked that the header lies within the frame).
 #[inline(always)]
 fn be16(b: &[u8], o: usize) -> u16 {
-    u16::from_be_bytes([b[o], b[o + 1]])
+    u16::from_be_bytes(*b[o..].first_chunk().expect("field within the frame"))
 }
 
 #[inline(always)]
 fn mac_at(b: &[u8], o: usize) -> MacAddr {
-    MacAddr([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5]])
+    MacAddr(*b[o..].first_chunk().expect("field within the frame"))
 }
 
 #[inline(always)]
 fn ip4_at(b: &[u8], o: usize) -> Ipv4Addr {
-    Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3])
+    Ipv4Addr::from(*b[o..].first_chunk::<4>().expect("field within the frame"))
 }
 
 #[inline(always)]
 fn ip6_at(b: &[u8], o: usize) -> Ipv6Addr {
-    let a: [u8; 16] = b[o..o + 16].try_into().unwrap();
-    Ipv6Addr::from(a)
+    Ipv6Addr::from(*b[o..].first_chunk::<16>().expect("field within the frame"))
 }
 
 const ETH_IPV4: u16 = 0x0800;
