@@ -233,21 +233,30 @@ impl<P: BufPool> Worker<P> {
             };
             match v {
                 Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
-                Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
-                Verdict::Reply => self.enqueue(in_port, buf),
-                Verdict::Drop(r) => self.drop(buf, r),
-                Verdict::Flood {
-                    datapath,
-                    unknown_only,
-                } => {
-                    // A flood verdict means the port is bound: this is the
-                    // pipeline's logical inport.
-                    let inport = self.tables.lport_of(in_port);
-                    self.flood(buf, datapath, unknown_only, inport)
-                }
+                v => self.act(v, buf, in_port),
             }
         }
         self.rx = rx;
+    }
+
+    /// Carries out every verdict but the common one (output to a port).
+    #[inline(never)]
+    fn act(&mut self, v: Verdict, buf: P::Buf, in_port: PortId) {
+        match v {
+            Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+            Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
+            Verdict::Reply => self.enqueue(in_port, buf),
+            Verdict::Drop(r) => self.drop(buf, r),
+            Verdict::Flood {
+                datapath,
+                unknown_only,
+            } => {
+                // A flood verdict means the port is bound: this is the
+                // pipeline's logical inport.
+                let inport = self.tables.lport_of(in_port);
+                self.flood(buf, datapath, unknown_only, inport)
+            }
+        }
     }
 
     #[inline]

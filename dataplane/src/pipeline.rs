@@ -104,9 +104,9 @@ const PROTO_ICMPV6: u8 = 58;
 const ND_NS: u8 = 135;
 const ND_NA: u8 = 136;
 
-/// One packet of a burst: parsed once, its verdict taken from the flow
-/// cache, or from the full pipeline (and remembered in the cache when it
-/// depends on nothing beyond the cache key).
+/// One packet of a burst: its verdict from the flow cache, or from the
+/// full pipeline (remembered in the cache when it depends on nothing beyond
+/// the cache key).
 #[inline]
 pub fn decide_cached<B: PacketBuf>(
     tables: &Tables,
@@ -115,33 +115,27 @@ pub fn decide_cached<B: PacketBuf>(
     buf: &mut B,
     in_port: PortId,
 ) -> Verdict {
-    let lay = layout::parse(buf.data());
-    let keyed = match &lay {
-        Ok(l) => flow_key(buf.data(), l, in_port),
+    let keyed = match layout::parse(buf.data()) {
+        Ok(lay) => flow_key(buf.data(), &lay, in_port),
         Err(_) => None,
     };
     let Some((key, hash)) = keyed else {
-        return decide_parsed(tables, buf, lay, in_port);
+        return decide_uncached(tables, buf, in_port);
     };
     if let Some(v) = cache.lookup(&key, hash, generation) {
         return v;
     }
-    let v = decide_parsed(tables, buf, lay, in_port);
+    let v = decide_uncached(tables, buf, in_port);
     cache.insert(key, hash, generation, v);
     v
 }
 
-/// The full pipeline for a packet parsed by [`decide_cached`]: out of line,
-/// so the cache-hit path stays small.
+/// [`decide`] for [`decide_cached`]: out of line, so the cache-hit path
+/// stays small (the parse is repeated rather than kept live across the
+/// lookup).
 #[inline(never)]
-fn decide_parsed<B: PacketBuf>(
-    tables: &Tables,
-    buf: &mut B,
-    lay: Result<Layout, Malformed>,
-    in_port: PortId,
-) -> Verdict {
-    let mut meta = PacketMeta::new(in_port);
-    pipeline(tables, buf, lay, &mut meta, &mut NoTrace)
+fn decide_uncached<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verdict {
+    decide(tables, buf, &mut PacketMeta::new(in_port), &mut NoTrace)
 }
 
 /// One packet through the full pipeline, without the flow cache (trace,
