@@ -115,26 +115,38 @@ pub fn decide_cached<B: PacketBuf>(
     buf: &mut B,
     in_port: PortId,
 ) -> Verdict {
-    let keyed = match layout::parse(buf.data()) {
-        Ok(lay) => flow_key(buf.data(), &lay, in_port),
-        Err(_) => None,
-    };
-    let Some((key, hash)) = keyed else {
-        return decide_uncached(tables, buf, in_port);
+    let (key, hash) = match layout::parse(buf.data()) {
+        Ok(lay) => match flow_key(buf.data(), &lay, in_port) {
+            Some(keyed) => keyed,
+            None => return uncacheable(tables, buf, Ok(lay), in_port),
+        },
+        Err(m) => return uncacheable(tables, buf, Err(m), in_port),
     };
     if let Some(v) = cache.lookup(&key, hash, generation) {
         return v;
     }
-    let v = decide_uncached(tables, buf, in_port);
+    let v = cache_miss(tables, buf, in_port);
     cache.insert(key, hash, generation, v);
     v
 }
 
-/// [`decide`] for [`decide_cached`]: out of line, so the cache-hit path
-/// stays small (the parse is repeated rather than kept live across the
-/// lookup).
+/// The full pipeline for a packet the flow cache cannot hold (ARP, ND,
+/// DHCP discover, VLAN-tagged, malformed), on its layout.
 #[inline(never)]
-fn decide_uncached<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verdict {
+fn uncacheable<B: PacketBuf>(
+    tables: &Tables,
+    buf: &mut B,
+    lay: Result<Layout, Malformed>,
+    in_port: PortId,
+) -> Verdict {
+    pipeline(tables, buf, lay, &mut PacketMeta::new(in_port), &mut NoTrace)
+}
+
+/// The full pipeline on a flow-cache miss. Out of line, so the hit path
+/// stays small; the packet is parsed again rather than its layout kept live
+/// (spilled) across the lookup.
+#[inline(never)]
+fn cache_miss<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verdict {
     decide(tables, buf, &mut PacketMeta::new(in_port), &mut NoTrace)
 }
 
