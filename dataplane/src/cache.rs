@@ -31,9 +31,11 @@ impl PartialEq for FlowKey {
 }
 
 impl FlowKey {
-    /// A fast hash of the key: the words folded with rotations, then one
-    /// 64x64->128-bit multiply whose halves, xored, mix every input bit
-    /// into every output bit (the "folded multiply" of foldhash).
+    /// A fast hash of the key: the words folded with rotations (and the
+    /// high half onto the low), then one 64x64->128-bit multiply whose
+    /// halves, xored, mix every input bit into every output bit (the
+    /// "folded multiply" of foldhash). On the benchmark's flows it spreads
+    /// keys over sets as evenly as random placement does.
     #[inline(always)]
     pub fn hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -44,6 +46,7 @@ impl FlowKey {
             ^ w[3].rotate_left(41)
             ^ w[4].rotate_left(7)
             ^ w[5].rotate_left(53);
+        let x = x ^ (x >> 32);
         let m = u128::from(x) * u128::from(K);
         (m >> 64) as u64 ^ m as u64
     }
