@@ -3,8 +3,9 @@
 //! In front of the full pipeline, like OVS's EMC: a direct-mapped array of
 //! entries keyed by exactly the packet fields the L2 pipeline consults
 //! (ingress port, Ethernet addresses and type, IP source and destination),
-//! in 2-way sets so that two hot flows sharing a set do not evict each other.
-//! Entries are tagged with the table generation they were computed under,
+//! in 2-way sets so that two hot flows sharing a set do not evict each other;
+//! a miss fills a free or stale way, but evicts a live one only now and then,
+//! so more flows than entries do not thrash the cache. Entries are tagged with the table generation they were computed under,
 //! so publishing new tables invalidates the whole cache at once, without
 //! touching it. Only decisions that depend on nothing beyond the key are
 //! cached: ARP, ND and DHCP-discover packets always take the full pipeline.
@@ -51,6 +52,13 @@ impl FlowKey {
         (m >> 64) as u64 ^ m as u64
     }
 }
+
+/// A miss evicts a live entry only once in this many misses (a power of
+/// two; counted over the whole cache), as OVS's EMC inserts with a
+/// probability: when more flows cycle through a set than it has ways, the
+/// ways keep two of them instead of each miss evicting the flow that hits
+/// next.
+const EVICT_ONE_IN: u64 = 16;
 
 /// One way of a set: a cache line.
 #[derive(Clone, Copy)]
@@ -143,11 +151,13 @@ impl FlowCache {
             0
         } else if ways[1].generation != generation {
             1
-        } else {
+        } else if self.misses & (EVICT_ONE_IN - 1) == 0 {
             // Both ways live: evict one chosen by a hash bit. Unlike LRU,
             // this keeps most of a set's flows when three or more cycle
             // through it.
             (hash >> 47) as usize & 1
+        } else {
+            return;
         };
         ways[way] = new;
     }
@@ -169,5 +179,27 @@ mod tests {
         let other = FlowKey([1, 2, 3, 4, 5, 7]);
         assert!(c.lookup(&other, h, 1).is_none());
         assert_eq!((c.hits, c.misses), (1, 3));
+    }
+
+    #[test]
+    fn live_ways_are_evicted_only_now_and_then() {
+        // One set of two ways, three flows cycling through it: evicting on
+        // every miss would keep one of them cached (the third always
+        // evicting the first); two of them stay.
+        let mut c = FlowCache::new(2);
+        let keys: Vec<FlowKey> = (0..3).map(|i| FlowKey([i, 0, 0, 0, 0, 0])).collect();
+        let rounds = 4 * EVICT_ONE_IN;
+        for _ in 0..rounds {
+            for (i, k) in keys.iter().enumerate() {
+                if c.lookup(k, 0, 1).is_none() {
+                    c.insert(*k, 0, 1, Verdict::Output(i as u16));
+                }
+            }
+        }
+        assert!(
+            c.hits * 4 > rounds * 7,
+            "{} hits in {rounds} rounds",
+            c.hits
+        );
     }
 }

@@ -139,7 +139,13 @@ fn uncacheable<B: PacketBuf>(
     lay: Result<Layout, Malformed>,
     in_port: PortId,
 ) -> Verdict {
-    pipeline(tables, buf, lay, &mut PacketMeta::new(in_port), &mut NoTrace)
+    pipeline(
+        tables,
+        buf,
+        lay,
+        &mut PacketMeta::new(in_port),
+        &mut NoTrace,
+    )
 }
 
 /// The full pipeline on a flow-cache miss. Out of line, so the hit path
