@@ -93,6 +93,8 @@ pub struct Worker<P: BufPool> {
     queues: Vec<Box<dyn PortQueue<P>>>,
     /// Ports whose rx queue this worker polls.
     rx_ports: Vec<PortId>,
+    /// Index in `rx_ports` where the next poll round starts.
+    rx_start: usize,
     publisher: Arc<TablePublisher>,
     tables: Arc<Tables>,
     generation: u64,
@@ -142,6 +144,7 @@ impl<P: BufPool> Worker<P> {
             pool,
             queues,
             rx_ports: rx.iter().map(|&(p, _)| p).collect(),
+            rx_start: 0,
             publisher,
             tables,
             generation,
@@ -173,7 +176,18 @@ impl<P: BufPool> Worker<P> {
             self.tables = t;
         }
         let mut total = 0;
-        for i in 0..self.rx_ports.len() {
+        // Each round starts one port further, so that when the pool runs
+        // dry mid-round (buffers held in tx batches or by a device) the
+        // ports at the end of the list are not starved.
+        let ports = self.rx_ports.len();
+        let start = self.rx_start % ports.max(1);
+        self.rx_start = start + 1;
+        for k in 0..ports {
+            let i = if start + k < ports {
+                start + k
+            } else {
+                start + k - ports
+            };
             let port = self.rx_ports[i];
             let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
             if n == 0 {
@@ -434,7 +448,79 @@ impl<P: BufPool> Drop for Engine<P> {
 
 #[cfg(test)]
 mod tests {
-    use super::assign_rx;
+    use super::*;
+    use crate::flow::FlowDesc;
+    use crate::packet::HeapPool;
+    use crate::port::memory::{ReplayPort, Traffic};
+    use crate::tables::{Address, LogicalPort, LogicalSwitch, PortType};
+
+    /// A worker whose pool holds one burst serves one port per round; the
+    /// rounds take the ports in turn instead of always the first.
+    #[test]
+    fn a_dry_pool_does_not_starve_later_ports() {
+        let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
+        let ports: Vec<LogicalPort> = (0..3)
+            .map(|i| LogicalPort {
+                name: format!("vm{i}"),
+                tunnel_key: i as u32 + 1,
+                port_type: PortType::Vif,
+                addresses: vec![format!("{} 10.0.0.{}", mac(i), i + 1)
+                    .parse::<Address>()
+                    .unwrap()],
+                port_security: vec![],
+                local_port: Some(i as PortId),
+            })
+            .collect();
+        let tables = Tables::compile(&[LogicalSwitch {
+            name: "ls".into(),
+            tunnel_key: 1,
+            ports,
+        }])
+        .unwrap();
+        let replay: Vec<Arc<ReplayPort>> = (0..3)
+            .map(|i| {
+                let frame = format!(
+                    "eth.src={} eth.dst={} ip4.src=10.0.0.{} ip4.dst=10.0.0.{} udp.dst=53",
+                    mac(i),
+                    mac((i + 1) % 3),
+                    i + 1,
+                    (i + 1) % 3 + 1
+                )
+                .parse::<FlowDesc>()
+                .unwrap()
+                .to_frame()
+                .unwrap();
+                let traffic = Arc::new(Traffic::new(&[frame]));
+                Arc::new(ReplayPort::new(
+                    &format!("p{i}"),
+                    traffic,
+                    10 * MAX_BURST as u64,
+                ))
+            })
+            .collect();
+        let dyn_ports: Vec<Arc<dyn Port<HeapPool>>> = replay
+            .iter()
+            .map(|p| p.clone() as Arc<dyn Port<HeapPool>>)
+            .collect();
+        let pool = HeapPool::new(MAX_BURST, 256);
+        let mut w = Worker::new(
+            &dyn_ports,
+            &[0, 1, 2],
+            TablePublisher::new(tables),
+            pool,
+            64,
+        )
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(w.poll(), MAX_BURST);
+        }
+        for p in &replay {
+            assert_eq!(
+                Port::<HeapPool>::stats(p.as_ref()).rx_packets,
+                MAX_BURST as u64
+            );
+        }
+    }
 
     #[test]
     fn rx_queues_are_spread_round_robin() {
