@@ -133,13 +133,16 @@ impl FlowCache {
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64, generation: u64) -> Option<Verdict> {
         let (set, tag) = self.place(hash);
+        // SAFETY: `place` masks the set index to below the number of sets,
+        // which is the length of both `tags` and `sets`.
+        let (tags, ways) = unsafe { (*self.tags.get_unchecked(set), self.sets.get_unchecked(set)) };
         // Lanes equal to the tag become zero; the classic zero-lane test
         // flags each (and may flag a lane above one: the key decides).
-        let x = self.tags[set] ^ tag.wrapping_mul(LANES);
+        let x = tags ^ tag.wrapping_mul(LANES);
         let mut candidates = x.wrapping_sub(LANES) & !x & (LANES << 15);
         while candidates != 0 {
             let way = candidates.trailing_zeros() as usize / 16;
-            let e = &self.sets[set][way];
+            let e = &ways[way];
             if e.holds(key, generation) {
                 self.hits += 1;
                 return Some(e.verdict);
