@@ -86,7 +86,7 @@ impl Entry {
 
 /// A set-associative cache of pipeline verdicts.
 ///
-/// Each set has [`WAYS`] entries of one cache line and a word of 16-bit
+/// Each set has four entries of one cache line and a word of 16-bit
 /// tags (hash bits the set index does not use), one per way. A lookup
 /// compares the tags of all ways at once in that word and then the key of
 /// the way whose tag matches: one line of entries is read, and which way

@@ -253,7 +253,8 @@ impl<P: BufPool> Worker<P> {
         self.rx = rx;
     }
 
-    /// Carries out every verdict but the common one (output to a port).
+    /// Carries out any verdict, out of line: [`Worker::process`] carries
+    /// out the common one, output to a port, inline.
     #[inline(never)]
     fn act(&mut self, v: Verdict, buf: P::Buf, in_port: PortId) {
         match v {
