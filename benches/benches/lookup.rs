@@ -4,7 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::cache::{FlowCache, FlowKey};
 use dataplane::flow::FlowDesc;
-use dataplane::packet::{HeapBuf, PacketBuf, PacketMeta};
+use dataplane::packet::{HeapBuf, PacketMeta};
 use dataplane::pipeline::{self, NoTrace};
 use dataplane::tables::{mac_key, Tables};
 use dataplane::wire::MacAddr;
@@ -43,11 +43,7 @@ fn lookups(c: &mut Criterion) {
     });
     let mut cache = FlowCache::new(8192);
     g.bench_function("pipeline_cached", |b| {
-        b.iter(|| {
-            let mut meta = PacketMeta::new(0);
-            let c = pipeline::classify(buf.data(), 0, true);
-            pipeline::decide_cached(&tables, 1, &mut cache, &mut buf, &c, &mut meta)
-        })
+        b.iter(|| pipeline::decide_cached(&tables, 1, &mut cache, &mut buf, 0))
     });
     g.finish();
 }

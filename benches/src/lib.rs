@@ -274,7 +274,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         &rx_ports,
         publisher,
         HeapPool::new(1024, 2048),
-        8192,
+        opts.flow_cache,
     )
     .map_err(|e| e.to_string())?;
     // Warm-up: until every port delivered its warm-up share.

@@ -4,8 +4,9 @@
 //! Each worker is a thread pinned to a core (core_affinity) that owns a
 //! buffer pool, a flow cache and a [`PortQueue`] on every port. It polls its
 //! assigned rx queues in bursts, runs each packet through
-//! [`pipeline::decide`], batches the results per output port and transmits
-//! them in bursts. Tables come from a [`TablePublisher`]: one atomic load per
+//! [`pipeline::decide_cached`] (the flow cache, and the full pipeline on a
+//! miss), batches the results per output port and transmits them in
+//! bursts. Tables come from a [`TablePublisher`]: one atomic load per
 //! poll round detects a new generation, so publishing never stalls a worker.
 //! Ports come and go while the workers run: [`Engine::add_port`] opens each
 //! worker's queue on the control thread and hands it over through the
@@ -99,13 +100,13 @@ pub struct Worker<P: BufPool> {
     queues: Vec<Box<dyn PortQueue<P>>>,
     /// Ports whose rx queue this worker polls.
     rx_ports: Vec<PortId>,
+    /// Index in `rx_ports` where the next poll round starts.
+    rx_start: usize,
     publisher: Arc<TablePublisher>,
     tables: Arc<Tables>,
     generation: u64,
     cache: Option<FlowCache>,
     rx: Vec<P::Buf>,
-    /// Per-packet results of the first pass over a burst.
-    stage: Vec<pipeline::Classified>,
     tx: Vec<Vec<P::Buf>>,
     pending: Vec<PortId>,
     /// Packets waiting in `tx`.
@@ -209,12 +210,12 @@ impl<P: BufPool> Worker<P> {
             pool,
             queues,
             rx_ports: rx.iter().map(|&(p, _)| p).collect(),
+            rx_start: 0,
             publisher,
             tables,
             generation,
             cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
             rx: Vec::with_capacity(MAX_BURST),
-            stage: Vec::with_capacity(MAX_BURST),
             tx: (0..ports.len())
                 .map(|_| Vec::with_capacity(MAX_BURST * 2))
                 .collect(),
@@ -289,7 +290,18 @@ impl<P: BufPool> Worker<P> {
             self.resolve_endpoints();
         }
         let mut total = 0;
-        for i in 0..self.rx_ports.len() {
+        // Each round starts one port further, so that when the pool runs
+        // dry mid-round (buffers held in tx batches or by a device) the
+        // ports at the end of the list are not starved.
+        let ports = self.rx_ports.len();
+        let start = self.rx_start % ports.max(1);
+        self.rx_start = start + 1;
+        for k in 0..ports {
+            let i = if start + k < ports {
+                start + k
+            } else {
+                start + k - ports
+            };
             let port = self.rx_ports[i];
             let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
             if n == 0 {
@@ -329,9 +341,9 @@ impl<P: BufPool> Worker<P> {
         q.push(buf);
     }
 
-    /// Runs one rx burst through the pipeline in two passes: first parse
-    /// every packet and prefetch its flow-cache slot, then decide and act,
-    /// so the cache's memory latency overlaps with useful work.
+    /// Runs one rx burst through the pipeline, packet by packet: parse,
+    /// flow-cache lookup (the full pipeline on a miss), then act on the
+    /// verdict.
     #[inline]
     fn process(&mut self, in_port: PortId) {
         if self
@@ -344,45 +356,49 @@ impl<P: BufPool> Worker<P> {
             return;
         }
         let mut rx = std::mem::take(&mut self.rx);
-        let mut stage = std::mem::take(&mut self.stage);
-        stage.clear();
-        let with_key = self.cache.is_some();
-        for buf in &rx {
-            let c = pipeline::classify(buf.data(), in_port, with_key);
-            if let (Some(cache), Some(_)) = (&self.cache, &c.key) {
-                cache.prefetch(c.hash);
-            }
-            stage.push(c);
-        }
-        for (mut buf, c) in rx.drain(..).zip(stage.iter()) {
-            let mut meta = PacketMeta::new(in_port);
+        for mut buf in rx.drain(..) {
             let v = match &mut self.cache {
-                Some(cache) => pipeline::decide_cached(
+                Some(cache) => {
+                    pipeline::decide_cached(&self.tables, self.generation, cache, &mut buf, in_port)
+                }
+                None => pipeline::decide(
                     &self.tables,
-                    self.generation,
-                    cache,
                     &mut buf,
-                    c,
-                    &mut meta,
+                    &mut PacketMeta::new(in_port),
+                    &mut NoTrace,
                 ),
-                None => pipeline::decide(&self.tables, &mut buf, &mut meta, &mut NoTrace),
             };
             match v {
                 Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
-                Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
-                Verdict::Reply => self.enqueue(in_port, buf),
-                Verdict::Drop(r) => self.drop(buf, r),
-                Verdict::Flood {
-                    datapath,
-                    unknown_only,
-                } => self.flood(buf, datapath, unknown_only, meta.logical_inport),
-                Verdict::Tunnel { chassis, lport } => {
-                    self.tunnel(buf, chassis, lport, meta.logical_inport, None)
-                }
+                v => self.act(v, buf, in_port),
             }
         }
         self.rx = rx;
-        self.stage = stage;
+    }
+
+    /// Carries out any verdict, out of line: [`Worker::process`] carries
+    /// out the common one, output to a port, inline.
+    #[inline(never)]
+    fn act(&mut self, v: Verdict, buf: P::Buf, in_port: PortId) {
+        match v {
+            Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+            Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
+            Verdict::Reply => self.enqueue(in_port, buf),
+            Verdict::Drop(r) => self.drop(buf, r),
+            Verdict::Flood {
+                datapath,
+                unknown_only,
+            } => {
+                // A flood verdict means the port is bound: this is the
+                // pipeline's logical inport.
+                let inport = self.tables.lport_of(in_port);
+                self.flood(buf, datapath, unknown_only, inport)
+            }
+            Verdict::Tunnel { chassis, lport } => {
+                let inport = self.tables.lport_of(in_port);
+                self.tunnel(buf, chassis, lport, inport, None)
+            }
+        }
     }
 
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
@@ -872,7 +888,80 @@ impl<P: BufPool> Drop for Engine<P> {
 
 #[cfg(test)]
 mod tests {
-    use super::assign_rx;
+    use super::*;
+    use crate::flow::FlowDesc;
+    use crate::packet::HeapPool;
+    use crate::port::memory::{ReplayPort, Traffic};
+    use crate::tables::{Address, LogicalPort, LogicalSwitch, PortType};
+
+    /// A worker whose pool holds one burst serves one port per round; the
+    /// rounds take the ports in turn instead of always the first.
+    #[test]
+    fn a_dry_pool_does_not_starve_later_ports() {
+        let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
+        let ports: Vec<LogicalPort> = (0..3)
+            .map(|i| LogicalPort {
+                name: format!("vm{i}"),
+                tunnel_key: i as u32 + 1,
+                port_type: PortType::Vif,
+                addresses: vec![format!("{} 10.0.0.{}", mac(i), i + 1)
+                    .parse::<Address>()
+                    .unwrap()],
+                port_security: vec![],
+                local_port: Some(i as PortId),
+                chassis: None,
+            })
+            .collect();
+        let tables = Tables::compile(&[LogicalSwitch {
+            name: "ls".into(),
+            tunnel_key: 1,
+            ports,
+        }])
+        .unwrap();
+        let replay: Vec<Arc<ReplayPort>> = (0..3)
+            .map(|i| {
+                let frame = format!(
+                    "eth.src={} eth.dst={} ip4.src=10.0.0.{} ip4.dst=10.0.0.{} udp.dst=53",
+                    mac(i),
+                    mac((i + 1) % 3),
+                    i + 1,
+                    (i + 1) % 3 + 1
+                )
+                .parse::<FlowDesc>()
+                .unwrap()
+                .to_frame()
+                .unwrap();
+                let traffic = Arc::new(Traffic::new(&[frame]));
+                Arc::new(ReplayPort::new(
+                    &format!("p{i}"),
+                    traffic,
+                    10 * MAX_BURST as u64,
+                ))
+            })
+            .collect();
+        let dyn_ports: Vec<Arc<dyn Port<HeapPool>>> = replay
+            .iter()
+            .map(|p| p.clone() as Arc<dyn Port<HeapPool>>)
+            .collect();
+        let pool = HeapPool::new(MAX_BURST, 256);
+        let mut w = Worker::new(
+            &dyn_ports,
+            &[0, 1, 2],
+            TablePublisher::new(tables),
+            pool,
+            64,
+        )
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(w.poll(), MAX_BURST);
+        }
+        for p in &replay {
+            assert_eq!(
+                Port::<HeapPool>::stats(p.as_ref()).rx_packets,
+                MAX_BURST as u64
+            );
+        }
+    }
 
     #[test]
     fn rx_queues_are_spread_round_robin() {

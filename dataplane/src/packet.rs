@@ -263,14 +263,32 @@ impl BufPool for HeapPool {
     #[inline]
     fn free_all(&mut self, bufs: &mut Vec<HeapBuf>) {
         let keep = (self.capacity - self.free.len()).min(bufs.len());
-        self.free.extend(bufs.drain(..keep));
-        bufs.clear();
+        move_tail(bufs, bufs.len() - keep, &mut self.free);
+        bufs.clear(); // beyond capacity: released
     }
     #[inline]
     fn alloc_bulk(&mut self, out: &mut Vec<HeapBuf>, n: usize) -> usize {
         let k = n.min(self.free.len());
-        out.extend(self.free.drain(self.free.len() - k..));
+        let from = self.free.len() - k;
+        move_tail(&mut self.free, from, out);
         k
+    }
+}
+
+/// Moves `src[from..]` to the end of `dst` with one memcpy of the 16-byte
+/// handles (`extend(drain(..))` moves them one at a time).
+#[inline(always)]
+fn move_tail(src: &mut Vec<HeapBuf>, from: usize, dst: &mut Vec<HeapBuf>) {
+    let k = src.len() - from;
+    dst.reserve(k);
+    // SAFETY: `src[from..]` are `k` initialised buffers and `dst` has room
+    // for `k` more (reserved above); the two vectors never overlap. Setting
+    // `src`'s length to `from` first hands ownership over to `dst` without
+    // a double drop, even if a panic could intervene (it cannot here).
+    unsafe {
+        src.set_len(from);
+        std::ptr::copy_nonoverlapping(src.as_ptr().add(from), dst.as_mut_ptr().add(dst.len()), k);
+        dst.set_len(dst.len() + k);
     }
 }
 

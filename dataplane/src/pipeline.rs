@@ -2,11 +2,12 @@
 //!
 //! `parse -> ingress binding -> port security (L2, IP, ARP, ND) -> ARP/ND
 //! responder -> L2 lookup -> egress port security -> output`, with OVN's
-//! logical switch semantics. [`decide`] is the single implementation: the
-//! workers call it with [`NoTrace`] (every trace call compiles away) and
-//! `switchyard trace` calls it with a [`TraceLog`], so a trace shows exactly
-//! what forwarding does. [`decide`] returns a [`Verdict`]; the worker carries
-//! it out (transmit, flood copies, or drop and count).
+//! logical switch semantics. One implementation of the stages serves both
+//! uses: the workers run it through [`decide_cached`] (flow cache in front,
+//! [`NoTrace`], so every trace call compiles away) and `switchyard trace`
+//! through [`decide`] with a [`TraceLog`], so a trace shows exactly what
+//! forwarding does. Both return a [`Verdict`]; the worker carries it out
+//! (transmit, flood copies, or drop and count).
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -75,25 +76,26 @@ macro_rules! trace {
     };
 }
 
+// Field readers: one bounds check per field (the parser has already
+// checked that the header lies within the frame).
 #[inline(always)]
 fn be16(b: &[u8], o: usize) -> u16 {
-    u16::from_be_bytes([b[o], b[o + 1]])
+    u16::from_be_bytes(*b[o..].first_chunk().expect("field within the frame"))
 }
 
 #[inline(always)]
 fn mac_at(b: &[u8], o: usize) -> MacAddr {
-    MacAddr([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5]])
+    MacAddr(*b[o..].first_chunk().expect("field within the frame"))
 }
 
 #[inline(always)]
 fn ip4_at(b: &[u8], o: usize) -> Ipv4Addr {
-    Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3])
+    Ipv4Addr::from(*b[o..].first_chunk::<4>().expect("field within the frame"))
 }
 
 #[inline(always)]
 fn ip6_at(b: &[u8], o: usize) -> Ipv6Addr {
-    let a: [u8; 16] = b[o..o + 16].try_into().unwrap();
-    Ipv6Addr::from(a)
+    Ipv6Addr::from(*b[o..].first_chunk::<16>().expect("field within the frame"))
 }
 
 const ETH_IPV4: u16 = 0x0800;
@@ -105,55 +107,56 @@ const PROTO_ICMPV6: u8 = 58;
 const ND_NS: u8 = 135;
 const ND_NA: u8 = 136;
 
-/// Stage one of the burst path: the packet parsed, and its flow-cache key
-/// and hash if its verdict can be cached.
-#[derive(Clone, Copy, Debug)]
-pub struct Classified {
-    pub layout: Result<Layout, Malformed>,
-    pub key: Option<FlowKey>,
-    pub hash: u64,
-}
-
-/// Parses a frame and, if `with_key`, computes its flow-cache key.
-#[inline]
-pub fn classify(frame: &[u8], in_port: PortId, with_key: bool) -> Classified {
-    let layout = layout::parse(frame);
-    let key = match (&layout, with_key) {
-        (Ok(lay), true) => flow_key(frame, lay, in_port),
-        _ => None,
-    };
-    Classified {
-        layout,
-        key,
-        hash: key.map_or(0, |k| k.hash()),
-    }
-}
-
-/// Stage two: the verdict from the flow cache, or from the full pipeline
-/// (remembered in the cache when it can be).
+/// One packet of a burst: its verdict from the flow cache, or from the
+/// full pipeline (remembered in the cache when it depends on nothing beyond
+/// the cache key).
 #[inline]
 pub fn decide_cached<B: PacketBuf>(
     tables: &Tables,
     generation: u64,
     cache: &mut FlowCache,
     buf: &mut B,
-    c: &Classified,
-    meta: &mut PacketMeta,
+    in_port: PortId,
 ) -> Verdict {
-    let Some(key) = &c.key else {
-        return pipeline(tables, buf, c.layout, meta, &mut NoTrace);
+    let (key, hash) = match layout::parse(buf.data()) {
+        Ok(lay) => match flow_key(buf.data(), &lay, in_port) {
+            Some(keyed) => keyed,
+            None => return uncacheable(tables, buf, Ok(lay), in_port),
+        },
+        Err(m) => return uncacheable(tables, buf, Err(m), in_port),
     };
-    if let Some(v) = cache.lookup(key, c.hash, generation) {
-        match v {
-            Verdict::Flood { .. } => meta.logical_inport = tables.lport_of(meta.in_port),
-            Verdict::Drop(r) => meta.drop = Some(r),
-            _ => {}
-        }
+    if let Some(v) = cache.lookup(&key, hash, generation) {
         return v;
     }
-    let v = pipeline(tables, buf, c.layout, meta, &mut NoTrace);
-    cache.insert(*key, c.hash, generation, v);
+    let v = cache_miss(tables, buf, in_port);
+    cache.insert(key, hash, generation, v);
     v
+}
+
+/// The full pipeline for a packet the flow cache cannot hold (ARP, ND,
+/// DHCP discover, VLAN-tagged, malformed), on its layout.
+#[inline(never)]
+fn uncacheable<B: PacketBuf>(
+    tables: &Tables,
+    buf: &mut B,
+    lay: Result<Layout, Malformed>,
+    in_port: PortId,
+) -> Verdict {
+    pipeline(
+        tables,
+        buf,
+        lay,
+        &mut PacketMeta::new(in_port),
+        &mut NoTrace,
+    )
+}
+
+/// The full pipeline on a flow-cache miss. Out of line, so the hit path
+/// stays small; the packet is parsed again rather than its layout kept live
+/// (spilled) across the lookup.
+#[inline(never)]
+fn cache_miss<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verdict {
+    decide(tables, buf, &mut PacketMeta::new(in_port), &mut NoTrace)
 }
 
 /// One packet through the full pipeline, without the flow cache (trace,
@@ -217,49 +220,57 @@ fn drop(meta: &mut PacketMeta, r: DropReason) -> Verdict {
     Verdict::Drop(r)
 }
 
-/// The cache key of a packet, or None if its verdict depends on more than
-/// the key (ARP, ND, DHCP discover, VLAN tags, fragments, ...).
-#[inline]
-fn flow_key(frame: &[u8], lay: &Layout, in_port: PortId) -> Option<FlowKey> {
+/// The cache key of a packet and its hash, or None if its verdict depends
+/// on more than the key (ARP, ND, DHCP discover, VLAN tags, ...).
+///
+/// Words are loaded little-endian straight from the frame: word 0 is
+/// eth.dst and the ingress port, word 1 eth.src and the ethertype (so keys
+/// of different ethertypes never collide), then the IP addresses (zero for
+/// what a type does not have). The hash is computed per type, so the zero
+/// words fold away.
+#[inline(always)]
+fn flow_key(frame: &[u8], lay: &Layout, in_port: PortId) -> Option<(FlowKey, u64)> {
     if lay.has(Layout::VLAN) {
         return None;
     }
     // No VLAN: the L3 header starts at 14, and the parser validated the
     // whole IPv4 (20) or IPv6 (40) header.
-    let w = |b: &[u8], o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap());
+    let w = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let eth = |h: &[u8]| {
+        let w0 = (w(h, 0) & 0xffff_ffff_ffff) | (u64::from(in_port) << 48);
+        (w0, w(h, 6))
+    };
+    let keyed = |k: [u64; 6]| {
+        let k = FlowKey(k);
+        Some((k, k.hash()))
+    };
     match lay.eth_type {
         ETH_IPV4 => {
             let h: &[u8; 34] = frame.get(..34)?.try_into().ok()?;
-            // Word 0: eth.dst and the ingress port; word 1: eth.src, type.
-            let w0 = (w(h, 0) & !0xffff) | u64::from(in_port);
-            let w1 = (w(h, 6) & !0xffff) | u64::from(ETH_IPV4);
+            let (w0, w1) = eth(h);
             let addrs = w(h, 26); // ip4.src, ip4.dst
-            if addrs >> 32 == 0 {
+            if addrs as u32 == 0 {
                 return None; // DHCP discover: depends on UDP ports.
             }
-            Some(FlowKey([w0, w1, addrs, 0, 0, 0]))
+            keyed([w0, w1, addrs, 0, 0, 0])
         }
         ETH_IPV6 => {
             if lay.ip_proto == PROTO_ICMPV6 {
                 return None; // ND has its own port security and responder.
             }
             let h: &[u8; 54] = frame.get(..54)?.try_into().ok()?;
-            let w0 = (w(h, 0) & !0xffff) | u64::from(in_port);
-            let w1 = (w(h, 6) & !0xffff) | u64::from(ETH_IPV6);
+            let (w0, w1) = eth(h);
             let (s0, s1) = (w(h, 22), w(h, 30));
             if s0 | s1 == 0 {
                 return None;
             }
-            Some(FlowKey([w0, w1, s0, s1, w(h, 38), w(h, 46)]))
+            keyed([w0, w1, s0, s1, w(h, 38), w(h, 46)])
         }
         ETH_ARP => None,
-        other => {
+        _ => {
             let h: &[u8; 14] = frame.get(..14)?.try_into().ok()?;
-            let w0 =
-                u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], 0, 0]) | u64::from(in_port);
-            let w1 =
-                u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], 0, 0]) | u64::from(other);
-            Some(FlowKey([w0, w1, 0, 0, 0, 0]))
+            let (w0, w1) = eth(h);
+            keyed([w0, w1, 0, 0, 0, 0])
         }
     }
 }
@@ -841,5 +852,101 @@ pub fn trace<B: PacketBuf>(tables: &Tables, in_port: PortId, mut buf: B) -> Trac
         verdict,
         outputs,
         frame: buf.data().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowDesc;
+    use crate::packet::HeapBuf;
+    use crate::tables::{Address, LogicalPort, LogicalSwitch};
+
+    fn lport(name: &str, key: u32, addr: &str, ps: bool, local: PortId) -> LogicalPort {
+        let addresses = vec![addr.parse::<Address>().unwrap()];
+        let port_security = match &addresses[0] {
+            Address::Known(m) if ps => vec![m.clone()],
+            _ => vec![],
+        };
+        LogicalPort {
+            name: name.into(),
+            tunnel_key: key,
+            port_type: PortType::Vif,
+            addresses,
+            port_security,
+            local_port: Some(local),
+            chassis: None,
+        }
+    }
+
+    /// The flow cache answers exactly what the full pipeline answers, on
+    /// its first sight of a packet and on every later one, for frames that
+    /// differ from each other in one field at a time.
+    #[test]
+    fn cached_verdicts_equal_the_full_pipeline() {
+        let tables = Tables::compile(&[LogicalSwitch {
+            name: "ls".into(),
+            tunnel_key: 1,
+            ports: vec![
+                lport("vm1", 1, "00:00:00:00:00:01 10.0.0.1 fd00::1", true, 0),
+                lport("vm2", 2, "00:00:00:00:00:02 10.0.0.2 fd00::2", true, 1),
+                lport("vm3", 3, "00:00:00:00:00:03 10.0.0.3", false, 2),
+                lport("any", 4, "unknown", false, 3),
+            ],
+        }])
+        .unwrap();
+        let mut frames = Vec::new();
+        for src in [
+            "00:00:00:00:00:01",
+            "00:00:00:00:00:03",
+            "00:00:00:00:00:09",
+        ] {
+            for dst in [
+                "00:00:00:00:00:01",
+                "00:00:00:00:00:02",
+                "00:00:00:00:00:07",
+                "ff:ff:ff:ff:ff:ff",
+            ] {
+                let eth = format!("eth.src={src} eth.dst={dst}");
+                for l3 in [
+                    "ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53",
+                    "ip4.src=10.0.0.3 ip4.dst=10.0.0.2 udp.dst=53",
+                    "ip4.src=10.0.0.1 ip4.dst=10.0.0.3 tcp.dst=80",
+                    "ip4.src=10.9.0.1 ip4.dst=10.0.0.2 udp.dst=53",
+                    "ip4.src=0.0.0.0 ip4.dst=255.255.255.255 udp.src=68 udp.dst=67",
+                    "ip6.src=fd00::1 ip6.dst=fd00::2 udp.dst=53",
+                    "ip6.src=fd00::9 ip6.dst=fd00::2 udp.dst=53",
+                    "ip6.src=fd00::1 ip6.dst=fd00::3 tcp.dst=80",
+                    "arp arp.spa=10.0.0.1 arp.tpa=10.0.0.2",
+                    "eth.type=0x88b5",
+                    "eth.type=0x88b6",
+                    "vlan.vid=7 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53",
+                ] {
+                    let f = format!("{eth} {l3}").parse::<FlowDesc>().unwrap();
+                    frames.push(f.to_frame().unwrap());
+                }
+            }
+        }
+        // Small enough that sets overflow and entries get replaced, large
+        // enough that later rounds hit.
+        let mut cache = FlowCache::new(512);
+        for round in 0..3 {
+            for f in &frames {
+                for in_port in 0..5 {
+                    let mut reference = HeapBuf::from_frame(f);
+                    let want = decide(
+                        &tables,
+                        &mut reference,
+                        &mut PacketMeta::new(in_port),
+                        &mut NoTrace,
+                    );
+                    let mut buf = HeapBuf::from_frame(f);
+                    let got = decide_cached(&tables, 1, &mut cache, &mut buf, in_port);
+                    assert_eq!(got, want, "round {round}, in_port {in_port}: {f:02x?}");
+                    assert_eq!(buf.data(), reference.data());
+                }
+            }
+        }
+        assert!(cache.hits > 0);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 
 use super::{Port, PortQueue, PortState, PortStats, QueueCounters};
-use crate::packet::{BufPool, PacketBuf};
+use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 
 /// A port backed by two rings of frames, driven by test code.
 pub struct RingPort {
@@ -141,12 +141,17 @@ impl<P: BufPool> PortQueue<P> for RingQueue {
 }
 
 /// Frames to replay, stored back to back with a fixed stride so the
-/// generator walks memory sequentially.
+/// generator walks memory sequentially. A set smaller than a burst is
+/// stored repeated up to a burst's worth, so that a burst is one run of
+/// slots; replaying the copies in a loop yields the same frame sequence.
 #[derive(Clone, Debug)]
 pub struct Traffic {
     data: Vec<u8>,
+    /// Length of each stored slot's frame (the set, repeated).
     lens: Vec<u16>,
     stride: usize,
+    /// Frames in the set (before repetition).
+    frames: usize,
 }
 
 impl Traffic {
@@ -157,14 +162,25 @@ impl Traffic {
             .map(Vec::len)
             .max()
             .unwrap_or(0)
-            .next_multiple_of(64);
-        let mut data = vec![0u8; stride * frames.len()];
-        let mut lens = Vec::with_capacity(frames.len());
-        for (i, f) in frames.iter().enumerate() {
+            .next_multiple_of(64)
+            .max(64);
+        let copies = match frames.len() {
+            0 => 0,
+            n => MAX_BURST.div_ceil(n),
+        };
+        let slots = frames.len() * copies;
+        let mut data = vec![0u8; stride * slots];
+        let mut lens = Vec::with_capacity(slots);
+        for (i, f) in frames.iter().cycle().take(slots).enumerate() {
             data[i * stride..i * stride + f.len()].copy_from_slice(f);
             lens.push(f.len() as u16);
         }
-        Traffic { data, lens, stride }
+        Traffic {
+            data,
+            lens,
+            stride,
+            frames: frames.len(),
+        }
     }
 
     /// Traffic from a classic pcap file (microsecond or nanosecond,
@@ -210,26 +226,18 @@ impl Traffic {
 
     /// Number of frames.
     pub fn len(&self) -> usize {
-        self.lens.len()
+        self.frames
     }
 
     /// True if there are no frames.
     pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
+        self.frames == 0
     }
 
-    /// The first 64 bytes of frame `i`'s slot (the frame, then zeros).
-    #[inline]
-    fn padded(&self, i: usize) -> &[u8; 64] {
-        let s = i * self.stride;
-        self.data[s..s + 64]
-            .try_into()
-            .expect("stride is at least 64")
-    }
-
-    /// Frame `i`.
+    /// Frame `i` (`i < len()`).
     #[inline]
     pub fn frame(&self, i: usize) -> &[u8] {
+        assert!(i < self.frames, "frame {i} of {}", self.frames);
         let s = i * self.stride;
         &self.data[s..s + self.lens[i] as usize]
     }
@@ -299,18 +307,35 @@ impl<P: BufPool> PortQueue<P> for ReplayQueue {
         let n = pool.alloc_bulk(out, want);
         let mut bytes = 0u64;
         let mut next = self.next;
-        for b in &mut out[first..] {
-            let len = t.lens[next] as usize;
-            if len <= 64 {
-                b.load_padded(t.padded(next), len);
+        let mut bufs = &mut out[first..];
+        // In runs up to the end of the stored slots, so the loop walks the
+        // slots and lengths without a wrap or bounds check per frame.
+        while !bufs.is_empty() {
+            let run = bufs.len().min(t.lens.len() - next);
+            let (now, rest) = std::mem::take(&mut bufs).split_at_mut(run);
+            let lens = &t.lens[next..next + run];
+            let data = &t.data[next * t.stride..(next + run) * t.stride];
+            if t.stride == 64 {
+                // Every frame fits in 64 bytes: one fixed-size copy each.
+                for ((b, &len), slot) in now.iter_mut().zip(lens).zip(data.chunks_exact(64)) {
+                    b.load_padded(slot.try_into().expect("64-byte slot"), usize::from(len));
+                }
             } else {
-                b.load(t.frame(next));
+                for ((b, &len), slot) in now.iter_mut().zip(lens).zip(data.chunks_exact(t.stride)) {
+                    let len = usize::from(len);
+                    if len <= 64 {
+                        b.load_padded(slot[..64].try_into().expect("64-byte slot"), len);
+                    } else {
+                        b.load(&slot[..len]);
+                    }
+                }
             }
-            bytes += len as u64;
-            next += 1;
+            bytes += lens.iter().map(|&l| u64::from(l)).sum::<u64>();
+            next += run;
             if next == t.lens.len() {
                 next = 0;
             }
+            bufs = rest;
         }
         self.next = next;
         self.remaining -= n as u64;

@@ -345,16 +345,18 @@ pub fn parse(frame: &[u8]) -> Result<Layout, Malformed> {
 fn parse_udp4_fast(frame: &[u8]) -> Option<Layout> {
     const L3: usize = ETH_HEADER_LEN;
     const L4: usize = L3 + 20;
-    let h: &[u8; L4 + 8] = frame.get(..L4 + 8)?.try_into().ok()?;
+    let h: &[u8; L4 + 8] = frame.first_chunk()?;
     let len = frame.len();
-    let eth_type = u16::from_be_bytes([h[12], h[13]]);
+    // Bytes 12..16: ethertype 0x0800, version 4 with IHL 5 (the TOS byte is
+    // free). Bytes 20..24: no MF flag and fragment offset 0 (the DF bit is
+    // free), the TTL is free, protocol UDP. Each is one masked compare.
+    let word = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let eth_ip = word(12) & 0x00ff_ffff == 0x0045_0008;
+    let frag_proto = word(20) & 0xff00_ff3f == u32::from(PROTO_UDP) << 24;
     let total = usize::from(u16::from_be_bytes([h[L3 + 2], h[L3 + 3]]));
-    let frag = u16::from_be_bytes([h[L3 + 6], h[L3 + 7]]);
     let udp_len = usize::from(u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]));
-    let ok = (eth_type == ETHERTYPE_IPV4)
-        & (h[L3] == 0x45)
-        & (h[L3 + 9] == PROTO_UDP)
-        & (frag & 0x3fff == 0)
+    let ok = eth_ip
+        & frag_proto
         & (total >= 28)
         & (L3 + total <= len)
         & (udp_len >= 8)
@@ -366,7 +368,7 @@ fn parse_udp4_fast(frame: &[u8]) -> Option<Layout> {
     Some(Layout {
         flags: Layout::IPV4 | Layout::L4,
         vlan_tci: 0,
-        eth_type,
+        eth_type: ETHERTYPE_IPV4,
         l3: L3 as u16,
         l4: L4 as u16,
         l3_end: (L3 + total) as u16,
@@ -805,6 +807,38 @@ mod tests {
         assert_eq!(layout.l4_bytes(&frame).len(), 12);
         assert_eq!(layout.ip_protocol(), IpProtocol::Udp);
         assert_eq!(layout.vlan_id(), None);
+    }
+
+    /// The straight-line IPv4/UDP path answers like the general parser for
+    /// every frame it accepts: a valid frame with each header byte in turn
+    /// set to values that flip the checks, at several frame lengths.
+    #[test]
+    fn udp4_fast_path_agrees_with_the_general_parser() {
+        let base = eth(0x0800, &ipv4(17, 0x4000, &[], &udp(18)));
+        assert!(parse_udp4_fast(&base).is_some());
+        let mut accepted = 0;
+        for at in 0..42 {
+            let near = [base[at].wrapping_sub(1), base[at].wrapping_add(1)];
+            let edges = [
+                0, 1, 6, 8, 0x11, 0x1c, 0x20, 0x3f, 0x40, 0x45, 0x46, 0x86, 0xdd, 0xff,
+            ];
+            for v in near.into_iter().chain(edges) {
+                for len in [41, 42, 45, 46, 59, base.len()] {
+                    let mut f = base.clone();
+                    f[at] = v;
+                    f.truncate(len);
+                    if let Some(fast) = parse_udp4_fast(&f) {
+                        assert_eq!(
+                            Ok(fast),
+                            parse_general(&f),
+                            "byte {at} = {v:#x}, {len} bytes"
+                        );
+                        accepted += 1;
+                    }
+                }
+            }
+        }
+        assert!(accepted > 1000);
     }
 
     #[test]
