@@ -1,0 +1,319 @@
+//! Two chassis, each a network namespace running `switchyard node` with an
+//! uplink on a shared underlay bridge, VMs behind each, all programmed by
+//! `ovn-nbctl` through northd-lite. Ping and TCP cross Geneve and VXLAN; a
+//! broadcast ARP that the responder cannot answer reaches the remote VM;
+//! the Geneve frames on the wire are decoded field by field by scapy; and
+//! the Linux kernel's own VXLAN device, as a VTEP chassis, exchanges traffic
+//! with a VM behind our chassis.
+
+mod common;
+
+use std::process::Command;
+
+use common::ovn::{Chassis, Databases, Ovn, UnderlayNet};
+use common::{require_root, try_sh, Vm};
+
+fn tag() -> String {
+    format!("{}", std::process::id() % 10_000)
+}
+
+/// A VM in its own namespace whose port end sits in chassis `c`'s namespace.
+fn vm_on(c: &Chassis, name: &str, mac: &str, ip: &str) -> Vm {
+    Vm::new_on(Some(&c.ns), name, name, mac, ip, 1400).expect("creating a VM")
+}
+
+fn tcp_100k(from: &Vm, to: &Vm) {
+    let server = Command::new("ip")
+        .args(["netns", "exec", &to.ns, "/usr/bin/python3", "-c",
+            &format!("import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{}',5001))\ns.listen(1)\nc,_=s.accept()\nd=b''\nwhile len(d)<100000:\n  x=c.recv(65536)\n  if not x: break\n  d+=x\nc.sendall(b'got %d' % len(d))\nc.close()\n", to.ip)])
+        .spawn()
+        .unwrap();
+    let (ok, out) = from.try_exec(&["/usr/bin/python3", "-c",
+        &format!("import socket,time\nfor i in range(100):\n  try:\n    s=socket.create_connection(('{}',5001),timeout=10); break\n  except OSError: time.sleep(0.1)\ns.sendall(b'x'*100000)\nprint(s.recv(100).decode())\n", to.ip)]);
+    let _ = server.wait_with_output();
+    assert!(
+        ok && out.contains("got 100000"),
+        "TCP across the tunnel failed:\n{out}"
+    );
+}
+
+fn two_chassis(encap: &str, subnet: u8) {
+    require_root();
+    let t = tag();
+    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1"));
+    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+    let ip = |h: u8| format!("192.168.{subnet}.{h}");
+    let hv1 = Chassis::start(
+        &ovn,
+        &net,
+        &format!("c{t}{subnet}a"),
+        &ip(11),
+        &ip(21),
+        encap,
+    );
+    let hv2 = Chassis::start(
+        &ovn,
+        &net,
+        &format!("c{t}{subnet}b"),
+        &ip(12),
+        &ip(22),
+        encap,
+    );
+    let vm1 = vm_on(
+        &hv1,
+        &format!("v{t}{subnet}a"),
+        "00:00:00:00:00:01",
+        "10.0.0.1",
+    );
+    let vm2 = vm_on(
+        &hv2,
+        &format!("v{t}{subnet}b"),
+        "00:00:00:00:00:02",
+        "10.0.0.2",
+    );
+    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
+    hv2.cli(&["port-add", &vm2.port, "--iface-id", "lp2"]);
+    let a1 = format!("{} {}", vm1.mac, vm1.ip);
+    let a2 = format!("{} {}", vm2.mac, vm2.ip);
+    ovn.nbctl(&[
+        "--wait=hv",
+        "ls-add",
+        "net1",
+        "--",
+        "lsp-add",
+        "net1",
+        "lp1",
+        "--",
+        "lsp-set-addresses",
+        "lp1",
+        &a1,
+        "--",
+        "lsp-set-port-security",
+        "lp1",
+        &a1,
+        "--",
+        "lsp-add",
+        "net1",
+        "lp2",
+        "--",
+        "lsp-set-addresses",
+        "lp2",
+        &a2,
+        "--",
+        "lsp-set-port-security",
+        "lp2",
+        &a2,
+    ]);
+
+    // Capture the tunnel traffic on the underlay while pinging across.
+    let sniff = Command::new("/usr/bin/python3")
+        .args(["-c", &format!(
+            "from scapy.all import sniff, UDP\nfrom scapy.contrib.geneve import GENEVE\nfrom scapy.layers.vxlan import VXLAN\n\
+             ps=sniff(iface='{}', filter='udp port 6081 or udp port 4789', count=4, timeout=10)\n\
+             for p in ps:\n  u=p[UDP]\n  g=GENEVE(bytes(u.payload)) if u.dport==6081 else VXLAN(bytes(u.payload))\n\
+             \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex())\n\
+             \x20 else:\n    print('vxlan', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni)\n", net.bridge)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // scapy takes a moment to import and start capturing.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (ok, out) = vm1.ping("10.0.0.2", 3, &[]);
+    assert!(ok, "{encap}: no ping across right after --wait=hv:\n{out}");
+    let (ok, out) = vm2.ping("10.0.0.1", 2, &[]);
+    assert!(ok, "{out}");
+    let sniffed = sniff.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&sniffed.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(encap)).collect();
+    assert!(
+        !lines.is_empty(),
+        "scapy saw no {encap} packets: {text}{}",
+        String::from_utf8_lossy(&sniffed.stderr)
+    );
+    let dp_key: u32 = ovn
+        .sb_dump()
+        .lines()
+        .find(|l| l.contains("name=net1"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .expect("net1's datapath key");
+    for l in &lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Outer IPs are the two tunnel endpoints, DF set, sport dynamic.
+        assert!(f[1] == ip(21) || f[1] == ip(22), "{l}");
+        assert!(f[2] == ip(21) || f[2] == ip(22), "{l}");
+        assert_eq!(f[3], "DF", "{l}");
+        assert!(f[4].parse::<u16>().unwrap() >= 49152, "{l}");
+        let vni: u32 = f[5].parse().unwrap();
+        if encap == "geneve" {
+            // VNI = datapath key; OVN's option: class 0x102, type 0x80,
+            // one 4-byte word, ingress | egress port keys.
+            assert_eq!(vni, dp_key, "{l}");
+            assert_eq!(f[6], "25944", "Ethernet payload (0x6558): {l}");
+            assert_eq!(&f[7..10], &["0x102", "0x80", "1"], "{l}");
+            let md = u32::from_str_radix(f[10], 16).unwrap();
+            let (ingress, egress) = (md >> 16, md & 0xffff);
+            assert!(ingress >= 1 && egress >= 1 && ingress != egress, "{l}");
+        } else {
+            assert_eq!(vni & 0xfff, dp_key, "{l}");
+            assert!(vni >> 12 >= 1, "egress port in VNI bits 12-23: {l}");
+        }
+    }
+
+    tcp_100k(&vm1, &vm2);
+
+    // A broadcast ARP the responder cannot answer (10.0.0.77 is nobody's)
+    // is flooded: it reaches vm2 on the other chassis.
+    let listener = Command::new("ip")
+        .args(["netns", "exec", &vm2.ns, "/usr/bin/python3", "-c",
+            "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0806))\ns.bind(('eth0',0))\ns.settimeout(5)\nend=time.time()+5\nwhile time.time()<end:\n  f=s.recv(2048)\n  if f[38:42]==bytes([10,0,0,77]): print('got'); break\n"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let arp = "arp eth.src=00:00:00:00:00:01 eth.dst=ff:ff:ff:ff:ff:ff arp.sha=00:00:00:00:00:01 arp.spa=10.0.0.1 arp.tpa=10.0.0.77";
+    let f = arp
+        .parse::<dataplane::flow::FlowDesc>()
+        .unwrap()
+        .to_frame()
+        .unwrap();
+    vm1.send_raw(&[f]).unwrap();
+    let out = listener.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("got"),
+        "the broadcast ARP did not reach vm2"
+    );
+
+    // Deleting the remote port stops traffic to it.
+    ovn.nbctl(&["--wait=hv", "lsp-del", "lp2"]);
+    let (ok, _) = vm1.ping("10.0.0.2", 1, &[]);
+    assert!(!ok, "vm2 still reachable after lsp-del");
+}
+
+#[test]
+fn ping_tcp_and_flooding_across_geneve() {
+    two_chassis("geneve", 111);
+}
+
+#[test]
+fn ping_tcp_and_flooding_across_vxlan() {
+    two_chassis("vxlan", 112);
+}
+
+/// The kernel's VXLAN device is a VTEP chassis (SB `vtep_logical_switches`)
+/// hosting one logical port: it decapsulates what our chassis sends and
+/// encapsulates what it answers, and traffic crosses it both ways.
+#[test]
+fn the_kernel_vxlan_interoperates_as_a_vtep() {
+    require_root();
+    let t = tag();
+    let subnet = 113u8;
+    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1"));
+    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+    let ip = |h: u8| format!("192.168.{subnet}.{h}");
+    let hv1 = Chassis::start(
+        &ovn,
+        &net,
+        &format!("c{t}{subnet}a"),
+        &ip(11),
+        &ip(21),
+        "vxlan",
+    );
+    let vm1 = vm_on(
+        &hv1,
+        &format!("v{t}{subnet}a"),
+        "00:00:00:00:00:01",
+        "10.0.0.1",
+    );
+    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
+    let kmac = "00:00:00:00:00:50";
+    let a1 = format!("{} {}", vm1.mac, vm1.ip);
+    ovn.nbctl(&[
+        "--wait=sb",
+        "ls-add",
+        "net1",
+        "--",
+        "lsp-add",
+        "net1",
+        "lp1",
+        "--",
+        "lsp-set-addresses",
+        "lp1",
+        &a1,
+        "--",
+        "lsp-set-port-security",
+        "lp1",
+        &a1,
+        "--",
+        "lsp-add",
+        "net1",
+        "kport",
+        "--",
+        "lsp-set-addresses",
+        "kport",
+        &format!("{kmac} 10.0.0.50"),
+    ]);
+    let sbctl = |args: &[&str]| {
+        let db = format!("--db={}", ovn.sb);
+        let mut full = vec!["ovn-sbctl", db.as_str()];
+        full.extend_from_slice(args);
+        let (ok, out) = try_sh(&full);
+        assert!(ok, "ovn-sbctl {args:?}: {out}");
+        out
+    };
+    // The kernel host as a VTEP chassis, and kport bound to it.
+    sbctl(&["chassis-add", "kvtep", "vxlan", &ip(30)]);
+    sbctl(&["set", "Chassis", "kvtep", "vtep_logical_switches=net1"]);
+    sbctl(&["lsp-bind", "kport", "kvtep"]);
+    let dp_key = sbctl(&["--bare", "--columns=tunnel_key", "list", "Datapath_Binding"]);
+    let dp_key = dp_key.trim();
+    // The kernel side: a namespace on the underlay with a VXLAN device.
+    let kns = format!("k{t}{subnet}");
+    let _ = try_sh(&["ip", "netns", "del", &kns]);
+    let kbr = format!("k{t}{subnet}br");
+    let _ = try_sh(&["ip", "link", "del", &kbr]);
+    let x = |cmd: &[&str]| {
+        let (ok, out) = try_sh(cmd);
+        assert!(ok, "{cmd:?}: {out}");
+    };
+    x(&["ip", "netns", "add", &kns]);
+    x(&[
+        "ip", "link", "add", &kbr, "type", "veth", "peer", "name", "ul", "netns", &kns,
+    ]);
+    x(&["ip", "link", "set", &kbr, "master", &net.bridge]);
+    x(&["ip", "link", "set", &kbr, "up"]);
+    let k = |args: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", kns.as_str()];
+        full.extend_from_slice(args);
+        x(&full);
+    };
+    k(&["ip", "addr", "add", &format!("{}/24", ip(30)), "dev", "ul"]);
+    k(&["ip", "link", "set", "ul", "up"]);
+    k(&[
+        "ip",
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        dp_key,
+        "local",
+        &ip(30),
+        "remote",
+        &ip(21),
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    k(&[
+        "ip", "link", "set", "vx0", "address", kmac, "mtu", "1400", "up",
+    ]);
+    k(&["ip", "addr", "add", "10.0.0.50/24", "dev", "vx0"]);
+    k(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]);
+    ovn.nbctl(&["--wait=hv", "sync"]);
+    let (ok, out) = vm1.ping("10.0.0.50", 3, &[]);
+    let _ = try_sh(&["ip", "netns", "del", &kns]);
+    let _ = try_sh(&["ip", "link", "del", &kbr]);
+    assert!(ok, "vm1 <-> the kernel VXLAN VTEP:\n{out}");
+}
