@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use control::controller::{Controller, ControllerConfig, Dataplane, LocalBinding};
+use control::controller::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::{HeapPool, PortId, MAX_FRAME};
 use dataplane::port::af_packet::{AfPacketConfig, AfPacketPort};
@@ -48,14 +48,22 @@ pub enum Programmer {
     Controller(ControllerConfig, Option<String>),
 }
 
-/// A kernel interface's MAC address.
-fn interface_mac(iface: &str) -> Result<MacAddr> {
-    let path = format!("/sys/class/net/{iface}/address");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {iface}'s MAC ({path})"))?;
-    text.trim()
-        .parse()
-        .map_err(|_| anyhow!("{path}: {:?} is not a MAC address", text.trim()))
+/// A kernel interface's MAC address and MTU.
+fn interface_mac_mtu(iface: &str) -> Result<(MacAddr, u16)> {
+    let read = |what: &str| {
+        let path = format!("/sys/class/net/{iface}/{what}");
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .with_context(|| format!("reading {iface}'s {what} ({path})"))
+    };
+    let mac = read("address")?;
+    let mtu = read("mtu")?;
+    Ok((
+        mac.parse()
+            .map_err(|_| anyhow!("{iface}: {mac:?} is not a MAC address"))?,
+        mtu.parse()
+            .map_err(|_| anyhow!("{iface}: {mtu:?} is not an MTU"))?,
+    ))
 }
 
 /// A local port: an interface attached to the dataplane and the logical
@@ -74,8 +82,8 @@ pub struct NodeDataplane {
     /// The description of the installed tables.
     installed: Mutex<Option<Installed>>,
     ports_changed: watch::Sender<u64>,
-    /// The uplink to the underlay: local port and MAC.
-    uplink: Option<(PortId, MacAddr)>,
+    /// The uplink to the underlay.
+    uplink: Option<UplinkPort>,
 }
 
 type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
@@ -91,7 +99,7 @@ impl Dataplane for NodeDataplane {
             .collect()
     }
 
-    fn uplink(&self) -> Option<(PortId, MacAddr)> {
+    fn uplink(&self) -> Option<UplinkPort> {
         self.uplink
     }
 
@@ -302,13 +310,17 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         .collect();
     let uplink = match &programmer {
         Programmer::Controller(_, Some(iface)) => {
-            let mac = interface_mac(iface)?;
+            let (mac, mtu) = interface_mac_mtu(iface)?;
             let port = AfPacketPort::open(&AfPacketConfig {
                 iface: iface.clone(),
                 mtu: None,
             })
             .with_context(|| format!("opening the uplink {iface:?}"))?;
-            Some((engine.add_port(Arc::new(port))?, mac))
+            Some(UplinkPort {
+                port: engine.add_port(Arc::new(port))?,
+                mac,
+                mtu,
+            })
         }
         _ => None,
     };

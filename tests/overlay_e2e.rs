@@ -17,9 +17,11 @@ fn tag() -> String {
     format!("{}", std::process::id() % 10_000)
 }
 
-/// A VM in its own namespace whose port end sits in chassis `c`'s namespace.
+/// A VM in its own namespace whose port end sits in chassis `c`'s namespace,
+/// with a 1500-byte MTU: larger than the overlay's, which path-MTU discovery
+/// must find.
 fn vm_on(c: &Chassis, name: &str, mac: &str, ip: &str) -> Vm {
-    Vm::new_on(Some(&c.ns), name, name, mac, ip, 1400).expect("creating a VM")
+    Vm::new_on(Some(&c.ns), name, name, mac, ip, 1500).expect("creating a VM")
 }
 
 fn tcp_100k(from: &Vm, to: &Vm) {
@@ -160,6 +162,22 @@ fn two_chassis(encap: &str, subnet: u8) {
         }
     }
 
+    // Path MTU: the underlay carries 1500-byte packets, so the overlay
+    // carries 1442 (Geneve) or 1450 (VXLAN). A bigger packet with DF gets
+    // "fragmentation needed" with that MTU; one of exactly that size passes.
+    let overlay_mtu = if encap == "geneve" { 1442 } else { 1450 };
+    let (ok, out) = vm1.ping("10.0.0.2", 1, &["-M", "do", "-s", "1472"]);
+    assert!(!ok, "an oversized DF packet crossed:\n{out}");
+    assert!(
+        out.contains(&format!("mtu = {overlay_mtu}")),
+        "no frag-needed with the overlay MTU:\n{out}"
+    );
+    let fits = (overlay_mtu - 28).to_string();
+    let (ok, out) = vm1.ping("10.0.0.2", 2, &["-M", "do", "-s", &fits]);
+    assert!(ok, "a packet at the overlay MTU did not cross:\n{out}");
+
+    // TCP with a 1460-byte MSS: its first full segments are too big, the
+    // ICMP brings the MSS down, and the transfer completes.
     tcp_100k(&vm1, &vm2);
 
     // A broadcast ARP the responder cannot answer (10.0.0.77 is nobody's)

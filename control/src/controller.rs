@@ -74,13 +74,22 @@ pub struct LocalBinding {
     pub port: PortId,
 }
 
+/// The node's interface to the underlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UplinkPort {
+    pub port: PortId,
+    pub mac: MacAddr,
+    /// The interface's MTU: the largest outer IP packet.
+    pub mtu: u16,
+}
+
 /// The dataplane the controller programs.
 pub trait Dataplane: Send + Sync + 'static {
     /// The local ports and their iface-ids.
     fn bindings(&self) -> Vec<LocalBinding>;
-    /// The uplink to the underlay, if the node has one: its local port and
-    /// MAC. Without it, ports on other chassis are unreachable.
-    fn uplink(&self) -> Option<(PortId, MacAddr)>;
+    /// The uplink to the underlay, if the node has one. Without it, ports
+    /// on other chassis are unreachable.
+    fn uplink(&self) -> Option<UplinkPort>;
     /// Compiles and publishes `switches` (and the tunnels of `underlay`)
     /// unless they equal what is installed; returns once every worker
     /// forwards with them (true if anything changed).
@@ -249,7 +258,7 @@ fn plan(
     cfg: &ControllerConfig,
     r: &Replica,
     bindings: &[LocalBinding],
-    uplink: Option<(PortId, MacAddr)>,
+    uplink: Option<UplinkPort>,
 ) -> Plan {
     let mut txn = Transaction::new(SB);
     let me = r
@@ -367,7 +376,7 @@ fn plan(
     let our_ip = cfg.encaps.first().and_then(|e| e.ip.parse().ok());
     let mut chassis_index: HashMap<Uuid, u16> = HashMap::new();
     let underlay = match (uplink, our_ip) {
-        (Some((port, mac)), Some(ip)) => {
+        (Some(up), Some(ip)) => {
             let mut remote = Vec::new();
             let mut others: Vec<_> = r
                 .table("Chassis")
@@ -411,9 +420,10 @@ fn plan(
                 });
             }
             Some(Underlay {
-                port,
+                port: up.port,
                 ip,
-                mac,
+                mac: up.mac,
+                mtu: up.mtu,
                 chassis: remote,
             })
         }

@@ -53,9 +53,12 @@ pub enum DropReason {
     TunnelUnknownPort,
     /// The remote tunnel endpoint's MAC is not known yet (ARP sent).
     NeighborUnresolved,
+    /// Too big for the overlay MTU (answered with ICMP when the sender can
+    /// do path-MTU discovery).
+    TunnelMtu,
 }
 
-const OTHER_REASONS: [DropReason; 20] = [
+const OTHER_REASONS: [DropReason; 21] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -76,6 +79,7 @@ const OTHER_REASONS: [DropReason; 20] = [
     DropReason::TunnelUnknownDatapath,
     DropReason::TunnelUnknownPort,
     DropReason::NeighborUnresolved,
+    DropReason::TunnelMtu,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -115,6 +119,7 @@ impl DropReason {
             DropReason::TunnelUnknownDatapath => Malformed::ALL.len() + 17,
             DropReason::TunnelUnknownPort => Malformed::ALL.len() + 18,
             DropReason::NeighborUnresolved => Malformed::ALL.len() + 19,
+            DropReason::TunnelMtu => Malformed::ALL.len() + 20,
         }
     }
 
@@ -142,6 +147,7 @@ impl DropReason {
             DropReason::TunnelUnknownDatapath => "tunnel_unknown_datapath",
             DropReason::TunnelUnknownPort => "tunnel_unknown_port",
             DropReason::NeighborUnresolved => "neighbor_unresolved",
+            DropReason::TunnelMtu => "tunnel_mtu",
         }
     }
 }
@@ -192,6 +198,7 @@ impl fmt::Display for DropReason {
             DropReason::NeighborUnresolved => {
                 f.write_str("remote tunnel endpoint's MAC not resolved yet")
             }
+            DropReason::TunnelMtu => f.write_str("larger than the overlay MTU"),
         }
     }
 }

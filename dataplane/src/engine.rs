@@ -446,11 +446,34 @@ impl<P: BufPool> Worker<P> {
                 (false, None) => key(lport),
             },
         };
+        let max = overlay::max_inner_frame(rc.encap, u.mtu);
+        if buf.len() > max {
+            return self.too_big(buf, inport, (max - 14) as u16);
+        }
         if overlay::encapsulate(&mut buf, &t) {
             self.enqueue(u.port, buf);
         } else {
             self.drop(buf, DropReason::NoBuffer);
         }
+    }
+
+    /// A packet too big for the tunnel: ICMP back out of its ingress port
+    /// (path-MTU discovery), and the packet dropped as `tunnel_mtu`.
+    #[cold]
+    fn too_big(&mut self, buf: P::Buf, inport: u32, mtu: u16) {
+        let back = self
+            .tables
+            .lports
+            .get(inport as usize)
+            .and_then(|l| l.local_port);
+        if let (Some(p), Some(mut reply)) = (back, self.pool.alloc()) {
+            let mut frame = [0u8; 14 + 40 + 8 + 1232];
+            match overlay::too_big(buf.data(), mtu, &mut frame) {
+                overlay::TooBig::Reply(n) if reply.load(&frame[..n]) => self.enqueue(p, reply),
+                _ => self.pool.free(reply),
+            }
+        }
+        self.drop(buf, DropReason::TunnelMtu);
     }
 
     /// Asks the uplink for every remote endpoint not resolved yet (on new

@@ -400,6 +400,119 @@ fn arp<B: PacketBuf>(
     Ok(Uplink::Arp)
 }
 
+/// The largest inner frame (Ethernet header included) a tunnel of `encap`
+/// carries over an underlay of `underlay_mtu` (the outer IP packet's size).
+pub fn max_inner_frame(encap: Encap, underlay_mtu: u16) -> usize {
+    let overhead = match encap {
+        Encap::Geneve => GENEVE_OVERHEAD,
+        Encap::Vxlan => VXLAN_OVERHEAD,
+    } - 14;
+    usize::from(underlay_mtu).saturating_sub(overhead)
+}
+
+/// What to tell a sender whose packet is too big for the tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TooBig {
+    /// Answer with this frame length written into the reply buffer.
+    Reply(usize),
+    /// Drop silently-counted: no DF (IPv4), or not IP.
+    Drop,
+}
+
+/// For a frame too big for the overlay, writes into `reply` the ICMP
+/// "fragmentation needed" (RFC 792, RFC 1191 §4: next-hop MTU = `mtu`, the
+/// largest inner IP packet) or ICMPv6 "packet too big" (RFC 4443 §3.2) a
+/// router would send, so the VM's path-MTU discovery converges. It comes
+/// from the packet's destination (addresses swapped) and quotes as much of
+/// the packet as fits in 576 (IPv4) or 1280 (IPv6) bytes.
+pub fn too_big(frame: &[u8], mtu: u16, reply: &mut [u8]) -> TooBig {
+    if frame.len() < 14 + 40 {
+        return TooBig::Drop;
+    }
+    let (ethertype, l3) = (be16(frame, 12), 14);
+    let mut head = [0u8; 14];
+    head[0..6].copy_from_slice(&frame[6..12]);
+    head[6..12].copy_from_slice(&frame[0..6]);
+    head[12..14].copy_from_slice(&frame[12..14]);
+    match ethertype {
+        ETH_IPV4 => {
+            let ip = &frame[l3..];
+            if ip[0] >> 4 != 4
+                || be16(ip, 6) & 0x4000 == 0
+                || ip[9] == 1 && ip.len() > 20 && ip[20] == 3
+            {
+                // No DF (a switch does not fragment), or itself an ICMP error.
+                return TooBig::Drop;
+            }
+            let quoted = (frame.len() - l3).min(576 - 20 - 8);
+            let total = 14 + 20 + 8 + quoted;
+            if reply.len() < total {
+                return TooBig::Drop;
+            }
+            reply[..14].copy_from_slice(&head);
+            let r = &mut reply[14..total];
+            r[0] = 0x45;
+            r[1] = 0xc0; // internetwork control
+            r[2..4].copy_from_slice(&((20 + 8 + quoted) as u16).to_be_bytes());
+            r[4..8].copy_from_slice(&[0, 0, 0, 0]);
+            r[8] = 64;
+            r[9] = 1;
+            r[10..12].copy_from_slice(&[0, 0]);
+            r[12..16].copy_from_slice(&ip[16..20]);
+            r[16..20].copy_from_slice(&ip[12..16]);
+            let c = !checksum::data(&r[..20]);
+            r[10..12].copy_from_slice(&c.to_be_bytes());
+            let icmp = &mut r[20..];
+            icmp[0] = 3; // destination unreachable
+            icmp[1] = 4; // fragmentation needed and DF set
+            icmp[2..6].copy_from_slice(&[0, 0, 0, 0]);
+            icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+            icmp[8..8 + quoted].copy_from_slice(&ip[..quoted]);
+            let c = !checksum::data(icmp);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            TooBig::Reply(total)
+        }
+        0x86dd => {
+            let ip = &frame[l3..];
+            if ip[0] >> 4 != 6 || ip[6] == 58 && ip.len() > 40 && ip[40] < 128 {
+                return TooBig::Drop; // not for ICMPv6 errors (RFC 4443 §2.4 e.1)
+            }
+            let quoted = (frame.len() - l3).min(1280 - 40 - 8);
+            let total = 14 + 40 + 8 + quoted;
+            if reply.len() < total {
+                return TooBig::Drop;
+            }
+            reply[..14].copy_from_slice(&head);
+            let r = &mut reply[14..total];
+            r[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+            r[4..6].copy_from_slice(&((8 + quoted) as u16).to_be_bytes());
+            r[6] = 58;
+            r[7] = 64;
+            let (src, dst) = (&ip[24..40], &ip[8..24]);
+            r[8..24].copy_from_slice(src);
+            r[24..40].copy_from_slice(dst);
+            let icmp = &mut r[40..];
+            icmp[0] = 2; // packet too big
+            icmp[1] = 0;
+            icmp[2..4].copy_from_slice(&[0, 0]);
+            icmp[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
+            icmp[8..8 + quoted].copy_from_slice(&ip[..quoted]);
+            let s: [u8; 16] = src.try_into().expect("16 bytes");
+            let d: [u8; 16] = dst.try_into().expect("16 bytes");
+            let pseudo = checksum::pseudo_header_v6(
+                &s.into(),
+                &d.into(),
+                crate::wire::IpProtocol::Icmpv6,
+                (8 + quoted) as u32,
+            );
+            let c = !checksum::combine(&[pseudo, checksum::data(icmp)]);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            TooBig::Reply(total)
+        }
+        _ => TooBig::Drop,
+    }
+}
+
 /// Writes an ARP request for `target` from our tunnel address into `buf`.
 pub fn arp_request<B: PacketBuf>(buf: &mut B, underlay: &Underlay, target: Ipv4Addr) -> bool {
     let mut f = [0u8; 60];
@@ -428,6 +541,7 @@ mod tests {
             port: 9,
             ip: Ipv4Addr::new(192, 168, 100, 21),
             mac: MacAddr([2, 0, 0, 0, 0, 0x21]),
+            mtu: 1500,
             chassis: vec![RemoteChassis {
                 name: "hv2".into(),
                 ip: Ipv4Addr::new(192, 168, 100, 22),
@@ -562,6 +676,38 @@ mod tests {
         assert_eq!(be16(f, 20), 2);
         assert_eq!(&f[22..28], &u.mac.0);
         assert_eq!(ip4(f, 28), u.ip);
+    }
+
+    #[test]
+    fn oversized_ipv4_with_df_gets_frag_needed() {
+        use crate::wire::layout;
+        assert_eq!(max_inner_frame(Encap::Geneve, 1500), 1456);
+        assert_eq!(max_inner_frame(Encap::Vxlan, 1500), 1464);
+        let mut frame = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53 payload=1472"
+            .parse::<crate::flow::FlowDesc>()
+            .unwrap()
+            .to_frame()
+            .unwrap();
+        assert_eq!(frame.len(), 14 + 1500);
+        frame[14 + 6] |= 0x40;
+        let mut reply = [0u8; 600];
+        let TooBig::Reply(n) = too_big(&frame, 1442, &mut reply) else {
+            panic!("no reply")
+        };
+        let r = &reply[..n];
+        let lay = layout::parse(r).unwrap();
+        assert!(lay.has(layout::Layout::IPV4 | layout::Layout::L4));
+        assert_eq!(&r[0..6], &[0, 0, 0, 0, 0, 1], "back to the sender");
+        assert_eq!(&r[26..30], &[10, 0, 0, 2]);
+        assert_eq!(&r[30..34], &[10, 0, 0, 1]);
+        assert_eq!((r[34], r[35]), (3, 4));
+        assert_eq!(be16(r, 40), 1442);
+        assert_eq!(checksum::data(&r[34..]), 0xffff, "ICMP checksum");
+        assert_eq!(checksum::data(&r[14..34]), 0xffff, "IP checksum");
+        assert_eq!(&r[42..62], &frame[14..34], "quotes the original header");
+        // Without DF: dropped, not answered.
+        frame[14 + 6] &= !0x40;
+        assert_eq!(too_big(&frame, 1442, &mut reply), TooBig::Drop);
     }
 
     #[test]

@@ -205,6 +205,9 @@ pub struct Underlay {
     pub ip: Ipv4Addr,
     /// The uplink's MAC, the source of our tunnel packets.
     pub mac: MacAddr,
+    /// The underlay's MTU (the largest outer IP packet); inner packets that
+    /// would exceed it get "fragmentation needed" / "packet too big".
+    pub mtu: u16,
     /// The chassis tunnels go to (indexed by [`LogicalPort::chassis`]).
     pub chassis: Vec<RemoteChassis>,
 }

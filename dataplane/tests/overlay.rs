@@ -60,6 +60,7 @@ fn chassis(me: u8, encap: Encap) -> Chassis {
         port: 1,
         ip: Ipv4Addr::new(192, 168, 100, 20 + me),
         mac: MacAddr([2, 0, 0, 0, 0, me]),
+        mtu: 1500,
         chassis: vec![RemoteChassis {
             name: format!("hv{other}"),
             ip: Ipv4Addr::new(192, 168, 100, 20 + other),
