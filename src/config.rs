@@ -139,6 +139,7 @@ impl ConfigFile {
                     port_security,
                     local_port,
                     chassis: None,
+                    vlan: None,
                 });
             }
             switches.push(LogicalSwitch {

@@ -49,6 +49,10 @@ enum Command {
         /// chassis (attached with AF_PACKET).
         #[arg(long)]
         uplink: Option<String>,
+        /// A physical network for localnet ports, NAME:IFACE (repeatable;
+        /// OVN's ovn-bridge-mappings).
+        #[arg(long = "bridge-mapping", value_parser = parse_mapping)]
+        bridge_mappings: Vec<(String, String)>,
         /// A remote tunnel endpoint's MAC, IP=MAC (repeatable; others are
         /// resolved by ARP on the uplink).
         #[arg(long = "neighbor", value_parser = parse_neighbor)]
@@ -186,6 +190,11 @@ impl EngineArgs {
     }
 }
 
+fn parse_mapping(s: &str) -> Result<(String, String), String> {
+    let (n, i) = s.split_once(':').ok_or("expected NETWORK:IFACE")?;
+    Ok((n.to_string(), i.to_string()))
+}
+
 fn parse_neighbor(s: &str) -> Result<(std::net::Ipv4Addr, dataplane::wire::MacAddr), String> {
     let (ip, mac) = s.split_once('=').ok_or("expected IP=MAC")?;
     Ok((
@@ -226,6 +235,7 @@ fn main() -> Result<()> {
             encap_type,
             encap_ip,
             uplink,
+            bridge_mappings,
             neighbors,
             engine,
         } => {
@@ -244,7 +254,16 @@ fn main() -> Result<()> {
                 static_neighbors: neighbors,
                 backoff: control::client::Backoff::default(),
             };
-            node::run(engine.options(), node::Programmer::Controller(cfg, uplink))
+            node::run(
+                engine.options(),
+                node::Programmer::Controller(
+                    cfg,
+                    node::Interfaces {
+                        uplink,
+                        bridge_mappings,
+                    },
+                ),
+            )
         }
         Command::Northd { nb, sb } => {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -43,9 +43,17 @@ pub struct NodeOptions {
 pub enum Programmer {
     /// A standalone configuration file.
     Config(PathBuf),
-    /// The chassis controller, from SB, with the kernel interface facing
-    /// the underlay (tunnels), if any.
-    Controller(ControllerConfig, Option<String>),
+    /// The chassis controller, from SB.
+    Controller(ControllerConfig, Interfaces),
+}
+
+/// The node's kernel interfaces besides VM ports.
+#[derive(Clone, Debug, Default)]
+pub struct Interfaces {
+    /// Facing the underlay (tunnels to other chassis).
+    pub uplink: Option<String>,
+    /// Physical network name → interface (provider networks).
+    pub bridge_mappings: Vec<(String, String)>,
 }
 
 /// A kernel interface's MAC address and MTU.
@@ -84,6 +92,8 @@ pub struct NodeDataplane {
     ports_changed: watch::Sender<u64>,
     /// The uplink to the underlay.
     uplink: Option<UplinkPort>,
+    /// Physical network name → the local port attached to it.
+    providers: Vec<(String, PortId)>,
 }
 
 type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
@@ -101,6 +111,13 @@ impl Dataplane for NodeDataplane {
 
     fn uplink(&self) -> Option<UplinkPort> {
         self.uplink
+    }
+
+    fn provider_port(&self, network: &str) -> Option<PortId> {
+        self.providers
+            .iter()
+            .find(|(n, _)| n == network)
+            .map(|(_, p)| *p)
     }
 
     fn install(
@@ -308,16 +325,31 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             iface_id: l.logical_port.clone(),
         })
         .collect();
+    let open = |iface: &str| -> Result<Arc<dyn Port<HeapPool>>> {
+        let port = AfPacketPort::open(&AfPacketConfig {
+            iface: iface.to_string(),
+            mtu: None,
+        })
+        .with_context(|| format!("opening {iface:?}"))?;
+        Ok(Arc::new(port))
+    };
+    let mut providers = Vec::new();
+    if let Programmer::Controller(_, ifs) = &programmer {
+        for (network, iface) in &ifs.bridge_mappings {
+            providers.push((network.clone(), engine.add_port(open(iface)?)?));
+        }
+    }
     let uplink = match &programmer {
-        Programmer::Controller(_, Some(iface)) => {
+        Programmer::Controller(
+            _,
+            Interfaces {
+                uplink: Some(iface),
+                ..
+            },
+        ) => {
             let (mac, mtu) = interface_mac_mtu(iface)?;
-            let port = AfPacketPort::open(&AfPacketConfig {
-                iface: iface.clone(),
-                mtu: None,
-            })
-            .with_context(|| format!("opening the uplink {iface:?}"))?;
             Some(UplinkPort {
-                port: engine.add_port(Arc::new(port))?,
+                port: engine.add_port(open(iface)?)?,
                 mac,
                 mtu,
             })
@@ -331,6 +363,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             installed: Mutex::new(None),
             ports_changed,
             uplink,
+            providers,
         }),
         controller: Mutex::new(None),
         controller_cfg,

@@ -335,3 +335,143 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     let _ = try_sh(&["ip", "link", "del", &kbr]);
     assert!(ok, "vm1 <-> the kernel VXLAN VTEP:\n{out}");
 }
+
+/// A provider network: a localnet port with VLAN tag 100 bridges the
+/// logical switch to a physical network on the node's `--bridge-mapping`
+/// interface, where a host on VLAN 100 answers the VM and pings it. This
+/// kernel has no 802.1Q support, so the host's stack on VLAN 100 is scapy
+/// (ARP and ICMP echo on tagged frames) in a namespace on that network.
+#[test]
+fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
+    require_root();
+    let t = tag();
+    let subnet = 114u8;
+    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1"));
+    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+    let phys = UnderlayNet::new(&format!("syph{t}"), "192.168.250.1");
+    let host_ns = format!("h{t}{subnet}");
+    let x = |cmd: &[&str]| {
+        let (ok, out) = try_sh(cmd);
+        assert!(ok, "{cmd:?}: {out}");
+    };
+    let _ = try_sh(&["ip", "netns", "del", &host_ns]);
+    let hbr = format!("h{t}{subnet}br");
+    let _ = try_sh(&["ip", "link", "del", &hbr]);
+    x(&["ip", "netns", "add", &host_ns]);
+    x(&[
+        "ip", "link", "add", &hbr, "type", "veth", "peer", "name", "eth0", "netns", &host_ns,
+    ]);
+    x(&["ip", "link", "set", &hbr, "master", &phys.bridge, "up"]);
+    x(&[
+        "ip",
+        "netns",
+        "exec",
+        &host_ns,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    x(&[
+        "ip", "netns", "exec", &host_ns, "ip", "link", "set", "eth0", "up",
+    ]);
+    let name = format!("c{t}{subnet}a");
+    let prov = format!("p{t}{subnet}");
+    let hv1 = Chassis::start_with(
+        &ovn,
+        &net,
+        &name,
+        &format!("192.168.{subnet}.11"),
+        &format!("192.168.{subnet}.21"),
+        "geneve",
+        &[("physnet", &prov, &phys.bridge)],
+    );
+    let vm1 = vm_on(
+        &hv1,
+        &format!("v{t}{subnet}a"),
+        "00:00:00:00:00:01",
+        "10.0.0.1",
+    );
+    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
+    let a1 = format!("{} {}", vm1.mac, vm1.ip);
+    ovn.nbctl(&[
+        "--wait=hv",
+        "ls-add",
+        "net1",
+        "--",
+        "lsp-add",
+        "net1",
+        "lp1",
+        "--",
+        "lsp-set-addresses",
+        "lp1",
+        &a1,
+        "--",
+        "lsp-set-port-security",
+        "lp1",
+        &a1,
+        "--",
+        "lsp-add",
+        "net1",
+        "ln",
+        "",
+        "100",
+        "--",
+        "lsp-set-type",
+        "ln",
+        "localnet",
+        "--",
+        "lsp-set-addresses",
+        "ln",
+        "unknown",
+        "--",
+        "lsp-set-options",
+        "ln",
+        "network_name=physnet",
+    ]);
+    // The host: answers ARP and echo on VLAN 100 only, and once the VM has
+    // pinged it, pings the VM back (tagged) and reports the reply.
+    let host = Command::new("ip")
+        .args(["netns", "exec", &host_ns, "/usr/bin/python3", "-c", r#"
+from scapy.all import *
+conf.verb = 0
+me, ip, vid = '02:00:00:00:01:00', '10.0.0.100', 100
+st = {'asked': False}
+def tagged(p):
+    return Dot1Q in p and p[Dot1Q].vlan == vid
+def handle(p):
+    if not tagged(p):
+        return
+    if ARP in p and p[ARP].op == 1 and p[ARP].pdst == ip:
+        sendp(Ether(dst=p.src, src=me)/Dot1Q(vlan=vid)/ARP(op=2, hwsrc=me, psrc=ip, hwdst=p[ARP].hwsrc, pdst=p[ARP].psrc), iface='eth0')
+    elif ICMP in p and p[IP].dst == ip and p[ICMP].type == 8:
+        print('host-got-echo', flush=True)
+        sendp(Ether(dst=p.src, src=me)/Dot1Q(vlan=vid)/IP(src=ip, dst=p[IP].src)/ICMP(type=0, id=p[ICMP].id, seq=p[ICMP].seq)/bytes(p[ICMP].payload), iface='eth0')
+        if not st['asked']:
+            st['asked'] = True
+            sendp(Ether(dst=p.src, src=me)/Dot1Q(vlan=vid)/IP(src=ip, dst=p[IP].src)/ICMP(type=8, id=0x4242, seq=1)/b'hello', iface='eth0')
+    elif ICMP in p and p[IP].dst == ip and p[ICMP].type == 0 and p[ICMP].id == 0x4242:
+        print('host-ping-ok', flush=True)
+        st['done'] = True
+sniff(iface='eth0', prn=handle, timeout=12, stop_filter=lambda p: st.get('done', False))
+"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (ok, out) = vm1.ping("10.0.0.100", 3, &[]);
+    let host_out = host.wait_with_output().unwrap();
+    let host_text = String::from_utf8_lossy(&host_out.stdout).into_owned();
+    let _ = try_sh(&["ip", "netns", "del", &host_ns]);
+    let _ = try_sh(&["ip", "link", "del", &hbr]);
+    assert!(
+        ok,
+        "vm1 -> the host on VLAN 100:\n{out}\nhost: {host_text}{}",
+        String::from_utf8_lossy(&host_out.stderr)
+    );
+    assert!(
+        host_text.contains("host-ping-ok"),
+        "the host's ping to vm1 got no reply: {host_text}"
+    );
+}

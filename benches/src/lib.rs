@@ -115,6 +115,7 @@ pub fn topology() -> Vec<LogicalSwitch> {
                 port_security: vec![entry],
                 local_port: Some(i as PortId),
                 chassis: None,
+                vlan: None,
             }
         })
         .collect();

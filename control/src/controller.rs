@@ -16,7 +16,9 @@
 //! that the same replica calls for, so rows a condition change brings in
 //! are never missed ([`Idl::set_condition`] returns once they are applied).
 //!
-//! Ports bound to other chassis are reached through tunnels: the controller
+//! Localnet ports are bound on every chassis that maps their
+//! `network_name` to an interface (OVN's `ovn-bridge-mappings`), with their
+//! VLAN `tag`. Ports bound to other chassis are reached through tunnels: the controller
 //! builds the mesh from SB's Chassis and Encap rows (the first tunnel type
 //! of ours the other chassis offers) and gives the dataplane each remote
 //! port's chassis; without an uplink, remote ports are unreachable.
@@ -90,6 +92,9 @@ pub trait Dataplane: Send + Sync + 'static {
     /// The uplink to the underlay, if the node has one. Without it, ports
     /// on other chassis are unreachable.
     fn uplink(&self) -> Option<UplinkPort>;
+    /// The local port attached to physical network `network` (OVN's
+    /// `ovn-bridge-mappings`), for localnet ports naming it.
+    fn provider_port(&self, network: &str) -> Option<PortId>;
     /// Compiles and publishes `switches` (and the tunnels of `underlay`)
     /// unless they equal what is installed; returns once every worker
     /// forwards with them (true if anything changed).
@@ -213,7 +218,7 @@ async fn step(
 ) -> Result<bool, ClientError> {
     let bindings = dp.bindings();
     let uplink = dp.uplink();
-    let plan = sb.read(|r| plan(cfg, r, &bindings, uplink));
+    let plan = sb.read(|r| plan(cfg, r, &bindings, uplink, &|n| dp.provider_port(n)));
     if plan.condition != *condition {
         sb.set_condition("Port_Binding", Some(plan.condition.clone()))
             .await?;
@@ -259,6 +264,7 @@ fn plan(
     r: &Replica,
     bindings: &[LocalBinding],
     uplink: Option<UplinkPort>,
+    provider_port: &dyn Fn(&str) -> Option<PortId>,
 ) -> Plan {
     let mut txn = Transaction::new(SB);
     let me = r
@@ -484,7 +490,17 @@ fn plan(
                 }
             })
             .collect();
-        let local_port = bound_here(&pb);
+        // A localnet port is bound on every chassis that has its physical
+        // network; VIFs where their iface-id is.
+        let (local_port, vlan) = match port_type {
+            PortType::Localnet => (
+                pb.string_map("options")
+                    .get("network_name")
+                    .and_then(|n| provider_port(n)),
+                pb.opt_integer("tag").and_then(|t| u16::try_from(t).ok()),
+            ),
+            PortType::Vif => (bound_here(&pb), None),
+        };
         let chassis = match local_port {
             Some(_) => None,
             None => pb
@@ -500,6 +516,7 @@ fn plan(
                 port_security,
                 local_port,
                 chassis,
+                vlan,
             });
         }
     }

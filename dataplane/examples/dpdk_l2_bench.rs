@@ -90,6 +90,7 @@ fn topology() -> Vec<LogicalSwitch> {
                 port_security: vec![entry],
                 local_port: Some(u16::from(i)),
                 chassis: None,
+                vlan: None,
             }
         })
         .collect();

@@ -56,9 +56,11 @@ pub enum DropReason {
     /// Too big for the overlay MTU (answered with ICMP when the sender can
     /// do path-MTU discovery).
     TunnelMtu,
+    /// From a VLAN provider network, but not tagged with its VLAN.
+    ProviderVlanMismatch,
 }
 
-const OTHER_REASONS: [DropReason; 21] = [
+const OTHER_REASONS: [DropReason; 22] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -80,6 +82,7 @@ const OTHER_REASONS: [DropReason; 21] = [
     DropReason::TunnelUnknownPort,
     DropReason::NeighborUnresolved,
     DropReason::TunnelMtu,
+    DropReason::ProviderVlanMismatch,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -120,6 +123,7 @@ impl DropReason {
             DropReason::TunnelUnknownPort => Malformed::ALL.len() + 18,
             DropReason::NeighborUnresolved => Malformed::ALL.len() + 19,
             DropReason::TunnelMtu => Malformed::ALL.len() + 20,
+            DropReason::ProviderVlanMismatch => Malformed::ALL.len() + 21,
         }
     }
 
@@ -148,6 +152,7 @@ impl DropReason {
             DropReason::TunnelUnknownPort => "tunnel_unknown_port",
             DropReason::NeighborUnresolved => "neighbor_unresolved",
             DropReason::TunnelMtu => "tunnel_mtu",
+            DropReason::ProviderVlanMismatch => "provider_vlan_mismatch",
         }
     }
 }
@@ -199,6 +204,9 @@ impl fmt::Display for DropReason {
                 f.write_str("remote tunnel endpoint's MAC not resolved yet")
             }
             DropReason::TunnelMtu => f.write_str("larger than the overlay MTU"),
+            DropReason::ProviderVlanMismatch => {
+                f.write_str("not tagged with the provider network's VLAN")
+            }
         }
     }
 }

@@ -118,6 +118,19 @@ pub struct Worker<P: BufPool> {
     neighbors: Arc<Neighbors>,
     /// When this worker last asked the uplink for each unresolved endpoint.
     arp_asked: Vec<(std::net::Ipv4Addr, Instant)>,
+    /// Scratch for [`Worker::untag_burst`].
+    stage_untagged: Vec<P::Buf>,
+}
+
+/// Pushes an 802.1Q tag with VLAN `vid` onto every frame (into headroom).
+fn tag_all<B: PacketBuf>(bufs: &mut [B], vid: u16) {
+    for b in bufs {
+        if let Some(f) = b.prepend(4) {
+            f.copy_within(4..16, 0);
+            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+            f[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+        }
+    }
 }
 
 /// A change to a worker's set of ports, sent by [`Engine`].
@@ -226,6 +239,7 @@ impl<P: BufPool> Worker<P> {
             mailbox: Arc::new(Mailbox::default()),
             neighbors: Arc::new(Neighbors::default()),
             arp_asked: Vec::new(),
+            stage_untagged: Vec::with_capacity(MAX_BURST),
         })
     }
 
@@ -355,6 +369,9 @@ impl<P: BufPool> Worker<P> {
             self.process_uplink(in_port);
             return;
         }
+        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port as usize) {
+            self.untag_burst(*vid);
+        }
         let mut rx = std::mem::take(&mut self.rx);
         for mut buf in rx.drain(..) {
             let v = match &mut self.cache {
@@ -399,6 +416,32 @@ impl<P: BufPool> Worker<P> {
                 self.tunnel(buf, chassis, lport, inport, None)
             }
         }
+    }
+
+    /// A burst from a VLAN provider network: frames of VLAN `vid` lose
+    /// their tag; any other frame is dropped.
+    #[cold]
+    fn untag_burst(&mut self, vid: u16) {
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut kept = Vec::with_capacity(0);
+        std::mem::swap(&mut kept, &mut self.stage_untagged);
+        kept.clear();
+        for mut buf in rx.drain(..) {
+            let f = buf.data();
+            let ours = f.len() >= 18
+                && u16::from_be_bytes([f[12], f[13]]) == 0x8100
+                && u16::from_be_bytes([f[14], f[15]]) & 0x0fff == vid;
+            if ours {
+                buf.data_mut().copy_within(0..12, 4);
+                buf.trim_front(4);
+                kept.push(buf);
+            } else {
+                self.drop(buf, DropReason::ProviderVlanMismatch);
+            }
+        }
+        rx.append(&mut kept);
+        self.stage_untagged = kept;
+        self.rx = rx;
     }
 
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
@@ -660,6 +703,9 @@ impl<P: BufPool> Worker<P> {
         for i in 0..self.pending.len() {
             let p = self.pending[i] as usize;
             sent += self.tx[p].len();
+            if let Some(Some(vid)) = self.tables.port_vlan.get(p) {
+                tag_all(&mut self.tx[p], *vid);
+            }
             self.queues[p].tx_burst(&mut self.pool, &mut self.tx[p]);
         }
         self.pending.clear();
@@ -933,6 +979,7 @@ mod tests {
                 port_security: vec![],
                 local_port: Some(i as PortId),
                 chassis: None,
+                vlan: None,
             })
             .collect();
         let tables = Tables::compile(&[LogicalSwitch {

@@ -372,6 +372,30 @@ fn slow_path<B: PacketBuf, T: Tracer>(
             trace!(t, "output", "to local port {p}");
             Verdict::Output(p)
         }
+        // A switch with a local localnet port reaches other chassis over
+        // the physical network (OVN does not tunnel such switches).
+        (None, Some(_)) if lport.port_type == PortType::Localnet => {
+            trace!(
+                t,
+                "output",
+                "\"{}\" is on another chassis, which has the physical network itself",
+                out.name
+            );
+            drop(meta, DropReason::NoLocalPort)
+        }
+        (None, Some(_)) if tables.datapaths[dp_idx as usize].localnet.is_some() => {
+            let ln = tables.datapaths[dp_idx as usize].localnet.expect("checked");
+            let ln = &tables.lports[ln as usize];
+            let p = ln.local_port.expect("a bound localnet port");
+            trace!(
+                t,
+                "output",
+                "\"{}\" is on another chassis: out of localnet port \"{}\" (local port {p})",
+                out.name,
+                ln.name
+            );
+            Verdict::Output(p)
+        }
         (None, Some(c)) => {
             if T::ENABLED {
                 let u = tables.underlay.as_ref().map(|u| &u.chassis[usize::from(c)]);
@@ -759,6 +783,11 @@ pub fn flood_targets(
             continue;
         }
         let lp = &tables.lports[idx as usize];
+        // From a tunnel: the sender's chassis had the physical network
+        // itself, so never out of our localnet port (no duplicates there).
+        if inport == NO_LPORT && lp.port_type == PortType::Localnet {
+            continue;
+        }
         if let Some(p) = lp.local_port {
             if egress_allowed(lp, frame, &lay) {
                 out.push(p);
@@ -772,7 +801,10 @@ pub fn flood_targets(
 /// or only "unknown" ones for unknown unicast.
 pub fn flood_chassis(tables: &Tables, datapath: u16, unknown_only: bool) -> &[u16] {
     let dp = &tables.datapaths[datapath as usize];
-    if unknown_only {
+    if dp.localnet.is_some() {
+        // The other chassis get it from the physical network.
+        &[]
+    } else if unknown_only {
         &dp.remote_unknown
     } else {
         &dp.remote_chassis
@@ -876,6 +908,7 @@ mod tests {
             port_security,
             local_port: Some(local),
             chassis: None,
+            vlan: None,
         }
     }
 

@@ -227,6 +227,9 @@ pub struct LogicalPort {
     /// Index into [`Underlay::chassis`] of the chassis the port is bound
     /// to, when that is another chassis.
     pub chassis: Option<u16>,
+    /// A localnet port's VLAN (OVN's `tag`): frames leave its local port
+    /// tagged with it and must arrive tagged with it. None: a flat network.
+    pub vlan: Option<u16>,
 }
 
 /// A logical switch.
@@ -264,6 +267,8 @@ pub struct Lport {
     pub local_port: Option<PortId>,
     /// The remote chassis (index into the underlay's) it is bound to.
     pub chassis: Option<u16>,
+    /// A localnet port's VLAN.
+    pub vlan: Option<u16>,
     pub port_security: PortSecurity,
     pub macs: Vec<MacAddr>,
 }
@@ -281,6 +286,10 @@ pub struct Datapath {
     pub remote_chassis: Vec<u16>,
     /// Remote chassis with "unknown" ports of this datapath.
     pub remote_unknown: Vec<u16>,
+    /// The localnet port bound on this chassis, if any: traffic to ports on
+    /// other chassis goes over the physical network through it, not
+    /// through tunnels (as in OVN).
+    pub localnet: Option<u32>,
 }
 
 /// An ARP/ND responder entry: the owner of an address on a datapath.
@@ -310,6 +319,9 @@ pub struct Tables {
     pub datapath_by_key: HashMap<u32, u16>,
     /// (datapath index, port tunnel key) → logical port.
     pub lport_by_key: HashMap<(u16, u32), u32>,
+    /// Per local port: the VLAN its frames carry (localnet ports on a VLAN
+    /// provider network), indexed by [`PortId`].
+    pub port_vlan: Vec<Option<u16>>,
 }
 
 /// Key of the static MAC table.
@@ -345,6 +357,7 @@ impl Tables {
                 unknown: Vec::new(),
                 remote_chassis: Vec::new(),
                 remote_unknown: Vec::new(),
+                localnet: None,
             };
             t.datapath_by_key.insert(ls.tunnel_key, dp_idx);
             let mut keys = hashbrown::HashSet::new();
@@ -406,6 +419,14 @@ impl Tables {
                         }
                     }
                 }
+                if let (PortType::Localnet, Some(p)) = (lp.port_type, lp.local_port) {
+                    dp.localnet = Some(idx);
+                    let p = p as usize;
+                    if t.port_vlan.len() <= p {
+                        t.port_vlan.resize(p + 1, None);
+                    }
+                    t.port_vlan[p] = lp.vlan;
+                }
                 if let Some(p) = lp.local_port {
                     let p = p as usize;
                     if t.by_local_port.len() <= p {
@@ -428,6 +449,7 @@ impl Tables {
                     datapath: dp_idx,
                     local_port: lp.local_port,
                     chassis,
+                    vlan: lp.vlan,
                     port_security: PortSecurity {
                         enabled: !lp.port_security.is_empty(),
                         entries: lp.port_security.clone(),
@@ -505,6 +527,7 @@ mod tests {
             },
             local_port: local,
             chassis: None,
+            vlan: None,
         }
     }
 

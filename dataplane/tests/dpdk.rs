@@ -60,6 +60,7 @@ fn lport(name: &str, key: u32, addr: &str, local: u16) -> LogicalPort {
         port_security,
         local_port: Some(local),
         chassis: None,
+        vlan: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn port(name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u1
         port_security: ps,
         local_port: local,
         chassis,
+        vlan: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn lport(name: &str, key: u32, addr: &str, ps: bool, local: u16) -> LogicalPort 
         port_security,
         local_port: Some(local),
         chassis: None,
+        vlan: None,
     }
 }
 

@@ -457,7 +457,9 @@ impl Desired {
             mac: sorted(mac),
             port_security: sorted(row.strings("port_security")),
             options,
-            tag: row.opt_integer("tag"),
+            // A localnet port's VLAN, or a container port's: `tag_request`
+            // as the CMS set it (`ovn-nbctl lsp-add SW PORT "" 100`).
+            tag: row.opt_integer("tag").or(row.opt_integer("tag_request")),
             parent_port: row.opt_string("parent_name"),
             requested_chassis,
         }

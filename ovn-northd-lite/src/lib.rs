@@ -91,6 +91,7 @@ impl Northd {
                         "port_security",
                         "options",
                         "tag",
+                        "tag_request",
                         "parent_name",
                         "up",
                     ],

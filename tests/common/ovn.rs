@@ -245,6 +245,21 @@ impl Chassis {
         tunnel_ip: &str,
         encap: &str,
     ) -> Chassis {
+        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, &[])
+    }
+
+    /// Like [`Chassis::start`], with provider networks: for each
+    /// `(network, interface, bridge)`, a veth `interface` in the chassis on
+    /// `bridge`, given to the node as `--bridge-mapping network:interface`.
+    pub fn start_with(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+        providers: &[(&str, &str, &str)],
+    ) -> Chassis {
         let ns = format!("{name}-ns");
         let _ = try_sh(&["ip", "netns", "del", &ns]);
         let (ul, peer) = (format!("{name}-ul"), format!("{name}-br"));
@@ -267,9 +282,21 @@ impl Chassis {
         inns(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ul]);
         inns(&["ip", "link", "set", &ul, "up"]);
         inns(&["ip", "link", "set", "lo", "up"]);
+        let mut mappings = Vec::new();
+        for (network, iface, bridge) in providers {
+            let peer = format!("{iface}b");
+            let _ = try_sh(&["ip", "link", "del", &peer]);
+            x(&[
+                "ip", "link", "add", &peer, "type", "veth", "peer", "name", iface, "netns", &ns,
+            ]);
+            x(&["ip", "link", "set", &peer, "master", bridge, "up"]);
+            inns(&["ip", "link", "set", iface, "up"]);
+            mappings.push(format!("--bridge-mapping={network}:{iface}"));
+        }
         let ctl = ovn.dir.join(format!("{name}.ctl"));
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
+            .args(&mappings)
             .args([
                 "--sb",
                 &ovn.sb,
