@@ -17,11 +17,13 @@ use std::time::Instant;
 use dataplane::drop::DropReason;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
+use dataplane::overlay::Tunnel;
 use dataplane::packet::{HeapPool, PortId};
 use dataplane::port::memory::{ReplayPort, Traffic};
 use dataplane::port::Port;
 use dataplane::tables::{
-    Address, LogicalPort, LogicalSwitch, MacIps, PortType, TablePublisher, Tables,
+    Address, Encap, LogicalPort, LogicalSwitch, MacIps, PortType, RemoteChassis, TablePublisher,
+    Tables, Underlay,
 };
 use dataplane::wire::MacAddr;
 use serde::Serialize;
@@ -48,6 +50,10 @@ pub struct Scenario {
     pub flows: usize,
     pub counted: Counted,
     build: fn(usize) -> Vec<Vec<FlowDesc>>,
+    /// Tunnel scenarios: ports 32..63 live on a remote chassis reached over
+    /// an uplink (local port 64) with this encapsulation; `decap` replays
+    /// the remote chassis' encapsulated traffic into the uplink.
+    overlay: Option<(Encap, bool)>,
 }
 
 /// Every scenario of the suite.
@@ -59,6 +65,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 1,
             counted: Counted::Forwarded,
             build: udp_flows,
+            overlay: None,
         },
         Scenario {
             name: "l2-10k",
@@ -66,6 +73,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 10_000,
             counted: Counted::Forwarded,
             build: udp_flows,
+            overlay: None,
         },
         Scenario {
             name: "l2-1m",
@@ -73,6 +81,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 1_000_000,
             counted: Counted::Forwarded,
             build: udp_flows,
+            overlay: None,
         },
         Scenario {
             name: "arp-responder",
@@ -80,6 +89,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: PORTS * (PORTS - 1),
             counted: Counted::Replies,
             build: arp_requests,
+            overlay: None,
         },
         Scenario {
             name: "port-security-drop",
@@ -87,8 +97,127 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 10_000,
             counted: Counted::Dropped(DropReason::PortSecurityIp),
             build: spoofed_flows,
+            overlay: None,
+        },
+        Scenario {
+            name: "geneve-encap",
+            description: "10,000 UDP flows to ports on another chassis, encapsulated in Geneve",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: to_remote_flows,
+            overlay: Some((Encap::Geneve, false)),
+        },
+        Scenario {
+            name: "geneve-decap",
+            description: "10,000 Geneve-encapsulated UDP flows from another chassis, delivered",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: from_remote_flows,
+            overlay: Some((Encap::Geneve, true)),
+        },
+        Scenario {
+            name: "vxlan-encap",
+            description: "10,000 UDP flows to ports on another chassis, encapsulated in VXLAN",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: to_remote_flows,
+            overlay: Some((Encap::Vxlan, false)),
+        },
+        Scenario {
+            name: "vxlan-decap",
+            description: "10,000 VXLAN-encapsulated UDP flows from another chassis, delivered",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: from_remote_flows,
+            overlay: Some((Encap::Vxlan, true)),
         },
     ]
+}
+
+/// Ports 32..63 on the remote chassis in the tunnel scenarios.
+const LOCAL: usize = PORTS / 2;
+/// The uplink's local port in the tunnel scenarios.
+const UPLINK: usize = PORTS;
+
+fn underlay(encap: Encap) -> Underlay {
+    Underlay {
+        port: UPLINK as PortId,
+        ip: Ipv4Addr::new(192, 168, 100, 21),
+        mac: MacAddr([2, 0, 0, 0, 1, 0x21]),
+        mtu: 1500,
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            ip: Ipv4Addr::new(192, 168, 100, 22),
+            encap,
+            mac: Some(MacAddr([2, 0, 0, 0, 1, 0x22])),
+            vtep: false,
+        }],
+    }
+}
+
+/// Flow i from local port `i % 32` to a remote port.
+fn to_remote_flows(n: usize) -> Vec<Vec<FlowDesc>> {
+    let mut by_port = vec![Vec::new(); PORTS];
+    for i in 0..n {
+        let s = i % LOCAL;
+        let d = LOCAL + (i / LOCAL) % LOCAL;
+        by_port[s].push(udp(i, s, d));
+    }
+    by_port
+}
+
+/// Flow i from a remote port to local port `i % 32`, as frames before
+/// encapsulation; all arrive on the uplink.
+fn from_remote_flows(n: usize) -> Vec<Vec<FlowDesc>> {
+    let mut by_port = vec![Vec::new(); PORTS + 1];
+    for i in 0..n {
+        let d = i % LOCAL;
+        let s = LOCAL + (i / LOCAL) % LOCAL;
+        by_port[UPLINK].push(udp(i, s, d));
+    }
+    by_port
+}
+
+fn udp(i: usize, s: usize, d: usize) -> FlowDesc {
+    FlowDesc {
+        inport: None,
+        eth_src: port_mac(s),
+        eth_dst: port_mac(d),
+        vlan: None,
+        l3: L3::Ipv4 {
+            src: port_ip(s),
+            dst: port_ip(d),
+            ttl: 64,
+        },
+        l4: L4::Udp {
+            src: 1024 + (i % 60_000) as u16,
+            dst: 5000 + (i / 60_000) as u16,
+        },
+        payload: 18,
+    }
+}
+
+/// Encapsulates `frame` as the remote chassis would towards us.
+fn from_remote(frame: &[u8], encap: Encap) -> Result<Vec<u8>, String> {
+    let u = underlay(encap);
+    let rc = &u.chassis[0];
+    let key = |m: &[u8]| u32::from(m[5]) + 1; // port i has MAC ..:i and key i+1
+    let mut b = dataplane::packet::HeapBuf::from_frame(frame);
+    let t = Tunnel {
+        encap,
+        src_mac: rc.mac.expect("static"),
+        dst_mac: u.mac,
+        src_ip: rc.ip,
+        dst_ip: u.ip,
+        datapath_key: 1,
+        ingress_key: key(&frame[6..12]) as u16,
+        egress_key: key(&frame[0..6]) as u16,
+    };
+    if !dataplane::overlay::encapsulate(&mut b, &t) {
+        return Err("no headroom".into());
+    }
+    use dataplane::packet::PacketBuf;
+    Ok(b.data().to_vec())
 }
 
 fn port_mac(i: usize) -> MacAddr {
@@ -97,6 +226,20 @@ fn port_mac(i: usize) -> MacAddr {
 
 fn port_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8 + 1)
+}
+
+/// The benchmark topology: one switch, [`PORTS`] VM ports with MAC+IP
+/// addresses and port security, port i bound to local port i (or, with
+/// `remote`, ports 32..63 bound to the remote chassis).
+pub fn topology_with(remote: bool) -> Vec<LogicalSwitch> {
+    let mut t = topology();
+    if remote {
+        for p in &mut t[0].ports[LOCAL..] {
+            p.local_port = None;
+            p.chassis = Some(0);
+        }
+    }
+    t
 }
 
 /// The benchmark topology: one switch, [`PORTS`] VM ports with MAC+IP
@@ -245,9 +388,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     if let Some(c) = opts.core {
         core_affinity::set_for_current(core_affinity::CoreId { id: c });
     }
-    let tables = Tables::compile(&topology()).map_err(|e| e.to_string())?;
+    let tables = match s.overlay {
+        Some((encap, _)) => {
+            Tables::compile_with_underlay(&topology_with(true), Some(underlay(encap)))
+        }
+        None => Tables::compile(&topology()),
+    }
+    .map_err(|e| e.to_string())?;
     let publisher = TablePublisher::new(tables);
-    let by_port = (s.build)(s.flows);
+    let mut by_port = (s.build)(s.flows);
+    if s.overlay.is_some() {
+        by_port.resize(PORTS + 1, Vec::new());
+    }
     let active = by_port.iter().filter(|d| !d.is_empty()).count().max(1) as u64;
     let per_port = opts.packets / active;
     let mut ports: Vec<Arc<dyn Port<HeapPool>>> = Vec::with_capacity(PORTS);
@@ -255,7 +407,13 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     for (i, descs) in by_port.iter().enumerate() {
         let frames = descs
             .iter()
-            .map(|d| d.to_frame().map_err(|e| e.to_string()))
+            .map(|d| {
+                let f = d.to_frame().map_err(|e| e.to_string())?;
+                match s.overlay {
+                    Some((encap, true)) => from_remote(&f, encap),
+                    _ => Ok(f),
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let traffic = Arc::new(Traffic::new(&frames));
         // Warm-up: each port first replays its traffic once (at most

@@ -446,7 +446,7 @@ impl<P: BufPool> Worker<P> {
 
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
     /// uplink: to logical port `lport`, or to multicast group `group`.
-    #[cold]
+    #[inline]
     fn tunnel(
         &mut self,
         mut buf: P::Buf,
@@ -455,48 +455,78 @@ impl<P: BufPool> Worker<P> {
         inport: u32,
         group: Option<u16>,
     ) {
-        let tables = self.tables.clone();
-        let Some(u) = tables.underlay.as_ref() else {
-            return self.drop(buf, DropReason::NoLocalPort);
+        // Decide with the tables borrowed, then act.
+        let plan = {
+            let tables = &*self.tables;
+            match tables.underlay.as_ref() {
+                None => Err(None),
+                Some(u) => {
+                    let rc = &u.chassis[usize::from(chassis)];
+                    match rc.mac.or_else(|| self.neighbors.get(rc.ip)) {
+                        None => Err(Some(rc.ip)),
+                        Some(dst_mac) => {
+                            let key = |i: u32| {
+                                tables
+                                    .lports
+                                    .get(i as usize)
+                                    .map_or(0, |l| l.tunnel_key as u16)
+                            };
+                            let dp = match group {
+                                Some(_) if inport != NO_LPORT => {
+                                    Some(tables.lports[inport as usize].datapath)
+                                }
+                                Some(_) => None,
+                                None => Some(tables.lports[lport as usize].datapath),
+                            };
+                            match dp {
+                                None => Err(None),
+                                Some(dp) => Ok((
+                                    Tunnel {
+                                        encap: rc.encap,
+                                        src_mac: u.mac,
+                                        dst_mac,
+                                        src_ip: u.ip,
+                                        dst_ip: rc.ip,
+                                        datapath_key: tables.datapaths[usize::from(dp)].tunnel_key,
+                                        ingress_key: if inport == NO_LPORT {
+                                            0
+                                        } else {
+                                            key(inport)
+                                        },
+                                        egress_key: match (rc.vtep, group) {
+                                            (true, _) => 0,
+                                            (false, Some(g)) => g,
+                                            (false, None) => key(lport),
+                                        },
+                                    },
+                                    u.port,
+                                    overlay::max_inner_frame(rc.encap, u.mtu),
+                                )),
+                            }
+                        }
+                    }
+                }
+            }
         };
-        let rc = &u.chassis[usize::from(chassis)];
-        let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
-            self.ask_neighbor(u, rc.ip);
-            return self.drop(buf, DropReason::NeighborUnresolved);
-        };
-        let key = |i: u32| {
-            tables
-                .lports
-                .get(i as usize)
-                .map_or(0, |l| l.tunnel_key as u16)
-        };
-        let dp = match group {
-            Some(_) if inport != NO_LPORT => tables.lports[inport as usize].datapath,
-            Some(_) => return self.drop(buf, DropReason::NoLocalPort),
-            None => tables.lports[lport as usize].datapath,
-        };
-        let t = Tunnel {
-            encap: rc.encap,
-            src_mac: u.mac,
-            dst_mac,
-            src_ip: u.ip,
-            dst_ip: rc.ip,
-            datapath_key: tables.datapaths[usize::from(dp)].tunnel_key,
-            ingress_key: if inport == NO_LPORT { 0 } else { key(inport) },
-            egress_key: match (rc.vtep, group) {
-                (true, _) => 0,
-                (false, Some(g)) => g,
-                (false, None) => key(lport),
-            },
-        };
-        let max = overlay::max_inner_frame(rc.encap, u.mtu);
-        if buf.len() > max {
-            return self.too_big(buf, inport, (max - 14) as u16);
-        }
-        if overlay::encapsulate(&mut buf, &t) {
-            self.enqueue(u.port, buf);
-        } else {
-            self.drop(buf, DropReason::NoBuffer);
+        match plan {
+            Ok((t, uplink, max)) => {
+                if buf.len() > max {
+                    return self.too_big(buf, inport, (max - 14) as u16);
+                }
+                if overlay::encapsulate(&mut buf, &t) {
+                    self.enqueue(uplink, buf);
+                } else {
+                    self.drop(buf, DropReason::NoBuffer);
+                }
+            }
+            Err(Some(ip)) => {
+                let tables = self.tables.clone();
+                if let Some(u) = tables.underlay.as_ref() {
+                    self.ask_neighbor(u, ip);
+                }
+                self.drop(buf, DropReason::NeighborUnresolved);
+            }
+            Err(None) => self.drop(buf, DropReason::NoLocalPort),
         }
     }
 

@@ -143,16 +143,33 @@ impl Neighbors {
     }
 }
 
-/// The UDP source port for an inner frame: a hash of its addresses and
-/// ports, in the dynamic range 49152..65535.
+/// The UDP source port for an inner frame: a hash of its Ethernet and
+/// IPv4 addresses and L4 ports (bytes 0..38), in the dynamic range
+/// 49152..65535.
 #[inline]
 pub fn source_port(inner: &[u8]) -> u16 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    // Ethernet addresses, and the IPv4 addresses and L4 ports if present.
-    let end = inner.len().min(14 + 20 + 4);
-    for &b in &inner[..end] {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    if let Some(head) = inner.get(..42) {
+        let w = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().expect("8 bytes"));
+        let x = w(0) ^ w(6).rotate_left(17) ^ w(26).rotate_left(31) ^ (w(34) & 0xffff_ffff);
+        return mix_port(x);
     }
+    let word = |o: usize| -> u64 {
+        let mut w = [0u8; 8];
+        let end = inner.len().min(o + 8);
+        if o < end {
+            w[..end - o].copy_from_slice(&inner[o..end]);
+        }
+        u64::from_le_bytes(w)
+    };
+    // Ethernet (0..16), IPv4 addresses (26..34), ports (34..38).
+    let x = word(0) ^ word(6).rotate_left(17) ^ word(26).rotate_left(31) ^ (word(34) & 0xffff_ffff);
+    mix_port(x)
+}
+
+#[inline(always)]
+fn mix_port(x: u64) -> u16 {
+    let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let h = h ^ (h >> 29);
     49152 | (h as u16 & 0x3fff)
 }
 
@@ -180,7 +197,9 @@ pub fn vxlan_vni(datapath_key: u32, egress_key: u16) -> u32 {
 }
 
 /// Encapsulates the frame in `buf` in place (prepending into headroom);
-/// false if the headroom is too small.
+/// false if the headroom is too small. The outer headers are assembled in
+/// a fixed-size array (no bounds checks) and written with one copy.
+#[inline]
 pub fn encapsulate<B: PacketBuf>(buf: &mut B, t: &Tunnel) -> bool {
     let inner_len = buf.len();
     let sport = source_port(buf.data());
@@ -189,62 +208,69 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, t: &Tunnel) -> bool {
         Encap::Vxlan => (vxlan::HEADER_LEN, vxlan::UDP_PORT),
     };
     let total = OUTER_LEN + tun_len;
-    let Some(f) = buf.prepend(total) else {
-        return false;
-    };
+    let mut h = [0u8; GENEVE_OVERHEAD];
     // Ethernet.
-    f[0..6].copy_from_slice(&t.dst_mac.0);
-    f[6..12].copy_from_slice(&t.src_mac.0);
-    f[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
+    h[0..6].copy_from_slice(&t.dst_mac.0);
+    h[6..12].copy_from_slice(&t.src_mac.0);
+    h[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
     // IPv4, DF set so the underlay never fragments (RFC 8926 §4.1.1).
     let ip_len = (20 + 8 + tun_len + inner_len) as u16;
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[1] = 0;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[4..6].copy_from_slice(&[0, 0]);
-    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = IP_UDP;
-    ip[10..12].copy_from_slice(&[0, 0]);
-    ip[12..16].copy_from_slice(&t.src_ip.octets());
-    ip[16..20].copy_from_slice(&t.dst_ip.octets());
-    let csum = !checksum::data(ip);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    h[14] = 0x45;
+    h[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    h[20] = 0x40;
+    h[22] = 64;
+    h[23] = IP_UDP;
+    h[26..30].copy_from_slice(&t.src_ip.octets());
+    h[30..34].copy_from_slice(&t.dst_ip.octets());
+    let ip: &[u8; 20] = h[14..34].try_into().expect("20 bytes");
+    let csum = !ipv4_header_sum(ip);
+    h[24..26].copy_from_slice(&csum.to_be_bytes());
     // UDP, checksum 0.
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&dport.to_be_bytes());
-    udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
-    udp[6..8].copy_from_slice(&[0, 0]);
-    let tun = &mut f[42..42 + tun_len];
+    h[34..36].copy_from_slice(&sport.to_be_bytes());
+    h[36..38].copy_from_slice(&dport.to_be_bytes());
+    h[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
     match t.encap {
         Encap::Geneve => {
             // Version 0, 2 words of options; no O/C bits; Ethernet payload.
-            tun[0] = 2;
-            tun[1] = 0;
-            tun[2..4].copy_from_slice(&0x6558u16.to_be_bytes());
+            h[42] = 2;
+            h[44..46].copy_from_slice(&0x6558u16.to_be_bytes());
             let vni = t.datapath_key & geneve::MAX_VNI;
-            tun[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
-            tun[7] = 0;
-            tun[8..10].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
-            tun[10] = geneve::OVN_OPTION_TYPE;
-            tun[11] = 1; // one 4-byte word of data
+            h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+            h[50..52].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
+            h[52] = geneve::OVN_OPTION_TYPE;
+            h[53] = 1; // one 4-byte word of data
             let md = geneve::OvnMetadata {
                 ingress_port: t.ingress_key,
                 egress_port: t.egress_key,
             };
-            tun[12..16].copy_from_slice(&md.to_bytes());
+            h[54..58].copy_from_slice(&md.to_bytes());
         }
         Encap::Vxlan => {
-            tun[0] = vxlan::FLAG_I;
-            tun[1..4].copy_from_slice(&[0, 0, 0]);
+            h[42] = vxlan::FLAG_I;
             let vni = vxlan_vni(t.datapath_key, t.egress_key);
-            tun[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
-            tun[7] = 0;
+            h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
         }
     }
+    let Some(f) = buf.prepend(total) else {
+        return false;
+    };
+    // Constant-length copies: moves, not a memcpy call.
+    match t.encap {
+        Encap::Geneve => f[..GENEVE_OVERHEAD].copy_from_slice(&h),
+        Encap::Vxlan => f[..VXLAN_OVERHEAD].copy_from_slice(&h[..VXLAN_OVERHEAD]),
+    }
     true
+}
+
+/// The ones' complement sum of a 20-byte IPv4 header (RFC 1071), unrolled.
+#[inline(always)]
+fn ipv4_header_sum(h: &[u8; 20]) -> u16 {
+    let mut sum = 0u32;
+    for i in 0..10 {
+        sum += u32::from(u16::from_be_bytes([h[2 * i], h[2 * i + 1]]));
+    }
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ((sum & 0xffff) + (sum >> 16)) as u16
 }
 
 /// What arrived on the uplink.
