@@ -495,3 +495,28 @@ fn snapshot(
         stats.cache_misses.load(Relaxed),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every scenario (but the million-flow one, slow to build unoptimised)
+    /// runs and counts exactly what it claims: `run` fails if any packet
+    /// ended otherwise.
+    #[test]
+    fn scenarios_count_what_they_claim() {
+        for s in scenarios().iter().filter(|s| s.flows <= 10_000) {
+            let r = run(
+                s,
+                &RunOptions {
+                    packets: 20_000,
+                    core: None,
+                    flow_cache: 8192,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.packets >= 10_000, "{}: {} packets", s.name, r.packets);
+            assert_eq!(r.unexpected, 0);
+        }
+    }
+}
