@@ -160,3 +160,87 @@ impl Drop for Vm {
         let _ = sh(&["ip", "netns", "del", &self.ns]);
     }
 }
+
+/// A bridge in the root namespace with an address: an underlay or a
+/// physical network for chassis and hosts in namespaces. Removed on drop.
+pub struct Bridge {
+    pub name: String,
+    pub ip: String,
+}
+
+impl Bridge {
+    /// Bridge `name` with `ip`/24 (stale leftovers of the name removed).
+    pub fn new(name: &str, ip: &str) -> io::Result<Bridge> {
+        let _ = sh(&["ip", "link", "del", name]);
+        sh(&["ip", "link", "add", name, "type", "bridge"])?;
+        sh(&["ip", "addr", "add", &format!("{ip}/24"), "dev", name])?;
+        sh(&["ip", "link", "set", name, "up"])?;
+        Ok(Bridge {
+            name: name.into(),
+            ip: ip.into(),
+        })
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "link", "del", &self.name]);
+    }
+}
+
+/// A host on a bridge: namespace `ns` with interface `iface` (address
+/// `ip`/24, if given) whose veth peer `<ns>-br` is a port of the bridge.
+/// A chassis' namespace, or a physical host's. Removed on drop.
+pub struct Host {
+    pub ns: String,
+    pub iface: String,
+    peers: Vec<String>,
+}
+
+impl Host {
+    pub fn new(ns: &str, bridge: &Bridge, iface: &str, ip: Option<&str>) -> io::Result<Host> {
+        let _ = sh(&["ip", "netns", "del", ns]);
+        sh(&["ip", "netns", "add", ns])?;
+        let mut host = Host {
+            ns: ns.into(),
+            iface: iface.into(),
+            peers: Vec::new(),
+        };
+        host.attach(bridge, iface)?;
+        host.exec(&["ip", "link", "set", "lo", "up"])?;
+        host.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])?;
+        if let Some(ip) = ip {
+            host.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", iface])?;
+        }
+        Ok(host)
+    }
+
+    /// Adds interface `iface` in the host, its veth peer on `bridge`.
+    pub fn attach(&mut self, bridge: &Bridge, iface: &str) -> io::Result<()> {
+        let peer = format!("{iface}-b");
+        let _ = sh(&["ip", "link", "del", &peer]);
+        sh(&[
+            "ip", "link", "add", &peer, "type", "veth", "peer", "name", iface, "netns", &self.ns,
+        ])?;
+        sh(&["ip", "link", "set", &peer, "master", &bridge.name, "up"])?;
+        self.exec(&["ip", "link", "set", iface, "up"])?;
+        self.peers.push(peer);
+        Ok(())
+    }
+
+    /// Runs a command inside the host.
+    pub fn exec(&self, args: &[&str]) -> io::Result<Output> {
+        let mut full = vec!["ip", "netns", "exec", self.ns.as_str()];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        for p in &self.peers {
+            let _ = sh(&["ip", "link", "del", p]);
+        }
+        let _ = sh(&["ip", "netns", "del", &self.ns]);
+    }
+}

@@ -42,7 +42,7 @@ fn tcp_100k(from: &Vm, to: &Vm) {
 fn two_chassis(encap: &str, subnet: u8) {
     require_root();
     let t = tag();
-    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1"));
+    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
     let ip = |h: u8| format!("192.168.{subnet}.{h}");
     let hv1 = Chassis::start(
@@ -114,7 +114,7 @@ fn two_chassis(encap: &str, subnet: u8) {
              ps=sniff(iface='{}', filter='udp port 6081 or udp port 4789', count=4, timeout=10)\n\
              for p in ps:\n  u=p[UDP]\n  g=GENEVE(bytes(u.payload)) if u.dport==6081 else VXLAN(bytes(u.payload))\n\
              \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex())\n\
-             \x20 else:\n    print('vxlan', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni)\n", net.bridge)])
+             \x20 else:\n    print('vxlan', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni)\n", net.name)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -226,7 +226,7 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     require_root();
     let t = tag();
     let subnet = 113u8;
-    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1"));
+    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
     let ip = |h: u8| format!("192.168.{subnet}.{h}");
     let hv1 = Chassis::start(
@@ -298,7 +298,7 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     x(&[
         "ip", "link", "add", &kbr, "type", "veth", "peer", "name", "ul", "netns", &kns,
     ]);
-    x(&["ip", "link", "set", &kbr, "master", &net.bridge]);
+    x(&["ip", "link", "set", &kbr, "master", &net.name]);
     x(&["ip", "link", "set", &kbr, "up"]);
     let k = |args: &[&str]| {
         let mut full = vec!["ip", "netns", "exec", kns.as_str()];
@@ -346,9 +346,9 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
     require_root();
     let t = tag();
     let subnet = 114u8;
-    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1"));
+    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
-    let phys = UnderlayNet::new(&format!("syph{t}"), "192.168.250.1");
+    let phys = UnderlayNet::new(&format!("syph{t}"), "192.168.250.1").unwrap();
     let host_ns = format!("h{t}{subnet}");
     let x = |cmd: &[&str]| {
         let (ok, out) = try_sh(cmd);
@@ -361,7 +361,7 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
     x(&[
         "ip", "link", "add", &hbr, "type", "veth", "peer", "name", "eth0", "netns", &host_ns,
     ]);
-    x(&["ip", "link", "set", &hbr, "master", &phys.bridge, "up"]);
+    x(&["ip", "link", "set", &hbr, "master", &phys.name, "up"]);
     x(&[
         "ip",
         "netns",
@@ -384,7 +384,7 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
         &format!("192.168.{subnet}.11"),
         &format!("192.168.{subnet}.21"),
         "geneve",
-        &[("physnet", &prov, &phys.bridge)],
+        &[("physnet", &prov, &phys)],
     );
     let vm1 = vm_on(
         &hv1,

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{bin, free_port, try_sh, NEXT};
+use switchyard::netns::Host;
 
 /// Which server holds NB and SB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,37 +194,7 @@ impl Ovn {
     }
 }
 
-/// An underlay network: a bridge in the root namespace with an address
-/// (where the databases listen), removed on drop.
-pub struct UnderlayNet {
-    pub bridge: String,
-    pub ip: String,
-}
-
-impl UnderlayNet {
-    /// Bridge `name` with `ip`/24.
-    pub fn new(name: &str, ip: &str) -> UnderlayNet {
-        let _ = try_sh(&["ip", "link", "del", name]);
-        for cmd in [
-            vec!["ip", "link", "add", name, "type", "bridge"],
-            vec!["ip", "addr", "add", &format!("{ip}/24"), "dev", name],
-            vec!["ip", "link", "set", name, "up"],
-        ] {
-            let (ok, out) = try_sh(&cmd);
-            assert!(ok, "{cmd:?}: {out}");
-        }
-        UnderlayNet {
-            bridge: name.into(),
-            ip: ip.into(),
-        }
-    }
-}
-
-impl Drop for UnderlayNet {
-    fn drop(&mut self) {
-        let _ = try_sh(&["ip", "link", "del", &self.bridge]);
-    }
-}
+pub use switchyard::netns::Bridge as UnderlayNet;
 
 /// A chassis: a network namespace with an uplink veth on the underlay
 /// bridge (host address `host_ip`, for the SB connection) and a
@@ -234,6 +205,7 @@ pub struct Chassis {
     pub ns: String,
     pub ctl: PathBuf,
     node: Child,
+    _host: Host,
 }
 
 impl Chassis {
@@ -249,8 +221,9 @@ impl Chassis {
     }
 
     /// Like [`Chassis::start`], with provider networks: for each
-    /// `(network, interface, bridge)`, a veth `interface` in the chassis on
-    /// `bridge`, given to the node as `--bridge-mapping network:interface`.
+    /// `(network, interface, bridge)`, an interface `interface` in the
+    /// chassis on `bridge`, given to the node as `--bridge-mapping
+    /// network:interface`.
     pub fn start_with(
         ovn: &Ovn,
         net: &UnderlayNet,
@@ -258,53 +231,21 @@ impl Chassis {
         host_ip: &str,
         tunnel_ip: &str,
         encap: &str,
-        providers: &[(&str, &str, &str)],
+        providers: &[(&str, &str, &UnderlayNet)],
     ) -> Chassis {
         let ns = format!("{name}-ns");
-        let _ = try_sh(&["ip", "netns", "del", &ns]);
-        let (ul, peer) = (format!("{name}-ul"), format!("{name}-br"));
-        let _ = try_sh(&["ip", "link", "del", &peer]);
-        let x = |cmd: &[&str]| {
-            let (ok, out) = try_sh(cmd);
-            assert!(ok, "{cmd:?}: {out}");
-        };
-        x(&["ip", "netns", "add", &ns]);
-        x(&[
-            "ip", "link", "add", &peer, "type", "veth", "peer", "name", &ul, "netns", &ns,
-        ]);
-        x(&["ip", "link", "set", &peer, "master", &net.bridge]);
-        x(&["ip", "link", "set", &peer, "up"]);
-        let inns = |args: &[&str]| {
-            let mut full = vec!["ip", "netns", "exec", ns.as_str()];
-            full.extend_from_slice(args);
-            x(&full);
-        };
-        inns(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ul]);
-        inns(&["ip", "link", "set", &ul, "up"]);
-        inns(&["ip", "link", "set", "lo", "up"]);
+        let ul = format!("{name}-ul");
+        let mut host = Host::new(&ns, net, &ul, Some(host_ip)).expect("chassis namespace");
         let mut mappings = Vec::new();
         for (network, iface, bridge) in providers {
-            let peer = format!("{iface}b");
-            let _ = try_sh(&["ip", "link", "del", &peer]);
-            x(&[
-                "ip", "link", "add", &peer, "type", "veth", "peer", "name", iface, "netns", &ns,
-            ]);
-            x(&["ip", "link", "set", &peer, "master", bridge, "up"]);
-            inns(&["ip", "link", "set", iface, "up"]);
+            host.attach(bridge, iface).expect("provider interface");
             mappings.push(format!("--bridge-mapping={network}:{iface}"));
         }
         let ctl = ovn.dir.join(format!("{name}.ctl"));
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
             .args(&mappings)
-            .args([
-                "--sb",
-                &ovn.sb,
-                "--encap-type",
-                encap,
-                "--encap-ip",
-                tunnel_ip,
-            ])
+            .args(["--sb", &ovn.sb, "--encap-type", encap, "--encap-ip", tunnel_ip])
             .args(["--uplink", &ul, "--ctl", ctl.to_str().unwrap()])
             .args(["--metrics", &format!("127.0.0.1:{}", free_port())])
             .stdout(Stdio::null())
@@ -321,6 +262,7 @@ impl Chassis {
             ns,
             ctl,
             node,
+            _host: host,
         }
     }
 
@@ -340,7 +282,5 @@ impl Chassis {
 impl Drop for Chassis {
     fn drop(&mut self) {
         kill(&mut self.node);
-        let _ = try_sh(&["ip", "netns", "del", &self.ns]);
-        let _ = try_sh(&["ip", "link", "del", &format!("{}-br", self.name)]);
     }
 }
