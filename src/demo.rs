@@ -1,12 +1,14 @@
-//! `switchyard demo`: a working virtual network on this machine, built the
-//! way a cloud builds one. It starts the OVN databases (`switchyard db`),
-//! ovn-northd-lite and a compute node whose chassis controller programs the
-//! dataplane; plugs network-namespace VMs into the node (AF_PACKET ports
-//! with their iface-ids); writes two tenants' logical switches and ports
-//! into the northbound database over OVSDB, waiting for the chassis to
-//! realise them as `ovn-nbctl --wait=hv` does; then shows the VMs talking,
-//! the switch answering ARP, tenant isolation, a spoofed packet dropped and
-//! explained by `trace`, and the counters on `/metrics`. Needs root.
+//! `switchyard demo`: a working multi-node virtual network on this machine,
+//! built the way a cloud builds one. It starts the OVN databases
+//! (`switchyard db`) and ovn-northd-lite, and two compute nodes, each in its
+//! own network namespace with an uplink on a shared underlay bridge, whose
+//! chassis controllers program their dataplanes; plugs network-namespace
+//! VMs into both (AF_PACKET ports with their iface-ids); writes two tenants'
+//! logical switches and ports into the northbound database over OVSDB,
+//! waiting for the chassis to realise them as `ovn-nbctl --wait=hv` does;
+//! then shows VMs talking across a Geneve tunnel, the switch answering ARP,
+//! tenant isolation, a spoofed packet dropped and explained by `trace`, and
+//! the counters on `/metrics`. Needs root.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,13 +21,14 @@ use control::client::txn::{refs, set};
 use control::client::{Backoff, Idl, TableRequest, Transaction};
 use dataplane::flow::FlowDesc;
 use serde_json::json;
-use switchyard::netns::Vm;
+use switchyard::netns::{Bridge, Host, Vm};
 
 use crate::ctl;
 
-const METRICS: &str = "127.0.0.1:9464";
 const NB: &str = "tcp:127.0.0.1:6641";
 const SB: &str = "tcp:127.0.0.1:6642";
+/// The underlay: the bridge's address, where the nodes reach SB.
+const UNDERLAY_IP: &str = "192.168.200.1";
 
 /// The demo's processes, stopped on drop.
 struct Demo {
@@ -53,8 +56,22 @@ impl Demo {
     }
 
     fn spawn(&mut self, what: &str, args: &[&str], log: &Path) -> Result<()> {
+        self.spawn_in(None, what, args, log)
+    }
+
+    /// Starts `switchyard ARGS`, inside network namespace `ns` if given.
+    fn spawn_in(&mut self, ns: Option<&str>, what: &str, args: &[&str], log: &Path) -> Result<()> {
         let log = std::fs::File::create(log)?;
-        let child = Command::new(std::env::current_exe()?)
+        let exe = std::env::current_exe()?;
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let child = cmd
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -63,6 +80,15 @@ impl Demo {
         self.children.push(child);
         Ok(())
     }
+}
+
+/// A compute node of the demo: its namespace (with the uplink), the
+/// management socket and the /metrics address.
+struct Node {
+    host: Host,
+    name: &'static str,
+    ctl: std::path::PathBuf,
+    metrics: String,
 }
 
 /// Writes the tenants' switches and ports into NB in one transaction and
@@ -128,29 +154,29 @@ async fn build_topology(tenants: &[(&str, Vec<(&str, &Vm)>)]) -> Result<Duration
     Ok(t0.elapsed())
 }
 
-fn metrics_text() -> Result<String> {
-    let mut s = TcpStream::connect(METRICS)?;
+fn metrics_text(addr: &str) -> Result<String> {
+    let mut s = TcpStream::connect(addr)?;
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
 }
 
-/// Drops counted under `reason` on /metrics (0 if unreadable).
-fn drops(reason: &str) -> u64 {
+/// Drops counted under `reason` on a node's /metrics (0 if unreadable).
+fn drops(addr: &str, reason: &str) -> u64 {
     let prefix = format!("switchyard_drops_total{{reason=\"{reason}\"}} ");
-    metrics_text()
+    metrics_text(addr)
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
         .unwrap_or(0.0) as u64
 }
 
-fn wait_ready(ctl: &Path) -> Result<()> {
+fn wait_ready(node: &Node) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(ctl.exists() && TcpStream::connect(METRICS).is_ok()) {
+    while !(node.ctl.exists() && TcpStream::connect(&node.metrics).is_ok()) {
         if Instant::now() > deadline {
-            bail!("the node did not come up (is {METRICS} in use?)");
+            bail!("node {} did not come up", node.name);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -162,16 +188,16 @@ pub fn run(keep: bool) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces: run it as root (sudo)");
     }
-    for port in [6641, 6642, 9464] {
+    for port in [6641, 6642] {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             bail!("127.0.0.1:{port} is in use: is another switchyard (or OVN) running?");
         }
     }
-    println!("switchyard demo: an OVN-style control plane and a compute node on this machine\n");
+    println!("switchyard demo: an OVN-style control plane and two compute nodes on this machine\n");
     let dir = std::env::temp_dir().join("switchyard-demo");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let ctl_path = dir.join("switchyard.ctl");
+    let underlay = Bridge::new("sy-demo-ul", UNDERLAY_IP)?;
     let mut demo = Demo {
         children: Vec::new(),
         failures: 0,
@@ -179,54 +205,94 @@ pub fn run(keep: bool) -> Result<()> {
     let data = dir.join("db");
     demo.spawn(
         "the databases",
-        &["db", "--data-dir", data.to_str().unwrap()],
+        &[
+            "db",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--nb-remote",
+            "ptcp:6641:127.0.0.1",
+            "--sb-remote",
+            "ptcp:6642:127.0.0.1",
+            "--sb-remote",
+            &format!("ptcp:6642:{UNDERLAY_IP}"),
+        ],
         &dir.join("db.log"),
     )?;
     demo.spawn("ovn-northd-lite", &["northd"], &dir.join("northd.log"))?;
-    demo.spawn(
-        "the node",
-        &[
-            "node",
-            "--chassis",
-            "demo-hv1",
-            "--metrics",
-            METRICS,
-            "--ctl",
-            ctl_path.to_str().unwrap(),
-        ],
-        &dir.join("node.log"),
-    )?;
-    wait_ready(&ctl_path)?;
+    let mut nodes = Vec::new();
+    for (i, name) in [(1, "demo-hv1"), (2, "demo-hv2")] {
+        let host_ip = format!("192.168.200.1{i}");
+        let host = Host::new(&format!("sy-demo-hv{i}"), &underlay, "ul", Some(&host_ip))?;
+        let node = Node {
+            name,
+            ctl: dir.join(format!("hv{i}.ctl")),
+            metrics: format!("{host_ip}:9464"),
+            host,
+        };
+        demo.spawn_in(
+            Some(&node.host.ns),
+            name,
+            &[
+                "node",
+                "--chassis",
+                name,
+                "--sb",
+                &format!("tcp:{UNDERLAY_IP}:6642"),
+                "--encap-type",
+                "geneve",
+                "--encap-ip",
+                &format!("192.168.200.2{i}"),
+                "--uplink",
+                "ul",
+                "--metrics",
+                &node.metrics,
+                "--ctl",
+                node.ctl.to_str().unwrap(),
+            ],
+            &dir.join(format!("hv{i}.log")),
+        )?;
+        nodes.push(node);
+    }
+    for n in &nodes {
+        wait_ready(n)?;
+    }
     println!("Started (logs in {}):", dir.display());
-    println!("  switchyard db        OVN_Northbound on {NB}, OVN_Southbound on {SB}");
+    println!("  switchyard db        OVN_Northbound on {NB}, OVN_Southbound on {SB} and {UNDERLAY_IP}:6642");
     println!("  switchyard northd    ovn-northd-lite, NB -> SB");
-    println!("  switchyard node      chassis demo-hv1: controller + poll-mode dataplane");
+    println!(
+        "  switchyard node x2   chassis demo-hv1 and demo-hv2, each in a namespace with an uplink"
+    );
+    println!("                       on the underlay bridge sy-demo-ul; Geneve endpoints 192.168.200.21/.22");
 
-    let vm1 = Vm::new(
+    let (hv1, hv2) = (&nodes[0], &nodes[1]);
+    let vm1 = Vm::new_on(
+        Some(&hv1.host.ns),
         "sy-demo-vm1",
         "sy-demo-vm1",
         "00:00:00:00:00:01",
         "10.0.0.1",
         1500,
     )?;
-    let vm2 = Vm::new(
+    let vm2 = Vm::new_on(
+        Some(&hv2.host.ns),
         "sy-demo-vm2",
         "sy-demo-vm2",
         "00:00:00:00:00:02",
         "10.0.0.2",
         1500,
     )?;
-    let vm3 = Vm::new(
+    let vm3 = Vm::new_on(
+        Some(&hv1.host.ns),
         "sy-demo-vm3",
         "sy-demo-vm3",
         "00:00:00:00:00:03",
         "10.0.0.3",
         1500,
     )?;
-    println!("\nPlugging the VMs (network namespaces) into the node:");
-    for vm in [&vm1, &vm2, &vm3] {
+    println!("\nPlugging the VMs (network namespaces) into the nodes:");
+    for (vm, node) in [(&vm1, hv1), (&vm2, hv2), (&vm3, hv1)] {
         let text = ctl::request(
-            &ctl_path,
+            &node.ctl,
             &ctl::Request::PortAdd {
                 interface: vm.port.clone(),
                 iface_id: vm.ns.clone(),
@@ -234,8 +300,11 @@ pub fn run(keep: bool) -> Result<()> {
             },
         )?;
         print!(
-            "  $ switchyard port-add {} --iface-id {}\n    {text}",
-            vm.port, vm.ns
+            "  $ switchyard port-add {} --iface-id {} --ctl {}\n    {}: {text}",
+            vm.port,
+            vm.ns,
+            node.ctl.display(),
+            node.name
         );
     }
     let tenants = [
@@ -250,16 +319,28 @@ pub fn run(keep: bool) -> Result<()> {
         .build()?;
     let took = rt.block_on(build_topology(&tenants))?;
     println!(
-        "\nWrote tenant-a (vm1, vm2) and tenant-b (vm3) into NB with port security, and \
-         waited for the chassis to forward with them (as --wait=hv): {:.1} ms",
+        "\nWrote tenant-a (vm1 on demo-hv1, vm2 on demo-hv2) and tenant-b (vm3 on demo-hv1) into NB \
+         with port security, and waited for both chassis to forward with them (as --wait=hv): {:.1} ms",
         took.as_secs_f64() * 1e3
     );
-    println!("\nThe node's view ($ switchyard show):");
-    print!("{}", ctl::request(&ctl_path, &ctl::Request::Show)?);
+    for n in &nodes {
+        println!(
+            "\n{}'s view ($ switchyard show --ctl {}):",
+            n.name,
+            n.ctl.display()
+        );
+        print!("{}", ctl::request(&n.ctl, &ctl::Request::Show)?);
+    }
     println!("\nChecks:");
+    let ctl_path = hv1.ctl.clone();
+    let metrics = hv1.metrics.clone();
 
     let (ok, out) = vm1.ping("10.0.0.2", 3, &[]);
-    demo.check("vm1 (10.0.0.1) pings vm2 (10.0.0.2) on tenant-a", ok, &out);
+    demo.check(
+        "vm1 (10.0.0.1, demo-hv1) pings vm2 (10.0.0.2, demo-hv2) on tenant-a, over Geneve",
+        ok,
+        &out,
+    );
     let (ok, out) = vm2.ping("10.0.0.1", 3, &[]);
     demo.check("vm2 pings vm1", ok, &out);
     let (ok, out) = vm1.ping("10.0.0.3", 1, &[]);
@@ -282,11 +363,11 @@ pub fn run(keep: bool) -> Result<()> {
 
     let spoof = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.99 ip4.dst=10.0.0.2 udp.dst=53";
     let spoof_frame = spoof.parse::<FlowDesc>()?.to_frame()?;
-    let before = drops("port_security_ip");
+    let before = drops(&metrics, "port_security_ip");
     vm1.send_raw(std::slice::from_ref(&spoof_frame))?;
     let deadline = Instant::now() + Duration::from_secs(3);
     let counted = loop {
-        if drops("port_security_ip") == before + 1 {
+        if drops(&metrics, "port_security_ip") == before + 1 {
             break true;
         }
         if Instant::now() > deadline {
@@ -312,8 +393,8 @@ pub fn run(keep: bool) -> Result<()> {
     );
     print!("{trace}");
 
-    println!("\nCounters (curl http://{METRICS}/metrics), non-zero drops:");
-    for l in metrics_text()?.lines() {
+    println!("\nCounters of demo-hv1 (curl http://{metrics}/metrics), non-zero drops:");
+    for l in metrics_text(&metrics)?.lines() {
         if l.starts_with("switchyard_drops_total") && !l.ends_with(" 0") {
             println!("  {l}");
         }
@@ -327,7 +408,10 @@ pub fn run(keep: bool) -> Result<()> {
     println!("  switchyard show --ctl {}", ctl_path.display());
     println!("  switchyard trace --ctl {} 'inport=sy-demo-vm1 eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 tcp.dst=22'", ctl_path.display());
     println!("  ip netns exec sy-demo-vm1 ping 10.0.0.2");
-    println!("  curl -s http://{METRICS}/metrics | grep switchyard_");
+    println!("  curl -s http://{metrics}/metrics | grep switchyard_");
+    println!(
+        "  tcpdump -ni sy-demo-ul udp port 6081             # the Geneve tunnel between the nodes"
+    );
     if keep {
         println!("\nThe network stays up until Ctrl-C.");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -337,6 +421,8 @@ pub fn run(keep: bool) -> Result<()> {
     let failures = demo.failures;
     drop(demo);
     drop((vm1, vm2, vm3));
+    drop(nodes);
+    drop(underlay);
     let _ = std::fs::remove_dir_all(&dir);
     if failures > 0 {
         bail!("{failures} demo check(s) failed");

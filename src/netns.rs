@@ -189,7 +189,7 @@ impl Drop for Bridge {
 }
 
 /// A host on a bridge: namespace `ns` with interface `iface` (address
-/// `ip`/24, if given) whose veth peer `<ns>-br` is a port of the bridge.
+/// `ip`/24, if given) whose veth peer is a port of the bridge.
 /// A chassis' namespace, or a physical host's. Removed on drop.
 pub struct Host {
     pub ns: String,
@@ -212,12 +212,20 @@ impl Host {
         if let Some(ip) = ip {
             host.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", iface])?;
         }
+        // The host's own TCP shares the interface with a switch reading it
+        // over AF_PACKET: no GSO super-frames (see Vm::new).
+        host.exec(&["ethtool", "-K", iface, "tso", "off", "gso", "off"])?;
         Ok(host)
     }
 
-    /// Adds interface `iface` in the host, its veth peer on `bridge`.
+    /// Adds interface `iface` in the host, its veth peer on `bridge` (named
+    /// from a hash of the host and interface: unique, and short enough for
+    /// the kernel's 15 characters).
     pub fn attach(&mut self, bridge: &Bridge, iface: &str) -> io::Result<()> {
-        let peer = format!("{iface}-b");
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.ns, iface).hash(&mut h);
+        let peer = format!("syb{:08x}", h.finish() as u32);
         let _ = sh(&["ip", "link", "del", &peer]);
         sh(&[
             "ip", "link", "add", &peer, "type", "veth", "peer", "name", iface, "netns", &self.ns,

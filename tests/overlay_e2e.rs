@@ -42,7 +42,8 @@ fn tcp_100k(from: &Vm, to: &Vm) {
 fn two_chassis(encap: &str, subnet: u8) {
     require_root();
     let t = tag();
-    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
+    let net =
+        UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
     let ip = |h: u8| format!("192.168.{subnet}.{h}");
     let hv1 = Chassis::start(
@@ -226,7 +227,8 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     require_root();
     let t = tag();
     let subnet = 113u8;
-    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
+    let net =
+        UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
     let ip = |h: u8| format!("192.168.{subnet}.{h}");
     let hv1 = Chassis::start(
@@ -346,7 +348,8 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
     require_root();
     let t = tag();
     let subnet = 114u8;
-    let net = UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
+    let net =
+        UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
     let phys = UnderlayNet::new(&format!("syph{t}"), "192.168.250.1").unwrap();
     let host_ns = format!("h{t}{subnet}");

@@ -41,8 +41,6 @@ pub enum DropReason {
     NoBuffer,
     /// A tunnel packet's outer headers or Geneve/VXLAN header are invalid.
     TunnelMalformed,
-    /// Received on the uplink but not a tunnel packet for our endpoint.
-    UplinkNotTunnel,
     /// A Geneve option we do not understand is marked critical (RFC 8926 §3.5).
     TunnelCriticalOption,
     /// A Geneve packet without OVN's metadata option.
@@ -60,7 +58,7 @@ pub enum DropReason {
     ProviderVlanMismatch,
 }
 
-const OTHER_REASONS: [DropReason; 22] = [
+const OTHER_REASONS: [DropReason; 21] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -75,7 +73,6 @@ const OTHER_REASONS: [DropReason; 22] = [
     DropReason::NoLocalPort,
     DropReason::NoBuffer,
     DropReason::TunnelMalformed,
-    DropReason::UplinkNotTunnel,
     DropReason::TunnelCriticalOption,
     DropReason::TunnelNoMetadata,
     DropReason::TunnelUnknownDatapath,
@@ -116,14 +113,13 @@ impl DropReason {
             DropReason::NoLocalPort => Malformed::ALL.len() + 11,
             DropReason::NoBuffer => Malformed::ALL.len() + 12,
             DropReason::TunnelMalformed => Malformed::ALL.len() + 13,
-            DropReason::UplinkNotTunnel => Malformed::ALL.len() + 14,
-            DropReason::TunnelCriticalOption => Malformed::ALL.len() + 15,
-            DropReason::TunnelNoMetadata => Malformed::ALL.len() + 16,
-            DropReason::TunnelUnknownDatapath => Malformed::ALL.len() + 17,
-            DropReason::TunnelUnknownPort => Malformed::ALL.len() + 18,
-            DropReason::NeighborUnresolved => Malformed::ALL.len() + 19,
-            DropReason::TunnelMtu => Malformed::ALL.len() + 20,
-            DropReason::ProviderVlanMismatch => Malformed::ALL.len() + 21,
+            DropReason::TunnelCriticalOption => Malformed::ALL.len() + 14,
+            DropReason::TunnelNoMetadata => Malformed::ALL.len() + 15,
+            DropReason::TunnelUnknownDatapath => Malformed::ALL.len() + 16,
+            DropReason::TunnelUnknownPort => Malformed::ALL.len() + 17,
+            DropReason::NeighborUnresolved => Malformed::ALL.len() + 18,
+            DropReason::TunnelMtu => Malformed::ALL.len() + 19,
+            DropReason::ProviderVlanMismatch => Malformed::ALL.len() + 20,
         }
     }
 
@@ -145,7 +141,6 @@ impl DropReason {
             DropReason::NoLocalPort => "no_local_port",
             DropReason::NoBuffer => "no_buffer",
             DropReason::TunnelMalformed => "tunnel_malformed",
-            DropReason::UplinkNotTunnel => "uplink_not_tunnel",
             DropReason::TunnelCriticalOption => "tunnel_critical_option",
             DropReason::TunnelNoMetadata => "tunnel_no_metadata",
             DropReason::TunnelUnknownDatapath => "tunnel_unknown_datapath",
@@ -187,9 +182,6 @@ impl fmt::Display for DropReason {
             DropReason::NoLocalPort => f.write_str("egress logical port not bound on this chassis"),
             DropReason::NoBuffer => f.write_str("no buffer for a flood copy"),
             DropReason::TunnelMalformed => f.write_str("malformed tunnel packet"),
-            DropReason::UplinkNotTunnel => {
-                f.write_str("not a tunnel packet for this chassis' endpoint")
-            }
             DropReason::TunnelCriticalOption => {
                 f.write_str("unknown critical Geneve option (RFC 8926 3.5)")
             }

@@ -602,7 +602,7 @@ impl<P: BufPool> Worker<P> {
             });
             match got {
                 Ok(Uplink::ArpReply) => self.enqueue(in_port, buf),
-                Ok(Uplink::Arp) => self.pool.free(buf),
+                Ok(Uplink::Arp | Uplink::NotOurs) => self.pool.free(buf),
                 Err(r) => self.drop(buf, r),
                 Ok(Uplink::Tunnel(r)) => {
                     if !buf.trim_front(r.outer_len) {

@@ -283,6 +283,9 @@ pub enum Uplink {
     ArpReply,
     /// ARP traffic we learned from or ignore.
     Arp,
+    /// Not for our tunnel endpoint: the host's own traffic on a shared
+    /// interface (AF_PACKET sees a copy; the kernel handles it), not a drop.
+    NotOurs,
 }
 
 fn be16(f: &[u8], o: usize) -> u16 {
@@ -309,7 +312,7 @@ pub fn receive<B: PacketBuf>(
     match be16(f, 12) {
         ETH_ARP => return arp(buf, underlay, neighbors),
         ETH_IPV4 => {}
-        _ => return Err(DropReason::UplinkNotTunnel),
+        _ => return Ok(Uplink::NotOurs),
     }
     if f.len() < OUTER_LEN {
         return Err(DropReason::TunnelMalformed);
@@ -320,10 +323,10 @@ pub fn receive<B: PacketBuf>(
         return Err(DropReason::TunnelMalformed);
     }
     if ip4(ip, 16) != underlay.ip {
-        return Err(DropReason::UplinkNotTunnel);
+        return Ok(Uplink::NotOurs);
     }
     if ip[9] != IP_UDP {
-        return Err(DropReason::UplinkNotTunnel);
+        return Ok(Uplink::NotOurs);
     }
     // Fragments of tunnel packets are not reassembled (DF is set on ours).
     if be16(ip, 6) & 0x3fff != 0 {
@@ -382,7 +385,7 @@ pub fn receive<B: PacketBuf>(
             };
             (vni & 0xfff, 0, egress, vxlan::HEADER_LEN)
         }
-        _ => return Err(DropReason::UplinkNotTunnel),
+        _ => return Ok(Uplink::NotOurs),
     };
     let datapath = datapath_of(dp_key).ok_or(DropReason::TunnelUnknownDatapath)?;
     Ok(Uplink::Tunnel(Received {
@@ -668,7 +671,7 @@ mod tests {
         other[14 + 19] = 99;
         assert_eq!(
             receive(&mut HeapBuf::from_frame(&other), &u, &n, |_| Some(0)),
-            Err(DropReason::UplinkNotTunnel)
+            Ok(Uplink::NotOurs)
         );
         // An unknown critical option instead of OVN's.
         let mut crit = frame.clone();

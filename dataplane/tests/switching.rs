@@ -256,9 +256,13 @@ fn publishing_tables_reprograms_running_workers() {
     let mut topo = topology();
     topo[0].ports[1].local_port = Some(2);
     topo[0].ports[2].local_port = None;
-    h.engine
+    let g = h
+        .engine
         .publisher()
         .publish(Tables::compile(&topo).unwrap());
+    // A worker mid-round may still use the old tables for what it already
+    // polled; the next packet after it switched must use the new ones.
+    assert!(h.engine.wait_for_tables(g, Duration::from_secs(5)));
     let out = h.send(0, &f);
     assert!(out[1].is_empty());
     assert_eq!(out[2], vec![f]);

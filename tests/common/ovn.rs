@@ -245,7 +245,14 @@ impl Chassis {
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
             .args(&mappings)
-            .args(["--sb", &ovn.sb, "--encap-type", encap, "--encap-ip", tunnel_ip])
+            .args([
+                "--sb",
+                &ovn.sb,
+                "--encap-type",
+                encap,
+                "--encap-ip",
+                tunnel_ip,
+            ])
             .args(["--uplink", &ul, "--ctl", ctl.to_str().unwrap()])
             .args(["--metrics", &format!("127.0.0.1:{}", free_port())])
             .stdout(Stdio::null())
