@@ -175,6 +175,9 @@ impl Bridge {
         sh(&["ip", "link", "add", name, "type", "bridge"])?;
         sh(&["ip", "addr", "add", &format!("{ip}/24"), "dev", name])?;
         sh(&["ip", "link", "set", name, "up"])?;
+        // Its own TCP (the databases serving the chassis) must not send GSO
+        // super-frames to interfaces a switch reads over AF_PACKET.
+        sh(&["ethtool", "-K", name, "tso", "off", "gso", "off"])?;
         Ok(Bridge {
             name: name.into(),
             ip: ip.into(),
@@ -213,8 +216,10 @@ impl Host {
             host.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", iface])?;
         }
         // The host's own TCP shares the interface with a switch reading it
-        // over AF_PACKET: no GSO super-frames (see Vm::new).
-        host.exec(&["ethtool", "-K", iface, "tso", "off", "gso", "off"])?;
+        // over AF_PACKET: no GSO or GRO super-frames (see Vm::new).
+        host.exec(&[
+            "ethtool", "-K", iface, "tso", "off", "gso", "off", "gro", "off",
+        ])?;
         Ok(host)
     }
 
