@@ -383,9 +383,10 @@ fn replay(
     records: usize,
     frame_bytes: usize,
 ) -> Result<Measurement, String> {
-    if let Some(c) = o.core {
-        core_affinity::set_for_current(core_affinity::CoreId { id: c });
-    }
+    // The worker is this thread, pinned by the EAL (`main_cpus`). Not
+    // pinned before: the EAL puts its control threads (interrupts,
+    // telemetry) on the CPUs the process had at init minus the lcores', so
+    // they stay off the worker's core, as OVS-DPDK's stay off its PMD's.
     // net_pcap's infinite_rx copies the whole pcap into mbufs of the rx
     // queue's pool at setup, and then replays copies of them.
     let mbufs = records as u32 + WORKING_MBUFS;
