@@ -1,0 +1,579 @@
+//! The DPDK scenarios of the benchmark suite: L2 switching on DPDK ports,
+//! one worker core.
+//!
+//! Every scenario writes its own pcap (64-byte UDP/IPv4 frames from vm0 to
+//! vm1, or the same flows inside VXLAN or Geneve), replays it with
+//! `net_pcap` (`infinite_rx=1`) into vm0's port, runs the node's unchanged
+//! [`Worker`] on one pinned core, and transmits to vm1's `net_null` sink.
+//!
+//! What is counted: packets out of the sink as the `net_null` PMD counts
+//! them (`rte_eth_stats.opackets`) over a measured interval after a warm-up
+//! — the same counter `benches/compare-ovs-dpdk.sh` reads from OVS-DPDK —
+//! and every packet the source delivered in that interval must have come
+//! out (`unexpected` counts the others; a run with any fails). Per packet:
+//! - `mpps`, `ns_per_packet`: wall clock, as in `switchyard bench --json`;
+//! - `mpps_per_core`, `cpu_ns_per_packet`: the worker thread's CPU time
+//!   (`CLOCK_THREAD_CPUTIME_ID`), which on a shared or virtual machine
+//!   leaves out the time the core ran something else or was stolen;
+//! - `cycles_per_packet`: that CPU time in TSC cycles.
+//!
+//! The tunnel scenarios address the outer frame from vm0 to vm1, so today
+//! they are L2-switched as plain UDP: they measure parsing and switching
+//! of bigger frames, not decapsulation (which arrives with the overlay
+//! issue, and will change what these scenarios do).
+//!
+//! This is an example of the dataplane crate rather than part of
+//! `switchyard bench` because the DPDK backend sits behind this crate's
+//! `dpdk` feature: the default build must not need DPDK. Each scenario runs
+//! in a process of its own (the suite re-executes itself per scenario):
+//! the EAL initialises once per process, and `net_pcap` with `infinite_rx`
+//! holds the whole pcap in mbufs of the port's pool, so each scenario sizes
+//! its pool — up to about 2.6 GB for `dpdk-l2-1m` — to its own pcap.
+//!
+//! ```text
+//! cargo build --release -p switchyard-dataplane --features dpdk --example dpdk_bench
+//! target/release/examples/dpdk_bench [--list] [--scenario NAME] [--json]
+//!     [--seconds 5] [--core N] [--flow-cache 8192] [--hugepages]
+//!     [--write-pcap FILE | --pcap FILE]
+//! ```
+//! `--hugepages` uses `--in-memory` (reserve them first, e.g.
+//! `echo 2048 > /proc/sys/vm/nr_hugepages`, hugetlbfs on /dev/hugepages);
+//! the default is `--no-huge`. `--write-pcap` writes the scenario's pcap and
+//! exits; `--pcap` replays that file instead of a private copy, after
+//! checking that it holds exactly the scenario's traffic (the comparison
+//! script gives OVS-DPDK and us the same file).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::engine::Worker;
+use dataplane::flow::{FlowDesc, L3, L4};
+use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
+use dataplane::port::Port;
+use dataplane::tables::{
+    Address, LogicalPort, LogicalSwitch, MacIps, PortType, TablePublisher, Tables,
+};
+use dataplane::wire::{ethernet, geneve, ipv4, udp, vxlan, EtherType, MacAddr};
+
+/// How a scenario's flows are carried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encap {
+    None,
+    Vxlan,
+    Geneve,
+}
+
+struct Scenario {
+    name: &'static str,
+    description: &'static str,
+    flows: usize,
+    encap: Encap,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "dpdk-l2-1flow",
+        description: "one 64-byte UDP/IPv4 flow vm0 -> vm1, port security on",
+        flows: 1,
+        encap: Encap::None,
+    },
+    Scenario {
+        name: "dpdk-l2-10k",
+        description: "10,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1, port security on",
+        flows: 10_000,
+        encap: Encap::None,
+    },
+    Scenario {
+        name: "dpdk-l2-200k",
+        description: "200,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1, port security on",
+        flows: 200_000,
+        encap: Encap::None,
+    },
+    Scenario {
+        name: "dpdk-l2-1m",
+        description: "1,000,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1, port security on",
+        flows: 1_000_000,
+        encap: Encap::None,
+    },
+    Scenario {
+        name: "dpdk-vxlan-10k",
+        description: "10,000 64-byte flows in VXLAN (114-byte frames) vm0 -> vm1, \
+                      L2-switched as UDP (decap arrives with the overlay issue)",
+        flows: 10_000,
+        encap: Encap::Vxlan,
+    },
+    Scenario {
+        name: "dpdk-geneve-10k",
+        description: "10,000 64-byte flows in Geneve with OVN's option (122-byte frames) \
+                      vm0 -> vm1, L2-switched as UDP (decap arrives with the overlay issue)",
+        flows: 10_000,
+        encap: Encap::Geneve,
+    },
+];
+
+struct Options {
+    scenario: Option<String>,
+    list: bool,
+    json: bool,
+    /// Print no table header (set when the suite runs a scenario in a
+    /// process of its own).
+    no_header: bool,
+    seconds: f64,
+    core: Option<usize>,
+    flow_cache: usize,
+    hugepages: bool,
+    write_pcap: Option<PathBuf>,
+    pcap: Option<PathBuf>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        scenario: None,
+        list: false,
+        json: false,
+        no_header: false,
+        seconds: 5.0,
+        core: None,
+        flow_cache: 8192,
+        hugepages: false,
+        write_pcap: None,
+        pcap: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let number = |name: &str, v: String| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|n| *n >= 0.0)
+                .ok_or_else(|| format!("{name} needs a number, not {v:?}"))
+        };
+        match a.as_str() {
+            "--scenario" => o.scenario = Some(value("--scenario")?),
+            "--list" => o.list = true,
+            "--json" => o.json = true,
+            "--no-header" => o.no_header = true,
+            "--seconds" => o.seconds = number("--seconds", value("--seconds")?)?,
+            "--core" => o.core = Some(number("--core", value("--core")?)? as usize),
+            "--flow-cache" => {
+                o.flow_cache = number("--flow-cache", value("--flow-cache")?)? as usize
+            }
+            "--hugepages" => o.hugepages = true,
+            "--write-pcap" => o.write_pcap = Some(value("--write-pcap")?.into()),
+            "--pcap" => o.pcap = Some(value("--pcap")?.into()),
+            _ => return Err(format!("unknown argument {a:?}")),
+        }
+    }
+    if (o.write_pcap.is_some() || o.pcap.is_some()) && o.scenario.is_none() {
+        return Err("--write-pcap and --pcap need a --scenario".into());
+    }
+    Ok(o)
+}
+
+fn mac(i: u8) -> MacAddr {
+    MacAddr([0x02, 0, 0, 0, 0, i])
+}
+
+fn ip(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, i + 1)
+}
+
+/// One switch, vm0 on local port 0 and vm1 on local port 1, with
+/// addresses and port security (as the suite's l2 scenarios).
+fn topology() -> Vec<LogicalSwitch> {
+    let ports = (0..2u8)
+        .map(|i| {
+            let entry: MacIps = format!("{} {}", mac(i), ip(i))
+                .parse()
+                .expect("valid address");
+            LogicalPort {
+                name: format!("vm{i}"),
+                tunnel_key: u32::from(i) + 1,
+                port_type: PortType::Vif,
+                addresses: vec![Address::Known(entry.clone())],
+                port_security: vec![entry],
+                local_port: Some(u16::from(i)),
+                chassis: None,
+                vlan: None,
+            }
+        })
+        .collect();
+    vec![LogicalSwitch {
+        name: "bench".into(),
+        tunnel_key: 1,
+        ports,
+    }]
+}
+
+/// Flow `i`: a 60-byte (64 with FCS) UDP frame with a distinct 5-tuple.
+fn udp_frame(i: usize, macs: (MacAddr, MacAddr), ips: (Ipv4Addr, Ipv4Addr)) -> FlowDesc {
+    FlowDesc {
+        inport: None,
+        eth_src: macs.0,
+        eth_dst: macs.1,
+        vlan: None,
+        l3: L3::Ipv4 {
+            src: ips.0,
+            dst: ips.1,
+            ttl: 64,
+        },
+        l4: L4::Udp {
+            src: 1024 + (i % 60_000) as u16,
+            dst: 5000 + (i / 60_000) as u16,
+        },
+        payload: 18,
+    }
+}
+
+/// `inner` in a VXLAN or Geneve header (VNI 1, the switch's tunnel key;
+/// Geneve with OVN's option vm0 -> vm1) in UDP from vm0 to vm1. The UDP
+/// source port is a hash of the inner flow, as tunnel endpoints set it;
+/// the UDP checksum is 0, as RFC 7348 and RFC 8926 allow over IPv4.
+fn tunnel(encap: Encap, flow: usize, inner: &[u8]) -> Result<Vec<u8>, String> {
+    let mut header = Vec::new();
+    let port = match encap {
+        Encap::None => unreachable!("only tunnel scenarios encapsulate"),
+        Encap::Vxlan => {
+            header.resize(vxlan::HEADER_LEN, 0);
+            vxlan::Repr { vni: 1 }.emit(&mut vxlan::Packet::new_unchecked(&mut header[..]));
+            vxlan::UDP_PORT
+        }
+        Encap::Geneve => {
+            let meta = geneve::OvnMetadata {
+                ingress_port: 1,
+                egress_port: 2,
+            }
+            .to_bytes();
+            let mut options = [0u8; 8];
+            geneve::emit_options(&[geneve::OvnMetadata::option(&meta)], &mut options);
+            let repr = geneve::Repr {
+                oam: false,
+                critical: true,
+                protocol_type: EtherType::TransparentEthernetBridging,
+                vni: 1,
+                options: &options,
+            };
+            header.resize(repr.buffer_len(), 0);
+            repr.emit(&mut geneve::Packet::new_unchecked(&mut header[..]));
+            geneve::UDP_PORT
+        }
+    };
+    let hash = (flow as u32).wrapping_mul(0x9e37_79b1) >> 18;
+    let mut desc = udp_frame(0, (mac(0), mac(1)), (ip(0), ip(1)));
+    desc.l4 = L4::Udp {
+        src: 49152 | hash as u16,
+        dst: port,
+    };
+    desc.payload = header.len() + inner.len();
+    let mut frame = desc.to_frame().map_err(|e| e.to_string())?;
+    let udp_at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+    let payload_at = udp_at + udp::HEADER_LEN;
+    frame[payload_at..payload_at + header.len()].copy_from_slice(&header);
+    frame[payload_at + header.len()..].copy_from_slice(inner);
+    udp::Packet::new_unchecked(&mut frame[udp_at..]).set_checksum(0);
+    Ok(frame)
+}
+
+/// The scenario's frames, one per flow.
+fn frames(s: &Scenario) -> Result<Vec<Vec<u8>>, String> {
+    (0..s.flows)
+        .map(|i| {
+            if s.encap == Encap::None {
+                return udp_frame(i, (mac(0), mac(1)), (ip(0), ip(1)))
+                    .to_frame()
+                    .map_err(|e| e.to_string());
+            }
+            // Inner frames between two VMs behind the tunnel.
+            let remote = |n| MacAddr([0x02, 0, 0, 0, 1, n]);
+            let inner = udp_frame(
+                i,
+                (remote(1), remote(2)),
+                (Ipv4Addr::new(192, 168, 0, 1), Ipv4Addr::new(192, 168, 0, 2)),
+            )
+            .to_frame()
+            .map_err(|e| e.to_string())?;
+            tunnel(s.encap, i, &inner)
+        })
+        .collect()
+}
+
+/// A classic (microsecond) pcap of `frames`.
+fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    for f in frames {
+        for w in [0u32, 0, f.len() as u32, f.len() as u32] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Mbufs besides the pcap's: rx/tx rings, per-lcore caches, bursts in flight.
+const WORKING_MBUFS: u32 = 16_383;
+/// An upper bound of one mbuf's memory (header, headroom, 2048 bytes of
+/// data room, mempool object header).
+const MBUF_BYTES: usize = 2560;
+
+struct Measurement {
+    packets: u64,
+    unexpected: u64,
+    wall_ns: f64,
+    cpu_ns: f64,
+    tsc_hz: f64,
+    cache_hit_rate: f64,
+    frame_bytes: usize,
+}
+
+/// Runs scenario `s` in this process (the EAL can be initialised once).
+fn measure(s: &Scenario, o: &Options) -> Result<Measurement, String> {
+    let frames = frames(s)?;
+    let bytes = pcap(&frames);
+    let private = std::env::temp_dir().join(format!("sy-dpdk-bench-{}", std::process::id()));
+    let input = match &o.pcap {
+        Some(p) => {
+            let on_disk = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if on_disk != bytes {
+                return Err(format!(
+                    "{} does not hold the traffic of {} (write it with --write-pcap)",
+                    p.display(),
+                    s.name
+                ));
+            }
+            p.clone()
+        }
+        None => {
+            std::fs::create_dir_all(&private).map_err(|e| format!("{}: {e}", private.display()))?;
+            let p = private.join(format!("{}.pcap", s.name));
+            std::fs::write(&p, &bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+            p
+        }
+    };
+    let result = replay(s, o, &input, frames.len(), frames[0].len());
+    if o.pcap.is_none() {
+        std::fs::remove_dir_all(&private).map_err(|e| format!("{}: {e}", private.display()))?;
+    }
+    result
+}
+
+fn replay(
+    s: &Scenario,
+    o: &Options,
+    input: &std::path::Path,
+    records: usize,
+    frame_bytes: usize,
+) -> Result<Measurement, String> {
+    // The worker is this thread, pinned by the EAL (`main_cpus`). Not
+    // pinned before: the EAL puts its control threads (interrupts,
+    // telemetry) on the CPUs the process had at init minus the lcores', so
+    // they stay off the worker's core, as OVS-DPDK's stay off its PMD's.
+    // net_pcap's infinite_rx copies the whole pcap into mbufs of the rx
+    // queue's pool at setup, and then replays copies of them.
+    let mbufs = records as u32 + WORKING_MBUFS;
+    let eal = Eal::init(&EalConfig {
+        main_cpus: o.core.into_iter().collect(),
+        memory: if o.hugepages {
+            EalMemory::Hugepages { megabytes: None }
+        } else {
+            EalMemory::NoHuge {
+                megabytes: mbufs as usize * MBUF_BYTES / (1 << 20) + 256,
+            }
+        },
+        log_level: Some("warning".into()),
+        mbufs_per_socket: mbufs,
+        ..EalConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let cfg = DpdkPortConfig::default();
+    let src = Arc::new(
+        DpdkPort::open(
+            eal,
+            &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+            &cfg,
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let sink = Arc::new(DpdkPort::open(eal, "net_null0,no-rx=1", &cfg).map_err(|e| e.to_string())?);
+    let ports: Vec<Arc<dyn Port<MbufPool>>> = vec![src.clone(), sink.clone()];
+    let publisher = TablePublisher::new(Tables::compile(&topology()).map_err(|e| e.to_string())?);
+    let mut worker = Worker::new(&ports, &[0], publisher, src.pool(), o.flow_cache)
+        .map_err(|e| e.to_string())?;
+    let wstats = worker.stats();
+
+    // Warm-up: every flow at least twice through the flow cache, and at
+    // least a million packets.
+    let mut seen = 0;
+    while seen < (2 * s.flows as u64).max(1 << 20) {
+        seen += worker.poll() as u64;
+    }
+    let eth = |p: &DpdkPort| p.eth_stats().map_err(|e| e.to_string());
+    let (src0, sink0) = (eth(&src)?, eth(&sink)?);
+    let hits0 = wstats.cache_hits.load(Ordering::Relaxed);
+    let misses0 = wstats.cache_misses.load(Ordering::Relaxed);
+    let duration = Duration::from_secs_f64(o.seconds);
+    let (cpu0, tsc0, t0) = (thread_cpu_ns(), tsc(), Instant::now());
+    loop {
+        for _ in 0..1024 {
+            worker.poll();
+        }
+        if t0.elapsed() >= duration {
+            break;
+        }
+    }
+    let wall_ns = t0.elapsed().as_nanos() as f64;
+    let tsc_hz = (tsc() - tsc0) as f64 / wall_ns * 1e9;
+    let cpu_ns = (thread_cpu_ns() - cpu0) as f64;
+    let (src1, sink1) = (eth(&src)?, eth(&sink)?);
+    let hits = (wstats.cache_hits.load(Ordering::Relaxed) - hits0) as f64;
+    let misses = (wstats.cache_misses.load(Ordering::Relaxed) - misses0) as f64;
+    let packets = sink1.opackets - sink0.opackets;
+    Ok(Measurement {
+        packets,
+        unexpected: (src1.ipackets - src0.ipackets).saturating_sub(packets),
+        wall_ns,
+        cpu_ns,
+        tsc_hz,
+        cache_hit_rate: hits / (hits + misses).max(1.0),
+        frame_bytes,
+    })
+}
+
+fn header() {
+    println!(
+        "{:<16} {:>8} {:>9} {:>9} {:>8} {:>11} {:>8} {:>6} {:>6}",
+        "scenario", "Mpps", "Mpps/core", "cpu ns", "cycles", "packets", "flows", "bytes", "cache"
+    );
+}
+
+fn report(s: &Scenario, o: &Options, m: &Measurement) {
+    let n = m.packets.max(1) as f64;
+    let cpu_ns_per_packet = m.cpu_ns / n;
+    let cycles = cpu_ns_per_packet * m.tsc_hz / 1e9;
+    if o.json {
+        println!(
+            concat!(
+                "{{\"scenario\":\"{}\",\"description\":\"{}\",\"mpps\":{:.3},",
+                "\"ns_per_packet\":{:.2},\"mpps_per_core\":{:.3},\"cpu_ns_per_packet\":{:.2},",
+                "\"cycles_per_packet\":{:.1},\"packets\":{},\"unexpected\":{},\"flows\":{},",
+                "\"frame_bytes\":{},\"cores\":1,\"flow_cache_hit_rate\":{:.4},",
+                "\"seconds\":{:.2},\"tsc_ghz\":{:.3},\"hugepages\":{}}}"
+            ),
+            s.name,
+            s.description,
+            n / m.wall_ns * 1e3,
+            m.wall_ns / n,
+            n / m.cpu_ns * 1e3,
+            cpu_ns_per_packet,
+            cycles,
+            m.packets,
+            m.unexpected,
+            s.flows,
+            m.frame_bytes + 4,
+            m.cache_hit_rate,
+            m.wall_ns / 1e9,
+            m.tsc_hz / 1e9,
+            o.hugepages
+        );
+    } else {
+        println!(
+            "{:<16} {:>8.2} {:>9.2} {:>9.2} {:>8.1} {:>11} {:>8} {:>6} {:>5.0}%",
+            s.name,
+            n / m.wall_ns * 1e3,
+            n / m.cpu_ns * 1e3,
+            cpu_ns_per_packet,
+            cycles,
+            m.packets,
+            s.flows,
+            m.frame_bytes + 4,
+            m.cache_hit_rate * 100.0
+        );
+    }
+}
+
+/// Runs every scenario, each in a child process of this program.
+fn run_all(o: &Options) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    if !o.json {
+        header();
+    }
+    let mut failed = Vec::new();
+    for s in SCENARIOS {
+        let status = Command::new(&exe)
+            .args(std::env::args().skip(1))
+            .args(["--scenario", s.name, "--no-header"])
+            .status()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        if !status.success() {
+            failed.push(s.name);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join(", ")))
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut o = options()?;
+    if o.list {
+        for s in SCENARIOS {
+            println!("{:<16} {}", s.name, s.description);
+        }
+        return Ok(());
+    }
+    let Some(name) = o.scenario.clone() else {
+        return run_all(&o);
+    };
+    let s = SCENARIOS
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("no scenario {name:?} (see --list)"))?;
+    if let Some(p) = &o.write_pcap {
+        return std::fs::write(p, pcap(&frames(s)?)).map_err(|e| format!("{}: {e}", p.display()));
+    }
+    o.core = o
+        .core
+        .or_else(|| core_affinity::get_core_ids()?.last().map(|c| c.id));
+    let m = measure(s, &o)?;
+    if !o.json && !o.no_header {
+        header();
+    }
+    report(s, &o, &m);
+    if m.unexpected != 0 || m.packets == 0 {
+        return Err(format!(
+            "{}: {} packets out of the sink, {} more received that did not come out",
+            s.name, m.packets, m.unexpected
+        ));
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("dpdk_bench: {e}");
+        std::process::exit(1);
+    }
+}
