@@ -57,6 +57,7 @@ use dataplane::port::Port;
 use dataplane::tables::{
     Address, LogicalPort, LogicalSwitch, MacIps, PortType, TablePublisher, Tables,
 };
+use dataplane::tables::{Encap as TunnelEncap, RemoteChassis, Underlay};
 use dataplane::wire::{ethernet, geneve, ipv4, udp, vxlan, EtherType, MacAddr};
 
 /// How a scenario's flows are carried.
@@ -72,6 +73,12 @@ struct Scenario {
     description: &'static str,
     flows: usize,
     encap: Encap,
+    /// Overlay scenarios: vm1 (encap) or vm0 (decap) lives on a remote
+    /// chassis reached over an uplink with this encapsulation; encap counts
+    /// tunnel packets out of the uplink sink, decap replays the remote
+    /// chassis' tunnel packets into the uplink and counts inner frames
+    /// delivered to vm1's sink.
+    tunnel: Option<(TunnelEncap, bool)>,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -80,24 +87,28 @@ const SCENARIOS: &[Scenario] = &[
         description: "one 64-byte UDP/IPv4 flow vm0 -> vm1, port security on",
         flows: 1,
         encap: Encap::None,
+        tunnel: None,
     },
     Scenario {
         name: "dpdk-l2-10k",
         description: "10,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1, port security on",
         flows: 10_000,
         encap: Encap::None,
+        tunnel: None,
     },
     Scenario {
         name: "dpdk-l2-200k",
         description: "200,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1, port security on",
         flows: 200_000,
         encap: Encap::None,
+        tunnel: None,
     },
     Scenario {
         name: "dpdk-l2-1m",
         description: "1,000,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1, port security on",
         flows: 1_000_000,
         encap: Encap::None,
+        tunnel: None,
     },
     Scenario {
         name: "dpdk-vxlan-10k",
@@ -105,6 +116,7 @@ const SCENARIOS: &[Scenario] = &[
                       L2-switched as UDP (decap arrives with the overlay issue)",
         flows: 10_000,
         encap: Encap::Vxlan,
+        tunnel: None,
     },
     Scenario {
         name: "dpdk-geneve-10k",
@@ -112,8 +124,58 @@ const SCENARIOS: &[Scenario] = &[
                       vm0 -> vm1, L2-switched as UDP (decap arrives with the overlay issue)",
         flows: 10_000,
         encap: Encap::Geneve,
+        tunnel: None,
+    },
+    Scenario {
+        name: "dpdk-geneve-encap-10k",
+        description: "10,000 64-byte UDP flows vm0 -> vm1 on another chassis, encapsulated \
+                      in Geneve out of the uplink",
+        flows: 10_000,
+        encap: Encap::None,
+        tunnel: Some((TunnelEncap::Geneve, false)),
+    },
+    Scenario {
+        name: "dpdk-geneve-decap-10k",
+        description: "10,000 Geneve-encapsulated flows from vm0 on another chassis, \
+                      decapsulated and delivered to vm1",
+        flows: 10_000,
+        encap: Encap::None,
+        tunnel: Some((TunnelEncap::Geneve, true)),
+    },
+    Scenario {
+        name: "dpdk-vxlan-encap-10k",
+        description: "10,000 64-byte UDP flows vm0 -> vm1 on another chassis, encapsulated \
+                      in VXLAN out of the uplink",
+        flows: 10_000,
+        encap: Encap::None,
+        tunnel: Some((TunnelEncap::Vxlan, false)),
+    },
+    Scenario {
+        name: "dpdk-vxlan-decap-10k",
+        description: "10,000 VXLAN-encapsulated flows from vm0 on another chassis, \
+                      decapsulated and delivered to vm1",
+        flows: 10_000,
+        encap: Encap::None,
+        tunnel: Some((TunnelEncap::Vxlan, true)),
     },
 ];
+
+/// The uplink of the overlay scenarios, and the remote chassis.
+fn underlay(encap: TunnelEncap, uplink: u16) -> Underlay {
+    Underlay {
+        port: uplink,
+        ip: Ipv4Addr::new(192, 168, 100, 21),
+        mac: MacAddr([2, 0, 0, 0, 1, 0x21]),
+        mtu: 1500,
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            ip: Ipv4Addr::new(192, 168, 100, 22),
+            encap,
+            mac: Some(MacAddr([2, 0, 0, 0, 1, 0x22])),
+            vtep: false,
+        }],
+    }
+}
 
 struct Options {
     scenario: Option<String>,
@@ -184,7 +246,11 @@ fn ip(i: u8) -> Ipv4Addr {
 
 /// One switch, vm0 on local port 0 and vm1 on local port 1, with
 /// addresses and port security (as the suite's l2 scenarios).
-fn topology() -> Vec<LogicalSwitch> {
+/// vm0 and vm1 on one switch, on local ports 0 and 1; in the overlay
+/// scenarios the remote one (vm1 for encap, vm0 for decap) is on the other
+/// chassis and the uplink takes its local port.
+fn topology(tunnel: Option<(TunnelEncap, bool)>) -> Vec<LogicalSwitch> {
+    let remote = tunnel.map(|(_, decap)| if decap { 0 } else { 1 });
     let ports = (0..2u8)
         .map(|i| {
             let entry: MacIps = format!("{} {}", mac(i), ip(i))
@@ -196,8 +262,8 @@ fn topology() -> Vec<LogicalSwitch> {
                 port_type: PortType::Vif,
                 addresses: vec![Address::Known(entry.clone())],
                 port_security: vec![entry],
-                local_port: Some(u16::from(i)),
-                chassis: None,
+                local_port: (remote != Some(i)).then_some(u16::from(i)),
+                chassis: (remote == Some(i)).then_some(0),
                 vlan: None,
             }
         })
@@ -282,6 +348,30 @@ fn tunnel(encap: Encap, flow: usize, inner: &[u8]) -> Result<Vec<u8>, String> {
 fn frames(s: &Scenario) -> Result<Vec<Vec<u8>>, String> {
     (0..s.flows)
         .map(|i| {
+            if let Some((encap, true)) = s.tunnel {
+                // As the remote chassis sends vm0's traffic to us.
+                let inner = udp_frame(i, (mac(0), mac(1)), (ip(0), ip(1)))
+                    .to_frame()
+                    .map_err(|e| e.to_string())?;
+                let u = underlay(encap, 0);
+                let rc = &u.chassis[0];
+                let mut b = dataplane::packet::HeapBuf::from_frame(&inner);
+                let t = dataplane::overlay::Tunnel {
+                    encap,
+                    src_mac: rc.mac.expect("static"),
+                    dst_mac: u.mac,
+                    src_ip: rc.ip,
+                    dst_ip: u.ip,
+                    datapath_key: 1,
+                    ingress_key: 1,
+                    egress_key: 2,
+                };
+                if !dataplane::overlay::encapsulate(&mut b, &t) {
+                    return Err("no headroom".into());
+                }
+                use dataplane::packet::PacketBuf;
+                return Ok(b.data().to_vec());
+            }
             if s.encap == Encap::None {
                 return udp_frame(i, (mac(0), mac(1)), (ip(0), ip(1)))
                     .to_frame()
@@ -417,7 +507,15 @@ fn replay(
     );
     let sink = Arc::new(DpdkPort::open(eal, "net_null0,no-rx=1", &cfg).map_err(|e| e.to_string())?);
     let ports: Vec<Arc<dyn Port<MbufPool>>> = vec![src.clone(), sink.clone()];
-    let publisher = TablePublisher::new(Tables::compile(&topology()).map_err(|e| e.to_string())?);
+    // Overlay scenarios: the uplink is the sink (encap) or the source (decap).
+    let tables = match s.tunnel {
+        Some((encap, decap)) => Tables::compile_with_underlay(
+            &topology(s.tunnel),
+            Some(underlay(encap, if decap { 0 } else { 1 })),
+        ),
+        None => Tables::compile(&topology(None)),
+    };
+    let publisher = TablePublisher::new(tables.map_err(|e| e.to_string())?);
     let mut worker = Worker::new(&ports, &[0], publisher, src.pool(), o.flow_cache)
         .map_err(|e| e.to_string())?;
     let wstats = worker.stats();
