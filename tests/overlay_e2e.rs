@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::ovn::{Chassis, Databases, Ovn, UnderlayNet};
 use common::{require_root, try_sh, Vm};
+use switchyard::netns::Host;
 
 fn tag() -> String {
     format!("{}", std::process::id() % 10_000)
@@ -287,28 +288,11 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     sbctl(&["lsp-bind", "kport", "kvtep"]);
     let dp_key = sbctl(&["--bare", "--columns=tunnel_key", "list", "Datapath_Binding"]);
     let dp_key = dp_key.trim();
-    // The kernel side: a namespace on the underlay with a VXLAN device.
-    let kns = format!("k{t}{subnet}");
-    let _ = try_sh(&["ip", "netns", "del", &kns]);
-    let kbr = format!("k{t}{subnet}br");
-    let _ = try_sh(&["ip", "link", "del", &kbr]);
-    let x = |cmd: &[&str]| {
-        let (ok, out) = try_sh(cmd);
-        assert!(ok, "{cmd:?}: {out}");
-    };
-    x(&["ip", "netns", "add", &kns]);
-    x(&[
-        "ip", "link", "add", &kbr, "type", "veth", "peer", "name", "ul", "netns", &kns,
-    ]);
-    x(&["ip", "link", "set", &kbr, "master", &net.name]);
-    x(&["ip", "link", "set", &kbr, "up"]);
+    // The kernel side: a host on the underlay with a VXLAN device.
+    let khost = Host::new(&format!("k{t}{subnet}"), &net, "ul", Some(&ip(30))).unwrap();
     let k = |args: &[&str]| {
-        let mut full = vec!["ip", "netns", "exec", kns.as_str()];
-        full.extend_from_slice(args);
-        x(&full);
+        khost.exec(args).unwrap_or_else(|e| panic!("{e}"));
     };
-    k(&["ip", "addr", "add", &format!("{}/24", ip(30)), "dev", "ul"]);
-    k(&["ip", "link", "set", "ul", "up"]);
     k(&[
         "ip",
         "link",
@@ -330,11 +314,8 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
         "ip", "link", "set", "vx0", "address", kmac, "mtu", "1400", "up",
     ]);
     k(&["ip", "addr", "add", "10.0.0.50/24", "dev", "vx0"]);
-    k(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]);
     ovn.nbctl(&["--wait=hv", "sync"]);
     let (ok, out) = vm1.ping("10.0.0.50", 3, &[]);
-    let _ = try_sh(&["ip", "netns", "del", &kns]);
-    let _ = try_sh(&["ip", "link", "del", &kbr]);
     assert!(ok, "vm1 <-> the kernel VXLAN VTEP:\n{out}");
 }
 
@@ -352,32 +333,8 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
         UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
     let phys = UnderlayNet::new(&format!("syph{t}"), "192.168.250.1").unwrap();
-    let host_ns = format!("h{t}{subnet}");
-    let x = |cmd: &[&str]| {
-        let (ok, out) = try_sh(cmd);
-        assert!(ok, "{cmd:?}: {out}");
-    };
-    let _ = try_sh(&["ip", "netns", "del", &host_ns]);
-    let hbr = format!("h{t}{subnet}br");
-    let _ = try_sh(&["ip", "link", "del", &hbr]);
-    x(&["ip", "netns", "add", &host_ns]);
-    x(&[
-        "ip", "link", "add", &hbr, "type", "veth", "peer", "name", "eth0", "netns", &host_ns,
-    ]);
-    x(&["ip", "link", "set", &hbr, "master", &phys.name, "up"]);
-    x(&[
-        "ip",
-        "netns",
-        "exec",
-        &host_ns,
-        "sysctl",
-        "-q",
-        "-w",
-        "net.ipv6.conf.all.disable_ipv6=1",
-    ]);
-    x(&[
-        "ip", "netns", "exec", &host_ns, "ip", "link", "set", "eth0", "up",
-    ]);
+    let phost = Host::new(&format!("h{t}{subnet}"), &phys, "eth0", None).unwrap();
+    let host_ns = phost.ns.clone();
     let name = format!("c{t}{subnet}a");
     let prov = format!("p{t}{subnet}");
     let hv1 = Chassis::start_with(
@@ -466,8 +423,6 @@ sniff(iface='eth0', prn=handle, timeout=12, stop_filter=lambda p: st.get('done',
     let (ok, out) = vm1.ping("10.0.0.100", 3, &[]);
     let host_out = host.wait_with_output().unwrap();
     let host_text = String::from_utf8_lossy(&host_out.stdout).into_owned();
-    let _ = try_sh(&["ip", "netns", "del", &host_ns]);
-    let _ = try_sh(&["ip", "link", "del", &hbr]);
     assert!(
         ok,
         "vm1 -> the host on VLAN 100:\n{out}\nhost: {host_text}{}",
