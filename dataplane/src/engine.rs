@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::FlowCache;
 use crate::drop::{DropReason, DROP_REASONS};
-use crate::overlay::{self, Egress, Neighbors, Tunnel, Uplink, MC_FLOOD, MC_UNKNOWN};
+use crate::overlay::{self, Egress, Neighbors, Uplink, MC_FLOOD, MC_UNKNOWN};
 use crate::packet::{BufPool, PacketBuf, PacketMeta, PortId, MAX_BURST, NO_LPORT};
 use crate::pipeline::{self, NoTrace, Verdict};
 use crate::port::{Port, PortQueue};
@@ -120,6 +120,8 @@ pub struct Worker<P: BufPool> {
     arp_asked: Vec<(std::net::Ipv4Addr, Instant)>,
     /// Scratch for [`Worker::untag_burst`].
     stage_untagged: Vec<P::Buf>,
+    /// Prebuilt outer headers per remote chassis (cleared on new tables).
+    templates: Vec<Option<overlay::Template>>,
 }
 
 /// Pushes an 802.1Q tag with VLAN `vid` onto every frame (into headroom).
@@ -240,6 +242,7 @@ impl<P: BufPool> Worker<P> {
             neighbors: Arc::new(Neighbors::default()),
             arp_asked: Vec::new(),
             stage_untagged: Vec::with_capacity(MAX_BURST),
+            templates: Vec::new(),
         })
     }
 
@@ -301,6 +304,7 @@ impl<P: BufPool> Worker<P> {
             self.generation = g;
             self.tables = t;
             self.stats.table_generation.store(g, Ordering::Release);
+            self.templates.clear();
             self.resolve_endpoints();
         }
         let mut total = 0;
@@ -455,78 +459,63 @@ impl<P: BufPool> Worker<P> {
         inport: u32,
         group: Option<u16>,
     ) {
+        let c = usize::from(chassis);
         // Decide with the tables borrowed, then act.
         let plan = {
             let tables = &*self.tables;
-            match tables.underlay.as_ref() {
-                None => Err(None),
-                Some(u) => {
-                    let rc = &u.chassis[usize::from(chassis)];
-                    match rc.mac.or_else(|| self.neighbors.get(rc.ip)) {
-                        None => Err(Some(rc.ip)),
-                        Some(dst_mac) => {
-                            let key = |i: u32| {
-                                tables
-                                    .lports
-                                    .get(i as usize)
-                                    .map_or(0, |l| l.tunnel_key as u16)
-                            };
-                            let dp = match group {
-                                Some(_) if inport != NO_LPORT => {
-                                    Some(tables.lports[inport as usize].datapath)
-                                }
-                                Some(_) => None,
-                                None => Some(tables.lports[lport as usize].datapath),
-                            };
-                            match dp {
-                                None => Err(None),
-                                Some(dp) => Ok((
-                                    Tunnel {
-                                        encap: rc.encap,
-                                        src_mac: u.mac,
-                                        dst_mac,
-                                        src_ip: u.ip,
-                                        dst_ip: rc.ip,
-                                        datapath_key: tables.datapaths[usize::from(dp)].tunnel_key,
-                                        ingress_key: if inport == NO_LPORT {
-                                            0
-                                        } else {
-                                            key(inport)
-                                        },
-                                        egress_key: match (rc.vtep, group) {
-                                            (true, _) => 0,
-                                            (false, Some(g)) => g,
-                                            (false, None) => key(lport),
-                                        },
-                                    },
-                                    u.port,
-                                    overlay::max_inner_frame(rc.encap, u.mtu),
-                                )),
-                            }
-                        }
-                    }
-                }
+            let Some(u) = tables.underlay.as_ref() else {
+                return self.drop(buf, DropReason::NoLocalPort);
+            };
+            let rc = &u.chassis[c];
+            let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
+                let ip = rc.ip;
+                let u = u.clone();
+                self.ask_neighbor(&u, ip);
+                return self.drop(buf, DropReason::NeighborUnresolved);
+            };
+            let key = |i: u32| {
+                tables
+                    .lports
+                    .get(i as usize)
+                    .map_or(0, |l| l.tunnel_key as u16)
+            };
+            let dp = match group {
+                Some(_) if inport != NO_LPORT => tables.lports[inport as usize].datapath,
+                Some(_) => return self.drop(buf, DropReason::NoLocalPort),
+                None => tables.lports[lport as usize].datapath,
+            };
+            if self.templates.len() <= c {
+                self.templates.resize(u.chassis.len().max(c + 1), None);
             }
+            if self.templates[c]
+                .as_ref()
+                .is_none_or(|t| t.dst_mac != dst_mac)
+            {
+                self.templates[c] = Some(overlay::Template::new(
+                    rc.encap, u.mac, dst_mac, u.ip, rc.ip,
+                ));
+            }
+            (
+                tables.datapaths[usize::from(dp)].tunnel_key,
+                if inport == NO_LPORT { 0 } else { key(inport) },
+                match (rc.vtep, group) {
+                    (true, _) => 0,
+                    (false, Some(g)) => g,
+                    (false, None) => key(lport),
+                },
+                u.port,
+                overlay::max_inner_frame(rc.encap, u.mtu),
+            )
         };
-        match plan {
-            Ok((t, uplink, max)) => {
-                if buf.len() > max {
-                    return self.too_big(buf, inport, (max - 14) as u16);
-                }
-                if overlay::encapsulate(&mut buf, &t) {
-                    self.enqueue(uplink, buf);
-                } else {
-                    self.drop(buf, DropReason::NoBuffer);
-                }
-            }
-            Err(Some(ip)) => {
-                let tables = self.tables.clone();
-                if let Some(u) = tables.underlay.as_ref() {
-                    self.ask_neighbor(u, ip);
-                }
-                self.drop(buf, DropReason::NeighborUnresolved);
-            }
-            Err(None) => self.drop(buf, DropReason::NoLocalPort),
+        let (dp_key, ingress, egress, uplink, max) = plan;
+        if buf.len() > max {
+            return self.too_big(buf, inport, (max - 14) as u16);
+        }
+        let t = self.templates[c].as_ref().expect("built above");
+        if t.encapsulate(&mut buf, dp_key, ingress, egress) {
+            self.enqueue(uplink, buf);
+        } else {
+            self.drop(buf, DropReason::NoBuffer);
         }
     }
 

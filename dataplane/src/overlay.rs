@@ -197,69 +197,127 @@ pub fn vxlan_vni(datapath_key: u32, egress_key: u16) -> u32 {
 }
 
 /// Encapsulates the frame in `buf` in place (prepending into headroom);
-/// false if the headroom is too small. The outer headers are assembled in
-/// a fixed-size array (no bounds checks) and written with one copy.
+/// false if the headroom is too small.
 #[inline]
 pub fn encapsulate<B: PacketBuf>(buf: &mut B, t: &Tunnel) -> bool {
-    let inner_len = buf.len();
-    let sport = source_port(buf.data());
-    let (tun_len, dport) = match t.encap {
-        Encap::Geneve => (geneve::HEADER_LEN + 8, geneve::UDP_PORT),
-        Encap::Vxlan => (vxlan::HEADER_LEN, vxlan::UDP_PORT),
-    };
-    let total = OUTER_LEN + tun_len;
-    let mut h = [0u8; GENEVE_OVERHEAD];
-    // Ethernet.
-    h[0..6].copy_from_slice(&t.dst_mac.0);
-    h[6..12].copy_from_slice(&t.src_mac.0);
-    h[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
-    // IPv4, DF set so the underlay never fragments (RFC 8926 §4.1.1).
-    let ip_len = (20 + 8 + tun_len + inner_len) as u16;
-    h[14] = 0x45;
-    h[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    h[20] = 0x40;
-    h[22] = 64;
-    h[23] = IP_UDP;
-    h[26..30].copy_from_slice(&t.src_ip.octets());
-    h[30..34].copy_from_slice(&t.dst_ip.octets());
-    let ip: &[u8; 20] = h[14..34].try_into().expect("20 bytes");
-    let csum = !ipv4_header_sum(ip);
-    h[24..26].copy_from_slice(&csum.to_be_bytes());
-    // UDP, checksum 0.
-    h[34..36].copy_from_slice(&sport.to_be_bytes());
-    h[36..38].copy_from_slice(&dport.to_be_bytes());
-    h[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
-    match t.encap {
-        Encap::Geneve => {
-            // Version 0, 2 words of options; no O/C bits; Ethernet payload.
-            h[42] = 2;
-            h[44..46].copy_from_slice(&0x6558u16.to_be_bytes());
-            let vni = t.datapath_key & geneve::MAX_VNI;
-            h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
-            h[50..52].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
-            h[52] = geneve::OVN_OPTION_TYPE;
-            h[53] = 1; // one 4-byte word of data
-            let md = geneve::OvnMetadata {
-                ingress_port: t.ingress_key,
-                egress_port: t.egress_key,
-            };
-            h[54..58].copy_from_slice(&md.to_bytes());
+    Template::new(t.encap, t.src_mac, t.dst_mac, t.src_ip, t.dst_ip).encapsulate(
+        buf,
+        t.datapath_key,
+        t.ingress_key,
+        t.egress_key,
+    )
+}
+
+/// The outer headers towards one remote endpoint, prebuilt: what changes
+/// per packet (lengths, IP checksum, UDP source port, VNI and OVN's
+/// option) is patched into a copy. Workers keep one per remote chassis.
+#[derive(Clone, Debug)]
+pub struct Template {
+    hdr: [u8; GENEVE_OVERHEAD],
+    encap: Encap,
+    /// The ones' complement sum of the IPv4 header without its length.
+    ip_sum: u32,
+    /// The endpoint MAC it was built for.
+    pub dst_mac: MacAddr,
+}
+
+impl Template {
+    pub fn new(
+        encap: Encap,
+        src_mac: MacAddr,
+        dst_mac: MacAddr,
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+    ) -> Template {
+        let mut h = [0u8; GENEVE_OVERHEAD];
+        h[0..6].copy_from_slice(&dst_mac.0);
+        h[6..12].copy_from_slice(&src_mac.0);
+        h[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
+        // IPv4, DF set so the underlay never fragments (RFC 8926 §4.1.1).
+        h[14] = 0x45;
+        h[20] = 0x40;
+        h[22] = 64;
+        h[23] = IP_UDP;
+        h[26..30].copy_from_slice(&src_ip.octets());
+        h[30..34].copy_from_slice(&dst_ip.octets());
+        let ip: &[u8; 20] = h[14..34].try_into().expect("20 bytes");
+        let ip_sum = ipv4_header_sum(ip);
+        // UDP: checksum 0 (RFC 768 for IPv4; RFC 7348 §5, RFC 8926 §3.3).
+        let dport = match encap {
+            Encap::Geneve => geneve::UDP_PORT,
+            Encap::Vxlan => vxlan::UDP_PORT,
+        };
+        h[36..38].copy_from_slice(&dport.to_be_bytes());
+        match encap {
+            Encap::Geneve => {
+                // Version 0, 2 words of options; no O/C bits; Ethernet.
+                h[42] = 2;
+                h[44..46].copy_from_slice(&0x6558u16.to_be_bytes());
+                h[50..52].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
+                h[52] = geneve::OVN_OPTION_TYPE;
+                h[53] = 1; // one 4-byte word of data
+            }
+            Encap::Vxlan => h[42] = vxlan::FLAG_I,
         }
-        Encap::Vxlan => {
-            h[42] = vxlan::FLAG_I;
-            let vni = vxlan_vni(t.datapath_key, t.egress_key);
-            h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+        Template {
+            hdr: h,
+            encap,
+            ip_sum: u32::from(ip_sum),
+            dst_mac,
         }
     }
-    let Some(f) = buf.prepend(total) else {
-        return false;
-    };
-    // Constant-length copies: moves, not a memcpy call.
-    match t.encap {
-        Encap::Geneve => f[..GENEVE_OVERHEAD].copy_from_slice(&h),
-        Encap::Vxlan => f[..VXLAN_OVERHEAD].copy_from_slice(&h[..VXLAN_OVERHEAD]),
+
+    /// Encapsulates the frame in `buf` in place (prepending into
+    /// headroom); false if the headroom is too small.
+    #[inline]
+    pub fn encapsulate<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        datapath_key: u32,
+        ingress_key: u16,
+        egress_key: u16,
+    ) -> bool {
+        let inner_len = buf.len();
+        let sport = source_port(buf.data());
+        let mut h = self.hdr;
+        let tun_len = match self.encap {
+            Encap::Geneve => geneve::HEADER_LEN + 8,
+            Encap::Vxlan => vxlan::HEADER_LEN,
+        };
+        let ip_len = (20 + 8 + tun_len + inner_len) as u16;
+        h[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        // RFC 1071: add the length to the precomputed sum and fold.
+        let sum = self.ip_sum + u32::from(ip_len);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let csum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        h[24..26].copy_from_slice(&csum.to_be_bytes());
+        h[34..36].copy_from_slice(&sport.to_be_bytes());
+        h[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+        match self.encap {
+            Encap::Geneve => {
+                let vni = datapath_key & geneve::MAX_VNI;
+                h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+                let md = geneve::OvnMetadata {
+                    ingress_port: ingress_key,
+                    egress_port: egress_key,
+                };
+                h[54..58].copy_from_slice(&md.to_bytes());
+                let Some(f) = buf.prepend(GENEVE_OVERHEAD) else {
+                    return false;
+                };
+                f[..GENEVE_OVERHEAD].copy_from_slice(&h);
+            }
+            Encap::Vxlan => {
+                let vni = vxlan_vni(datapath_key, egress_key);
+                h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+                let Some(f) = buf.prepend(VXLAN_OVERHEAD) else {
+                    return false;
+                };
+                f[..VXLAN_OVERHEAD].copy_from_slice(&h[..VXLAN_OVERHEAD]);
+            }
+        }
+        true
     }
-    true
 }
 
 /// The ones' complement sum of a 20-byte IPv4 header (RFC 1071), unrolled.
