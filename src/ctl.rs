@@ -29,6 +29,10 @@ pub enum Request {
         inport: String,
         frame_hex: String,
     },
+    /// Trace a frame as received on the uplink.
+    TraceUplink {
+        frame_hex: String,
+    },
     /// Attach a kernel interface for a logical port (controller mode).
     PortAdd {
         interface: String,
@@ -117,6 +121,20 @@ async fn handle(node: &Node, req: Request) -> Result<String> {
                 .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
                 .collect();
             trace_text(&tables, &names, &inport, &frame)
+        }
+        Request::TraceUplink { frame_hex } => {
+            let frame = decode_hex(&frame_hex)?;
+            let names: Vec<String> = ports
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
+                .collect();
+            let report = pipeline::trace_uplink(&tables, HeapBuf::from_frame(&frame));
+            let mut s = format!("from the uplink, {} bytes\n", frame.len());
+            for (stage, detail) in &report.stages {
+                s += &format!("  {stage:<22} {detail}\n");
+            }
+            s += &verdict_line(&tables, &names, &report);
+            Ok(s)
         }
         Request::PortAdd {
             interface,
@@ -217,6 +235,18 @@ pub fn trace_text(
     for (stage, detail) in &report.stages {
         s += &format!("  {stage:<22} {detail}\n");
     }
+    s += &verdict_line(tables, port_names, &report);
+    Ok(s)
+}
+
+/// The last line(s) of a trace: the verdict, and a reply's frame.
+fn verdict_line(tables: &Tables, port_names: &[String], report: &pipeline::TraceReport) -> String {
+    let name = |p: PortId| {
+        port_names
+            .get(p as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("port {p}"))
+    };
     let lport_of = |p: PortId| {
         let i = tables.lport_of(p);
         tables
@@ -225,7 +255,7 @@ pub fn trace_text(
             .map(|l| l.name.clone())
             .unwrap_or_default()
     };
-    s += &match report.verdict {
+    let mut s = match report.verdict {
         Verdict::Drop(r) => format!("verdict: drop, reason {} ({r})\n", r.as_str()),
         _ if report.outputs.is_empty() => "verdict: drop, no egress port\n".to_string(),
         _ => {
@@ -240,7 +270,7 @@ pub fn trace_text(
     if report.verdict == Verdict::Reply {
         s += &format!("reply frame: {}\n", encode_hex(&report.frame));
     }
-    Ok(s)
+    s
 }
 
 /// Parses hex bytes, ignoring whitespace, ':' and a leading "0x".

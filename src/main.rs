@@ -124,6 +124,10 @@ enum Command {
         /// Trace offline against a configuration file instead of a node.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The packet arrives on the node's uplink (hex bytes of a tunnel
+        /// packet, or ARP): tunnel checks, decapsulation, local delivery.
+        #[arg(long, conflicts_with_all = ["inport", "config"])]
+        uplink: bool,
         /// Hex bytes or a flow description.
         #[arg(required = true, num_args = 1..)]
         packet: Vec<String>,
@@ -313,9 +317,28 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Trace {
+            ctl,
+            uplink: true,
+            packet,
+            ..
+        } => {
+            let frame = ctl::decode_hex(&packet.join(""))?;
+            print!(
+                "{}",
+                ctl::request(
+                    &ctl,
+                    &ctl::Request::TraceUplink {
+                        frame_hex: ctl::encode_hex(&frame),
+                    },
+                )?
+            );
+            Ok(())
+        }
+        Command::Trace {
             inport,
             ctl,
             config,
+            uplink: false,
             packet,
         } => {
             let (inport, frame) = ctl::packet_from_args(inport, &packet)?;

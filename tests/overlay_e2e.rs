@@ -204,6 +204,17 @@ fn two_chassis(encap: &str, subnet: u8) {
         "the broadcast ARP did not reach vm2"
     );
 
+    // `switchyard trace --uplink` explains what arrives from the underlay.
+    let arp = format!("arp eth.src=02:00:00:00:00:99 eth.dst=ff:ff:ff:ff:ff:ff arp.sha=02:00:00:00:00:99 arp.spa={} arp.tpa={}", ip(22), ip(21));
+    let f = arp
+        .parse::<dataplane::flow::FlowDesc>()
+        .unwrap()
+        .to_frame()
+        .unwrap();
+    let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+    let out = hv1.cli(&["trace", "--uplink", &hex]);
+    assert!(out.contains("ARP request for our tunnel address"), "{out}");
+
     // Deleting the remote port stops traffic to it.
     ovn.nbctl(&["--wait=hv", "lsp-del", "lp2"]);
     let (ok, _) = vm1.ping("10.0.0.2", 1, &[]);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::FlowCache;
 use crate::drop::{DropReason, DROP_REASONS};
-use crate::overlay::{self, Egress, Neighbors, Uplink, MC_FLOOD, MC_UNKNOWN};
+use crate::overlay::{self, Neighbors, Uplink, MC_FLOOD, MC_UNKNOWN};
 use crate::packet::{BufPool, PacketBuf, PacketMeta, PortId, MAX_BURST, NO_LPORT};
 use crate::pipeline::{self, NoTrace, Verdict};
 use crate::port::{Port, PortQueue};
@@ -607,36 +607,17 @@ impl<P: BufPool> Worker<P> {
 
     /// Delivers a decapsulated frame on datapath `r.datapath`.
     fn deliver(&mut self, buf: P::Buf, tables: &Tables, r: overlay::Received) {
-        let Ok(lay) = crate::wire::layout::parse(buf.data()) else {
-            return self.drop(buf, DropReason::TunnelMalformed);
-        };
-        let dp = r.datapath;
-        let out = match r.egress {
-            Egress::Port(key) => tables.lport_by_key.get(&(dp, u32::from(key))).copied(),
-            Egress::Group(g) => {
-                return self.flood_local(buf, dp, g == MC_UNKNOWN);
+        match pipeline::tunnel_delivery(tables, buf.data(), &r, &mut NoTrace) {
+            Verdict::Output(p) => self.enqueue(p, buf),
+            Verdict::Flood {
+                datapath,
+                unknown_only,
+            } => self.flood_local(buf, datapath, unknown_only),
+            Verdict::Drop(reason) => self.drop(buf, reason),
+            Verdict::Reply | Verdict::Tunnel { .. } => {
+                self.drop(buf, DropReason::TunnelUnknownPort)
             }
-            Egress::Lookup => {
-                let dst = crate::wire::MacAddr(buf.data()[0..6].try_into().expect("parsed"));
-                if dst.is_multicast() {
-                    return self.flood_local(buf, dp, false);
-                }
-                match tables.macs.get(&crate::tables::mac_key(dp, dst)) {
-                    Some(&i) => Some(i),
-                    None => return self.flood_local(buf, dp, true),
-                }
-            }
-        };
-        let Some(lp) = out.map(|i| &tables.lports[i as usize]) else {
-            return self.drop(buf, DropReason::TunnelUnknownPort);
-        };
-        let Some(p) = lp.local_port else {
-            return self.drop(buf, DropReason::TunnelUnknownPort);
-        };
-        if !pipeline::egress_allowed(lp, buf.data(), &lay) {
-            return self.drop(buf, DropReason::PortSecurityEgress);
         }
-        self.enqueue(p, buf);
     }
 
     /// Copies a frame from a tunnel to every local port of the datapath

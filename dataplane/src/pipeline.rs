@@ -811,6 +811,187 @@ pub fn flood_chassis(tables: &Tables, datapath: u16, unknown_only: bool) -> &[u1
     }
 }
 
+/// Where a frame decapsulated on datapath `r.datapath` goes on this
+/// chassis (OVN's egress pipeline: the sender ran the ingress one): the
+/// egress port the tunnel names, a local flood for a multicast group, or an
+/// L2 lookup when a plain VTEP names no port. Used by the workers and by
+/// [`trace_uplink`].
+pub fn tunnel_delivery<T: Tracer>(
+    tables: &Tables,
+    frame: &[u8],
+    r: &crate::overlay::Received,
+    t: &mut T,
+) -> Verdict {
+    use crate::overlay::{Egress, MC_UNKNOWN};
+    let Ok(lay) = layout::parse(frame) else {
+        trace!(t, "decap", "the inner frame is malformed");
+        return Verdict::Drop(DropReason::TunnelMalformed);
+    };
+    trace!(t, "decap", "inner {}", describe(frame, &lay));
+    let dp = r.datapath;
+    let flood = |unknown_only| Verdict::Flood {
+        datapath: dp,
+        unknown_only,
+    };
+    let out = match r.egress {
+        Egress::Port(key) => {
+            trace!(t, "tunnel_egress", "egress port key {key}");
+            tables.lport_by_key.get(&(dp, u32::from(key))).copied()
+        }
+        Egress::Group(g) => {
+            trace!(t, "tunnel_egress", "multicast group {g}: every local port");
+            return flood(g == MC_UNKNOWN);
+        }
+        Egress::Lookup => {
+            let dst = mac_at(frame, 0);
+            if dst.is_multicast() {
+                trace!(
+                    t,
+                    "tunnel_egress",
+                    "no egress port (VTEP), eth.dst {dst} is multicast: flood locally"
+                );
+                return flood(false);
+            }
+            match tables.macs.get(&mac_key(dp, dst)) {
+                Some(&i) => {
+                    trace!(
+                        t,
+                        "tunnel_egress",
+                        "no egress port (VTEP): eth.dst {dst} looked up"
+                    );
+                    Some(i)
+                }
+                None => {
+                    trace!(
+                        t,
+                        "tunnel_egress",
+                        "no egress port (VTEP), eth.dst {dst} unknown: to \"unknown\" ports"
+                    );
+                    return flood(true);
+                }
+            }
+        }
+    };
+    let Some(lp) = out.map(|i| &tables.lports[i as usize]) else {
+        trace!(t, "tunnel_egress", "no such port on the datapath");
+        return Verdict::Drop(DropReason::TunnelUnknownPort);
+    };
+    let Some(p) = lp.local_port else {
+        trace!(
+            t,
+            "tunnel_egress",
+            "\"{}\" is not bound on this chassis",
+            lp.name
+        );
+        return Verdict::Drop(DropReason::TunnelUnknownPort);
+    };
+    if !egress_allowed(lp, frame, &lay) {
+        trace!(
+            t,
+            "egress_port_security",
+            "destination not allowed by \"{}\"'s port security",
+            lp.name
+        );
+        return Verdict::Drop(DropReason::PortSecurityEgress);
+    }
+    trace!(t, "output", "to \"{}\" on local port {p}", lp.name);
+    Verdict::Output(p)
+}
+
+/// Traces a frame as received on the uplink (`switchyard trace --uplink`):
+/// tunnel checks, decapsulation and local delivery, through the same code
+/// as forwarding. Nothing is learned or transmitted.
+pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
+    let mut log = TraceLog::default();
+    let scratch = crate::overlay::Neighbors::default();
+    let Some(u) = tables.underlay.as_ref() else {
+        log.record("uplink", format_args!("this chassis has no uplink"));
+        return TraceReport {
+            stages: log.stages,
+            verdict: Verdict::Drop(DropReason::NoBinding),
+            outputs: Vec::new(),
+            frame: buf.data().to_vec(),
+        };
+    };
+    let got = crate::overlay::receive(&mut buf, u, &scratch, |k| {
+        tables.datapath_by_key.get(&k).copied()
+    });
+    let mut outputs = Vec::new();
+    let verdict = match got {
+        Err(r) => {
+            log.record("uplink", format_args!("{} ({r})", r.as_str()));
+            Verdict::Drop(r)
+        }
+        Ok(crate::overlay::Uplink::ArpReply) => {
+            log.record(
+                "uplink",
+                format_args!("ARP request for our tunnel address {}: answered", u.ip),
+            );
+            outputs.push(u.port);
+            Verdict::Reply
+        }
+        Ok(crate::overlay::Uplink::Arp) => {
+            log.record(
+                "uplink",
+                format_args!("ARP: remote endpoints learned from it, nothing sent"),
+            );
+            Verdict::Drop(DropReason::NoLocalPort)
+        }
+        Ok(crate::overlay::Uplink::NotOurs) => {
+            log.record(
+                "uplink",
+                format_args!(
+                    "not for our tunnel address {}: the host's own traffic",
+                    u.ip
+                ),
+            );
+            Verdict::Drop(DropReason::NoLocalPort)
+        }
+        Ok(crate::overlay::Uplink::Tunnel(r)) => {
+            let dp = &tables.datapaths[usize::from(r.datapath)];
+            log.record(
+                "uplink",
+                format_args!(
+                    "tunnel packet for datapath {} (\"{}\"), ingress port key {}",
+                    dp.tunnel_key, dp.name, r.ingress_key
+                ),
+            );
+            buf.trim_front(r.outer_len);
+            let v = tunnel_delivery(tables, buf.data(), &r, &mut log);
+            match v {
+                Verdict::Output(p) => outputs.push(p),
+                Verdict::Flood {
+                    datapath,
+                    unknown_only,
+                } => {
+                    flood_targets(
+                        tables,
+                        datapath,
+                        unknown_only,
+                        NO_LPORT,
+                        buf.data(),
+                        &mut outputs,
+                    );
+                    log.record("output", format_args!("flood to local ports {outputs:?}"));
+                }
+                _ => {}
+            }
+            v
+        }
+    };
+    if let Verdict::Drop(r) = verdict {
+        if outputs.is_empty() && !matches!(r, DropReason::NoLocalPort) {
+            log.record("drop", format_args!("{} ({r})", r.as_str()));
+        }
+    }
+    TraceReport {
+        stages: log.stages,
+        verdict,
+        outputs,
+        frame: buf.data().to_vec(),
+    }
+}
+
 /// The result of tracing one packet.
 #[derive(Debug)]
 pub struct TraceReport {

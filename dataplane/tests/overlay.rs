@@ -256,3 +256,72 @@ fn tunnel_packets_for_unknown_datapaths_are_dropped() {
     }
     assert!(hv1.vm.take().is_none());
 }
+
+/// `switchyard trace --uplink`: a tunnel packet is explained stage by stage
+/// through the forwarding code, for a port here and for a VNI not here.
+#[test]
+fn tunnel_packets_are_traced_through_decapsulation() {
+    use dataplane::packet::{HeapBuf, PacketBuf};
+    use dataplane::pipeline::{trace_uplink, Verdict};
+    let underlay = Underlay {
+        port: 1,
+        ip: Ipv4Addr::new(192, 168, 100, 21),
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        mtu: 1500,
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            ip: Ipv4Addr::new(192, 168, 100, 22),
+            encap: Encap::Geneve,
+            mac: None,
+            vtep: false,
+        }],
+    };
+    let switches = vec![LogicalSwitch {
+        name: "ls1".into(),
+        tunnel_key: 5,
+        ports: vec![
+            port("vm1", 1, &format!("{M1} 10.0.0.1"), Some(0), None),
+            port("vm2", 2, &format!("{M2} 10.0.0.2"), None, Some(0)),
+        ],
+    }];
+    let tables = Tables::compile_with_underlay(&switches, Some(underlay.clone())).unwrap();
+    let packet = |vni: u32| {
+        let mut b = HeapBuf::from_frame(&frame(&format!(
+            "eth.src={M2} eth.dst={M1} ip4.src=10.0.0.2 ip4.dst=10.0.0.1 udp.dst=53"
+        )));
+        let t = dataplane::overlay::Tunnel {
+            encap: Encap::Geneve,
+            src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            dst_mac: underlay.mac,
+            src_ip: Ipv4Addr::new(192, 168, 100, 22),
+            dst_ip: underlay.ip,
+            datapath_key: vni,
+            ingress_key: 2,
+            egress_key: 1,
+        };
+        assert!(dataplane::overlay::encapsulate(&mut b, &t));
+        HeapBuf::from_frame(b.data())
+    };
+    let r = trace_uplink(&tables, packet(5));
+    assert_eq!(r.verdict, Verdict::Output(0));
+    let text: Vec<String> = r.stages.iter().map(|(s, d)| format!("{s}: {d}")).collect();
+    assert!(
+        text.iter()
+            .any(|l| l.contains("tunnel packet for datapath 5 (\"ls1\"), ingress port key 2")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().any(|l| l.contains("egress port key 1")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().any(|l| l.starts_with("output: to \"vm1\"")),
+        "{text:?}"
+    );
+    let r = trace_uplink(&tables, packet(9));
+    assert_eq!(r.verdict, Verdict::Drop(DropReason::TunnelUnknownDatapath));
+    assert!(r
+        .stages
+        .iter()
+        .any(|(_, d)| d.contains("tunnel_unknown_datapath")));
+}
