@@ -153,6 +153,12 @@ fn pb_row(
     ]
 }
 
+/// `["set", []]` or `["map", []]`: the default of a set or map column.
+fn is_empty_collection(v: &Value) -> bool {
+    matches!(v.as_array().map(Vec::as_slice), Some([kind, items])
+        if (kind == "set" || kind == "map") && items.as_array().is_some_and(Vec::is_empty))
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -232,7 +238,13 @@ pub fn diff(desired: &mut Desired, index: &SbIndex, sb: &Replica, txn: &mut Tran
             }
             (Some(p), None) => {
                 let Some(dp) = dp_ref(p) else { continue };
-                txn.insert("Port_Binding", pb_row(&name, p, dp, &chassis));
+                // A new row needs no empty columns: a smaller transaction
+                // for the server to parse and log (the cold start writes
+                // tens of thousands).
+                let row = pb_row(&name, p, dp, &chassis)
+                    .into_iter()
+                    .filter(|(_, v)| !is_empty_collection(v));
+                txn.insert("Port_Binding", row);
                 ops += 1;
             }
             (None, Some((u, _))) => {
