@@ -1,6 +1,8 @@
 //! Prometheus `/metrics` for the node: drops per reason, per-port and
 //! per-worker counters, read from the dataplane's single-writer counters at
-//! scrape time (nothing on the forwarding path knows about Prometheus).
+//! scrape time (nothing on the forwarding path knows about Prometheus), and
+//! under a chassis controller its SB session, acknowledged nb_cfg and
+//! claimed ports.
 
 use std::sync::Arc;
 
@@ -12,8 +14,11 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::node::Node;
+
 /// Renders the current counters in the Prometheus text format.
-pub fn render(engine: &Engine<HeapPool>) -> Result<String> {
+pub fn render(node: &Node) -> Result<String> {
+    let engine: &Engine<HeapPool> = node.engine();
     let r = Registry::new();
     let drops = IntCounterVec::new(
         Opts::new("switchyard_drops_total", "Packets dropped, by reason"),
@@ -127,18 +132,39 @@ pub fn render(engine: &Engine<HeapPool>) -> Result<String> {
     generation.set(engine.publisher().generation() as i64);
     r.register(Box::new(generation))?;
 
+    if let Some(st) = node.controller_status() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let up = IntGauge::new(
+            "switchyard_controller_sb_connected",
+            "1 if the chassis controller's SB session is synchronized",
+        )?;
+        up.set(i64::from(st.connected.load(Relaxed)));
+        let cfg = IntGauge::new(
+            "switchyard_controller_nb_cfg",
+            "The nb_cfg this chassis acknowledged (forwarding with it)",
+        )?;
+        cfg.set(st.nb_cfg.load(Relaxed));
+        let claimed = IntGauge::new(
+            "switchyard_controller_claimed_ports",
+            "Port_Bindings bound on this chassis",
+        )?;
+        claimed.set(st.claimed.load(Relaxed) as i64);
+        for g in [up, cfg, claimed] {
+            r.register(Box::new(g))?;
+        }
+    }
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;
     Ok(String::from_utf8(out)?)
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine<HeapPool>>) {
+pub async fn serve(listener: TcpListener, node: Arc<Node>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
-        let engine = engine.clone();
+        let node = node.clone();
         tokio::spawn(async move {
             let mut req = Vec::with_capacity(1024);
             let mut chunk = [0u8; 1024];
@@ -152,7 +178,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine<HeapPool>>) {
             let line = String::from_utf8_lossy(&req);
             let (status, body) = if line.starts_with("GET /metrics ") || line.starts_with("GET / ")
             {
-                match render(&engine) {
+                match render(&node) {
                     Ok(b) => ("200 OK", b),
                     Err(e) => ("500 Internal Server Error", format!("{e:#}\n")),
                 }

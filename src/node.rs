@@ -248,6 +248,15 @@ impl Node {
         self.controller_cfg.is_some()
     }
 
+    /// The running controller's status, if SB programs the node.
+    pub fn controller_status(&self) -> Option<Arc<control::controller::Status>> {
+        self.controller
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.status.clone())
+    }
+
     /// (Re)starts the chassis controller with empty state; the dataplane
     /// keeps forwarding with its tables meanwhile. Call inside the runtime.
     pub fn restart_controller(&self) -> Result<()> {
@@ -377,7 +386,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         let listener = TcpListener::bind(opts.metrics)
             .await
             .with_context(|| format!("binding /metrics on {}", opts.metrics))?;
-        tokio::spawn(metrics::serve(listener, node.engine().clone()));
+        tokio::spawn(metrics::serve(listener, node.clone()));
         let _ = std::fs::remove_file(&opts.ctl_socket);
         if let Some(dir) = opts.ctl_socket.parent() {
             std::fs::create_dir_all(dir).ok();

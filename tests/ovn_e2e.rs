@@ -56,8 +56,11 @@ fn scenario(databases: Databases) {
     assert!(ok, "no ping right after --wait=hv returned:\n{out}");
     let (ok, out) = vm2.ping("10.0.0.1", 1, &[]);
     assert!(ok, "{out}");
-    // The claims reached NB through northd-lite.
+    // The claims reached NB through northd-lite, and /metrics shows them.
     assert_eq!(ovn.nbctl(&["lsp-get-up", &lp1]).trim(), "up");
+    let m = ovn.metrics();
+    assert!(m.contains("switchyard_controller_claimed_ports 2"), "{m}");
+    assert!(m.contains("switchyard_controller_sb_connected 1"), "{m}");
 
     // Restart the controller, then northd-lite, each under a running ping
     // (150 pings, 20 ms apart); at most a few may be lost.

@@ -105,10 +105,22 @@ pub trait Dataplane: Send + Sync + 'static {
     ) -> Result<bool, String>;
 }
 
+/// What a running controller reports (for `/metrics` and `show`).
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Whether the SB session is up and synchronized.
+    pub connected: std::sync::atomic::AtomicBool,
+    /// The last `nb_cfg` acknowledged in Chassis_Private.
+    pub nb_cfg: std::sync::atomic::AtomicI64,
+    /// Port_Bindings this chassis has claimed.
+    pub claimed: std::sync::atomic::AtomicU64,
+}
+
 /// A running controller; dropping it stops it (the dataplane keeps its
 /// tables).
 pub struct Controller {
     task: tokio::task::JoinHandle<()>,
+    pub status: Arc<Status>,
 }
 
 impl Drop for Controller {
@@ -140,8 +152,9 @@ impl Controller {
             condition: Some(json!([false])),
         });
         let sb = Idl::start(cfg.sb.clone(), SB, tables, cfg.backoff)?;
-        let task = tokio::spawn(run(cfg, sb, dp, ports_changed));
-        Ok(Controller { task })
+        let status = Arc::new(Status::default());
+        let task = tokio::spawn(run(cfg, sb, dp, ports_changed, status.clone()));
+        Ok(Controller { task, status })
     }
 }
 
@@ -150,12 +163,15 @@ async fn run(
     sb: Idl,
     dp: Arc<dyn Dataplane>,
     mut ports_changed: watch::Receiver<u64>,
+    status: Arc<Status>,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut changed = sb.subscribe();
     let mut condition = json!([false]);
     loop {
+        status.connected.store(sb.is_connected(), Relaxed);
         if sb.is_connected() {
-            match step(&cfg, &sb, dp.as_ref(), &mut condition).await {
+            match step(&cfg, &sb, dp.as_ref(), &mut condition, &status).await {
                 Ok(true) => continue, // The condition changed: look again.
                 Ok(false) => {}
                 Err(e) => {
@@ -207,6 +223,8 @@ struct Plan {
     txn: Transaction,
     nb_cfg: i64,
     private: Option<(Uuid, i64)>,
+    /// Port_Bindings bound here.
+    claimed: u64,
 }
 
 /// One round; Ok(true) if the monitor condition had to change first.
@@ -215,7 +233,9 @@ async fn step(
     sb: &Idl,
     dp: &dyn Dataplane,
     condition: &mut Value,
+    status: &Status,
 ) -> Result<bool, ClientError> {
+    use std::sync::atomic::Ordering::Relaxed;
     let bindings = dp.bindings();
     let uplink = dp.uplink();
     let plan = sb.read(|r| plan(cfg, r, &bindings, uplink, &|n| dp.provider_port(n)));
@@ -234,7 +254,9 @@ async fn step(
     if !plan.txn.is_empty() {
         sb.transact(&plan.txn).await?;
     }
+    status.claimed.store(plan.claimed, Relaxed);
     if let Some((u, have)) = plan.private {
+        status.nb_cfg.store(have.max(plan.nb_cfg), Relaxed);
         if have != plan.nb_cfg {
             let mut t = Transaction::new(SB);
             t.update(
@@ -357,10 +379,12 @@ fn plan(
     let condition = port_binding_condition(&iface_ids, &datapaths, me_uuid);
 
     // Claims and releases (only once the Chassis row exists).
+    let mut claimed = 0;
     if let Some(me) = me_uuid {
         for (u, pb) in r.table("Port_Binding") {
             let ours = pb.opt_uuid("chassis") == Some(me);
             let here = bound_here(&pb).is_some();
+            claimed += u64::from(here);
             if here && (!ours || pb.opt_bool("up") != Some(true)) {
                 txn.update(
                     "Port_Binding",
@@ -542,6 +566,7 @@ fn plan(
         txn,
         nb_cfg,
         private: private.map(|(u, n, _)| (u, n)),
+        claimed,
     }
 }
 

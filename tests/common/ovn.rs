@@ -174,6 +174,16 @@ impl Ovn {
         out
     }
 
+    /// The root-namespace node's /metrics text.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(&self.metrics).expect("metrics");
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
     /// `ovsdb-client dump` of SB.
     pub fn sb_dump(&self) -> String {
         let (ok, out) = try_sh(&["ovsdb-client", "dump", &self.sb, "OVN_Southbound"]);
