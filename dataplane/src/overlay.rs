@@ -279,17 +279,32 @@ impl Template {
     ) -> bool {
         let inner_len = buf.len();
         let sport = source_port(buf.data());
-        let mut h = self.hdr;
-        let tun_len = match self.encap {
-            Encap::Geneve => geneve::HEADER_LEN + 8,
-            Encap::Vxlan => vxlan::HEADER_LEN,
+        let (tun_len, total) = match self.encap {
+            Encap::Geneve => (geneve::HEADER_LEN + 8, GENEVE_OVERHEAD),
+            Encap::Vxlan => (vxlan::HEADER_LEN, VXLAN_OVERHEAD),
         };
         let ip_len = (20 + 8 + tun_len + inner_len) as u16;
-        h[16..18].copy_from_slice(&ip_len.to_be_bytes());
         // RFC 1071: add the length to the precomputed sum and fold.
         let sum = self.ip_sum + u32::from(ip_len);
         let sum = (sum & 0xffff) + (sum >> 16);
         let csum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        // (A frame shorter than 8 bytes never gets here: it fails parsing.)
+        if inner_len + total < GENEVE_OVERHEAD {
+            return false;
+        }
+        let Some(f) = buf.prepend(total) else {
+            return false;
+        };
+        // The template straight into the headroom, then the patches.
+        let Some(h) = f.get_mut(..GENEVE_OVERHEAD.max(total)) else {
+            return false;
+        };
+        let h: &mut [u8; GENEVE_OVERHEAD] = h.try_into().expect("sized above");
+        match self.encap {
+            Encap::Geneve => *h = self.hdr,
+            Encap::Vxlan => h[..VXLAN_OVERHEAD].copy_from_slice(&self.hdr[..VXLAN_OVERHEAD]),
+        }
+        h[16..18].copy_from_slice(&ip_len.to_be_bytes());
         h[24..26].copy_from_slice(&csum.to_be_bytes());
         h[34..36].copy_from_slice(&sport.to_be_bytes());
         h[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
@@ -302,18 +317,10 @@ impl Template {
                     egress_port: egress_key,
                 };
                 h[54..58].copy_from_slice(&md.to_bytes());
-                let Some(f) = buf.prepend(GENEVE_OVERHEAD) else {
-                    return false;
-                };
-                f[..GENEVE_OVERHEAD].copy_from_slice(&h);
             }
             Encap::Vxlan => {
                 let vni = vxlan_vni(datapath_key, egress_key);
                 h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
-                let Some(f) = buf.prepend(VXLAN_OVERHEAD) else {
-                    return false;
-                };
-                f[..VXLAN_OVERHEAD].copy_from_slice(&h[..VXLAN_OVERHEAD]);
             }
         }
         true
