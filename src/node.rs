@@ -180,12 +180,7 @@ impl NodeDataplane {
                 a.interface
             );
         }
-        let port = AfPacketPort::open(&AfPacketConfig {
-            iface: interface.to_string(),
-            mtu,
-        })
-        .with_context(|| format!("opening interface {interface:?}"))?;
-        let id = self.engine.add_port(Arc::new(port))?;
+        let id = self.engine.add_port(open_interface(interface, mtu)?)?;
         ports.push(Attached {
             id,
             interface: interface.to_string(),
@@ -275,21 +270,22 @@ impl Node {
     }
 }
 
+/// Attaches kernel interface `iface` with AF_PACKET.
+fn open_interface(iface: &str, mtu: Option<usize>) -> Result<Arc<dyn Port<HeapPool>>> {
+    let port = AfPacketPort::open(&AfPacketConfig {
+        iface: iface.to_string(),
+        mtu,
+    })
+    .with_context(|| format!("opening interface {iface:?}"))?;
+    Ok(Arc::new(port))
+}
+
 fn open_ports(local: &[LocalPort]) -> Result<Vec<Arc<dyn Port<HeapPool>>>> {
     local
         .iter()
         .map(|l| {
-            let p = AfPacketPort::open(&AfPacketConfig {
-                iface: l.interface.clone(),
-                mtu: l.mtu,
-            })
-            .with_context(|| {
-                format!(
-                    "opening interface {:?} for port {:?}",
-                    l.interface, l.logical_port
-                )
-            })?;
-            Ok(Arc::new(p) as Arc<dyn Port<HeapPool>>)
+            open_interface(&l.interface, l.mtu)
+                .with_context(|| format!("for port {:?}", l.logical_port))
         })
         .collect()
 }
@@ -334,18 +330,13 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             iface_id: l.logical_port.clone(),
         })
         .collect();
-    let open = |iface: &str| -> Result<Arc<dyn Port<HeapPool>>> {
-        let port = AfPacketPort::open(&AfPacketConfig {
-            iface: iface.to_string(),
-            mtu: None,
-        })
-        .with_context(|| format!("opening {iface:?}"))?;
-        Ok(Arc::new(port))
-    };
     let mut providers = Vec::new();
     if let Programmer::Controller(_, ifs) = &programmer {
         for (network, iface) in &ifs.bridge_mappings {
-            providers.push((network.clone(), engine.add_port(open(iface)?)?));
+            providers.push((
+                network.clone(),
+                engine.add_port(open_interface(iface, None)?)?,
+            ));
         }
     }
     let uplink = match &programmer {
@@ -358,7 +349,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         ) => {
             let (mac, mtu) = interface_mac_mtu(iface)?;
             Some(UplinkPort {
-                port: engine.add_port(open(iface)?)?,
+                port: engine.add_port(open_interface(iface, None)?)?,
                 mac,
                 mtu,
             })
