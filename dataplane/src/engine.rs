@@ -247,7 +247,7 @@ impl<P: BufPool> Worker<P> {
     }
 
     /// Shares `neighbors` (the engine gives all its workers one table).
-    pub fn set_neighbors(&mut self, neighbors: Arc<Neighbors>) {
+    fn set_neighbors(&mut self, neighbors: Arc<Neighbors>) {
         self.neighbors = neighbors;
     }
 
@@ -427,9 +427,7 @@ impl<P: BufPool> Worker<P> {
     #[cold]
     fn untag_burst(&mut self, vid: u16) {
         let mut rx = std::mem::take(&mut self.rx);
-        let mut kept = Vec::with_capacity(0);
-        std::mem::swap(&mut kept, &mut self.stage_untagged);
-        kept.clear();
+        let mut kept = std::mem::take(&mut self.stage_untagged);
         for mut buf in rx.drain(..) {
             let f = buf.data();
             let ours = f.len() >= 18
@@ -443,9 +441,9 @@ impl<P: BufPool> Worker<P> {
                 self.drop(buf, DropReason::ProviderVlanMismatch);
             }
         }
-        rx.append(&mut kept);
-        self.stage_untagged = kept;
-        self.rx = rx;
+        // The kept frames are the burst now; the drained vector the scratch.
+        self.rx = kept;
+        self.stage_untagged = rx;
     }
 
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
@@ -676,9 +674,10 @@ impl<P: BufPool> Worker<P> {
         );
         // One copy per remote chassis with ports here, to OVN's multicast
         // group; the receivers deliver locally and never flood back.
-        let tables = self.tables.clone();
         let group = if unknown_only { MC_UNKNOWN } else { MC_FLOOD };
-        for &c in pipeline::flood_chassis(&tables, datapath, unknown_only) {
+        let remote = pipeline::flood_chassis(&self.tables, datapath, unknown_only).len();
+        for i in 0..remote {
+            let c = pipeline::flood_chassis(&self.tables, datapath, unknown_only)[i];
             if let Some(mut copy) = self.pool.alloc() {
                 copy.load(buf.data());
                 self.tunnel(copy, c, NO_LPORT, inport, Some(group));
@@ -686,9 +685,7 @@ impl<P: BufPool> Worker<P> {
                 bump(&self.stats.drops[DropReason::NoBuffer.index()], 1);
             }
         }
-        if targets.is_empty()
-            && !pipeline::flood_chassis(&tables, datapath, unknown_only).is_empty()
-        {
+        if targets.is_empty() && remote > 0 {
             self.pool.free(buf);
         } else {
             self.copy_out(buf, &mut targets);

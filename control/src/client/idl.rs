@@ -93,11 +93,6 @@ impl Changes {
     pub fn table(&self, table: &str) -> impl Iterator<Item = &Uuid> {
         self.rows.get(table).into_iter().flatten()
     }
-
-    /// True if nothing changed.
-    pub fn is_empty(&self) -> bool {
-        !self.resync && self.rows.values().all(|r| r.is_empty())
-    }
 }
 
 impl Replica {
