@@ -148,26 +148,18 @@ impl Neighbors {
 /// 49152..65535.
 #[inline]
 pub fn source_port(inner: &[u8]) -> u16 {
-    if let Some(head) = inner.get(..42) {
-        let w = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().expect("8 bytes"));
-        let x = w(0) ^ w(6).rotate_left(17) ^ w(26).rotate_left(31) ^ (w(34) & 0xffff_ffff);
-        return mix_port(x);
-    }
-    let word = |o: usize| -> u64 {
-        let mut w = [0u8; 8];
-        let end = inner.len().min(o + 8);
-        if o < end {
-            w[..end - o].copy_from_slice(&inner[o..end]);
+    // Frames shorter than 42 bytes hash as if zero-padded.
+    let mut padded = [0u8; 42];
+    let head: &[u8] = match inner.get(..42) {
+        Some(h) => h,
+        None => {
+            padded[..inner.len()].copy_from_slice(inner);
+            &padded
         }
-        u64::from_le_bytes(w)
     };
-    // Ethernet (0..16), IPv4 addresses (26..34), ports (34..38).
-    let x = word(0) ^ word(6).rotate_left(17) ^ word(26).rotate_left(31) ^ (word(34) & 0xffff_ffff);
-    mix_port(x)
-}
-
-#[inline(always)]
-fn mix_port(x: u64) -> u16 {
+    let w = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().expect("8 bytes"));
+    // Ethernet (0..14), IPv4 addresses (26..34), ports (34..38).
+    let x = w(0) ^ w(6).rotate_left(17) ^ w(26).rotate_left(31) ^ (w(34) & 0xffff_ffff);
     let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let h = h ^ (h >> 29);
     49152 | (h as u16 & 0x3fff)
