@@ -116,24 +116,16 @@ async fn handle(node: &Node, req: Request) -> Result<String> {
         Request::Show => Ok(show(node, &tables, generation, &ports)),
         Request::Trace { inport, frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
-            let names: Vec<String> = ports
-                .iter()
-                .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
-                .collect();
-            trace_text(&tables, &names, &inport, &frame)
+            trace_text(&tables, &names(&ports), &inport, &frame)
         }
         Request::TraceUplink { frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
-            let names: Vec<String> = ports
-                .iter()
-                .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
-                .collect();
             let report = pipeline::trace_uplink(&tables, HeapBuf::from_frame(&frame));
             let mut s = format!("from the uplink, {} bytes\n", frame.len());
             for (stage, detail) in &report.stages {
                 s += &format!("  {stage:<22} {detail}\n");
             }
-            s += &verdict_line(&tables, &names, &report);
+            s += &verdict_line(&tables, &names(&ports), &report);
             Ok(s)
         }
         Request::PortAdd {
@@ -161,6 +153,14 @@ async fn handle(node: &Node, req: Request) -> Result<String> {
             Ok("chassis controller restarted\n".into())
         }
     }
+}
+
+/// The interface names of the node's ports, by local port id.
+fn names(ports: &[Option<Arc<dyn Port<dataplane::packet::HeapPool>>>]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
+        .collect()
 }
 
 fn show(
@@ -220,16 +220,10 @@ pub fn trace_text(
     let Some(local) = tables.lports[idx as usize].local_port else {
         bail!("logical port {inport:?} is not bound on this node");
     };
-    let name = |p: PortId| {
-        port_names
-            .get(p as usize)
-            .cloned()
-            .unwrap_or_else(|| format!("port {p}"))
-    };
     let report = pipeline::trace(tables, local, HeapBuf::from_frame(frame));
     let mut s = format!(
         "inport \"{inport}\" (local port {}), {} bytes\n",
-        name(local),
+        port_name(port_names, local),
         frame.len()
     );
     for (stage, detail) in &report.stages {
@@ -239,14 +233,17 @@ pub fn trace_text(
     Ok(s)
 }
 
+/// A local port's interface name, for traces.
+fn port_name(port_names: &[String], p: PortId) -> String {
+    port_names
+        .get(p as usize)
+        .cloned()
+        .unwrap_or_else(|| format!("port {p}"))
+}
+
 /// The last line(s) of a trace: the verdict, and a reply's frame.
 fn verdict_line(tables: &Tables, port_names: &[String], report: &pipeline::TraceReport) -> String {
-    let name = |p: PortId| {
-        port_names
-            .get(p as usize)
-            .cloned()
-            .unwrap_or_else(|| format!("port {p}"))
-    };
+    let name = |p: PortId| port_name(port_names, p);
     let lport_of = |p: PortId| {
         let i = tables.lport_of(p);
         tables
