@@ -10,7 +10,7 @@ mod common;
 
 use std::process::Command;
 
-use common::ovn::{Chassis, Databases, Ovn, UnderlayNet};
+use common::ovn::{vif, Chassis, Databases, Ovn, UnderlayNet};
 use common::{require_root, try_sh, Vm};
 use switchyard::netns::Host;
 
@@ -79,35 +79,10 @@ fn two_chassis(encap: &str, subnet: u8) {
     hv2.cli(&["port-add", &vm2.port, "--iface-id", "lp2"]);
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
     let a2 = format!("{} {}", vm2.mac, vm2.ip);
-    ovn.nbctl(&[
-        "--wait=hv",
-        "ls-add",
-        "net1",
-        "--",
-        "lsp-add",
-        "net1",
-        "lp1",
-        "--",
-        "lsp-set-addresses",
-        "lp1",
-        &a1,
-        "--",
-        "lsp-set-port-security",
-        "lp1",
-        &a1,
-        "--",
-        "lsp-add",
-        "net1",
-        "lp2",
-        "--",
-        "lsp-set-addresses",
-        "lp2",
-        &a2,
-        "--",
-        "lsp-set-port-security",
-        "lp2",
-        &a2,
-    ]);
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    cmd.extend(vif("net1", "lp1", &a1));
+    cmd.extend(vif("net1", "lp2", &a2));
+    ovn.nbctl(&cmd);
 
     // Capture the tunnel traffic on the underlay while pinging across.
     let sniff = Command::new("/usr/bin/python3")
@@ -260,31 +235,22 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
     let kmac = "00:00:00:00:00:50";
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
-    ovn.nbctl(&[
-        "--wait=sb",
-        "ls-add",
-        "net1",
-        "--",
-        "lsp-add",
-        "net1",
-        "lp1",
-        "--",
-        "lsp-set-addresses",
-        "lp1",
-        &a1,
-        "--",
-        "lsp-set-port-security",
-        "lp1",
-        &a1,
-        "--",
-        "lsp-add",
-        "net1",
-        "kport",
-        "--",
-        "lsp-set-addresses",
-        "kport",
-        &format!("{kmac} 10.0.0.50"),
-    ]);
+    let mut cmd: Vec<String> = ["--wait=sb", "ls-add", "net1"].map(String::from).to_vec();
+    cmd.extend(vif("net1", "lp1", &a1));
+    cmd.extend(
+        [
+            "--",
+            "lsp-add",
+            "net1",
+            "kport",
+            "--",
+            "lsp-set-addresses",
+            "kport",
+            &format!("{kmac} 10.0.0.50"),
+        ]
+        .map(String::from),
+    );
+    ovn.nbctl(&cmd);
     let sbctl = |args: &[&str]| {
         let db = format!("--db={}", ovn.sb);
         let mut full = vec!["ovn-sbctl", db.as_str()];
@@ -365,41 +331,32 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
     );
     hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
-    ovn.nbctl(&[
-        "--wait=hv",
-        "ls-add",
-        "net1",
-        "--",
-        "lsp-add",
-        "net1",
-        "lp1",
-        "--",
-        "lsp-set-addresses",
-        "lp1",
-        &a1,
-        "--",
-        "lsp-set-port-security",
-        "lp1",
-        &a1,
-        "--",
-        "lsp-add",
-        "net1",
-        "ln",
-        "",
-        "100",
-        "--",
-        "lsp-set-type",
-        "ln",
-        "localnet",
-        "--",
-        "lsp-set-addresses",
-        "ln",
-        "unknown",
-        "--",
-        "lsp-set-options",
-        "ln",
-        "network_name=physnet",
-    ]);
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    cmd.extend(vif("net1", "lp1", &a1));
+    cmd.extend(
+        [
+            "--",
+            "lsp-add",
+            "net1",
+            "ln",
+            "",
+            "100",
+            "--",
+            "lsp-set-type",
+            "ln",
+            "localnet",
+            "--",
+            "lsp-set-addresses",
+            "ln",
+            "unknown",
+            "--",
+            "lsp-set-options",
+            "ln",
+            "network_name=physnet",
+        ]
+        .map(String::from),
+    );
+    ovn.nbctl(&cmd);
     // The host: answers ARP and echo on VLAN 100 only, and once the VM has
     // pinged it, pings the VM back (tagged) and reports the reply.
     let host = Command::new("ip")

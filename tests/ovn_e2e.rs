@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::ovn::{Databases, Ovn};
+use common::ovn::{vif, Databases, Ovn};
 use common::{require_root, vm};
 
 fn scenario(databases: Databases) {
@@ -23,35 +23,10 @@ fn scenario(databases: Databases) {
 
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
     let a2 = format!("{} {}", vm2.mac, vm2.ip);
-    ovn.nbctl(&[
-        "--wait=hv",
-        "ls-add",
-        "net1",
-        "--",
-        "lsp-add",
-        "net1",
-        &lp1,
-        "--",
-        "lsp-set-addresses",
-        &lp1,
-        &a1,
-        "--",
-        "lsp-set-port-security",
-        &lp1,
-        &a1,
-        "--",
-        "lsp-add",
-        "net1",
-        &lp2,
-        "--",
-        "lsp-set-addresses",
-        &lp2,
-        &a2,
-        "--",
-        "lsp-set-port-security",
-        &lp2,
-        &a2,
-    ]);
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    cmd.extend(vif("net1", &lp1, &a1));
+    cmd.extend(vif("net1", &lp2, &a2));
+    ovn.nbctl(&cmd);
     let (ok, out) = vm1.ping("10.0.0.2", 3, &[]);
     assert!(ok, "no ping right after --wait=hv returned:\n{out}");
     let (ok, out) = vm2.ping("10.0.0.1", 1, &[]);

@@ -67,6 +67,27 @@ fn schema(name: &str) -> String {
         .into_owned()
 }
 
+/// The `ovn-nbctl` commands (after `--`) that add VIF `port` to `switch`
+/// with `addr` ("MAC IP") as its addresses and port security.
+pub fn vif(switch: &str, port: &str, addr: &str) -> Vec<String> {
+    [
+        "--",
+        "lsp-add",
+        switch,
+        port,
+        "--",
+        "lsp-set-addresses",
+        port,
+        addr,
+        "--",
+        "lsp-set-port-security",
+        port,
+        addr,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 impl Ovn {
     /// The databases, northd-lite and one node, all on 127.0.0.1.
     pub fn start(databases: Databases) -> Ovn {
@@ -164,13 +185,12 @@ impl Ovn {
     }
 
     /// Runs the real `ovn-nbctl` against NB; panics on failure.
-    pub fn nbctl(&self, args: &[&str]) -> String {
-        let mut full = vec!["ovn-nbctl", "--timeout=30"];
+    pub fn nbctl<S: AsRef<str>>(&self, args: &[S]) -> String {
         let db = format!("--db={}", self.nb);
-        full.push(&db);
-        full.extend_from_slice(args);
+        let mut full = vec!["ovn-nbctl", "--timeout=30", db.as_str()];
+        full.extend(args.iter().map(AsRef::as_ref));
         let (ok, out) = try_sh(&full);
-        assert!(ok, "ovn-nbctl {args:?}: {out}");
+        assert!(ok, "ovn-nbctl {:?}: {out}", &full[3..]);
         out
     }
 
