@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use control::client::Backoff;
 use control::db::{DbServerConfig, RunningDb};
-use control::server::Remote;
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -63,64 +62,41 @@ impl Setup {
         self.rt.spawn(n.run())
     }
 
-    fn remote(r: &Remote) -> String {
-        r.to_string()
-    }
-
     fn nbctl(&self, args: &[&str]) -> String {
-        let db = format!("--db={}", Self::remote(&self.db.nb_remotes[0]));
-        let out = Command::new("ovn-nbctl")
-            .arg(&db)
-            .arg("--timeout=20")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ovn-nbctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let db = format!("--db={}", self.db.nb_remotes[0]);
+        run(
+            "ovn-nbctl",
+            &[&[db.as_str(), "--timeout=20"], args].concat(),
+        )
     }
 
     fn sb(&self, args: &[&str]) -> String {
-        let db = format!("--db={}", Self::remote(&self.db.sb_remotes[0]));
-        let out = Command::new("ovn-sbctl")
-            .arg(&db)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let db = format!("--db={}", self.db.sb_remotes[0]);
+        run("ovn-sbctl", &[&[db.as_str()], args].concat())
     }
 
     /// The SB database as `ovsdb-client dump` prints it (uuids included: a
     /// row deleted and re-created shows), but for SB_Global, whose nb_cfg
     /// follows every `ovn-nbctl --wait`.
     fn sb_dump(&self) -> String {
-        let out = Command::new("ovsdb-client")
-            .args([
-                "dump",
-                &Self::remote(&self.db.sb_remotes[0]),
-                "OVN_Southbound",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dump = String::from_utf8(out.stdout).unwrap();
+        let sb = self.db.sb_remotes[0].to_string();
+        let dump = run("ovsdb-client", &["dump", &sb, "OVN_Southbound"]);
         dump.split("\n\n")
             .filter(|t| !t.starts_with("SB_Global table"))
             .collect::<Vec<_>>()
             .join("\n\n")
     }
+}
+
+/// Runs an OVN/OVS tool; panics with its stderr if it fails.
+fn run(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn field(sb_list: &str, name: &str) -> Vec<String> {
