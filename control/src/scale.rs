@@ -6,6 +6,9 @@
 //! (MAC+IP addresses and port security) plus a router port, a port group over the 40 VIFs with
 //! 6 ACLs, and an address set. A shared provider switch holds a localnet port and every
 //! router's gateway port: 500 tenants are about 20,000 VIF ports.
+//!
+//! Also what those benchmarks share to measure servers as separate
+//! processes: [`Proc`] and [`rss_kib`].
 
 use serde_json::{json, Value};
 
@@ -113,4 +116,28 @@ pub fn nb_topology(tenants: usize) -> Value {
 
 fn route_ref(name: &str) -> Value {
     json!(["named-uuid", name])
+}
+
+/// A child process the benchmark owns: killed and reaped on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process's (resident, peak resident) set size in KiB (0 if unreadable).
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

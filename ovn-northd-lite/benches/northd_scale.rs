@@ -19,7 +19,7 @@
 //! test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use control::client::txn::{clause, set};
@@ -27,26 +27,11 @@ use control::client::{Backoff, Connection, Idl, TableRequest, Transaction};
 use control::db::DbServerConfig;
 use serde_json::json;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use control::scale::{rss_kib, Proc};
 
 fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let (rss, hwm) = rss_kib(pid);
+    (rss as f64 / 1024.0, hwm as f64 / 1024.0)
 }
 
 fn sh(args: &[&str], env: &[(&str, &str)]) -> String {
