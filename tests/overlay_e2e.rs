@@ -18,11 +18,68 @@ fn tag() -> String {
     format!("{}", std::process::id() % 10_000)
 }
 
-/// A VM in its own namespace whose port end sits in chassis `c`'s namespace,
-/// with a 1500-byte MTU: larger than the overlay's, which path-MTU discovery
-/// must find.
-fn vm_on(c: &Chassis, name: &str, mac: &str, ip: &str) -> Vm {
-    Vm::new_on(Some(&c.ns), name, name, mac, ip, 1500).expect("creating a VM")
+/// A test's underlay, 192.168.<subnet>.0/24 with the databases and
+/// northd-lite on .1. Chassis n (1, 2) has host address .1n and tunnel
+/// endpoint .2n; its VM n has MAC 00:..:0n, IP 10.0.0.n and iface-id lpn.
+struct Site {
+    tag: String,
+    subnet: u8,
+    ovn: Ovn,
+    net: UnderlayNet,
+}
+
+impl Site {
+    fn new(subnet: u8) -> Site {
+        let tag = tag();
+        let net = UnderlayNet::new(
+            &format!("syul{tag}{subnet}"),
+            &format!("192.168.{subnet}.1"),
+        )
+        .unwrap();
+        let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+        Site {
+            tag,
+            subnet,
+            ovn,
+            net,
+        }
+    }
+
+    fn ip(&self, h: u8) -> String {
+        format!("192.168.{}.{h}", self.subnet)
+    }
+
+    /// Chassis `n` with tunnel type `encap` and provider networks
+    /// `(network, interface, bridge)`.
+    fn chassis(&self, n: u8, encap: &str, providers: &[(&str, &str, &UnderlayNet)]) -> Chassis {
+        let name = format!("c{}{}{}", self.tag, self.subnet, (b'a' + n - 1) as char);
+        Chassis::start(
+            &self.ovn,
+            &self.net,
+            &name,
+            &self.ip(10 + n),
+            &self.ip(20 + n),
+            encap,
+            providers,
+        )
+    }
+
+    /// VM `n` behind chassis `c`, plugged in, with a 1500-byte MTU: larger
+    /// than the overlay's, which path-MTU discovery must find.
+    fn vm(&self, c: &Chassis, n: u8) -> Vm {
+        let name = format!("v{}{}{}", self.tag, self.subnet, (b'a' + n - 1) as char);
+        let vm = Vm::new_on(
+            Some(&c.ns),
+            &name,
+            &name,
+            &format!("00:00:00:00:00:0{n}"),
+            &format!("10.0.0.{n}"),
+            1500,
+        )
+        .expect("creating a VM");
+        c.cli(&["port-add", &vm.port, "--iface-id", &format!("lp{n}")]);
+        vm
+    }
 }
 
 fn tcp_100k(from: &Vm, to: &Vm) {
@@ -42,41 +99,13 @@ fn tcp_100k(from: &Vm, to: &Vm) {
 
 fn two_chassis(encap: &str, subnet: u8) {
     require_root();
-    let t = tag();
-    let net =
-        UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
-    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
-    let ip = |h: u8| format!("192.168.{subnet}.{h}");
-    let hv1 = Chassis::start(
-        &ovn,
-        &net,
-        &format!("c{t}{subnet}a"),
-        &ip(11),
-        &ip(21),
-        encap,
-    );
-    let hv2 = Chassis::start(
-        &ovn,
-        &net,
-        &format!("c{t}{subnet}b"),
-        &ip(12),
-        &ip(22),
-        encap,
-    );
-    let vm1 = vm_on(
-        &hv1,
-        &format!("v{t}{subnet}a"),
-        "00:00:00:00:00:01",
-        "10.0.0.1",
-    );
-    let vm2 = vm_on(
-        &hv2,
-        &format!("v{t}{subnet}b"),
-        "00:00:00:00:00:02",
-        "10.0.0.2",
-    );
-    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
-    hv2.cli(&["port-add", &vm2.port, "--iface-id", "lp2"]);
+    let site = Site::new(subnet);
+    let (ovn, net) = (&site.ovn, &site.net);
+    let ip = |h: u8| site.ip(h);
+    let hv1 = site.chassis(1, encap, &[]);
+    let hv2 = site.chassis(2, encap, &[]);
+    let vm1 = site.vm(&hv1, 1);
+    let vm2 = site.vm(&hv2, 2);
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
     let a2 = format!("{} {}", vm2.mac, vm2.ip);
     let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
@@ -212,27 +241,12 @@ fn ping_tcp_and_flooding_across_vxlan() {
 #[test]
 fn the_kernel_vxlan_interoperates_as_a_vtep() {
     require_root();
-    let t = tag();
-    let subnet = 113u8;
-    let net =
-        UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
-    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
-    let ip = |h: u8| format!("192.168.{subnet}.{h}");
-    let hv1 = Chassis::start(
-        &ovn,
-        &net,
-        &format!("c{t}{subnet}a"),
-        &ip(11),
-        &ip(21),
-        "vxlan",
-    );
-    let vm1 = vm_on(
-        &hv1,
-        &format!("v{t}{subnet}a"),
-        "00:00:00:00:00:01",
-        "10.0.0.1",
-    );
-    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
+    let site = Site::new(113);
+    let (ovn, net) = (&site.ovn, &site.net);
+    let ip = |h: u8| site.ip(h);
+    let (t, subnet) = (&site.tag, site.subnet);
+    let hv1 = site.chassis(1, "vxlan", &[]);
+    let vm1 = site.vm(&hv1, 1);
     let kmac = "00:00:00:00:00:50";
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
     let mut cmd: Vec<String> = ["--wait=sb", "ls-add", "net1"].map(String::from).to_vec();
@@ -266,7 +280,7 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     let dp_key = sbctl(&["--bare", "--columns=tunnel_key", "list", "Datapath_Binding"]);
     let dp_key = dp_key.trim();
     // The kernel side: a host on the underlay with a VXLAN device.
-    let khost = Host::new(&format!("k{t}{subnet}"), &net, "ul", Some(&ip(30))).unwrap();
+    let khost = Host::new(&format!("k{t}{subnet}"), net, "ul", Some(&ip(30))).unwrap();
     let k = |args: &[&str]| {
         khost.exec(args).unwrap_or_else(|e| panic!("{e}"));
     };
@@ -304,32 +318,15 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
 #[test]
 fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
     require_root();
-    let t = tag();
-    let subnet = 114u8;
-    let net =
-        UnderlayNet::new(&format!("syul{t}{subnet}"), &format!("192.168.{subnet}.1")).unwrap();
-    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+    let site = Site::new(114);
+    let ovn = &site.ovn;
+    let (t, subnet) = (&site.tag, site.subnet);
     let phys = UnderlayNet::new(&format!("syph{t}"), "192.168.250.1").unwrap();
     let phost = Host::new(&format!("h{t}{subnet}"), &phys, "eth0", None).unwrap();
     let host_ns = phost.ns.clone();
-    let name = format!("c{t}{subnet}a");
     let prov = format!("p{t}{subnet}");
-    let hv1 = Chassis::start_with(
-        &ovn,
-        &net,
-        &name,
-        &format!("192.168.{subnet}.11"),
-        &format!("192.168.{subnet}.21"),
-        "geneve",
-        &[("physnet", &prov, &phys)],
-    );
-    let vm1 = vm_on(
-        &hv1,
-        &format!("v{t}{subnet}a"),
-        "00:00:00:00:00:01",
-        "10.0.0.1",
-    );
-    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
+    let hv1 = site.chassis(1, "geneve", &[("physnet", &prov, &phys)]);
+    let vm1 = site.vm(&hv1, 1);
     let a1 = format!("{} {}", vm1.mac, vm1.ip);
     let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
     cmd.extend(vif("net1", "lp1", &a1));

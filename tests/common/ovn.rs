@@ -239,22 +239,11 @@ pub struct Chassis {
 }
 
 impl Chassis {
-    pub fn start(
-        ovn: &Ovn,
-        net: &UnderlayNet,
-        name: &str,
-        host_ip: &str,
-        tunnel_ip: &str,
-        encap: &str,
-    ) -> Chassis {
-        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, &[])
-    }
-
-    /// Like [`Chassis::start`], with provider networks: for each
+    /// Starts chassis `name`, with provider networks: for each
     /// `(network, interface, bridge)`, an interface `interface` in the
     /// chassis on `bridge`, given to the node as `--bridge-mapping
     /// network:interface`.
-    pub fn start_with(
+    pub fn start(
         ovn: &Ovn,
         net: &UnderlayNet,
         name: &str,
