@@ -467,8 +467,7 @@ impl<P: BufPool> Worker<P> {
             let rc = &u.chassis[c];
             let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
                 let ip = rc.ip;
-                let u = u.clone();
-                self.ask_neighbor(&u, ip);
+                self.ask_neighbor(ip);
                 return self.drop(buf, DropReason::NeighborUnresolved);
             };
             let key = |i: u32| {
@@ -547,7 +546,7 @@ impl<P: BufPool> Worker<P> {
         let mut asked = false;
         for rc in &u.chassis {
             if rc.mac.is_none() && self.neighbors.get(rc.ip).is_none() {
-                self.ask_neighbor(u, rc.ip);
+                self.ask_neighbor(rc.ip);
                 asked = true;
             }
         }
@@ -558,13 +557,17 @@ impl<P: BufPool> Worker<P> {
 
     /// Sends an ARP request for a remote endpoint, at most once a second.
     #[cold]
-    fn ask_neighbor(&mut self, u: &crate::tables::Underlay, ip: std::net::Ipv4Addr) {
+    fn ask_neighbor(&mut self, ip: std::net::Ipv4Addr) {
         let now = Instant::now();
         match self.arp_asked.iter_mut().find(|(a, _)| *a == ip) {
             Some((_, at)) if now.duration_since(*at) < Duration::from_secs(1) => return,
             Some((_, at)) => *at = now,
             None => self.arp_asked.push((ip, now)),
         }
+        let tables = self.tables.clone();
+        let Some(u) = tables.underlay.as_ref() else {
+            return;
+        };
         if let Some(mut b) = self.pool.alloc() {
             if overlay::arp_request(&mut b, u, ip) {
                 self.enqueue(u.port, b);
