@@ -6,7 +6,8 @@
 //! VMs into both (AF_PACKET ports with their iface-ids); writes two tenants'
 //! logical switches and ports into the northbound database over OVSDB,
 //! waiting for the chassis to realise them as `ovn-nbctl --wait=hv` does;
-//! then shows VMs talking across a Geneve tunnel, the switch answering ARP,
+//! then shows VMs talking across a Geneve tunnel (over an IPv4 underlay, or
+//! IPv6 with `--ipv6-underlay`), the switch answering ARP,
 //! tenant isolation, a spoofed packet dropped and explained by `trace`, and
 //! the counters on `/metrics`. Needs root.
 
@@ -184,7 +185,7 @@ fn wait_ready(node: &Node) -> Result<()> {
 }
 
 /// Runs the demo; with `keep`, leaves the network up until Ctrl-C.
-pub fn run(keep: bool) -> Result<()> {
+pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces: run it as root (sudo)");
     }
@@ -219,6 +220,14 @@ pub fn run(keep: bool) -> Result<()> {
         &dir.join("db.log"),
     )?;
     demo.spawn("ovn-northd-lite", &["northd"], &dir.join("northd.log"))?;
+    // The tunnel endpoints: addresses only the nodes' dataplanes own.
+    let endpoint = |i: u8| {
+        if ipv6_underlay {
+            format!("fd00:200::2{i}")
+        } else {
+            format!("192.168.200.2{i}")
+        }
+    };
     let mut nodes = Vec::new();
     for (i, name) in [(1, "demo-hv1"), (2, "demo-hv2")] {
         let host_ip = format!("192.168.200.1{i}");
@@ -241,7 +250,7 @@ pub fn run(keep: bool) -> Result<()> {
                 "--encap-type",
                 "geneve",
                 "--encap-ip",
-                &format!("192.168.200.2{i}"),
+                &endpoint(i),
                 "--uplink",
                 "ul",
                 "--metrics",
@@ -262,7 +271,11 @@ pub fn run(keep: bool) -> Result<()> {
     println!(
         "  switchyard node x2   chassis demo-hv1 and demo-hv2, each in a namespace with an uplink"
     );
-    println!("                       on the underlay bridge sy-demo-ul; Geneve endpoints 192.168.200.21/.22");
+    println!(
+        "                       on the underlay bridge sy-demo-ul; Geneve endpoints {} and {}",
+        endpoint(1),
+        endpoint(2)
+    );
 
     let (hv1, hv2) = (&nodes[0], &nodes[1]);
     let vm1 = Vm::new_on(

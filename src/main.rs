@@ -41,10 +41,11 @@ enum Command {
         /// Tunnel types this chassis offers (geneve, vxlan).
         #[arg(long, value_delimiter = ',', default_value = "geneve")]
         encap_type: Vec<String>,
-        /// This chassis' tunnel endpoint address (the dataplane answers ARP
-        /// for it on the uplink).
+        /// This chassis' tunnel endpoint address, IPv4 or IPv6 (the
+        /// dataplane answers ARP or neighbour solicitations for it on the
+        /// uplink; tunnels go to chassis whose endpoint is of its family).
         #[arg(long, default_value = "127.0.0.1")]
-        encap_ip: String,
+        encap_ip: std::net::IpAddr,
         /// The kernel interface facing the underlay, for tunnels to other
         /// chassis (attached with AF_PACKET).
         #[arg(long)]
@@ -54,9 +55,9 @@ enum Command {
         #[arg(long = "bridge-mapping", value_parser = parse_mapping)]
         bridge_mappings: Vec<(String, String)>,
         /// A remote tunnel endpoint's MAC, IP=MAC (repeatable; others are
-        /// resolved by ARP on the uplink).
+        /// resolved by ARP or neighbour discovery on the uplink).
         #[arg(long = "neighbor", value_parser = parse_neighbor)]
-        neighbors: Vec<(std::net::Ipv4Addr, dataplane::wire::MacAddr)>,
+        neighbors: Vec<(std::net::IpAddr, dataplane::wire::MacAddr)>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -138,6 +139,10 @@ enum Command {
         /// Leave the network up until Ctrl-C, to look around.
         #[arg(long)]
         keep: bool,
+        /// Tunnel over IPv6 (endpoints fd00:200::21/22, resolved by
+        /// neighbour discovery) instead of IPv4.
+        #[arg(long)]
+        ipv6_underlay: bool,
     },
     /// Run the packet benchmark suite on in-memory ports, one pinned core.
     Bench {
@@ -199,11 +204,11 @@ fn parse_mapping(s: &str) -> Result<(String, String), String> {
     Ok((n.to_string(), i.to_string()))
 }
 
-fn parse_neighbor(s: &str) -> Result<(std::net::Ipv4Addr, dataplane::wire::MacAddr), String> {
+fn parse_neighbor(s: &str) -> Result<(std::net::IpAddr, dataplane::wire::MacAddr), String> {
     let (ip, mac) = s.split_once('=').ok_or("expected IP=MAC")?;
     Ok((
         ip.parse()
-            .map_err(|_| format!("{ip:?} is not an IPv4 address"))?,
+            .map_err(|_| format!("{ip:?} is not an IP address"))?,
         mac.parse()
             .map_err(|_| format!("{mac:?} is not a MAC address"))?,
     ))
@@ -252,7 +257,7 @@ fn main() -> Result<()> {
                     .into_iter()
                     .map(|t| control::controller::EncapConfig {
                         encap_type: t,
-                        ip: encap_ip.clone(),
+                        ip: encap_ip.to_string(),
                     })
                     .collect(),
                 static_neighbors: neighbors,
@@ -359,7 +364,10 @@ fn main() -> Result<()> {
             print!("{text}");
             Ok(())
         }
-        Command::Demo { keep } => demo::run(keep),
+        Command::Demo {
+            keep,
+            ipv6_underlay,
+        } => demo::run(keep, ipv6_underlay),
         Command::Bench {
             scenario,
             list,

@@ -172,7 +172,19 @@ impl Bridge {
     /// Bridge `name` with `ip`/24 (stale leftovers of the name removed).
     pub fn new(name: &str, ip: &str) -> io::Result<Bridge> {
         let _ = sh(&["ip", "link", "del", name]);
-        sh(&["ip", "link", "add", name, "type", "bridge"])?;
+        // No multicast snooping: a switch's uplink sends neighbour
+        // solicitations without joining groups by MLD, as a plain L2
+        // segment expects.
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
         sh(&["ip", "addr", "add", &format!("{ip}/24"), "dev", name])?;
         sh(&["ip", "link", "set", name, "up"])?;
         // Its own TCP (the databases serving the chassis) must not send GSO

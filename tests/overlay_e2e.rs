@@ -1,10 +1,11 @@
 //! Two chassis, each a network namespace running `switchyard node` with an
 //! uplink on a shared underlay bridge, VMs behind each, all programmed by
-//! `ovn-nbctl` through northd-lite. Ping and TCP cross Geneve and VXLAN; a
-//! broadcast ARP that the responder cannot answer reaches the remote VM;
-//! the Geneve frames on the wire are decoded field by field by scapy; and
-//! the Linux kernel's own VXLAN device, as a VTEP chassis, exchanges traffic
-//! with a VM behind our chassis.
+//! `ovn-nbctl` through northd-lite. Ping and TCP cross Geneve and VXLAN,
+//! over IPv4 and IPv6 underlays; a broadcast ARP that the responder cannot
+//! answer reaches the remote VM; the tunnel frames on the wire are decoded
+//! field by field by scapy; and the Linux kernel's own VXLAN device, as a
+//! VTEP chassis, exchanges traffic with a VM behind our chassis over IPv4
+//! and over IPv6.
 
 mod common;
 
@@ -20,16 +21,24 @@ fn tag() -> String {
 
 /// A test's underlay, 192.168.<subnet>.0/24 with the databases and
 /// northd-lite on .1. Chassis n (1, 2) has host address .1n and tunnel
-/// endpoint .2n; its VM n has MAC 00:..:0n, IP 10.0.0.n and iface-id lpn.
+/// endpoint .2n (or fd00:<subnet>::2n on an IPv6 underlay); its VM n has
+/// MAC 00:..:0n, IP 10.0.0.n and iface-id lpn.
 struct Site {
     tag: String,
     subnet: u8,
+    ipv6: bool,
     ovn: Ovn,
     net: UnderlayNet,
 }
 
 impl Site {
     fn new(subnet: u8) -> Site {
+        Self::with_family(subnet, false)
+    }
+
+    /// A site whose tunnel endpoints are IPv6 (the control plane stays on
+    /// IPv4).
+    fn with_family(subnet: u8, ipv6: bool) -> Site {
         let tag = tag();
         let net = UnderlayNet::new(
             &format!("syul{tag}{subnet}"),
@@ -40,6 +49,7 @@ impl Site {
         Site {
             tag,
             subnet,
+            ipv6,
             ovn,
             net,
         }
@@ -47,6 +57,15 @@ impl Site {
 
     fn ip(&self, h: u8) -> String {
         format!("192.168.{}.{h}", self.subnet)
+    }
+
+    /// The tunnel endpoint of host `h` (chassis n is 20 + n).
+    fn tunnel_ip(&self, h: u8) -> String {
+        if self.ipv6 {
+            format!("fd00:{}::{h}", self.subnet)
+        } else {
+            self.ip(h)
+        }
     }
 
     /// Chassis `n` with tunnel type `encap` and provider networks
@@ -58,7 +77,7 @@ impl Site {
             &self.net,
             &name,
             &self.ip(10 + n),
-            &self.ip(20 + n),
+            &self.tunnel_ip(20 + n),
             encap,
             providers,
         )
@@ -97,11 +116,11 @@ fn tcp_100k(from: &Vm, to: &Vm) {
     );
 }
 
-fn two_chassis(encap: &str, subnet: u8) {
+fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
     require_root();
-    let site = Site::new(subnet);
+    let site = Site::with_family(subnet, ipv6);
     let (ovn, net) = (&site.ovn, &site.net);
-    let ip = |h: u8| site.ip(h);
+    let ip = |h: u8| site.tunnel_ip(h);
     let hv1 = site.chassis(1, encap, &[]);
     let hv2 = site.chassis(2, encap, &[]);
     let vm1 = site.vm(&hv1, 1);
@@ -113,14 +132,18 @@ fn two_chassis(encap: &str, subnet: u8) {
     cmd.extend(vif("net1", "lp2", &a2));
     ovn.nbctl(&cmd);
 
-    // Capture the tunnel traffic on the underlay while pinging across.
+    // Capture the tunnel traffic on the underlay while pinging across. For
+    // each packet: outer addresses, DF (IPv4) or the flow label (IPv6), and
+    // over IPv6 whether the UDP checksum is the one scapy computes.
     let sniff = Command::new("/usr/bin/python3")
         .args(["-c", &format!(
-            "from scapy.all import sniff, UDP\nfrom scapy.contrib.geneve import GENEVE\nfrom scapy.layers.vxlan import VXLAN\n\
+            "from scapy.all import sniff, UDP, IP, IPv6, Ether\nfrom scapy.contrib.geneve import GENEVE\nfrom scapy.layers.vxlan import VXLAN\n\
              ps=sniff(iface='{}', filter='udp port 6081 or udp port 4789', count=4, timeout=10)\n\
              for p in ps:\n  u=p[UDP]\n  g=GENEVE(bytes(u.payload)) if u.dport==6081 else VXLAN(bytes(u.payload))\n\
-             \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex())\n\
-             \x20 else:\n    print('vxlan', p['IP'].src, p['IP'].dst, p['IP'].flags, u.sport, g.vni)\n", net.name)])
+             \x20 if IPv6 in p:\n    o=p[IPv6]; q=p.copy(); del q[UDP].chksum; q=Ether(bytes(q))\n    hdr=(o.src, o.dst, 'fl=%d' % o.fl, 'csum-ok' if q[UDP].chksum==u.chksum else 'csum-bad')\n\
+             \x20 else:\n    hdr=(p[IP].src, p[IP].dst, str(p[IP].flags), '-')\n\
+             \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', *hdr, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex())\n\
+             \x20 else:\n    print('vxlan', *hdr, u.sport, g.vni)\n", net.name)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -147,19 +170,26 @@ fn two_chassis(encap: &str, subnet: u8) {
         .expect("net1's datapath key");
     for l in &lines {
         let f: Vec<&str> = l.split_whitespace().collect();
-        // Outer IPs are the two tunnel endpoints, DF set, sport dynamic.
+        // Outer IPs are the two tunnel endpoints; over IPv4 DF is set,
+        // over IPv6 the flow label comes from the inner flow and the UDP
+        // checksum is right; the source port is dynamic.
         assert!(f[1] == ip(21) || f[1] == ip(22), "{l}");
         assert!(f[2] == ip(21) || f[2] == ip(22), "{l}");
-        assert_eq!(f[3], "DF", "{l}");
-        assert!(f[4].parse::<u16>().unwrap() >= 49152, "{l}");
-        let vni: u32 = f[5].parse().unwrap();
+        if ipv6 {
+            assert_ne!(f[3], "fl=0", "{l}");
+            assert_eq!(f[4], "csum-ok", "{l}");
+        } else {
+            assert_eq!(f[3], "DF", "{l}");
+        }
+        assert!(f[5].parse::<u16>().unwrap() >= 49152, "{l}");
+        let vni: u32 = f[6].parse().unwrap();
         if encap == "geneve" {
             // VNI = datapath key; OVN's option: class 0x102, type 0x80,
             // one 4-byte word, ingress | egress port keys.
             assert_eq!(vni, dp_key, "{l}");
-            assert_eq!(f[6], "25944", "Ethernet payload (0x6558): {l}");
-            assert_eq!(&f[7..10], &["0x102", "0x80", "1"], "{l}");
-            let md = u32::from_str_radix(f[10], 16).unwrap();
+            assert_eq!(f[7], "25944", "Ethernet payload (0x6558): {l}");
+            assert_eq!(&f[8..11], &["0x102", "0x80", "1"], "{l}");
+            let md = u32::from_str_radix(f[11], 16).unwrap();
             let (ingress, egress) = (md >> 16, md & 0xffff);
             assert!(ingress >= 1 && egress >= 1 && ingress != egress, "{l}");
         } else {
@@ -169,9 +199,10 @@ fn two_chassis(encap: &str, subnet: u8) {
     }
 
     // Path MTU: the underlay carries 1500-byte packets, so the overlay
-    // carries 1442 (Geneve) or 1450 (VXLAN). A bigger packet with DF gets
-    // "fragmentation needed" with that MTU; one of exactly that size passes.
-    let overlay_mtu = if encap == "geneve" { 1442 } else { 1450 };
+    // carries 1442 (Geneve) or 1450 (VXLAN), 20 bytes less over IPv6. A
+    // bigger packet with DF gets "fragmentation needed" with that MTU; one
+    // of exactly that size passes.
+    let overlay_mtu = if encap == "geneve" { 1442 } else { 1450 } - if ipv6 { 20 } else { 0 };
     let (ok, out) = vm1.ping("10.0.0.2", 1, &["-M", "do", "-s", "1472"]);
     assert!(!ok, "an oversized DF packet crossed:\n{out}");
     assert!(
@@ -208,16 +239,24 @@ fn two_chassis(encap: &str, subnet: u8) {
         "the broadcast ARP did not reach vm2"
     );
 
-    // `switchyard trace --uplink` explains what arrives from the underlay.
-    let arp = format!("arp eth.src=02:00:00:00:00:99 eth.dst=ff:ff:ff:ff:ff:ff arp.sha=02:00:00:00:00:99 arp.spa={} arp.tpa={}", ip(22), ip(21));
-    let f = arp
+    // `switchyard trace --uplink` explains what arrives from the underlay:
+    // the other chassis asking for our tunnel address.
+    let ask = if ipv6 {
+        format!("eth.src=02:00:00:00:00:99 eth.dst=33:33:ff:00:00:21 ip6.src={} ip6.dst=ff02::1:ff00:21 ip.ttl=255 nd_ns nd.target={} nd.sll=02:00:00:00:00:99", ip(22), ip(21))
+    } else {
+        format!("arp eth.src=02:00:00:00:00:99 eth.dst=ff:ff:ff:ff:ff:ff arp.sha=02:00:00:00:00:99 arp.spa={} arp.tpa={}", ip(22), ip(21))
+    };
+    let f = ask
         .parse::<dataplane::flow::FlowDesc>()
         .unwrap()
         .to_frame()
         .unwrap();
     let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
     let out = hv1.cli(&["trace", "--uplink", &hex]);
-    assert!(out.contains("ARP request for our tunnel address"), "{out}");
+    assert!(
+        out.contains("neighbour solicitation for our tunnel address"),
+        "{out}"
+    );
 
     // Deleting the remote port stops traffic to it.
     ovn.nbctl(&["--wait=hv", "lsp-del", "lp2"]);
@@ -227,23 +266,30 @@ fn two_chassis(encap: &str, subnet: u8) {
 
 #[test]
 fn ping_tcp_and_flooding_across_geneve() {
-    two_chassis("geneve", 111);
+    two_chassis("geneve", 111, false);
 }
 
 #[test]
 fn ping_tcp_and_flooding_across_vxlan() {
-    two_chassis("vxlan", 112);
+    two_chassis("vxlan", 112, false);
+}
+
+#[test]
+fn ping_tcp_and_flooding_across_geneve_over_ipv6() {
+    two_chassis("geneve", 115, true);
 }
 
 /// The kernel's VXLAN device is a VTEP chassis (SB `vtep_logical_switches`)
 /// hosting one logical port: it decapsulates what our chassis sends and
-/// encapsulates what it answers, and traffic crosses it both ways.
-#[test]
-fn the_kernel_vxlan_interoperates_as_a_vtep() {
+/// encapsulates what it answers, and traffic crosses it both ways. Over
+/// IPv6 the kernel also resolves our endpoint by neighbour discovery, and
+/// (by default, `udp6zerocsumrx off`) drops any packet whose UDP checksum
+/// is not right.
+fn kernel_vtep(subnet: u8, ipv6: bool) {
     require_root();
-    let site = Site::new(113);
+    let site = Site::with_family(subnet, ipv6);
     let (ovn, net) = (&site.ovn, &site.net);
-    let ip = |h: u8| site.ip(h);
+    let ip = |h: u8| site.tunnel_ip(h);
     let (t, subnet) = (&site.tag, site.subnet);
     let hv1 = site.chassis(1, "vxlan", &[]);
     let vm1 = site.vm(&hv1, 1);
@@ -280,10 +326,23 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     let dp_key = sbctl(&["--bare", "--columns=tunnel_key", "list", "Datapath_Binding"]);
     let dp_key = dp_key.trim();
     // The kernel side: a host on the underlay with a VXLAN device.
-    let khost = Host::new(&format!("k{t}{subnet}"), net, "ul", Some(&ip(30))).unwrap();
+    let khost = Host::new(&format!("k{t}{subnet}"), net, "ul", Some(&site.ip(30))).unwrap();
     let k = |args: &[&str]| {
         khost.exec(args).unwrap_or_else(|e| panic!("{e}"));
     };
+    if ipv6 {
+        k(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0"]);
+        k(&["sysctl", "-q", "-w", "net.ipv6.conf.ul.disable_ipv6=0"]);
+        k(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/64", ip(30)),
+            "dev",
+            "ul",
+            "nodad",
+        ]);
+    }
     k(&[
         "ip",
         "link",
@@ -308,6 +367,16 @@ fn the_kernel_vxlan_interoperates_as_a_vtep() {
     ovn.nbctl(&["--wait=hv", "sync"]);
     let (ok, out) = vm1.ping("10.0.0.50", 3, &[]);
     assert!(ok, "vm1 <-> the kernel VXLAN VTEP:\n{out}");
+}
+
+#[test]
+fn the_kernel_vxlan_interoperates_as_a_vtep() {
+    kernel_vtep(113, false);
+}
+
+#[test]
+fn the_kernel_vxlan_interoperates_over_ipv6() {
+    kernel_vtep(116, true);
 }
 
 /// A provider network: a localnet port with VLAN tag 100 bridges the

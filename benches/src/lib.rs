@@ -10,7 +10,7 @@
 //! else the pipeline did is reported as `unexpected`, and a run with
 //! unexpected outcomes fails.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,9 +51,23 @@ pub struct Scenario {
     pub counted: Counted,
     build: fn(usize) -> Vec<Vec<FlowDesc>>,
     /// Tunnel scenarios: ports 32..63 live on a remote chassis reached over
-    /// an uplink (local port 64) with this encapsulation; `decap` replays
-    /// the remote chassis' encapsulated traffic into the uplink.
-    overlay: Option<(Encap, bool)>,
+    /// an uplink (local port 64).
+    overlay: Option<Overlay>,
+}
+
+/// How a tunnel scenario reaches the remote chassis.
+#[derive(Clone, Copy, Debug)]
+struct Overlay {
+    encap: Encap,
+    /// Over an IPv6 underlay (else IPv4).
+    ipv6: bool,
+    /// Replays the remote chassis' encapsulated traffic into the uplink
+    /// (else sends to the remote ports, to be encapsulated).
+    decap: bool,
+}
+
+const fn overlay(encap: Encap, ipv6: bool, decap: bool) -> Option<Overlay> {
+    Some(Overlay { encap, ipv6, decap })
 }
 
 /// Every scenario of the suite.
@@ -105,7 +119,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 10_000,
             counted: Counted::Forwarded,
             build: to_remote_flows,
-            overlay: Some((Encap::Geneve, false)),
+            overlay: overlay(Encap::Geneve, false, false),
         },
         Scenario {
             name: "geneve-decap",
@@ -113,7 +127,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 10_000,
             counted: Counted::Forwarded,
             build: from_remote_flows,
-            overlay: Some((Encap::Geneve, true)),
+            overlay: overlay(Encap::Geneve, false, true),
         },
         Scenario {
             name: "vxlan-encap",
@@ -121,7 +135,7 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 10_000,
             counted: Counted::Forwarded,
             build: to_remote_flows,
-            overlay: Some((Encap::Vxlan, false)),
+            overlay: overlay(Encap::Vxlan, false, false),
         },
         Scenario {
             name: "vxlan-decap",
@@ -129,7 +143,23 @@ pub fn scenarios() -> Vec<Scenario> {
             flows: 10_000,
             counted: Counted::Forwarded,
             build: from_remote_flows,
-            overlay: Some((Encap::Vxlan, true)),
+            overlay: overlay(Encap::Vxlan, false, true),
+        },
+        Scenario {
+            name: "geneve6-encap",
+            description: "10,000 UDP flows to ports on another chassis, in Geneve over IPv6",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: to_remote_flows,
+            overlay: overlay(Encap::Geneve, true, false),
+        },
+        Scenario {
+            name: "geneve6-decap",
+            description: "10,000 UDP flows from another chassis in Geneve over IPv6, delivered",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: from_remote_flows,
+            overlay: overlay(Encap::Geneve, true, true),
         },
     ]
 }
@@ -139,16 +169,27 @@ const LOCAL: usize = PORTS / 2;
 /// The uplink's local port in the tunnel scenarios.
 const UPLINK: usize = PORTS;
 
-fn underlay(encap: Encap) -> Underlay {
+fn underlay(o: Overlay) -> Underlay {
+    let (ours, theirs): (IpAddr, IpAddr) = if o.ipv6 {
+        (
+            Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0x21).into(),
+            Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0x22).into(),
+        )
+    } else {
+        (
+            Ipv4Addr::new(192, 168, 100, 21).into(),
+            Ipv4Addr::new(192, 168, 100, 22).into(),
+        )
+    };
     Underlay {
         port: UPLINK as PortId,
-        ip: Ipv4Addr::new(192, 168, 100, 21),
+        ip: ours,
         mac: MacAddr([2, 0, 0, 0, 1, 0x21]),
         mtu: 1500,
         chassis: vec![RemoteChassis {
             name: "hv2".into(),
-            ip: Ipv4Addr::new(192, 168, 100, 22),
-            encap,
+            ip: theirs,
+            encap: o.encap,
             mac: Some(MacAddr([2, 0, 0, 0, 1, 0x22])),
             vtep: false,
         }],
@@ -198,13 +239,13 @@ fn udp(i: usize, s: usize, d: usize) -> FlowDesc {
 }
 
 /// Encapsulates `frame` as the remote chassis would towards us.
-fn from_remote(frame: &[u8], encap: Encap) -> Result<Vec<u8>, String> {
-    let u = underlay(encap);
+fn from_remote(frame: &[u8], o: Overlay) -> Result<Vec<u8>, String> {
+    let u = underlay(o);
     let rc = &u.chassis[0];
     let key = |m: &[u8]| u32::from(m[5]) + 1; // port i has MAC ..:i and key i+1
     let mut b = dataplane::packet::HeapBuf::from_frame(frame);
     let t = Tunnel {
-        encap,
+        encap: o.encap,
         src_mac: rc.mac.expect("static"),
         dst_mac: u.mac,
         src_ip: rc.ip,
@@ -389,9 +430,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         core_affinity::set_for_current(core_affinity::CoreId { id: c });
     }
     let tables = match s.overlay {
-        Some((encap, _)) => {
-            Tables::compile_with_underlay(&topology_with(true), Some(underlay(encap)))
-        }
+        Some(o) => Tables::compile_with_underlay(&topology_with(true), Some(underlay(o))),
         None => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
@@ -410,7 +449,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
             .map(|d| {
                 let f = d.to_frame().map_err(|e| e.to_string())?;
                 match s.overlay {
-                    Some((encap, true)) => from_remote(&f, encap),
+                    Some(o) if o.decap => from_remote(&f, o),
                     _ => Ok(f),
                 }
             })

@@ -63,8 +63,9 @@ pub struct ControllerConfig {
     pub hostname: String,
     pub sb: Vec<Remote>,
     pub encaps: Vec<EncapConfig>,
-    /// Static MACs of remote tunnel endpoints (others are learned by ARP).
-    pub static_neighbors: Vec<(std::net::Ipv4Addr, MacAddr)>,
+    /// Static MACs of remote tunnel endpoints (others are learned by ARP
+    /// or neighbour discovery).
+    pub static_neighbors: Vec<(std::net::IpAddr, MacAddr)>,
     pub backoff: Backoff,
 }
 
@@ -403,7 +404,7 @@ fn plan(
 
     // The tunnel mesh: every other chassis with an encapsulation we speak
     // (in our order of preference), if we have an uplink and an endpoint.
-    let our_ip = cfg.encaps.first().and_then(|e| e.ip.parse().ok());
+    let our_ip: Option<std::net::IpAddr> = cfg.encaps.first().and_then(|e| e.ip.parse().ok());
     let mut chassis_index: HashMap<Uuid, u16> = HashMap::new();
     let underlay = match (uplink, our_ip) {
         (Some(up), Some(ip)) => {
@@ -436,6 +437,11 @@ fn plan(
                     tracing::warn!(chassis = %c.string("name"), "no common tunnel type: its ports are unreachable");
                     continue;
                 };
+                let rip: std::net::IpAddr = rip;
+                if rip.is_ipv4() != ip.is_ipv4() {
+                    tracing::warn!(chassis = %c.string("name"), endpoint = %rip, ours = %ip, "tunnel endpoint of another IP family: its ports are unreachable");
+                    continue;
+                }
                 chassis_index.insert(u, remote.len() as u16);
                 remote.push(RemoteChassis {
                     name: c.string("name"),

@@ -164,12 +164,12 @@ const SCENARIOS: &[Scenario] = &[
 fn underlay(encap: TunnelEncap, uplink: u16) -> Underlay {
     Underlay {
         port: uplink,
-        ip: Ipv4Addr::new(192, 168, 100, 21),
+        ip: Ipv4Addr::new(192, 168, 100, 21).into(),
         mac: MacAddr([2, 0, 0, 0, 1, 0x21]),
         mtu: 1500,
         chassis: vec![RemoteChassis {
             name: "hv2".into(),
-            ip: Ipv4Addr::new(192, 168, 100, 22),
+            ip: Ipv4Addr::new(192, 168, 100, 22).into(),
             encap,
             mac: Some(MacAddr([2, 0, 0, 0, 1, 0x22])),
             vtep: false,

@@ -56,9 +56,15 @@ pub enum DropReason {
     TunnelMtu,
     /// From a VLAN provider network, but not tagged with its VLAN.
     ProviderVlanMismatch,
+    /// A tunnel packet over IPv6 whose outer UDP checksum is wrong (IPv6
+    /// has no header checksum: RFC 8200 §8.1 makes the UDP one count).
+    TunnelChecksum,
+    /// A neighbour solicitation or advertisement for a tunnel endpoint that
+    /// fails RFC 4861 §7.1 validation (hop limit, checksum, length).
+    UplinkNdInvalid,
 }
 
-const OTHER_REASONS: [DropReason; 21] = [
+const OTHER_REASONS: [DropReason; 23] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -80,6 +86,8 @@ const OTHER_REASONS: [DropReason; 21] = [
     DropReason::NeighborUnresolved,
     DropReason::TunnelMtu,
     DropReason::ProviderVlanMismatch,
+    DropReason::TunnelChecksum,
+    DropReason::UplinkNdInvalid,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -120,6 +128,8 @@ impl DropReason {
             DropReason::NeighborUnresolved => Malformed::ALL.len() + 18,
             DropReason::TunnelMtu => Malformed::ALL.len() + 19,
             DropReason::ProviderVlanMismatch => Malformed::ALL.len() + 20,
+            DropReason::TunnelChecksum => Malformed::ALL.len() + 21,
+            DropReason::UplinkNdInvalid => Malformed::ALL.len() + 22,
         }
     }
 
@@ -148,6 +158,8 @@ impl DropReason {
             DropReason::NeighborUnresolved => "neighbor_unresolved",
             DropReason::TunnelMtu => "tunnel_mtu",
             DropReason::ProviderVlanMismatch => "provider_vlan_mismatch",
+            DropReason::TunnelChecksum => "tunnel_checksum",
+            DropReason::UplinkNdInvalid => "uplink_nd_invalid",
         }
     }
 }
@@ -198,6 +210,10 @@ impl fmt::Display for DropReason {
             DropReason::TunnelMtu => f.write_str("larger than the overlay MTU"),
             DropReason::ProviderVlanMismatch => {
                 f.write_str("not tagged with the provider network's VLAN")
+            }
+            DropReason::TunnelChecksum => f.write_str("wrong outer UDP checksum (IPv6 underlay)"),
+            DropReason::UplinkNdInvalid => {
+                f.write_str("invalid neighbour discovery message on the uplink (RFC 4861 7.1)")
             }
         }
     }

@@ -117,7 +117,7 @@ pub struct Worker<P: BufPool> {
     /// Remote tunnel endpoints' MACs, shared by the engine's workers.
     neighbors: Arc<Neighbors>,
     /// When this worker last asked the uplink for each unresolved endpoint.
-    arp_asked: Vec<(std::net::Ipv4Addr, Instant)>,
+    neighbor_asked: Vec<(std::net::IpAddr, Instant)>,
     /// Scratch for [`Worker::untag_burst`].
     stage_untagged: Vec<P::Buf>,
     /// Prebuilt outer headers per remote chassis (cleared on new tables).
@@ -240,7 +240,7 @@ impl<P: BufPool> Worker<P> {
             stats,
             mailbox: Arc::new(Mailbox::default()),
             neighbors: Arc::new(Neighbors::default()),
-            arp_asked: Vec::new(),
+            neighbor_asked: Vec::new(),
             stage_untagged: Vec::with_capacity(MAX_BURST),
             templates: Vec::new(),
         })
@@ -501,7 +501,7 @@ impl<P: BufPool> Worker<P> {
                     (false, None) => key(lport),
                 },
                 u.port,
-                overlay::max_inner_frame(rc.encap, u.mtu),
+                overlay::max_inner_frame(rc.encap, u.ip.is_ipv6(), u.mtu),
             )
         };
         let (dp_key, ingress, egress, uplink, max) = plan;
@@ -555,21 +555,22 @@ impl<P: BufPool> Worker<P> {
         }
     }
 
-    /// Sends an ARP request for a remote endpoint, at most once a second.
+    /// Asks the uplink for a remote endpoint's MAC (ARP, or neighbour
+    /// solicitation over IPv6), at most once a second.
     #[cold]
-    fn ask_neighbor(&mut self, ip: std::net::Ipv4Addr) {
+    fn ask_neighbor(&mut self, ip: std::net::IpAddr) {
         let now = Instant::now();
-        match self.arp_asked.iter_mut().find(|(a, _)| *a == ip) {
+        match self.neighbor_asked.iter_mut().find(|(a, _)| *a == ip) {
             Some((_, at)) if now.duration_since(*at) < Duration::from_secs(1) => return,
             Some((_, at)) => *at = now,
-            None => self.arp_asked.push((ip, now)),
+            None => self.neighbor_asked.push((ip, now)),
         }
         let tables = self.tables.clone();
         let Some(u) = tables.underlay.as_ref() else {
             return;
         };
         if let Some(mut b) = self.pool.alloc() {
-            if overlay::arp_request(&mut b, u, ip) {
+            if overlay::neighbor_request(&mut b, u, ip) {
                 self.enqueue(u.port, b);
             } else {
                 self.pool.free(b);
@@ -577,7 +578,7 @@ impl<P: BufPool> Worker<P> {
         }
     }
 
-    /// A burst from the uplink: ARP for our endpoint, and tunnel packets,
+    /// A burst from the uplink: ARP/ND for our endpoint, and tunnel packets,
     /// decapsulated and delivered to local ports only (never back into the
     /// overlay). OVN ran the ingress pipeline on the sending chassis; the
     /// egress checks run here.
@@ -591,8 +592,8 @@ impl<P: BufPool> Worker<P> {
                 tables.datapath_by_key.get(&k).copied()
             });
             match got {
-                Ok(Uplink::ArpReply) => self.enqueue(in_port, buf),
-                Ok(Uplink::Arp | Uplink::NotOurs) => self.pool.free(buf),
+                Ok(Uplink::NeighborReply) => self.enqueue(in_port, buf),
+                Ok(Uplink::Neighbor | Uplink::NotOurs) => self.pool.free(buf),
                 Err(r) => self.drop(buf, r),
                 Ok(Uplink::Tunnel(r)) => {
                     if !buf.trim_front(r.outer_len) {

@@ -18,5 +18,6 @@ pub mod overlay;
 pub mod packet;
 pub mod pipeline;
 pub mod port;
+pub mod responder;
 pub mod tables;
 pub mod wire;

@@ -10,29 +10,31 @@
 //!   carries no egress port: the receiver looks the inner destination up,
 //!   as a plain VXLAN VTEP (the Linux kernel's, say) expects.
 //!
-//! Encapsulation writes the outer Ethernet, IPv4 (DF set), UDP and tunnel
-//! headers into the buffer's headroom: no copy. The UDP source port is a
-//! hash of the inner flow (RFC 7348 §5, RFC 8926 §3.3), so the underlay's
-//! ECMP spreads flows; the outer UDP checksum is 0 (allowed for IPv4,
-//! RFC 768). Decapsulation validates everything it relies on and drops the
-//! rest with a reason: a VNI or egress port this chassis does not have,
-//! unknown critical Geneve options (RFC 8926 §3.5), a packet that is not for
-//! our tunnel endpoint.
+//! Encapsulation writes the outer Ethernet, IP, UDP and tunnel headers into
+//! the buffer's headroom: no copy. The underlay is IPv4 (DF set, UDP
+//! checksum 0 as RFC 768 allows) or IPv6 (UDP checksum computed, RFC 8200
+//! §8.1; flow label from the inner flow, RFC 6438). The UDP source port is
+//! a hash of the inner flow (RFC 7348 §5, RFC 8926 §3.3), so the underlay's
+//! ECMP spreads flows. Decapsulation validates everything it relies on and
+//! drops the rest with a reason: a VNI or egress port this chassis does not
+//! have, unknown critical Geneve options (RFC 8926 §3.5), a wrong IPv6 UDP
+//! checksum; a packet not for our tunnel endpoint is left to the host.
 //!
 //! Remote endpoints' MACs come from static entries ([`RemoteChassis::mac`])
-//! or [`Neighbors`], learned from ARP on the uplink (the dataplane answers
-//! ARP for its own tunnel address and asks for endpoints it does not know).
-//! Learning and lookups are atomic loads and stores; neither locks.
+//! or [`Neighbors`], learned on the uplink from ARP (IPv4) or neighbour
+//! discovery (IPv6, RFC 4861): the dataplane answers for its own tunnel
+//! address and asks for endpoints it does not know. Learning and lookups
+//! are atomic loads and stores; neither locks.
 //!
 //! [`RemoteChassis::mac`]: crate::tables::RemoteChassis::mac
 
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use crate::tables::{Encap, Underlay};
-use crate::wire::{checksum, geneve, vxlan, MacAddr};
+use crate::wire::{checksum, geneve, icmpv6, vxlan, IpProtocol, MacAddr};
 
 /// OVN's multicast group for flooding (`MC_FLOOD`).
 pub const MC_FLOOD: u16 = 32768;
@@ -40,14 +42,34 @@ pub const MC_FLOOD: u16 = 32768;
 pub const MC_UNKNOWN: u16 = 32769;
 
 const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
 const ETH_ARP: u16 = 0x0806;
 const IP_UDP: u8 = 17;
+const IP_ICMPV6: u8 = 58;
+const IPV6_FRAGMENT: u8 = 44;
 /// Outer Ethernet + IPv4 + UDP.
-const OUTER_LEN: usize = 14 + 20 + 8;
-/// Outer headers of a Geneve packet with OVN's option.
-pub const GENEVE_OVERHEAD: usize = OUTER_LEN + geneve::HEADER_LEN + 8;
-/// Outer headers of a VXLAN packet.
-pub const VXLAN_OVERHEAD: usize = OUTER_LEN + vxlan::HEADER_LEN;
+const OUTER_V4: usize = 14 + 20 + 8;
+/// Outer Ethernet + IPv6 + UDP.
+const OUTER_V6: usize = 14 + 40 + 8;
+/// The Geneve header with OVN's option.
+const GENEVE_LEN: usize = geneve::HEADER_LEN + 8;
+/// Outer headers of a Geneve packet with OVN's option, IPv4 underlay.
+pub const GENEVE_OVERHEAD: usize = OUTER_V4 + GENEVE_LEN;
+/// Outer headers of a VXLAN packet, IPv4 underlay.
+pub const VXLAN_OVERHEAD: usize = OUTER_V4 + vxlan::HEADER_LEN;
+/// The largest outer headers: Geneve over IPv6.
+const MAX_OVERHEAD: usize = OUTER_V6 + GENEVE_LEN;
+
+/// Bytes of outer headers (Ethernet included) of `encap` over IPv4 or
+/// IPv6.
+pub const fn overhead(encap: Encap, ipv6: bool) -> usize {
+    let outer = if ipv6 { OUTER_V6 } else { OUTER_V4 };
+    outer
+        + match encap {
+            Encap::Geneve => GENEVE_LEN,
+            Encap::Vxlan => vxlan::HEADER_LEN,
+        }
+}
 
 /// Where a decapsulated packet goes on this chassis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,46 +94,71 @@ pub enum Egress {
     Lookup,
 }
 
-/// Remote tunnel endpoints' MACs by IP: a fixed-size open-addressed table
-/// of atomic slots, shared by the workers and kept across table
-/// publications. Learning writes two atomic words; a lookup reads them.
+/// Remote tunnel endpoints' MACs by IP address (IPv4 kept as IPv4-mapped
+/// IPv6): a fixed-size open-addressed table of atomic slots, shared by the
+/// workers and kept across table publications. A slot is claimed once and
+/// never freed, so its address never changes after it is published; a
+/// lookup is three atomic loads, learning a few stores. Neither locks.
 #[derive(Debug)]
 pub struct Neighbors {
-    /// (IPv4 as u32, 0 if free; `1 << 48 | mac`, 0 if not yet known).
-    slots: Box<[(AtomicU32, AtomicU64)]>,
+    slots: Box<[Slot]>,
 }
 
+/// One neighbour: `state` is 0 (free), [`CLAIMING`] (its address being
+/// written), or `1 << 48 | mac` (published; `key` is the address).
+#[derive(Debug, Default)]
+struct Slot {
+    state: AtomicU64,
+    key: [AtomicU64; 2],
+}
+
+const CLAIMING: u64 = 1;
 const NEIGHBOR_SLOTS: usize = 1024;
 const NEIGHBOR_PROBES: usize = 16;
 
 impl Default for Neighbors {
     fn default() -> Self {
         Neighbors {
-            slots: (0..NEIGHBOR_SLOTS)
-                .map(|_| (AtomicU32::new(0), AtomicU64::new(0)))
-                .collect(),
+            slots: (0..NEIGHBOR_SLOTS).map(|_| Slot::default()).collect(),
         }
     }
 }
 
+/// The table's key for an address: the 128 bits of its IPv6 form.
+fn neighbor_key(ip: IpAddr) -> [u64; 2] {
+    let v6 = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let x = u128::from(v6);
+    [(x >> 64) as u64, x as u64]
+}
+
 impl Neighbors {
-    fn probe(ip: Ipv4Addr) -> impl Iterator<Item = usize> {
-        let h = (u32::from(ip).wrapping_mul(0x9e37_79b1) >> 22) as usize;
+    fn probe(key: [u64; 2]) -> impl Iterator<Item = usize> {
+        let h = (key[0] ^ key[1].rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = (h >> 54) as usize;
         (0..NEIGHBOR_PROBES).map(move |i| (h + i) % NEIGHBOR_SLOTS)
+    }
+
+    fn matches(slot: &Slot, key: [u64; 2]) -> bool {
+        slot.key[0].load(Ordering::Relaxed) == key[0]
+            && slot.key[1].load(Ordering::Relaxed) == key[1]
     }
 
     /// The MAC of `ip`, if known.
     #[inline]
-    pub fn get(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        let key = u32::from(ip);
-        for i in Self::probe(ip) {
-            let (k, v) = &self.slots[i];
-            match k.load(Ordering::Acquire) {
+    pub fn get(&self, ip: IpAddr) -> Option<MacAddr> {
+        let key = neighbor_key(ip);
+        for i in Self::probe(key) {
+            let slot = &self.slots[i];
+            match slot.state.load(Ordering::Acquire) {
                 0 => return None,
-                x if x == key => {
-                    let v = v.load(Ordering::Relaxed);
+                // Being learned this instant: not known yet.
+                CLAIMING => continue,
+                v if Self::matches(slot, key) => {
                     let b = v.to_be_bytes();
-                    return (v != 0).then(|| MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]));
+                    return Some(MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]));
                 }
                 _ => {}
             }
@@ -120,34 +167,47 @@ impl Neighbors {
     }
 
     /// Records `ip`'s MAC (ignored when the table is full around `ip`).
-    pub fn set(&self, ip: Ipv4Addr, mac: MacAddr) {
-        let key = u32::from(ip);
-        if key == 0 {
-            return;
-        }
+    pub fn set(&self, ip: IpAddr, mac: MacAddr) {
+        let key = neighbor_key(ip);
         let m = mac.0;
         let v = u64::from_be_bytes([0, 1, m[0], m[1], m[2], m[3], m[4], m[5]]);
-        for i in Self::probe(ip) {
-            let (k, slot) = &self.slots[i];
-            let owner = match k.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => key,
-                Err(x) => x,
-            };
-            if owner == key {
-                if slot.load(Ordering::Relaxed) != v {
-                    slot.store(v, Ordering::Relaxed);
+        for i in Self::probe(key) {
+            let slot = &self.slots[i];
+            loop {
+                match slot.state.load(Ordering::Acquire) {
+                    0 => {
+                        if slot
+                            .state
+                            .compare_exchange(0, CLAIMING, Ordering::Acquire, Ordering::Acquire)
+                            .is_err()
+                        {
+                            continue; // Another worker claimed it: look again.
+                        }
+                        slot.key[0].store(key[0], Ordering::Relaxed);
+                        slot.key[1].store(key[1], Ordering::Relaxed);
+                        slot.state.store(v, Ordering::Release);
+                        return;
+                    }
+                    // Another worker is writing this slot's address.
+                    CLAIMING => std::hint::spin_loop(),
+                    old if Self::matches(slot, key) => {
+                        if old != v {
+                            slot.state.store(v, Ordering::Release);
+                        }
+                        return;
+                    }
+                    _ => break,
                 }
-                return;
             }
         }
     }
 }
 
-/// The UDP source port for an inner frame: a hash of its Ethernet and
-/// IPv4 addresses and L4 ports (bytes 0..38), in the dynamic range
-/// 49152..65535.
+/// A hash of an inner frame's Ethernet and IPv4 addresses and L4 ports
+/// (bytes 0..38): the tunnel's UDP source port and IPv6 flow label come
+/// from it.
 #[inline]
-pub fn source_port(inner: &[u8]) -> u16 {
+fn flow_hash(inner: &[u8]) -> u64 {
     // Frames shorter than 42 bytes hash as if zero-padded.
     let mut padded = [0u8; 42];
     let head: &[u8] = match inner.get(..42) {
@@ -161,8 +221,14 @@ pub fn source_port(inner: &[u8]) -> u16 {
     // Ethernet (0..14), IPv4 addresses (26..34), ports (34..38).
     let x = w(0) ^ w(6).rotate_left(17) ^ w(26).rotate_left(31) ^ (w(34) & 0xffff_ffff);
     let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let h = h ^ (h >> 29);
-    49152 | (h as u16 & 0x3fff)
+    h ^ (h >> 29)
+}
+
+/// The UDP source port for an inner frame, from a hash of its flow, in the
+/// dynamic range 49152..65535.
+#[inline]
+pub fn source_port(inner: &[u8]) -> u16 {
+    49152 | (flow_hash(inner) as u16 & 0x3fff)
 }
 
 /// What to put in the outer headers.
@@ -171,8 +237,8 @@ pub struct Tunnel {
     pub encap: Encap,
     pub src_mac: MacAddr,
     pub dst_mac: MacAddr,
-    pub src_ip: Ipv4Addr,
-    pub dst_ip: Ipv4Addr,
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
     pub datapath_key: u32,
     pub ingress_key: u16,
     pub egress_key: u16,
@@ -201,60 +267,90 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, t: &Tunnel) -> bool {
 }
 
 /// The outer headers towards one remote endpoint, prebuilt: what changes
-/// per packet (lengths, IP checksum, UDP source port, VNI and OVN's
-/// option) is patched into a copy. Workers keep one per remote chassis.
+/// per packet (lengths, IPv4 checksum or IPv6 flow label and UDP checksum,
+/// UDP source port, VNI and OVN's option) is patched into a copy. Workers
+/// keep one per remote chassis.
 #[derive(Clone, Debug)]
 pub struct Template {
-    hdr: [u8; GENEVE_OVERHEAD],
+    hdr: [u8; MAX_OVERHEAD],
     encap: Encap,
-    /// The ones' complement sum of the IPv4 header without its length.
-    ip_sum: u32,
+    ipv6: bool,
+    /// IPv4: the ones' complement sum of the IPv4 header without its
+    /// length. IPv6: that of the UDP pseudo header without the length.
+    sum: u32,
     /// The endpoint MAC it was built for.
     pub dst_mac: MacAddr,
 }
 
 impl Template {
+    /// Outer headers from `src_ip` to `dst_ip`, which are of one family
+    /// (the tables check it); an IPv4 address paired with an IPv6 one is
+    /// taken as IPv4-mapped.
     pub fn new(
         encap: Encap,
         src_mac: MacAddr,
         dst_mac: MacAddr,
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
+        src_ip: IpAddr,
+        dst_ip: IpAddr,
     ) -> Template {
-        let mut h = [0u8; GENEVE_OVERHEAD];
+        let mut h = [0u8; MAX_OVERHEAD];
         h[0..6].copy_from_slice(&dst_mac.0);
         h[6..12].copy_from_slice(&src_mac.0);
-        h[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
-        // IPv4, DF set so the underlay never fragments (RFC 8926 §4.1.1).
-        h[14] = 0x45;
-        h[20] = 0x40;
-        h[22] = 64;
-        h[23] = IP_UDP;
-        h[26..30].copy_from_slice(&src_ip.octets());
-        h[30..34].copy_from_slice(&dst_ip.octets());
-        let ip: &[u8; 20] = h[14..34].try_into().expect("20 bytes");
-        let ip_sum = ipv4_header_sum(ip);
-        // UDP: checksum 0 (RFC 768 for IPv4; RFC 7348 §5, RFC 8926 §3.3).
+        let (ipv6, udp, sum) = match (src_ip, dst_ip) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                h[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
+                // IPv4, DF set so the underlay never fragments (RFC 8926
+                // §4.1.1).
+                h[14] = 0x45;
+                h[20] = 0x40;
+                h[22] = 64;
+                h[23] = IP_UDP;
+                h[26..30].copy_from_slice(&src.octets());
+                h[30..34].copy_from_slice(&dst.octets());
+                let ip: &[u8; 20] = h[14..34].try_into().expect("20 bytes");
+                (false, 34, ipv4_header_sum(ip))
+            }
+            (src, dst) => {
+                let v6 = |a: IpAddr| match a {
+                    IpAddr::V4(a) => a.to_ipv6_mapped(),
+                    IpAddr::V6(a) => a,
+                };
+                let (src, dst) = (v6(src), v6(dst));
+                h[12..14].copy_from_slice(&ETH_IPV6.to_be_bytes());
+                // IPv6 (RFC 8200 §3): the flow label is patched per packet.
+                h[14] = 0x60;
+                h[20] = IP_UDP;
+                h[21] = 64;
+                h[22..38].copy_from_slice(&src.octets());
+                h[38..54].copy_from_slice(&dst.octets());
+                let pseudo = checksum::pseudo_header_v6(&src, &dst, IpProtocol::Udp, 0);
+                (true, 54, pseudo)
+            }
+        };
+        // UDP: over IPv4 the checksum is 0 (RFC 768; RFC 7348 §5, RFC 8926
+        // §3.3); over IPv6 it is computed per packet (RFC 8200 §8.1).
         let dport = match encap {
             Encap::Geneve => geneve::UDP_PORT,
             Encap::Vxlan => vxlan::UDP_PORT,
         };
-        h[36..38].copy_from_slice(&dport.to_be_bytes());
+        h[udp + 2..udp + 4].copy_from_slice(&dport.to_be_bytes());
+        let t = udp + 8;
         match encap {
             Encap::Geneve => {
                 // Version 0, 2 words of options; no O/C bits; Ethernet.
-                h[42] = 2;
-                h[44..46].copy_from_slice(&0x6558u16.to_be_bytes());
-                h[50..52].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
-                h[52] = geneve::OVN_OPTION_TYPE;
-                h[53] = 1; // one 4-byte word of data
+                h[t] = 2;
+                h[t + 2..t + 4].copy_from_slice(&0x6558u16.to_be_bytes());
+                h[t + 8..t + 10].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
+                h[t + 10] = geneve::OVN_OPTION_TYPE;
+                h[t + 11] = 1; // one 4-byte word of data
             }
-            Encap::Vxlan => h[42] = vxlan::FLAG_I,
+            Encap::Vxlan => h[t] = vxlan::FLAG_I,
         }
         Template {
             hdr: h,
             encap,
-            ip_sum: u32::from(ip_sum),
+            ipv6,
+            sum: u32::from(sum),
             dst_mac,
         }
     }
@@ -269,51 +365,94 @@ impl Template {
         ingress_key: u16,
         egress_key: u16,
     ) -> bool {
-        let inner_len = buf.len();
-        let sport = source_port(buf.data());
-        let (tun_len, total) = match self.encap {
-            Encap::Geneve => (geneve::HEADER_LEN + 8, GENEVE_OVERHEAD),
-            Encap::Vxlan => (vxlan::HEADER_LEN, VXLAN_OVERHEAD),
-        };
-        let ip_len = (20 + 8 + tun_len + inner_len) as u16;
-        // RFC 1071: add the length to the precomputed sum and fold.
-        let sum = self.ip_sum + u32::from(ip_len);
-        let sum = (sum & 0xffff) + (sum >> 16);
-        let csum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-        // (A frame shorter than 8 bytes never gets here: it fails parsing.)
-        if inner_len + total < GENEVE_OVERHEAD {
-            return false;
+        match (self.ipv6, self.encap) {
+            (false, Encap::Geneve) => {
+                self.encapsulate_as::<B, false, true>(buf, datapath_key, ingress_key, egress_key)
+            }
+            (false, Encap::Vxlan) => {
+                self.encapsulate_as::<B, false, false>(buf, datapath_key, ingress_key, egress_key)
+            }
+            (true, Encap::Geneve) => {
+                self.encapsulate_as::<B, true, true>(buf, datapath_key, ingress_key, egress_key)
+            }
+            (true, Encap::Vxlan) => {
+                self.encapsulate_as::<B, true, false>(buf, datapath_key, ingress_key, egress_key)
+            }
         }
+    }
+
+    /// [`Template::encapsulate`] for one family and encapsulation, so every
+    /// offset and length is a constant.
+    #[inline(always)]
+    fn encapsulate_as<B: PacketBuf, const IPV6: bool, const GENEVE: bool>(
+        &self,
+        buf: &mut B,
+        datapath_key: u32,
+        ingress_key: u16,
+        egress_key: u16,
+    ) -> bool {
+        let inner_len = buf.len();
+        let hash = flow_hash(buf.data());
+        let sport = 49152 | (hash as u16 & 0x3fff);
+        let (udp, tun_len) = (
+            if IPV6 { 54 } else { 34 },
+            if GENEVE {
+                GENEVE_LEN
+            } else {
+                vxlan::HEADER_LEN
+            },
+        );
+        let total = udp + 8 + tun_len;
+        let udp_len = (8 + tun_len + inner_len) as u16;
         let Some(f) = buf.prepend(total) else {
             return false;
         };
         // The template straight into the headroom, then the patches.
-        let Some(h) = f.get_mut(..GENEVE_OVERHEAD.max(total)) else {
-            return false;
-        };
-        let h: &mut [u8; GENEVE_OVERHEAD] = h.try_into().expect("sized above");
-        match self.encap {
-            Encap::Geneve => *h = self.hdr,
-            Encap::Vxlan => h[..VXLAN_OVERHEAD].copy_from_slice(&self.hdr[..VXLAN_OVERHEAD]),
+        f[..total].copy_from_slice(&self.hdr[..total]);
+        if IPV6 {
+            // RFC 6438: the flow label, like the source port, from the
+            // inner flow, so the underlay's ECMP can use either.
+            let label = (hash >> 20) as u32 & 0xf_ffff;
+            f[15] = (label >> 16) as u8;
+            f[16..18].copy_from_slice(&(label as u16).to_be_bytes());
+            f[18..20].copy_from_slice(&udp_len.to_be_bytes());
+        } else {
+            let ip_len = 20 + udp_len;
+            // RFC 1071: add the length to the precomputed sum and fold.
+            let sum = self.sum + u32::from(ip_len);
+            let sum = (sum & 0xffff) + (sum >> 16);
+            let csum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+            f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+            f[24..26].copy_from_slice(&csum.to_be_bytes());
         }
-        h[16..18].copy_from_slice(&ip_len.to_be_bytes());
-        h[24..26].copy_from_slice(&csum.to_be_bytes());
-        h[34..36].copy_from_slice(&sport.to_be_bytes());
-        h[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
-        match self.encap {
-            Encap::Geneve => {
-                let vni = datapath_key & geneve::MAX_VNI;
-                h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
-                let md = geneve::OvnMetadata {
-                    ingress_port: ingress_key,
-                    egress_port: egress_key,
-                };
-                h[54..58].copy_from_slice(&md.to_bytes());
-            }
-            Encap::Vxlan => {
-                let vni = vxlan_vni(datapath_key, egress_key);
-                h[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
-            }
+        f[udp..udp + 2].copy_from_slice(&sport.to_be_bytes());
+        f[udp + 4..udp + 6].copy_from_slice(&udp_len.to_be_bytes());
+        let t = udp + 8;
+        if GENEVE {
+            let vni = datapath_key & geneve::MAX_VNI;
+            f[t + 4..t + 7].copy_from_slice(&vni.to_be_bytes()[1..]);
+            let md = geneve::OvnMetadata {
+                ingress_port: ingress_key,
+                egress_port: egress_key,
+            };
+            f[t + 12..t + 16].copy_from_slice(&md.to_bytes());
+        } else {
+            let vni = vxlan_vni(datapath_key, egress_key);
+            f[t + 4..t + 7].copy_from_slice(&vni.to_be_bytes()[1..]);
+        }
+        if IPV6 {
+            // The pseudo header's length, then the datagram itself.
+            let sum = checksum::combine(&[
+                self.sum as u16,
+                udp_len,
+                checksum::data(&f[udp..udp + usize::from(udp_len)]),
+            ]);
+            // RFC 768: a computed 0 is sent as all ones.
+            let csum = match !sum {
+                0 => 0xffff,
+                c => c,
+            };
+            f[udp + 6..udp + 8].copy_from_slice(&csum.to_be_bytes());
         }
         true
     }
@@ -335,11 +474,12 @@ fn ipv4_header_sum(h: &[u8; 20]) -> u16 {
 pub enum Uplink {
     /// A tunnel packet for this chassis.
     Tunnel(Received),
-    /// An ARP request for our tunnel address, rewritten in place into the
-    /// reply (send it back out of the uplink); the requester was learned.
-    ArpReply,
-    /// ARP traffic we learned from or ignore.
-    Arp,
+    /// An ARP request or neighbour solicitation for our tunnel address,
+    /// rewritten in place into the reply (send it back out of the uplink);
+    /// the requester was learned.
+    NeighborReply,
+    /// ARP or neighbour discovery we learned from or ignore.
+    Neighbor,
     /// Not for our tunnel endpoint: the host's own traffic on a shared
     /// interface (AF_PACKET sees a copy; the kernel handles it), not a drop.
     NotOurs,
@@ -353,9 +493,13 @@ fn ip4(f: &[u8], o: usize) -> Ipv4Addr {
     Ipv4Addr::new(f[o], f[o + 1], f[o + 2], f[o + 3])
 }
 
+fn ip6(f: &[u8], o: usize) -> Ipv6Addr {
+    Ipv6Addr::from(*f[o..].first_chunk::<16>().expect("16 bytes"))
+}
+
 /// Classifies a frame received on the uplink: decapsulation (checked), or
-/// ARP (learning remote endpoints' MACs, answering for our address).
-/// `datapath_of` maps a datapath tunnel key to its index.
+/// ARP / neighbour discovery (learning remote endpoints' MACs, answering
+/// for our address). `datapath_of` maps a datapath tunnel key to its index.
 pub fn receive<B: PacketBuf>(
     buf: &mut B,
     underlay: &Underlay,
@@ -366,37 +510,65 @@ pub fn receive<B: PacketBuf>(
     if f.len() < 14 {
         return Err(DropReason::TunnelMalformed);
     }
-    match be16(f, 12) {
-        ETH_ARP => return arp(buf, underlay, neighbors),
-        ETH_IPV4 => {}
+    // The UDP header's offset and the end of the IP packet.
+    let (udp, end) = match (be16(f, 12), underlay.ip) {
+        (ETH_ARP, IpAddr::V4(ours)) => return arp(buf, underlay, ours, neighbors),
+        (ETH_IPV4, IpAddr::V4(ours)) => {
+            if f.len() < OUTER_V4 {
+                return Err(DropReason::TunnelMalformed);
+            }
+            let ip = &f[14..];
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            if ip[0] >> 4 != 4 || ihl < 20 || f.len() < 14 + ihl + 8 {
+                return Err(DropReason::TunnelMalformed);
+            }
+            if ip4(ip, 16) != ours || ip[9] != IP_UDP {
+                return Ok(Uplink::NotOurs);
+            }
+            // Fragments of tunnel packets are not reassembled (DF is set
+            // on ours).
+            if be16(ip, 6) & 0x3fff != 0 {
+                return Err(DropReason::TunnelMalformed);
+            }
+            let ip_len = usize::from(be16(ip, 2));
+            if ip_len < ihl + 8 || 14 + ip_len > f.len() {
+                return Err(DropReason::TunnelMalformed);
+            }
+            (14 + ihl, 14 + ip_len)
+        }
+        (ETH_IPV6, IpAddr::V6(ours)) => {
+            if f.len() < 14 + 40 || f[14] >> 4 != 6 {
+                return Err(DropReason::TunnelMalformed);
+            }
+            let end = 14 + 40 + usize::from(be16(f, 18));
+            if end > f.len() {
+                return Err(DropReason::TunnelMalformed);
+            }
+            // (Extension headers other than a fragment header are not
+            // ours: we never send them.)
+            match f[20] {
+                IP_ICMPV6 => return nd(buf, underlay, ours, neighbors, end),
+                _ if ip6(f, 38) != ours => return Ok(Uplink::NotOurs),
+                IP_UDP if end >= OUTER_V6 => {}
+                IP_UDP | IPV6_FRAGMENT => return Err(DropReason::TunnelMalformed),
+                _ => return Ok(Uplink::NotOurs),
+            }
+            (54, end)
+        }
         _ => return Ok(Uplink::NotOurs),
-    }
-    if f.len() < OUTER_LEN {
-        return Err(DropReason::TunnelMalformed);
-    }
-    let ip = &f[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[0] >> 4 != 4 || ihl < 20 || f.len() < 14 + ihl + 8 {
-        return Err(DropReason::TunnelMalformed);
-    }
-    if ip4(ip, 16) != underlay.ip {
-        return Ok(Uplink::NotOurs);
-    }
-    if ip[9] != IP_UDP {
-        return Ok(Uplink::NotOurs);
-    }
-    // Fragments of tunnel packets are not reassembled (DF is set on ours).
-    if be16(ip, 6) & 0x3fff != 0 {
-        return Err(DropReason::TunnelMalformed);
-    }
-    let ip_len = usize::from(be16(ip, 2));
-    if ip_len < ihl + 8 || 14 + ip_len > f.len() {
-        return Err(DropReason::TunnelMalformed);
-    }
-    let udp = 14 + ihl;
+    };
     let udp_len = usize::from(be16(f, udp + 4));
-    if udp_len < 8 || udp + udp_len > 14 + ip_len {
+    if udp_len < 8 || udp + udp_len > end {
         return Err(DropReason::TunnelMalformed);
+    }
+    if udp == 54 && be16(f, udp + 6) != 0 {
+        // RFC 8200 §8.1: over IPv6 the UDP checksum is what protects the
+        // addresses. (A zero one is accepted, as RFC 6935 lets tunnels.)
+        let pseudo =
+            checksum::pseudo_header_v6(&ip6(f, 22), &ip6(f, 38), IpProtocol::Udp, udp_len as u32);
+        if checksum::combine(&[pseudo, checksum::data(&f[udp..udp + udp_len])]) != 0xffff {
+            return Err(DropReason::TunnelChecksum);
+        }
     }
     let payload = &f[udp + 8..udp + udp_len];
     let (dp_key, ingress_key, egress, tun_len) = match be16(f, udp + 2) {
@@ -453,10 +625,11 @@ pub fn receive<B: PacketBuf>(
     }))
 }
 
-/// ARP on the uplink: learn remote endpoints, answer for our address.
+/// ARP on an IPv4 uplink: learn remote endpoints, answer for our address.
 fn arp<B: PacketBuf>(
     buf: &mut B,
     underlay: &Underlay,
+    ours: Ipv4Addr,
     neighbors: &Neighbors,
 ) -> Result<Uplink, DropReason> {
     let f = buf.data();
@@ -466,34 +639,77 @@ fn arp<B: PacketBuf>(
     let a = 14;
     let op = be16(f, a + 6);
     let sha = MacAddr(f[a + 8..a + 14].try_into().expect("6 bytes"));
-    let spa = ip4(f, a + 14);
+    let spa = IpAddr::V4(ip4(f, a + 14));
     let tpa = ip4(f, a + 24);
     if underlay.chassis.iter().any(|c| c.ip == spa) {
         neighbors.set(spa, sha);
     }
-    if op == 1 && tpa == underlay.ip {
-        let our = underlay.mac;
-        let f = buf.data_mut();
-        f.copy_within(6..12, 0);
-        f[6..12].copy_from_slice(&our.0);
-        f[a + 6..a + 8].copy_from_slice(&2u16.to_be_bytes());
-        f[a + 18..a + 24].copy_from_slice(&sha.0);
-        f[a + 24..a + 28].copy_from_slice(&spa.octets());
-        f[a + 8..a + 14].copy_from_slice(&our.0);
-        f[a + 14..a + 18].copy_from_slice(&underlay.ip.octets());
-        return Ok(Uplink::ArpReply);
+    if op == 1 && tpa == ours {
+        crate::responder::arp_reply(buf.data_mut(), a, underlay.mac, ours);
+        return Ok(Uplink::NeighborReply);
     }
-    Ok(Uplink::Arp)
+    Ok(Uplink::Neighbor)
+}
+
+/// Neighbour discovery on an IPv6 uplink (RFC 4861): answers solicitations
+/// for our tunnel address and learns remote endpoints from solicitations
+/// and advertisements. Other ICMPv6 is the host's. `end` is the end of the
+/// IPv6 packet.
+fn nd<B: PacketBuf>(
+    buf: &mut B,
+    underlay: &Underlay,
+    ours: Ipv6Addr,
+    neighbors: &Neighbors,
+    end: usize,
+) -> Result<Uplink, DropReason> {
+    let f = buf.data();
+    let msg = &f[14 + 40..end];
+    if msg.len() < 24 {
+        return Ok(Uplink::NotOurs);
+    }
+    let target = ip6(msg, 8);
+    let remote = |ip: Ipv6Addr| underlay.chassis.iter().any(|c| c.ip == IpAddr::V6(ip));
+    match msg[0] {
+        135 if target == ours => {}
+        136 if remote(target) => {}
+        _ => return Ok(Uplink::NotOurs),
+    }
+    // RFC 4861 §7.1.1, §7.1.2: hop limit 255 (never forwarded), a valid
+    // checksum, then the message's own checks.
+    let (src, dst) = (ip6(f, 22), ip6(f, 38));
+    let p = icmpv6::Packet::new_checked(msg).map_err(|_| DropReason::UplinkNdInvalid)?;
+    if f[21] != 255 || !p.verify_checksum(&src, &dst) {
+        return Err(DropReason::UplinkNdInvalid);
+    }
+    let repr = icmpv6::NdiscRepr::parse(&p).map_err(|_| DropReason::UplinkNdInvalid)?;
+    match repr {
+        icmpv6::NdiscRepr::NeighborSolicit { lladdr, .. } => {
+            if src.is_unspecified() {
+                // Duplicate address detection by someone else: not a
+                // question we answer (RFC 4862 §5.4.3 is for the owner).
+                return Ok(Uplink::Neighbor);
+            }
+            if let (Some(mac), true) = (lladdr, remote(src)) {
+                neighbors.set(IpAddr::V6(src), mac);
+            }
+            if crate::responder::neighbor_advert(buf, 14, ours, underlay.mac) {
+                return Ok(Uplink::NeighborReply);
+            }
+            Ok(Uplink::Neighbor)
+        }
+        icmpv6::NdiscRepr::NeighborAdvert { lladdr, .. } => {
+            let mac = lladdr.unwrap_or(MacAddr(f[6..12].try_into().expect("6 bytes")));
+            neighbors.set(IpAddr::V6(target), mac);
+            Ok(Uplink::Neighbor)
+        }
+    }
 }
 
 /// The largest inner frame (Ethernet header included) a tunnel of `encap`
-/// carries over an underlay of `underlay_mtu` (the outer IP packet's size).
-pub fn max_inner_frame(encap: Encap, underlay_mtu: u16) -> usize {
-    let overhead = match encap {
-        Encap::Geneve => GENEVE_OVERHEAD,
-        Encap::Vxlan => VXLAN_OVERHEAD,
-    } - 14;
-    usize::from(underlay_mtu).saturating_sub(overhead)
+/// carries over an IPv4 or IPv6 underlay of `underlay_mtu` (the outer IP
+/// packet's size).
+pub fn max_inner_frame(encap: Encap, ipv6: bool, underlay_mtu: u16) -> usize {
+    usize::from(underlay_mtu).saturating_sub(overhead(encap, ipv6) - 14)
 }
 
 /// What to tell a sender whose packet is too big for the tunnel.
@@ -599,21 +815,61 @@ pub fn too_big(frame: &[u8], mtu: u16, reply: &mut [u8]) -> TooBig {
     }
 }
 
-/// Writes an ARP request for `target` from our tunnel address into `buf`.
-pub fn arp_request<B: PacketBuf>(buf: &mut B, underlay: &Underlay, target: Ipv4Addr) -> bool {
-    let mut f = [0u8; 60];
-    f[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
+/// Writes into `buf` the question for `target`'s MAC from our tunnel
+/// address: an ARP request (IPv4) or a neighbour solicitation to its
+/// solicited-node multicast address (IPv6, RFC 4861 §7.2.2). False if
+/// `target` is not of our address' family.
+pub fn neighbor_request<B: PacketBuf>(buf: &mut B, underlay: &Underlay, target: IpAddr) -> bool {
+    let mut f = [0u8; 14 + 40 + 32];
     f[6..12].copy_from_slice(&underlay.mac.0);
-    f[12..14].copy_from_slice(&ETH_ARP.to_be_bytes());
-    f[14..16].copy_from_slice(&1u16.to_be_bytes());
-    f[16..18].copy_from_slice(&ETH_IPV4.to_be_bytes());
-    f[18] = 6;
-    f[19] = 4;
-    f[20..22].copy_from_slice(&1u16.to_be_bytes());
-    f[22..28].copy_from_slice(&underlay.mac.0);
-    f[28..32].copy_from_slice(&underlay.ip.octets());
-    f[38..42].copy_from_slice(&target.octets());
-    buf.load(&f)
+    match (underlay.ip, target) {
+        (IpAddr::V4(ours), IpAddr::V4(target)) => {
+            f[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
+            f[12..14].copy_from_slice(&ETH_ARP.to_be_bytes());
+            f[14..16].copy_from_slice(&1u16.to_be_bytes());
+            f[16..18].copy_from_slice(&ETH_IPV4.to_be_bytes());
+            f[18] = 6;
+            f[19] = 4;
+            f[20..22].copy_from_slice(&1u16.to_be_bytes());
+            f[22..28].copy_from_slice(&underlay.mac.0);
+            f[28..32].copy_from_slice(&ours.octets());
+            f[38..42].copy_from_slice(&target.octets());
+            buf.load(&f[..60])
+        }
+        (IpAddr::V6(ours), IpAddr::V6(target)) => {
+            // ff02::1:ff00:0/104 with the target's low 24 bits; Ethernet
+            // 33:33 + its low 32 bits (RFC 2464 §7).
+            let t = target.octets();
+            let group = Ipv6Addr::new(
+                0xff02,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0xff00 | u16::from(t[13]),
+                u16::from_be_bytes([t[14], t[15]]),
+            );
+            let g = group.octets();
+            f[0..6].copy_from_slice(&[0x33, 0x33, g[12], g[13], g[14], g[15]]);
+            f[12..14].copy_from_slice(&ETH_IPV6.to_be_bytes());
+            f[14] = 0x60;
+            f[18..20].copy_from_slice(&32u16.to_be_bytes());
+            f[20] = IP_ICMPV6;
+            f[21] = 255;
+            f[22..38].copy_from_slice(&ours.octets());
+            f[38..54].copy_from_slice(&g);
+            let ns = icmpv6::NdiscRepr::NeighborSolicit {
+                target_addr: target,
+                lladdr: Some(underlay.mac),
+            };
+            let mut p = icmpv6::Packet::new_unchecked(&mut f[54..]);
+            ns.emit(&mut p);
+            p.fill_checksum(&ours, &group);
+            buf.load(&f)
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -622,19 +878,44 @@ mod tests {
     use crate::packet::HeapBuf;
     use crate::tables::RemoteChassis;
 
-    fn underlay() -> Underlay {
+    const V6_US: &str = "fd00:64::21";
+    const V6_HV2: &str = "fd00:64::22";
+
+    /// Chassis hv1 (us) with one remote chassis hv2, over IPv4 or IPv6.
+    fn underlay_of(ipv6: bool) -> Underlay {
+        let (us, hv2): (IpAddr, IpAddr) = if ipv6 {
+            (V6_US.parse().unwrap(), V6_HV2.parse().unwrap())
+        } else {
+            (
+                Ipv4Addr::new(192, 168, 100, 21).into(),
+                Ipv4Addr::new(192, 168, 100, 22).into(),
+            )
+        };
         Underlay {
             port: 9,
-            ip: Ipv4Addr::new(192, 168, 100, 21),
+            ip: us,
             mac: MacAddr([2, 0, 0, 0, 0, 0x21]),
             mtu: 1500,
             chassis: vec![RemoteChassis {
                 name: "hv2".into(),
-                ip: Ipv4Addr::new(192, 168, 100, 22),
+                ip: hv2,
                 encap: Encap::Geneve,
                 mac: None,
                 vtep: false,
             }],
+        }
+    }
+
+    fn underlay() -> Underlay {
+        underlay_of(false)
+    }
+
+    /// hv2's view: its own underlay, whose address is hv2's.
+    fn hv2_of(u: &Underlay) -> Underlay {
+        Underlay {
+            ip: u.chassis[0].ip,
+            mac: MacAddr([2, 0, 0, 0, 0, 0x22]),
+            ..u.clone()
         }
     }
 
@@ -643,55 +924,79 @@ mod tests {
         f[0..6].copy_from_slice(&[0, 0, 0, 0, 0, 2]);
         f[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 1]);
         f[12..14].copy_from_slice(&[0x08, 0]);
+        for (i, b) in f[14..].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(7);
+        }
         f
     }
 
-    /// Encapsulate as chassis hv2 would towards us, then receive.
-    fn roundtrip(encap: Encap, egress: u16) -> Result<Uplink, DropReason> {
-        let u = underlay();
+    /// The frame chassis hv2 sends us: `inner()` encapsulated.
+    fn from_hv2(u: &Underlay, encap: Encap, datapath_key: u32, egress: u16) -> Vec<u8> {
+        let hv2 = hv2_of(u);
         let mut b = HeapBuf::from_frame(&inner());
         let t = Tunnel {
             encap,
-            src_mac: MacAddr([2, 0, 0, 0, 0, 0x22]),
+            src_mac: hv2.mac,
             dst_mac: u.mac,
-            src_ip: Ipv4Addr::new(192, 168, 100, 22),
+            src_ip: hv2.ip,
             dst_ip: u.ip,
-            datapath_key: 7,
+            datapath_key,
             ingress_key: 3,
             egress_key: egress,
         };
         assert!(encapsulate(&mut b, &t));
+        b.data().to_vec()
+    }
+
+    /// Encapsulate as chassis hv2 would towards us, then receive.
+    fn roundtrip_over(ipv6: bool, encap: Encap, egress: u16) -> Result<Uplink, DropReason> {
+        let u = underlay_of(ipv6);
+        let frame = from_hv2(&u, encap, 7, egress);
+        assert_eq!(frame.len(), overhead(encap, ipv6) + inner().len());
+        assert_eq!(&frame[overhead(encap, ipv6)..], &inner()[..]);
         let n = Neighbors::default();
-        receive(&mut b, &u, &n, |k| (k == 7).then_some(0))
+        receive(&mut HeapBuf::from_frame(&frame), &u, &n, |k| {
+            (k == 7).then_some(0)
+        })
+    }
+
+    fn roundtrip(encap: Encap, egress: u16) -> Result<Uplink, DropReason> {
+        roundtrip_over(false, encap, egress)
     }
 
     #[test]
     fn geneve_carries_ovn_metadata() {
-        let r = roundtrip(Encap::Geneve, 5).unwrap();
-        assert_eq!(
-            r,
-            Uplink::Tunnel(Received {
-                datapath: 0,
-                ingress_key: 3,
-                egress: Egress::Port(5),
-                outer_len: GENEVE_OVERHEAD,
-            })
-        );
-        let Uplink::Tunnel(r) = roundtrip(Encap::Geneve, MC_FLOOD).unwrap() else {
-            panic!()
-        };
-        assert_eq!(r.egress, Egress::Group(MC_FLOOD));
+        for ipv6 in [false, true] {
+            let r = roundtrip_over(ipv6, Encap::Geneve, 5).unwrap();
+            assert_eq!(
+                r,
+                Uplink::Tunnel(Received {
+                    datapath: 0,
+                    ingress_key: 3,
+                    egress: Egress::Port(5),
+                    outer_len: overhead(Encap::Geneve, ipv6),
+                })
+            );
+            let Uplink::Tunnel(r) = roundtrip_over(ipv6, Encap::Geneve, MC_FLOOD).unwrap() else {
+                panic!()
+            };
+            assert_eq!(r.egress, Egress::Group(MC_FLOOD));
+        }
+        assert_eq!(overhead(Encap::Geneve, false), GENEVE_OVERHEAD);
     }
 
     #[test]
     fn vxlan_packs_datapath_and_egress_into_the_vni() {
         assert_eq!(vxlan_vni(7, 5), 7 | (5 << 12));
         assert_eq!(vxlan_vni(7, MC_UNKNOWN), 7 | (2049 << 12));
-        let Uplink::Tunnel(r) = roundtrip(Encap::Vxlan, 5).unwrap() else {
-            panic!()
-        };
-        assert_eq!((r.datapath, r.egress), (0, Egress::Port(5)));
-        assert_eq!(r.outer_len, VXLAN_OVERHEAD);
+        for ipv6 in [false, true] {
+            let Uplink::Tunnel(r) = roundtrip_over(ipv6, Encap::Vxlan, 5).unwrap() else {
+                panic!()
+            };
+            assert_eq!((r.datapath, r.egress), (0, Egress::Port(5)));
+            assert_eq!(r.outer_len, overhead(Encap::Vxlan, ipv6));
+        }
+        assert_eq!(overhead(Encap::Vxlan, false), VXLAN_OVERHEAD);
         let Uplink::Tunnel(r) = roundtrip(Encap::Vxlan, MC_UNKNOWN).unwrap() else {
             panic!()
         };
@@ -703,24 +1008,68 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_outer_headers_field_by_field() {
+        let u = underlay_of(true);
+        let f = from_hv2(&u, Encap::Geneve, 7, 5);
+        assert_eq!(be16(&f, 12), ETH_IPV6);
+        assert_eq!(f[14] >> 4, 6, "version");
+        assert_eq!(usize::from(be16(&f, 18)), f.len() - 54, "payload length");
+        assert_eq!((f[20], f[21]), (IP_UDP, 64), "next header, hop limit");
+        assert_eq!(IpAddr::V6(ip6(&f, 22)), u.chassis[0].ip);
+        assert_eq!(IpAddr::V6(ip6(&f, 38)), u.ip);
+        let label = u32::from_be_bytes([0, f[15] & 0x0f, f[16], f[17]]);
+        assert_ne!(label, 0, "a flow label from the inner flow");
+        assert_eq!(be16(&f, 56), geneve::UDP_PORT);
+        assert_eq!(usize::from(be16(&f, 58)), f.len() - 54, "UDP length");
+        // An independent sum over pseudo header and datagram: all ones.
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&f[22..54]);
+        pseudo.extend_from_slice(&((f.len() - 54) as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 17]);
+        pseudo.extend_from_slice(&f[54..]);
+        let mut sum = 0u32;
+        for w in pseudo.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff, "UDP checksum");
+        assert_ne!(be16(&f, 60), 0);
+    }
+
+    #[test]
+    fn ipv6_checksum_is_verified() {
+        let u = underlay_of(true);
+        let n = Neighbors::default();
+        let mut f = from_hv2(&u, Encap::Vxlan, 7, 5);
+        let last = f.len() - 1;
+        f[last] ^= 0x40;
+        assert_eq!(
+            receive(&mut HeapBuf::from_frame(&f), &u, &n, |_| Some(0)),
+            Err(DropReason::TunnelChecksum)
+        );
+        // RFC 6935: a zero checksum is accepted.
+        f[60..62].copy_from_slice(&[0, 0]);
+        assert!(matches!(
+            receive(&mut HeapBuf::from_frame(&f), &u, &n, |_| Some(0)),
+            Ok(Uplink::Tunnel(_))
+        ));
+        // Another family's tunnel packet is not ours.
+        let f4 = from_hv2(&underlay(), Encap::Vxlan, 7, 5);
+        assert_eq!(
+            receive(&mut HeapBuf::from_frame(&f4), &u, &n, |_| Some(0)),
+            Ok(Uplink::NotOurs)
+        );
+    }
+
+    #[test]
     fn decap_checks_drop_with_reasons() {
         let u = underlay();
         let n = Neighbors::default();
-        let mut b = HeapBuf::from_frame(&inner());
-        let t = Tunnel {
-            encap: Encap::Geneve,
-            src_mac: MacAddr([2, 0, 0, 0, 0, 0x22]),
-            dst_mac: u.mac,
-            src_ip: Ipv4Addr::new(192, 168, 100, 22),
-            dst_ip: u.ip,
-            datapath_key: 8,
-            ingress_key: 1,
-            egress_key: 1,
-        };
-        assert!(encapsulate(&mut b, &t));
-        let frame = b.data().to_vec();
+        let frame = from_hv2(&u, Encap::Geneve, 8, 1);
         assert_eq!(
-            receive(&mut b, &u, &n, |_| None),
+            receive(&mut HeapBuf::from_frame(&frame), &u, &n, |_| None),
             Err(DropReason::TunnelUnknownDatapath)
         );
         // Not for our address.
@@ -741,34 +1090,141 @@ mod tests {
         for len in [13, 20, 41, 45, 57] {
             assert!(receive(&mut HeapBuf::from_frame(&frame[..len]), &u, &n, |_| Some(0)).is_err());
         }
+        let u6 = underlay_of(true);
+        let frame6 = from_hv2(&u6, Encap::Geneve, 8, 1);
+        for len in [13, 40, 53, 61, 77] {
+            assert!(
+                receive(&mut HeapBuf::from_frame(&frame6[..len]), &u6, &n, |_| Some(
+                    0
+                ))
+                .is_err(),
+                "{len} bytes"
+            );
+        }
     }
 
     #[test]
     fn answers_arp_for_the_tunnel_address_and_learns() {
         let u = underlay();
         let n = Neighbors::default();
-        let hv2 = Underlay {
-            ip: Ipv4Addr::new(192, 168, 100, 22),
-            mac: MacAddr([2, 0, 0, 0, 0, 0x22]),
-            ..underlay()
-        };
+        let hv2 = hv2_of(&u);
         let mut b = HeapBuf::new(2048);
-        assert!(arp_request(&mut b, &hv2, u.ip));
-        assert_eq!(receive(&mut b, &u, &n, |_| None), Ok(Uplink::ArpReply));
+        assert!(neighbor_request(&mut b, &hv2, u.ip));
+        assert_eq!(receive(&mut b, &u, &n, |_| None), Ok(Uplink::NeighborReply));
         assert_eq!(n.get(hv2.ip), Some(hv2.mac));
-        assert_eq!(n.get(Ipv4Addr::new(192, 168, 100, 23)), None);
+        assert_eq!(n.get(Ipv4Addr::new(192, 168, 100, 23).into()), None);
         let f = b.data();
         assert_eq!(&f[0..6], &hv2.mac.0);
         assert_eq!(be16(f, 20), 2);
         assert_eq!(&f[22..28], &u.mac.0);
-        assert_eq!(ip4(f, 28), u.ip);
+        assert_eq!(IpAddr::V4(ip4(f, 28)), u.ip);
+    }
+
+    #[test]
+    fn answers_neighbor_solicitations_for_the_tunnel_address_and_learns() {
+        let u = underlay_of(true);
+        let n = Neighbors::default();
+        let hv2 = hv2_of(&u);
+        let mut b = HeapBuf::new(2048);
+        assert!(neighbor_request(&mut b, &hv2, u.ip));
+        let ns = b.data().to_vec();
+        assert_eq!(
+            &ns[0..6],
+            &[0x33, 0x33, 0xff, 0, 0, 0x21],
+            "solicited-node group"
+        );
+        assert_eq!(receive(&mut b, &u, &n, |_| None), Ok(Uplink::NeighborReply));
+        assert_eq!(n.get(hv2.ip), Some(hv2.mac), "learned from the SLLAO");
+        // The advertisement: to hv2, from our address, valid.
+        let f = b.data();
+        assert_eq!(&f[0..6], &hv2.mac.0);
+        assert_eq!(&f[6..12], &u.mac.0);
+        let (src, dst) = (ip6(f, 22), ip6(f, 38));
+        assert_eq!((IpAddr::V6(src), IpAddr::V6(dst)), (u.ip, hv2.ip));
+        assert_eq!(f[21], 255);
+        let p = icmpv6::Packet::new_checked(&f[54..]).unwrap();
+        assert!(p.verify_checksum(&src, &dst));
+        assert_eq!(
+            icmpv6::NdiscRepr::parse(&p).unwrap(),
+            icmpv6::NdiscRepr::NeighborAdvert {
+                flags: icmpv6::NeighborFlags(0x60),
+                target_addr: src,
+                lladdr: Some(u.mac),
+            }
+        );
+        // hv2 receives it and learns us (as any chassis would).
+        let n2 = Neighbors::default();
+        let mut hv2_sees = hv2.clone();
+        hv2_sees.chassis[0].ip = u.ip;
+        assert_eq!(
+            receive(&mut b, &hv2_sees, &n2, |_| None),
+            Ok(Uplink::Neighbor)
+        );
+        assert_eq!(n2.get(u.ip), Some(u.mac));
+
+        // Hop limit not 255: forwarded, so invalid (RFC 4861 §7.1.1).
+        let mut bad = ns.clone();
+        bad[21] = 64;
+        assert_eq!(
+            receive(&mut HeapBuf::from_frame(&bad), &u, &n, |_| None),
+            Err(DropReason::UplinkNdInvalid)
+        );
+        let mut bad = ns.clone();
+        bad[82] ^= 1; // inside the option: checksum no longer matches
+        assert_eq!(
+            receive(&mut HeapBuf::from_frame(&bad), &u, &n, |_| None),
+            Err(DropReason::UplinkNdInvalid)
+        );
+        // A solicitation for someone else's address is the host's.
+        let mut other = HeapBuf::new(2048);
+        assert!(neighbor_request(
+            &mut other,
+            &hv2,
+            "fd00:64::99".parse().unwrap()
+        ));
+        assert_eq!(receive(&mut other, &u, &n, |_| None), Ok(Uplink::NotOurs));
+        // IPv4 ARP on an IPv6 underlay is not ours either.
+        let mut arp = HeapBuf::new(2048);
+        assert!(neighbor_request(
+            &mut arp,
+            &hv2_of(&underlay()),
+            underlay().ip
+        ));
+        assert_eq!(receive(&mut arp, &u, &n, |_| None), Ok(Uplink::NotOurs));
+    }
+
+    #[test]
+    fn neighbors_keep_families_apart_and_update() {
+        let n = Neighbors::default();
+        let v4: IpAddr = Ipv4Addr::new(10, 0, 0, 1).into();
+        let v6: IpAddr = "::a00:1".parse().unwrap();
+        let m = |x| MacAddr([2, 0, 0, 0, 0, x]);
+        n.set(v4, m(1));
+        assert_eq!(n.get(v4), Some(m(1)));
+        assert_eq!(n.get(v6), None);
+        n.set(v6, m(2));
+        n.set(v4, m(3));
+        assert_eq!((n.get(v4), n.get(v6)), (Some(m(3)), Some(m(2))));
+        // Many addresses: all found (open addressing across collisions).
+        for i in 0..500u32 {
+            n.set(
+                IpAddr::V6(Ipv6Addr::from(u128::from(i) << 64 | 7)),
+                m(i as u8),
+            );
+        }
+        for i in 0..500u32 {
+            let ip = IpAddr::V6(Ipv6Addr::from(u128::from(i) << 64 | 7));
+            assert_eq!(n.get(ip), Some(m(i as u8)), "{ip}");
+        }
     }
 
     #[test]
     fn oversized_ipv4_with_df_gets_frag_needed() {
         use crate::wire::layout;
-        assert_eq!(max_inner_frame(Encap::Geneve, 1500), 1456);
-        assert_eq!(max_inner_frame(Encap::Vxlan, 1500), 1464);
+        assert_eq!(max_inner_frame(Encap::Geneve, false, 1500), 1456);
+        assert_eq!(max_inner_frame(Encap::Vxlan, false, 1500), 1464);
+        assert_eq!(max_inner_frame(Encap::Geneve, true, 1500), 1436);
+        assert_eq!(max_inner_frame(Encap::Vxlan, true, 1500), 1444);
         let mut frame = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53 payload=1472"
             .parse::<crate::flow::FlowDesc>()
             .unwrap()

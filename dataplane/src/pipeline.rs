@@ -17,7 +17,7 @@ use crate::drop::DropReason;
 use crate::packet::{PacketBuf, PacketMeta, PortId, NO_LPORT};
 use crate::tables::{mac_key, Lport, MacIps, PortType, Tables};
 use crate::wire::layout::{self, Layout, Malformed};
-use crate::wire::{checksum, IpProtocol, MacAddr};
+use crate::wire::MacAddr;
 
 /// What to do with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -654,16 +654,7 @@ fn respond<B: PacketBuf, T: Tracer>(
                 tables.lports[owner.lport as usize].name,
                 owner.mac
             );
-            let f = buf.data_mut();
-            let requester = mac_at(f, l3 + 8);
-            let spa: [u8; 4] = f[l3 + 14..l3 + 18].try_into().unwrap();
-            f.copy_within(6..12, 0); // eth.dst = eth.src
-            f[6..12].copy_from_slice(&owner.mac.0);
-            f[l3 + 6..l3 + 8].copy_from_slice(&2u16.to_be_bytes()); // reply
-            f[l3 + 18..l3 + 24].copy_from_slice(&requester.0);
-            f[l3 + 24..l3 + 28].copy_from_slice(&spa);
-            f[l3 + 8..l3 + 14].copy_from_slice(&owner.mac.0);
-            f[l3 + 14..l3 + 18].copy_from_slice(&tpa.octets());
+            crate::responder::arp_reply(buf.data_mut(), l3, owner.mac, tpa);
             Some(Verdict::Reply)
         }
         ETH_IPV6 if lay.ip_proto == PROTO_ICMPV6 && lay.has(Layout::L4) => {
@@ -685,34 +676,9 @@ fn respond<B: PacketBuf, T: Tracer>(
                 tables.lports[owner.lport as usize].name,
                 owner.mac
             );
-            let requester = mac_at(frame, 6);
-            // RFC 4861 §4.4: solicited NA, override, with a target
-            // link-layer address option; sent to the solicitation's source.
-            let new_len = l3 + 40 + 32;
-            if !buf.set_len(new_len) {
+            if !crate::responder::neighbor_advert(buf, l3, target, owner.mac) {
                 return None;
             }
-            let f = buf.data_mut();
-            f[0..6].copy_from_slice(&requester.0);
-            f[6..12].copy_from_slice(&owner.mac.0);
-            f[l3 + 4..l3 + 6].copy_from_slice(&32u16.to_be_bytes()); // payload length
-            f[l3 + 6] = PROTO_ICMPV6;
-            f[l3 + 7] = 255; // hop limit (RFC 4861 §7.1.2)
-            f[l3 + 24..l3 + 40].copy_from_slice(&src_ip.octets()); // dst = requester
-            f[l3 + 8..l3 + 24].copy_from_slice(&target.octets()); // src = target
-            let l4 = l3 + 40;
-            f[l4] = ND_NA;
-            f[l4 + 1] = 0;
-            f[l4 + 2..l4 + 4].copy_from_slice(&[0, 0]);
-            f[l4 + 4..l4 + 8].copy_from_slice(&[0x60, 0, 0, 0]); // S + O
-            f[l4 + 8..l4 + 24].copy_from_slice(&target.octets());
-            f[l4 + 24] = 2; // target link-layer address
-            f[l4 + 25] = 1;
-            f[l4 + 26..l4 + 32].copy_from_slice(&owner.mac.0);
-            // RFC 4443 §2.3: checksum over the IPv6 pseudo header and message.
-            let pseudo = checksum::pseudo_header_v6(&target, &src_ip, IpProtocol::Icmpv6, 32);
-            let csum = !checksum::combine(&[pseudo, checksum::data(&f[l4..l4 + 32])]);
-            f[l4 + 2..l4 + 4].copy_from_slice(&csum.to_be_bytes());
             Some(Verdict::Reply)
         }
         _ => None,
@@ -922,18 +888,21 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
             log.record("uplink", format_args!("{} ({r})", r.as_str()));
             Verdict::Drop(r)
         }
-        Ok(crate::overlay::Uplink::ArpReply) => {
+        Ok(crate::overlay::Uplink::NeighborReply) => {
             log.record(
                 "uplink",
-                format_args!("ARP request for our tunnel address {}: answered", u.ip),
+                format_args!(
+                    "ARP request or neighbour solicitation for our tunnel address {}: answered",
+                    u.ip
+                ),
             );
             outputs.push(u.port);
             Verdict::Reply
         }
-        Ok(crate::overlay::Uplink::Arp) => {
+        Ok(crate::overlay::Uplink::Neighbor) => {
             log.record(
                 "uplink",
-                format_args!("ARP: remote endpoints learned from it, nothing sent"),
+                format_args!("ARP/ND: remote endpoints learned from it, nothing sent"),
             );
             Verdict::Drop(DropReason::NoLocalPort)
         }

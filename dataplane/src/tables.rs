@@ -10,7 +10,7 @@
 //! swaps whole snapshots atomically and bumps a generation number that also
 //! invalidates the per-worker flow caches.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,6 +40,12 @@ pub enum TableError {
     },
     #[error("port {port:?} names remote chassis {chassis}, which the underlay does not have (or the port is also local)")]
     BadChassis { port: String, chassis: u16 },
+    #[error("remote chassis {chassis:?} has tunnel endpoint {ip}, not of our endpoint's family ({ours})")]
+    EndpointFamily {
+        chassis: String,
+        ip: IpAddr,
+        ours: IpAddr,
+    },
     #[error("MAC {mac} is claimed by both {first:?} and {second:?} on switch {switch:?}")]
     DuplicateMac {
         switch: String,
@@ -185,10 +191,11 @@ pub enum Encap {
 pub struct RemoteChassis {
     /// SB Chassis name.
     pub name: String,
-    /// Its tunnel endpoint.
-    pub ip: Ipv4Addr,
+    /// Its tunnel endpoint (the same family as ours, [`Underlay::ip`]).
+    pub ip: IpAddr,
     pub encap: Encap,
-    /// A static neighbour entry for `ip` (else learned by ARP on the uplink).
+    /// A static neighbour entry for `ip` (else learned by ARP or ND on the
+    /// uplink).
     pub mac: Option<MacAddr>,
     /// A plain VTEP (OVN's `vtep_logical_switches`, a hardware gateway or a
     /// kernel VXLAN device): its VNI is the datapath key alone, and the
@@ -201,8 +208,9 @@ pub struct RemoteChassis {
 pub struct Underlay {
     /// The uplink: the local port facing the physical network.
     pub port: PortId,
-    /// Our tunnel endpoint address (the dataplane answers ARP for it).
-    pub ip: Ipv4Addr,
+    /// Our tunnel endpoint address, IPv4 or IPv6 (the dataplane answers ARP
+    /// or neighbour solicitations for it).
+    pub ip: IpAddr,
     /// The uplink's MAC, the source of our tunnel packets.
     pub mac: MacAddr,
     /// The underlay's MTU (the largest outer IP packet); inner packets that
@@ -343,6 +351,15 @@ impl Tables {
         underlay: Option<Underlay>,
     ) -> Result<Tables, TableError> {
         let n_chassis = underlay.as_ref().map_or(0, |u| u.chassis.len());
+        if let Some(u) = &underlay {
+            if let Some(c) = u.chassis.iter().find(|c| c.ip.is_ipv4() != u.ip.is_ipv4()) {
+                return Err(TableError::EndpointFamily {
+                    chassis: c.name.clone(),
+                    ip: c.ip,
+                    ours: u.ip,
+                });
+            }
+        }
         let mut t = Tables::default();
         let mut switch_names = hashbrown::HashSet::new();
         for (dp_idx, ls) in switches.iter().enumerate() {

@@ -1,11 +1,12 @@
 //! Two chassis in one process: each an engine with a VM ring port and an
 //! uplink ring port; the test is the wire between the uplinks. Proves
-//! Geneve and VXLAN encapsulation end to end through the public API: the
-//! tunnel endpoint resolved by ARP, unicast to the remote port, broadcast
+//! Geneve and VXLAN encapsulation end to end through the public API, over
+//! IPv4 and IPv6 underlays: the tunnel endpoint resolved by ARP or
+//! neighbour discovery, unicast to the remote port, broadcast
 //! replicated once to the remote chassis and delivered there, and a VNI the
 //! receiver does not have dropped with its reason.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,19 +53,28 @@ fn port(name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u1
     }
 }
 
+/// Chassis `me`'s tunnel endpoint: 192.168.100.2`me` or fd00:64::2`me`.
+fn endpoint(me: u8, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        format!("fd00:64::2{me}").parse().unwrap()
+    } else {
+        Ipv4Addr::new(192, 168, 100, 20 + me).into()
+    }
+}
+
 /// Chassis `me` (1 or 2) hosting vm`me`; the other VM is remote.
-fn chassis(me: u8, encap: Encap) -> Chassis {
+fn chassis(me: u8, encap: Encap, ipv6: bool) -> Chassis {
     let (vm_p, vm) = RingPort::new("vm", 64);
     let (up_p, uplink) = RingPort::new("uplink", 64);
     let other = 3 - me;
     let underlay = Underlay {
         port: 1,
-        ip: Ipv4Addr::new(192, 168, 100, 20 + me),
+        ip: endpoint(me, ipv6),
         mac: MacAddr([2, 0, 0, 0, 0, me]),
         mtu: 1500,
         chassis: vec![RemoteChassis {
             name: format!("hv{other}"),
-            ip: Ipv4Addr::new(192, 168, 100, 20 + other),
+            ip: endpoint(other, ipv6),
             encap,
             mac: None,
             vtep: false,
@@ -133,14 +143,15 @@ fn run_wire(a: &Chassis, b: &Chassis, mut done: impl FnMut() -> bool) -> Vec<Vec
     seen
 }
 
-fn across(encap: Encap) {
-    let hv1 = chassis(1, encap);
-    let hv2 = chassis(2, encap);
+fn across(encap: Encap, ipv6: bool) {
+    let hv1 = chassis(1, encap, ipv6);
+    let hv2 = chassis(2, encap, ipv6);
     let udp = frame(&format!(
         "eth.src={M1} eth.dst={M2} ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53"
     ));
     // The first packet finds hv2's endpoint unresolved: dropped (counted),
-    // an ARP request goes out and hv2 answers for its tunnel address.
+    // an ARP request (or neighbour solicitation) goes out and hv2 answers
+    // for its tunnel address.
     assert!(hv1.vm.inject(&udp));
     let mut got = None;
     run_wire(&hv1, &hv2, || {
@@ -171,12 +182,25 @@ fn across(encap: Encap) {
     });
     assert_eq!(got.unwrap(), back);
     let tunneled = wire.last().unwrap();
-    let (dport, vni_at) = match encap {
-        Encap::Geneve => (6081, 42 + 4),
-        Encap::Vxlan => (4789, 42 + 4),
+    // The UDP header's offset.
+    let u = if ipv6 {
+        assert_eq!(&tunneled[12..14], &[0x86, 0xdd]);
+        assert_eq!(tunneled[20], 17, "UDP right after the IPv6 header");
+        assert_ne!(&tunneled[60..62], &[0, 0], "UDP checksum over IPv6");
+        54
+    } else {
+        assert_eq!(tunneled[20] & 0x40, 0x40, "DF set on the outer header");
+        34
     };
-    assert_eq!(u16::from_be_bytes([tunneled[36], tunneled[37]]), dport);
-    assert_eq!(tunneled[20] & 0x40, 0x40, "DF set on the outer header");
+    let dport = match encap {
+        Encap::Geneve => 6081,
+        Encap::Vxlan => 4789,
+    };
+    let vni_at = u + 8 + 4;
+    assert_eq!(
+        u16::from_be_bytes([tunneled[u + 2], tunneled[u + 3]]),
+        dport
+    );
     let vni = u32::from_be_bytes([
         0,
         tunneled[vni_at],
@@ -187,8 +211,9 @@ fn across(encap: Encap) {
         // VNI = datapath key; OVN's option: ingress 2, egress 1.
         Encap::Geneve => {
             assert_eq!(vni, 5);
-            assert_eq!(&tunneled[50..56], &[0x01, 0x02, 0x80, 0x01, 0x00, 0x02]);
-            assert_eq!(&tunneled[56..58], &[0x00, 0x01]);
+            let o = u + 16;
+            assert_eq!(&tunneled[o..o + 6], &[0x01, 0x02, 0x80, 0x01, 0x00, 0x02]);
+            assert_eq!(&tunneled[o + 6..o + 8], &[0x00, 0x01]);
         }
         // VNI = datapath key | egress key << 12.
         Encap::Vxlan => assert_eq!(vni, 5 | (1 << 12)),
@@ -221,17 +246,27 @@ fn across(encap: Encap) {
 
 #[test]
 fn geneve_between_two_chassis() {
-    across(Encap::Geneve);
+    across(Encap::Geneve, false);
 }
 
 #[test]
 fn vxlan_between_two_chassis() {
-    across(Encap::Vxlan);
+    across(Encap::Vxlan, false);
+}
+
+#[test]
+fn geneve_over_ipv6_between_two_chassis() {
+    across(Encap::Geneve, true);
+}
+
+#[test]
+fn vxlan_over_ipv6_between_two_chassis() {
+    across(Encap::Vxlan, true);
 }
 
 #[test]
 fn tunnel_packets_for_unknown_datapaths_are_dropped() {
-    let hv1 = chassis(1, Encap::Geneve);
+    let hv1 = chassis(1, Encap::Geneve, false);
     // A Geneve packet from hv2 for VNI 99, which hv1 does not have.
     let mut b = dataplane::packet::HeapBuf::from_frame(&frame(&format!(
         "eth.src={M2} eth.dst={M1} ip4.src=10.0.0.2 ip4.dst=10.0.0.1 udp.dst=53"
@@ -240,8 +275,8 @@ fn tunnel_packets_for_unknown_datapaths_are_dropped() {
         encap: Encap::Geneve,
         src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
         dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-        src_ip: Ipv4Addr::new(192, 168, 100, 22),
-        dst_ip: Ipv4Addr::new(192, 168, 100, 21),
+        src_ip: endpoint(2, false),
+        dst_ip: endpoint(1, false),
         datapath_key: 99,
         ingress_key: 2,
         egress_key: 1,
@@ -265,12 +300,12 @@ fn tunnel_packets_are_traced_through_decapsulation() {
     use dataplane::pipeline::{trace_uplink, Verdict};
     let underlay = Underlay {
         port: 1,
-        ip: Ipv4Addr::new(192, 168, 100, 21),
+        ip: endpoint(1, false),
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         mtu: 1500,
         chassis: vec![RemoteChassis {
             name: "hv2".into(),
-            ip: Ipv4Addr::new(192, 168, 100, 22),
+            ip: endpoint(2, false),
             encap: Encap::Geneve,
             mac: None,
             vtep: false,
@@ -293,7 +328,7 @@ fn tunnel_packets_are_traced_through_decapsulation() {
             encap: Encap::Geneve,
             src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
             dst_mac: underlay.mac,
-            src_ip: Ipv4Addr::new(192, 168, 100, 22),
+            src_ip: endpoint(2, false),
             dst_ip: underlay.ip,
             datapath_key: vni,
             ingress_key: 2,
