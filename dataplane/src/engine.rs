@@ -120,8 +120,23 @@ pub struct Worker<P: BufPool> {
     neighbor_asked: Vec<(std::net::IpAddr, Instant)>,
     /// Scratch for [`Worker::untag_burst`].
     stage_untagged: Vec<P::Buf>,
-    /// Prebuilt outer headers per remote chassis (cleared on new tables).
-    templates: Vec<Option<overlay::Template>>,
+    /// Per remote chassis, what encapsulating to it takes (cleared on new
+    /// tables, rebuilt when a neighbour changes).
+    endpoints: Vec<Option<Endpoint>>,
+}
+
+/// A remote chassis as a worker encapsulates to it, built on first use.
+#[derive(Debug)]
+struct Endpoint {
+    /// The outer headers, with the endpoint's MAC.
+    template: overlay::Template,
+    uplink: PortId,
+    /// The largest inner frame the tunnel carries.
+    max_inner: usize,
+    /// A plain VTEP: no egress port in the VNI.
+    vtep: bool,
+    /// The [`Neighbors::generation`] the MAC was read at.
+    neighbors: u64,
 }
 
 /// Pushes an 802.1Q tag with VLAN `vid` onto every frame (into headroom).
@@ -242,7 +257,7 @@ impl<P: BufPool> Worker<P> {
             neighbors: Arc::new(Neighbors::default()),
             neighbor_asked: Vec::new(),
             stage_untagged: Vec::with_capacity(MAX_BURST),
-            templates: Vec::new(),
+            endpoints: Vec::new(),
         })
     }
 
@@ -304,7 +319,7 @@ impl<P: BufPool> Worker<P> {
             self.generation = g;
             self.tables = t;
             self.stats.table_generation.store(g, Ordering::Release);
-            self.templates.clear();
+            self.endpoints.clear();
             self.resolve_endpoints();
         }
         let mut total = 0;
@@ -458,62 +473,68 @@ impl<P: BufPool> Worker<P> {
         group: Option<u16>,
     ) {
         let c = usize::from(chassis);
-        // Decide with the tables borrowed, then act.
-        let plan = {
-            let tables = &*self.tables;
-            let Some(u) = tables.underlay.as_ref() else {
-                return self.drop(buf, DropReason::NoLocalPort);
-            };
-            let rc = &u.chassis[c];
-            let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
-                let ip = rc.ip;
-                self.ask_neighbor(ip);
-                return self.drop(buf, DropReason::NeighborUnresolved);
-            };
-            let key = |i: u32| {
-                tables
-                    .lports
-                    .get(i as usize)
-                    .map_or(0, |l| l.tunnel_key as u16)
-            };
-            let dp = match group {
-                Some(_) if inport != NO_LPORT => tables.lports[inport as usize].datapath,
-                Some(_) => return self.drop(buf, DropReason::NoLocalPort),
-                None => tables.lports[lport as usize].datapath,
-            };
-            if self.templates.len() <= c {
-                self.templates.resize(u.chassis.len().max(c + 1), None);
+        let generation = self.neighbors.generation();
+        let ready = matches!(self.endpoints.get(c), Some(Some(e)) if e.neighbors == generation);
+        if !ready {
+            if let Err(r) = self.prepare_endpoint(c, generation) {
+                return self.drop(buf, r);
             }
-            if self.templates[c]
-                .as_ref()
-                .is_none_or(|t| t.dst_mac != dst_mac)
-            {
-                self.templates[c] = Some(overlay::Template::new(
-                    rc.encap, u.mac, dst_mac, u.ip, rc.ip,
-                ));
-            }
-            (
-                tables.datapaths[usize::from(dp)].tunnel_key,
-                if inport == NO_LPORT { 0 } else { key(inport) },
-                match (rc.vtep, group) {
-                    (true, _) => 0,
-                    (false, Some(g)) => g,
-                    (false, None) => key(lport),
-                },
-                u.port,
-                overlay::max_inner_frame(rc.encap, u.ip.is_ipv6(), u.mtu),
-            )
+        }
+        let e = self.endpoints[c].as_ref().expect("prepared above");
+        let ids = &self.tables.tunnel_ids;
+        let ingress = ids.get(inport as usize).map_or(0, |i| i.port_key);
+        let (datapath_key, egress) = match (group, ids.get(lport as usize)) {
+            (None, Some(out)) => (out.datapath_key, out.port_key),
+            (Some(g), _) => match ids.get(inport as usize) {
+                Some(i) => (i.datapath_key, g),
+                None => return self.drop(buf, DropReason::NoLocalPort),
+            },
+            (None, None) => return self.drop(buf, DropReason::NoLocalPort),
         };
-        let (dp_key, ingress, egress, uplink, max) = plan;
+        // A plain VTEP looks the destination up itself.
+        let egress = if e.vtep { 0 } else { egress };
+        let (uplink, max) = (e.uplink, e.max_inner);
         if buf.len() > max {
             return self.too_big(buf, inport, (max - 14) as u16);
         }
-        let t = self.templates[c].as_ref().expect("built above");
-        if t.encapsulate(&mut buf, dp_key, ingress, egress) {
+        if e.template
+            .encapsulate(&mut buf, datapath_key, ingress, egress)
+        {
             self.enqueue(uplink, buf);
         } else {
             self.drop(buf, DropReason::NoBuffer);
         }
+    }
+
+    /// Builds what [`Worker::tunnel`] needs for remote chassis `c`, with its
+    /// endpoint's MAC as of neighbour `generation`; if that MAC is not
+    /// known, asks for it and says the packet waits in vain.
+    #[cold]
+    fn prepare_endpoint(&mut self, c: usize, generation: u64) -> Result<(), DropReason> {
+        let tables = self.tables.clone();
+        let Some((u, rc)) = tables
+            .underlay
+            .as_ref()
+            .and_then(|u| Some((u, u.chassis.get(c)?)))
+        else {
+            return Err(DropReason::NoLocalPort);
+        };
+        let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
+            self.ask_neighbor(rc.ip);
+            return Err(DropReason::NeighborUnresolved);
+        };
+        if self.endpoints.len() <= c {
+            self.endpoints
+                .resize_with(u.chassis.len().max(c + 1), || None);
+        }
+        self.endpoints[c] = Some(Endpoint {
+            template: overlay::Template::new(rc.encap, u.mac, dst_mac, u.ip, rc.ip),
+            uplink: u.port,
+            max_inner: overlay::max_inner_frame(rc.encap, u.ip.is_ipv6(), u.mtu),
+            vtep: rc.vtep,
+            neighbors: generation,
+        });
+        Ok(())
     }
 
     /// A packet too big for the tunnel: ICMP back out of its ingress port
@@ -589,7 +610,7 @@ impl<P: BufPool> Worker<P> {
         let u = tables.underlay.as_ref().expect("checked by the caller");
         for mut buf in rx.drain(..) {
             let got = overlay::receive(&mut buf, u, &self.neighbors, |k| {
-                tables.datapath_by_key.get(&k).copied()
+                tables.datapath_by_key.get(k)
             });
             match got {
                 Ok(Uplink::NeighborReply) => self.enqueue(in_port, buf),

@@ -102,6 +102,9 @@ pub enum Egress {
 #[derive(Debug)]
 pub struct Neighbors {
     slots: Box<[Slot]>,
+    /// Bumped whenever an address is learned or its MAC changes, so users
+    /// can keep what they built from a MAC until it changes.
+    generation: AtomicU64,
 }
 
 /// One neighbour: `state` is 0 (free), [`CLAIMING`] (its address being
@@ -120,6 +123,7 @@ impl Default for Neighbors {
     fn default() -> Self {
         Neighbors {
             slots: (0..NEIGHBOR_SLOTS).map(|_| Slot::default()).collect(),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -135,6 +139,12 @@ fn neighbor_key(ip: IpAddr) -> [u64; 2] {
 }
 
 impl Neighbors {
+    /// Changes whenever any MAC is learned or changes.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     fn probe(key: [u64; 2]) -> impl Iterator<Item = usize> {
         let h = (key[0] ^ key[1].rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let h = (h >> 54) as usize;
@@ -186,6 +196,7 @@ impl Neighbors {
                         slot.key[0].store(key[0], Ordering::Relaxed);
                         slot.key[1].store(key[1], Ordering::Relaxed);
                         slot.state.store(v, Ordering::Release);
+                        self.generation.fetch_add(1, Ordering::AcqRel);
                         return;
                     }
                     // Another worker is writing this slot's address.
@@ -193,6 +204,7 @@ impl Neighbors {
                     old if Self::matches(slot, key) => {
                         if old != v {
                             slot.state.store(v, Ordering::Release);
+                            self.generation.fetch_add(1, Ordering::AcqRel);
                         }
                         return;
                     }
@@ -1202,9 +1214,13 @@ mod tests {
         n.set(v4, m(1));
         assert_eq!(n.get(v4), Some(m(1)));
         assert_eq!(n.get(v6), None);
+        let g = n.generation();
+        n.set(v4, m(1));
+        assert_eq!(n.generation(), g, "the same MAC again changes nothing");
         n.set(v6, m(2));
         n.set(v4, m(3));
         assert_eq!((n.get(v4), n.get(v6)), (Some(m(3)), Some(m(2))));
+        assert_eq!(n.generation(), g + 2);
         // Many addresses: all found (open addressing across collisions).
         for i in 0..500u32 {
             n.set(

@@ -879,9 +879,7 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
             frame: buf.data().to_vec(),
         };
     };
-    let got = crate::overlay::receive(&mut buf, u, &scratch, |k| {
-        tables.datapath_by_key.get(&k).copied()
-    });
+    let got = crate::overlay::receive(&mut buf, u, &scratch, |k| tables.datapath_by_key.get(k));
     let mut outputs = Vec::new();
     let verdict = match got {
         Err(r) => {

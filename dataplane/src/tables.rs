@@ -324,12 +324,59 @@ pub struct Tables {
     /// The underlay, when this chassis has tunnels.
     pub underlay: Option<Underlay>,
     /// Datapath tunnel key → datapath index.
-    pub datapath_by_key: HashMap<u32, u16>,
+    pub datapath_by_key: KeyIndex,
     /// (datapath index, port tunnel key) → logical port.
     pub lport_by_key: HashMap<(u16, u32), u32>,
+    /// Per logical port: the keys a tunnel packet carries for it.
+    pub tunnel_ids: Vec<TunnelIds>,
     /// Per local port: the VLAN its frames carry (localnet ports on a VLAN
     /// provider network), indexed by [`PortId`].
     pub port_vlan: Vec<Option<u16>>,
+}
+
+/// A logical port's identity in a tunnel packet (OVN's encoding): its
+/// datapath's tunnel key and its own, the widths the wire carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelIds {
+    pub datapath_key: u32,
+    pub port_key: u16,
+}
+
+/// Tunnel keys to indices: a direct-indexed table for the small keys OVN
+/// allocates (from 1 up), a hash map for any beyond, so the per-packet
+/// lookup on decapsulation is usually one load.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    dense: Vec<u16>,
+    sparse: HashMap<u32, u16>,
+}
+
+impl KeyIndex {
+    /// Keys below this are direct-indexed (a table of at most 128 KiB).
+    const DENSE_KEYS: u32 = 1 << 16;
+    const ABSENT: u16 = u16::MAX;
+
+    pub fn insert(&mut self, key: u32, index: u16) {
+        if key < Self::DENSE_KEYS && index != Self::ABSENT {
+            let k = key as usize;
+            if self.dense.len() <= k {
+                self.dense.resize(k + 1, Self::ABSENT);
+            }
+            self.dense[k] = index;
+        } else {
+            self.sparse.insert(key, index);
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, key: u32) -> Option<u16> {
+        match self.dense.get(key as usize) {
+            Some(&Self::ABSENT) => None,
+            Some(&i) => Some(i),
+            None if self.sparse.is_empty() => None,
+            None => self.sparse.get(&key).copied(),
+        }
+    }
 }
 
 /// Key of the static MAC table.
@@ -459,6 +506,10 @@ impl Tables {
                     t.by_local_port[p] = idx;
                 }
                 dp.ports.push(idx);
+                t.tunnel_ids.push(TunnelIds {
+                    datapath_key: ls.tunnel_key,
+                    port_key: lp.tunnel_key as u16,
+                });
                 t.lports.push(Lport {
                     name: lp.name.clone(),
                     tunnel_key: lp.tunnel_key,
@@ -530,6 +581,22 @@ impl TablePublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_index_finds_small_and_large_keys() {
+        let mut k = KeyIndex::default();
+        k.insert(1, 0);
+        k.insert(7, 3);
+        k.insert(1 << 20, 5);
+        assert_eq!(
+            (k.get(1), k.get(7), k.get(1 << 20)),
+            (Some(0), Some(3), Some(5))
+        );
+        assert_eq!(
+            (k.get(0), k.get(2), k.get(8), k.get(1 << 21)),
+            (None, None, None, None)
+        );
+    }
 
     fn port(name: &str, key: u32, addr: &str, ps: &str, local: Option<PortId>) -> LogicalPort {
         LogicalPort {

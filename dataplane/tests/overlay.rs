@@ -360,3 +360,43 @@ fn tunnel_packets_are_traced_through_decapsulation() {
         .iter()
         .any(|(_, d)| d.contains("tunnel_unknown_datapath")));
 }
+
+/// When a remote endpoint's MAC changes (a gratuitous ARP from its address
+/// with a new MAC), tunnel packets go to the new MAC from then on.
+#[test]
+fn a_remote_endpoint_moving_to_a_new_mac_is_followed() {
+    let hv1 = chassis(1, Encap::Geneve, false);
+    let hv2 = chassis(2, Encap::Geneve, false);
+    let udp = frame(&format!(
+        "eth.src={M1} eth.dst={M2} ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53"
+    ));
+    // Resolve hv2 and get one packet across.
+    let mut got = None;
+    run_wire(&hv1, &hv2, || {
+        if got.is_none() {
+            hv1.vm.inject(&udp);
+            std::thread::sleep(Duration::from_millis(5));
+            got = hv2.vm.take();
+        }
+        got.is_some()
+    });
+    while hv1.uplink.take().is_some() {}
+    let moved = "02:00:00:00:00:99";
+    let garp = frame(&format!(
+        "arp eth.src={moved} eth.dst=ff:ff:ff:ff:ff:ff arp.op=1 arp.sha={moved} arp.spa=192.168.100.22 arp.tpa=192.168.100.22"
+    ));
+    assert!(hv1.uplink.inject(&garp));
+    std::thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "never sent to the new MAC");
+        assert!(hv1.vm.inject(&udp));
+        std::thread::sleep(Duration::from_millis(5));
+        if let Some(f) = hv1.uplink.take() {
+            if f[12..14] == [0x08, 0x00] {
+                assert_eq!(f[0..6], [2, 0, 0, 0, 0, 0x99], "outer eth.dst");
+                break;
+            }
+        }
+    }
+}
