@@ -106,6 +106,8 @@ pub struct Worker<P: BufPool> {
     tables: Arc<Tables>,
     generation: u64,
     cache: Option<FlowCache>,
+    /// The flow cache of decapsulated packets' deliveries.
+    decap_cache: Option<FlowCache>,
     rx: Vec<P::Buf>,
     tx: Vec<Vec<P::Buf>>,
     pending: Vec<PortId>,
@@ -245,6 +247,7 @@ impl<P: BufPool> Worker<P> {
             tables,
             generation,
             cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
+            decap_cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
             rx: Vec::with_capacity(MAX_BURST),
             tx: (0..ports.len())
                 .map(|_| Vec::with_capacity(MAX_BURST * 2))
@@ -356,10 +359,12 @@ impl<P: BufPool> Worker<P> {
                 self.stats.rx_packets.load(Ordering::Relaxed) + total as u64,
                 Ordering::Release,
             );
-            if let Some(c) = &self.cache {
-                self.stats.cache_hits.store(c.hits, Ordering::Relaxed);
-                self.stats.cache_misses.store(c.misses, Ordering::Relaxed);
-            }
+            let (hits, misses) = [&self.cache, &self.decap_cache]
+                .into_iter()
+                .flatten()
+                .fold((0, 0), |(h, m), c| (h + c.hits, m + c.misses));
+            self.stats.cache_hits.store(hits, Ordering::Relaxed);
+            self.stats.cache_misses.store(misses, Ordering::Relaxed);
         }
         total
     }
@@ -603,15 +608,13 @@ impl<P: BufPool> Worker<P> {
     /// decapsulated and delivered to local ports only (never back into the
     /// overlay). OVN ran the ingress pipeline on the sending chassis; the
     /// egress checks run here.
-    #[cold]
+    #[inline(never)]
     fn process_uplink(&mut self, in_port: PortId) {
         let mut rx = std::mem::take(&mut self.rx);
         let tables = self.tables.clone();
         let u = tables.underlay.as_ref().expect("checked by the caller");
         for mut buf in rx.drain(..) {
-            let got = overlay::receive(&mut buf, u, &self.neighbors, |k| {
-                tables.datapath_by_key.get(k)
-            });
+            let got = overlay::receive(&mut buf, u, &self.neighbors, |k| tables.datapath_of_key(k));
             match got {
                 Ok(Uplink::NeighborReply) => self.enqueue(in_port, buf),
                 Ok(Uplink::Neighbor | Uplink::NotOurs) => self.pool.free(buf),
@@ -629,8 +632,15 @@ impl<P: BufPool> Worker<P> {
     }
 
     /// Delivers a decapsulated frame on datapath `r.datapath`.
+    #[inline]
     fn deliver(&mut self, buf: P::Buf, tables: &Tables, r: overlay::Received) {
-        match pipeline::tunnel_delivery(tables, buf.data(), &r, &mut NoTrace) {
+        let v = match &mut self.decap_cache {
+            Some(cache) => {
+                pipeline::tunnel_delivery_cached(tables, self.generation, cache, buf.data(), &r)
+            }
+            None => pipeline::tunnel_delivery(tables, buf.data(), &r, &mut NoTrace),
+        };
+        match v {
             Verdict::Output(p) => self.enqueue(p, buf),
             Verdict::Flood {
                 datapath,

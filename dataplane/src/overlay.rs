@@ -349,8 +349,10 @@ impl Template {
         let t = udp + 8;
         match encap {
             Encap::Geneve => {
-                // Version 0, 2 words of options; no O/C bits; Ethernet.
+                // Version 0, 2 words of options; the C bit, as OVN's option
+                // type 0x80 is critical (RFC 8926 §3.4); Ethernet.
                 h[t] = 2;
+                h[t + 1] = geneve::FLAG_CRITICAL;
                 h[t + 2..t + 4].copy_from_slice(&0x6558u16.to_be_bytes());
                 h[t + 8..t + 10].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
                 h[t + 10] = geneve::OVN_OPTION_TYPE;
@@ -585,32 +587,13 @@ pub fn receive<B: PacketBuf>(
     let payload = &f[udp + 8..udp + udp_len];
     let (dp_key, ingress_key, egress, tun_len) = match be16(f, udp + 2) {
         geneve::UDP_PORT => {
-            let p =
-                geneve::Packet::new_checked(payload).map_err(|_| DropReason::TunnelMalformed)?;
-            let repr = geneve::Repr::parse(&p).map_err(|_| DropReason::TunnelMalformed)?;
-            if repr.protocol_type != crate::wire::EtherType::from(0x6558) {
-                return Err(DropReason::TunnelMalformed);
-            }
-            let mut md = None;
-            for o in geneve::Options::new(repr.options) {
-                let o = o.map_err(|_| DropReason::TunnelMalformed)?;
-                if o.class == geneve::OVN_OPTION_CLASS && o.option_type == geneve::OVN_OPTION_TYPE {
-                    md = Some(
-                        geneve::OvnMetadata::from_bytes(o.data)
-                            .ok_or(DropReason::TunnelMalformed)?,
-                    );
-                } else if o.is_critical() {
-                    // RFC 8926 §3.5: a critical option we do not understand.
-                    return Err(DropReason::TunnelCriticalOption);
-                }
-            }
-            let md = md.ok_or(DropReason::TunnelNoMetadata)?;
+            let (vni, md, len) = geneve_ovn(payload)?;
             let egress = if md.egress_port >= MC_FLOOD {
                 Egress::Group(md.egress_port)
             } else {
                 Egress::Port(md.egress_port)
             };
-            (repr.vni, md.ingress_port, egress, repr.buffer_len())
+            (vni, md.ingress_port, egress, len)
         }
         vxlan::UDP_PORT => {
             let p = vxlan::Packet::new_checked(payload).map_err(|_| DropReason::TunnelMalformed)?;
@@ -635,6 +618,45 @@ pub fn receive<B: PacketBuf>(
         egress,
         outer_len: udp + 8 + tun_len,
     }))
+}
+
+/// The VNI, OVN's metadata and the header length of a Geneve packet
+/// (`payload` is the UDP payload). The shape OVN sends, one option of
+/// OVN's class, is read at fixed offsets; anything else is parsed option
+/// by option.
+#[inline]
+fn geneve_ovn(payload: &[u8]) -> Result<(u32, geneve::OvnMetadata, usize), DropReason> {
+    // Version 0, 2 words of options, no O bit (the C bit is set: OVN's
+    // option is critical); Ethernet; option class 0x0102, type 0x80, one
+    // word (RFC 8926 §3.4, §3.5).
+    if let Some(h) = payload.first_chunk::<GENEVE_LEN>() {
+        if h[0] == 2
+            && h[1] & !geneve::FLAG_CRITICAL == 0
+            && h[2..4] == [0x65, 0x58]
+            && h[8..12] == [0x01, 0x02, 0x80, 0x01]
+        {
+            let md =
+                geneve::OvnMetadata::from_bytes(&h[12..16]).ok_or(DropReason::TunnelMalformed)?;
+            return Ok((u32::from_be_bytes([0, h[4], h[5], h[6]]), md, GENEVE_LEN));
+        }
+    }
+    let p = geneve::Packet::new_checked(payload).map_err(|_| DropReason::TunnelMalformed)?;
+    let repr = geneve::Repr::parse(&p).map_err(|_| DropReason::TunnelMalformed)?;
+    if repr.protocol_type != crate::wire::EtherType::from(0x6558) {
+        return Err(DropReason::TunnelMalformed);
+    }
+    let mut md = None;
+    for o in geneve::Options::new(repr.options) {
+        let o = o.map_err(|_| DropReason::TunnelMalformed)?;
+        if o.class == geneve::OVN_OPTION_CLASS && o.option_type == geneve::OVN_OPTION_TYPE {
+            md = Some(geneve::OvnMetadata::from_bytes(o.data).ok_or(DropReason::TunnelMalformed)?);
+        } else if o.is_critical() {
+            // RFC 8926 §3.5: a critical option we do not understand.
+            return Err(DropReason::TunnelCriticalOption);
+        }
+    }
+    let md = md.ok_or(DropReason::TunnelNoMetadata)?;
+    Ok((repr.vni, md, repr.buffer_len()))
 }
 
 /// ARP on an IPv4 uplink: learn remote endpoints, answer for our address.
@@ -995,6 +1017,47 @@ mod tests {
             assert_eq!(r.egress, Egress::Group(MC_FLOOD));
         }
         assert_eq!(overhead(Encap::Geneve, false), GENEVE_OVERHEAD);
+        // RFC 8926 §3.4: OVN's option (type 0x80) is critical, so the C bit.
+        let f = from_hv2(&underlay(), Encap::Geneve, 7, 5);
+        assert_eq!(f[42 + 1], geneve::FLAG_CRITICAL);
+    }
+
+    /// Options other than OVN's alone take the option-by-option parse: a
+    /// non-critical unknown option before OVN's is skipped.
+    #[test]
+    fn geneve_with_other_options_is_parsed_option_by_option() {
+        let u = underlay();
+        let f = from_hv2(&u, Encap::Geneve, 7, 5);
+        let mut g = f[..42].to_vec();
+        g.extend_from_slice(&[4, 0x40, 0x65, 0x58]); // 4 words of options
+        g.extend_from_slice(&f[46..50]); // VNI
+        g.extend_from_slice(&[0x01, 0x03, 0x01, 0x01, 9, 9, 9, 9]); // class 0x0103, type 1
+        g.extend_from_slice(&f[50..]);
+        let ip_len = (g.len() - 14) as u16;
+        g[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        g[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+        g[24..26].copy_from_slice(&[0, 0]);
+        let c = !checksum::data(&g[14..34]);
+        g[24..26].copy_from_slice(&c.to_be_bytes());
+        let n = Neighbors::default();
+        let got = receive(&mut HeapBuf::from_frame(&g), &u, &n, |k| {
+            (k == 7).then_some(0)
+        });
+        assert_eq!(
+            got,
+            Ok(Uplink::Tunnel(Received {
+                datapath: 0,
+                ingress_key: 3,
+                egress: Egress::Port(5),
+                outer_len: GENEVE_OVERHEAD + 8,
+            }))
+        );
+        // The same option marked critical: dropped.
+        g[42 + 10] = 0x81;
+        let got = receive(&mut HeapBuf::from_frame(&g), &u, &n, |k| {
+            (k == 7).then_some(0)
+        });
+        assert_eq!(got, Err(DropReason::TunnelCriticalOption));
     }
 
     #[test]

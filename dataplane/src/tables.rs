@@ -298,6 +298,8 @@ pub struct Datapath {
     /// other chassis goes over the physical network through it, not
     /// through tunnels (as in OVN).
     pub localnet: Option<u32>,
+    /// Port tunnel key → logical port (the egress a tunnel packet names).
+    pub ports_by_key: KeyIndex,
 }
 
 /// An ARP/ND responder entry: the owner of an address on a datapath.
@@ -325,8 +327,6 @@ pub struct Tables {
     pub underlay: Option<Underlay>,
     /// Datapath tunnel key → datapath index.
     pub datapath_by_key: KeyIndex,
-    /// (datapath index, port tunnel key) → logical port.
-    pub lport_by_key: HashMap<(u16, u32), u32>,
     /// Per logical port: the keys a tunnel packet carries for it.
     pub tunnel_ids: Vec<TunnelIds>,
     /// Per local port: the VLAN its frames carry (localnet ports on a VLAN
@@ -344,19 +344,19 @@ pub struct TunnelIds {
 
 /// Tunnel keys to indices: a direct-indexed table for the small keys OVN
 /// allocates (from 1 up), a hash map for any beyond, so the per-packet
-/// lookup on decapsulation is usually one load.
-#[derive(Debug, Default)]
+/// lookups on decapsulation are usually one load each.
+#[derive(Clone, Debug, Default)]
 pub struct KeyIndex {
-    dense: Vec<u16>,
-    sparse: HashMap<u32, u16>,
+    dense: Vec<u32>,
+    sparse: HashMap<u32, u32>,
 }
 
 impl KeyIndex {
-    /// Keys below this are direct-indexed (a table of at most 128 KiB).
-    const DENSE_KEYS: u32 = 1 << 16;
-    const ABSENT: u16 = u16::MAX;
+    /// Keys below this are direct-indexed (a table of at most 16 KiB).
+    const DENSE_KEYS: u32 = 1 << 12;
+    const ABSENT: u32 = u32::MAX;
 
-    pub fn insert(&mut self, key: u32, index: u16) {
+    pub fn insert(&mut self, key: u32, index: u32) {
         if key < Self::DENSE_KEYS && index != Self::ABSENT {
             let k = key as usize;
             if self.dense.len() <= k {
@@ -369,7 +369,7 @@ impl KeyIndex {
     }
 
     #[inline]
-    pub fn get(&self, key: u32) -> Option<u16> {
+    pub fn get(&self, key: u32) -> Option<u32> {
         match self.dense.get(key as usize) {
             Some(&Self::ABSENT) => None,
             Some(&i) => Some(i),
@@ -422,8 +422,9 @@ impl Tables {
                 remote_chassis: Vec::new(),
                 remote_unknown: Vec::new(),
                 localnet: None,
+                ports_by_key: KeyIndex::default(),
             };
-            t.datapath_by_key.insert(ls.tunnel_key, dp_idx);
+            t.datapath_by_key.insert(ls.tunnel_key, u32::from(dp_idx));
             let mut keys = hashbrown::HashSet::new();
             for lp in &ls.ports {
                 let idx = t.lports.len() as u32;
@@ -436,7 +437,7 @@ impl Tables {
                         key: lp.tunnel_key,
                     });
                 }
-                t.lport_by_key.insert((dp_idx, lp.tunnel_key), idx);
+                dp.ports_by_key.insert(lp.tunnel_key, idx);
                 let chassis = match lp.chassis {
                     Some(c) if usize::from(c) < n_chassis && lp.local_port.is_none() => Some(c),
                     Some(c) => {
@@ -531,7 +532,13 @@ impl Tables {
         Ok(t)
     }
 
-    /// The logical port bound to local port `port`, if any.
+    /// The datapath (index) whose tunnel key is `key`, if it is here.
+    #[inline]
+    pub fn datapath_of_key(&self, key: u32) -> Option<u16> {
+        self.datapath_by_key.get(key).map(|d| d as u16)
+    }
+
+    /// The logical port bound to local port `port` ([`NO_LPORT`] if none).
     #[inline]
     pub fn lport_of(&self, port: PortId) -> u32 {
         self.by_local_port

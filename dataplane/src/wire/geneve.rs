@@ -33,9 +33,9 @@ pub const MAX_VNI: u32 = 0x00ff_ffff;
 /// The only version defined (§3.4 "Ver").
 pub const VERSION: u8 = 0;
 /// O bit: control packet (§3.4).
-const FLAG_OAM: u8 = 0x80;
+pub const FLAG_OAM: u8 = 0x80;
 /// C bit: critical options present (§3.4).
-const FLAG_CRITICAL: u8 = 0x40;
+pub const FLAG_CRITICAL: u8 = 0x40;
 /// Length of an option's own header: class, type, flags and length (§3.5).
 pub const OPTION_HEADER_LEN: usize = 4;
 /// Longest option data: 31 four-byte multiples (§3.5 "Length").
