@@ -254,6 +254,7 @@ fn verdict_line(tables: &Tables, port_names: &[String], report: &pipeline::Trace
     };
     let mut s = match report.verdict {
         Verdict::Drop(r) => format!("verdict: drop, reason {} ({r})\n", r.as_str()),
+        Verdict::Consumed => "verdict: consumed by the switch, nothing sent\n".to_string(),
         _ if report.outputs.is_empty() => "verdict: drop, no egress port\n".to_string(),
         _ => {
             let outs: Vec<String> = report

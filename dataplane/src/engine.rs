@@ -426,6 +426,7 @@ impl<P: BufPool> Worker<P> {
             Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
             Verdict::Reply => self.enqueue(in_port, buf),
             Verdict::Drop(r) => self.drop(buf, r),
+            Verdict::Consumed => self.pool.free(buf),
             Verdict::Flood {
                 datapath,
                 unknown_only,
@@ -647,7 +648,7 @@ impl<P: BufPool> Worker<P> {
                 unknown_only,
             } => self.flood_local(buf, datapath, unknown_only),
             Verdict::Drop(reason) => self.drop(buf, reason),
-            Verdict::Reply | Verdict::Tunnel { .. } => {
+            Verdict::Reply | Verdict::Tunnel { .. } | Verdict::Consumed => {
                 self.drop(buf, DropReason::TunnelUnknownPort)
             }
         }

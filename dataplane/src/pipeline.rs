@@ -36,6 +36,10 @@ pub enum Verdict {
     Tunnel { chassis: u16, lport: u32 },
     /// Drop and count.
     Drop(DropReason),
+    /// Taken by the switch, not forwarded and not a drop: ARP or neighbour
+    /// discovery on the uplink it learned from, or the host's own traffic
+    /// there (left to the kernel).
+    Consumed,
 }
 
 /// Receives each stage's decision when tracing.
@@ -961,7 +965,7 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
                 "uplink",
                 format_args!("ARP/ND: remote endpoints learned from it, nothing sent"),
             );
-            Verdict::Drop(DropReason::NoLocalPort)
+            Verdict::Consumed
         }
         Ok(crate::overlay::Uplink::NotOurs) => {
             log.record(
@@ -971,7 +975,7 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
                     u.ip
                 ),
             );
-            Verdict::Drop(DropReason::NoLocalPort)
+            Verdict::Consumed
         }
         Ok(crate::overlay::Uplink::Tunnel(r)) => {
             let dp = &tables.datapaths[usize::from(r.datapath)];
@@ -1006,7 +1010,7 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
         }
     };
     if let Verdict::Drop(r) = verdict {
-        if outputs.is_empty() && !matches!(r, DropReason::NoLocalPort) {
+        if outputs.is_empty() {
             log.record("drop", format_args!("{} ({r})", r.as_str()));
         }
     }
@@ -1085,6 +1089,8 @@ pub fn trace<B: PacketBuf>(tables: &Tables, in_port: PortId, mut buf: B) -> Trac
             }
         }
         Verdict::Drop(r) => log.record("drop", format_args!("{} ({r})", r.as_str())),
+        // The forwarding pipeline consumes nothing; only the uplink does.
+        Verdict::Consumed => {}
     }
     TraceReport {
         stages: log.stages,

@@ -359,6 +359,22 @@ fn tunnel_packets_are_traced_through_decapsulation() {
         .stages
         .iter()
         .any(|(_, d)| d.contains("tunnel_unknown_datapath")));
+    // ARP from the other chassis is learned from; the host's own traffic
+    // is left to it: neither is a drop.
+    let garp = frame("arp eth.src=02:00:00:00:00:02 eth.dst=ff:ff:ff:ff:ff:ff arp.op=1 arp.sha=02:00:00:00:00:02 arp.spa=192.168.100.22 arp.tpa=192.168.100.22");
+    let r = trace_uplink(&tables, HeapBuf::from_frame(&garp));
+    assert_eq!(r.verdict, Verdict::Consumed);
+    assert!(r.outputs.is_empty());
+    let host = frame("eth.src=02:00:00:00:00:02 eth.dst=02:00:00:00:00:01 ip4.src=192.168.100.22 ip4.dst=192.168.100.11 tcp.dst=22");
+    let r = trace_uplink(&tables, HeapBuf::from_frame(&host));
+    assert_eq!(r.verdict, Verdict::Consumed);
+    assert!(
+        r.stages
+            .iter()
+            .any(|(_, d)| d.contains("the host's own traffic")),
+        "{:?}",
+        r.stages
+    );
 }
 
 /// When a remote endpoint's MAC changes (a gratuitous ARP from its address
