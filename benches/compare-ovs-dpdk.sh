@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: switchyard's L2 switching against Open vSwitch with
-# DPDK (NORMAL action), on the same pcap, the same source and sink, one core.
+# Side-by-side benchmark: switchyard against Open vSwitch with DPDK on the
+# same pcap, the same source and sink, one core: L2 switching (OVS's NORMAL
+# action) and the overlay scenarios (OVS's userspace tunnelling, the
+# datapath actions tnl_push and tnl_pop).
 #
 # Both switches read the pcap the suite generates (dataplane/examples/
 # dpdk_bench.rs --write-pcap) through net_pcap with infinite_rx=1 and send
@@ -10,14 +12,52 @@
 # both see the same noise of a shared machine.
 #
 # - ours: `dpdk_bench --scenario S --pcap FILE --hugepages`, the node's own
-#   Worker on a logical switch vm0 -> vm1 with port security.
+#   Worker: a logical switch vm0 -> vm1 with port security; in the overlay
+#   scenarios the far VM is on the remote chassis hv2 behind the uplink.
 # - theirs: /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk with its own
-#   ovsdb-server and conf.db in a private run directory; bridge br0
-#   datapath_type=netdev, one PMD (pmd-cpu-mask), port `src` (the pcap) and
-#   `sink`, the single OpenFlow rule actions=NORMAL, and vm1's MAC put in
-#   the FDB on `sink` with `ovs-appctl fdb/add` before traffic starts, so
-#   nothing floods (the script checks that the bridge's LOCAL port sent
-#   nothing). OVS defaults otherwise (EMC on, SMC off).
+#   ovsdb-server and conf.db in a private run directory, in a network
+#   namespace of its own (see "tunnel IP" below), one PMD (pmd-cpu-mask),
+#   bridges datapath_type=netdev, the pcap port `src` (always OpenFlow port
+#   1 of its bridge) and `sink` (port 2 of its bridge), explicit OpenFlow
+#   rules; OVS defaults otherwise (EMC on, SMC off, no tunnel checksums).
+#   Configured per scenario (ovs_mode below; the table names it):
+#   * NORMAL (dpdk-l2-*, and dpdk-vxlan-10k / dpdk-geneve-10k, which ours
+#     L2-switches as plain UDP too): bridge br0 with src and sink, the single
+#     rule actions=NORMAL, and vm1's MAC put in the FDB on sink with
+#     `ovs-appctl fdb/add` before traffic starts, so nothing floods.
+#   * VXLAN / Geneve encap (dpdk-{vxlan,geneve}-encap-10k): br-int holds src
+#     and the tunnel port (type=vxlan or geneve, options remote_ip = hv2's
+#     192.168.100.22, local_ip = our 192.168.100.21, key=flow); br-phy holds
+#     sink and has our uplink MAC (other_config:hwaddr=02:00:00:00:01:21).
+#     `ovs-appctl ovs/route/add 192.168.100.21/24 br-phy` and `tnl/arp/set
+#     br-phy 192.168.100.22 02:00:00:00:01:22` (hv2's MAC), so nothing
+#     ARPs. Rules: br-int in_port=src actions=set_field:KEY->tun_id
+#     [,set_field:0x10002->tun_metadata0],output:tunnel; br-phy
+#     in_port=LOCAL actions=output:sink (OVS runs the pushed packet through
+#     br-phy as if from its LOCAL port). The datapath action is tnl_push.
+#   * VXLAN / Geneve decap (dpdk-{vxlan,geneve}-decap-10k): br-phy holds src
+#     (hv2's tunnel packets to our uplink MAC and IP) with the same MAC, IP
+#     and route; br-int holds the tunnel port (same options) and sink.
+#     Rules: br-phy in_port=src actions=LOCAL, which OVS turns into tnl_pop
+#     as the packets match a listening tunnel port (`tnl/ports/show`);
+#     br-int in_port=tunnel,tun_id=KEY[,tun_metadata0=0x10002]
+#     actions=output:sink. The popped packet recirculates: two datapath
+#     passes per packet.
+#   KEY is what ours puts on the wire (dpdk_bench.rs, OVN's encoding):
+#   VXLAN VNI 0x2001 (datapath 1 | egress port key 2 << 12); Geneve VNI 1
+#   and OVN's option (class 0x0102, type 0x80, 4 bytes: ingress 1, egress 2
+#   = 0x10002), mapped to tun_metadata0 with `ovs-ofctl add-tlv-map`.
+#   Tunnel IP: OVS 3.1 cannot be given a tunnel endpoint address in
+#   userspace alone. There is no tnl/route/add; ovs/route/add refuses a route
+#   whose bridge has no address in that prefix ("Error while inserting
+#   route."; 3.1 takes no src= either), and the table of listening tunnel
+#   ports is built from the bridge's addresses, which for the netdev
+#   datapath's LOCAL port are the kernel addresses of its tap. So the
+#   script puts 192.168.100.21/24 on the br-phy tap inside OVS's private
+#   network namespace (the tap stays down, so the kernel sends nothing
+#   through it); the host's own interfaces and routes never see it, nor
+#   OVS's persistent taps (ovs-netdev, one per bridge), which an OVS in the
+#   host's namespace leaves behind.
 #
 # What is counted, the same way for both: packets out of the sink as the
 # net_null PMD counts them (rte_eth_stats.opackets: our EthStats, OVS's
@@ -26,17 +66,27 @@
 # CLOCK_THREAD_CPUTIME_ID, OVS's PMD thread /proc/PID/task/TID/schedstat:
 # both the kernel's sum_exec_runtime, which leaves out time the core ran
 # something else) = Mpps per core; and divided by wall time = wall Mpps.
-# Cycles per packet = that CPU time in TSC cycles.
+# Cycles per packet = that CPU time in TSC cycles. Encap counts tunnel
+# packets out of the uplink sink, decap inner frames out of vm1's sink.
+# An OVS run fails (and the table says so) if the sink sent less than 99%
+# of what src received, if a bridge's LOCAL port (the kernel tap) sent or
+# received anything (flooding, or the kernel talking), or if the datapath
+# flows (`ovs-appctl dpctl/dump-flows`, shown for round 1) lack the
+# expected tnl_push with our VNI (and Geneve option) or tnl_pop and the
+# recirculated flow on our tunnel key.
 #
 # Usage (root; builds the example first):
 #   benches/compare-ovs-dpdk.sh [--rounds 3] [--seconds 10] [--warmup 3]
 #       [--core 1] [--hugepages 2048] [--scenario dpdk-l2-10k ...]
-# Default scenarios: dpdk-l2-1flow dpdk-l2-10k. OVS-DPDK cannot take
-# dpdk-l2-1m: its shared mempool (at most 262144 mbufs) is smaller than the
-# pcap, which net_pcap's infinite_rx holds in mbufs.
+# Default scenarios: dpdk-l2-1flow dpdk-l2-10k. The overlay ones:
+# dpdk-vxlan-encap-10k dpdk-vxlan-decap-10k dpdk-geneve-encap-10k
+# dpdk-geneve-decap-10k. OVS-DPDK cannot take dpdk-l2-1m: its shared
+# mempool (at most 262144 mbufs) is smaller than the pcap, which net_pcap's
+# infinite_rx holds in mbufs.
 # It installs openvswitch-switch-dpdk with apt-get if missing, raises
 # nr_hugepages to --hugepages if lower (and restores it), and removes its
-# run directory and stops every process it started on exit, even on failure.
+# run directory and network namespace and stops every process it started
+# on exit, even on failure.
 set -euo pipefail
 
 rounds=3
@@ -60,6 +110,27 @@ done
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(dpdk-l2-1flow dpdk-l2-10k)
 [ "$(id -u)" = 0 ] || { echo "needs root (hugepages, DPDK)" >&2; exit 1; }
 
+# The scenario -> OVS configuration mapping (see the header).
+ovs_mode() {
+    case $1 in
+    dpdk-vxlan-encap-*) echo vxlan-encap ;;
+    dpdk-vxlan-decap-*) echo vxlan-decap ;;
+    dpdk-geneve-encap-*) echo geneve-encap ;;
+    dpdk-geneve-decap-*) echo geneve-decap ;;
+    *) echo normal ;;
+    esac
+}
+# What OVS ran, for the table.
+ovs_label() {
+    case $1 in
+    normal) echo "NORMAL" ;;
+    vxlan-encap) echo "VXLAN encap: output to a vxlan port (tnl_push)" ;;
+    vxlan-decap) echo "VXLAN decap: tnl_pop, recirculation, vxlan port -> sink" ;;
+    geneve-encap) echo "Geneve encap with OVN's option (tnl_push)" ;;
+    geneve-decap) echo "Geneve decap: tnl_pop, recirculation, geneve port -> sink" ;;
+    esac
+}
+
 cd "$(dirname "$0")/.."
 vswitchd=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 if [ ! -x "$vswitchd" ]; then
@@ -74,6 +145,7 @@ others=$(awk -v c="$core" '/^processor/ && $3 != c { printf "%s%s", s, $3; s = "
 [ -n "$others" ] || { echo "needs a core besides $core" >&2; exit 1; }
 
 run=$(mktemp -d /tmp/sy-compare-ovs.XXXXXX)
+netns=sy-compare-ovs-${run##*.}
 hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
 ours_pid=
 
@@ -97,6 +169,7 @@ cleanup() {
     if [ -n "$ours_pid" ]; then kill "$ours_pid" 2>/dev/null; wait "$ours_pid" 2>/dev/null; fi
     stop_daemon ovs-vswitchd
     stop_daemon ovsdb-server
+    if ip netns list | grep -qw "^$netns"; then ip netns delete "$netns"; fi
     if [ "$(cat /proc/sys/vm/nr_hugepages)" != "$hugepages_before" ]; then
         echo "$hugepages_before" >/proc/sys/vm/nr_hugepages
     fi
@@ -108,11 +181,19 @@ trap 'exit 130' INT TERM
 if [ "$hugepages_before" -lt "$hugepages" ]; then
     echo "$hugepages" >/proc/sys/vm/nr_hugepages
 fi
+ip netns add "$netns"
 
 export OVS_RUNDIR=$run OVS_LOGDIR=$run OVS_DBDIR=$run OVS_SYSCONFDIR=$run
 vsctl=(ovs-vsctl --db="unix:$run/db.sock" --timeout=120)
 appctl=(ovs-appctl -t "$run/ovs-vswitchd.ctl")
-vm1_mac=02:00:00:00:00:01 # the scenarios' destination (dpdk_bench.rs: mac(1))
+# The addresses and keys of the scenarios (dpdk_bench.rs: mac(), underlay(),
+# and what its overlay puts on the wire).
+vm1_mac=02:00:00:00:00:01
+local_ip=192.168.100.21 local_mac=02:00:00:00:01:21   # our uplink
+remote_ip=192.168.100.22 remote_mac=02:00:00:00:01:22 # the remote chassis hv2
+vxlan_vni=0x2001  # OVN's VXLAN mode: datapath key 1, egress port key 2 << 12
+geneve_vni=0x1    # the datapath key
+ovn_option=0x10002 # Geneve class 0x0102 type 0x80: ingress key 1, egress key 2
 
 ovsdb-tool create "$run/conf.db" /usr/share/openvswitch/vswitch.ovsschema
 taskset -c "$others" ovsdb-server "$run/conf.db" --remote="punix:$run/db.sock" \
@@ -122,36 +203,141 @@ taskset -c "$others" ovsdb-server "$run/conf.db" --remote="punix:$run/db.sock" \
 "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
     "other_config:dpdk-extra=--no-pci --in-memory" \
     "other_config:pmd-cpu-mask=$(printf '0x%x' $((1 << core)))"
-"${vsctl[@]}" --no-wait add-br br0 -- set Bridge br0 datapath_type=netdev \
-    -- add-port br0 sink -- set Interface sink type=dpdk \
-    options:dpdk-devargs=net_null0,no-rx=1 ofport_request=2
 
-# One `ovs-ofctl dump-ports` reading of every port, the same instant for
-# all: "src-rx sink-tx local-tx".
-port_packets() {
-    ovs-ofctl dump-ports br0 | awk '
-        /^ *port/ { port = $2; sub(/:$/, "", port) }
-        { for (i = 1; i < NF; i++) if ($i ~ /^(rx|tx)$/ && $(i + 1) ~ /^pkts=/) {
-            v = $(i + 1); sub(/pkts=/, "", v); sub(/,/, "", v); n[port " " $i] = v } }
-        END { print n["1 rx"], n["2 tx"], n["LOCAL tx"] }'
+# OVS's configuration of the current scenario: set by ovs_configure.
+mode='' bridges='' src_br='' sink_br='' tun_type='' tun_port='' tun_ofport='' tun_key=''
+
+# Writes the bridges and ports of mode $1 into conf.db (all but src, which
+# each run adds), while no ovs-vswitchd runs.
+ovs_configure() {
+    mode=$1
+    "${vsctl[@]}" --no-wait -- --if-exists del-br br0 -- --if-exists del-br br-int \
+        -- --if-exists del-br br-phy
+    case $mode in
+    normal) src_br=br0 sink_br=br0 ;;
+    *-encap) src_br=br-int sink_br=br-phy tun_ofport=2 ;;
+    *-decap) src_br=br-phy sink_br=br-int tun_ofport=1 ;;
+    esac
+    local sink=(-- add-port "$sink_br" sink -- set Interface sink type=dpdk
+        "options:dpdk-devargs=net_null0,no-rx=1" ofport_request=2)
+    if [ "$mode" = normal ]; then
+        bridges=br0
+        "${vsctl[@]}" --no-wait add-br br0 -- set Bridge br0 datapath_type=netdev "${sink[@]}"
+        return
+    fi
+    bridges="br-int br-phy" tun_type=${mode%-*} tun_port=${mode%-*}0
+    case $tun_type in
+    vxlan) tun_key=$vxlan_vni ;;
+    geneve) tun_key=$geneve_vni ;;
+    esac
+    "${vsctl[@]}" --no-wait add-br br-phy -- set Bridge br-phy datapath_type=netdev \
+        other_config:hwaddr=$local_mac \
+        -- add-br br-int -- set Bridge br-int datapath_type=netdev \
+        -- add-port br-int "$tun_port" -- set Interface "$tun_port" type="$tun_type" \
+        options:remote_ip=$remote_ip options:local_ip=$local_ip options:key=flow \
+        ofport_request="$tun_ofport" \
+        "${sink[@]}"
 }
 
-# Runs OVS-DPDK on pcap $1; prints "mpps_per_core mpps_wall cycles packets",
-# or fails if OVS could not open the pcap port.
+# What conf.db does not hold, for each start of ovs-vswitchd: the tunnel IP,
+# route and neighbour, the TLV map, the FDB entry, the OpenFlow rules.
+ovs_flows() {
+    if [ "$mode" = normal ]; then
+        "${appctl[@]}" fdb/add br0 sink 0 "$vm1_mac" >/dev/null &&
+            ovs-ofctl del-flows br0 && ovs-ofctl add-flow br0 actions=NORMAL
+        return
+    fi
+    # ovs-vswitchd creates the br-phy tap on its first start: a persistent
+    # tap, which outlives the daemon and goes with the namespace.
+    for _ in $(seq 100); do
+        ip -n "$netns" link show br-phy >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    # (replace: the tap is persistent, it keeps the address of the last run)
+    ip -n "$netns" addr replace "$local_ip/24" dev br-phy || return 1
+    # OVS sees the address once it has read the netlink notification.
+    for i in $(seq 50); do
+        "${appctl[@]}" ovs/route/add "$local_ip/24" br-phy >/dev/null 2>&1 && break
+        [ "$i" != 50 ] || { echo "ovs/route/add $local_ip/24 br-phy failed" >&2; return 1; }
+        sleep 0.1
+    done
+    "${appctl[@]}" tnl/arp/set br-phy "$remote_ip" "$remote_mac" >/dev/null || return 1
+    local set_md='' match_md=''
+    if [ "$tun_type" = geneve ]; then
+        ovs-ofctl add-tlv-map br-int "{class=0x102,type=0x80,len=4}->tun_metadata0" || return 1
+        set_md=",set_field:$ovn_option->tun_metadata0"
+        match_md=",tun_metadata0=$ovn_option"
+    fi
+    ovs-ofctl del-flows br-int && ovs-ofctl del-flows br-phy || return 1
+    # src is OpenFlow port 1 of its bridge, sink port 2 of its bridge.
+    case $mode in
+    *-encap)
+        ovs-ofctl add-flow br-int "in_port=1,actions=set_field:$tun_key->tun_id$set_md,output:$tun_ofport" &&
+            ovs-ofctl add-flow br-phy in_port=LOCAL,actions=output:2 || return 1
+        ;;
+    *-decap)
+        ovs-ofctl add-flow br-phy in_port=1,actions=LOCAL &&
+            ovs-ofctl add-flow br-int "in_port=$tun_ofport,tun_id=$tun_key$match_md,actions=output:2" || return 1
+        # tnl_pop needs a listening port on our MAC and IP.
+        for i in $(seq 50); do
+            "${appctl[@]}" tnl/ports/show -v | grep -q "dst=$local_mac.*dst=$local_ip," && break
+            [ "$i" != 50 ] || { echo "OVS lists no tunnel port on $local_ip:" >&2
+                "${appctl[@]}" tnl/ports/show -v >&2; return 1; }
+            sleep 0.1
+        done
+        ;;
+    esac
+}
+
+# Checks the datapath flows of the last run ($run/dp-flows.txt) for the
+# tunnel actions of the mode.
+ovs_check_datapath() {
+    local f=$run/dp-flows.txt want
+    case $mode in
+    normal) return 0 ;;
+    vxlan-encap) want="tnl_push(.*vxlan(flags=0x8000000,vni=$tun_key)" ;;
+    geneve-encap) want="tnl_push(.*geneve(.*vni=$tun_key,options({class=0x102,type=0x80,len=4,$ovn_option}))" ;;
+    *-decap) want="actions:tnl_pop(" ;;
+    esac
+    grep -q "$want" "$f" || { echo "no datapath flow with $want:" >&2; cat "$f" >&2; return 1; }
+    if [ "${mode#*-}" = decap ] && ! grep -q "^tunnel(tun_id=$tun_key,src=$remote_ip,dst=$local_ip," "$f"; then
+        echo "no recirculated datapath flow from the tunnel with key $tun_key:" >&2
+        cat "$f" >&2
+        return 1
+    fi
+}
+
+# One reading of `ovs-ofctl dump-ports` of every bridge (one after the other,
+# milliseconds apart): "src-rx sink-tx local", local = packets the LOCAL
+# ports of all bridges sent or received.
+port_packets() {
+    local b
+    for b in $bridges; do ovs-ofctl dump-ports "$b" | sed "s/^/$b /"; done | awk -v s="$src_br" -v k="$sink_br" '
+        $2 == "port" { port = $3; sub(/:$/, "", port) }
+        { for (i = 2; i < NF; i++) if ($i ~ /^(rx|tx)$/ && $(i + 1) ~ /^pkts=/) {
+            v = $(i + 1); sub(/pkts=/, "", v); sub(/,/, "", v); n[$1 " " port " " $i] = v
+            if (port == "LOCAL") l += v } }
+        END { print n[s " 1 rx"], n[k " 2 tx"], l + 0 }'
+}
+
+# Runs OVS-DPDK on pcap $1, configured for mode $mode; prints
+# "mpps_per_core mpps_wall cycles packets", or fails if OVS could not open
+# the pcap port or did not forward as configured. $2 = 1: show the
+# datapath flows.
 # (Called with a redirection, not in $(...): a subshell would hide the
 # processes it starts from cleanup.)
 ovs_run() {
-    local pcap=$1 pid pmd tsc_khz t0 t1 cpu0 cpu1 src0 sink0 local0 src1 sink1 local1
+    local pcap=$1 show_flows=${2:-0} pid pmd tsc_khz t0 t1 cpu0 cpu1 src0 sink0 local0 src1 sink1 local1
     rm -f "$run/ovs-vswitchd.log" # a log of this run only (checked for errors below)
-    taskset -c "$others" "$vswitchd" "unix:$run/db.sock" --pidfile="$run/ovs-vswitchd.pid" \
-        --unixctl="$run/ovs-vswitchd.ctl" --log-file="$run/ovs-vswitchd.log" --detach 2>/dev/null ||
+    ip netns exec "$netns" taskset -c "$others" "$vswitchd" "unix:$run/db.sock" \
+        --pidfile="$run/ovs-vswitchd.pid" --unixctl="$run/ovs-vswitchd.ctl" \
+        --log-file="$run/ovs-vswitchd.log" --detach 2>/dev/null ||
         { tail -20 "$run/ovs-vswitchd.log" >&2; return 1; }
     pid=$(cat "$run/ovs-vswitchd.pid")
     "${vsctl[@]}" wait-until Interface sink ofport=2
-    "${appctl[@]}" fdb/add br0 sink 0 "$vm1_mac" >/dev/null
-    ovs-ofctl del-flows br0
-    ovs-ofctl add-flow br0 actions=NORMAL
-    "${vsctl[@]}" --no-wait add-port br0 src -- set Interface src type=dpdk \
+    [ "$mode" = normal ] || "${vsctl[@]}" wait-until Interface "$tun_port" ofport="$tun_ofport"
+    ovs_flows || { stop_daemon ovs-vswitchd; return 1; }
+    "${vsctl[@]}" --no-wait add-port "$src_br" src -- set Interface src type=dpdk \
         "options:dpdk-devargs=net_pcap0,rx_pcap=$pcap,infinite_rx=1" ofport_request=1
     # Loading a big pcap takes a while; a port that fails leaves ofport
     # empty and says why in the log only.
@@ -166,7 +352,7 @@ ovs_run() {
         echo "OVS-DPDK could not open the pcap port:" >&2
         grep -E '\|(ERR|EMER)\|' "$run/ovs-vswitchd.log" | tail -3 | sed 's/^/    /' >&2
         stop_daemon ovs-vswitchd
-        "${vsctl[@]}" --no-wait del-port br0 src
+        "${vsctl[@]}" --no-wait del-port src
         return 1
     fi
     pmd=$(grep -l '^pmd' /proc/"$pid"/task/*/comm | head -1 | xargs dirname)
@@ -177,14 +363,24 @@ ovs_run() {
     sleep "$seconds"
     t1=$(date +%s%N); read -r src1 sink1 local1 < <(port_packets); cpu1=$(cut -d' ' -f1 "$pmd/schedstat")
     "${appctl[@]}" dpif-netdev/pmd-stats-show >"$run/pmd-stats.txt"
+    "${appctl[@]}" dpctl/dump-flows >"$run/dp-flows.txt"
     stop_daemon ovs-vswitchd
-    "${vsctl[@]}" --no-wait del-port br0 src
+    "${vsctl[@]}" --no-wait del-port src
     if [ "$local1" != "$local0" ]; then
-        echo "OVS flooded: the LOCAL port sent $((local1 - local0)) packets" >&2
+        echo "OVS flooded or the kernel talked: LOCAL ports passed $((local1 - local0)) packets" >&2
         return 1
     fi
+    ovs_check_datapath || return 1
     echo "    OVS: $((src1 - src0)) received, $((sink1 - sink0)) out of the sink;" \
-        "PMD: $(grep -m3 -E 'emc hits|megaflow hits|avg processing cycles' "$run/pmd-stats.txt" | tr -s ' ' | tr '\n' ';')" >&2
+        "PMD: $(grep -m4 -E 'datapath passes|emc hits|megaflow hits|avg processing cycles' "$run/pmd-stats.txt" | tr -s ' ' | tr '\n' ';')" >&2
+    if [ "$show_flows" = 1 ]; then
+        echo "    OVS datapath flows:" >&2
+        sed 's/^/      /' "$run/dp-flows.txt" >&2
+    fi
+    if [ $((sink1 - sink0)) -lt $(((src1 - src0) * 99 / 100)) ]; then
+        echo "OVS sent only $((sink1 - sink0)) of the $((src1 - src0)) packets it received" >&2
+        return 1
+    fi
     awk -v p=$((sink1 - sink0)) -v c=$((cpu1 - cpu0)) -v w=$((t1 - t0)) -v k="$tsc_khz" \
         'BEGIN { printf "%.3f %.3f %.1f %d\n", p / c * 1e3, p / w * 1e3, c / p * k / 1e6, p }'
 }
@@ -210,21 +406,22 @@ echo "# load before:"
 load | sed 's/^/#   /'
 results=$run/results
 : >"$results"
-printf '%-16s %5s %-6s %10s %10s %8s %12s\n' scenario round switch "Mpps/core" "wall Mpps" "cyc/pkt" packets
+printf '%-21s %5s %-6s %10s %10s %8s %12s\n' scenario round switch "Mpps/core" "wall Mpps" "cyc/pkt" packets
 for s in "${scenarios[@]}"; do
     pcap=$run/$s.pcap
     "$bench" --scenario "$s" --write-pcap "$pcap"
+    ovs_configure "$(ovs_mode "$s")"
     for r in $(seq "$rounds"); do
         for who in ours ovs; do
             if [ "$who" = ours ]; then
                 ours_run "$s" "$pcap" >"$run/line"
-            elif ! ovs_run "$pcap" >"$run/line"; then
-                printf '%-16s %5s %-6s %10s\n' "$s" "$r" "$who" "failed"
+            elif ! ovs_run "$pcap" "$((r == 1))" >"$run/line"; then
+                printf '%-21s %5s %-6s %10s\n' "$s" "$r" "$who" "failed"
                 echo "$s $r ovs-failed" >>"$results"
                 continue
             fi
             read -r per_core wall cycles packets <"$run/line"
-            printf '%-16s %5s %-6s %10.2f %10.2f %8.1f %12s\n' "$s" "$r" "$who" "$per_core" "$wall" "$cycles" "$packets"
+            printf '%-21s %5s %-6s %10.2f %10.2f %8.1f %12s\n' "$s" "$r" "$who" "$per_core" "$wall" "$cycles" "$packets"
             echo "$s $r $who $per_core $wall $cycles $packets" >>"$results"
         done
     done
@@ -233,10 +430,10 @@ done
 echo "# load after:"
 load | sed 's/^/#   /'
 echo
-echo "| scenario | ours Mpps/core (median, min-max) | OVS-DPDK NORMAL Mpps/core | ratio (median of rounds, min-max) | ours / OVS wall Mpps (median) | ours / OVS cycles/pkt (median) |"
-echo "|---|---|---|---|---|---|"
+echo "| scenario | OVS-DPDK ran | ours Mpps/core (median, min-max) | OVS-DPDK Mpps/core | ratio (median of rounds, min-max) | ours / OVS wall Mpps (median) | ours / OVS cycles/pkt (median) |"
+echo "|---|---|---|---|---|---|---|"
 for s in "${scenarios[@]}"; do
-    awk -v s="$s" '
+    awk -v s="$s" -v ran="$(ovs_label "$(ovs_mode "$s")")" '
         function median(a, n,   i, j, t) {
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
@@ -246,13 +443,13 @@ for s in "${scenarios[@]}"; do
         $1 == s && $3 == "ovs-failed" { failed = 1 }
         END {
             if (failed) {
-                printf "| %s | %.2f | failed (see above) | - | %.2f / - | %.0f / - |\n", s, median(op, no), median(ow, no), median(oc, no)
+                printf "| %s | %s | %.2f | failed (see above) | - | %.2f / - | %.0f / - |\n", s, ran, median(op, no), median(ow, no), median(oc, no)
                 exit
             }
             n = 0
             for (r in o) if (r in v) { ratio[++n] = o[r] / v[r]; a[n] = o[r]; b[n] = v[r] }
             # median() sorts its array: then [1] and [n] are min and max.
-            m = median(a, n); printf "| %s | %.2f (%.2f-%.2f) |", s, m, a[1], a[n]
+            m = median(a, n); printf "| %s | %s | %.2f (%.2f-%.2f) |", s, ran, m, a[1], a[n]
             m = median(b, n); printf " %.2f (%.2f-%.2f) |", m, b[1], b[n]
             m = median(ratio, n); printf " %.2fx (%.2f-%.2f) |", m, ratio[1], ratio[n]
             printf " %.2f / %.2f |", median(ow, no), median(vw, nv)
