@@ -1,5 +1,5 @@
-//! The DPDK scenarios of the benchmark suite: L2 switching on DPDK ports,
-//! one worker core.
+//! The DPDK scenarios of the benchmark suite: L2 switching, Geneve and
+//! VXLAN encapsulation and decapsulation on DPDK ports, one worker core.
 //!
 //! Every scenario writes its own pcap (64-byte UDP/IPv4 frames from vm0 to
 //! vm1, or the same flows inside VXLAN or Geneve), replays it with
@@ -17,10 +17,12 @@
 //!   leaves out the time the core ran something else or was stolen;
 //! - `cycles_per_packet`: that CPU time in TSC cycles.
 //!
-//! The tunnel scenarios address the outer frame from vm0 to vm1, so today
-//! they are L2-switched as plain UDP: they measure parsing and switching
-//! of bigger frames, not decapsulation (which arrives with the overlay
-//! issue, and will change what these scenarios do).
+//! Two kinds of tunnel scenarios: `dpdk-{vxlan,geneve}-10k` address the
+//! outer frame from vm0 to vm1, so they are L2-switched as plain UDP
+//! (parsing and switching of bigger frames); `dpdk-*-encap-10k` send to a
+//! port on another chassis, encapsulated out of the uplink, and
+//! `dpdk-*-decap-10k` replay the other chassis' tunnel packets into the
+//! uplink, decapsulated and delivered to vm1.
 //!
 //! This is an example of the dataplane crate rather than part of
 //! `switchyard bench` because the DPDK backend sits behind this crate's
@@ -113,7 +115,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "dpdk-vxlan-10k",
         description: "10,000 64-byte flows in VXLAN (114-byte frames) vm0 -> vm1, \
-                      L2-switched as UDP (decap arrives with the overlay issue)",
+                      L2-switched as UDP (see the -decap- scenarios for decapsulation)",
         flows: 10_000,
         encap: Encap::Vxlan,
         tunnel: None,
@@ -121,7 +123,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "dpdk-geneve-10k",
         description: "10,000 64-byte flows in Geneve with OVN's option (122-byte frames) \
-                      vm0 -> vm1, L2-switched as UDP (decap arrives with the overlay issue)",
+                      vm0 -> vm1, L2-switched as UDP (see the -decap- scenarios for decapsulation)",
         flows: 10_000,
         encap: Encap::Geneve,
         tunnel: None,
