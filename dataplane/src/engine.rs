@@ -122,6 +122,9 @@ pub struct Worker<P: BufPool> {
     neighbor_asked: Vec<(std::net::IpAddr, Instant)>,
     /// Scratch for [`Worker::untag_burst`].
     stage_untagged: Vec<P::Buf>,
+    /// Packets of the current burst to encapsulate: (buffer, chassis,
+    /// logical port).
+    stage_tunnel: Vec<(P::Buf, u16, u32)>,
     /// Per remote chassis, what encapsulating to it takes (cleared on new
     /// tables, rebuilt when a neighbour changes).
     endpoints: Vec<Option<Endpoint>>,
@@ -140,6 +143,10 @@ struct Endpoint {
     /// The [`Neighbors::generation`] the MAC was read at.
     neighbors: u64,
 }
+
+/// Marks the branch that calls it as the unlikely one.
+#[cold]
+fn unlikely() {}
 
 /// Pushes an 802.1Q tag with VLAN `vid` onto every frame (into headroom).
 fn tag_all<B: PacketBuf>(bufs: &mut [B], vid: u16) {
@@ -261,6 +268,7 @@ impl<P: BufPool> Worker<P> {
             neighbor_asked: Vec::new(),
             stage_untagged: Vec::with_capacity(MAX_BURST),
             endpoints: Vec::new(),
+            stage_tunnel: Vec::with_capacity(MAX_BURST),
         })
     }
 
@@ -390,6 +398,9 @@ impl<P: BufPool> Worker<P> {
             .as_ref()
             .is_some_and(|u| u.port == in_port)
         {
+            // Laid out as the rarer branch (most ports are VMs' ports),
+            // without optimising the uplink's own code for size.
+            unlikely();
             self.process_uplink(in_port);
             return;
         }
@@ -411,16 +422,47 @@ impl<P: BufPool> Worker<P> {
             };
             match v {
                 Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
                 v => self.act(v, buf, in_port),
             }
         }
         self.rx = rx;
+        if !self.stage_tunnel.is_empty() {
+            self.tunnel_staged(in_port);
+        }
+    }
+
+    /// Stages a packet for encapsulation after the burst, prefetching the
+    /// headroom its outer headers will be written into meanwhile.
+    #[inline(always)]
+    fn stage_tunnel(&mut self, buf: P::Buf, chassis: u16, lport: u32) {
+        crate::packet::prefetch_headroom(&buf, overlay::MAX_OVERHEAD);
+        self.stage_tunnel.push((buf, chassis, lport));
+    }
+
+    /// Encapsulates the packets staged for tunnels, in order.
+    #[inline(never)]
+    fn tunnel_staged(&mut self, in_port: PortId) {
+        let inport = self.tables.lport_of(in_port);
+        let mut staged = std::mem::take(&mut self.stage_tunnel);
+        for (buf, chassis, lport) in staged.drain(..) {
+            self.tunnel(buf, chassis, lport, inport, None);
+        }
+        self.stage_tunnel = staged;
     }
 
     /// Carries out any verdict, out of line: [`Worker::process`] carries
     /// out the common one, output to a port, inline.
     #[inline(never)]
     fn act(&mut self, v: Verdict, buf: P::Buf, in_port: PortId) {
+        if let Verdict::Tunnel { chassis, lport } = v {
+            return self.stage_tunnel(buf, chassis, lport);
+        }
+        // Whatever else goes out keeps its order with the staged tunnel
+        // packets.
+        if !self.stage_tunnel.is_empty() {
+            self.tunnel_staged(in_port);
+        }
         match v {
             Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
             Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
@@ -436,10 +478,7 @@ impl<P: BufPool> Worker<P> {
                 let inport = self.tables.lport_of(in_port);
                 self.flood(buf, datapath, unknown_only, inport)
             }
-            Verdict::Tunnel { chassis, lport } => {
-                let inport = self.tables.lport_of(in_port);
-                self.tunnel(buf, chassis, lport, inport, None)
-            }
+            Verdict::Tunnel { .. } => unreachable!("staged above"),
         }
     }
 
@@ -469,7 +508,7 @@ impl<P: BufPool> Worker<P> {
 
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
     /// uplink: to logical port `lport`, or to multicast group `group`.
-    #[inline]
+    #[inline(always)]
     fn tunnel(
         &mut self,
         mut buf: P::Buf,

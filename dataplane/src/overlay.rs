@@ -58,7 +58,7 @@ pub const GENEVE_OVERHEAD: usize = OUTER_V4 + GENEVE_LEN;
 /// Outer headers of a VXLAN packet, IPv4 underlay.
 pub const VXLAN_OVERHEAD: usize = OUTER_V4 + vxlan::HEADER_LEN;
 /// The largest outer headers: Geneve over IPv6.
-const MAX_OVERHEAD: usize = OUTER_V6 + GENEVE_LEN;
+pub const MAX_OVERHEAD: usize = OUTER_V6 + GENEVE_LEN;
 
 /// Bytes of outer headers (Ethernet included) of `encap` over IPv4 or
 /// IPv6.
@@ -218,17 +218,25 @@ impl Neighbors {
 /// A hash of an inner frame's Ethernet and IPv4 addresses and L4 ports
 /// (bytes 0..38): the tunnel's UDP source port and IPv6 flow label come
 /// from it.
-#[inline]
+#[inline(always)]
 fn flow_hash(inner: &[u8]) -> u64 {
-    // Frames shorter than 42 bytes hash as if zero-padded.
+    match inner.first_chunk::<42>() {
+        Some(head) => flow_hash_of(head),
+        None => flow_hash_short(inner),
+    }
+}
+
+/// [`flow_hash`] of a frame shorter than 42 bytes: hashed as if
+/// zero-padded.
+#[cold]
+fn flow_hash_short(inner: &[u8]) -> u64 {
     let mut padded = [0u8; 42];
-    let head: &[u8] = match inner.get(..42) {
-        Some(h) => h,
-        None => {
-            padded[..inner.len()].copy_from_slice(inner);
-            &padded
-        }
-    };
+    padded[..inner.len()].copy_from_slice(inner);
+    flow_hash_of(&padded)
+}
+
+#[inline(always)]
+fn flow_hash_of(head: &[u8; 42]) -> u64 {
     let w = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().expect("8 bytes"));
     // Ethernet (0..14), IPv4 addresses (26..34), ports (34..38).
     let x = w(0) ^ w(6).rotate_left(17) ^ w(26).rotate_left(31) ^ (w(34) & 0xffff_ffff);
@@ -371,7 +379,7 @@ impl Template {
 
     /// Encapsulates the frame in `buf` in place (prepending into
     /// headroom); false if the headroom is too small.
-    #[inline]
+    #[inline(always)]
     pub fn encapsulate<B: PacketBuf>(
         &self,
         buf: &mut B,

@@ -54,6 +54,28 @@ pub trait PacketBuf: Send + 'static {
     }
 }
 
+/// Brings the cache lines of the `n` bytes of headroom in front of `buf`'s
+/// frame into the cache (a hint; nothing is read). Encapsulation writes
+/// there, into lines nothing has touched since the buffer was last used:
+/// prefetching them a few packets ahead hides that miss.
+#[inline(always)]
+pub fn prefetch_headroom<B: PacketBuf>(buf: &B, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let front = buf.data().as_ptr();
+        // The first and last line of [front - n, front); n is at most
+        // two lines. Only addresses are computed: prefetch reads nothing.
+        for p in [front.wrapping_sub(1), front.wrapping_sub(n.max(1))] {
+            // SAFETY: _mm_prefetch is a hint; it never faults, whatever
+            // the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (buf, n);
+}
+
 /// A source of packet buffers, owned by one worker (no locks).
 pub trait BufPool: Send {
     /// The buffer type this pool hands out.

@@ -43,9 +43,7 @@ uint16_t sy_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tail
 
 void sy_pktmbuf_reset_headroom(struct rte_mbuf *m) { rte_pktmbuf_reset_headroom(m); }
 
-char *sy_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
 
-char *sy_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
 
 char *sy_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
 

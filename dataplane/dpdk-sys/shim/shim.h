@@ -33,8 +33,6 @@ uint16_t sy_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t sy_pktmbuf_tailroom(const struct rte_mbuf *m);
 void sy_pktmbuf_reset_headroom(struct rte_mbuf *m);
 /* Each returns NULL (resp. -1) and leaves the mbuf unchanged if it does not fit. */
-char *sy_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
-char *sy_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *sy_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 int sy_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 

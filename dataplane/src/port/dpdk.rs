@@ -439,25 +439,35 @@ impl PacketBuf for Mbuf {
     fn headroom(&self) -> usize {
         self.m().data_off as usize
     }
-    #[inline]
+    #[inline(always)]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        // rte_pktmbuf_prepend, in Rust so it inlines into encapsulation:
+        // the head mbuf's offset and lengths move by n, if the headroom
+        // has n bytes.
         let n = u16::try_from(n).ok()?;
-        // SAFETY: a live, owned mbuf; prepend fails (NULL) without change
-        // when the headroom is too small.
-        let p = unsafe { sys::sy_pktmbuf_prepend(self.0.as_ptr(), n) };
-        if p.is_null() {
+        let m = self.m_mut();
+        if n > m.data_off {
             return None;
         }
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
         Some(self.data_mut())
     }
-    #[inline]
+    #[inline(always)]
     fn trim_front(&mut self, n: usize) -> bool {
+        // rte_pktmbuf_adj on the head mbuf, likewise.
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: a live, owned mbuf; adj fails (NULL) without change when
-        // n > data_len.
-        !unsafe { sys::sy_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        let m = self.m_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_off += n;
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
     }
     #[inline]
     fn set_len(&mut self, len: usize) -> bool {
