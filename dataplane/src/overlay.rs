@@ -286,6 +286,15 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, t: &Tunnel) -> bool {
     )
 }
 
+/// A template's encapsulation and underlay family.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    GeneveV4,
+    VxlanV4,
+    GeneveV6,
+    VxlanV6,
+}
+
 /// The outer headers towards one remote endpoint, prebuilt: what changes
 /// per packet (lengths, IPv4 checksum or IPv6 flow label and UDP checksum,
 /// UDP source port, VNI and OVN's option) is patched into a copy. Workers
@@ -293,8 +302,7 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, t: &Tunnel) -> bool {
 #[derive(Clone, Debug)]
 pub struct Template {
     hdr: [u8; MAX_OVERHEAD],
-    encap: Encap,
-    ipv6: bool,
+    kind: Kind,
     /// IPv4: the ones' complement sum of the IPv4 header without its
     /// length. IPv6: that of the UDP pseudo header without the length.
     sum: u32,
@@ -368,10 +376,15 @@ impl Template {
             }
             Encap::Vxlan => h[t] = vxlan::FLAG_I,
         }
+        let kind = match (encap, ipv6) {
+            (Encap::Geneve, false) => Kind::GeneveV4,
+            (Encap::Vxlan, false) => Kind::VxlanV4,
+            (Encap::Geneve, true) => Kind::GeneveV6,
+            (Encap::Vxlan, true) => Kind::VxlanV6,
+        };
         Template {
             hdr: h,
-            encap,
-            ipv6,
+            kind,
             sum: u32::from(sum),
             dst_mac,
         }
@@ -387,50 +400,50 @@ impl Template {
         ingress_key: u16,
         egress_key: u16,
     ) -> bool {
-        match (self.ipv6, self.encap) {
-            (false, Encap::Geneve) => {
-                self.encapsulate_as::<B, false, true>(buf, datapath_key, ingress_key, egress_key)
+        let (d, i, e) = (datapath_key, ingress_key, egress_key);
+        match self.kind {
+            Kind::GeneveV4 => self.encapsulate_as::<B, false, true, GENEVE_OVERHEAD>(buf, d, i, e),
+            Kind::VxlanV4 => self.encapsulate_as::<B, false, false, VXLAN_OVERHEAD>(buf, d, i, e),
+            Kind::GeneveV6 => {
+                self.encapsulate_as::<B, true, true, { OUTER_V6 + GENEVE_LEN }>(buf, d, i, e)
             }
-            (false, Encap::Vxlan) => {
-                self.encapsulate_as::<B, false, false>(buf, datapath_key, ingress_key, egress_key)
-            }
-            (true, Encap::Geneve) => {
-                self.encapsulate_as::<B, true, true>(buf, datapath_key, ingress_key, egress_key)
-            }
-            (true, Encap::Vxlan) => {
-                self.encapsulate_as::<B, true, false>(buf, datapath_key, ingress_key, egress_key)
-            }
+            Kind::VxlanV6 => self
+                .encapsulate_as::<B, true, false, { OUTER_V6 + vxlan::HEADER_LEN }>(buf, d, i, e),
         }
     }
 
-    /// [`Template::encapsulate`] for one family and encapsulation, so every
-    /// offset and length is a constant.
+    /// [`Template::encapsulate`] for one family and encapsulation, whose
+    /// outer headers are `TOTAL` bytes: every offset and length is a
+    /// constant, every index checked at compile time.
     #[inline(always)]
-    fn encapsulate_as<B: PacketBuf, const IPV6: bool, const GENEVE: bool>(
+    fn encapsulate_as<B: PacketBuf, const IPV6: bool, const GENEVE: bool, const TOTAL: usize>(
         &self,
         buf: &mut B,
         datapath_key: u32,
         ingress_key: u16,
         egress_key: u16,
     ) -> bool {
+        let udp = if IPV6 { 54 } else { 34 };
+        const { assert!(TOTAL <= MAX_OVERHEAD) };
+        debug_assert_eq!(
+            TOTAL,
+            overhead(if GENEVE { Encap::Geneve } else { Encap::Vxlan }, IPV6)
+        );
         let inner_len = buf.len();
         let hash = flow_hash(buf.data());
         let sport = 49152 | (hash as u16 & 0x3fff);
-        let (udp, tun_len) = (
-            if IPV6 { 54 } else { 34 },
-            if GENEVE {
-                GENEVE_LEN
-            } else {
-                vxlan::HEADER_LEN
-            },
-        );
-        let total = udp + 8 + tun_len;
-        let udp_len = (8 + tun_len + inner_len) as u16;
-        let Some(f) = buf.prepend(total) else {
+        let udp_len = (TOTAL - udp + inner_len) as u16;
+        let Some(frame) = buf.prepend(TOTAL) else {
+            return false;
+        };
+        let Some(f) = frame.first_chunk_mut::<TOTAL>() else {
             return false;
         };
         // The template straight into the headroom, then the patches.
-        f[..total].copy_from_slice(&self.hdr[..total]);
+        let Some(hdr) = self.hdr.first_chunk::<TOTAL>() else {
+            return false;
+        };
+        *f = *hdr;
         if IPV6 {
             // RFC 6438: the flow label, like the source port, from the
             // inner flow, so the underlay's ECMP can use either.
@@ -464,17 +477,13 @@ impl Template {
         }
         if IPV6 {
             // The pseudo header's length, then the datagram itself.
-            let sum = checksum::combine(&[
-                self.sum as u16,
-                udp_len,
-                checksum::data(&f[udp..udp + usize::from(udp_len)]),
-            ]);
+            let sum = checksum::combine(&[self.sum as u16, udp_len, checksum::data(&frame[udp..])]);
             // RFC 768: a computed 0 is sent as all ones.
             let csum = match !sum {
                 0 => 0xffff,
                 c => c,
             };
-            f[udp + 6..udp + 8].copy_from_slice(&csum.to_be_bytes());
+            frame[udp + 6..udp + 8].copy_from_slice(&csum.to_be_bytes());
         }
         true
     }
