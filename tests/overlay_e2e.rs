@@ -142,7 +142,7 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
              for p in ps:\n  u=p[UDP]\n  g=GENEVE(bytes(u.payload)) if u.dport==6081 else VXLAN(bytes(u.payload))\n\
              \x20 if IPv6 in p:\n    o=p[IPv6]; q=p.copy(); del q[UDP].chksum; q=Ether(bytes(q))\n    hdr=(o.src, o.dst, 'fl=%d' % o.fl, 'csum-ok' if q[UDP].chksum==u.chksum else 'csum-bad')\n\
              \x20 else:\n    hdr=(p[IP].src, p[IP].dst, str(p[IP].flags), '-')\n\
-             \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', *hdr, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex())\n\
+             \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', *hdr, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex(), 'C=%d' % g.critical)\n\
              \x20 else:\n    print('vxlan', *hdr, u.sport, g.vni)\n", net.name)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -190,6 +190,8 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
             assert_eq!(f[7], "25944", "Ethernet payload (0x6558): {l}");
             assert_eq!(&f[8..11], &["0x102", "0x80", "1"], "{l}");
             let md = u32::from_str_radix(f[11], 16).unwrap();
+            // RFC 8926 §3.4: the option is critical, so is the header's C.
+            assert_eq!(f[12], "C=1", "{l}");
             let (ingress, egress) = (md >> 16, md & 0xffff);
             assert!(ingress >= 1 && egress >= 1 && ingress != egress, "{l}");
         } else {
