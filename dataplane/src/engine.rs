@@ -130,6 +130,23 @@ pub struct Worker<P: BufPool> {
     endpoints: Vec<Option<Endpoint>>,
 }
 
+/// Where a tunnel packet goes on the remote chassis.
+#[derive(Clone, Copy, Debug)]
+enum To {
+    /// A logical port (index into the tables).
+    Port(u32),
+    /// One of OVN's multicast groups.
+    Group(u16),
+}
+
+/// The logical port a tunnel packet came in by, and its tunnel keys (none
+/// for [`NO_LPORT`]).
+#[derive(Clone, Copy, Debug)]
+struct Ingress {
+    lport: u32,
+    ids: Option<crate::tables::TunnelIds>,
+}
+
 /// A remote chassis as a worker encapsulates to it, built on first use.
 #[derive(Debug)]
 struct Endpoint {
@@ -443,10 +460,13 @@ impl<P: BufPool> Worker<P> {
     /// Encapsulates the packets staged for tunnels, in order.
     #[inline(never)]
     fn tunnel_staged(&mut self, in_port: PortId) {
-        let inport = self.tables.lport_of(in_port);
+        // What the whole burst shares: its ingress port, and the neighbour
+        // table's generation (a MAC learned meanwhile applies next burst).
+        let from = self.ingress(in_port);
+        let generation = self.neighbors.generation();
         let mut staged = std::mem::take(&mut self.stage_tunnel);
         for (buf, chassis, lport) in staged.drain(..) {
-            self.tunnel(buf, chassis, lport, inport, None);
+            self.tunnel(buf, chassis, To::Port(lport), &from, generation);
         }
         self.stage_tunnel = staged;
     }
@@ -509,16 +529,8 @@ impl<P: BufPool> Worker<P> {
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
     /// uplink: to logical port `lport`, or to multicast group `group`.
     #[inline(always)]
-    fn tunnel(
-        &mut self,
-        mut buf: P::Buf,
-        chassis: u16,
-        lport: u32,
-        inport: u32,
-        group: Option<u16>,
-    ) {
+    fn tunnel(&mut self, mut buf: P::Buf, chassis: u16, to: To, from: &Ingress, generation: u64) {
         let c = usize::from(chassis);
-        let generation = self.neighbors.generation();
         let ready = matches!(self.endpoints.get(c), Some(Some(e)) if e.neighbors == generation);
         if !ready {
             if let Err(r) = self.prepare_endpoint(c, generation) {
@@ -526,21 +538,22 @@ impl<P: BufPool> Worker<P> {
             }
         }
         let e = self.endpoints[c].as_ref().expect("prepared above");
-        let ids = &self.tables.tunnel_ids;
-        let ingress = ids.get(inport as usize).map_or(0, |i| i.port_key);
-        let (datapath_key, egress) = match (group, ids.get(lport as usize)) {
-            (None, Some(out)) => (out.datapath_key, out.port_key),
-            (Some(g), _) => match ids.get(inport as usize) {
+        let (datapath_key, egress) = match to {
+            To::Port(lport) => match self.tables.tunnel_ids.get(lport as usize) {
+                Some(out) => (out.datapath_key, out.port_key),
+                None => return self.drop(buf, DropReason::NoLocalPort),
+            },
+            To::Group(g) => match from.ids {
                 Some(i) => (i.datapath_key, g),
                 None => return self.drop(buf, DropReason::NoLocalPort),
             },
-            (None, None) => return self.drop(buf, DropReason::NoLocalPort),
         };
         // A plain VTEP looks the destination up itself.
         let egress = if e.vtep { 0 } else { egress };
+        let ingress = from.ids.map_or(0, |i| i.port_key);
         let (uplink, max) = (e.uplink, e.max_inner);
         if buf.len() > max {
-            return self.too_big(buf, inport, (max - 14) as u16);
+            return self.too_big(buf, from.lport, (max - 14) as u16);
         }
         if e.template
             .encapsulate(&mut buf, datapath_key, ingress, egress)
@@ -548,6 +561,15 @@ impl<P: BufPool> Worker<P> {
             self.enqueue(uplink, buf);
         } else {
             self.drop(buf, DropReason::NoBuffer);
+        }
+    }
+
+    /// The logical ingress port of what arrived on local port `in_port`.
+    fn ingress(&self, in_port: PortId) -> Ingress {
+        let lport = self.tables.lport_of(in_port);
+        Ingress {
+            lport,
+            ids: self.tables.tunnel_ids.get(lport as usize).copied(),
         }
     }
 
@@ -751,11 +773,16 @@ impl<P: BufPool> Worker<P> {
         // group; the receivers deliver locally and never flood back.
         let group = if unknown_only { MC_UNKNOWN } else { MC_FLOOD };
         let remote = pipeline::flood_chassis(&self.tables, datapath, unknown_only).len();
+        let from = Ingress {
+            lport: inport,
+            ids: self.tables.tunnel_ids.get(inport as usize).copied(),
+        };
+        let generation = self.neighbors.generation();
         for i in 0..remote {
             let c = pipeline::flood_chassis(&self.tables, datapath, unknown_only)[i];
             if let Some(mut copy) = self.pool.alloc() {
                 copy.load(buf.data());
-                self.tunnel(copy, c, NO_LPORT, inport, Some(group));
+                self.tunnel(copy, c, To::Group(group), &from, generation);
             } else {
                 bump(&self.stats.drops[DropReason::NoBuffer.index()], 1);
             }
