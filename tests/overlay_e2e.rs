@@ -281,6 +281,61 @@ fn ping_tcp_and_flooding_across_geneve_over_ipv6() {
     two_chassis("geneve", 115, true);
 }
 
+/// Path MTU for IPv6 VMs: across Geneve an IPv6 packet bigger than the
+/// overlay MTU gets ICMPv6 "packet too big" with that MTU (RFC 4443 §3.2),
+/// the VM's kernel lowers its path MTU, and a packet of that size passes.
+#[test]
+fn ipv6_vms_get_packet_too_big_across_geneve() {
+    require_root();
+    let site = Site::new(117);
+    let ovn = &site.ovn;
+    let hv1 = site.chassis(1, "geneve", &[]);
+    let hv2 = site.chassis(2, "geneve", &[]);
+    let vm1 = site.vm(&hv1, 1);
+    let vm2 = site.vm(&hv2, 2);
+    for (vm, ip) in [(&vm1, "fd10::1"), (&vm2, "fd10::2")] {
+        for sysctl in [
+            "net.ipv6.conf.all.disable_ipv6=0",
+            "net.ipv6.conf.eth0.disable_ipv6=0",
+        ] {
+            vm.exec(&["sysctl", "-q", "-w", sysctl]).unwrap();
+        }
+        vm.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+    }
+    let a1 = format!("{} {} fd10::1", vm1.mac, vm1.ip);
+    let a2 = format!("{} {} fd10::2", vm2.mac, vm2.ip);
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    cmd.extend(vif("net1", "lp1", &a1));
+    cmd.extend(vif("net1", "lp2", &a2));
+    ovn.nbctl(&cmd);
+    let (ok, out) = vm1.ping("fd10::2", 3, &[]);
+    assert!(ok, "no IPv6 ping across Geneve:\n{out}");
+    // 1500-byte VM MTU, overlay MTU 1442: 1452 bytes of ICMPv6 payload make
+    // a 1500-byte packet, answered with packet too big.
+    let (ok, out) = vm1.ping("fd10::2", 2, &["-M", "do", "-s", "1452"]);
+    assert!(!ok, "an oversized IPv6 packet crossed:\n{out}");
+    assert!(
+        out.contains("Packet too big: mtu=1442"),
+        "no packet too big with the overlay MTU:\n{out}"
+    );
+    // 1442 - 40 (IPv6) - 8 (ICMPv6) bytes of payload fit.
+    let (ok, out) = vm1.ping("fd10::2", 2, &["-M", "do", "-s", "1394"]);
+    assert!(
+        ok,
+        "an IPv6 packet at the overlay MTU did not cross:\n{out}"
+    );
+}
+
 /// The kernel's VXLAN device is a VTEP chassis (SB `vtep_logical_switches`)
 /// hosting one logical port: it decapsulates what our chassis sends and
 /// encapsulates what it answers, and traffic crosses it both ways. Over

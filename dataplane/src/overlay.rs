@@ -1349,6 +1349,38 @@ mod tests {
     }
 
     #[test]
+    fn oversized_ipv6_gets_packet_too_big() {
+        let frame = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip6.src=fd10::1 ip6.dst=fd10::2 udp.dst=53 payload=1452"
+            .parse::<crate::flow::FlowDesc>()
+            .unwrap()
+            .to_frame()
+            .unwrap();
+        assert_eq!(frame.len(), 14 + 1500);
+        let mut reply = [0u8; 14 + 1280];
+        let TooBig::Reply(n) = too_big(&frame, 1422, &mut reply) else {
+            panic!("no reply")
+        };
+        let r = &reply[..n];
+        assert_eq!(n, 14 + 1280, "as much of the packet as fits in 1280 bytes");
+        assert_eq!(&r[0..6], &[0, 0, 0, 0, 0, 1], "back to the sender");
+        assert_eq!(be16(r, 12), ETH_IPV6);
+        let (src, dst) = (ip6(r, 22), ip6(r, 38));
+        assert_eq!(
+            (src, dst),
+            ("fd10::2".parse().unwrap(), "fd10::1".parse().unwrap())
+        );
+        let p = icmpv6::Packet::new_checked(&r[54..]).unwrap();
+        assert_eq!((r[54], r[55]), (2, 0), "packet too big");
+        assert_eq!(p.pkt_too_big_mtu(), 1422);
+        assert!(p.verify_checksum(&src, &dst));
+        assert_eq!(&r[62..102], &frame[14..54], "quotes the original header");
+        // Never in answer to an ICMPv6 error (RFC 4443 §2.4 e.1).
+        let mut err = reply[..n].to_vec();
+        err.resize(14 + 1500, 0);
+        assert_eq!(too_big(&err, 1422, &mut [0u8; 14 + 1280]), TooBig::Drop);
+    }
+
+    #[test]
     fn source_port_depends_on_the_flow() {
         let a = inner();
         let mut b = inner();
