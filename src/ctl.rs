@@ -178,6 +178,34 @@ fn show(
             );
         }
     }
+    if let Some(u) = &tables.underlay {
+        let uplink = ports
+            .get(u.port as usize)
+            .cloned()
+            .flatten()
+            .map_or_else(|| u.port.to_string(), |p| p.name().to_string());
+        s += &format!(
+            "uplink {uplink}: tunnel endpoint {} mac {} mtu {}\n",
+            u.ip, u.mac, u.mtu
+        );
+        let neighbors = node.engine().neighbors();
+        for c in &u.chassis {
+            let mac = match (c.mac, neighbors.get(c.ip)) {
+                (Some(m), _) => format!("{m} (static)"),
+                (None, Some(m)) => format!("{m} (learned)"),
+                (None, None) => "unresolved".to_string(),
+            };
+            let overlay_mtu =
+                dataplane::overlay::max_inner_frame(c.encap, u.ip.is_ipv6(), u.mtu) - 14;
+            s += &format!(
+                "    chassis {}: {:?} to {} mac {mac}, overlay mtu {overlay_mtu}{}\n",
+                c.name,
+                c.encap,
+                c.ip,
+                if c.vtep { ", vtep" } else { "" }
+            );
+        }
+    }
     for dp in &tables.datapaths {
         s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
         for &i in &dp.ports {
@@ -198,7 +226,10 @@ fn show(
                         st.tx_dropped
                     )
                 }
-                None => "not bound on this node".to_string(),
+                None => match (lp.chassis, &tables.underlay) {
+                    (Some(c), Some(u)) => format!("on chassis {}", u.chassis[usize::from(c)].name),
+                    _ => "not bound on this node".to_string(),
+                },
             };
             s += &format!("    port {} (key {}): {local}\n", lp.name, lp.tunnel_key);
         }

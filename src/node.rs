@@ -153,7 +153,10 @@ impl Dataplane for NodeDataplane {
                 std::thread::sleep(Duration::from_millis(1));
             }
             if unresolved() > 0 {
-                tracing::warn!("{} tunnel endpoint(s) did not answer ARP", unresolved());
+                tracing::warn!(
+                    "{} tunnel endpoint(s) did not answer ARP or neighbour solicitation",
+                    unresolved()
+                );
             }
         }
         *installed = Some(next);

@@ -215,6 +215,29 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
     let (ok, out) = vm1.ping("10.0.0.2", 2, &["-M", "do", "-s", &fits]);
     assert!(ok, "a packet at the overlay MTU did not cross:\n{out}");
 
+    // `switchyard show`: the uplink, the tunnel to the other chassis with
+    // its learned MAC and overlay MTU, and the remote port.
+    let show = hv1.cli(&["show"]);
+    assert!(
+        show.contains(&format!("tunnel endpoint {}", ip(21))),
+        "{show}"
+    );
+    let kind = if encap == "geneve" { "Geneve" } else { "Vxlan" };
+    let tunnel = format!("chassis {}: {kind} to {} mac ", hv2.name, ip(22));
+    let line = show.lines().find(|l| l.contains(&tunnel));
+    assert!(
+        line.is_some_and(
+            |l| l.contains("(learned)") && l.ends_with(&format!("overlay mtu {overlay_mtu}"))
+        ),
+        "{show}"
+    );
+    assert!(
+        show.lines()
+            .any(|l| l.trim_start().starts_with("port lp2 (key ")
+                && l.ends_with(&format!("): on chassis {}", hv2.name))),
+        "{show}"
+    );
+
     // TCP with a 1460-byte MSS: its first full segments are too big, the
     // ICMP brings the MSS down, and the transfer completes.
     tcp_100k(&vm1, &vm2);
