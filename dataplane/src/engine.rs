@@ -6,7 +6,10 @@
 //! assigned rx queues in bursts, runs each packet through
 //! [`pipeline::decide_cached`] (the flow cache, and the full pipeline on a
 //! miss), batches the results per output port and transmits them in
-//! bursts. Tables come from a [`TablePublisher`]: one atomic load per
+//! bursts. Packets for other chassis are staged during the burst and
+//! encapsulated after it (their headroom prefetched meanwhile), through an
+//! endpoint prepared per remote chassis; packets from the uplink are
+//! decapsulated and delivered through a flow cache of their own. Tables come from a [`TablePublisher`]: one atomic load per
 //! poll round detects a new generation, so publishing never stalls a worker.
 //! Ports come and go while the workers run: [`Engine::add_port`] opens each
 //! worker's queue on the control thread and hands it over through the

@@ -54,9 +54,9 @@ const OUTER_V6: usize = 14 + 40 + 8;
 /// The Geneve header with OVN's option.
 const GENEVE_LEN: usize = geneve::HEADER_LEN + 8;
 /// Outer headers of a Geneve packet with OVN's option, IPv4 underlay.
-pub const GENEVE_OVERHEAD: usize = OUTER_V4 + GENEVE_LEN;
+const GENEVE_OVERHEAD: usize = OUTER_V4 + GENEVE_LEN;
 /// Outer headers of a VXLAN packet, IPv4 underlay.
-pub const VXLAN_OVERHEAD: usize = OUTER_V4 + vxlan::HEADER_LEN;
+const VXLAN_OVERHEAD: usize = OUTER_V4 + vxlan::HEADER_LEN;
 /// The largest outer headers: Geneve over IPv6.
 pub const MAX_OVERHEAD: usize = OUTER_V6 + GENEVE_LEN;
 
