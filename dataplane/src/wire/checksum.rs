@@ -23,24 +23,30 @@ fn fold(mut sum: u64) -> u16 {
 
 /// The ones' complement sum of `data` taken as big-endian 16-bit words, folded to 16 bits
 /// and not complemented (RFC 1071 §1). An odd trailing byte is padded with zero.
+///
+/// The words are added as they lie in memory, 16 bytes at a time into two accumulators, and
+/// the folded sum is put in network order once at the end: the ones' complement sum does not
+/// depend on byte order (RFC 1071 §2(B)).
 pub fn data(data: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
+    let (mut a, mut b): (u64, u64) = (0, 0);
+    let mut chunks = data.chunks_exact(16);
     for chunk in &mut chunks {
-        let word = u64::from_be_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ]);
-        // Add the two 32-bit halves; 2^32 ≡ 1 as well, so this preserves the sum.
-        sum += (word >> 32) + (word & 0xffff_ffff);
+        let (x, y) = chunk.split_at(8);
+        let x = u64::from_ne_bytes(x.try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(y.try_into().expect("8 bytes"));
+        // Two 32-bit halves each; 2^32 ≡ 1 as well, so this preserves the sum.
+        a += (x >> 32) + (x & 0xffff_ffff);
+        b += (y >> 32) + (y & 0xffff_ffff);
     }
     let mut rest = chunks.remainder().chunks_exact(2);
     for pair in &mut rest {
-        sum += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
+        a += u64::from(u16::from_ne_bytes([pair[0], pair[1]]));
     }
     if let [last] = rest.remainder() {
-        sum += u64::from(*last) << 8;
+        // Padded with a zero byte after it, in memory order.
+        b += u64::from(u16::from_ne_bytes([*last, 0]));
     }
-    fold(sum)
+    u16::from_be(fold(a + b))
 }
 
 /// Adds partial sums (from [`data`] or the pseudo-header functions) into one.
@@ -161,13 +167,20 @@ mod tests {
 
     #[test]
     fn wide_and_narrow_sums_agree() {
-        let bytes: Vec<u8> = (0..=255u8).cycle().take(1001).collect();
-        let mut narrow: u64 = 0;
-        for pair in bytes.chunks(2) {
-            let hi = u64::from(pair[0]) << 8;
-            narrow += hi + pair.get(1).map_or(0, |&b| u64::from(b));
+        let all: Vec<u8> = (0..=255u8).cycle().skip(3).take(1004).collect();
+        for len in (0..=300).chain([1000, 1001]) {
+            for start in 0..3 {
+                let bytes = &all[start..start + len];
+                let mut narrow: u64 = 0;
+                for pair in bytes.chunks(2) {
+                    let hi = u64::from(pair[0]) << 8;
+                    narrow += hi + pair.get(1).map_or(0, |&b| u64::from(b));
+                }
+                assert_eq!(data(bytes), fold(narrow), "{len} bytes from {start}");
+            }
         }
-        assert_eq!(data(&bytes), fold(narrow));
+        let ones = [0xffu8; 64];
+        assert_eq!(data(&ones), 0xffff);
     }
 
     #[test]
