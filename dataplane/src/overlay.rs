@@ -542,7 +542,7 @@ pub fn receive<B: PacketBuf>(
         return Err(DropReason::TunnelMalformed);
     }
     // The UDP header's offset and the end of the IP packet.
-    let (udp, end) = match (be16(f, 12), underlay.ip) {
+    let (udp, end, ipv6) = match (be16(f, 12), underlay.ip) {
         (ETH_ARP, IpAddr::V4(ours)) => return arp(buf, underlay, ours, neighbors),
         (ETH_IPV4, IpAddr::V4(ours)) => {
             if f.len() < OUTER_V4 {
@@ -565,7 +565,7 @@ pub fn receive<B: PacketBuf>(
             if ip_len < ihl + 8 || 14 + ip_len > f.len() {
                 return Err(DropReason::TunnelMalformed);
             }
-            (14 + ihl, 14 + ip_len)
+            (14 + ihl, 14 + ip_len, false)
         }
         (ETH_IPV6, IpAddr::V6(ours)) => {
             if f.len() < 14 + 40 || f[14] >> 4 != 6 {
@@ -584,7 +584,7 @@ pub fn receive<B: PacketBuf>(
                 IP_UDP | IPV6_FRAGMENT => return Err(DropReason::TunnelMalformed),
                 _ => return Ok(Uplink::NotOurs),
             }
-            (54, end)
+            (54, end, true)
         }
         _ => return Ok(Uplink::NotOurs),
     };
@@ -592,7 +592,7 @@ pub fn receive<B: PacketBuf>(
     if udp_len < 8 || udp + udp_len > end {
         return Err(DropReason::TunnelMalformed);
     }
-    if udp == 54 && be16(f, udp + 6) != 0 {
+    if ipv6 && be16(f, udp + 6) != 0 {
         // RFC 8200 §8.1: over IPv6 the UDP checksum is what protects the
         // addresses. (A zero one is accepted, as RFC 6935 lets tunnels.)
         let pseudo =
@@ -1152,6 +1152,30 @@ mod tests {
         assert_eq!(
             receive(&mut HeapBuf::from_frame(&f4), &u, &n, |_| Some(0)),
             Ok(Uplink::NotOurs)
+        );
+    }
+
+    /// An IPv4 header with 20 bytes of options puts UDP where IPv6 does
+    /// (offset 54): its UDP checksum is still IPv4's (unchecked), not taken
+    /// for IPv6's.
+    #[test]
+    fn ipv4_with_options_is_not_checked_as_ipv6() {
+        let u = underlay();
+        let f = from_hv2(&u, Encap::Vxlan, 7, 5);
+        let mut g = f[..34].to_vec();
+        g[14] = 0x4a; // IHL 10: 20 bytes of options
+        g.extend_from_slice(&[1; 20]); // NOP options
+        g.extend_from_slice(&f[34..]);
+        g[60..62].copy_from_slice(&[0x12, 0x34]); // a UDP checksum we do not verify
+        let ip_len = (g.len() - 14) as u16;
+        g[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        let n = Neighbors::default();
+        let got = receive(&mut HeapBuf::from_frame(&g), &u, &n, |k| {
+            (k == 7).then_some(0)
+        });
+        assert!(
+            matches!(got, Ok(Uplink::Tunnel(r)) if r.outer_len == VXLAN_OVERHEAD + 20),
+            "{got:?}"
         );
     }
 
