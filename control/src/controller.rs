@@ -430,14 +430,13 @@ fn plan(
                                 "vxlan" => Encap::Vxlan,
                                 _ => return None,
                             };
-                            Some((encap, e.string("ip").parse().ok()?))
+                            Some((encap, e.string("ip").parse::<std::net::IpAddr>().ok()?))
                         })
                 });
                 let Some((encap, rip)) = pick else {
                     tracing::warn!(chassis = %c.string("name"), "no common tunnel type: its ports are unreachable");
                     continue;
                 };
-                let rip: std::net::IpAddr = rip;
                 if rip.is_ipv4() != ip.is_ipv4() {
                     tracing::warn!(chassis = %c.string("name"), endpoint = %rip, ours = %ip, "tunnel endpoint of another IP family: its ports are unreachable");
                     continue;

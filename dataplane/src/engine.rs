@@ -478,11 +478,7 @@ impl<P: BufPool> Worker<P> {
     /// out the common one, output to a port, inline.
     #[inline(never)]
     fn act(&mut self, v: Verdict, buf: P::Buf, in_port: PortId) {
-        if let Verdict::Tunnel { chassis, lport } = v {
-            return self.stage_tunnel(buf, chassis, lport);
-        }
-        // Whatever else goes out keeps its order with the staged tunnel
-        // packets.
+        // Whatever goes out keeps its order with the staged tunnel packets.
         if !self.stage_tunnel.is_empty() {
             self.tunnel_staged(in_port);
         }
@@ -501,7 +497,7 @@ impl<P: BufPool> Worker<P> {
                 let inport = self.tables.lport_of(in_port);
                 self.flood(buf, datapath, unknown_only, inport)
             }
-            Verdict::Tunnel { .. } => unreachable!("staged above"),
+            Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
         }
     }
 

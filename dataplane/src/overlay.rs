@@ -244,11 +244,11 @@ fn flow_hash_of(head: &[u8; 42]) -> u64 {
     h ^ (h >> 29)
 }
 
-/// The UDP source port for an inner frame, from a hash of its flow, in the
+/// The UDP source port for an inner flow of hash `flow_hash`, in the
 /// dynamic range 49152..65535.
-#[inline]
-pub fn source_port(inner: &[u8]) -> u16 {
-    49152 | (flow_hash(inner) as u16 & 0x3fff)
+#[inline(always)]
+fn source_port(flow_hash: u64) -> u16 {
+    49152 | (flow_hash as u16 & 0x3fff)
 }
 
 /// What to put in the outer headers.
@@ -306,8 +306,6 @@ pub struct Template {
     /// IPv4: the ones' complement sum of the IPv4 header without its
     /// length. IPv6: that of the UDP pseudo header without the length.
     sum: u32,
-    /// The endpoint MAC it was built for.
-    pub dst_mac: MacAddr,
 }
 
 impl Template {
@@ -386,7 +384,6 @@ impl Template {
             hdr: h,
             kind,
             sum: u32::from(sum),
-            dst_mac,
         }
     }
 
@@ -431,7 +428,7 @@ impl Template {
         );
         let inner_len = buf.len();
         let hash = flow_hash(buf.data());
-        let sport = 49152 | (hash as u16 & 0x3fff);
+        let sport = source_port(hash);
         let udp_len = (TOTAL - udp + inner_len) as u16;
         let Some(frame) = buf.prepend(TOTAL) else {
             return false;
@@ -825,7 +822,7 @@ pub fn too_big(frame: &[u8], mtu: u16, reply: &mut [u8]) -> TooBig {
             icmp[2..4].copy_from_slice(&c.to_be_bytes());
             TooBig::Reply(total)
         }
-        0x86dd => {
+        ETH_IPV6 => {
             let ip = &frame[l3..];
             if ip[0] >> 4 != 6 || ip[6] == 58 && ip.len() > 40 && ip[40] < 128 {
                 return TooBig::Drop; // not for ICMPv6 errors (RFC 4443 §2.4 e.1)
@@ -1409,7 +1406,7 @@ mod tests {
         let a = inner();
         let mut b = inner();
         b[5] = 9;
-        assert!(source_port(&a) >= 49152);
-        assert_ne!(source_port(&a), source_port(&b));
+        assert!(source_port(flow_hash(&a)) >= 49152);
+        assert_ne!(source_port(flow_hash(&a)), source_port(flow_hash(&b)));
     }
 }
