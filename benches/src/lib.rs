@@ -22,8 +22,7 @@ use dataplane::packet::{HeapPool, PortId};
 use dataplane::port::memory::{ReplayPort, Traffic};
 use dataplane::port::Port;
 use dataplane::tables::{
-    Address, Encap, LogicalPort, LogicalSwitch, MacIps, PortType, RemoteChassis, TablePublisher,
-    Tables, Underlay,
+    Encap, LogicalPort, LogicalSwitch, RemoteChassis, TablePublisher, Tables, Underlay,
 };
 use dataplane::wire::MacAddr;
 use serde::Serialize;
@@ -288,18 +287,12 @@ pub fn topology_with(remote: bool) -> Vec<LogicalSwitch> {
 pub fn topology() -> Vec<LogicalSwitch> {
     let ports = (0..PORTS)
         .map(|i| {
-            let entry: MacIps = format!("{} {}", port_mac(i), port_ip(i))
+            let address = format!("{} {}", port_mac(i), port_ip(i))
                 .parse()
                 .expect("valid address");
             LogicalPort {
-                name: format!("vm{i}"),
-                tunnel_key: i as u32 + 1,
-                port_type: PortType::Vif,
-                addresses: vec![Address::Known(entry.clone())],
-                port_security: vec![entry],
                 local_port: Some(i as PortId),
-                chassis: None,
-                vlan: None,
+                ..LogicalPort::vif(format!("vm{i}"), i as u32 + 1, address, true)
             }
         })
         .collect();

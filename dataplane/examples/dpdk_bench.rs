@@ -56,10 +56,8 @@ use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
 use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
 use dataplane::port::Port;
-use dataplane::tables::{
-    Address, LogicalPort, LogicalSwitch, MacIps, PortType, TablePublisher, Tables,
-};
 use dataplane::tables::{Encap as TunnelEncap, RemoteChassis, Underlay};
+use dataplane::tables::{LogicalPort, LogicalSwitch, TablePublisher, Tables};
 use dataplane::wire::{ethernet, geneve, ipv4, udp, vxlan, EtherType, MacAddr};
 
 /// How a scenario's flows are carried.
@@ -255,18 +253,13 @@ fn topology(tunnel: Option<(TunnelEncap, bool)>) -> Vec<LogicalSwitch> {
     let remote = tunnel.map(|(_, decap)| if decap { 0 } else { 1 });
     let ports = (0..2u8)
         .map(|i| {
-            let entry: MacIps = format!("{} {}", mac(i), ip(i))
+            let address = format!("{} {}", mac(i), ip(i))
                 .parse()
                 .expect("valid address");
             LogicalPort {
-                name: format!("vm{i}"),
-                tunnel_key: u32::from(i) + 1,
-                port_type: PortType::Vif,
-                addresses: vec![Address::Known(entry.clone())],
-                port_security: vec![entry],
                 local_port: (remote != Some(i)).then_some(u16::from(i)),
                 chassis: (remote == Some(i)).then_some(0),
-                vlan: None,
+                ..LogicalPort::vif(format!("vm{i}"), u32::from(i) + 1, address, true)
             }
         })
         .collect();

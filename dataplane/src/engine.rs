@@ -1059,7 +1059,7 @@ mod tests {
     use crate::flow::FlowDesc;
     use crate::packet::HeapPool;
     use crate::port::memory::{ReplayPort, Traffic};
-    use crate::tables::{Address, LogicalPort, LogicalSwitch, PortType};
+    use crate::tables::{LogicalPort, LogicalSwitch};
 
     /// A worker whose pool holds one burst serves one port per round; the
     /// rounds take the ports in turn instead of always the first.
@@ -1068,16 +1068,13 @@ mod tests {
         let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
         let ports: Vec<LogicalPort> = (0..3)
             .map(|i| LogicalPort {
-                name: format!("vm{i}"),
-                tunnel_key: i as u32 + 1,
-                port_type: PortType::Vif,
-                addresses: vec![format!("{} 10.0.0.{}", mac(i), i + 1)
-                    .parse::<Address>()
-                    .unwrap()],
-                port_security: vec![],
                 local_port: Some(i as PortId),
-                chassis: None,
-                vlan: None,
+                ..LogicalPort::vif(
+                    format!("vm{i}"),
+                    i as u32 + 1,
+                    format!("{} 10.0.0.{}", mac(i), i + 1).parse().unwrap(),
+                    false,
+                )
             })
             .collect();
         let tables = Tables::compile(&[LogicalSwitch {

@@ -1105,23 +1105,12 @@ mod tests {
     use super::*;
     use crate::flow::FlowDesc;
     use crate::packet::HeapBuf;
-    use crate::tables::{Address, LogicalPort, LogicalSwitch};
+    use crate::tables::{LogicalPort, LogicalSwitch};
 
     fn lport(name: &str, key: u32, addr: &str, ps: bool, local: PortId) -> LogicalPort {
-        let addresses = vec![addr.parse::<Address>().unwrap()];
-        let port_security = match &addresses[0] {
-            Address::Known(m) if ps => vec![m.clone()],
-            _ => vec![],
-        };
         LogicalPort {
-            name: name.into(),
-            tunnel_key: key,
-            port_type: PortType::Vif,
-            addresses,
-            port_security,
             local_port: Some(local),
-            chassis: None,
-            vlan: None,
+            ..LogicalPort::vif(name, key, addr.parse().unwrap(), ps)
         }
     }
 

@@ -240,6 +240,29 @@ pub struct LogicalPort {
     pub vlan: Option<u16>,
 }
 
+impl LogicalPort {
+    /// A VM port (OVN type "") with one address entry, bound nowhere yet.
+    /// `secured`: port security is that same entry, as `ovn-nbctl
+    /// lsp-set-port-security` with the address string (none for
+    /// "unknown").
+    pub fn vif(name: impl Into<String>, tunnel_key: u32, address: Address, secured: bool) -> Self {
+        let port_security = match &address {
+            Address::Known(m) if secured => vec![m.clone()],
+            _ => vec![],
+        };
+        LogicalPort {
+            name: name.into(),
+            tunnel_key,
+            port_type: PortType::Vif,
+            addresses: vec![address],
+            port_security,
+            local_port: None,
+            chassis: None,
+            vlan: None,
+        }
+    }
+}
+
 /// A logical switch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogicalSwitch {

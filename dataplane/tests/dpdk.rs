@@ -22,7 +22,7 @@ use dataplane::packet::{BufPool, PacketBuf, HEADROOM};
 use dataplane::port::dpdk::{self, DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
 use dataplane::port::memory::Traffic;
 use dataplane::port::Port;
-use dataplane::tables::{Address, LogicalPort, LogicalSwitch, PortType, TablePublisher, Tables};
+use dataplane::tables::{LogicalPort, LogicalSwitch, TablePublisher, Tables};
 
 /// The EAL of this test binary, and a lock that makes the tests take turns.
 fn eal() -> (&'static Eal, MutexGuard<'static, ()>) {
@@ -47,20 +47,9 @@ fn frame(desc: &str) -> Vec<u8> {
 }
 
 fn lport(name: &str, key: u32, addr: &str, local: u16) -> LogicalPort {
-    let addresses = vec![addr.parse::<Address>().unwrap()];
-    let port_security = match &addresses[0] {
-        Address::Known(m) => vec![m.clone()],
-        Address::Unknown => vec![],
-    };
     LogicalPort {
-        name: name.into(),
-        tunnel_key: key,
-        port_type: PortType::Vif,
-        addresses,
-        port_security,
         local_port: Some(local),
-        chassis: None,
-        vlan: None,
+        ..LogicalPort::vif(name, key, addr.parse().unwrap(), true)
     }
 }
 

@@ -17,8 +17,7 @@ use dataplane::packet::HeapPool;
 use dataplane::port::memory::{RingPort, RingPortHandle};
 use dataplane::port::Port;
 use dataplane::tables::{
-    Address, Encap, LogicalPort, LogicalSwitch, PortType, RemoteChassis, TablePublisher, Tables,
-    Underlay,
+    Encap, LogicalPort, LogicalSwitch, RemoteChassis, TablePublisher, Tables, Underlay,
 };
 use dataplane::wire::MacAddr;
 
@@ -36,20 +35,10 @@ struct Chassis {
 }
 
 fn port(name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>) -> LogicalPort {
-    let a: Address = addr.parse().unwrap();
-    let ps = match &a {
-        Address::Known(m) => vec![m.clone()],
-        Address::Unknown => vec![],
-    };
     LogicalPort {
-        name: name.into(),
-        tunnel_key: key,
-        port_type: PortType::Vif,
-        addresses: vec![a],
-        port_security: ps,
         local_port: local,
         chassis,
-        vlan: None,
+        ..LogicalPort::vif(name, key, addr.parse().unwrap(), true)
     }
 }
 

@@ -12,9 +12,7 @@ use dataplane::cache::FlowCache;
 use dataplane::overlay::{self, Egress, Neighbors, Tunnel, Uplink, MC_FLOOD};
 use dataplane::packet::{HeapBuf, PacketBuf};
 use dataplane::pipeline::{tunnel_delivery, tunnel_delivery_cached, NoTrace};
-use dataplane::tables::{
-    Address, Encap, LogicalPort, LogicalSwitch, PortType, RemoteChassis, Tables, Underlay,
-};
+use dataplane::tables::{Encap, LogicalPort, LogicalSwitch, RemoteChassis, Tables, Underlay};
 use dataplane::wire::MacAddr;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -55,23 +53,12 @@ fn underlay(ipv6: bool) -> Underlay {
 
 /// Switch key 7 with ports 1 (local, port security) and 2 (on hv2).
 fn tables(ipv6: bool) -> Tables {
-    let port = |name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>| {
-        let a: Address = addr.parse().unwrap();
-        let ps = match &a {
-            Address::Known(m) if local.is_some() => vec![m.clone()],
-            _ => vec![],
-        };
-        LogicalPort {
-            name: name.into(),
-            tunnel_key: key,
-            port_type: PortType::Vif,
-            addresses: vec![a],
-            port_security: ps,
+    let port =
+        |name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>| LogicalPort {
             local_port: local,
             chassis,
-            vlan: None,
-        }
-    };
+            ..LogicalPort::vif(name, key, addr.parse().unwrap(), local.is_some())
+        };
     Tables::compile_with_underlay(
         &[LogicalSwitch {
             name: "ls".into(),

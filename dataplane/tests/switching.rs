@@ -12,7 +12,7 @@ use dataplane::flow::FlowDesc;
 use dataplane::packet::HeapPool;
 use dataplane::port::memory::{RingPort, RingPortHandle};
 use dataplane::port::Port;
-use dataplane::tables::{Address, LogicalPort, LogicalSwitch, PortType, TablePublisher, Tables};
+use dataplane::tables::{LogicalPort, LogicalSwitch, PortType, TablePublisher, Tables};
 use dataplane::wire::{checksum, layout};
 
 fn frame(desc: &str) -> Vec<u8> {
@@ -20,20 +20,9 @@ fn frame(desc: &str) -> Vec<u8> {
 }
 
 fn lport(name: &str, key: u32, addr: &str, ps: bool, local: u16) -> LogicalPort {
-    let addresses = vec![addr.parse::<Address>().unwrap()];
-    let port_security = match &addresses[0] {
-        Address::Known(m) if ps => vec![m.clone()],
-        _ => vec![],
-    };
     LogicalPort {
-        name: name.into(),
-        tunnel_key: key,
-        port_type: PortType::Vif,
-        addresses,
-        port_security,
         local_port: Some(local),
-        chassis: None,
-        vlan: None,
+        ..LogicalPort::vif(name, key, addr.parse().unwrap(), ps)
     }
 }
 
