@@ -213,15 +213,19 @@ impl Ovn {
 
     /// Runs a `switchyard` subcommand against the node.
     pub fn cli(&self, args: &[&str]) -> String {
-        let mut full = vec![bin()];
-        full.extend_from_slice(args);
-        let ctl = self.ctl.to_str().unwrap().to_string();
-        full.push("--ctl");
-        full.push(&ctl);
-        let (ok, out) = try_sh(&full);
-        assert!(ok, "switchyard {args:?}: {out}");
-        out
+        cli(&self.ctl, args)
     }
+}
+
+/// Runs a `switchyard` subcommand against the node listening on `ctl`.
+fn cli(ctl: &std::path::Path, args: &[&str]) -> String {
+    let ctl = ctl.to_str().unwrap();
+    let mut full = vec![bin()];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--ctl", ctl]);
+    let (ok, out) = try_sh(&full);
+    assert!(ok, "switchyard {args:?}: {out}");
+    out
 }
 
 pub use switchyard::netns::Bridge as UnderlayNet;
@@ -294,14 +298,7 @@ impl Chassis {
 
     /// Runs a `switchyard` subcommand against this chassis' node.
     pub fn cli(&self, args: &[&str]) -> String {
-        let mut full = vec![bin()];
-        full.extend_from_slice(args);
-        let ctl = self.ctl.to_str().unwrap().to_string();
-        full.push("--ctl");
-        full.push(&ctl);
-        let (ok, out) = try_sh(&full);
-        assert!(ok, "switchyard {args:?}: {out}");
-        out
+        cli(&self.ctl, args)
     }
 }
 
