@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use dataplane::overlay::Neighbors;
 use dataplane::packet::{HeapBuf, PortId};
 use dataplane::pipeline::{self, Verdict};
 use dataplane::port::Port;
@@ -116,7 +117,13 @@ async fn handle(node: &Node, req: Request) -> Result<String> {
         Request::Show => Ok(show(node, &tables, generation, &ports)),
         Request::Trace { inport, frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
-            trace_text(&tables, &names(&ports), &inport, &frame)
+            trace_text(
+                &tables,
+                node.engine().neighbors(),
+                &names(&ports),
+                &inport,
+                &frame,
+            )
         }
         Request::TraceUplink { frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
@@ -209,7 +216,7 @@ fn show(
     for dp in &tables.datapaths {
         s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
         for &i in &dp.ports {
-            let lp = &tables.lports[i as usize];
+            let lp = tables.lport(i);
             let port = lp
                 .local_port
                 .and_then(|p| ports.get(p as usize).cloned().flatten());
@@ -227,7 +234,7 @@ fn show(
                     )
                 }
                 None => match (lp.chassis, &tables.underlay) {
-                    (Some(c), Some(u)) => format!("on chassis {}", u.chassis[usize::from(c)].name),
+                    (Some(c), Some(u)) => format!("on chassis {}", u.chassis[c.get()].name),
                     _ => "not bound on this node".to_string(),
                 },
             };
@@ -241,6 +248,7 @@ fn show(
 /// local ports.
 pub fn trace_text(
     tables: &Tables,
+    neighbors: &Neighbors,
     port_names: &[String],
     inport: &str,
     frame: &[u8],
@@ -248,10 +256,10 @@ pub fn trace_text(
     let Some(&idx) = tables.lport_by_name.get(inport) else {
         bail!("no logical port {inport:?}");
     };
-    let Some(local) = tables.lports[idx as usize].local_port else {
+    let Some(local) = tables.lport(idx).local_port else {
         bail!("logical port {inport:?} is not bound on this node");
     };
-    let report = pipeline::trace(tables, local, HeapBuf::from_frame(frame));
+    let report = pipeline::trace(tables, neighbors, local, HeapBuf::from_frame(frame));
     let mut s = format!(
         "inport \"{inport}\" (local port {}), {} bytes\n",
         port_name(port_names, local),
@@ -276,11 +284,9 @@ fn port_name(port_names: &[String], p: PortId) -> String {
 fn verdict_line(tables: &Tables, port_names: &[String], report: &pipeline::TraceReport) -> String {
     let name = |p: PortId| port_name(port_names, p);
     let lport_of = |p: PortId| {
-        let i = tables.lport_of(p);
         tables
-            .lports
-            .get(i as usize)
-            .map(|l| l.name.clone())
+            .lport_of(p)
+            .map(|i| tables.lport(i).name.clone())
             .unwrap_or_default()
     };
     let mut s = match report.verdict {

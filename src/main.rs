@@ -351,7 +351,13 @@ fn main() -> Result<()> {
                 Some(path) => {
                     let (tables, local) = node::load_tables(&path)?;
                     let names: Vec<String> = local.iter().map(|l| l.interface.clone()).collect();
-                    ctl::trace_text(&tables, &names, &inport, &frame)?
+                    ctl::trace_text(
+                        &tables,
+                        &dataplane::overlay::Neighbors::default(),
+                        &names,
+                        &inport,
+                        &frame,
+                    )?
                 }
                 None => ctl::request(
                     &ctl,

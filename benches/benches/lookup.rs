@@ -4,7 +4,9 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::cache::{FlowCache, FlowKey};
 use dataplane::flow::FlowDesc;
-use dataplane::packet::{HeapBuf, PacketMeta};
+use dataplane::ids::DatapathIdx;
+use dataplane::packet::HeapBuf;
+use dataplane::pipeline::PacketMeta;
 use dataplane::pipeline::{self, NoTrace};
 use dataplane::tables::{mac_key, Tables};
 use dataplane::wire::MacAddr;
@@ -14,18 +16,21 @@ fn lookups(c: &mut Criterion) {
     let tables = Tables::compile(&topology()).unwrap();
     let mut g = c.benchmark_group("lookup");
     g.throughput(Throughput::Elements(1));
-    let key = mac_key(0, MacAddr([2, 0, 0, 0, 0, 7]));
+    let key = mac_key(DatapathIdx(0), MacAddr([2, 0, 0, 0, 0, 7]));
     g.bench_function("mac_table", |b| {
         b.iter(|| tables.macs.get(black_box(&key)).copied())
     });
 
     let mut cache = FlowCache::new(8192);
-    let k = FlowKey([1, 2, 3, 4, 5, 6]);
-    cache.insert(k, k.hash(), 1, pipeline::Verdict::Output(3));
+    let k = FlowKey {
+        words: [1, 2, 3, 4, 5, 6],
+        extra: 7,
+    };
+    cache.insert(k, k.hash(), pipeline::Verdict::Output(3));
     g.bench_function("flow_cache_hit", |b| {
         b.iter(|| {
             let k = black_box(k);
-            cache.lookup(&k, k.hash(), 1)
+            cache.lookup(&k, k.hash())
         })
     });
 
@@ -43,7 +48,7 @@ fn lookups(c: &mut Criterion) {
     });
     let mut cache = FlowCache::new(8192);
     g.bench_function("pipeline_cached", |b| {
-        b.iter(|| pipeline::decide_cached(&tables, 1, &mut cache, &mut buf, 0))
+        b.iter(|| pipeline::decide_cached(&tables, &mut cache, &mut buf, 0))
     });
     g.finish();
 }

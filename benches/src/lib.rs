@@ -191,6 +191,7 @@ fn underlay(o: Overlay) -> Underlay {
             encap: o.encap,
             mac: Some(MacAddr([2, 0, 0, 0, 1, 0x22])),
             vtep: false,
+            csum: false,
         }],
     }
 }
@@ -252,6 +253,7 @@ fn from_remote(frame: &[u8], o: Overlay) -> Result<Vec<u8>, String> {
         datapath_key: 1,
         ingress_key: key(&frame[6..12]) as u16,
         egress_key: key(&frame[0..6]) as u16,
+        csum: false,
     };
     if !dataplane::overlay::encapsulate(&mut b, &t) {
         return Err("no headroom".into());
@@ -276,7 +278,7 @@ pub fn topology_with(remote: bool) -> Vec<LogicalSwitch> {
     if remote {
         for p in &mut t[0].ports[LOCAL..] {
             p.local_port = None;
-            p.chassis = Some(0);
+            p.chassis = Some(dataplane::ids::ChassisIdx(0));
         }
     }
     t

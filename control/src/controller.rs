@@ -430,10 +430,15 @@ fn plan(
                                 "vxlan" => Encap::Vxlan,
                                 _ => return None,
                             };
-                            Some((encap, e.string("ip").parse::<std::net::IpAddr>().ok()?))
+                            let ip = e.string("ip").parse::<std::net::IpAddr>().ok()?;
+                            // ovn-controller's rule: outer UDP checksums to
+                            // an endpoint whose Encap asks for them.
+                            let csum = e.string_map("options").get("csum").map(String::as_str)
+                                == Some("true");
+                            Some((encap, ip, csum))
                         })
                 });
-                let Some((encap, rip)) = pick else {
+                let Some((encap, rip, csum)) = pick else {
                     tracing::warn!(chassis = %c.string("name"), "no common tunnel type: its ports are unreachable");
                     continue;
                 };
@@ -452,6 +457,7 @@ fn plan(
                         .find(|(i, _)| *i == rip)
                         .map(|(_, m)| *m),
                     vtep: !c.strings("vtep_logical_switches").is_empty(),
+                    csum,
                 });
             }
             Some(Underlay {
@@ -534,7 +540,8 @@ fn plan(
             Some(_) => None,
             None => pb
                 .opt_uuid("chassis")
-                .and_then(|c| chassis_index.get(&c).copied()),
+                .and_then(|c| chassis_index.get(&c).copied())
+                .map(dataplane::ids::ChassisIdx),
         };
         if let Some((_, ports)) = by_dp.get_mut(key) {
             ports.push(LogicalPort {

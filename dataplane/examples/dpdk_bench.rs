@@ -173,6 +173,7 @@ fn underlay(encap: TunnelEncap, uplink: u16) -> Underlay {
             encap,
             mac: Some(MacAddr([2, 0, 0, 0, 1, 0x22])),
             vtep: false,
+            csum: false,
         }],
     }
 }
@@ -360,6 +361,7 @@ fn frames(s: &Scenario) -> Result<Vec<Vec<u8>>, String> {
                     datapath_key: 1,
                     ingress_key: 1,
                     egress_key: 2,
+                    csum: false,
                 };
                 if !dataplane::overlay::encapsulate(&mut b, &t) {
                     return Err("no headroom".into());

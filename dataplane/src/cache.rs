@@ -1,34 +1,39 @@
 //! The per-worker exact-match flow cache.
 //!
 //! In front of the full pipeline, like OVS's EMC: a set-associative array
-//! of entries keyed by exactly the packet fields the L2 pipeline consults
-//! (ingress port, Ethernet addresses and type, IP source and destination),
-//! in 4-way sets with a word of 16-bit tags each, so that flows sharing a
-//! set do not evict each other and a lookup reads one line of entries. A
-//! miss fills a stale way, but evicts a live one only now and then, so more
+//! of entries keyed by exactly the fields a datapath's stages read (the key
+//! is built in [`crate::pipeline::fields`] from their declarations), in
+//! 4-way sets with a word of 16-bit tags each, so that flows sharing a set
+//! do not evict each other and a lookup reads one line of entries. A miss
+//! fills a stale way, but evicts a live one only now and then, so more
 //! flows than entries do not thrash the cache. Entries are tagged with the
-//! table generation they were computed under, so publishing new tables
-//! invalidates the whole cache at once, without touching it. Only decisions
-//! that depend on nothing beyond the key are cached: ARP, ND and
-//! DHCP-discover packets always take the full pipeline.
+//! cache's epoch, which [`FlowCache::invalidate`] moves on when new tables
+//! are published: the whole cache is invalidated at once, without touching
+//! it. Only decisions that depend on nothing beyond the key are cached: the
+//! pipeline checks what its stages read before it inserts.
 
 use crate::pipeline::Verdict;
 
-/// The fields a cached decision depends on, packed into 6 words.
+/// The fields a cached decision depends on, packed into six words and a
+/// half (see [`crate::pipeline::fields::flow_key`] for the layout).
 #[derive(Clone, Copy, Debug, Default, Eq)]
-pub struct FlowKey(pub [u64; 6]);
+pub struct FlowKey {
+    pub words: [u64; 6],
+    pub extra: u32,
+}
 
 impl PartialEq for FlowKey {
     /// Branch-free word compare (a derived `==` calls `bcmp`).
     #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (&self.0, &other.0);
+        let (a, b) = (&self.words, &other.words);
         ((a[0] ^ b[0])
             | (a[1] ^ b[1])
             | (a[2] ^ b[2])
             | (a[3] ^ b[3])
             | (a[4] ^ b[4])
-            | (a[5] ^ b[5]))
+            | (a[5] ^ b[5])
+            | u64::from(self.extra ^ other.extra))
             == 0
     }
 }
@@ -42,8 +47,9 @@ impl FlowKey {
     #[inline(always)]
     pub fn hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let w = &self.0;
-        let x = w[0]
+        let w = &self.words;
+        let x = u64::from(self.extra).rotate_left(33)
+            ^ w[0]
             ^ w[1].rotate_left(13)
             ^ w[2].rotate_left(27)
             ^ w[3].rotate_left(41)
@@ -68,19 +74,32 @@ const EVICT_ONE_IN: u64 = 16;
 /// 1 in every 16-bit lane of a set's tag word.
 const LANES: u64 = 0x0001_0001_0001_0001;
 
-/// One way of a set: a cache line.
+/// One way of a set: a cache line. The key is stored flat so that its
+/// extra half word and the epoch share a word.
 #[derive(Clone, Copy)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Entry {
-    key: FlowKey,
-    generation: u64,
+    words: [u64; 6],
+    extra: u32,
+    /// The [`FlowCache`] epoch the verdict was computed in (0: never).
+    epoch: u32,
     verdict: Verdict,
 }
 
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+
 impl Entry {
     #[inline(always)]
-    fn holds(&self, key: &FlowKey, generation: u64) -> bool {
-        self.generation == generation && self.key == *key
+    fn key(&self) -> FlowKey {
+        FlowKey {
+            words: self.words,
+            extra: self.extra,
+        }
+    }
+
+    #[inline(always)]
+    fn holds(&self, key: &FlowKey, epoch: u32) -> bool {
+        self.epoch == epoch && self.key() == *key
     }
 }
 
@@ -97,6 +116,8 @@ pub struct FlowCache {
     sets: Box<[[Entry; WAYS]]>,
     /// Sets - 1.
     mask: usize,
+    /// Entries of other epochs are stale; starts at 1.
+    epoch: u32,
     pub hits: u64,
     pub misses: u64,
 }
@@ -110,16 +131,33 @@ impl FlowCache {
             tags: vec![0; size / WAYS].into_boxed_slice(),
             sets: vec![
                 [Entry {
-                    key: FlowKey::default(),
-                    generation: 0,
+                    words: [0; 6],
+                    extra: 0,
+                    epoch: 0,
                     verdict: Verdict::Drop(crate::drop::DropReason::NoBinding),
                 }; WAYS];
                 size / WAYS
             ]
             .into_boxed_slice(),
             mask: size / WAYS - 1,
+            epoch: 1,
             hits: 0,
             misses: 0,
+        }
+    }
+
+    /// Makes every entry stale (new tables were published). Once in 2^32
+    /// calls the epoch wraps, and the entries are reset so that no old one
+    /// can match again.
+    pub fn invalidate(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            for set in self.sets.iter_mut() {
+                for e in set {
+                    e.epoch = 0;
+                }
+            }
+            self.epoch = 1;
         }
     }
 
@@ -129,9 +167,9 @@ impl FlowCache {
         (hash as usize & self.mask, hash >> 48)
     }
 
-    /// The cached verdict for `key` under table generation `generation`.
+    /// The cached verdict for `key` (whose hash is `hash`).
     #[inline]
-    pub fn lookup(&mut self, key: &FlowKey, hash: u64, generation: u64) -> Option<Verdict> {
+    pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Option<Verdict> {
         let (set, tag) = self.place(hash);
         // SAFETY: `place` masks the set index to below the number of sets,
         // which is the length of both `tags` and `sets`.
@@ -143,7 +181,7 @@ impl FlowCache {
         while candidates != 0 {
             let way = candidates.trailing_zeros() as usize / 16;
             let e = &ways[way];
-            if e.holds(key, generation) {
+            if e.holds(key, self.epoch) {
                 self.hits += 1;
                 return Some(e.verdict);
             }
@@ -157,13 +195,11 @@ impl FlowCache {
     /// one holding the key), else now and then over a way picked by the
     /// hash.
     #[inline]
-    pub fn insert(&mut self, key: FlowKey, hash: u64, generation: u64, verdict: Verdict) {
+    pub fn insert(&mut self, key: FlowKey, hash: u64, verdict: Verdict) {
         let (set, tag) = self.place(hash);
+        let epoch = self.epoch;
         let ways = &mut self.sets[set];
-        let way = match ways
-            .iter()
-            .position(|e| e.generation != generation || e.key == key)
-        {
+        let way = match ways.iter().position(|e| e.epoch != epoch || e.key() == key) {
             Some(w) => w,
             // Every way live. A way picked by the hash, not the least
             // recently used one, keeps most of a set's flows when more
@@ -172,8 +208,9 @@ impl FlowCache {
             None => return,
         };
         ways[way] = Entry {
-            key,
-            generation,
+            words: key.words,
+            extra: key.extra,
+            epoch,
             verdict,
         };
         let shift = 16 * way;
@@ -185,18 +222,40 @@ impl FlowCache {
 mod tests {
     use super::*;
 
+    fn key(w0: u64, extra: u32) -> FlowKey {
+        FlowKey {
+            words: [w0, 0, 0, 0, 0, 0],
+            extra,
+        }
+    }
+
     #[test]
-    fn generation_invalidates() {
+    fn invalidation_makes_entries_stale() {
         let mut c = FlowCache::new(100);
-        let k = FlowKey([1, 2, 3, 4, 5, 6]);
+        let k = FlowKey {
+            words: [1, 2, 3, 4, 5, 6],
+            extra: 7,
+        };
         let h = k.hash();
-        assert!(c.lookup(&k, h, 1).is_none());
-        c.insert(k, h, 1, Verdict::Output(3));
-        assert_eq!(c.lookup(&k, h, 1), Some(Verdict::Output(3)));
-        assert!(c.lookup(&k, h, 2).is_none());
-        let other = FlowKey([1, 2, 3, 4, 5, 7]);
-        assert!(c.lookup(&other, h, 1).is_none());
+        assert!(c.lookup(&k, h).is_none());
+        c.insert(k, h, Verdict::Output(3));
+        assert_eq!(c.lookup(&k, h), Some(Verdict::Output(3)));
+        let other = FlowKey { extra: 8, ..k };
+        assert!(c.lookup(&other, h).is_none());
+        c.invalidate();
+        assert!(c.lookup(&k, h).is_none());
         assert_eq!((c.hits, c.misses), (1, 3));
+    }
+
+    #[test]
+    fn a_wrapped_epoch_matches_no_old_entry() {
+        let mut c = FlowCache::new(WAYS);
+        let k = key(0, 0);
+        c.insert(k, 0, Verdict::Output(1));
+        c.epoch = u32::MAX;
+        c.invalidate();
+        assert_eq!(c.epoch, 1);
+        assert!(c.lookup(&k, 0).is_none());
     }
 
     #[test]
@@ -205,13 +264,13 @@ mod tests {
         // evicting on every miss would keep three of them cached (the fifth
         // always evicting the first); four stay.
         let mut c = FlowCache::new(WAYS);
-        let keys: Vec<FlowKey> = (0..5).map(|i| FlowKey([i, 0, 0, 0, 0, 0])).collect();
+        let keys: Vec<FlowKey> = (0..5).map(|i| key(i, 0)).collect();
         let rounds = 4 * EVICT_ONE_IN;
         for _ in 0..rounds {
             for (i, k) in keys.iter().enumerate() {
-                match c.lookup(k, 0, 1) {
+                match c.lookup(k, 0) {
                     Some(v) => assert_eq!(v, Verdict::Output(i as u16)),
-                    None => c.insert(*k, 0, 1, Verdict::Output(i as u16)),
+                    None => c.insert(*k, 0, Verdict::Output(i as u16)),
                 }
             }
         }
@@ -229,17 +288,12 @@ mod tests {
         // equal ones.
         let hashes = [0x0001 << 48, 0x0002 << 48, 0x0001 << 48, 0xffff << 48];
         for (i, &h) in hashes.iter().enumerate() {
-            c.insert(
-                FlowKey([i as u64, 0, 0, 0, 0, 0]),
-                h,
-                7,
-                Verdict::Output(i as u16),
-            );
+            c.insert(key(i as u64, 0), h, Verdict::Output(i as u16));
         }
         for (i, &h) in hashes.iter().enumerate() {
-            let k = FlowKey([i as u64, 0, 0, 0, 0, 0]);
-            assert_eq!(c.lookup(&k, h, 7), Some(Verdict::Output(i as u16)));
-            assert_eq!(c.lookup(&k, h, 8), None);
+            let k = key(i as u64, 0);
+            assert_eq!(c.lookup(&k, h), Some(Verdict::Output(i as u16)));
+            assert_eq!(c.lookup(&key(i as u64, 1), h), None);
         }
     }
 }

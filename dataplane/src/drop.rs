@@ -29,6 +29,9 @@ pub enum DropReason {
     PortSecurityArp,
     /// Port security: an ND option or target is not the port's.
     PortSecurityNd,
+    /// Port security: neither IP nor ARP, from a MAC whose port security
+    /// entry lists addresses (OVN lets only what they allow through).
+    PortSecurityEthType,
     /// Egress port security: the destination is not the egress port's.
     PortSecurityEgress,
     /// Unicast to an unknown MAC on a switch without an "unknown" port.
@@ -64,7 +67,7 @@ pub enum DropReason {
     UplinkNdInvalid,
 }
 
-const OTHER_REASONS: [DropReason; 23] = [
+const OTHER_REASONS: [DropReason; 24] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -88,6 +91,7 @@ const OTHER_REASONS: [DropReason; 23] = [
     DropReason::ProviderVlanMismatch,
     DropReason::TunnelChecksum,
     DropReason::UplinkNdInvalid,
+    DropReason::PortSecurityEthType,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -130,6 +134,7 @@ impl DropReason {
             DropReason::ProviderVlanMismatch => Malformed::ALL.len() + 20,
             DropReason::TunnelChecksum => Malformed::ALL.len() + 21,
             DropReason::UplinkNdInvalid => Malformed::ALL.len() + 22,
+            DropReason::PortSecurityEthType => Malformed::ALL.len() + 23,
         }
     }
 
@@ -160,6 +165,7 @@ impl DropReason {
             DropReason::ProviderVlanMismatch => "provider_vlan_mismatch",
             DropReason::TunnelChecksum => "tunnel_checksum",
             DropReason::UplinkNdInvalid => "uplink_nd_invalid",
+            DropReason::PortSecurityEthType => "port_security_eth_type",
         }
     }
 }
@@ -215,6 +221,9 @@ impl fmt::Display for DropReason {
             DropReason::UplinkNdInvalid => {
                 f.write_str("invalid neighbour discovery message on the uplink (RFC 4861 7.1)")
             }
+            DropReason::PortSecurityEthType => f.write_str(
+                "port security: neither IP nor ARP from a MAC whose entry lists addresses",
+            ),
         }
     }
 }

@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 
 use crate::cache::FlowCache;
 use crate::drop::{DropReason, DROP_REASONS};
+use crate::ids::{ChassisIdx, LportIdx};
 use crate::overlay::{self, Neighbors, Uplink, MC_FLOOD, MC_UNKNOWN};
-use crate::packet::{BufPool, PacketBuf, PacketMeta, PortId, MAX_BURST, NO_LPORT};
-use crate::pipeline::{self, NoTrace, Verdict};
+use crate::packet::{BufPool, PacketBuf, PortId, MAX_BURST};
+use crate::pipeline::tunnel_output::Endpoint;
+use crate::pipeline::{self, provider_vlan, NoTrace, PacketMeta, Verdict};
 use crate::port::{Port, PortQueue};
-use crate::tables::{TablePublisher, Tables};
+use crate::tables::{TablePublisher, Tables, TunnelIds};
 
 /// How the engine runs.
 #[derive(Clone, Debug)]
@@ -127,7 +129,7 @@ pub struct Worker<P: BufPool> {
     stage_untagged: Vec<P::Buf>,
     /// Packets of the current burst to encapsulate: (buffer, chassis,
     /// logical port).
-    stage_tunnel: Vec<(P::Buf, u16, u32)>,
+    stage_tunnel: Vec<(P::Buf, ChassisIdx, LportIdx)>,
     /// Per remote chassis, what encapsulating to it takes (cleared on new
     /// tables, rebuilt when a neighbour changes).
     endpoints: Vec<Option<Endpoint>>,
@@ -136,48 +138,23 @@ pub struct Worker<P: BufPool> {
 /// Where a tunnel packet goes on the remote chassis.
 #[derive(Clone, Copy, Debug)]
 enum To {
-    /// A logical port (index into the tables).
-    Port(u32),
+    /// A logical port.
+    Port(LportIdx),
     /// One of OVN's multicast groups.
     Group(u16),
 }
 
-/// The logical port a tunnel packet came in by, and its tunnel keys (none
-/// for [`NO_LPORT`]).
+/// The logical port a tunnel packet came in by (none for what a tunnel
+/// delivered), and its tunnel keys.
 #[derive(Clone, Copy, Debug)]
 struct Ingress {
-    lport: u32,
-    ids: Option<crate::tables::TunnelIds>,
-}
-
-/// A remote chassis as a worker encapsulates to it, built on first use.
-#[derive(Debug)]
-struct Endpoint {
-    /// The outer headers, with the endpoint's MAC.
-    template: overlay::Template,
-    uplink: PortId,
-    /// The largest inner frame the tunnel carries.
-    max_inner: usize,
-    /// A plain VTEP: no egress port in the VNI.
-    vtep: bool,
-    /// The [`Neighbors::generation`] the MAC was read at.
-    neighbors: u64,
+    lport: Option<LportIdx>,
+    ids: Option<TunnelIds>,
 }
 
 /// Marks the branch that calls it as the unlikely one.
 #[cold]
 fn unlikely() {}
-
-/// Pushes an 802.1Q tag with VLAN `vid` onto every frame (into headroom).
-fn tag_all<B: PacketBuf>(bufs: &mut [B], vid: u16) {
-    for b in bufs {
-        if let Some(f) = b.prepend(4) {
-            f.copy_within(4..16, 0);
-            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
-            f[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
-        }
-    }
-}
 
 /// A change to a worker's set of ports, sent by [`Engine`].
 enum PortChange<P: BufPool> {
@@ -349,6 +326,12 @@ impl<P: BufPool> Worker<P> {
             let (g, t) = self.publisher.load();
             self.generation = g;
             self.tables = t;
+            for c in [&mut self.cache, &mut self.decap_cache]
+                .into_iter()
+                .flatten()
+            {
+                c.invalidate();
+            }
             self.stats.table_generation.store(g, Ordering::Release);
             self.endpoints.clear();
             self.resolve_endpoints();
@@ -430,9 +413,7 @@ impl<P: BufPool> Worker<P> {
         let mut rx = std::mem::take(&mut self.rx);
         for mut buf in rx.drain(..) {
             let v = match &mut self.cache {
-                Some(cache) => {
-                    pipeline::decide_cached(&self.tables, self.generation, cache, &mut buf, in_port)
-                }
+                Some(cache) => pipeline::decide_cached(&self.tables, cache, &mut buf, in_port),
                 None => pipeline::decide(
                     &self.tables,
                     &mut buf,
@@ -455,7 +436,7 @@ impl<P: BufPool> Worker<P> {
     /// Stages a packet for encapsulation after the burst, prefetching the
     /// headroom its outer headers will be written into meanwhile.
     #[inline(always)]
-    fn stage_tunnel(&mut self, buf: P::Buf, chassis: u16, lport: u32) {
+    fn stage_tunnel(&mut self, buf: P::Buf, chassis: ChassisIdx, lport: LportIdx) {
         crate::packet::prefetch_headroom(&buf, overlay::MAX_OVERHEAD);
         self.stage_tunnel.push((buf, chassis, lport));
     }
@@ -502,22 +483,15 @@ impl<P: BufPool> Worker<P> {
     }
 
     /// A burst from a VLAN provider network: frames of VLAN `vid` lose
-    /// their tag; any other frame is dropped.
+    /// their tag; any other frame is dropped ([`provider_vlan`]).
     #[cold]
     fn untag_burst(&mut self, vid: u16) {
         let mut rx = std::mem::take(&mut self.rx);
         let mut kept = std::mem::take(&mut self.stage_untagged);
         for mut buf in rx.drain(..) {
-            let f = buf.data();
-            let ours = f.len() >= 18
-                && u16::from_be_bytes([f[12], f[13]]) == 0x8100
-                && u16::from_be_bytes([f[14], f[15]]) & 0x0fff == vid;
-            if ours {
-                buf.data_mut().copy_within(0..12, 4);
-                buf.trim_front(4);
-                kept.push(buf);
-            } else {
-                self.drop(buf, DropReason::ProviderVlanMismatch);
+            match provider_vlan::untag(&mut buf, vid, &mut NoTrace) {
+                Ok(()) => kept.push(buf),
+                Err(r) => self.drop(buf, r),
             }
         }
         // The kept frames are the burst now; the drained vector the scratch.
@@ -528,17 +502,24 @@ impl<P: BufPool> Worker<P> {
     /// Encapsulates `buf` to remote chassis `chassis` and queues it on the
     /// uplink: to logical port `lport`, or to multicast group `group`.
     #[inline(always)]
-    fn tunnel(&mut self, mut buf: P::Buf, chassis: u16, to: To, from: &Ingress, generation: u64) {
-        let c = usize::from(chassis);
+    fn tunnel(
+        &mut self,
+        mut buf: P::Buf,
+        chassis: ChassisIdx,
+        to: To,
+        from: &Ingress,
+        generation: u64,
+    ) {
+        let c = chassis.get();
         let ready = matches!(self.endpoints.get(c), Some(Some(e)) if e.neighbors == generation);
         if !ready {
-            if let Err(r) = self.prepare_endpoint(c, generation) {
+            if let Err(r) = self.prepare_endpoint(chassis, generation) {
                 return self.drop(buf, r);
             }
         }
         let e = self.endpoints[c].as_ref().expect("prepared above");
         let (datapath_key, egress) = match to {
-            To::Port(lport) => match self.tables.tunnel_ids.get(lport as usize) {
+            To::Port(lport) => match self.tables.tunnel_ids.get(lport.get()) {
                 Some(out) => (out.datapath_key, out.port_key),
                 None => return self.drop(buf, DropReason::NoLocalPort),
             },
@@ -552,7 +533,8 @@ impl<P: BufPool> Worker<P> {
         let ingress = from.ids.map_or(0, |i| i.port_key);
         let (uplink, max) = (e.uplink, e.max_inner);
         if buf.len() > max {
-            return self.too_big(buf, from.lport, (max - 14) as u16);
+            let mtu = e.mtu();
+            return self.too_big(buf, from.lport, mtu);
         }
         if e.template
             .encapsulate(&mut buf, datapath_key, ingress, egress)
@@ -568,7 +550,7 @@ impl<P: BufPool> Worker<P> {
         let lport = self.tables.lport_of(in_port);
         Ingress {
             lport,
-            ids: self.tables.tunnel_ids.get(lport as usize).copied(),
+            ids: lport.and_then(|l| self.tables.tunnel_ids.get(l.get()).copied()),
         }
     }
 
@@ -576,46 +558,38 @@ impl<P: BufPool> Worker<P> {
     /// endpoint's MAC as of neighbour `generation`; if that MAC is not
     /// known, asks for it and says the packet waits in vain.
     #[cold]
-    fn prepare_endpoint(&mut self, c: usize, generation: u64) -> Result<(), DropReason> {
+    fn prepare_endpoint(&mut self, c: ChassisIdx, generation: u64) -> Result<(), DropReason> {
         let tables = self.tables.clone();
-        let Some((u, rc)) = tables
-            .underlay
-            .as_ref()
-            .and_then(|u| Some((u, u.chassis.get(c)?)))
-        else {
-            return Err(DropReason::NoLocalPort);
+        let e = match Endpoint::prepare(&tables, &self.neighbors, c, generation) {
+            Ok(e) => e,
+            Err(r) => {
+                if r == DropReason::NeighborUnresolved {
+                    if let Some(rc) = tables.underlay.as_ref().map(|u| &u.chassis[c.get()]) {
+                        self.ask_neighbor(rc.ip);
+                    }
+                }
+                return Err(r);
+            }
         };
-        let Some(dst_mac) = rc.mac.or_else(|| self.neighbors.get(rc.ip)) else {
-            self.ask_neighbor(rc.ip);
-            return Err(DropReason::NeighborUnresolved);
-        };
-        if self.endpoints.len() <= c {
-            self.endpoints
-                .resize_with(u.chassis.len().max(c + 1), || None);
+        let n = tables.underlay.as_ref().map_or(0, |u| u.chassis.len());
+        if self.endpoints.len() <= c.get() {
+            self.endpoints.resize_with(n.max(c.get() + 1), || None);
         }
-        self.endpoints[c] = Some(Endpoint {
-            template: overlay::Template::new(rc.encap, u.mac, dst_mac, u.ip, rc.ip),
-            uplink: u.port,
-            max_inner: overlay::max_inner_frame(rc.encap, u.ip.is_ipv6(), u.mtu),
-            vtep: rc.vtep,
-            neighbors: generation,
-        });
+        self.endpoints[c.get()] = Some(e);
         Ok(())
     }
 
     /// A packet too big for the tunnel: ICMP back out of its ingress port
     /// (path-MTU discovery), and the packet dropped as `tunnel_mtu`.
     #[cold]
-    fn too_big(&mut self, buf: P::Buf, inport: u32, mtu: u16) {
-        let back = self
-            .tables
-            .lports
-            .get(inport as usize)
-            .and_then(|l| l.local_port);
+    fn too_big(&mut self, buf: P::Buf, inport: Option<LportIdx>, mtu: u16) {
+        let back = inport.and_then(|l| self.tables.lports.get(l.get()).and_then(|l| l.local_port));
         if let (Some(p), Some(mut reply)) = (back, self.pool.alloc()) {
             let mut frame = [0u8; 14 + 40 + 8 + 1232];
-            match overlay::too_big(buf.data(), mtu, &mut frame) {
-                overlay::TooBig::Reply(n) if reply.load(&frame[..n]) => self.enqueue(p, reply),
+            match crate::responder::too_big(buf.data(), mtu, &mut frame) {
+                crate::responder::TooBig::Reply(n) if reply.load(&frame[..n]) => {
+                    self.enqueue(p, reply)
+                }
                 _ => self.pool.free(reply),
             }
         }
@@ -696,10 +670,8 @@ impl<P: BufPool> Worker<P> {
     #[inline]
     fn deliver(&mut self, buf: P::Buf, tables: &Tables, r: overlay::Received) {
         let v = match &mut self.decap_cache {
-            Some(cache) => {
-                pipeline::tunnel_delivery_cached(tables, self.generation, cache, buf.data(), &r)
-            }
-            None => pipeline::tunnel_delivery(tables, buf.data(), &r, &mut NoTrace),
+            Some(cache) => pipeline::tunnel_delivery_cached(tables, cache, buf.data(), &r),
+            None => pipeline::tunnel_delivery(tables, buf.data(), &r, &mut NoTrace).0,
         };
         match v {
             Verdict::Output(p) => self.enqueue(p, buf),
@@ -716,13 +688,13 @@ impl<P: BufPool> Worker<P> {
 
     /// Copies a frame from a tunnel to every local port of the datapath
     /// (only "unknown" ones for unknown unicast).
-    fn flood_local(&mut self, buf: P::Buf, datapath: u16, unknown_only: bool) {
+    fn flood_local(&mut self, buf: P::Buf, datapath: crate::ids::DatapathIdx, unknown_only: bool) {
         let mut targets = std::mem::take(&mut self.flood);
         pipeline::flood_targets(
             &self.tables,
             datapath,
             unknown_only,
-            NO_LPORT,
+            None,
             buf.data(),
             &mut targets,
         );
@@ -758,7 +730,13 @@ impl<P: BufPool> Worker<P> {
         self.pool.free(buf);
     }
 
-    fn flood(&mut self, buf: P::Buf, datapath: u16, unknown_only: bool, inport: u32) {
+    fn flood(
+        &mut self,
+        buf: P::Buf,
+        datapath: crate::ids::DatapathIdx,
+        unknown_only: bool,
+        inport: Option<LportIdx>,
+    ) {
         let mut targets = std::mem::take(&mut self.flood);
         pipeline::flood_targets(
             &self.tables,
@@ -774,7 +752,7 @@ impl<P: BufPool> Worker<P> {
         let remote = pipeline::flood_chassis(&self.tables, datapath, unknown_only).len();
         let from = Ingress {
             lport: inport,
-            ids: self.tables.tunnel_ids.get(inport as usize).copied(),
+            ids: inport.and_then(|l| self.tables.tunnel_ids.get(l.get()).copied()),
         };
         let generation = self.neighbors.generation();
         for i in 0..remote {
@@ -802,7 +780,7 @@ impl<P: BufPool> Worker<P> {
             let p = self.pending[i] as usize;
             sent += self.tx[p].len();
             if let Some(Some(vid)) = self.tables.port_vlan.get(p) {
-                tag_all(&mut self.tx[p], *vid);
+                provider_vlan::tag_all(&mut self.tx[p], *vid);
             }
             self.queues[p].tx_burst(&mut self.pool, &mut self.tx[p]);
         }

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod drop;
 pub mod engine;
 pub mod flow;
+pub mod ids;
 pub mod overlay;
 pub mod packet;
 pub mod pipeline;

@@ -9,8 +9,6 @@
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
-use crate::drop::DropReason;
-
 /// Bytes reserved in front of every frame for encapsulation (as DPDK's
 /// `RTE_PKTMBUF_HEADROOM`): enough for outer Ethernet + IPv6 + UDP + Geneve
 /// with options.
@@ -316,40 +314,6 @@ fn move_tail(src: &mut Vec<HeapBuf>, from: usize, dst: &mut Vec<HeapBuf>) {
 
 /// Index of a local (physical) port in the dataplane.
 pub type PortId = u16;
-/// "No logical port" marker for [`PacketMeta`].
-pub const NO_LPORT: u32 = u32::MAX;
-
-/// What the pipeline knows about one packet in flight.
-#[derive(Clone, Copy, Debug)]
-pub struct PacketMeta {
-    /// Local port the packet arrived on.
-    pub in_port: PortId,
-    /// Logical datapath tunnel key (0 before classification).
-    pub datapath: u32,
-    /// Logical ingress port (index in the forwarding tables).
-    pub logical_inport: u32,
-    /// Logical egress port (index in the forwarding tables).
-    pub logical_outport: u32,
-    /// Why the packet was dropped, once it was.
-    pub drop: Option<DropReason>,
-    /// Record every stage's decision for `switchyard trace`.
-    pub trace: bool,
-}
-
-impl PacketMeta {
-    /// Metadata of a packet received on `in_port`.
-    #[inline]
-    pub fn new(in_port: PortId) -> Self {
-        PacketMeta {
-            in_port,
-            datapath: 0,
-            logical_inport: NO_LPORT,
-            logical_outport: NO_LPORT,
-            drop: None,
-            trace: false,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
-use crate::packet::{PortId, NO_LPORT};
+use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
+use crate::packet::PortId;
 use crate::wire::MacAddr;
 
 /// Errors in a table description.
@@ -74,6 +75,26 @@ impl Ipv4Cidr {
     pub fn contains(self, ip: Ipv4Addr) -> bool {
         (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
     }
+
+    /// Whether a port security entry of this prefix allows `ip`, as OVN
+    /// reads one: an address with a non-zero host part ("10.0.0.4/24") is
+    /// that host alone, one with a zero host part ("10.0.0.0/24") the whole
+    /// prefix.
+    pub fn allows(self, ip: Ipv4Addr) -> bool {
+        if u32::from(self.addr) & !self.mask() != 0 {
+            ip == self.addr
+        } else {
+            self.contains(ip)
+        }
+    }
+
+    /// The subnet broadcast address a host entry ("10.0.0.4/24") may also
+    /// receive (OVN's egress port security), if it is one.
+    pub fn broadcast(self) -> Option<Ipv4Addr> {
+        let host = !self.mask();
+        (self.prefix < 32 && u32::from(self.addr) & host != 0)
+            .then(|| Ipv4Addr::from(u32::from(self.addr) | host))
+    }
 }
 
 /// An IPv6 prefix.
@@ -92,6 +113,17 @@ impl Ipv6Cidr {
             u128::MAX << (128 - self.prefix)
         };
         (u128::from(ip) ^ u128::from(self.addr)) & mask == 0
+    }
+
+    /// Whether a port security entry of this prefix allows `ip`: a host
+    /// (non-zero host part) or the whole prefix, as [`Ipv4Cidr::allows`].
+    pub fn allows(self, ip: Ipv6Addr) -> bool {
+        let host = u128::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+        if u128::from(self.addr) & host != 0 {
+            ip == self.addr
+        } else {
+            self.contains(ip)
+        }
     }
 }
 
@@ -201,6 +233,9 @@ pub struct RemoteChassis {
     /// kernel VXLAN device): its VNI is the datapath key alone, and the
     /// receiver looks the destination up itself.
     pub vtep: bool,
+    /// Its `Encap` row asks for outer UDP checksums (`options:csum=true`):
+    /// tunnel packets to it over IPv4 carry one (over IPv6 they always do).
+    pub csum: bool,
 }
 
 /// This chassis on the underlay network.
@@ -234,7 +269,7 @@ pub struct LogicalPort {
     pub local_port: Option<PortId>,
     /// Index into [`Underlay::chassis`] of the chassis the port is bound
     /// to, when that is another chassis.
-    pub chassis: Option<u16>,
+    pub chassis: Option<ChassisIdx>,
     /// A localnet port's VLAN (OVN's `tag`): frames leave its local port
     /// tagged with it and must arrive tagged with it. None: a flat network.
     pub vlan: Option<u16>,
@@ -293,11 +328,10 @@ pub struct Lport {
     pub name: String,
     pub tunnel_key: u32,
     pub port_type: PortType,
-    /// Index of its datapath in [`Tables::datapaths`].
-    pub datapath: u16,
+    pub datapath: DatapathIdx,
     pub local_port: Option<PortId>,
-    /// The remote chassis (index into the underlay's) it is bound to.
-    pub chassis: Option<u16>,
+    /// The remote chassis it is bound to.
+    pub chassis: Option<ChassisIdx>,
     /// A localnet port's VLAN.
     pub vlan: Option<u16>,
     pub port_security: PortSecurity,
@@ -310,17 +344,17 @@ pub struct Datapath {
     pub name: String,
     pub tunnel_key: u32,
     /// Every port, for broadcast/multicast flooding.
-    pub ports: Vec<u32>,
+    pub ports: Vec<LportIdx>,
     /// Ports with "unknown" addresses, for unknown unicast.
-    pub unknown: Vec<u32>,
+    pub unknown: Vec<LportIdx>,
     /// Remote chassis with ports of this datapath (flood copies go there).
-    pub remote_chassis: Vec<u16>,
+    pub remote_chassis: Vec<ChassisIdx>,
     /// Remote chassis with "unknown" ports of this datapath.
-    pub remote_unknown: Vec<u16>,
+    pub remote_unknown: Vec<ChassisIdx>,
     /// The localnet port bound on this chassis, if any: traffic to ports on
     /// other chassis goes over the physical network through it, not
     /// through tunnels (as in OVN).
-    pub localnet: Option<u32>,
+    pub localnet: Option<LportIdx>,
     /// Port tunnel key → logical port (the egress a tunnel packet names).
     pub ports_by_key: KeyIndex,
 }
@@ -329,7 +363,7 @@ pub struct Datapath {
 #[derive(Clone, Copy, Debug)]
 pub struct Neighbor {
     pub mac: MacAddr,
-    pub lport: u32,
+    pub lport: LportIdx,
 }
 
 /// One immutable snapshot of every forwarding table.
@@ -337,15 +371,15 @@ pub struct Neighbor {
 pub struct Tables {
     pub datapaths: Vec<Datapath>,
     pub lports: Vec<Lport>,
-    /// Local port → logical port index ([`NO_LPORT`] if unbound).
-    pub by_local_port: Vec<u32>,
+    /// Local port → logical port, if bound.
+    pub by_local_port: Vec<Option<LportIdx>>,
     /// (datapath, MAC) → logical port.
-    pub macs: HashMap<u64, u32>,
+    pub macs: HashMap<u64, LportIdx>,
     /// (datapath, IPv4) → owner, for the ARP responder.
-    pub arp: HashMap<(u16, Ipv4Addr), Neighbor>,
+    pub arp: HashMap<(DatapathIdx, Ipv4Addr), Neighbor>,
     /// (datapath, IPv6) → owner, for the ND responder.
-    pub nd: HashMap<(u16, Ipv6Addr), Neighbor>,
-    pub lport_by_name: HashMap<String, u32>,
+    pub nd: HashMap<(DatapathIdx, Ipv6Addr), Neighbor>,
+    pub lport_by_name: HashMap<String, LportIdx>,
     /// The underlay, when this chassis has tunnels.
     pub underlay: Option<Underlay>,
     /// Datapath tunnel key → datapath index.
@@ -404,9 +438,9 @@ impl KeyIndex {
 
 /// Key of the static MAC table.
 #[inline]
-pub fn mac_key(datapath: u16, mac: MacAddr) -> u64 {
+pub fn mac_key(datapath: DatapathIdx, mac: MacAddr) -> u64 {
     let m = mac.0;
-    (u64::from(datapath) << 48) | u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
+    (u64::from(datapath.0) << 48) | u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
 }
 
 impl Tables {
@@ -436,7 +470,7 @@ impl Tables {
             if !switch_names.insert(ls.name.as_str()) {
                 return Err(TableError::DuplicateSwitch(ls.name.clone()));
             }
-            let dp_idx = dp_idx as u16;
+            let dp_idx = DatapathIdx(dp_idx as u16);
             let mut dp = Datapath {
                 name: ls.name.clone(),
                 tunnel_key: ls.tunnel_key,
@@ -447,10 +481,10 @@ impl Tables {
                 localnet: None,
                 ports_by_key: KeyIndex::default(),
             };
-            t.datapath_by_key.insert(ls.tunnel_key, u32::from(dp_idx));
+            t.datapath_by_key.insert(ls.tunnel_key, u32::from(dp_idx.0));
             let mut keys = hashbrown::HashSet::new();
             for lp in &ls.ports {
-                let idx = t.lports.len() as u32;
+                let idx = LportIdx(t.lports.len() as u32);
                 if t.lport_by_name.insert(lp.name.clone(), idx).is_some() {
                     return Err(TableError::DuplicatePort(lp.name.clone()));
                 }
@@ -460,13 +494,13 @@ impl Tables {
                         key: lp.tunnel_key,
                     });
                 }
-                dp.ports_by_key.insert(lp.tunnel_key, idx);
+                dp.ports_by_key.insert(lp.tunnel_key, idx.0);
                 let chassis = match lp.chassis {
-                    Some(c) if usize::from(c) < n_chassis && lp.local_port.is_none() => Some(c),
+                    Some(c) if c.get() < n_chassis && lp.local_port.is_none() => Some(c),
                     Some(c) => {
                         return Err(TableError::BadChassis {
                             port: lp.name.clone(),
-                            chassis: c,
+                            chassis: c.0,
                         })
                     }
                     None => None,
@@ -490,7 +524,7 @@ impl Tables {
                                 return Err(TableError::DuplicateMac {
                                     switch: ls.name.clone(),
                                     mac: m.mac,
-                                    first: t.lports[prev as usize].name.clone(),
+                                    first: t.lports[prev.get()].name.clone(),
                                     second: lp.name.clone(),
                                 });
                             }
@@ -518,16 +552,16 @@ impl Tables {
                 if let Some(p) = lp.local_port {
                     let p = p as usize;
                     if t.by_local_port.len() <= p {
-                        t.by_local_port.resize(p + 1, NO_LPORT);
+                        t.by_local_port.resize(p + 1, None);
                     }
-                    if t.by_local_port[p] != NO_LPORT {
+                    if let Some(first) = t.by_local_port[p] {
                         return Err(TableError::DoubleBinding {
                             port: p as PortId,
-                            first: t.lports[t.by_local_port[p] as usize].name.clone(),
+                            first: t.lports[first.get()].name.clone(),
                             second: lp.name.clone(),
                         });
                     }
-                    t.by_local_port[p] = idx;
+                    t.by_local_port[p] = Some(idx);
                 }
                 dp.ports.push(idx);
                 t.tunnel_ids.push(TunnelIds {
@@ -557,17 +591,26 @@ impl Tables {
 
     /// The datapath (index) whose tunnel key is `key`, if it is here.
     #[inline]
-    pub fn datapath_of_key(&self, key: u32) -> Option<u16> {
-        self.datapath_by_key.get(key).map(|d| d as u16)
+    pub fn datapath_of_key(&self, key: u32) -> Option<DatapathIdx> {
+        self.datapath_by_key.get(key).map(|d| DatapathIdx(d as u16))
     }
 
-    /// The logical port bound to local port `port` ([`NO_LPORT`] if none).
+    /// The logical port bound to local port `port`, if any.
     #[inline]
-    pub fn lport_of(&self, port: PortId) -> u32 {
-        self.by_local_port
-            .get(port as usize)
-            .copied()
-            .unwrap_or(NO_LPORT)
+    pub fn lport_of(&self, port: PortId) -> Option<LportIdx> {
+        self.by_local_port.get(usize::from(port)).copied().flatten()
+    }
+
+    /// Logical port `i`.
+    #[inline(always)]
+    pub fn lport(&self, i: LportIdx) -> &Lport {
+        &self.lports[i.get()]
+    }
+
+    /// Datapath `d`.
+    #[inline(always)]
+    pub fn datapath(&self, d: DatapathIdx) -> &Datapath {
+        &self.datapaths[d.get()]
     }
 }
 
@@ -678,11 +721,14 @@ mod tests {
             ],
         };
         let t = Tables::compile(std::slice::from_ref(&ls)).unwrap();
-        assert_eq!(t.lport_of(1), 1);
-        assert_eq!(t.lport_of(7), NO_LPORT);
+        assert_eq!(t.lport_of(1), Some(LportIdx(1)));
+        assert_eq!(t.lport_of(7), None);
         let m2: MacAddr = "00:00:00:00:00:02".parse().unwrap();
-        assert_eq!(t.macs.get(&mac_key(0, m2)), Some(&1));
-        assert_eq!(t.arp[&(0, Ipv4Addr::new(10, 0, 0, 1))].lport, 0);
+        assert_eq!(t.macs.get(&mac_key(DatapathIdx(0), m2)), Some(&LportIdx(1)));
+        assert_eq!(
+            t.arp[&(DatapathIdx(0), Ipv4Addr::new(10, 0, 0, 1))].lport,
+            LportIdx(0)
+        );
         assert!(t.lports[0].port_security.enabled);
         assert!(!t.lports[1].port_security.enabled);
 

@@ -37,7 +37,7 @@ struct Chassis {
 fn port(name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>) -> LogicalPort {
     LogicalPort {
         local_port: local,
-        chassis,
+        chassis: chassis.map(dataplane::ids::ChassisIdx),
         ..LogicalPort::vif(name, key, addr.parse().unwrap(), true)
     }
 }
@@ -67,6 +67,7 @@ fn chassis(me: u8, encap: Encap, ipv6: bool) -> Chassis {
             encap,
             mac: None,
             vtep: false,
+            csum: false,
         }],
     };
     let mine = |n: u8| {
@@ -269,6 +270,7 @@ fn tunnel_packets_for_unknown_datapaths_are_dropped() {
         datapath_key: 99,
         ingress_key: 2,
         egress_key: 1,
+        csum: false,
     };
     assert!(dataplane::overlay::encapsulate(&mut b, &t));
     use dataplane::packet::PacketBuf;
@@ -298,6 +300,7 @@ fn tunnel_packets_are_traced_through_decapsulation() {
             encap: Encap::Geneve,
             mac: None,
             vtep: false,
+            csum: false,
         }],
     };
     let switches = vec![LogicalSwitch {
@@ -322,6 +325,7 @@ fn tunnel_packets_are_traced_through_decapsulation() {
             datapath_key: vni,
             ingress_key: 2,
             egress_key: 1,
+            csum: false,
         };
         assert!(dataplane::overlay::encapsulate(&mut b, &t));
         HeapBuf::from_frame(b.data())

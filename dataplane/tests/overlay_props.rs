@@ -47,6 +47,7 @@ fn underlay(ipv6: bool) -> Underlay {
             encap: Encap::Geneve,
             mac: None,
             vtep: false,
+            csum: false,
         }],
     }
 }
@@ -56,7 +57,7 @@ fn tables(ipv6: bool) -> Tables {
     let port =
         |name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>| LogicalPort {
             local_port: local,
-            chassis,
+            chassis: chassis.map(dataplane::ids::ChassisIdx),
             ..LogicalPort::vif(name, key, addr.parse().unwrap(), local.is_some())
         };
     Tables::compile_with_underlay(
@@ -92,6 +93,7 @@ fn tunnelled(inner: &[u8], encap: Encap, ipv6: bool, egress: u16) -> Vec<u8> {
         datapath_key: 7,
         ingress_key: 2,
         egress_key: egress,
+        csum: false,
     };
     assert!(overlay::encapsulate(&mut b, &t));
     b.data().to_vec()
@@ -130,8 +132,8 @@ fn check(frame: &[u8], ipv6: bool, t: &Tables, cache: &mut FlowCache) {
             frame.len()
         );
         assert!(b.trim_front(r.outer_len));
-        let want = tunnel_delivery(t, b.data(), &r, &mut NoTrace);
-        assert_eq!(tunnel_delivery_cached(t, 1, cache, b.data(), &r), want);
+        let (want, _) = tunnel_delivery(t, b.data(), &r, &mut NoTrace);
+        assert_eq!(tunnel_delivery_cached(t, cache, b.data(), &r), want);
     }
 }
 
@@ -184,7 +186,7 @@ proptest! {
         let Ok(Uplink::Tunnel(r)) = got else {
             panic!("not decapsulated: {got:?}")
         };
-        prop_assert_eq!(r.datapath, 0);
+        prop_assert_eq!(r.datapath, dataplane::ids::DatapathIdx(0));
         prop_assert_eq!(r.ingress_key, if geneve { 2 } else { 0 });
         let want = if egress >= MC_FLOOD { Egress::Group(egress) } else { Egress::Port(egress) };
         prop_assert_eq!(r.egress, want);

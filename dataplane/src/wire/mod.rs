@@ -103,6 +103,8 @@ enum_with_unknown! {
         Tcp = 6,
         /// UDP (RFC 768).
         Udp = 17,
+        /// SCTP (RFC 9260).
+        Sctp = 132,
         /// IPv6 Routing header (RFC 8200 §4.4).
         Ipv6Route = 43,
         /// IPv6 Fragment header (RFC 8200 §4.5).
@@ -113,5 +115,45 @@ enum_with_unknown! {
         Ipv6NoNxt = 59,
         /// IPv6 Destination Options (RFC 8200 §4.6).
         Ipv6Opts = 60,
+    }
+}
+
+/// Field readers at an offset into a frame, for the hot path and for code
+/// that reads a header before (or instead of) parsing it whole: one bounds
+/// check per field. Stages read parsed packets through [`Layout`]'s
+/// accessors, which use these.
+pub mod read {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::MacAddr;
+
+    /// The big-endian 16-bit field at `at`.
+    #[inline(always)]
+    pub fn be16(b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes(*b[at..].first_chunk().expect("field within the frame"))
+    }
+
+    /// The big-endian 32-bit field at `at`.
+    #[inline(always)]
+    pub fn be32(b: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(*b[at..].first_chunk().expect("field within the frame"))
+    }
+
+    /// The MAC address at `at`.
+    #[inline(always)]
+    pub fn mac(b: &[u8], at: usize) -> MacAddr {
+        MacAddr(*b[at..].first_chunk().expect("field within the frame"))
+    }
+
+    /// The IPv4 address at `at`.
+    #[inline(always)]
+    pub fn ipv4(b: &[u8], at: usize) -> Ipv4Addr {
+        Ipv4Addr::from(*b[at..].first_chunk::<4>().expect("field within the frame"))
+    }
+
+    /// The IPv6 address at `at`.
+    #[inline(always)]
+    pub fn ipv6(b: &[u8], at: usize) -> Ipv6Addr {
+        Ipv6Addr::from(*b[at..].first_chunk::<16>().expect("field within the frame"))
     }
 }

@@ -1,0 +1,313 @@
+//! What a stage's decision reads, and the flow-cache key built from it.
+//!
+//! The idea of OVS's megaflows, for an exact-match cache. Each stage
+//! declares the fields its decision reads on ordinary packets
+//! ([`Fields`], a `READS` constant beside the stage); a datapath's cache
+//! key holds the union of its stages' declarations ([`flow_key`]). Stages
+//! read the packet only through [`Parsed`], which records every field read,
+//! including the rare ones (an ARP header, an ND option, the UDP ports of a
+//! DHCP discover); a verdict whose recorded reads are not all in the key is
+//! not cached. So a stage that reads more widens the key through its
+//! declaration, and a packet whose verdict depends on something the key
+//! cannot hold takes the full pipeline every time: never a wrong cached
+//! verdict. Stateful stages (conntrack) come after the cached prefix and run
+//! on every packet.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::cache::FlowKey;
+use crate::packet::PortId;
+use crate::wire::layout::Layout;
+use crate::wire::read::be16;
+use crate::wire::{EtherType, IpProtocol, MacAddr};
+
+/// A set of packet fields (and metadata) that decisions read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fields(u32);
+
+impl Fields {
+    pub const NONE: Fields = Fields(0);
+    /// The local port a packet arrived on.
+    pub const IN_PORT: Fields = Fields(1 << 0);
+    /// The datapath a tunnel packet names (metadata of decapsulation).
+    pub const DATAPATH: Fields = Fields(1 << 1);
+    /// The egress a tunnel packet names: port key, group, or none.
+    pub const TUNNEL_EGRESS: Fields = Fields(1 << 2);
+    pub const ETH_SRC: Fields = Fields(1 << 3);
+    pub const ETH_DST: Fields = Fields(1 << 4);
+    /// The ethertype (of an untagged frame: keys are built for those only).
+    pub const ETH_TYPE: Fields = Fields(1 << 5);
+    pub const IP_SRC: Fields = Fields(1 << 6);
+    pub const IP_DST: Fields = Fields(1 << 7);
+    pub const IP_PROTO: Fields = Fields(1 << 8);
+    /// TCP/UDP/SCTP source port, or ICMP type (as OVS's `tp_src`).
+    pub const L4_SRC: Fields = Fields(1 << 9);
+    /// TCP/UDP/SCTP destination port, or ICMP code (as OVS's `tp_dst`).
+    pub const L4_DST: Fields = Fields(1 << 10);
+    /// An 802.1Q tag. No key holds it.
+    pub const VLAN: Fields = Fields(1 << 16);
+    /// The ARP header. No key holds it.
+    pub const ARP: Fields = Fields(1 << 17);
+    /// Neighbour discovery: ICMPv6 type, target, options. No key holds it.
+    pub const ND: Fields = Fields(1 << 18);
+
+    /// What [`flow_key`] can hold.
+    pub const KEYABLE: Fields = Fields((1 << 11) - 1);
+
+    /// Both sets.
+    #[inline(always)]
+    pub const fn with(self, other: Fields) -> Fields {
+        Fields(self.0 | other.0)
+    }
+
+    /// Whether every field of `other` is in `self`.
+    #[inline(always)]
+    pub const fn contains(self, other: Fields) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The raw bits, for a const generic parameter.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// From [`Fields::bits`].
+    pub const fn from_bits(bits: u32) -> Fields {
+        Fields(bits)
+    }
+}
+
+/// A parsed packet as the stages read it: every accessor records the field
+/// it reads, so the pipeline knows whether a verdict may be cached.
+pub struct Parsed<'a> {
+    frame: &'a [u8],
+    lay: Layout,
+    reads: Fields,
+}
+
+impl<'a> Parsed<'a> {
+    /// `frame`, parsed into `lay`.
+    #[inline(always)]
+    pub fn new(frame: &'a [u8], lay: Layout) -> Self {
+        Parsed {
+            frame,
+            lay,
+            reads: Fields::NONE,
+        }
+    }
+
+    /// What the stages read so far.
+    #[inline(always)]
+    pub fn reads(&self) -> Fields {
+        self.reads
+    }
+
+    /// Records a read of `f` made through [`Parsed::frame`] directly.
+    #[inline(always)]
+    pub fn read(&mut self, f: Fields) {
+        self.reads = self.reads.with(f);
+    }
+
+    /// The whole frame (for trace text and for writers), unrecorded: a stage
+    /// that decides on bytes read this way calls [`Parsed::read`].
+    #[inline(always)]
+    pub fn frame(&self) -> &'a [u8] {
+        self.frame
+    }
+
+    /// The layout (offsets), unrecorded.
+    #[inline(always)]
+    pub fn layout(&self) -> &Layout {
+        &self.lay
+    }
+
+    #[inline(always)]
+    pub fn vlan_id(&mut self) -> Option<u16> {
+        self.read(Fields::VLAN);
+        self.lay.vlan_id()
+    }
+
+    #[inline(always)]
+    pub fn eth_src(&mut self) -> MacAddr {
+        self.read(Fields::ETH_SRC);
+        self.lay.src_mac(self.frame)
+    }
+
+    #[inline(always)]
+    pub fn eth_dst(&mut self) -> MacAddr {
+        self.read(Fields::ETH_DST);
+        self.lay.dst_mac(self.frame)
+    }
+
+    #[inline(always)]
+    pub fn eth_type(&mut self) -> EtherType {
+        self.read(Fields::ETH_TYPE);
+        self.lay.ethertype()
+    }
+
+    /// Valid for IPv4.
+    #[inline(always)]
+    pub fn ip4_src(&mut self) -> Ipv4Addr {
+        self.read(Fields::IP_SRC);
+        self.lay.ipv4_src(self.frame)
+    }
+
+    /// Valid for IPv4.
+    #[inline(always)]
+    pub fn ip4_dst(&mut self) -> Ipv4Addr {
+        self.read(Fields::IP_DST);
+        self.lay.ipv4_dst(self.frame)
+    }
+
+    /// Valid for IPv6.
+    #[inline(always)]
+    pub fn ip6_src(&mut self) -> Ipv6Addr {
+        self.read(Fields::IP_SRC);
+        self.lay.ipv6_src(self.frame)
+    }
+
+    /// Valid for IPv6.
+    #[inline(always)]
+    pub fn ip6_dst(&mut self) -> Ipv6Addr {
+        self.read(Fields::IP_DST);
+        self.lay.ipv6_dst(self.frame)
+    }
+
+    /// The upper-layer protocol; valid for IPv4 and IPv6.
+    #[inline(always)]
+    pub fn ip_proto(&mut self) -> IpProtocol {
+        self.read(Fields::IP_PROTO);
+        self.lay.ip_protocol()
+    }
+
+    /// TCP/UDP/SCTP ports (source, destination), if the packet has a whole
+    /// L4 header of one of those.
+    #[inline(always)]
+    pub fn l4_ports(&mut self) -> Option<(u16, u16)> {
+        self.read(Fields::L4_SRC.with(Fields::L4_DST).with(Fields::IP_PROTO));
+        let ported = matches!(
+            self.lay.ip_protocol(),
+            IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Sctp
+        );
+        (ported && self.lay.has(Layout::L4)).then(|| {
+            (
+                self.lay.l4_src_port(self.frame),
+                self.lay.l4_dst_port(self.frame),
+            )
+        })
+    }
+
+    /// The ICMPv6 message (type, and the message from its first byte to the
+    /// end of the IPv6 packet), if the packet is one: neighbour discovery
+    /// and MLD are read through this, so it counts as [`Fields::ND`].
+    #[inline(always)]
+    pub fn icmpv6(&mut self) -> Option<(u8, &'a [u8])> {
+        self.read(Fields::ND.with(Fields::IP_PROTO));
+        (self.lay.ip_protocol() == IpProtocol::Icmpv6 && self.lay.has(Layout::L4)).then(|| {
+            (
+                self.frame[usize::from(self.lay.l4)],
+                self.lay.l4_bytes(self.frame),
+            )
+        })
+    }
+
+    /// The ARP header (`l3..l3_end`), if the packet is ARP.
+    #[inline(always)]
+    pub fn arp(&mut self) -> Option<&'a [u8]> {
+        self.read(Fields::ARP);
+        self.lay
+            .has(Layout::ARP)
+            .then(|| self.lay.l3_bytes(self.frame))
+    }
+}
+
+/// Metadata a key may hold besides the packet's own fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyMeta {
+    pub in_port: PortId,
+    pub datapath: u16,
+    /// The tunnel egress, encoded (kind in bits 16-17, key below).
+    pub tunnel_egress: u32,
+}
+
+/// Little-endian word at `at` (the caller checked the frame's length).
+#[inline(always)]
+fn word(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(*b[at..].first_chunk().expect("within the checked header"))
+}
+
+/// The flow-cache key of an untagged packet for a datapath whose stages
+/// read `F` (the bits of a [`Fields`]), and its hash; None for what no key
+/// holds (a VLAN tag, or IPv6 with L4 fields, which six words cannot hold
+/// next to two IPv6 addresses).
+///
+/// Words are loaded little-endian straight from the frame. Word 0: eth.dst
+/// and the in_port or the datapath (a datapath keys one or the other); word
+/// 1: eth.src and the ethertype, so keys of different ethertypes never
+/// collide; words 2-5: the IP addresses (zero for what a type lacks), and
+/// for IPv4 the L4 ports; the extra word: the IP protocol and the tunnel
+/// egress. Fields `F` lacks are zero, so the compiler folds them away.
+#[inline(always)]
+pub fn flow_key<const F: u32>(frame: &[u8], lay: &Layout, meta: KeyMeta) -> Option<(FlowKey, u64)> {
+    let f = Fields(F);
+    const {
+        assert!(
+            Fields::KEYABLE.contains(Fields(F)),
+            "a stage declares a field no flow key holds"
+        );
+        assert!(
+            !Fields(F).contains(Fields::IN_PORT.with(Fields::DATAPATH)),
+            "a key holds the in_port or the datapath, not both"
+        );
+    }
+    if lay.has(Layout::VLAN) {
+        return None;
+    }
+    let bit = |x: Fields, w: u64| if f.contains(x) { w } else { 0 };
+    let h: &[u8; 14] = frame.first_chunk()?;
+    let eth_dst = word(h, 0) & 0xffff_ffff_ffff;
+    let eth_src = word(h, 6) & 0xffff_ffff_ffff;
+    let port = bit(Fields::IN_PORT, u64::from(meta.in_port))
+        | bit(Fields::DATAPATH, u64::from(meta.datapath));
+    let w0 = bit(Fields::ETH_DST, eth_dst) | port << 48;
+    // The ethertype always: the words below are laid out by it.
+    let w1 = bit(Fields::ETH_SRC, eth_src) | u64::from(be16(h, 12)) << 48;
+    let proto = bit(Fields::IP_PROTO, u64::from(lay.ip_proto)) as u32;
+    let extra = proto | (bit(Fields::TUNNEL_EGRESS, u64::from(meta.tunnel_egress)) as u32) << 8;
+    let l4 = Fields::L4_SRC.with(Fields::L4_DST);
+    let words = match lay.ethertype() {
+        EtherType::Ipv4 => {
+            let ip: &[u8; 34] = frame.first_chunk()?;
+            let addrs = word(ip, 26);
+            let src = bit(Fields::IP_SRC, addrs & 0xffff_ffff);
+            let dst = bit(Fields::IP_DST, addrs & !0xffff_ffff);
+            let ports = if f.0 & l4.0 != 0 && lay.has(Layout::L4) && !lay.has(Layout::FRAGMENT) {
+                let l4at = usize::from(lay.l4);
+                let p = u64::from(u32::from_be_bytes(*frame[l4at..].first_chunk()?));
+                bit(Fields::L4_SRC, p & 0xffff_0000) | bit(Fields::L4_DST, p & 0xffff) | 1 << 32
+            } else {
+                0
+            };
+            [w0, w1, src | dst, ports, 0, 0]
+        }
+        EtherType::Ipv6 => {
+            if f.0 & l4.0 != 0 {
+                return None;
+            }
+            let ip: &[u8; 54] = frame.first_chunk()?;
+            let (s0, s1) = (word(ip, 22), word(ip, 30));
+            let (d0, d1) = (word(ip, 38), word(ip, 46));
+            [
+                w0,
+                w1,
+                bit(Fields::IP_SRC, s0),
+                bit(Fields::IP_SRC, s1),
+                bit(Fields::IP_DST, d0),
+                bit(Fields::IP_DST, d1),
+            ]
+        }
+        _ => [w0, w1, 0, 0, 0, 0],
+    };
+    let k = FlowKey { words, extra };
+    Some((k, k.hash()))
+}

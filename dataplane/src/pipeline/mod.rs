@@ -1,0 +1,273 @@
+//! The logical pipeline: what happens to one packet, stage by stage.
+//!
+//! A stage is one of OVN's logical stages, a module named after it, that
+//! reads the parsed packet and the tables and returns [`Step::Next`] or a
+//! decision. A datapath kind is an ordered list of stages:
+//!
+//! - a logical switch, for what a local port sends ([`decide`]):
+//!   [`ingress`] (binding; with [`provider_vlan`] first on a VLAN provider
+//!   port), [`port_security`] (ingress), [`arp_nd_responder`],
+//!   [`l2_lookup`], [`port_security`] (egress), [`output`];
+//! - a logical switch's egress half, for what a tunnel delivers
+//!   ([`tunnel_delivery`]): [`tunnel_egress`], [`port_security`] (egress),
+//!   local output.
+//!
+//! Forwarding and `switchyard trace` run the same lists: the workers with
+//! [`NoTrace`] (every trace call compiles away) behind a flow cache, trace
+//! with a [`TraceLog`]. The cache key of a datapath is the union of the
+//! fields its stages declare ([`fields`]); what a stage reads beyond them
+//! keeps that packet's verdict out of the cache. What runs per packet after
+//! the cached verdict (the tunnel output step, [`tunnel_output`]: endpoint
+//! resolution and the overlay MTU) and what the worker does around it
+//! (VLAN tags) are stages too, which trace runs as well, so a trace names
+//! every drop the worker counts.
+
+use crate::cache::FlowCache;
+use crate::drop::DropReason;
+use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
+use crate::packet::{PacketBuf, PortId};
+use crate::tables::Tables;
+use crate::wire::layout;
+
+/// Records one stage's decision when tracing; compiles to nothing for
+/// [`NoTrace`].
+macro_rules! trace {
+    ($t:expr, $stage:expr, $($arg:tt)*) => {
+        if T::ENABLED {
+            $t.record($stage, format_args!($($arg)*));
+        }
+    };
+}
+
+/// Runs a stage: on to the next one, or return its decision.
+macro_rules! stage {
+    ($e:expr) => {
+        match $e {
+            $crate::pipeline::Step::Next => {}
+            $crate::pipeline::Step::Done(d) => return d,
+        }
+    };
+}
+
+pub mod arp_nd_responder;
+pub mod fields;
+pub mod ingress;
+pub mod l2_lookup;
+pub mod output;
+pub mod port_security;
+pub mod provider_vlan;
+mod trace;
+pub mod tunnel_egress;
+pub mod tunnel_output;
+
+pub use fields::{Fields, Parsed};
+pub use output::{flood_chassis, flood_targets};
+pub use port_security::{egress_allowed, link_local};
+pub use trace::{describe, trace, trace_uplink, NoTrace, TraceLog, TraceReport, Tracer};
+pub use tunnel_egress::{tunnel_delivery, tunnel_delivery_cached};
+
+/// What to do with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on this local port.
+    Output(PortId),
+    /// Copy to every port of the datapath (by index) that passes egress
+    /// checks, except the ingress logical port. `unknown_only` restricts the
+    /// copies to ports with "unknown" addresses (unknown unicast).
+    Flood {
+        datapath: DatapathIdx,
+        unknown_only: bool,
+    },
+    /// The packet was rewritten into a reply (ARP/ND responder): send it
+    /// back out of the ingress port.
+    Reply,
+    /// Encapsulate to the remote chassis (index into the underlay's) that
+    /// hosts logical port `lport`; the tunnel output step
+    /// ([`tunnel_output`]) runs per packet.
+    Tunnel {
+        chassis: ChassisIdx,
+        lport: LportIdx,
+    },
+    /// Drop and count.
+    Drop(DropReason),
+    /// Taken by the switch, not forwarded and not a drop: ARP or neighbour
+    /// discovery on the uplink it learned from, or the host's own traffic
+    /// there (left to the kernel).
+    Consumed,
+}
+
+/// What the pipeline knows about one packet in flight.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketMeta {
+    /// Local port the packet arrived on.
+    pub in_port: PortId,
+    /// Logical ingress port, once bound.
+    pub logical_inport: Option<LportIdx>,
+    /// Logical egress port, once looked up.
+    pub logical_outport: Option<LportIdx>,
+    /// The fields the stages read (see [`fields`]).
+    pub reads: Fields,
+}
+
+impl PacketMeta {
+    /// Metadata of a packet received on `in_port`.
+    #[inline]
+    pub fn new(in_port: PortId) -> Self {
+        PacketMeta {
+            in_port,
+            logical_inport: None,
+            logical_outport: None,
+            reads: Fields::NONE,
+        }
+    }
+}
+
+/// What a stage returns.
+pub enum Step {
+    /// On to the next stage.
+    Next,
+    /// The pipeline's decision.
+    Done(Decision),
+}
+
+/// What the stages decide for a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Verdict(Verdict),
+    /// Answer the packet with a reply written over it (the responder
+    /// decides, the pipeline writes once the stages are done reading).
+    Answer(arp_nd_responder::Answer),
+}
+
+impl Step {
+    /// Done with this verdict.
+    #[inline(always)]
+    pub fn verdict(v: Verdict) -> Step {
+        Step::Done(Decision::Verdict(v))
+    }
+
+    /// Done: drop for reason `r`.
+    #[inline(always)]
+    pub fn drop(r: DropReason) -> Step {
+        Step::Done(Decision::drop(r))
+    }
+}
+
+impl Decision {
+    /// Drop for reason `r`.
+    #[inline(always)]
+    pub fn drop(r: DropReason) -> Decision {
+        Decision::Verdict(Verdict::Drop(r))
+    }
+}
+
+/// The fields a logical switch's ingress pipeline reads on ordinary
+/// packets: its flow-cache key.
+pub const SWITCH_KEY: Fields = ingress::READS
+    .with(port_security::INGRESS_READS)
+    .with(arp_nd_responder::READS)
+    .with(l2_lookup::READS)
+    .with(port_security::EGRESS_READS)
+    .with(output::READS);
+
+/// One packet of a burst from a local port: its verdict from the flow
+/// cache, or from the full pipeline (remembered in the cache when the
+/// stages read nothing beyond the key).
+#[inline]
+pub fn decide_cached<B: PacketBuf>(
+    tables: &Tables,
+    cache: &mut FlowCache,
+    buf: &mut B,
+    in_port: PortId,
+) -> Verdict {
+    let keyed = match layout::parse(buf.data()) {
+        Ok(lay) => {
+            let meta = fields::KeyMeta {
+                in_port,
+                ..Default::default()
+            };
+            fields::flow_key::<{ SWITCH_KEY.bits() }>(buf.data(), &lay, meta)
+        }
+        Err(_) => None,
+    };
+    let Some((key, hash)) = keyed else {
+        return uncached(tables, buf, in_port);
+    };
+    if let Some(v) = cache.lookup(&key, hash) {
+        return v;
+    }
+    let (v, reads) = cache_miss(tables, buf, in_port);
+    if SWITCH_KEY.contains(reads) {
+        cache.insert(key, hash, v);
+    }
+    v
+}
+
+/// The full pipeline for a packet no key holds (VLAN-tagged, malformed).
+#[inline(never)]
+fn uncached<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verdict {
+    decide(tables, buf, &mut PacketMeta::new(in_port), &mut NoTrace)
+}
+
+/// The full pipeline on a flow-cache miss, and what its stages read. Out
+/// of line, so the hit path stays small; the packet is parsed again rather
+/// than its layout kept live (spilled) across the lookup.
+#[inline(never)]
+fn cache_miss<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> (Verdict, Fields) {
+    let mut meta = PacketMeta::new(in_port);
+    let v = decide(tables, buf, &mut meta, &mut NoTrace);
+    (v, meta.reads)
+}
+
+/// One packet from a local port through the full pipeline, without the
+/// flow cache (trace, tests, micro-benchmarks). `buf` is only modified for
+/// a [`Verdict::Reply`]; `meta.reads` says what the stages read.
+#[inline]
+pub fn decide<B: PacketBuf, T: Tracer>(
+    tables: &Tables,
+    buf: &mut B,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Verdict {
+    let lay = match layout::parse(buf.data()) {
+        Ok(l) => l,
+        Err(m) => {
+            trace!(t, "parse", "malformed frame ({} bytes): {m}", buf.len());
+            return Verdict::Drop(DropReason::Malformed(m));
+        }
+    };
+    trace!(t, "parse", "{}", describe(buf.data(), &lay));
+    let mut p = Parsed::new(buf.data(), lay);
+    let d = logical_switch(tables, &mut p, meta, t);
+    meta.reads = p.reads();
+    match d {
+        Decision::Verdict(v) => v,
+        Decision::Answer(a) => a.write(buf, &lay),
+    }
+}
+
+/// A logical switch's ingress pipeline, then its egress checks and output
+/// (OVN's `ls_in_*` and `ls_out_*` stages).
+#[inline(always)]
+fn logical_switch<T: Tracer>(
+    tables: &Tables,
+    p: &mut Parsed<'_>,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Decision {
+    let lport = match ingress::bind(tables, meta, t) {
+        Ok(l) => l,
+        Err(d) => return d,
+    };
+    stage!(port_security::ingress(lport, p, t));
+    stage!(arp_nd_responder::respond(tables, lport, p, meta, t));
+    let out = match l2_lookup::lookup(tables, lport, p, meta, t) {
+        Ok(o) => o,
+        Err(d) => return d,
+    };
+    stage!(port_security::egress(out, p, t));
+    output::output(tables, lport, out, meta, t)
+}
+
+#[cfg(test)]
+mod tests;
