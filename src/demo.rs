@@ -18,9 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use control::client::txn::{refs, set};
-use control::client::{Backoff, Idl, TableRequest, Transaction};
 use dataplane::flow::FlowDesc;
+use ovsdb::client::txn::{refs, set};
+use ovsdb::client::{Backoff, Idl, TableRequest, Transaction};
 use serde_json::json;
 use switchyard::netns::{Bridge, Host, Vm};
 

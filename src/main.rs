@@ -37,7 +37,7 @@ enum Command {
         chassis: Option<String>,
         /// Southbound database (repeatable: tried in turn).
         #[arg(long, default_value = "tcp:127.0.0.1:6642")]
-        sb: Vec<control::server::Remote>,
+        sb: Vec<ovsdb::server::Remote>,
         /// Tunnel types this chassis offers (geneve, vxlan).
         #[arg(long, value_delimiter = ',', default_value = "geneve")]
         encap_type: Vec<String>,
@@ -70,14 +70,14 @@ enum Command {
         engine: EngineArgs,
     },
     /// Serve the OVN northbound and southbound databases (OVSDB, RFC 7047).
-    Db(control::db::DbArgs),
+    Db(ovsdb::db::DbArgs),
     /// Compile NB into SB (ovn-northd-lite; active/standby on the
     /// "ovn_northd" lock).
     Northd {
         #[arg(long = "ovnnb-db", default_value = "tcp:127.0.0.1:6641")]
-        nb: Vec<control::server::Remote>,
+        nb: Vec<ovsdb::server::Remote>,
         #[arg(long = "ovnsb-db", default_value = "tcp:127.0.0.1:6642")]
-        sb: Vec<control::server::Remote>,
+        sb: Vec<ovsdb::server::Remote>,
     },
     /// Attach a kernel interface to a running node for a logical port (as
     /// `ovs-vsctl add-port br-int IFACE -- set Interface IFACE
@@ -249,19 +249,19 @@ fn main() -> Result<()> {
             engine,
         } => {
             let hostname = hostname();
-            let cfg = control::controller::ControllerConfig {
+            let cfg = chassis::ControllerConfig {
                 chassis: chassis.unwrap_or_else(|| hostname.clone()),
                 hostname,
                 sb,
                 encaps: encap_type
                     .into_iter()
-                    .map(|t| control::controller::EncapConfig {
+                    .map(|t| chassis::EncapConfig {
                         encap_type: t,
                         ip: encap_ip.to_string(),
                     })
                     .collect(),
                 static_neighbors: neighbors,
-                backoff: control::client::Backoff::default(),
+                backoff: ovsdb::client::Backoff::default(),
             };
             node::run(
                 engine.options(),
@@ -282,7 +282,7 @@ fn main() -> Result<()> {
             rt.block_on(northd::serve(northd::Config {
                 nb,
                 sb,
-                backoff: control::client::Backoff::default(),
+                backoff: ovsdb::client::Backoff::default(),
             }))?;
             Ok(())
         }
@@ -316,7 +316,7 @@ fn main() -> Result<()> {
             print!("{}", ctl::request(&ctl, &ctl::Request::RestartController)?);
             Ok(())
         }
-        Command::Db(args) => Ok(control::db::cli(args)?),
+        Command::Db(args) => Ok(ovsdb::db::cli(args)?),
         Command::Show { ctl } => {
             print!("{}", ctl::request(&ctl, &ctl::Request::Show)?);
             Ok(())

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use control::controller::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
+use chassis::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::{HeapPool, PortId, MAX_FRAME};
 use dataplane::port::af_packet::{AfPacketConfig, AfPacketPort};
@@ -247,7 +247,7 @@ impl Node {
     }
 
     /// The running controller's status, if SB programs the node.
-    pub fn controller_status(&self) -> Option<Arc<control::controller::Status>> {
+    pub fn controller_status(&self) -> Option<Arc<chassis::Status>> {
         self.controller
             .lock()
             .unwrap_or_else(|p| p.into_inner())

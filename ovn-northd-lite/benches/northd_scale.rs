@@ -1,5 +1,5 @@
 //! Benchmark: northd-lite at cloud scale, on the 500-tenant topology of the
-//! OVSDB load benchmark (`control::scale`, about 20,000 VIF ports).
+//! OVSDB load benchmark (`ovsdb::scale_bench`, about 20,000 VIF ports).
 //!
 //! Measures, with our OVSDB server holding NB and SB:
 //! - cold: from northd-lite's start to `sb_cfg` reaching the loaded NB's
@@ -14,7 +14,7 @@
 //! Run as root after `cargo build --release` (for the node binary):
 //! `cargo bench -p ovn-northd-lite --bench northd_scale` (env `TENANTS`,
 //! default 500; `NORTHD_LOG=northd=debug` for northd-lite's log,
-//! `SERVER_LOG=control=info` for the in-process OVSDB server's, `SAMPLES=1`
+//! `SERVER_LOG=ovsdb=info` for the in-process OVSDB server's, `SAMPLES=1`
 //! to print every sample). `cargo test --all-targets` runs it at 5 tenants as a smoke
 //! test.
 
@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use control::client::txn::{clause, set};
-use control::client::{Backoff, Connection, Idl, TableRequest, Transaction};
-use control::db::DbServerConfig;
+use ovsdb::client::txn::{clause, set};
+use ovsdb::client::{Backoff, Connection, Idl, TableRequest, Transaction};
+use ovsdb::db::DbServerConfig;
 use serde_json::json;
 
-use control::scale::{rss_kib, Proc};
+use ovsdb::scale_bench::{rss_kib, Proc};
 
 fn rss_mib(pid: u32) -> (f64, f64) {
     let (rss, hwm) = rss_kib(pid);
@@ -92,7 +92,7 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = rt
-        .block_on(control::db::start(&DbServerConfig {
+        .block_on(ovsdb::db::start(&DbServerConfig {
             nb_remotes: vec!["ptcp:0:127.0.0.1".parse().unwrap()],
             sb_remotes: vec!["ptcp:0:127.0.0.1".parse().unwrap()],
             data_dir: dir.path().to_path_buf(),
@@ -103,7 +103,7 @@ fn main() {
     let (nb_s, sb_s) = (nb.to_string(), sb.to_string());
 
     // Load NB: the topology and NB_Global with nb_cfg = 1.
-    let mut params = control::scale::nb_topology(tenants);
+    let mut params = ovsdb::scale_bench::nb_topology(tenants);
     params
         .as_array_mut()
         .unwrap()

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use control::client::{Changes, Replica, RowRef};
+use ovsdb::client::{Changes, Replica, RowRef};
 use uuid::Uuid;
 
 /// OVN's datapath tunnel key range: 24 bits (VXLAN mode caps it at 4095).

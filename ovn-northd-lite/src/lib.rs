@@ -29,9 +29,9 @@ pub mod sync;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use control::client::txn::by_uuid;
-use control::client::{Backoff, Changes, ClientError, Idl, TableRequest, Transaction};
-use control::server::Remote;
+use ovsdb::client::txn::by_uuid;
+use ovsdb::client::{Backoff, Changes, ClientError, Idl, TableRequest, Transaction};
+use ovsdb::server::Remote;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use control::client::txn::{by_uuid, map, set, uuid};
-use control::client::{Changes, Replica, RowId, Transaction};
+use ovsdb::client::txn::{by_uuid, map, set, uuid};
+use ovsdb::client::{Changes, Replica, RowId, Transaction};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub struct SbIndex {
     pb_rev: HashMap<Uuid, String>,
 }
 
-fn nb_uuid_of(row: &control::client::RowRef<'_>) -> Option<Uuid> {
+fn nb_uuid_of(row: &ovsdb::client::RowRef<'_>) -> Option<Uuid> {
     let ids = row.string_map("external_ids");
     [DpKind::Switch, DpKind::Router]
         .iter()

@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use control::client::Backoff;
-use control::db::{DbServerConfig, RunningDb};
+use ovsdb::client::Backoff;
+use ovsdb::db::{DbServerConfig, RunningDb};
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -33,7 +33,7 @@ impl Setup {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db = rt
-            .block_on(control::db::start(&DbServerConfig {
+            .block_on(ovsdb::db::start(&DbServerConfig {
                 nb_remotes: vec!["ptcp:0:127.0.0.1".parse().unwrap()],
                 sb_remotes: vec!["ptcp:0:127.0.0.1".parse().unwrap()],
                 data_dir: dir.path().to_path_buf(),

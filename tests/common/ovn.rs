@@ -61,7 +61,7 @@ impl Drop for Ovn {
 
 fn schema(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("control/schemas")
+        .join("control/ovsdb/schemas")
         .join(name)
         .to_string_lossy()
         .into_owned()

@@ -1,8 +1,8 @@
 //! `ovn-northd-lite --ovnnb-db tcp:127.0.0.1:6641 --ovnsb-db tcp:127.0.0.1:6642`
 
 use clap::Parser;
-use control::client::Backoff;
-use control::server::Remote;
+use ovsdb::client::Backoff;
+use ovsdb::server::Remote;
 
 /// Compiles OVN northbound intent into southbound state (active/standby on
 /// the SB lock "ovn_northd").

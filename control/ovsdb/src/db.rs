@@ -1,0 +1,188 @@
+//! `switchyard db`: serve the OVN northbound and southbound databases.
+//!
+//! [`DbServerConfig`] is the one typed description of what to serve (remotes, data
+//! directory, limits); the `switchyard db` subcommand ([`DbArgs`]) and tests build it. [`start`]
+//! opens or creates `<data_dir>/OVN_Northbound.db` and `OVN_Southbound.db` (replaying their
+//! logs, converting them if the built-in schema is newer), and listens on every remote; each
+//! remote serves both databases, as one ovsdb-server serving two files would. [`serve`] runs
+//! until SIGINT/SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::convert::convert;
+use crate::error::OvsdbError;
+use crate::schemas;
+use crate::server::{OvsdbServer, Remote, ServerConfig, ServerError};
+use crate::storage::{CompactionPolicy, Log, StorageError};
+
+/// What `switchyard db` serves.
+#[derive(Debug, Clone)]
+pub struct DbServerConfig {
+    /// Where the northbound database listens (default `ptcp:6641:127.0.0.1`).
+    pub nb_remotes: Vec<Remote>,
+    /// Where the southbound database listens (default `ptcp:6642:127.0.0.1`).
+    pub sb_remotes: Vec<Remote>,
+    /// Directory of the database files.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub compaction: CompactionPolicy,
+}
+
+impl Default for DbServerConfig {
+    fn default() -> Self {
+        DbServerConfig {
+            nb_remotes: vec!["ptcp:6641:127.0.0.1".parse().expect("valid remote")],
+            sb_remotes: vec!["ptcp:6642:127.0.0.1".parse().expect("valid remote")],
+            data_dir: PathBuf::from("/var/lib/switchyard"),
+            server: ServerConfig::default(),
+            compaction: CompactionPolicy::default(),
+        }
+    }
+}
+
+/// Why the database server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("{path}: {source}")]
+    Convert {
+        path: PathBuf,
+        #[source]
+        source: OvsdbError,
+    },
+    #[error("built-in schema is invalid: {0}")]
+    Schema(#[from] OvsdbError),
+    #[error("waiting for a shutdown signal failed: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// A running database server and the addresses it actually bound.
+pub struct RunningDb {
+    pub server: OvsdbServer,
+    pub nb_remotes: Vec<Remote>,
+    pub sb_remotes: Vec<Remote>,
+}
+
+fn open_or_create(
+    dir: &Path,
+    schema_text: &str,
+    policy: CompactionPolicy,
+) -> Result<(Log, crate::Database), DbError> {
+    let schema = schemas::parse(schema_text)?;
+    let path = dir.join(format!("{}.db", schema.name));
+    if path.exists() {
+        let (mut log, db) = Log::open(&path, policy)?;
+        tracing::info!(path = %path.display(), "recovered database");
+        if db.schema.json == schema.json {
+            return Ok((log, db));
+        }
+        // The built-in schema changed (an upgrade): convert the data and rewrite the file.
+        tracing::info!(path = %path.display(), stored = %db.schema.version, built_in = %schema.version, "converting database to the built-in schema");
+        let converted = convert(&db, Arc::new(schema)).map_err(|source| DbError::Convert {
+            path: path.clone(),
+            source,
+        })?;
+        log.compact(&converted)?;
+        Ok((log, converted))
+    } else {
+        tracing::info!(path = %path.display(), "creating database");
+        Ok(Log::create(&path, Arc::new(schema), policy)?)
+    }
+}
+
+/// Opens the databases and starts listening; returns once every remote is bound.
+pub async fn start(cfg: &DbServerConfig) -> Result<RunningDb, DbError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| DbError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let server = OvsdbServer::new(cfg.server);
+    for text in [schemas::OVN_NB, schemas::OVN_SB] {
+        let (log, db) = open_or_create(&cfg.data_dir, text, cfg.compaction)?;
+        server.add_database(db, Some(log))?;
+    }
+    let mut nb = Vec::new();
+    for r in &cfg.nb_remotes {
+        nb.push(server.listen(r).await?);
+    }
+    let mut sb = Vec::new();
+    for r in &cfg.sb_remotes {
+        sb.push(server.listen(r).await?);
+    }
+    tracing::info!(nb = ?nb.iter().map(ToString::to_string).collect::<Vec<_>>(), sb = ?sb.iter().map(ToString::to_string).collect::<Vec<_>>(), "OVSDB server listening");
+    Ok(RunningDb {
+        server,
+        nb_remotes: nb,
+        sb_remotes: sb,
+    })
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn serve(cfg: DbServerConfig) -> Result<(), DbError> {
+    let _running = start(&cfg).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(DbError::Signal)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(DbError::Signal)?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Command-line flags of `switchyard db`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// Northbound remote(s): ptcp:PORT, ptcp:PORT:IP, tcp:IP:PORT, punix:PATH or unix:PATH.
+    #[arg(long = "nb-remote", default_value = "ptcp:6641:127.0.0.1")]
+    pub nb_remotes: Vec<Remote>,
+    /// Southbound remote(s).
+    #[arg(long = "sb-remote", default_value = "ptcp:6642:127.0.0.1")]
+    pub sb_remotes: Vec<Remote>,
+    /// Directory holding OVN_Northbound.db and OVN_Southbound.db.
+    #[arg(long, default_value = "/var/lib/switchyard")]
+    pub data_dir: PathBuf,
+    /// Largest accepted JSON-RPC message, in bytes.
+    #[arg(long, default_value_t = ServerConfig::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Milliseconds of client silence before an echo probe (and as much again before the
+    /// connection is closed); 0 disables probing.
+    #[arg(long, default_value_t = 5000)]
+    pub inactivity_probe_ms: u64,
+}
+
+impl From<DbArgs> for DbServerConfig {
+    fn from(a: DbArgs) -> Self {
+        DbServerConfig {
+            nb_remotes: a.nb_remotes,
+            sb_remotes: a.sb_remotes,
+            data_dir: a.data_dir,
+            server: ServerConfig {
+                max_message_bytes: a.max_message_bytes,
+                inactivity_probe: (a.inactivity_probe_ms > 0)
+                    .then(|| std::time::Duration::from_millis(a.inactivity_probe_ms)),
+                ..ServerConfig::default()
+            },
+            compaction: CompactionPolicy::default(),
+        }
+    }
+}
+
+/// Entry point for `switchyard db`: builds a runtime and serves until a shutdown signal.
+pub fn cli(args: DbArgs) -> Result<(), DbError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(DbError::Signal)?;
+    rt.block_on(serve(args.into()))
+}
