@@ -186,6 +186,7 @@ fn wait_ready(node: &Node) -> Result<()> {
 
 /// Runs the demo; with `keep`, leaves the network up until Ctrl-C.
 pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
+    // SAFETY: geteuid takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces: run it as root (sudo)");
     }

@@ -115,7 +115,8 @@ pub struct HeapBuf {
     room: u32,
 }
 
-// SAFETY: a HeapBuf owns its block exclusively.
+// SAFETY: a HeapBuf owns its block exclusively (no other handle or
+// reference to it exists), so the block moves to another thread with it.
 unsafe impl Send for HeapBuf {}
 
 impl HeapBuf {
@@ -128,7 +129,7 @@ impl HeapBuf {
         let room = HEADROOM + frame_room;
         assert!(room <= u16::MAX as usize, "buffer too large");
         let layout = Self::block_layout(room);
-        // SAFETY: the layout has a nonzero size.
+        // SAFETY: the layout has a nonzero size (room >= HEADROOM > 0).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         let Some(block) = NonNull::new(ptr) else {
             alloc::handle_alloc_error(layout)
@@ -150,7 +151,8 @@ impl HeapBuf {
 
     #[inline(always)]
     fn frame_ptr(&self) -> *mut u8 {
-        // SAFETY: start <= room, inside the block.
+        // SAFETY: start <= start + len <= room (kept by every setter), so
+        // the result is inside the block of `room` bytes or one past it.
         unsafe { self.block.as_ptr().add(self.start as usize) }
     }
 }
@@ -165,7 +167,9 @@ impl Drop for HeapBuf {
 impl PacketBuf for HeapBuf {
     #[inline(always)]
     fn data(&self) -> &[u8] {
-        // SAFETY: start + len <= room, maintained by every setter.
+        // SAFETY: start + len <= room, maintained by every setter, so the
+        // slice is inside the block; every byte of the block is initialised
+        // (alloc_zeroed), including tailroom that set_len may extend over.
         unsafe { std::slice::from_raw_parts(self.frame_ptr(), self.len as usize) }
     }
     #[inline(always)]

@@ -6,6 +6,8 @@
 //! replicated once to the remote chassis and delivered there, and a VNI the
 //! receiver does not have dropped with its reason.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,6 +135,27 @@ fn run_wire(a: &Chassis, b: &Chassis, mut done: impl FnMut() -> bool) -> Vec<Vec
     seen
 }
 
+/// Sends `f` from `a`'s VM and moves the wire until `b`'s VM receives it.
+/// Each chassis has one worker, and the rings and the wire keep order, so
+/// when `f` arrives both chassis have handled everything sent before it.
+/// Returns what crossed the wire meanwhile and what `b`'s VM received
+/// before `f`.
+fn deliver(a: &Chassis, b: &Chassis, f: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    assert!(a.vm.inject(f));
+    let (mut before, mut arrived) = (Vec::new(), false);
+    let wire = run_wire(a, b, || {
+        while let Some(g) = b.vm.take() {
+            if g == f {
+                arrived = true;
+                break;
+            }
+            before.push(g);
+        }
+        arrived
+    });
+    (wire, before)
+}
+
 fn across(encap: Encap, ipv6: bool) {
     let hv1 = chassis(1, encap, ipv6);
     let hv2 = chassis(2, encap, ipv6);
@@ -209,9 +232,12 @@ fn across(encap: Encap, ipv6: bool) {
         Encap::Vxlan => assert_eq!(vni, 5 | (1 << 12)),
     }
 
-    // Let retries of the first phase land, then start clean.
-    let settle = Instant::now() + Duration::from_millis(100);
-    run_wire(&hv1, &hv2, || Instant::now() > settle);
+    // Retries of the first phase may still be on their way: a packet sent
+    // after them arrives after them. Then start clean.
+    let marker = frame(&format!(
+        "eth.src={M1} eth.dst={M2} ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=54"
+    ));
+    deliver(&hv1, &hv2, &marker);
     while hv1.vm.take().or_else(|| hv2.vm.take()).is_some() {}
 
     // Broadcast from vm1: one copy to hv2, delivered to vm2 there, and not
@@ -226,8 +252,17 @@ fn across(encap: Encap, ipv6: bool) {
         got.is_some()
     });
     assert_eq!(got.unwrap(), bcast);
-    std::thread::sleep(Duration::from_millis(50));
     assert_eq!(wire.len(), 1, "one tunnel copy");
+    // Once a unicast sent after the broadcast has arrived, both chassis
+    // have handled the broadcast: a second tunnel copy, a second delivery
+    // or a copy hv2 sent back into the overlay would have shown by now.
+    let (wire, before) = deliver(&hv1, &hv2, &marker);
+    assert_eq!(
+        wire.len(),
+        1,
+        "only the unicast crossed after the broadcast"
+    );
+    assert!(before.is_empty(), "vm2 got the broadcast once: {before:?}");
     assert!(
         hv2.uplink.take().is_none(),
         "hv2 did not re-flood into the overlay"
@@ -275,11 +310,10 @@ fn tunnel_packets_for_unknown_datapaths_are_dropped() {
     assert!(dataplane::overlay::encapsulate(&mut b, &t));
     use dataplane::packet::PacketBuf;
     assert!(hv1.uplink.inject(b.data()));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while hv1.engine.drops(DropReason::TunnelUnknownDatapath) == 0 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // Counted after the worker transmitted its burst: nothing went out.
+    common::wait_until("the unknown-VNI drop", || {
+        hv1.engine.drops(DropReason::TunnelUnknownDatapath) != 0
+    });
     assert!(hv1.vm.take().is_none());
 }
 
@@ -395,17 +429,19 @@ fn a_remote_endpoint_moving_to_a_new_mac_is_followed() {
         "arp eth.src={moved} eth.dst=ff:ff:ff:ff:ff:ff arp.op=1 arp.sha={moved} arp.spa=192.168.100.22 arp.tpa=192.168.100.22"
     ));
     assert!(hv1.uplink.inject(&garp));
-    std::thread::sleep(Duration::from_millis(50));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        assert!(Instant::now() < deadline, "never sent to the new MAC");
+    // The outer eth.dst of the tunnel packet that carries one more `udp`.
+    let sent_to = || -> Vec<u8> {
         assert!(hv1.vm.inject(&udp));
-        std::thread::sleep(Duration::from_millis(5));
-        if let Some(f) = hv1.uplink.take() {
-            if f[12..14] == [0x08, 0x00] {
-                assert_eq!(f[0..6], [2, 0, 0, 0, 0, 0x99], "outer eth.dst");
-                break;
-            }
-        }
+        let f = common::wait_for("the tunnel packet", || {
+            hv1.uplink.take().filter(|f| f[12..14] == [0x08, 0x00])
+        });
+        f[0..6].to_vec()
+    };
+    // Until hv1 has handled the gratuitous ARP, packets may still go to the
+    // old MAC; once one goes to the new MAC, every later one does.
+    let new_mac = [2, 0, 0, 0, 0, 0x99];
+    common::wait_until("a tunnel packet to the new MAC", || sent_to() == new_mac);
+    for _ in 0..3 {
+        assert_eq!(sent_to(), new_mac, "outer eth.dst after the move");
     }
 }

@@ -2,9 +2,11 @@
 //! over in-memory ring ports, programmed with the typed table API, checked
 //! on the frames that come out of each port.
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dataplane::drop::DropReason;
 use dataplane::engine::{Engine, EngineConfig};
@@ -92,11 +94,7 @@ impl Harness {
     fn send(&self, from: usize, f: &[u8]) -> Vec<Vec<Vec<u8>>> {
         let before = self.processed();
         assert!(self.ports[from].inject(f));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.processed() == before {
-            assert!(Instant::now() < deadline, "packet never processed");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        common::wait_until("the packet to be processed", || self.processed() != before);
         self.ports
             .iter()
             .map(|h| std::iter::from_fn(|| h.take()).collect())
@@ -322,16 +320,7 @@ fn ports_come_and_go_while_workers_run() {
     let back = frame(&format!(
         "eth.src={M2} eth.dst={M1} ip4.src=10.0.0.2 ip4.dst=10.0.0.1 udp.dst=53"
     ));
-    let wait_for = |h: &RingPortHandle| {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(f) = h.take() {
-                return f;
-            }
-            assert!(Instant::now() < deadline, "frame never arrived");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
+    let wait_for = |h: &RingPortHandle| common::wait_for("a frame", || h.take());
     assert!(h0.inject(&there));
     assert_eq!(wait_for(&h1), there);
     // The new port's rx queue is polled too.
@@ -345,7 +334,24 @@ fn ports_come_and_go_while_workers_run() {
     assert!(engine.ports()[1].is_none());
     let (p2, _h2) = RingPort::new("p2", 64);
     assert_eq!(engine.add_port(Arc::new(p2)).unwrap(), 1);
+    let received = || -> u64 {
+        engine
+            .workers()
+            .iter()
+            .map(|w| w.rx_packets.load(Ordering::Acquire))
+            .sum()
+    };
+    let before = received();
     assert!(h1.inject(&back));
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(h0.take().is_none(), "the removed port is no longer polled");
+    // A worker takes up a new table generation at the start of a poll
+    // round. Once every worker has taken up the second of two generations
+    // published after the frame was queued, each has run a whole round
+    // that began after it: had any still polled the removed port, it
+    // would have received the frame and counted it.
+    for _ in 0..2 {
+        let g = engine.publisher().publish(Tables::default());
+        assert!(engine.wait_for_tables(g, Duration::from_secs(5)));
+    }
+    assert_eq!(received(), before, "the removed port is no longer polled");
+    assert!(h0.take().is_none());
 }

@@ -35,6 +35,7 @@ pub fn try_sh(args: &[&str]) -> (bool, String) {
 /// Fails the test unless it runs as root (namespaces need it); CI runs as
 /// root, so this never silently skips there.
 pub fn require_root() {
+    // SAFETY: geteuid takes no arguments and cannot fail.
     let uid = unsafe { libc::geteuid() };
     assert_eq!(
         uid, 0,

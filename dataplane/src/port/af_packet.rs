@@ -96,6 +96,9 @@ fn last_err(what: &str, iface: &str) -> io::Error {
 }
 
 fn ifreq(iface: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is a byte array and a union of integers and structs
+    // of integers: all-zero bytes are a valid value (and leave the name
+    // NUL-terminated).
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = iface.as_bytes();
     if name.is_empty() || name.len() >= req.ifr_name.len() {
@@ -111,6 +114,7 @@ fn ifreq(iface: &str) -> io::Result<libc::ifreq> {
 }
 
 fn packet_socket(iface: &str) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers; it returns a new fd or -1.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
@@ -121,6 +125,8 @@ fn packet_socket(iface: &str) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(last_err("socket(AF_PACKET)", iface));
     }
+    // SAFETY: fd >= 0 is the descriptor socket(2) just returned; nothing
+    // else owns it, so OwnedFd is its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -132,6 +138,9 @@ fn setsockopt<T>(
     iface: &str,
     what: &str,
 ) -> io::Result<()> {
+    // SAFETY: `val` is a live T and the length passed is size_of::<T>(),
+    // so the kernel reads only bytes of it, during the call; fd is open
+    // (borrowed from an OwnedFd).
     let r = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -148,10 +157,13 @@ fn setsockopt<T>(
 }
 
 fn bind(fd: &OwnedFd, ifindex: i32, iface: &str) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is integers and a byte array: all-zero is valid.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_protocol = ETH_P_ALL.to_be();
     sll.sll_ifindex = ifindex;
+    // SAFETY: `sll` is a live sockaddr_ll and the length passed is its
+    // size; bind(2) only reads it during the call; fd is open.
     let r = unsafe {
         libc::bind(
             fd.as_raw_fd(),
@@ -170,6 +182,8 @@ impl AfPacketPort {
     pub fn open(config: &AfPacketConfig) -> io::Result<Self> {
         let iface = config.iface.clone();
         let c = CString::new(iface.clone())?;
+        // SAFETY: `c` is a NUL-terminated string that outlives the call,
+        // which only reads it.
         let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) } as i32;
         if ifindex == 0 {
             return Err(last_err("if_nametoindex", &iface));
@@ -179,9 +193,14 @@ impl AfPacketPort {
             None => {
                 let fd = packet_socket(&iface)?;
                 let mut req = ifreq(&iface)?;
+                // SAFETY: SIOCGIFMTU takes a `struct ifreq *`: `req` is a
+                // live, writable ifreq whose name is NUL-terminated (`ifreq`
+                // checked its length); the kernel writes only inside it.
                 if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) } < 0 {
                     return Err(last_err("SIOCGIFMTU", &iface));
                 }
+                // SAFETY: every field of the union is plain integers, so any
+                // bytes are a valid c_int; SIOCGIFMTU wrote this one.
                 unsafe { req.ifr_ifru.ifru_mtu as usize }
             }
         };
@@ -205,9 +224,14 @@ impl AfPacketPort {
         let Ok(mut req) = ifreq(&self.iface) else {
             return false;
         };
+        // SAFETY: SIOCGIFFLAGS takes a `struct ifreq *`: `req` is a live,
+        // writable ifreq with a NUL-terminated name; the kernel writes only
+        // inside it.
         if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
             return false;
         }
+        // SAFETY: the union's fields are plain integers, so any bytes are a
+        // valid c_short; SIOCGIFFLAGS wrote this one.
         let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
         flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
     }
@@ -221,11 +245,17 @@ struct RxRing {
     block: u32,
 }
 
-// The ring is owned by exactly one worker.
+// SAFETY: the mapping is reached only through this ring (`map` is never
+// copied out beyond a call of `rx_burst`), so moving the ring to the worker
+// that polls it moves the only access with it. It is not Sync: one thread
+// at a time walks the ring.
 unsafe impl Send for RxRing {}
 
 impl Drop for RxRing {
     fn drop(&mut self) {
+        // SAFETY: `map` and `len` are the mapping `open` created (a ring is
+        // built only after mmap succeeded), unmapped once, here; no
+        // reference into it outlives `rx_burst`.
         unsafe { libc::munmap(self.map as *mut libc::c_void, self.len) };
     }
 }
@@ -269,6 +299,9 @@ impl RxRing {
             "PACKET_RX_RING",
         )?;
         let len = (BLOCK_SIZE * BLOCK_NR) as usize;
+        // SAFETY: a new shared mapping at an address the kernel picks (NULL
+        // hint), of the size PACKET_RX_RING just gave the ring on `fd`; it
+        // overlaps no memory Rust knows about.
         let map = unsafe {
             libc::mmap(
                 ptr::null_mut(),
@@ -292,7 +325,12 @@ impl RxRing {
         Ok(ring)
     }
 
+    /// The start of block `i` (below BLOCK_NR) of the mapping.
     fn block(&self, i: u32) -> *mut u8 {
+        debug_assert!(i < BLOCK_NR);
+        // SAFETY: i < BLOCK_NR (the only caller passes `self.block`, kept
+        // modulo BLOCK_NR), so i * BLOCK_SIZE is inside the mapping of
+        // BLOCK_SIZE * BLOCK_NR bytes.
         unsafe { self.map.add((i * BLOCK_SIZE) as usize) }
     }
 }
@@ -384,13 +422,32 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
         let _ = max;
         for _ in 0..BLOCK_NR {
             let block = ring.block(ring.block);
-            let desc = unsafe { &*(block as *const BlockDesc) };
-            if desc.block_status.load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            // SAFETY: a block starts on a page (the mapping is page aligned,
+            // BLOCK_SIZE a multiple of the page size) with the kernel's
+            // `struct tpacket_block_desc`. Only its status word is borrowed
+            // here, since the kernel may still be filling a block it owns;
+            // that word is the handover, which the kernel writes last, after
+            // a write barrier.
+            let status = unsafe { &(*(block as *const BlockDesc)).block_status };
+            if status.load(Ordering::Acquire) & TP_STATUS_USER == 0 {
                 break;
             }
+            // SAFETY: TP_STATUS_USER, loaded with Acquire, hands the whole
+            // block to us: the kernel has written it and does not touch it
+            // again until the TP_STATUS_KERNEL store below, after the last
+            // use of `desc`, `hdr` and `data`.
+            let desc = unsafe { &*(block as *const BlockDesc) };
             let mut off = desc.offset_to_first_pkt as usize;
             for _ in 0..desc.num_pkts {
+                // SAFETY: the kernel places the block's num_pkts frames at
+                // offset_to_first_pkt and then tp_next_offset apart, each
+                // header 16-byte aligned (TPACKET_ALIGNMENT) and inside the
+                // block (a frame that would not fit opens the next block);
+                // the block is ours (above).
                 let hdr = unsafe { &*(block.add(off) as *const Tpacket3Hdr) };
+                // SAFETY: the frame's tp_snaplen bytes start tp_mac bytes
+                // after its header, and the kernel clips tp_snaplen so they
+                // end inside the block (tpacket_rcv's max_frame_len check).
                 let data = unsafe {
                     std::slice::from_raw_parts(
                         block.add(off + hdr.tp_mac as usize),
@@ -423,7 +480,7 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
                 off += hdr.tp_next_offset as usize;
             }
             fence(Ordering::Release);
-            desc.block_status.store(TP_STATUS_KERNEL, Ordering::Release);
+            status.store(TP_STATUS_KERNEL, Ordering::Release);
             ring.block = (ring.block + 1) % BLOCK_NR;
             if n >= MAX_BURST {
                 break;
@@ -444,6 +501,7 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
             pool.free_all(pkts);
             return;
         }
+        // SAFETY: sockaddr_ll is integers and a byte array: all-zero is valid.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_ifindex = self.ifindex;
@@ -451,7 +509,11 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
         let mut sent_total = 0usize;
         let mut bytes = 0u64;
         for chunk in pkts.chunks(MAX_BURST) {
+            // SAFETY: iovec is a pointer and a length: all-zero (null, 0) is
+            // a valid value.
             let mut iov: [libc::iovec; MAX_BURST] = unsafe { std::mem::zeroed() };
+            // SAFETY: mmsghdr is pointers and integers: all-zero is a valid
+            // (empty) message.
             let mut msgs: [libc::mmsghdr; MAX_BURST] = unsafe { std::mem::zeroed() };
             for (i, b) in chunk.iter().enumerate() {
                 iov[i] = libc::iovec {
@@ -465,6 +527,12 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
             }
             let mut done = 0usize;
             while done < chunk.len() {
+                // SAFETY: msgs[done..chunk.len()] are filled in above: each
+                // points at one iovec of `iov` over a frame of `chunk` and at
+                // `sll`, all alive and unmoved until after the call; vlen is
+                // the count of those messages. The kernel reads the frames
+                // (never writes them, despite iov_base's *mut) and writes
+                // only msg_len.
                 let r = unsafe {
                     libc::sendmmsg(
                         self.tx.as_raw_fd(),

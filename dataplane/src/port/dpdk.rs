@@ -422,7 +422,9 @@ impl PacketBuf for Mbuf {
     #[inline(always)]
     fn data(&self) -> &[u8] {
         // SAFETY: data_off + data_len <= buf_len (DPDK's invariant, kept by
-        // every setter below); the bytes belong to this mbuf.
+        // every setter below), so the slice is inside this mbuf's own data
+        // room. Its bytes are initialised: the pool's memory came zeroed
+        // from the kernel and DPDK and the PMDs only ever write bytes there.
         unsafe { std::slice::from_raw_parts(self.frame_ptr(), self.m().data_len as usize) }
     }
     #[inline(always)]
