@@ -360,11 +360,13 @@ fn row2(ts: &TableSchema, columns: &[usize], cols: &[Datum]) -> Value {
     )
 }
 
-/// The update2 `modify` difference of one column: the new value for scalars; for sets the
-/// symmetric difference; for maps the removed pairs, the added pairs and, for changed values,
-/// the new pair.
+/// The update2/update3 `modify` value of one changed column (ovsdb-server(7), "update2
+/// notification"; ovsdb-data.c `ovsdb_datum_diff`): for a column with max 1 (scalars and
+/// optional min 0/max 1 columns alike) the new value, so clearing an optional column sends the
+/// empty set; for a set with max > 1 the symmetric difference; for a map with max > 1 the
+/// removed pairs, the added pairs and, for a key whose value changed, the new pair.
 pub fn diff(t: &ColumnType, old: &Datum, new: &Datum) -> Datum {
-    if t.is_scalar() {
+    if !t.is_composite() {
         return new.clone();
     }
     if t.value.is_none() {
@@ -390,9 +392,12 @@ pub fn diff(t: &ColumnType, old: &Datum, new: &Datum) -> Datum {
     Datum::map(pairs)
 }
 
-/// Applies an update2 `modify` difference (the inverse of [`diff`]), for clients.
+/// Applies an update2/update3 `modify` value (the inverse of [`diff`], as ovsdb-data.c
+/// `ovsdb_datum_apply_diff`), for clients: a column with max 1 takes the value as is; a set
+/// toggles each element; a map drops a key whose pair is repeated, takes the new value of a
+/// key given with another value and adds a new key.
 pub fn apply_diff(t: &ColumnType, old: &Datum, d: &Datum) -> Datum {
-    if t.is_scalar() {
+    if !t.is_composite() {
         return d.clone();
     }
     if t.value.is_none() {
@@ -517,6 +522,178 @@ mod tests {
             u2["A"].as_object().unwrap().values().next().unwrap(),
             &json!({"delete": null})
         );
+    }
+
+    /// A table with one column of every kind whose update2 encoding differs.
+    fn kinds_db() -> Database {
+        Database::new(Arc::new(
+            DatabaseSchema::from_json(&json!({"name": "K", "version": "1.0.0", "tables": {
+                "Port": {"isRoot": true, "columns": {
+                    "name": {"type": "string"},
+                    "enabled": {"type": {"key": "boolean", "min": 0, "max": 1}},
+                    "peer": {"type": {"key": {"type": "uuid", "refTable": "Peer"}, "min": 0, "max": 1}},
+                    "weak": {"type": {"key": {"type": "uuid", "refTable": "Peer", "refType": "weak"}, "min": 0, "max": 1}},
+                    "one": {"type": {"key": "string", "value": "string", "min": 0, "max": 1}},
+                    "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+                    "peers": {"type": {"key": {"type": "uuid", "refTable": "Peer"}, "min": 0, "max": "unlimited"}},
+                    "ext": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}}}},
+                "Peer": {"isRoot": true, "columns": {"n": {"type": "integer"}}}}}))
+            .unwrap(),
+        ))
+    }
+
+    /// The one `modify` a change of `row` on the only Port row sends to an update2 monitor.
+    fn modify(db: &mut Database, m: &Monitor, row: Value) -> Value {
+        let cs = run(
+            db,
+            json!([{"op": "update", "table": "Port", "where": [], "row": row}]),
+        );
+        let u = m.update(&db.schema, &cs).expect("an update");
+        let (_, change) = u["Port"].as_object().unwrap().iter().next().unwrap();
+        change["modify"].clone()
+    }
+
+    /// ovsdb-server(7): a column with max 1 carries its new value in `modify` (an empty set
+    /// when an optional column is cleared), sets with max > 1 their symmetric difference,
+    /// maps their changed pairs.
+    #[test]
+    fn update2_modify_per_column_kind() {
+        let mut db = kinds_db();
+        let cs = run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Peer", "row": {"n": 1}, "uuid-name": "p1"},
+                {"op": "insert", "table": "Peer", "row": {"n": 2}, "uuid-name": "p2"},
+                {"op": "insert", "table": "Port", "row": {"name": "a",
+                    "peers": ["named-uuid", "p1"],
+                    "ext": ["map", [["k1", "v1"], ["k2", "v2"]]]}}]),
+        );
+        let peer = |n: i64| {
+            let ch = cs
+                .changes
+                .iter()
+                .find(|c| {
+                    c.new
+                        .as_ref()
+                        .is_some_and(|r| r.cols.first() == Some(&Datum::scalar(Atom::Integer(n))))
+                })
+                .unwrap();
+            json!(["uuid", ch.uuid.to_string()])
+        };
+        let (p1, p2) = (peer(1), peer(2));
+        let m = Monitor::parse(&db.schema, MonitorVersion::V2, &json!({"Port": {}})).unwrap();
+        let empty = json!(["set", []]);
+        // Scalar.
+        assert_eq!(
+            modify(&mut db, &m, json!({"name": "b"})),
+            json!({"name": "b"})
+        );
+        // Optional boolean: set, change, clear.
+        assert_eq!(
+            modify(&mut db, &m, json!({"enabled": false})),
+            json!({"enabled": false})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"enabled": true})),
+            json!({"enabled": true})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"enabled": empty})),
+            json!({"enabled": empty})
+        );
+        // Optional strong and weak references: set, change, clear.
+        assert_eq!(
+            modify(&mut db, &m, json!({"peer": p1, "weak": p1})),
+            json!({"peer": p1, "weak": p1})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"peer": p2, "weak": p2})),
+            json!({"peer": p2, "weak": p2})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"peer": empty, "weak": empty})),
+            json!({"peer": empty, "weak": empty})
+        );
+        // An optional one-pair map is not composite either: its new value.
+        let one = |k: &str, v: &str| json!(["map", [[k, v]]]);
+        assert_eq!(
+            modify(&mut db, &m, json!({"one": one("a", "1")})),
+            json!({"one": one("a", "1")})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"one": one("b", "2")})),
+            json!({"one": one("b", "2")})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"one": ["map", []]})),
+            json!({"one": ["map", []]})
+        );
+        // Sets: the elements added and removed.
+        assert_eq!(
+            modify(&mut db, &m, json!({"tags": ["set", ["x", "y"]]})),
+            json!({"tags": ["set", ["x", "y"]]})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"tags": ["set", ["y", "z"]]})),
+            json!({"tags": ["set", ["x", "z"]]})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"peers": ["set", [p1, p2]]})),
+            json!({"peers": p2})
+        );
+        assert_eq!(
+            modify(&mut db, &m, json!({"peers": p2})),
+            json!({"peers": p1})
+        );
+        // Maps: a removed key with its old value, a changed key with its new value, an added key.
+        assert_eq!(
+            modify(
+                &mut db,
+                &m,
+                json!({"ext": ["map", [["k2", "changed"], ["k3", "v3"]]]})
+            ),
+            json!({"ext": ["map", [["k1", "v1"], ["k2", "changed"], ["k3", "v3"]]]})
+        );
+        // update (v1) carries the old values of the changed columns and the whole new row.
+        let m1 = Monitor::parse(
+            &db.schema,
+            MonitorVersion::V1,
+            &json!({"Port": {"columns": ["name", "enabled"]}}),
+        )
+        .unwrap();
+        let cs = run(
+            &mut db,
+            json!([{"op": "update", "table": "Port", "where": [], "row": {"enabled": true}}]),
+        );
+        let u = m1.update(&db.schema, &cs).unwrap();
+        let (_, change) = u["Port"].as_object().unwrap().iter().next().unwrap();
+        assert_eq!(
+            change,
+            &json!({"old": {"enabled": empty}, "new": {"name": "b", "enabled": true}})
+        );
+    }
+
+    /// apply_diff inverts diff for every kind and every transition, including optional
+    /// columns set from, changed and cleared to empty.
+    #[test]
+    fn apply_diff_inverts_diff_per_column_kind() {
+        let ty = |t: Value| ColumnType::from_json(&t).unwrap();
+        let (t, f) = (Atom::Boolean(true), Atom::Boolean(false));
+        let optional = ty(json!({"key": "boolean", "min": 0, "max": 1}));
+        let values = [
+            Datum::empty_set(),
+            Datum::scalar(t.clone()),
+            Datum::scalar(f.clone()),
+        ];
+        for o in &values {
+            for n in &values {
+                assert_eq!(&diff(&optional, o, n), n, "{o:?} -> {n:?}");
+                assert_eq!(&apply_diff(&optional, o, &diff(&optional, o, n)), n);
+            }
+        }
+        let scalar = ty(json!("boolean"));
+        let (o, n) = (Datum::scalar(t), Datum::scalar(f));
+        assert_eq!(apply_diff(&scalar, &o, &diff(&scalar, &o, &n)), n);
     }
 
     proptest::proptest! {

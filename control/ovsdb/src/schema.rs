@@ -227,6 +227,13 @@ impl ColumnType {
         self.min == 1 && self.max == 1 && self.value.is_none()
     }
 
+    /// Whether a column of this type holds more than one value (ovsdb-data.c's
+    /// `ovsdb_type_is_composite`: max > 1). Only such columns carry differences in update2/3
+    /// `modify`; every other column, including optional (min 0, max 1) ones, its new value.
+    pub fn is_composite(&self) -> bool {
+        self.max > 1
+    }
+
     /// The same type with counts relaxed to 0..unlimited (condition/mutation arguments).
     pub fn relaxed(&self) -> Self {
         ColumnType {

@@ -645,3 +645,72 @@ fn apply_notification(shared: &Shared, n: &Notification) -> Result<(), ClientErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The replica applies `modify` as ovsdb-server sends it: new values for columns with
+    /// max 1 (optional columns set, changed and cleared), differences for sets and maps.
+    #[test]
+    fn replica_applies_modify_per_column_kind() {
+        let schema = DatabaseSchema::from_json(&json!({"name": "K", "version": "1.0.0", "tables": {
+            "Port": {"isRoot": true, "columns": {
+                "name": {"type": "string"},
+                "enabled": {"type": {"key": "boolean", "min": 0, "max": 1}},
+                "chassis": {"type": {"key": {"type": "uuid", "refTable": "Port", "refType": "weak"}, "min": 0, "max": 1}},
+                "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+                "ext": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}}}}}}))
+        .unwrap();
+        let mut rep = Replica {
+            schema: Some(Arc::new(schema)),
+            ..Replica::default()
+        };
+        let u = Uuid::new_v4();
+        let chassis = Uuid::new_v4();
+        rep.apply(&json!({"Port": {u.to_string(): {"insert": {"name": "a",
+            "tags": ["set", ["x", "y"]], "ext": ["map", [["k1", "v1"], ["k2", "v2"]]]}}}}))
+            .unwrap();
+        let mut modify = |m: Value| {
+            rep.apply(&json!({"Port": {u.to_string(): {"modify": m}}}))
+                .unwrap();
+            let row = rep.get("Port", &u).unwrap();
+            (
+                row.opt_bool("enabled"),
+                row.opt_uuid("chassis"),
+                row.strings("tags"),
+                row.string_map("ext").into_iter().collect::<Vec<_>>(),
+            )
+        };
+        let empty = json!(["set", []]);
+        let ext = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let base = ext(&[("k1", "v1"), ("k2", "v2")]);
+        assert_eq!(
+            modify(json!({"enabled": false, "chassis": ["uuid", chassis.to_string()]})),
+            (Some(false), Some(chassis), tags(&["x", "y"]), base.clone())
+        );
+        assert_eq!(
+            modify(json!({"enabled": true})),
+            (Some(true), Some(chassis), tags(&["x", "y"]), base.clone())
+        );
+        assert_eq!(
+            modify(json!({"enabled": empty, "chassis": empty})),
+            (None, None, tags(&["x", "y"]), base)
+        );
+        assert_eq!(
+            modify(json!({"tags": ["set", ["x", "z"]],
+                "ext": ["map", [["k1", "v1"], ["k2", "new"], ["k3", "v3"]]]})),
+            (
+                None,
+                None,
+                tags(&["y", "z"]),
+                ext(&[("k2", "new"), ("k3", "v3")])
+            )
+        );
+    }
+}
