@@ -19,6 +19,7 @@ pub mod datum;
 pub mod db;
 pub mod error;
 pub mod jsonrpc;
+pub mod lockfile;
 pub mod monitor;
 pub mod mutation;
 pub mod scale_bench;

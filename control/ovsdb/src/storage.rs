@@ -3,7 +3,9 @@
 //! One file per database. Every record is framed as `SYDB <length> <crc32>\n<json>\n`; the
 //! first record is a snapshot (`{"schema", "txn_id", "data"}`), each later one a transaction
 //! (`{"txn_id", "tables": {table: {uuid: row | null}}}`) carrying full new rows. A commit is
-//! appended and fsync'd before its reply is sent. On open the records are replayed; a final
+//! appended and fsync'd before its reply is sent. While a [`Log`] is open it holds the file's
+//! [`LockFile`], so a second server on the same file refuses to start instead of losing writes.
+//! On open the records are replayed; a final
 //! record that is short or fails its checksum (a crash mid-write) is cut off and the file
 //! truncated there. When the log grows well past the snapshot it is rewritten as a new snapshot
 //! into a temporary file that atomically replaces the old one.
@@ -19,6 +21,7 @@ use uuid::Uuid;
 use super::database::{Changeset, Database, Row, RowChange};
 use super::datum::{Datum, NoNames};
 use super::error::OvsdbError;
+use super::lockfile::{LockError, LockFile};
 use super::schema::{DatabaseSchema, TableSchema};
 
 const MAGIC: &str = "SYDB";
@@ -44,6 +47,8 @@ pub enum StorageError {
         #[source]
         source: OvsdbError,
     },
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 /// When to rewrite the log as a snapshot.
@@ -69,6 +74,7 @@ impl Default for CompactionPolicy {
 pub struct Log {
     path: PathBuf,
     file: File,
+    _lock: LockFile,
     snapshot_bytes: u64,
     txn_bytes: u64,
     policy: CompactionPolicy,
@@ -223,6 +229,7 @@ impl Log {
         schema: Arc<DatabaseSchema>,
         policy: CompactionPolicy,
     ) -> Result<(Log, Database), StorageError> {
+        let lock = LockFile::acquire(path)?;
         let db = Database::new(schema);
         let io = |source| StorageError::Io {
             path: path.to_path_buf(),
@@ -242,6 +249,7 @@ impl Log {
             Log {
                 path: path.to_path_buf(),
                 file,
+                _lock: lock,
                 snapshot_bytes: rec.len() as u64,
                 txn_bytes: 0,
                 policy,
@@ -252,6 +260,7 @@ impl Log {
 
     /// Opens an existing database file and replays it, truncating a torn final record.
     pub fn open(path: &Path, policy: CompactionPolicy) -> Result<(Log, Database), StorageError> {
+        let lock = LockFile::acquire(path)?;
         let io = |source| StorageError::Io {
             path: path.to_path_buf(),
             source,
@@ -331,6 +340,7 @@ impl Log {
             Log {
                 path: path.to_path_buf(),
                 file,
+                _lock: lock,
                 snapshot_bytes,
                 txn_bytes: pos as u64 - snapshot_bytes,
                 policy,
@@ -566,6 +576,19 @@ mod tests {
             .as_integer();
         assert_eq!(n, Some(7));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+    }
+
+    #[test]
+    fn an_open_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let (log, _db) = Log::create(&path, schema(), CompactionPolicy::default()).unwrap();
+        assert!(matches!(
+            Log::open(&path, CompactionPolicy::default()),
+            Err(StorageError::Locked(LockError::Held { .. }))
+        ));
+        drop(log);
+        Log::open(&path, CompactionPolicy::default()).unwrap();
     }
 
     #[test]

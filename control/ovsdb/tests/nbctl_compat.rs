@@ -355,8 +355,11 @@ fn ovn_nbctl_state_survives_restart() {
     )
     .status
     .success());
+    // Stop the first server completely (its sessions, then the server and its open logs)
+    // before the second opens the same files: the files are locked while open.
     let dir = ours.dir;
     drop(ours.rt);
+    drop(ours.running);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
