@@ -5,7 +5,8 @@
 //! opens or creates `<data_dir>/OVN_Northbound.db` and `OVN_Southbound.db` (replaying their
 //! logs, converting them if the built-in schema is newer), and listens on every remote; each
 //! remote serves both databases, as one ovsdb-server serving two files would. [`serve`] runs
-//! until SIGINT/SIGTERM.
+//! until SIGINT/SIGTERM; `--repair` runs [`repair`] instead, the way `ovsdb-tool` works on a
+//! stopped server's files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::convert::convert;
 use crate::error::OvsdbError;
 use crate::schemas;
 use crate::server::{OvsdbServer, Remote, ServerConfig, ServerError};
-use crate::storage::{CompactionPolicy, Log, StorageError};
+use crate::storage::{self, CompactionPolicy, Log, Repair, StorageError};
 
 /// What `switchyard db` serves.
 #[derive(Debug, Clone)]
@@ -127,6 +128,19 @@ pub async fn start(cfg: &DbServerConfig) -> Result<RunningDb, DbError> {
     })
 }
 
+/// Repairs the database files in `data_dir` (see [`storage::repair`]); files that do not
+/// exist are skipped. Refused while a server has them open.
+pub fn repair(data_dir: &Path) -> Result<Vec<Repair>, DbError> {
+    let mut done = Vec::new();
+    for text in [schemas::OVN_NB, schemas::OVN_SB] {
+        let path = data_dir.join(format!("{}.db", schemas::parse(text)?.name));
+        if path.exists() {
+            done.push(storage::repair(&path)?);
+        }
+    }
+    Ok(done)
+}
+
 /// Serves until SIGINT or SIGTERM.
 pub async fn serve(cfg: DbServerConfig) -> Result<(), DbError> {
     let _running = start(&cfg).await?;
@@ -159,6 +173,11 @@ pub struct DbArgs {
     /// connection is closed); 0 disables probing.
     #[arg(long, default_value_t = 5000)]
     pub inactivity_probe_ms: u64,
+    /// Do not serve: repair the database files in --data-dir and exit. A file damaged in the
+    /// middle keeps the records before the damage; the original is kept beside it as
+    /// `<file>.corrupt-<unix time>`, and what was dropped is printed.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 impl From<DbArgs> for DbServerConfig {
@@ -178,8 +197,19 @@ impl From<DbArgs> for DbServerConfig {
     }
 }
 
-/// Entry point for `switchyard db`: builds a runtime and serves until a shutdown signal.
+/// Entry point for `switchyard db`: repairs with `--repair`, otherwise builds a runtime and
+/// serves until a shutdown signal.
 pub fn cli(args: DbArgs) -> Result<(), DbError> {
+    if args.repair {
+        let repaired = repair(&args.data_dir)?;
+        if repaired.is_empty() {
+            println!("{}: no database files to repair", args.data_dir.display());
+        }
+        for r in repaired {
+            println!("{r}");
+        }
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

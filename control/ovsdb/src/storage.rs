@@ -5,15 +5,20 @@
 //! (`{"txn_id", "tables": {table: {uuid: row | null}}}`) carrying full new rows. A commit is
 //! appended and fsync'd before its reply is sent. While a [`Log`] is open it holds the file's
 //! [`LockFile`], so a second server on the same file refuses to start instead of losing writes.
-//! On open the records are replayed; a final
-//! record that is short or fails its checksum (a crash mid-write) is cut off and the file
-//! truncated there. When the log grows well past the snapshot it is rewritten as a new snapshot
-//! into a temporary file that atomically replaces the old one.
+//!
+//! On open the records are replayed. A bad record with nothing intact after it is a torn final
+//! append (a crash mid-write: nothing in it was acknowledged) and is cut off. A bad record with
+//! intact records after it is damage, not a crash: opening fails and says where, rather than
+//! dropping acknowledged transactions; [`repair`] then keeps the records before it and sets the
+//! original aside. New files, snapshots and repairs are written into a temporary file that
+//! atomically replaces the old one, so a crash never leaves a half-written snapshot.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -41,6 +46,13 @@ pub enum StorageError {
         offset: u64,
         reason: String,
     },
+    #[error(
+        "{path}: record {} at byte {} is invalid ({}) and {} intact records follow it; \
+         refusing to open the database rather than drop them. `switchyard db --repair` keeps \
+         the {} records before it and sets the original file aside",
+        .bad.number, .bad.offset, .bad.reason, .bad.intact_after, .bad.number - 1
+    )]
+    MidLogCorruption { path: PathBuf, bad: BadRecord },
     #[error("{path}: {source}")]
     Schema {
         path: PathBuf,
@@ -49,6 +61,21 @@ pub enum StorageError {
     },
     #[error(transparent)]
     Locked(#[from] LockError),
+}
+
+/// The first record of a file that does not parse, and what lies after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    /// Where it starts in the file.
+    pub offset: u64,
+    /// Its place in the file, counting from 1 (record 1 is the snapshot).
+    pub number: usize,
+    /// What is wrong with it.
+    pub reason: String,
+    /// Intact records found after it: none for a torn final record.
+    pub intact_after: usize,
+    /// Bytes from its start to the end of the file.
+    pub bytes_to_end: u64,
 }
 
 /// When to rewrite the log as a snapshot.
@@ -230,21 +257,16 @@ impl Log {
         policy: CompactionPolicy,
     ) -> Result<(Log, Database), StorageError> {
         let lock = LockFile::acquire(path)?;
-        let db = Database::new(schema);
         let io = |source| StorageError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io)?;
+        if path.exists() {
+            return Err(io(std::io::ErrorKind::AlreadyExists.into()));
+        }
+        let db = Database::new(schema);
         let rec = frame(&snapshot_json(&db));
-        file.write_all(&rec).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        sync_dir(path)?;
+        let file = replace_file(path, &rec)?;
         Ok((
             Log {
                 path: path.to_path_buf(),
@@ -258,7 +280,7 @@ impl Log {
         ))
     }
 
-    /// Opens an existing database file and replays it, truncating a torn final record.
+    /// Opens an existing database file and replays it, cutting off a torn final record.
     pub fn open(path: &Path, policy: CompactionPolicy) -> Result<(Log, Database), StorageError> {
         let lock = LockFile::acquire(path)?;
         let io = |source| StorageError::Io {
@@ -272,69 +294,23 @@ impl Log {
             .map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
-        let mut pos = 0usize;
-        let mut db: Option<Database> = None;
-        let mut snapshot_bytes = 0u64;
-        while pos < bytes.len() {
-            let record = match parse_record(&bytes[pos..]) {
-                Ok(r) => r,
-                Err(reason) => {
-                    if db.is_none() {
-                        return Err(StorageError::Corrupt {
-                            path: path.to_path_buf(),
-                            offset: pos as u64,
-                            reason,
-                        });
-                    }
-                    tracing::warn!(path = %path.display(), offset = pos, %reason, "truncating torn or corrupt log tail");
-                    file.set_len(pos as u64).map_err(io)?;
-                    file.sync_all().map_err(io)?;
-                    break;
-                }
-            };
-            let (len, value) = record;
-            let schema_err = |source| StorageError::Schema {
-                path: path.to_path_buf(),
-                source,
-            };
-            let txn_id = value
-                .get("txn_id")
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .unwrap_or_default();
-            match db.as_mut() {
-                None => {
-                    let schema =
-                        DatabaseSchema::from_json(value.get("schema").unwrap_or(&Value::Null))
-                            .map_err(schema_err)?;
-                    let mut fresh = Database::new(Arc::new(schema));
-                    let empty = Map::new();
-                    let data = value
-                        .get("data")
-                        .and_then(Value::as_object)
-                        .unwrap_or(&empty);
-                    let cs = changeset_from_json(&fresh, data, txn_id).map_err(schema_err)?;
-                    fresh.apply(&cs);
-                    snapshot_bytes = len as u64;
-                    db = Some(fresh);
-                }
-                Some(d) => {
-                    let empty = Map::new();
-                    let tables = value
-                        .get("tables")
-                        .and_then(Value::as_object)
-                        .unwrap_or(&empty);
-                    let cs = changeset_from_json(d, tables, txn_id).map_err(schema_err)?;
-                    d.apply(&cs);
-                }
+        let scan = scan(&bytes);
+        if let Some(bad) = &scan.bad {
+            if bad.number > 1 && bad.intact_after > 0 {
+                return Err(StorageError::MidLogCorruption {
+                    path: path.to_path_buf(),
+                    bad: bad.clone(),
+                });
             }
-            pos += len;
         }
-        let db = db.ok_or_else(|| StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 0,
-            reason: "empty file".into(),
-        })?;
+        let (db, snapshot_bytes) = replay(path, &scan)?;
+        let mut end = bytes.len() as u64;
+        if let Some(bad) = &scan.bad {
+            tracing::warn!(path = %path.display(), offset = bad.offset, bytes = bad.bytes_to_end, reason = %bad.reason, "cutting off a torn final record (a write cut short by a crash)");
+            file.set_len(bad.offset).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            end = bad.offset;
+        }
         file.seek(SeekFrom::End(0)).map_err(io)?;
         Ok((
             Log {
@@ -342,7 +318,7 @@ impl Log {
                 file,
                 _lock: lock,
                 snapshot_bytes,
-                txn_bytes: pos as u64 - snapshot_bytes,
+                txn_bytes: end - snapshot_bytes,
                 policy,
             },
             db,
@@ -394,28 +370,8 @@ impl Log {
 
     /// Rewrites the file as a single snapshot of `db` (write temp file, fsync, rename).
     pub fn compact(&mut self, db: &Database) -> Result<(), StorageError> {
-        let tmp = self.path.with_extension("tmp");
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StorageError::Io { path: p, source }
-        };
         let rec = frame(&snapshot_json(db));
-        {
-            let f = File::create(&tmp).map_err(io(&tmp))?;
-            let mut w = BufWriter::new(f);
-            w.write_all(&rec).map_err(io(&tmp))?;
-            let f = w.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        sync_dir(&self.path)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
-            .map_err(io(&self.path))?;
-        file.seek(SeekFrom::End(0)).map_err(io(&self.path))?;
-        self.file = file;
+        self.file = replace_file(&self.path, &rec)?;
         self.snapshot_bytes = rec.len() as u64;
         self.txn_bytes = 0;
         tracing::info!(path = %self.path.display(), bytes = rec.len(), "compacted database log");
@@ -438,6 +394,239 @@ fn sync_dir(path: &Path) -> Result<(), StorageError> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+/// Atomically replaces (or creates) `path` with `contents`: written to a temporary file,
+/// fsync'd, renamed over `path`, directory fsync'd. Returns `path` open for appending.
+fn replace_file(path: &Path, contents: &[u8]) -> Result<File, StorageError> {
+    let tmp = path.with_extension("tmp");
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| StorageError::Io { path: p, source }
+    };
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    file.seek(SeekFrom::End(0)).map_err(io(path))?;
+    Ok(file)
+}
+
+/// One intact record of a file.
+struct Record {
+    len: usize,
+    value: Value,
+}
+
+/// A file read as records: the intact ones up to the first bad one, and that one.
+struct Scan {
+    records: Vec<Record>,
+    bad: Option<BadRecord>,
+}
+
+fn scan(bytes: &[u8]) -> Scan {
+    let mut records = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match parse_record(&bytes[pos..]) {
+            Ok((len, value)) => {
+                records.push(Record { len, value });
+                pos += len;
+            }
+            Err(reason) => {
+                let bad = BadRecord {
+                    offset: pos as u64,
+                    number: records.len() + 1,
+                    reason,
+                    intact_after: count_intact(&bytes[pos + 1..]),
+                    bytes_to_end: (bytes.len() - pos) as u64,
+                };
+                return Scan {
+                    records,
+                    bad: Some(bad),
+                };
+            }
+        }
+    }
+    Scan { records, bad: None }
+}
+
+/// Counts the intact records in `b`, resynchronising on the next `SYDB ` past anything that
+/// does not parse (a damaged length field hides where the next record starts; a false match
+/// inside a record's JSON fails its checksum).
+fn count_intact(b: &[u8]) -> usize {
+    let magic = format!("{MAGIC} ");
+    let mut n = 0;
+    let mut pos = 0;
+    while let Some(i) = b[pos..]
+        .windows(magic.len())
+        .position(|w| w == magic.as_bytes())
+    {
+        let start = pos + i;
+        match parse_record(&b[start..]) {
+            Ok((len, _)) => {
+                n += 1;
+                pos = start + len;
+            }
+            Err(_) => pos = start + 1,
+        }
+    }
+    n
+}
+
+/// Replays the intact records of a scan; returns the database and its snapshot's size.
+fn replay(path: &Path, scan: &Scan) -> Result<(Database, u64), StorageError> {
+    let schema_err = |source| StorageError::Schema {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (snapshot, txns) = scan.records.split_first().ok_or_else(|| match &scan.bad {
+        Some(bad) => StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: format!(
+                "{}; the snapshot itself is damaged, so nothing can be recovered from this \
+                 file: restore it from a backup",
+                bad.reason
+            ),
+        },
+        None => StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: "empty file".into(),
+        },
+    })?;
+    let txn_id = |v: &Value| {
+        v.get("txn_id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .unwrap_or_default()
+    };
+    let empty = Map::new();
+    let schema = DatabaseSchema::from_json(snapshot.value.get("schema").unwrap_or(&Value::Null))
+        .map_err(schema_err)?;
+    let mut db = Database::new(Arc::new(schema));
+    let data = snapshot
+        .value
+        .get("data")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let cs = changeset_from_json(&db, data, txn_id(&snapshot.value)).map_err(schema_err)?;
+    db.apply(&cs);
+    for r in txns {
+        let tables = r
+            .value
+            .get("tables")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let cs = changeset_from_json(&db, tables, txn_id(&r.value)).map_err(schema_err)?;
+        db.apply(&cs);
+    }
+    Ok((db, snapshot.len as u64))
+}
+
+/// What [`repair`] did to one database file.
+#[derive(Debug)]
+pub struct Repair {
+    pub path: PathBuf,
+    /// Records kept: the snapshot and the transactions before the bad record.
+    pub kept_records: usize,
+    /// The bad record, dropped with everything after it; `None` if the file was intact.
+    pub dropped: Option<BadRecord>,
+    /// Where the original file now is, untouched.
+    pub original: Option<PathBuf>,
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match (&self.dropped, &self.original) {
+            (Some(bad), Some(original)) => write!(
+                f,
+                "{path}: record {} at byte {} was invalid ({}); kept the {} records before it \
+                 and dropped {} records ({} bytes): the bad one and the {} intact ones after \
+                 it. The original file is kept as {}",
+                bad.number,
+                bad.offset,
+                bad.reason,
+                self.kept_records,
+                bad.intact_after + 1,
+                bad.bytes_to_end,
+                bad.intact_after,
+                original.display()
+            ),
+            _ => write!(f, "{path}: intact ({} records)", self.kept_records),
+        }
+    }
+}
+
+/// Repairs a database file by keeping its records before the first bad one: the database as
+/// of the last transaction that precedes the damage. Later intact records are not replayed
+/// across the gap: a transaction record holds only the rows it changed, so without the
+/// dropped one it could leave a row that one deleted, or a reference to a row it inserted.
+/// The original file is first kept aside, hard-linked as `<file>.corrupt-<unix time>`, so
+/// nothing is destroyed. Takes the file's lock: a running server's file is refused.
+pub fn repair(path: &Path) -> Result<Repair, StorageError> {
+    let _lock = LockFile::acquire(path)?;
+    let bytes = std::fs::read(path).map_err(|source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let scan = scan(&bytes);
+    // The kept records must open, or the repair would only trade one error for another.
+    replay(path, &scan)?;
+    let Some(bad) = scan.bad else {
+        return Ok(Repair {
+            path: path.to_path_buf(),
+            kept_records: scan.records.len(),
+            dropped: None,
+            original: None,
+        });
+    };
+    let original = keep_aside(path)?;
+    replace_file(path, &bytes[..bad.offset as usize])?;
+    tracing::warn!(path = %path.display(), offset = bad.offset, dropped_records = bad.intact_after + 1, original = %original.display(), "repaired database file");
+    Ok(Repair {
+        path: path.to_path_buf(),
+        kept_records: scan.records.len(),
+        dropped: Some(bad),
+        original: Some(original),
+    })
+}
+
+/// Hard-links `path` as `<path>.corrupt-<unix time>[-N]` and returns the new name.
+fn keep_aside(path: &Path) -> Result<PathBuf, StorageError> {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut aside = path.with_file_name(format!("{name}.corrupt-{secs}"));
+    let mut n = 0;
+    loop {
+        match std::fs::hard_link(path, &aside) {
+            Ok(()) => return Ok(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                aside = path.with_file_name(format!("{name}.corrupt-{secs}-{n}"));
+            }
+            Err(source) => {
+                return Err(StorageError::Io {
+                    path: aside,
+                    source,
+                })
+            }
+        }
+    }
 }
 
 /// Parses one framed record at the start of `b`: returns its total length and JSON.
@@ -579,19 +768,6 @@ mod tests {
     }
 
     #[test]
-    fn an_open_file_is_locked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let (log, _db) = Log::create(&path, schema(), CompactionPolicy::default()).unwrap();
-        assert!(matches!(
-            Log::open(&path, CompactionPolicy::default()),
-            Err(StorageError::Locked(LockError::Held { .. }))
-        ));
-        drop(log);
-        Log::open(&path, CompactionPolicy::default()).unwrap();
-    }
-
-    #[test]
     fn corrupt_header_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.db");
@@ -600,5 +776,124 @@ mod tests {
             Log::open(&path, CompactionPolicy::default()),
             Err(StorageError::Corrupt { .. })
         ));
+    }
+
+    /// Writes a log of one snapshot and five inserts; returns the offset of each record.
+    fn five_inserts(path: &Path) -> Vec<u64> {
+        let (mut log, mut db) = Log::create(path, schema(), CompactionPolicy::default()).unwrap();
+        for name in ["a", "b", "c", "d", "e"] {
+            commit(
+                &mut log,
+                &mut db,
+                json!([{"op": "insert", "table": "A", "row": {"name": name}}]),
+            );
+        }
+        let bytes = std::fs::read(path).unwrap();
+        let scan = scan(&bytes);
+        assert!(scan.bad.is_none());
+        let mut offsets = vec![0];
+        for r in &scan.records {
+            offsets.push(offsets.last().unwrap() + r.len as u64);
+        }
+        offsets.pop();
+        offsets
+    }
+
+    #[test]
+    fn damage_before_intact_records_refuses_and_repair_keeps_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let offsets = five_inserts(&path);
+        // Overwrite bytes inside record 3 (the insert of "b").
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = offsets[2] as usize + 30;
+        bytes[at..at + 4].copy_from_slice(b"XXXX");
+        std::fs::write(&path, &bytes).unwrap();
+
+        match Log::open(&path, CompactionPolicy::default()) {
+            Err(e @ StorageError::MidLogCorruption { .. }) => {
+                let StorageError::MidLogCorruption { bad, .. } = &e else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (bad.number, bad.offset, bad.intact_after),
+                    (3, offsets[2], 3)
+                );
+                let text = e.to_string();
+                assert!(
+                    text.contains("record 3 at byte") && text.contains("3 intact records follow"),
+                    "{text}"
+                );
+            }
+            other => panic!("expected mid-log corruption, got {other:?}"),
+        }
+        // Refusing did not touch the file.
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+        let report = repair(&path).unwrap();
+        assert_eq!(report.kept_records, 2);
+        assert_eq!(report.dropped.as_ref().unwrap().intact_after, 3);
+        let original = report.original.clone().unwrap();
+        assert_eq!(
+            std::fs::read(&original).unwrap(),
+            bytes,
+            "the original is kept as it was"
+        );
+        assert!(report.to_string().contains("dropped 4 records"), "{report}");
+        let (_log, db) = Log::open(&path, CompactionPolicy::default()).unwrap();
+        assert_eq!(names(&db), ["a"]);
+        drop(_log);
+        // An intact file is left alone.
+        let again = repair(&path).unwrap();
+        assert!(again.dropped.is_none() && again.original.is_none());
+    }
+
+    #[test]
+    fn garbage_after_the_last_record_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let offsets = five_inserts(&path);
+        let good = std::fs::read(&path).unwrap();
+        // Damage the last record in place: nothing intact follows, so it is cut.
+        let mut bytes = good.clone();
+        let at = *offsets.last().unwrap() as usize + 30;
+        bytes[at] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_log, db) = Log::open(&path, CompactionPolicy::default()).unwrap();
+        assert_eq!(names(&db), ["a", "b", "c", "d"]);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            *offsets.last().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_even_by_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        five_inserts(&path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[40] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            Log::open(&path, CompactionPolicy::default()),
+            Err(StorageError::Corrupt { offset: 0, .. })
+        ));
+        assert!(matches!(repair(&path), Err(StorageError::Corrupt { .. })));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn an_open_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let (log, _db) = Log::create(&path, schema(), CompactionPolicy::default()).unwrap();
+        assert!(matches!(
+            Log::open(&path, CompactionPolicy::default()),
+            Err(StorageError::Locked(LockError::Held { .. }))
+        ));
+        assert!(matches!(repair(&path), Err(StorageError::Locked(_))));
+        drop(log);
+        Log::open(&path, CompactionPolicy::default()).unwrap();
     }
 }
