@@ -302,6 +302,14 @@ pub fn load_tables(path: &Path) -> Result<(Tables, Vec<LocalPort>)> {
 
 /// Runs the node until SIGINT/SIGTERM.
 pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
+    // The management socket comes first: a second node started on the same socket must stop
+    // before it attaches (and so shares) the first one's interfaces. The guard removes the
+    // socket's file when the node stops.
+    if let Some(dir) = opts.ctl_socket.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    let (ctl_socket, _ctl_file) = control::server::bind_unix_socket(&opts.ctl_socket)
+        .context("binding the management socket")?;
     let (tables, local_ports, controller_cfg) = match &programmer {
         Programmer::Config(path) => {
             let (t, l) = load_tables(path)?;
@@ -381,16 +389,8 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             .await
             .with_context(|| format!("binding /metrics on {}", opts.metrics))?;
         tokio::spawn(metrics::serve(listener, node.clone()));
-        let _ = std::fs::remove_file(&opts.ctl_socket);
-        if let Some(dir) = opts.ctl_socket.parent() {
-            std::fs::create_dir_all(dir).ok();
-        }
-        let ctl_listener = UnixListener::bind(&opts.ctl_socket).with_context(|| {
-            format!(
-                "binding the management socket {}",
-                opts.ctl_socket.display()
-            )
-        })?;
+        let ctl_listener = UnixListener::from_std(ctl_socket)
+            .context("serving the management socket")?;
         tokio::spawn(ctl::serve(ctl_listener, node.clone()));
         if node.managed() {
             node.restart_controller()?;
@@ -417,7 +417,6 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             }
         }
         drop(node.controller.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let _ = std::fs::remove_file(&opts.ctl_socket);
         anyhow::Ok(())
     })
 }

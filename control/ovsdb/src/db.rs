@@ -2,11 +2,13 @@
 //!
 //! [`DbServerConfig`] is the one typed description of what to serve (remotes, data
 //! directory, limits); the `switchyard db` subcommand ([`DbArgs`]) and tests build it. [`start`]
-//! opens or creates `<data_dir>/OVN_Northbound.db` and `OVN_Southbound.db` (replaying their
-//! logs, converting them if the built-in schema is newer), and listens on every remote; each
-//! remote serves both databases, as one ovsdb-server serving two files would. [`serve`] runs
-//! until SIGINT/SIGTERM; `--repair` runs [`repair`] instead, the way `ovsdb-tool` works on a
-//! stopped server's files.
+//! binds every remote first (refusing a `punix:` socket a live process answers on), then opens
+//! or creates `<data_dir>/OVN_Northbound.db` and `OVN_Southbound.db` (locking them as
+//! ovsdb-server does, replaying their logs, converting them if the built-in schema is newer),
+//! and only then serves: a server that cannot bind or lock leaves nothing behind and no client
+//! sees it half-started. Each remote serves both databases, as one ovsdb-server serving two
+//! files would. [`serve`] runs until SIGINT/SIGTERM; `--repair` runs [`repair`] instead, the
+//! way `ovsdb-tool` works on a stopped server's files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use crate::convert::convert;
 use crate::error::OvsdbError;
 use crate::schemas;
-use crate::server::{OvsdbServer, Remote, ServerConfig, ServerError};
+use crate::server::{Listener, OvsdbServer, Remote, ServerConfig, ServerError};
 use crate::storage::{self, CompactionPolicy, Log, Repair, StorageError};
 
 /// What `switchyard db` serves.
@@ -101,8 +103,14 @@ fn open_or_create(
     }
 }
 
-/// Opens the databases and starts listening; returns once every remote is bound.
+/// Binds every remote, opens the databases, then serves; returns once every remote accepts.
 pub async fn start(cfg: &DbServerConfig) -> Result<RunningDb, DbError> {
+    let bind = |remotes: &[Remote]| -> Result<Vec<Listener>, ServerError> {
+        remotes.iter().map(Listener::bind).collect()
+    };
+    // Dropping these on an error below closes them and removes their socket files.
+    let nb_listeners = bind(&cfg.nb_remotes)?;
+    let sb_listeners = bind(&cfg.sb_remotes)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| DbError::DataDir {
         path: cfg.data_dir.clone(),
         source,
@@ -112,14 +120,11 @@ pub async fn start(cfg: &DbServerConfig) -> Result<RunningDb, DbError> {
         let (log, db) = open_or_create(&cfg.data_dir, text, cfg.compaction)?;
         server.add_database(db, Some(log))?;
     }
-    let mut nb = Vec::new();
-    for r in &cfg.nb_remotes {
-        nb.push(server.listen(r).await?);
-    }
-    let mut sb = Vec::new();
-    for r in &cfg.sb_remotes {
-        sb.push(server.listen(r).await?);
-    }
+    let serve = |listeners: Vec<Listener>| -> Result<Vec<Remote>, ServerError> {
+        listeners.into_iter().map(|l| server.serve_on(l)).collect()
+    };
+    let nb = serve(nb_listeners)?;
+    let sb = serve(sb_listeners)?;
     tracing::info!(nb = ?nb.iter().map(ToString::to_string).collect::<Vec<_>>(), sb = ?sb.iter().map(ToString::to_string).collect::<Vec<_>>(), "OVSDB server listening");
     Ok(RunningDb {
         server,

@@ -10,8 +10,10 @@
 
 mod remote;
 mod server_db;
+mod unix_socket;
 
 pub use remote::Remote;
+pub use unix_socket::{bind_unix_socket, SocketFile, UnixBindError};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -64,8 +66,60 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    UnixSocket(#[from] UnixBindError),
     #[error("database {0} is already served")]
     DuplicateDatabase(String),
+}
+
+/// A bound remote that does not accept connections yet.
+///
+/// Binding comes first and serving last, with the databases opened in between: a server that
+/// cannot bind then fails before it has touched its data directory, and no client reaches it
+/// before its databases are there (connections wait in the kernel's backlog meanwhile).
+#[derive(Debug)]
+pub struct Listener {
+    remote: Remote,
+    socket: BoundSocket,
+}
+
+#[derive(Debug)]
+enum BoundSocket {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener, SocketFile),
+}
+
+impl Listener {
+    /// Binds `remote`. A `punix:` path where a live process answers is refused, a stale one
+    /// replaced (see [`bind_unix_socket`]); its file is removed when the listener drops.
+    pub fn bind(remote: &Remote) -> Result<Listener, ServerError> {
+        let err = |source| ServerError::Listen {
+            remote: remote.to_string(),
+            source,
+        };
+        match remote {
+            Remote::Tcp(addr) => {
+                let l = std::net::TcpListener::bind(addr).map_err(err)?;
+                l.set_nonblocking(true).map_err(err)?;
+                Ok(Listener {
+                    remote: Remote::Tcp(l.local_addr().map_err(err)?),
+                    socket: BoundSocket::Tcp(l),
+                })
+            }
+            Remote::Unix(path) => {
+                let (l, file) = bind_unix_socket(path)?;
+                Ok(Listener {
+                    remote: remote.clone(),
+                    socket: BoundSocket::Unix(l, file),
+                })
+            }
+        }
+    }
+
+    /// The bound address (with the actual port when port 0 was asked for).
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
 }
 
 /// A session's outgoing queue with a byte budget.
@@ -248,17 +302,18 @@ impl OvsdbServer {
         st.dbs.get(name).map(|e| f(&e.db))
     }
 
-    /// Starts accepting connections on `remote`; returns the bound remote (useful with port 0).
-    pub async fn listen(&self, remote: &Remote) -> Result<Remote, ServerError> {
+    /// Starts accepting connections on a bound listener; returns its address. Must be called
+    /// within a tokio runtime.
+    pub fn serve_on(&self, listener: Listener) -> Result<Remote, ServerError> {
+        let Listener { remote, socket } = listener;
         let err = |source| ServerError::Listen {
             remote: remote.to_string(),
             source,
         };
-        match remote {
-            Remote::Tcp(addr) => {
-                let l = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
-                let bound = Remote::Tcp(l.local_addr().map_err(err)?);
-                let me = self.clone();
+        let me = self.clone();
+        match socket {
+            BoundSocket::Tcp(l) => {
+                let l = tokio::net::TcpListener::from_std(l).map_err(err)?;
                 tokio::spawn(async move {
                     loop {
                         match l.accept().await {
@@ -273,13 +328,12 @@ impl OvsdbServer {
                         }
                     }
                 });
-                Ok(bound)
             }
-            Remote::Unix(path) => {
-                let _ = std::fs::remove_file(path);
-                let l = tokio::net::UnixListener::bind(path).map_err(err)?;
-                let me = self.clone();
+            BoundSocket::Unix(l, file) => {
+                let l = tokio::net::UnixListener::from_std(l).map_err(err)?;
                 tokio::spawn(async move {
+                    // The socket's file lives as long as the accept loop.
+                    let _file = file;
                     loop {
                         match l.accept().await {
                             Ok((s, _)) => me.spawn_session(s, "unix".into()),
@@ -290,9 +344,9 @@ impl OvsdbServer {
                         }
                     }
                 });
-                Ok(remote.clone())
             }
         }
+        Ok(remote)
     }
 
     /// Serves one already-connected stream as a session.
