@@ -1,9 +1,11 @@
 //! Shared test helpers: start our server (in-process or as the `switchyard-db` binary) or a
-//! real `ovsdb-server` on the same schema, talk raw JSON-RPC, and run the real `ovn-nbctl`.
+//! real `ovsdb-server` on the same schema, talk raw JSON-RPC over TCP or a unix socket, and run
+//! the real `ovn-nbctl`.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +45,105 @@ pub fn wait_for_port(port: u16) {
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "nothing listens on port {port}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `switchyard-db` on `dir` with NB on `ptcp:PORT:127.0.0.1` and SB on `sb` (a remote string).
+pub fn db_command(dir: &Path, nb_port: u16, sb: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_switchyard-db"));
+    c.arg(format!("--nb-remote=ptcp:{nb_port}:127.0.0.1"))
+        .arg(format!("--sb-remote={sb}"))
+        .arg("--data-dir")
+        .arg(dir);
+    c
+}
+
+/// A `switchyard-db` process, killed on drop so a failing test leaves nothing behind.
+pub struct DbProcess(pub Child);
+
+impl DbProcess {
+    /// Starts `switchyard-db` (see [`db_command`]) and waits until NB accepts connections.
+    pub fn start(dir: &Path, nb_port: u16, sb: &str) -> Self {
+        let child = db_command(dir, nb_port, sb)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(nb_port);
+        DbProcess(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGKILL: no chance to flush anything that was not already fsync'd.
+    pub fn sigkill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+
+    /// SIGTERM, as an init system stops it, and wait for a clean exit.
+    pub fn stop(mut self) {
+        // SAFETY: signalling a child we spawned and have not reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for DbProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Commits one NB `Address_Set` row named `name`.
+pub fn insert_address_set(nb_port: u16, name: &str) {
+    let r = RawConn::connect(nb_port).call(
+        "transact",
+        json!(["OVN_Northbound", {"op": "insert", "table": "Address_Set", "row": {"name": name}}]),
+    );
+    assert!(r["result"][0]["uuid"].is_array(), "{r}");
+}
+
+/// The names of all NB `Address_Set` rows.
+pub fn address_set_names(nb_port: u16) -> std::collections::BTreeSet<String> {
+    let r = RawConn::connect(nb_port).call(
+        "transact",
+        json!(["OVN_Northbound", {"op": "select", "table": "Address_Set", "where": [], "columns": ["name"]}]),
+    );
+    r["result"][0]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("select failed: {r}"))
+        .iter()
+        .map(|row| row["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Runs a command that must exit by itself within 20 s (it is killed and the test fails if it
+/// does not: a server that should have refused to start is serving instead).
+pub fn run_to_exit(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: signalling a child we spawned and have not reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{cmd:?} did not exit by itself");
+        }
     }
 }
 
@@ -160,6 +261,40 @@ pub fn nbctl(port: u16, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// One request over a fresh connection to a unix socket; returns the response.
+pub fn unix_call(path: &Path, method: &str, params: Value) -> Value {
+    let mut s = UnixStream::connect(path)
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", path.display()));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let req = json!({"method": method, "params": params, "id": 0});
+    s.write_all(req.to_string().as_bytes()).unwrap();
+    let mut splitter = Splitter::new(1 << 30);
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(m) = splitter.next_message().unwrap() {
+            return serde_json::from_slice(&m).unwrap();
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{} closed the connection", path.display());
+        splitter.push(&buf[..n]);
+    }
+}
+
+/// The byte offset of every record of a database file (framing: `SYDB <len> <crc>\n<json>\n`).
+pub fn record_offsets(file: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(file).unwrap();
+    let mut offsets = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        offsets.push(pos);
+        let nl = pos + bytes[pos..].iter().position(|&b| b == b'\n').unwrap();
+        let header = std::str::from_utf8(&bytes[pos..nl]).unwrap();
+        let len: usize = header.split(' ').nth(1).unwrap().parse().unwrap();
+        pos = nl + 1 + len + 1;
+    }
+    offsets
 }
 
 /// A blocking raw JSON-RPC connection.
