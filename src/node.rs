@@ -308,7 +308,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
     if let Some(dir) = opts.ctl_socket.parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    let (ctl_socket, _ctl_file) = control::server::bind_unix_socket(&opts.ctl_socket)
+    let (ctl_socket, _ctl_file) = ovsdb::server::bind_unix_socket(&opts.ctl_socket)
         .context("binding the management socket")?;
     let (tables, local_ports, controller_cfg) = match &programmer {
         Programmer::Config(path) => {
