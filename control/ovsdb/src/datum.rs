@@ -16,6 +16,78 @@ use uuid::Uuid;
 use super::error::{OvsdbError, Result};
 use super::schema::{AtomicType, BaseType, ColumnType};
 
+/// A real as ovsdb-server sends it: lib/json.c prints reals with `%.15g` (DBL_DIG
+/// significant digits), so an integral value goes out without a fraction (`3`, not `3.0`)
+/// and 0.1 + 0.2 as `0.3`. RFC 7047 §5.1 only asks for a JSON number; clients that compare
+/// text (and our differential tests) see the same as from ovsdb-server.
+fn real_to_json(r: f64) -> Value {
+    serde_json::from_str(&format_g15(r)).unwrap_or_else(|_| json!(r))
+}
+
+/// C's `printf("%.15g", x)`, which ovsdb-server uses for reals on the wire and in messages.
+pub fn format_g15(x: f64) -> String {
+    const PRECISION: i32 = 15;
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, x);
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..PRECISION).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    } else {
+        trim(&format!("{:.*}", (PRECISION - 1 - exp) as usize, x))
+    }
+}
+
+/// The name lib/json.c gives a JSON value's type in messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(false) => "false",
+        Value::Bool(true) => "true",
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+    }
+}
+
+/// `[<name>, <value>]` with a value of the named JSON type (lib/ovsdb-data.c `unwrap_json`).
+fn unwrap_json<'a>(v: &'a Value, name: &str, value_type: &str) -> Result<&'a Value> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([Value::String(n), inner]) if n == name && json_type(inner) == value_type => Ok(inner),
+        _ => Err(OvsdbError::syntax(format!("expected [\"{name}\", <{value_type}>]")).at(v)),
+    }
+}
+
+/// Whether ovsdb-server quotes a string atom in messages (lib/ovsdb-data.c).
+fn string_needs_quotes(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return true,
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return true;
+    }
+    s == "true" || s == "false" || Uuid::parse_str(s).is_ok()
+}
+
 /// One OVSDB value (RFC 7047 §5.1 `<atom>`).
 #[derive(Debug, Clone)]
 pub enum Atom {
@@ -96,7 +168,7 @@ impl Atom {
     pub fn to_json(&self) -> Value {
         match self {
             Atom::Integer(i) => json!(i),
-            Atom::Real(r) => json!(r),
+            Atom::Real(r) => real_to_json(*r),
             Atom::Boolean(b) => json!(b),
             Atom::String(s) => Value::String(s.to_string()),
             Atom::Uuid(u) => json!(["uuid", u.to_string()]),
@@ -129,74 +201,107 @@ impl Atom {
         }
     }
 
-    /// Parses an atom of atomic type `t` (no constraint checks).
+    /// Parses an atom of atomic type `t` (no constraint checks), with ovsdb-server's errors
+    /// (lib/ovsdb-data.c `ovsdb_atom_from_json__`).
     pub fn from_json(t: AtomicType, v: &Value, names: &mut dyn UuidNames) -> Result<Self> {
-        let bad = || OvsdbError::syntax(format!("{v}: expected {}", t.name()));
+        let bad = || OvsdbError::syntax(format!("expected {}", t.name())).at(v);
         Ok(match t {
             AtomicType::Integer => Atom::Integer(v.as_i64().ok_or_else(bad)?),
             AtomicType::Real => Atom::Real(v.as_f64().ok_or_else(bad)?),
             AtomicType::Boolean => Atom::Boolean(v.as_bool().ok_or_else(bad)?),
             AtomicType::String => Atom::String(Arc::from(v.as_str().ok_or_else(bad)?)),
-            AtomicType::Uuid => {
-                let arr = v.as_array().filter(|a| a.len() == 2).ok_or_else(bad)?;
-                let s = arr[1].as_str().ok_or_else(bad)?;
-                match arr[0].as_str() {
-                    Some("uuid") => Atom::Uuid(
-                        Uuid::parse_str(s)
-                            .map_err(|e| OvsdbError::syntax(format!("{v}: bad uuid: {e}")))?,
-                    ),
-                    Some("named-uuid") => Atom::Uuid(names.resolve(s)?),
-                    _ => return Err(bad()),
+            AtomicType::Uuid => match unwrap_json(v, "uuid", "string") {
+                Ok(s) => {
+                    let s = s.as_str().expect("unwrapped a string");
+                    Atom::Uuid(Uuid::parse_str(s).map_err(|_| {
+                        OvsdbError::syntax(format!("\"{s}\" is not a valid UUID")).at(v)
+                    })?)
                 }
-            }
+                Err(not_uuid) => match unwrap_json(v, "named-uuid", "string") {
+                    Ok(n) if names.accepts_names() => {
+                        Atom::Uuid(names.resolve(n.as_str().expect("unwrapped a string"))?)
+                    }
+                    _ => return Err(not_uuid),
+                },
+            },
         })
+    }
+
+    /// The atom as ovsdb-server prints it in messages (`ovsdb_atom_to_string`).
+    pub fn to_ovsdb_string(&self) -> String {
+        match self {
+            Atom::Integer(i) => i.to_string(),
+            Atom::Real(r) => format_g15(*r),
+            Atom::Boolean(b) => b.to_string(),
+            Atom::String(s) if string_needs_quotes(s) => Value::String(s.to_string()).to_string(),
+            Atom::String(s) => s.to_string(),
+            Atom::Uuid(u) => u.to_string(),
+        }
     }
 
     /// Checks the RFC 7047 §3.2 `<base-type>` constraints: enum, integer/real range, string
     /// length. Reference existence is checked at commit, not here.
     pub fn check_constraints(&self, base: &BaseType) -> Result<()> {
+        let violation = |m: String| Err(OvsdbError::constraint(m));
         if let Some(allowed) = &base.enum_values {
             if allowed.binary_search(self).is_err() {
-                let list: Vec<String> = allowed.iter().map(|a| a.to_json().to_string()).collect();
-                return Err(OvsdbError::constraint(format!(
-                    "{} is not one of the allowed values ({})",
-                    self.to_json(),
+                let list: Vec<String> = allowed.iter().map(Atom::to_ovsdb_string).collect();
+                return violation(format!(
+                    "{} is not one of the allowed values ([{}])",
+                    self.to_ovsdb_string(),
                     list.join(", ")
-                )));
+                ));
             }
         }
         match self {
-            Atom::Integer(i) => {
-                if base.min_integer.is_some_and(|m| *i < m)
-                    || base.max_integer.is_some_and(|m| *i > m)
-                {
-                    return Err(OvsdbError::constraint(format!(
-                        "{i} is not in the valid range {:?}..={:?}",
-                        base.min_integer, base.max_integer
-                    )));
+            Atom::Integer(i) => match (base.min_integer, base.max_integer) {
+                (Some(lo), Some(hi)) if *i < lo || *i > hi => violation(format!(
+                    "{i} is not in the valid range {lo} to {hi} (inclusive)"
+                )),
+                (Some(lo), None) if *i < lo => {
+                    violation(format!("{i} is less than minimum allowed value {lo}"))
                 }
-            }
+                (None, Some(hi)) if *i > hi => {
+                    violation(format!("{i} is greater than maximum allowed value {hi}"))
+                }
+                _ => Ok(()),
+            },
             Atom::Real(r) => {
-                if base.min_real.is_some_and(|m| *r < m) || base.max_real.is_some_and(|m| *r > m) {
-                    return Err(OvsdbError::constraint(format!(
-                        "{r} is not in the valid range {:?}..={:?}",
-                        base.min_real, base.max_real
-                    )));
+                let g = |x: f64| format_g15(x);
+                match (base.min_real, base.max_real) {
+                    (Some(lo), Some(hi)) if *r < lo || *r > hi => violation(format!(
+                        "{} is not in the valid range {} to {} (inclusive)",
+                        g(*r),
+                        g(lo),
+                        g(hi)
+                    )),
+                    (Some(lo), None) if *r < lo => violation(format!(
+                        "{} is less than minimum allowed value {}",
+                        g(*r),
+                        g(lo)
+                    )),
+                    (None, Some(hi)) if *r > hi => violation(format!(
+                        "{} is greater than maximum allowed value {}",
+                        g(*r),
+                        g(hi)
+                    )),
+                    _ => Ok(()),
                 }
             }
             Atom::String(s) => {
                 let n = s.chars().count();
-                if base.min_length.is_some_and(|m| n < m) || base.max_length.is_some_and(|m| n > m)
-                {
-                    return Err(OvsdbError::constraint(format!(
-                        "\"{s}\" length {n} is not in the valid range {:?}..={:?}",
-                        base.min_length, base.max_length
-                    )));
+                match (base.min_length, base.max_length) {
+                    (Some(lo), _) if n < lo => violation(format!(
+                        "\"{s}\" length {n} is less than minimum allowed length {lo}"
+                    )),
+                    (_, Some(hi)) if n > hi => violation(format!(
+                        "\"{s}\" length {n} is greater than maximum allowed length {hi}"
+                    )),
+                    _ => Ok(()),
                 }
             }
-            Atom::Boolean(_) | Atom::Uuid(_) => {}
+            Atom::Boolean(_) | Atom::Uuid(_) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -238,6 +343,11 @@ impl Hash for Atom {
 /// Resolves `["named-uuid", name]` (RFC 7047 §5.1) inside a transaction.
 pub trait UuidNames {
     fn resolve(&mut self, name: &str) -> Result<Uuid>;
+    /// Whether `named-uuid` is accepted at all (ovsdb-server parses it only with a symbol
+    /// table; elsewhere `["named-uuid", ..]` is an error about the `"uuid"` form).
+    fn accepts_names(&self) -> bool {
+        true
+    }
 }
 
 /// A resolver for contexts where named uuids are not allowed (monitor conditions, logs).
@@ -247,6 +357,9 @@ impl UuidNames for NoNames {
         Err(OvsdbError::syntax(format!(
             "named-uuid \"{name}\" is not allowed here"
         )))
+    }
+    fn accepts_names(&self) -> bool {
+        false
     }
 }
 
@@ -496,9 +609,7 @@ impl Datum {
 
     /// Parses a datum of column type `t`, enforcing base constraints and the min/max counts.
     pub fn from_json(t: &ColumnType, v: &Value, names: &mut dyn UuidNames) -> Result<Self> {
-        let d = Self::from_json_unchecked(t, v, names)?;
-        d.check(t)?;
-        Ok(d)
+        Self::parse(t, v, names, true)
     }
 
     /// Parses a datum of type `t` without checking constraints or counts (for condition and
@@ -508,65 +619,87 @@ impl Datum {
         v: &Value,
         names: &mut dyn UuidNames,
     ) -> Result<Self> {
-        let tagged = v
-            .as_array()
-            .filter(|a| a.len() == 2)
-            .and_then(|a| Some((a[0].as_str()?, &a[1])));
-        match (&t.value, tagged) {
-            (Some(vt), Some(("map", Value::Array(pairs)))) => {
-                let mut out = Vec::with_capacity(pairs.len());
-                for p in pairs {
-                    let p = p.as_array().filter(|p| p.len() == 2).ok_or_else(|| {
-                        OvsdbError::syntax(format!("{p}: expected [key, value] pair"))
-                    })?;
-                    out.push((
-                        Atom::from_json(t.key.atomic, &p[0], names)?,
-                        Atom::from_json(vt.atomic, &p[1], names)?,
-                    ));
-                }
-                let n = out.len();
-                let d = Datum::map(out);
-                if d.len() != n {
-                    return Err(OvsdbError::constraint(format!(
-                        "map {v} contains duplicate keys"
-                    )));
-                }
-                Ok(d)
+        Self::parse(t, v, names, false)
+    }
+
+    /// RFC 7047 §5.1 `<value>`, checked in ovsdb-server's order and with its errors
+    /// (lib/ovsdb-data.c `ovsdb_datum_from_json`): the `["set"|"map", [...]]` wrapper, the
+    /// number of members as written, then each atom (syntax, then constraints), then
+    /// duplicates.
+    fn parse(t: &ColumnType, v: &Value, names: &mut dyn UuidNames, checked: bool) -> Result<Self> {
+        let atom = |base: &BaseType, v: &Value, names: &mut dyn UuidNames| -> Result<Atom> {
+            let a = Atom::from_json(base.atomic, v, names)?;
+            if checked {
+                a.check_constraints(base)?;
             }
-            (Some(_), _) => Err(OvsdbError::syntax(format!(
-                "{v}: expected [\"map\", [...]]"
-            ))),
-            (None, Some(("set", Value::Array(items)))) => {
-                let atoms = items
+            Ok(a)
+        };
+        let tagged_set = matches!(v.as_array().map(Vec::as_slice),
+            Some([Value::String(s), ..]) if s == "set");
+        if t.value.is_none() && !tagged_set {
+            return Ok(Datum::scalar(atom(&t.key, v, names)?));
+        }
+        let class = if t.value.is_some() { "map" } else { "set" };
+        let inner = unwrap_json(v, class, "array")?
+            .as_array()
+            .expect("unwrapped an array");
+        let n = inner.len();
+        if checked && (n < t.min || n > t.max) {
+            return Err(OvsdbError::syntax(if t.min == 1 && t.max == 1 {
+                format!("{class} must have exactly one member but {n} are present")
+            } else {
+                format!(
+                    "{class} must have {} to {} members but {n} are present",
+                    t.min,
+                    if t.max == usize::MAX {
+                        u32::MAX as usize
+                    } else {
+                        t.max
+                    }
+                )
+            })
+            .at(v));
+        }
+        let d = match &t.value {
+            Some(vt) => {
+                let mut pairs = Vec::with_capacity(n);
+                for p in inner {
+                    let [k, val] = p.as_array().map(Vec::as_slice).unwrap_or_default() else {
+                        return Err(OvsdbError::syntax("expected 2-element array").at(p));
+                    };
+                    let k = atom(&t.key, k, names)?;
+                    pairs.push((k, atom(vt, val, names)?));
+                }
+                let d = Datum::map(pairs);
+                if d.len() != n {
+                    return Err(OvsdbError::untagged("map contains duplicate key"));
+                }
+                d
+            }
+            None => {
+                let atoms = inner
                     .iter()
-                    .map(|a| Atom::from_json(t.key.atomic, a, names))
+                    .map(|a| atom(&t.key, a, names))
                     .collect::<Result<Vec<_>>>()?;
-                let n = atoms.len();
                 let d = Datum::set(atoms);
                 if d.len() != n {
-                    return Err(OvsdbError::constraint(format!(
-                        "set {v} contains duplicates"
-                    )));
+                    return Err(OvsdbError::untagged("set contains duplicate"));
                 }
-                Ok(d)
+                d
             }
-            (None, _) => Ok(Datum::scalar(Atom::from_json(t.key.atomic, v, names)?)),
-        }
+        };
+        Ok(d)
     }
 
     /// Checks the datum against its column type: element count and base-type constraints.
+    /// A count outside the type's range is reported as ovsdb-server's mutations report it
+    /// (ovsdb/mutation.c `ovsdb_mutation_check_count`).
     pub fn check(&self, t: &ColumnType) -> Result<()> {
         if self.len() < t.min || self.len() > t.max {
             return Err(OvsdbError::constraint(format!(
-                "{} must have {} to {} members but {} are present",
-                self.to_json(),
-                t.min,
-                if t.max == usize::MAX {
-                    "unlimited".to_string()
-                } else {
-                    t.max.to_string()
-                },
-                self.len()
+                "Attempted to store {} elements in {}.",
+                self.len(),
+                t.to_english()
             )));
         }
         for k in &self.keys {

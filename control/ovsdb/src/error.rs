@@ -7,7 +7,8 @@
 
 use serde_json::{json, Value};
 
-/// An RFC 7047 error object: `{"error": <tag>, "details": <text>}`.
+/// An RFC 7047 error object: `{"error": <tag>, "details": <text>}`, plus ovsdb-server's
+/// `"syntax"` extension (lib/ovsdb-error.c): the offending JSON, compact with sorted keys.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{tag}: {details}")]
 pub struct OvsdbError {
@@ -15,6 +16,8 @@ pub struct OvsdbError {
     pub tag: &'static str,
     /// Human-readable context.
     pub details: String,
+    /// The JSON text a syntax error is about, as ovsdb-server reports it.
+    pub syntax: Option<String>,
 }
 
 /// Result alias used throughout the OVSDB core.
@@ -24,7 +27,7 @@ macro_rules! ctor {
     ($(#[$m:meta])* $name:ident, $tag:expr) => {
         $(#[$m])*
         pub fn $name(details: impl Into<String>) -> Self {
-            Self { tag: $tag, details: details.into() }
+            Self { tag: $tag, details: details.into(), syntax: None }
         }
     };
 }
@@ -111,8 +114,28 @@ impl OvsdbError {
         "not allowed"
     );
 
+    /// The error ovsdb-server raises without a tag (`ovsdb_error(NULL, ...)`).
+    pub fn untagged(details: impl Into<String>) -> Self {
+        Self {
+            tag: "ovsdb error",
+            details: details.into(),
+            syntax: None,
+        }
+    }
+
+    /// Names the JSON the error is about (ovsdb-server's `ovsdb_syntax_error(json, ...)`).
+    pub fn at(mut self, json: &Value) -> Self {
+        // serde_json's Value prints compactly with sorted keys, as JSSF_SORT does.
+        self.syntax = Some(json.to_string());
+        self
+    }
+
     /// The RFC 7047 wire form of this error.
     pub fn to_json(&self) -> Value {
-        json!({"error": self.tag, "details": self.details})
+        let mut v = json!({"error": self.tag, "details": self.details});
+        if let Some(s) = &self.syntax {
+            v["syntax"] = json!(s);
+        }
+        v
     }
 }

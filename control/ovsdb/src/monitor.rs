@@ -41,7 +41,9 @@ struct Select {
 #[derive(Debug, Clone)]
 struct TableMonitor {
     table: usize,
-    columns: Vec<usize>,
+    /// What ovsdb-server monitors: without `columns`, every column and `_version` (not
+    /// `_uuid`); with `columns`, exactly those named, `_uuid` and `_version` included.
+    columns: Vec<ColumnRef>,
     select: Select,
     condition: Condition,
 }
@@ -73,9 +75,13 @@ impl Monitor {
                 merged = Some(match merged {
                     None => tm,
                     Some(mut m) => {
-                        m.columns.extend(tm.columns);
-                        m.columns.sort_unstable();
-                        m.columns.dedup();
+                        // ovsdb-server: one table's requests may not share a column.
+                        for c in tm.columns {
+                            if m.columns.contains(&c) {
+                                return Err(mentioned_twice(ts, c));
+                            }
+                            m.columns.push(c);
+                        }
                         m.select.initial |= tm.select.initial;
                         m.select.insert |= tm.select.insert;
                         m.select.delete |= tm.select.delete;
@@ -101,23 +107,8 @@ impl Monitor {
             .as_object()
             .ok_or_else(|| OvsdbError::syntax("monitor request must be an object"))?;
         let columns = match obj.get("columns") {
-            None => (0..ts.columns.len()).collect(),
-            Some(c) => {
-                let mut cols = Vec::new();
-                for cr in ColumnRef::parse_list(ts, c)? {
-                    match cr {
-                        ColumnRef::Column(i) => cols.push(i),
-                        _ => {
-                            return Err(OvsdbError::syntax(
-                                "_uuid and _version may not be monitored",
-                            ))
-                        }
-                    }
-                }
-                cols.sort_unstable();
-                cols.dedup();
-                cols
-            }
+            None => all_columns(ts),
+            Some(c) => parse_columns(ts, c)?,
         };
         let flag = |s: &Map<String, Value>, k: &str| -> Result<bool> {
             match s.get(k) {
@@ -183,15 +174,7 @@ impl Monitor {
                     tm.condition = Condition::parse(ts, w, &mut NoNames)?;
                 }
                 if let Some(c) = r.get("columns") {
-                    let cols = ColumnRef::parse_list(ts, c)?;
-                    tm.columns = cols
-                        .into_iter()
-                        .filter_map(|c| match c {
-                            ColumnRef::Column(i) => Some(i),
-                            _ => None,
-                        })
-                        .collect();
-                    tm.columns.sort_unstable();
+                    tm.columns = parse_columns(ts, c)?;
                 }
             }
         }
@@ -207,7 +190,7 @@ impl Monitor {
                 } else if is && !was {
                     rows.insert(
                         u.to_string(),
-                        json!({"insert": row2(ts, &new_tm.columns, &r.cols)}),
+                        json!({"insert": row2(ts, &new_tm.columns, u, r)}),
                     );
                 }
             }
@@ -233,8 +216,8 @@ impl Monitor {
                     continue;
                 }
                 let v = match self.version {
-                    MonitorVersion::V1 => json!({"new": row1(ts, &tm.columns, &r.cols)}),
-                    _ => json!({"initial": row2(ts, &tm.columns, &r.cols)}),
+                    MonitorVersion::V1 => json!({"new": row1(ts, &tm.columns, u, r)}),
+                    _ => json!({"initial": row2(ts, &tm.columns, u, r)}),
                 };
                 rows.insert(u.to_string(), v);
             }
@@ -266,24 +249,25 @@ impl Monitor {
             let matches = |r: &Row| tm.condition.matches_any(&ch.uuid, &r.version, &r.cols);
             let old = ch.old.as_deref().filter(|r| matches(r));
             let new = ch.new.as_deref().filter(|r| matches(r));
+            let u = &ch.uuid;
             let v = match (old, new, self.version) {
                 (None, None, _) => continue,
                 (None, Some(n), MonitorVersion::V1) if tm.select.insert => {
-                    json!({"new": row1(ts, &tm.columns, &n.cols)})
+                    json!({"new": row1(ts, &tm.columns, u, n)})
                 }
                 (None, Some(n), _) if tm.select.insert => {
-                    json!({"insert": row2(ts, &tm.columns, &n.cols)})
+                    json!({"insert": row2(ts, &tm.columns, u, n)})
                 }
                 (Some(o), None, MonitorVersion::V1) if tm.select.delete => {
-                    json!({"old": row1(ts, &tm.columns, &o.cols)})
+                    json!({"old": row1(ts, &tm.columns, u, o)})
                 }
                 (Some(_), None, _) if tm.select.delete => json!({"delete": null}),
                 (Some(o), Some(n), version) if tm.select.modify => {
-                    let changed: Vec<usize> = tm
+                    let value = |c: &ColumnRef, r: &'a Row| c.value(u, &r.version, &r.cols);
+                    let changed: Vec<&ColumnRef> = tm
                         .columns
                         .iter()
-                        .copied()
-                        .filter(|&c| o.cols[c] != n.cols[c])
+                        .filter(|c| value(c, o) != value(c, n))
                         .collect();
                     if changed.is_empty() {
                         continue;
@@ -291,17 +275,15 @@ impl Monitor {
                     if version == MonitorVersion::V1 {
                         let old: Map<String, Value> = changed
                             .iter()
-                            .map(|&c| (ts.columns[c].name.clone(), o.cols[c].to_json()))
+                            .map(|c| (name(ts, c).to_string(), value(c, o).to_json()))
                             .collect();
-                        json!({"old": old, "new": row1(ts, &tm.columns, &n.cols)})
+                        json!({"old": old, "new": row1(ts, &tm.columns, u, n)})
                     } else {
                         let diff: Map<String, Value> = changed
                             .iter()
-                            .map(|&c| {
-                                (
-                                    ts.columns[c].name.clone(),
-                                    diff(&ts.columns[c].type_, &o.cols[c], &n.cols[c]).to_json(),
-                                )
+                            .map(|c| {
+                                let d = diff(&c.column_type(ts), &value(c, o), &value(c, n));
+                                (name(ts, c).to_string(), d.to_json())
                             })
                             .collect();
                         json!({"modify": diff})
@@ -339,23 +321,68 @@ impl Monitor {
     }
 }
 
+/// Every column and `_version`: what ovsdb-server monitors when a request names no columns.
+fn all_columns(ts: &TableSchema) -> Vec<ColumnRef> {
+    std::iter::once(ColumnRef::Version)
+        .chain((0..ts.columns.len()).map(ColumnRef::Column))
+        .collect()
+}
+
+/// A request's `columns`, with ovsdb-server's errors for unknown and repeated names.
+fn parse_columns(ts: &TableSchema, v: &Value) -> Result<Vec<ColumnRef>> {
+    let names = v
+        .as_array()
+        .ok_or_else(|| OvsdbError::syntax(format!("{v}: expected array of column names")))?;
+    let mut cols = Vec::with_capacity(names.len());
+    for n in names {
+        let c = n
+            .as_str()
+            .and_then(|s| ColumnRef::parse(ts, s).ok())
+            .ok_or_else(|| OvsdbError::syntax(format!("{n} is not a valid column name")))?;
+        if cols.contains(&c) {
+            return Err(mentioned_twice(ts, c));
+        }
+        cols.push(c);
+    }
+    Ok(cols)
+}
+
+fn mentioned_twice(ts: &TableSchema, c: ColumnRef) -> OvsdbError {
+    OvsdbError::syntax(format!("column {} mentioned more than once", name(ts, &c)))
+}
+
+fn name<'a>(ts: &'a TableSchema, c: &ColumnRef) -> &'a str {
+    match c {
+        ColumnRef::Uuid => "_uuid",
+        ColumnRef::Version => "_version",
+        ColumnRef::Column(i) => &ts.columns[*i].name,
+    }
+}
+
 /// A v1 row: every monitored column.
-fn row1(ts: &TableSchema, columns: &[usize], cols: &[Datum]) -> Value {
+fn row1(ts: &TableSchema, columns: &[ColumnRef], uuid: &Uuid, row: &Row) -> Value {
     Value::Object(
         columns
             .iter()
-            .map(|&c| (ts.columns[c].name.clone(), cols[c].to_json()))
+            .map(|c| {
+                let v = c.value(uuid, &row.version, &row.cols).to_json();
+                (name(ts, c).to_string(), v)
+            })
             .collect(),
     )
 }
 
-/// A v2 row: monitored columns that differ from their defaults.
-fn row2(ts: &TableSchema, columns: &[usize], cols: &[Datum]) -> Value {
+/// A v2 row: monitored columns that differ from their defaults (`_uuid` and `_version` are
+/// never the nil default).
+fn row2(ts: &TableSchema, columns: &[ColumnRef], uuid: &Uuid, row: &Row) -> Value {
     Value::Object(
         columns
             .iter()
-            .filter(|&&c| !ts.is_default(c, &cols[c]))
-            .map(|&c| (ts.columns[c].name.clone(), cols[c].to_json()))
+            .filter(|c| !matches!(c, ColumnRef::Column(i) if ts.is_default(*i, &row.cols[*i])))
+            .map(|c| {
+                let v = c.value(uuid, &row.version, &row.cols).to_json();
+                (name(ts, c).to_string(), v)
+            })
             .collect(),
     )
 }
@@ -483,9 +510,14 @@ mod tests {
         let m2 = Monitor::parse(
             &db.schema,
             MonitorVersion::V2,
-            &json!({"A": [{"where": [["name", "==", "b"]]}]}),
+            &json!({"A": [{"columns": ["name", "tags", "ext"], "where": [["name", "==", "b"]]}]}),
         )
         .unwrap();
+        // Without `columns`, ovsdb-server monitors `_version` too.
+        let all = Monitor::parse(&db.schema, MonitorVersion::V2, &json!({"A": {}})).unwrap();
+        let init = all.initial(&db);
+        let (_, row) = init["A"].as_object().unwrap().iter().next().unwrap();
+        assert!(row["initial"]["_version"].is_array(), "{row}");
         let init = m1.initial(&db);
         let (_, row) = init["A"].as_object().unwrap().iter().next().unwrap();
         assert_eq!(row["new"], json!({"name": "a", "tags": "x"}));
@@ -581,7 +613,15 @@ mod tests {
             json!(["uuid", ch.uuid.to_string()])
         };
         let (p1, p2) = (peer(1), peer(2));
-        let m = Monitor::parse(&db.schema, MonitorVersion::V2, &json!({"Port": {}})).unwrap();
+        let columns = [
+            "name", "enabled", "peer", "weak", "one", "tags", "peers", "ext",
+        ];
+        let m = Monitor::parse(
+            &db.schema,
+            MonitorVersion::V2,
+            &json!({"Port": {"columns": columns}}),
+        )
+        .unwrap();
         let empty = json!(["set", []]);
         // Scalar.
         assert_eq!(

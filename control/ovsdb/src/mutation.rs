@@ -52,10 +52,12 @@ impl Mutation {
         };
         let cs = &ts.columns[column];
         if !cs.mutable {
+            // ovsdb/mutation.c names the mutation in "syntax".
             return Err(OvsdbError::constraint(format!(
                 "Cannot mutate immutable column {cname} in table {}.",
                 ts.name
-            )));
+            ))
+            .at(v));
         }
         let t = &cs.type_;
         let mutator = match parts[1].as_str() {

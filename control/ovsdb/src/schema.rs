@@ -234,6 +234,26 @@ impl ColumnType {
         self.max > 1
     }
 
+    /// The type in words, as ovsdb-server writes it in messages (`ovsdb_type_to_english`).
+    pub fn to_english(&self) -> String {
+        let key = self.key.atomic.name();
+        if self.min == 1 && self.max == 1 && self.value.is_none() {
+            return key.to_string();
+        }
+        let mut s = String::from(if self.value.is_none() { "set" } else { "map" });
+        match (self.min, self.max) {
+            (0, usize::MAX) => s.push_str(" of"),
+            (min, usize::MAX) => s.push_str(&format!(" of {min} or more")),
+            (0, max) => s.push_str(&format!(" of up to {max}")),
+            (min, max) => s.push_str(&format!(" of {min} to {max}")),
+        }
+        match &self.value {
+            None => s.push_str(&format!(" {key}s")),
+            Some(v) => s.push_str(&format!(" ({key}, {}) pairs", v.atomic.name())),
+        }
+        s
+    }
+
     /// The same type with counts relaxed to 0..unlimited (condition/mutation arguments).
     pub fn relaxed(&self) -> Self {
         ColumnType {

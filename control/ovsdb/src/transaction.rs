@@ -292,11 +292,8 @@ impl<'a> Transaction<'a> {
                     ts.name
                 )));
             }
-            let d =
-                Datum::from_json(&cs.type_, val, &mut self.symbols).map_err(|e| OvsdbError {
-                    details: format!("{}.{name}: {}", ts.name, e.details),
-                    ..e
-                })?;
+            // ovsdb-server reports the datum's own error, without naming the column.
+            let d = Datum::from_json(&cs.type_, val, &mut self.symbols)?;
             out.push((ci, d));
         }
         Ok(out)
@@ -352,6 +349,13 @@ impl<'a> Transaction<'a> {
                 if let Some(row) = op.get("row") {
                     for (ci, d) in self.parse_row(ts, row, false)? {
                         cols[ci] = d;
+                    }
+                }
+                // ovsdb/execution.c: a default value need not satisfy its column's
+                // constraints (an enum without ""), so one-element values are checked again.
+                for (c, d) in ts.columns.iter().zip(&cols) {
+                    if d.len() == 1 {
+                        d.check(&c.type_)?;
                     }
                 }
                 self.changes[t].insert(
@@ -412,11 +416,7 @@ impl<'a> Transaction<'a> {
                     let cols = self.get_mut(t, *u).expect("matched row exists");
                     for m in &mutations {
                         let ct = &ts.columns[m.column];
-                        m.apply(&mut cols[m.column], &ct.type_)
-                            .map_err(|e| OvsdbError {
-                                details: format!("{}.{}: {}", ts.name, ct.name, e.details),
-                                ..e
-                            })?;
+                        m.apply(&mut cols[m.column], &ct.type_)?;
                     }
                 }
                 OpResult::Count(hits.len())
@@ -512,6 +512,10 @@ impl<'a> Transaction<'a> {
                             Err(OpError::Blocked(Some(ms)))
                         }
                         None if !ctx.wait_expired() => Err(OpError::Blocked(None)),
+                        // ovsdb/execution.c: a wait that never blocked failed its test.
+                        Some(0) => {
+                            Err(OvsdbError::timed_out("\"where\" clause test failed").into())
+                        }
                         _ => Err(OvsdbError::timed_out(format!(
                             "\"wait\" timed out on table {}",
                             ts.name
@@ -549,10 +553,9 @@ impl<'a> Transaction<'a> {
                     .as_str()
                     .ok_or_else(|| OvsdbError::syntax("\"lock\" must be a string"))?;
                 if !ctx.owns_lock(lock) {
-                    return Err(OvsdbError::not_owner(format!(
-                        "session does not own lock \"{lock}\""
-                    ))
-                    .into());
+                    return Err(
+                        OvsdbError::not_owner(format!("Asserted lock {lock} not held.")).into(),
+                    );
                 }
                 OpResult::Empty
             }

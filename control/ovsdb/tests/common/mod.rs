@@ -197,19 +197,25 @@ pub struct RealOvsdb {
 
 impl RealOvsdb {
     pub fn start(schemas: &[&str]) -> Self {
+        let paths: Vec<PathBuf> = schemas.iter().map(|s| schema_path(s)).collect();
+        Self::start_files(&paths)
+    }
+
+    /// Serves a fresh database for each schema file.
+    pub fn start_files(schemas: &[PathBuf]) -> Self {
         require_tool("ovsdb-server", "openvswitch-common");
         require_tool("ovsdb-tool", "openvswitch-common");
         let dir = tempfile::tempdir().unwrap();
         let mut dbs = Vec::new();
-        for s in schemas {
-            let db = dir.path().join(format!("{s}.db"));
+        for (i, s) in schemas.iter().enumerate() {
+            let db = dir.path().join(format!("{i}.db"));
             let st = Command::new("ovsdb-tool")
                 .arg("create")
                 .arg(&db)
-                .arg(schema_path(s))
+                .arg(s)
                 .status()
                 .unwrap();
-            assert!(st.success(), "ovsdb-tool create {s} failed");
+            assert!(st.success(), "ovsdb-tool create {} failed", s.display());
             dbs.push(db);
         }
         let port = free_port();
