@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{RawConn, RealOvsdb};
-use ovsdb::server::{OvsdbServer, Remote, ServerConfig};
+use ovsdb::server::{Listener, OvsdbServer, Remote, ServerConfig};
 use ovsdb::Database;
 use serde_json::{json, Value};
 
@@ -585,7 +585,10 @@ fn ours() -> (tokio::runtime::Runtime, OvsdbServer, u16) {
         .add_database(Database::new(std::sync::Arc::new(schema)), None)
         .unwrap();
     let Remote::Tcp(addr) = rt
-        .block_on(server.listen(&"ptcp:0:127.0.0.1".parse().unwrap()))
+        .block_on(async {
+            let listener = Listener::bind(&"ptcp:0:127.0.0.1".parse().unwrap())?;
+            server.serve_on(listener)
+        })
         .unwrap()
     else {
         unreachable!()
