@@ -259,7 +259,7 @@ fn topology(tunnel: Option<(TunnelEncap, bool)>) -> Vec<LogicalSwitch> {
                 .expect("valid address");
             LogicalPort {
                 local_port: (remote != Some(i)).then_some(u16::from(i)),
-                chassis: (remote == Some(i)).then_some(0),
+                chassis: (remote == Some(i)).then_some(dataplane::ids::ChassisIdx(0)),
                 ..LogicalPort::vif(format!("vm{i}"), u32::from(i) + 1, address, true)
             }
         })
