@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 
 use common::ovn::{vif, Chassis, Databases, Ovn, UnderlayNet};
-use common::{require_root, try_sh, Vm};
+use common::{require_root, try_sh, Ready, Vm};
 use switchyard::netns::Host;
 
 fn tag() -> String {
@@ -135,32 +135,25 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
     // Capture the tunnel traffic on the underlay while pinging across. For
     // each packet: outer addresses, DF (IPv4) or the flow label (IPv6), and
     // over IPv6 whether the UDP checksum is the one scapy computes.
-    let sniff = Command::new("/usr/bin/python3")
+    // The capture prints `ready` once it has its socket.
+    let sniff = Ready::start(Command::new("/usr/bin/python3")
         .args(["-c", &format!(
             "from scapy.all import sniff, UDP, IP, IPv6, Ether\nfrom scapy.contrib.geneve import GENEVE\nfrom scapy.layers.vxlan import VXLAN\n\
-             ps=sniff(iface='{}', filter='udp port 6081 or udp port 4789', count=4, timeout=10)\n\
+             ps=sniff(iface='{}', filter='udp port 6081 or udp port 4789', count=4, timeout=10, started_callback=lambda: print('ready', flush=True))\n\
              for p in ps:\n  u=p[UDP]\n  g=GENEVE(bytes(u.payload)) if u.dport==6081 else VXLAN(bytes(u.payload))\n\
              \x20 if IPv6 in p:\n    o=p[IPv6]; q=p.copy(); del q[UDP].chksum; q=Ether(bytes(q))\n    hdr=(o.src, o.dst, 'fl=%d' % o.fl, 'csum-ok' if q[UDP].chksum==u.chksum else 'csum-bad')\n\
              \x20 else:\n    hdr=(p[IP].src, p[IP].dst, str(p[IP].flags), '-')\n\
              \x20 if u.dport==6081:\n    o=g.options[0]\n    print('geneve', *hdr, u.sport, g.vni, g.proto, hex(o.classid), hex(o.type), o.length, o.data.hex(), 'C=%d' % g.critical)\n\
-             \x20 else:\n    print('vxlan', *hdr, u.sport, g.vni)\n", net.name)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // scapy takes a moment to import and start capturing.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+             \x20 else:\n    print('vxlan', *hdr, u.sport, g.vni)\n", net.name)]));
     let (ok, out) = vm1.ping("10.0.0.2", 3, &[]);
     assert!(ok, "{encap}: no ping across right after --wait=hv:\n{out}");
     let (ok, out) = vm2.ping("10.0.0.1", 2, &[]);
     assert!(ok, "{out}");
-    let sniffed = sniff.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&sniffed.stdout);
+    let (text, errors) = sniff.output();
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(encap)).collect();
     assert!(
         !lines.is_empty(),
-        "scapy saw no {encap} packets: {text}{}",
-        String::from_utf8_lossy(&sniffed.stderr)
+        "scapy saw no {encap} packets: {text}{errors}"
     );
     let dp_key: u32 = ovn
         .sb_dump()
@@ -244,13 +237,9 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
 
     // A broadcast ARP the responder cannot answer (10.0.0.77 is nobody's)
     // is flooded: it reaches vm2 on the other chassis.
-    let listener = Command::new("ip")
+    let listener = Ready::start(Command::new("ip")
         .args(["netns", "exec", &vm2.ns, "/usr/bin/python3", "-c",
-            "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0806))\ns.bind(('eth0',0))\ns.settimeout(5)\nend=time.time()+5\nwhile time.time()<end:\n  f=s.recv(2048)\n  if f[38:42]==bytes([10,0,0,77]): print('got'); break\n"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+            "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0806))\ns.bind(('eth0',0))\nprint('ready', flush=True)\ns.settimeout(5)\nend=time.time()+5\nwhile time.time()<end:\n  f=s.recv(2048)\n  if f[38:42]==bytes([10,0,0,77]): print('got'); break\n"]));
     let arp = "arp eth.src=00:00:00:00:00:01 eth.dst=ff:ff:ff:ff:ff:ff arp.sha=00:00:00:00:00:01 arp.spa=10.0.0.1 arp.tpa=10.0.0.77";
     let f = arp
         .parse::<dataplane::flow::FlowDesc>()
@@ -258,10 +247,10 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
         .to_frame()
         .unwrap();
     vm1.send_raw(&[f]).unwrap();
-    let out = listener.wait_with_output().unwrap();
+    let (out, errors) = listener.output();
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("got"),
-        "the broadcast ARP did not reach vm2"
+        out.contains("got"),
+        "the broadcast ARP did not reach vm2: {errors}"
     );
 
     // `switchyard trace --uplink` explains what arrives from the underlay:
@@ -505,7 +494,7 @@ fn a_vm_reaches_a_physical_host_on_a_vlan_provider_network() {
     ovn.nbctl(&cmd);
     // The host: answers ARP and echo on VLAN 100 only, and once the VM has
     // pinged it, pings the VM back (tagged) and reports the reply.
-    let host = Command::new("ip")
+    let host = Ready::start(Command::new("ip")
         .args(["netns", "exec", &host_ns, "/usr/bin/python3", "-c", r#"
 from scapy.all import *
 conf.verb = 0
@@ -527,20 +516,14 @@ def handle(p):
     elif ICMP in p and p[IP].dst == ip and p[ICMP].type == 0 and p[ICMP].id == 0x4242:
         print('host-ping-ok', flush=True)
         st['done'] = True
-sniff(iface='eth0', prn=handle, timeout=12, stop_filter=lambda p: st.get('done', False))
-"#])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+sniff(iface='eth0', prn=handle, timeout=12, stop_filter=lambda p: st.get('done', False),
+      started_callback=lambda: print('ready', flush=True))
+"#]));
     let (ok, out) = vm1.ping("10.0.0.100", 3, &[]);
-    let host_out = host.wait_with_output().unwrap();
-    let host_text = String::from_utf8_lossy(&host_out.stdout).into_owned();
+    let (host_text, host_errors) = host.output();
     assert!(
         ok,
-        "vm1 -> the host on VLAN 100:\n{out}\nhost: {host_text}{}",
-        String::from_utf8_lossy(&host_out.stderr)
+        "vm1 -> the host on VLAN 100:\n{out}\nhost: {host_text}{host_errors}"
     );
     assert!(
         host_text.contains("host-ping-ok"),

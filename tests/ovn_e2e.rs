@@ -8,7 +8,7 @@
 mod common;
 
 use common::ovn::{vif, Databases, Ovn};
-use common::{require_root, vm};
+use common::{require_root, vm, wait_until};
 
 fn scenario(databases: Databases) {
     require_root();
@@ -40,7 +40,9 @@ fn scenario(databases: Databases) {
     // Restart the controller, then northd-lite, each under a running ping
     // (150 pings, 20 ms apart); at most a few may be lost.
     let before = ovn.sb_dump();
-    let ping_during = |restart: &mut dyn FnMut()| {
+    let vm1_rx = format!("switchyard_port_rx_packets_total{{port=\"{}\"}}", vm1.port);
+    let ping_during = |ovn: &mut Ovn, restart: &mut dyn FnMut(&mut Ovn)| {
+        let rx = ovn.metric(&vm1_rx);
         let ns = vm1.ns.clone();
         let pinger = std::thread::spawn(move || {
             let out = std::process::Command::new("ip")
@@ -51,8 +53,13 @@ fn scenario(databases: Databases) {
                 .unwrap();
             String::from_utf8_lossy(&out.stdout).into_owned()
         });
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        restart();
+        // Restart once the ping is running: its echoes reach the switch.
+        wait_until(
+            "the ping to start",
+            std::time::Duration::from_secs(10),
+            || ovn.metric(&vm1_rx) >= rx + 5,
+        );
+        restart(ovn);
         let text = pinger.join().unwrap();
         let received: u32 = text
             .split(", ")
@@ -61,15 +68,15 @@ fn scenario(databases: Databases) {
             .unwrap_or(0);
         (received, text)
     };
-    let (received, text) = ping_during(&mut || {
+    let mut ovn = ovn;
+    let (received, text) = ping_during(&mut ovn, &mut |ovn| {
         ovn.cli(&["restart-controller"]);
     });
     assert!(
         received >= 145,
         "the controller restart lost pings:\n{text}"
     );
-    let mut ovn = ovn;
-    let (received, text) = ping_during(&mut || ovn.start_northd());
+    let (received, text) = ping_during(&mut ovn, &mut |ovn| ovn.start_northd());
     assert!(
         received >= 145,
         "the northd-lite restart lost pings:\n{text}"

@@ -146,13 +146,19 @@ impl Northd {
         self.sb.has_lock()
     }
 
+    /// Whether both replicas (NB and SB) are connected and synchronized; a
+    /// connected instance without the lock is a standby.
+    pub fn is_connected(&self) -> bool {
+        self.nb.is_connected() && self.sb.is_connected()
+    }
+
     /// Runs until the task is dropped.
     pub async fn run(mut self) {
         let mut nb_changed = self.nb.subscribe();
         let mut sb_changed = self.sb.subscribe();
         let mut was_active = false;
         loop {
-            let active = self.is_active() && self.nb.is_connected() && self.sb.is_connected();
+            let active = self.is_active() && self.is_connected();
             if active != was_active {
                 tracing::info!(
                     "{}",

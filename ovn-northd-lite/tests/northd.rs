@@ -3,7 +3,7 @@
 //! incremental processing ends where a full recompute starts.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ovsdb::client::Backoff;
 use ovsdb::db::{DbServerConfig, RunningDb};
@@ -56,10 +56,25 @@ impl Setup {
     }
 
     fn northd(&self) -> tokio::task::JoinHandle<()> {
-        let cfg = self.config();
-        let _guard = self.rt.enter();
-        let n = northd::Northd::start(&cfg).unwrap();
+        let n = self.start_northd();
         self.rt.spawn(n.run())
+    }
+
+    /// Like [`Setup::northd`], and returns once the instance is connected
+    /// to NB and SB (its SB session asks for the lock right after).
+    fn connected_northd(&self) -> tokio::task::JoinHandle<()> {
+        let n = self.start_northd();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !n.is_connected() {
+            assert!(Instant::now() < deadline, "northd-lite did not connect");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.rt.spawn(n.run())
+    }
+
+    fn start_northd(&self) -> northd::Northd {
+        let _guard = self.rt.enter();
+        northd::Northd::start(&self.config()).unwrap()
     }
 
     fn nbctl(&self, args: &[&str]) -> String {
@@ -348,8 +363,8 @@ fn a_standby_takes_over_when_the_active_instance_goes() {
     let s = Setup::new();
     let active = s.northd();
     s.nbctl(&["--wait=sb", "ls-add", "ls1"]);
-    let standby = s.northd();
-    std::thread::sleep(Duration::from_millis(200));
+    // Standing by when the active instance goes, not started after it.
+    let standby = s.connected_northd();
     active.abort();
     s.nbctl(&["--wait=sb", "ls-add", "ls2"]);
     let dps = s.sb(&["--columns=external_ids", "list", "Datapath_Binding"]);

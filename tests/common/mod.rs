@@ -3,11 +3,12 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use switchyard::netns::Vm;
@@ -15,6 +16,81 @@ pub use switchyard::netns::Vm;
 pub mod ovn;
 
 pub static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Polls `cond` every 20 ms until it holds; panics naming `what` once
+/// `timeout` has passed. Tests wait for a condition, never for a fixed time.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of one sample (`name{labels}`) in a /metrics text; 0 if absent.
+pub fn metric(text: &str, name_and_labels: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+/// A helper process (a capture, a listener) that prints `ready` as its
+/// first line once it listens, so that the test sends only then rather
+/// than after a guessed delay. Its later output is kept for [`Ready::output`].
+pub struct Ready {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Ready {
+    /// Spawns `cmd` with its output piped and waits (at most 30 s) for its
+    /// `ready` line; panics with what it printed if it says anything else
+    /// or exits first.
+    pub fn start(cmd: &mut Command) -> Ready {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let (tx, stdout) = mpsc::channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let mut ready = Ready {
+            child,
+            stdout,
+            stderr,
+        };
+        match ready.stdout.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l == "ready" => ready,
+            first => {
+                let _ = ready.child.kill();
+                let (out, err) = ready.output();
+                panic!("{cmd:?} did not get ready: {first:?}\n{out}{err}");
+            }
+        }
+    }
+
+    /// Waits for the process to exit; its standard output after `ready`,
+    /// and its standard error.
+    pub fn output(mut self) -> (String, String) {
+        let _ = self.child.wait();
+        let out: String = self.stdout.iter().map(|l| l + "\n").collect();
+        (out, self.stderr.join().unwrap_or_default())
+    }
+}
 
 /// Runs a command and returns whether it succeeded, with its output.
 pub fn try_sh(args: &[&str]) -> (bool, String) {
@@ -101,11 +177,9 @@ impl Node {
             ctl,
             metrics,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(node.ctl.exists() && TcpStream::connect(&node.metrics).is_ok()) {
-            assert!(Instant::now() < deadline, "node did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("the node to come up", Duration::from_secs(30), || {
+            node.ctl.exists() && TcpStream::connect(&node.metrics).is_ok()
+        });
         node
     }
 
@@ -120,10 +194,7 @@ impl Node {
 
     /// A sample's value on /metrics (0 if absent).
     pub fn metric(&self, name_and_labels: &str) -> u64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64
+        metric(&self.metrics(), name_and_labels)
     }
 
     /// Drops counted under `reason`.

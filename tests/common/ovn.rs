@@ -6,9 +6,9 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{bin, free_port, try_sh, NEXT};
+use super::{bin, free_port, metric, try_sh, wait_until, NEXT};
 use switchyard::netns::Host;
 
 /// Which server holds NB and SB.
@@ -26,11 +26,11 @@ fn kill(c: &mut Child) {
 }
 
 fn wait_port(ip: &str, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect((ip, port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        &format!("a listener on {ip}:{port}"),
+        Duration::from_secs(20),
+        || TcpStream::connect((ip, port)).is_ok(),
+    );
 }
 
 /// NB + SB + northd-lite, and a node in the root namespace unless the
@@ -158,11 +158,9 @@ impl Ovn {
         };
         ovn.start_northd();
         if ovn.node.is_some() {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !(ovn.ctl.exists() && TcpStream::connect(&ovn.metrics).is_ok()) {
-                assert!(Instant::now() < deadline, "node did not come up");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until("the node to come up", Duration::from_secs(20), || {
+                ovn.ctl.exists() && TcpStream::connect(&ovn.metrics).is_ok()
+            });
             // The chassis is registered once hv_cfg can follow it.
             ovn.nbctl(&["--wait=hv", "sync"]);
         }
@@ -202,6 +200,11 @@ impl Ovn {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
+    }
+
+    /// A sample's value on the node's /metrics (0 if absent).
+    pub fn metric(&self, name_and_labels: &str) -> u64 {
+        metric(&self.metrics(), name_and_labels)
     }
 
     /// `ovsdb-client dump` of SB.
@@ -282,11 +285,11 @@ impl Chassis {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start switchyard node");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ctl.exists() {
-            assert!(Instant::now() < deadline, "{name} did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("{name} to come up"),
+            Duration::from_secs(20),
+            || ctl.exists(),
+        );
         Chassis {
             name: name.into(),
             ns,

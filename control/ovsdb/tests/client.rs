@@ -34,9 +34,7 @@ async fn exercise_nb(remote: Remote) {
     idl.wait_until(WAIT, |r| r.schema().is_some())
         .await
         .unwrap();
-    while !idl.is_connected() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    idl.wait_until(WAIT, |_| idl.is_connected()).await.unwrap();
 
     let mut t = Transaction::new("OVN_Northbound");
     let p1 = t.insert(
@@ -137,9 +135,7 @@ async fn exercise_sb(remote: Remote) {
     idl.wait_until(WAIT, |r| r.schema().is_some())
         .await
         .unwrap();
-    while !idl.is_connected() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    idl.wait_until(WAIT, |_| idl.is_connected()).await.unwrap();
     let mut t = Transaction::new("OVN_Southbound");
     let e = t.insert(
         "Encap",
@@ -256,9 +252,7 @@ fn client_over_unix_socket_and_condition_changes() {
         }];
         let idl = Idl::start(vec![Remote::Unix(sock.clone())], "OVN_Southbound", tables, Backoff::default()).unwrap();
         idl.wait_until(WAIT, |r| r.schema().is_some()).await.unwrap();
-        while !idl.is_connected() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        idl.wait_until(WAIT, |_| idl.is_connected()).await.unwrap();
         let mut t = Transaction::new("OVN_Southbound");
         for (name, ip) in [("hv1", "192.0.2.1"), ("hv2", "192.0.2.2")] {
             // Chassis.encaps needs at least one Encap (min 1, strong reference).
@@ -311,9 +305,10 @@ async fn exercise_lock(remote: Remote) {
         .wait_until(WAIT, |r| r.schema().is_some())
         .await
         .unwrap();
-    while !standby.is_connected() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    standby
+        .wait_until(WAIT, |_| standby.is_connected())
+        .await
+        .unwrap();
     assert!(!standby.has_lock());
     let mut t = Transaction::new("OVN_Northbound");
     t.assert_lock("northd");
@@ -353,9 +348,7 @@ async fn exercise_condition_change(remote: Remote) {
     idl.wait_until(WAIT, |r| r.schema().is_some())
         .await
         .unwrap();
-    while !idl.is_connected() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    idl.wait_until(WAIT, |_| idl.is_connected()).await.unwrap();
     let mut t = Transaction::new("OVN_Northbound");
     for n in ["cond-a", "cond-b"] {
         t.insert("Logical_Switch", [("name", json!(n))]);
