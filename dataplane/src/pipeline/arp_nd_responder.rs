@@ -109,9 +109,6 @@ fn nd<T: Tracer>(
     meta: &PacketMeta,
     t: &mut T,
 ) -> Option<Answer> {
-    if p.ip_proto() != crate::wire::IpProtocol::Icmpv6 {
-        return None;
-    }
     let (ND_NS, msg) = p.icmpv6()? else {
         return None;
     };

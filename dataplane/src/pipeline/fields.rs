@@ -70,11 +70,6 @@ impl Fields {
     pub const fn bits(self) -> u32 {
         self.0
     }
-
-    /// From [`Fields::bits`].
-    pub const fn from_bits(bits: u32) -> Fields {
-        Fields(bits)
-    }
 }
 
 /// A parsed packet as the stages read it: every accessor records the field
@@ -102,17 +97,10 @@ impl<'a> Parsed<'a> {
         self.reads
     }
 
-    /// Records a read of `f` made through [`Parsed::frame`] directly.
+    /// Records a read of `f` made without an accessor (metadata).
     #[inline(always)]
     pub fn read(&mut self, f: Fields) {
         self.reads = self.reads.with(f);
-    }
-
-    /// The whole frame (for trace text and for writers), unrecorded: a stage
-    /// that decides on bytes read this way calls [`Parsed::read`].
-    #[inline(always)]
-    pub fn frame(&self) -> &'a [u8] {
-        self.frame
     }
 
     /// The layout (offsets), unrecorded.
@@ -123,8 +111,13 @@ impl<'a> Parsed<'a> {
 
     #[inline(always)]
     pub fn vlan_id(&mut self) -> Option<u16> {
-        self.read(Fields::VLAN);
-        self.lay.vlan_id()
+        // Only a tag is beyond a key: keys are built for untagged frames
+        // alone, so "no tag" is in every key.
+        let vid = self.lay.vlan_id();
+        if vid.is_some() {
+            self.read(Fields::VLAN);
+        }
+        vid
     }
 
     #[inline(always)]
@@ -202,8 +195,13 @@ impl<'a> Parsed<'a> {
     /// and MLD are read through this, so it counts as [`Fields::ND`].
     #[inline(always)]
     pub fn icmpv6(&mut self) -> Option<(u8, &'a [u8])> {
-        self.read(Fields::ND.with(Fields::IP_PROTO));
-        (self.lay.ip_protocol() == IpProtocol::Icmpv6 && self.lay.has(Layout::L4)).then(|| {
+        // Whether it is ICMPv6 at all depends on the protocol alone, so
+        // other IPv6 packets stay cacheable.
+        if self.ip_proto() != IpProtocol::Icmpv6 {
+            return None;
+        }
+        self.read(Fields::ND);
+        self.lay.has(Layout::L4).then(|| {
             (
                 self.frame[usize::from(self.lay.l4)],
                 self.lay.l4_bytes(self.frame),
