@@ -140,12 +140,6 @@ pub enum Decision {
 }
 
 impl Step {
-    /// Done with this verdict.
-    #[inline(always)]
-    pub fn verdict(v: Verdict) -> Step {
-        Step::Done(Decision::Verdict(v))
-    }
-
     /// Done: drop for reason `r`.
     #[inline(always)]
     pub fn drop(r: DropReason) -> Step {

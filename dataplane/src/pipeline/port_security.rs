@@ -25,6 +25,7 @@
 //! its IPv6 addresses, the link-local one or ff00::/8; an entry without
 //! addresses of a family receives none of that family.
 
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{Fields, Parsed, Step, Tracer};
@@ -84,45 +85,93 @@ pub fn ingress<T: Tracer>(lport: &Lport, p: &mut Parsed<'_>, t: &mut T) -> Step 
     }
 }
 
-/// Why a packet passes, or why and with which reason it does not (the
-/// text is for traces).
-type Checked = Result<String, (DropReason, String)>;
+/// Why a packet passes, or why and with which reason it does not. Plain
+/// values: the text is only formatted when a trace asks for it.
+type Checked = Result<Why, (DropReason, Why)>;
+
+/// What port security looked at, for traces.
+#[derive(Clone, Copy, Debug)]
+enum Why {
+    NoPortSecurity,
+    MacAllowed(MacAddr),
+    Ip4Allowed(Ipv4Addr),
+    DhcpRequest,
+    Ip6Allowed(Ipv6Addr),
+    ArpAllowed(MacAddr, MacAddr, Ipv4Addr),
+    Mac(MacAddr),
+    Ip4(Ipv4Addr),
+    Ip6(Ipv6Addr),
+    Arp(MacAddr, Ipv4Addr),
+    ArpIpv6Only(MacAddr, Ipv4Addr),
+    ArpTruncated,
+    NdTruncated,
+    NdLinkLayer(MacAddr),
+    NdTarget(Ipv6Addr),
+    EthType(EtherType),
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::NoPortSecurity => f.write_str("no port security"),
+            Why::MacAllowed(m) => write!(f, "eth.src {m} allowed"),
+            Why::Ip4Allowed(s) => write!(f, "ip4.src {s} allowed"),
+            Why::DhcpRequest => f.write_str("DHCP request from 0.0.0.0 allowed"),
+            Why::Ip6Allowed(s) => write!(f, "ip6.src {s} allowed"),
+            Why::ArpAllowed(src, sha, spa) => {
+                write!(f, "eth.src {src} allowed, arp.sha {sha} / arp.spa {spa}")
+            }
+            Why::Mac(m) => write!(f, "eth.src {m}"),
+            Why::Ip4(s) => write!(f, "ip4.src {s}"),
+            Why::Ip6(s) => write!(f, "ip6.src {s}"),
+            Why::Arp(sha, spa) => write!(f, "arp.sha {sha} / arp.spa {spa}"),
+            Why::ArpIpv6Only(sha, spa) => {
+                write!(f, "arp.sha {sha} / arp.spa {spa} (IPv6-only port security)")
+            }
+            Why::ArpTruncated => f.write_str("a truncated ARP"),
+            Why::NdTruncated => f.write_str("a truncated ND message"),
+            Why::NdLinkLayer(ll) => write!(f, "nd link-layer address {ll}"),
+            Why::NdTarget(t) => write!(f, "nd.target {t}"),
+            Why::EthType(e) => write!(
+                f,
+                "eth.type {e} from a MAC whose port security lists addresses"
+            ),
+        }
+    }
+}
 
 fn check_ingress(lport: &Lport, p: &mut Parsed<'_>, src: MacAddr) -> Checked {
     let ps = &lport.port_security;
     if !ps.enabled {
-        return Ok("no port security".into());
+        return Ok(Why::NoPortSecurity);
     }
     let Some(entry) = ps.entry(src) else {
-        return Err((DropReason::PortSecurityMac, format!("eth.src {src}")));
+        return Err((DropReason::PortSecurityMac, Why::Mac(src)));
     };
     let (has4, has6) = (!entry.ipv4.is_empty(), !entry.ipv6.is_empty());
     match p.eth_type() {
         EtherType::Arp => arp(entry, p, src),
-        _ if !has4 && !has6 => nd(entry, p, src).map(|()| format!("eth.src {src} allowed")),
+        _ if !has4 && !has6 => nd(entry, p, src).map(|()| Why::MacAllowed(src)),
         EtherType::Ipv4 => {
             let s = p.ip4_src();
             if has4 && entry.ipv4.iter().any(|c| c.allows(s)) {
-                return Ok(format!("ip4.src {s} allowed"));
+                return Ok(Why::Ip4Allowed(s));
             }
             if has4 && is_dhcp_request(p, s) {
-                return Ok("DHCP request from 0.0.0.0 allowed".into());
+                return Ok(Why::DhcpRequest);
             }
-            Err((DropReason::PortSecurityIp, format!("ip4.src {s}")))
+            Err((DropReason::PortSecurityIp, Why::Ip4(s)))
         }
         EtherType::Ipv6 => {
             let s = p.ip6_src();
             let ours = has6 && (s == link_local(src) || entry.ipv6.iter().any(|c| c.allows(s)));
             let dad_or_mld = has6 && s.is_unspecified() && unspecified_allowed(p);
             if !(ours || dad_or_mld) {
-                return Err((DropReason::PortSecurityIp, format!("ip6.src {s}")));
+                return Err((DropReason::PortSecurityIp, Why::Ip6(s)));
             }
-            nd(entry, p, src).map(|()| format!("ip6.src {s} allowed"))
+            nd(entry, p, src).map(|()| Why::Ip6Allowed(s))
         }
-        other => Err((
-            DropReason::PortSecurityEthType,
-            format!("eth.type {other} from a MAC whose port security lists addresses"),
-        )),
+        other => Err((DropReason::PortSecurityEthType, Why::EthType(other))),
     }
 }
 
@@ -149,21 +198,17 @@ fn unspecified_allowed(p: &mut Parsed<'_>) -> bool {
 /// sends no ARP.
 fn arp(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Checked {
     let Some(a) = p.arp() else {
-        return Err((DropReason::PortSecurityArp, "a truncated ARP".into()));
+        return Err((DropReason::PortSecurityArp, Why::ArpTruncated));
     };
     let (sha, spa) = (mac(a, 8), ipv4(a, 14));
-    let what = format!("arp.sha {sha} / arp.spa {spa}");
     if entry.ipv4.is_empty() && !entry.ipv6.is_empty() {
-        return Err((
-            DropReason::PortSecurityArp,
-            what + " (IPv6-only port security)",
-        ));
+        return Err((DropReason::PortSecurityArp, Why::ArpIpv6Only(sha, spa)));
     }
     let ok = sha == src && (entry.ipv4.is_empty() || entry.ipv4.iter().any(|c| c.allows(spa)));
     if ok {
-        Ok(format!("eth.src {src} allowed, {what}"))
+        Ok(Why::ArpAllowed(src, sha, spa))
     } else {
-        Err((DropReason::PortSecurityArp, what))
+        Err((DropReason::PortSecurityArp, Why::Arp(sha, spa)))
     }
 }
 
@@ -171,7 +216,7 @@ fn arp(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Checked {
 /// link-layer option and an NA's target link-layer option must be the MAC
 /// (or zero); an NA's target one of the entry's IPv6 addresses or the
 /// link-local one when it lists any (RFC 4861 §4.3, §4.4, §4.6.1).
-fn nd(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Result<(), (DropReason, String)> {
+fn nd(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Result<(), (DropReason, Why)> {
     if p.layout().ethertype() != EtherType::Ipv6 {
         return Ok(());
     }
@@ -181,7 +226,7 @@ fn nd(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Result<(), (DropReaso
     let truncated = || {
         (
             DropReason::Malformed(Malformed::IcmpTruncated),
-            "a truncated ND message".to_string(),
+            Why::NdTruncated,
         )
     };
     if msg.len() < 24 {
@@ -197,10 +242,7 @@ fn nd(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Result<(), (DropReaso
         if msg[o] == want_opt && len >= 8 {
             let ll = mac(msg, o + 2);
             if ll != src && ll != MacAddr([0; 6]) {
-                return Err((
-                    DropReason::PortSecurityNd,
-                    format!("nd link-layer address {ll}"),
-                ));
+                return Err((DropReason::PortSecurityNd, Why::NdLinkLayer(ll)));
             }
         }
         o += len;
@@ -208,7 +250,7 @@ fn nd(entry: &MacIps, p: &mut Parsed<'_>, src: MacAddr) -> Result<(), (DropReaso
     if ty == ND_NA && !entry.ipv6.is_empty() {
         let target = ipv6(msg, 8);
         if target != link_local(src) && !entry.ipv6.iter().any(|c| c.allows(target)) {
-            return Err((DropReason::PortSecurityNd, format!("nd.target {target}")));
+            return Err((DropReason::PortSecurityNd, Why::NdTarget(target)));
         }
     }
     Ok(())

@@ -133,12 +133,6 @@ pub mod read {
         u16::from_be_bytes(*b[at..].first_chunk().expect("field within the frame"))
     }
 
-    /// The big-endian 32-bit field at `at`.
-    #[inline(always)]
-    pub fn be32(b: &[u8], at: usize) -> u32 {
-        u32::from_be_bytes(*b[at..].first_chunk().expect("field within the frame"))
-    }
-
     /// The MAC address at `at`.
     #[inline(always)]
     pub fn mac(b: &[u8], at: usize) -> MacAddr {
