@@ -38,7 +38,9 @@ pub enum DropReason {
     UnknownUnicast,
     /// The only output would be the ingress port itself.
     Hairpin,
-    /// The egress logical port is not bound on this chassis.
+    /// No local port to send to: the egress logical port is not bound on
+    /// this chassis, or a flood found no port to copy to (every other port
+    /// filtered out, and no remote chassis).
     NoLocalPort,
     /// A flood copy could not get a buffer.
     NoBuffer,
@@ -197,7 +199,9 @@ impl fmt::Display for DropReason {
                 f.write_str("unknown unicast destination and no port with \"unknown\" addresses")
             }
             DropReason::Hairpin => f.write_str("output port equals input port"),
-            DropReason::NoLocalPort => f.write_str("egress logical port not bound on this chassis"),
+            DropReason::NoLocalPort => {
+                f.write_str("no local port to send to (egress port not bound here, or a flood with no port left)")
+            }
             DropReason::NoBuffer => f.write_str("no buffer for a flood copy"),
             DropReason::TunnelMalformed => f.write_str("malformed tunnel packet"),
             DropReason::TunnelCriticalOption => {

@@ -145,7 +145,7 @@ pub fn trace<B: PacketBuf>(
             datapath,
             unknown_only,
         } => {
-            flood(
+            let copies = flood(
                 tables,
                 neighbors,
                 datapath,
@@ -155,11 +155,19 @@ pub fn trace<B: PacketBuf>(
                 &mut outputs,
                 &mut log,
             );
+            if outputs.is_empty() && !copies {
+                verdict = Verdict::Drop(DropReason::NoLocalPort);
+            }
         }
         Verdict::Tunnel { chassis, .. } => {
-            match tunnel_output::check(tables, neighbors, chassis, buf.len(), &mut log) {
+            match tunnel_output::check(tables, neighbors, chassis, buf.data(), &mut log) {
                 Ok(()) => outputs.extend(tables.underlay.as_ref().map(|u| u.port)),
-                Err(r) => verdict = Verdict::Drop(r),
+                Err(refused) => {
+                    if refused.answered {
+                        outputs.push(in_port);
+                    }
+                    verdict = Verdict::Drop(refused.reason);
+                }
             }
         }
         Verdict::Drop(_) | Verdict::Consumed => {}
@@ -171,7 +179,8 @@ pub fn trace<B: PacketBuf>(
 }
 
 /// A flood: the local copies, and the tunnel output step of each remote
-/// chassis' copy.
+/// chassis' copy. False when there was no remote chassis to send a copy to
+/// (with no local copy either, the worker drops the packet).
 #[allow(clippy::too_many_arguments)]
 fn flood<B: PacketBuf>(
     tables: &Tables,
@@ -182,12 +191,12 @@ fn flood<B: PacketBuf>(
     buf: &B,
     outputs: &mut Vec<PortId>,
     log: &mut TraceLog,
-) {
+) -> bool {
     super::flood_targets(tables, datapath, unknown_only, inport, buf.data(), outputs);
     log.record("output", format_args!("flood to local ports {outputs:?}"));
     let remote: Vec<ChassisIdx> = super::flood_chassis(tables, datapath, unknown_only).to_vec();
     let Some(u) = tables.underlay.as_ref().filter(|_| !remote.is_empty()) else {
-        return;
+        return false;
     };
     let names: Vec<&str> = remote
         .iter()
@@ -199,15 +208,20 @@ fn flood<B: PacketBuf>(
     );
     let mut sent = false;
     for c in remote {
-        if let Err(r) = tunnel_output::check(tables, neighbors, c, buf.len(), log) {
+        if let Err(refused) = tunnel_output::check(tables, neighbors, c, buf.data(), log) {
             log.record(
                 "tunnel_output",
                 format_args!(
                     "the copy to {} is dropped: {}",
                     u.chassis[c.get()].name,
-                    r.as_str()
+                    refused.reason.as_str()
                 ),
             );
+            // Back to the sender's local port, once.
+            let back = inport.and_then(|l| tables.lports[l.get()].local_port);
+            if let Some(p) = back.filter(|p| refused.answered && !outputs.contains(p)) {
+                outputs.push(p);
+            }
         } else {
             sent = true;
         }
@@ -215,6 +229,7 @@ fn flood<B: PacketBuf>(
     if sent {
         outputs.push(u.port);
     }
+    true
 }
 
 /// Notes the VLAN tag a provider port's frames get on the way out.
@@ -292,6 +307,7 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
                 Verdict::Output(p) => {
                     tag_note(tables, p, &mut log);
                     outputs.push(p);
+                    v
                 }
                 Verdict::Flood {
                     datapath,
@@ -306,10 +322,14 @@ pub fn trace_uplink<B: PacketBuf>(tables: &Tables, mut buf: B) -> TraceReport {
                         &mut outputs,
                     );
                     log.record("output", format_args!("flood to local ports {outputs:?}"));
+                    if outputs.is_empty() {
+                        Verdict::Drop(DropReason::NoLocalPort)
+                    } else {
+                        v
+                    }
                 }
-                _ => {}
+                _ => v,
             }
-            v
         }
     };
     if let Verdict::Drop(r) = verdict {

@@ -64,16 +64,27 @@ impl Endpoint {
     }
 }
 
-/// What the tunnel output step does with a frame of `len` bytes to remote
-/// chassis `c`, traced: Ok if it is encapsulated and sent out of the
-/// uplink.
+/// Why the tunnel output step refused a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: DropReason,
+    /// An ICMP "too big" goes back out of the ingress port.
+    pub answered: bool,
+}
+
+/// What the tunnel output step does with `frame` to remote chassis `c`,
+/// traced: Ok if it is encapsulated and sent out of the uplink.
 pub fn check<T: Tracer>(
     tables: &Tables,
     neighbors: &Neighbors,
     c: ChassisIdx,
-    len: usize,
+    frame: &[u8],
     t: &mut T,
-) -> Result<(), DropReason> {
+) -> Result<(), Refused> {
+    let refused = |reason| Refused {
+        reason,
+        answered: false,
+    };
     let e = match Endpoint::prepare(tables, neighbors, c, neighbors.generation()) {
         Ok(e) => e,
         Err(r) => {
@@ -88,18 +99,33 @@ pub fn check<T: Tracer>(
                     );
                 }
             }
-            return Err(r);
+            return Err(refused(r));
         }
     };
+    let len = frame.len();
     if len > e.max_inner {
+        // The worker's answer, when the sender can do path-MTU discovery.
+        let mut reply = [0u8; 1514];
+        let answered = matches!(
+            crate::responder::too_big(frame, e.mtu(), &mut reply),
+            crate::responder::TooBig::Reply(_)
+        );
         trace!(
             t,
             "tunnel_output",
-            "{len} bytes exceed the overlay MTU {} (inner frame at most {}): ICMP \"too big\" back to the sender",
+            "{len} bytes exceed the overlay MTU {} (inner frame at most {}): {}",
             e.mtu(),
-            e.max_inner
+            e.max_inner,
+            if answered {
+                "ICMP \"too big\" back to the sender"
+            } else {
+                "no ICMP error (not IP, IPv4 without DF, or itself an ICMP error)"
+            }
         );
-        return Err(DropReason::TunnelMtu);
+        return Err(Refused {
+            reason: DropReason::TunnelMtu,
+            answered,
+        });
     }
     trace!(
         t,
