@@ -14,42 +14,43 @@
 
 use crate::pipeline::Verdict;
 
-/// The fields a cached decision depends on, packed into six words and a
-/// half (see [`crate::pipeline::fields::flow_key`] for the layout).
+/// The fields a cached decision depends on, packed into six words (see
+/// [`crate::pipeline::fields::flow_key`] for the layout).
 #[derive(Clone, Copy, Debug, Default, Eq)]
-pub struct FlowKey {
-    pub words: [u64; 6],
-    pub extra: u32,
-}
+pub struct FlowKey(pub [u64; 6]);
 
 impl PartialEq for FlowKey {
-    /// Branch-free word compare (a derived `==` calls `bcmp`).
     #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (&self.words, &other.words);
+        self.matches(&other.0)
+    }
+}
+
+impl FlowKey {
+    /// Whether the key is `words` (a cache entry's, compared where they lie
+    /// rather than copied into a key first): a branch-free word compare,
+    /// where a derived `==` calls `bcmp`.
+    #[inline(always)]
+    fn matches(&self, words: &[u64; 6]) -> bool {
+        let (a, b) = (&self.0, words);
         ((a[0] ^ b[0])
             | (a[1] ^ b[1])
             | (a[2] ^ b[2])
             | (a[3] ^ b[3])
             | (a[4] ^ b[4])
-            | (a[5] ^ b[5])
-            | u64::from(self.extra ^ other.extra))
+            | (a[5] ^ b[5]))
             == 0
     }
-}
 
-impl FlowKey {
     /// A fast hash of the key: the words folded with rotations (and the
     /// high half onto the low), then one 64x64->128-bit multiply whose
     /// halves, xored, mix every input bit into every output bit (the
-    /// "folded multiply" of foldhash). On the benchmark's flows it spreads
-    /// keys over sets as evenly as random placement does.
+    /// "folded multiply" of foldhash).
     #[inline(always)]
     pub fn hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let w = &self.words;
-        let x = u64::from(self.extra).rotate_left(33)
-            ^ w[0]
+        let w = &self.0;
+        let x = w[0]
             ^ w[1].rotate_left(13)
             ^ w[2].rotate_left(27)
             ^ w[3].rotate_left(41)
@@ -74,13 +75,11 @@ const EVICT_ONE_IN: u64 = 16;
 /// 1 in every 16-bit lane of a set's tag word.
 const LANES: u64 = 0x0001_0001_0001_0001;
 
-/// One way of a set: a cache line. The key is stored flat so that its
-/// extra half word and the epoch share a word.
+/// One way of a set: a cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Entry {
-    words: [u64; 6],
-    extra: u32,
+    key: [u64; 6],
     /// The [`FlowCache`] epoch the verdict was computed in (0: never).
     epoch: u32,
     verdict: Verdict,
@@ -90,16 +89,8 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 impl Entry {
     #[inline(always)]
-    fn key(&self) -> FlowKey {
-        FlowKey {
-            words: self.words,
-            extra: self.extra,
-        }
-    }
-
-    #[inline(always)]
     fn holds(&self, key: &FlowKey, epoch: u32) -> bool {
-        self.epoch == epoch && self.key() == *key
+        self.epoch == epoch && key.matches(&self.key)
     }
 }
 
@@ -131,8 +122,7 @@ impl FlowCache {
             tags: vec![0; size / WAYS].into_boxed_slice(),
             sets: vec![
                 [Entry {
-                    words: [0; 6],
-                    extra: 0,
+                    key: [0; 6],
                     epoch: 0,
                     verdict: Verdict::Drop(crate::drop::DropReason::NoBinding),
                 }; WAYS];
@@ -199,7 +189,10 @@ impl FlowCache {
         let (set, tag) = self.place(hash);
         let epoch = self.epoch;
         let ways = &mut self.sets[set];
-        let way = match ways.iter().position(|e| e.epoch != epoch || e.key() == key) {
+        let way = match ways
+            .iter()
+            .position(|e| e.epoch != epoch || key.matches(&e.key))
+        {
             Some(w) => w,
             // Every way live. A way picked by the hash, not the least
             // recently used one, keeps most of a set's flows when more
@@ -208,8 +201,7 @@ impl FlowCache {
             None => return,
         };
         ways[way] = Entry {
-            words: key.words,
-            extra: key.extra,
+            key: key.0,
             epoch,
             verdict,
         };
@@ -222,25 +214,19 @@ impl FlowCache {
 mod tests {
     use super::*;
 
-    fn key(w0: u64, extra: u32) -> FlowKey {
-        FlowKey {
-            words: [w0, 0, 0, 0, 0, 0],
-            extra,
-        }
+    fn key(w0: u64, w5: u64) -> FlowKey {
+        FlowKey([w0, 0, 0, 0, 0, w5])
     }
 
     #[test]
     fn invalidation_makes_entries_stale() {
         let mut c = FlowCache::new(100);
-        let k = FlowKey {
-            words: [1, 2, 3, 4, 5, 6],
-            extra: 7,
-        };
+        let k = FlowKey([1, 2, 3, 4, 5, 6]);
         let h = k.hash();
         assert!(c.lookup(&k, h).is_none());
         c.insert(k, h, Verdict::Output(3));
         assert_eq!(c.lookup(&k, h), Some(Verdict::Output(3)));
-        let other = FlowKey { extra: 8, ..k };
+        let other = FlowKey([1, 2, 3, 4, 5, 7]);
         assert!(c.lookup(&other, h).is_none());
         c.invalidate();
         assert!(c.lookup(&k, h).is_none());

@@ -18,7 +18,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::cache::FlowKey;
 use crate::packet::PortId;
 use crate::wire::layout::Layout;
-use crate::wire::read::be16;
 use crate::wire::{EtherType, IpProtocol, MacAddr};
 
 /// A set of packet fields (and metadata) that decisions read.
@@ -234,19 +233,30 @@ fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(*b[at..].first_chunk().expect("within the checked header"))
 }
 
-/// The flow-cache key of an untagged packet for a datapath whose stages
-/// read `F` (the bits of a [`Fields`]), and its hash; None for what no key
-/// holds (a VLAN tag, or IPv6 with L4 fields, which six words cannot hold
-/// next to two IPv6 addresses).
+/// Calls `keyed` with the flow-cache key of an untagged packet for a
+/// datapath whose stages read `F` (the bits of a [`Fields`]) and its hash;
+/// None for what no key holds (a VLAN tag, or IPv6 with L4 fields, which
+/// six words cannot hold next to two IPv6 addresses). A continuation rather
+/// than a returned key: inlined into each layout's arm, the lookup hashes
+/// and compares with the words that layout lacks as constant zeros, and
+/// the key stays in registers.
 ///
 /// Words are loaded little-endian straight from the frame. Word 0: eth.dst
 /// and the in_port or the datapath (a datapath keys one or the other); word
-/// 1: eth.src and the ethertype, so keys of different ethertypes never
-/// collide; words 2-5: the IP addresses (zero for what a type lacks), and
-/// for IPv4 the L4 ports; the extra word: the IP protocol and the tunnel
-/// egress. Fields `F` lacks are zero, so the compiler folds them away.
+/// 1: eth.src or the tunnel egress (a datapath keys one or the other), and
+/// in its top 16 bits a tag that says how the words below are laid out:
+/// 0x01pp for IPv4 and 0x02pp for IPv6 with IP protocol pp, else the
+/// ethertype, so keys of different layouts never collide (frames whose
+/// type field is an 802.3 length below 0x600 get no key); words 2-5: the
+/// IP addresses (zero for what a type lacks), and for IPv4 the L4 ports.
+/// Fields `F` lacks are zero, so the compiler folds them away.
 #[inline(always)]
-pub fn flow_key<const F: u32>(frame: &[u8], lay: &Layout, meta: KeyMeta) -> Option<(FlowKey, u64)> {
+pub fn flow_key<const F: u32, R>(
+    frame: &[u8],
+    lay: &Layout,
+    meta: KeyMeta,
+    keyed: impl FnOnce(FlowKey, u64) -> R,
+) -> Option<R> {
     let f = Fields(F);
     const {
         assert!(
@@ -256,6 +266,10 @@ pub fn flow_key<const F: u32>(frame: &[u8], lay: &Layout, meta: KeyMeta) -> Opti
         assert!(
             !Fields(F).contains(Fields::IN_PORT.with(Fields::DATAPATH)),
             "a key holds the in_port or the datapath, not both"
+        );
+        assert!(
+            !Fields(F).contains(Fields::ETH_SRC.with(Fields::TUNNEL_EGRESS)),
+            "a key holds eth.src or the tunnel egress, not both"
         );
     }
     if lay.has(Layout::VLAN) {
@@ -268,13 +282,15 @@ pub fn flow_key<const F: u32>(frame: &[u8], lay: &Layout, meta: KeyMeta) -> Opti
     let port = bit(Fields::IN_PORT, u64::from(meta.in_port))
         | bit(Fields::DATAPATH, u64::from(meta.datapath));
     let w0 = bit(Fields::ETH_DST, eth_dst) | port << 48;
-    // The ethertype always: the words below are laid out by it.
-    let w1 = bit(Fields::ETH_SRC, eth_src) | u64::from(be16(h, 12)) << 48;
-    let proto = bit(Fields::IP_PROTO, u64::from(lay.ip_proto)) as u32;
-    let extra = proto | (bit(Fields::TUNNEL_EGRESS, u64::from(meta.tunnel_egress)) as u32) << 8;
+    let w1 =
+        bit(Fields::ETH_SRC, eth_src) | bit(Fields::TUNNEL_EGRESS, u64::from(meta.tunnel_egress));
+    let proto = bit(Fields::IP_PROTO, u64::from(lay.ip_proto));
     let l4 = Fields::L4_SRC.with(Fields::L4_DST);
-    let words = match lay.ethertype() {
-        EtherType::Ipv4 => {
+    const IPV4: u16 = EtherType::Ipv4.value();
+    const IPV6: u16 = EtherType::Ipv6.value();
+    match lay.eth_type {
+        IPV4 => {
+            let w1 = w1 | (0x0100 | proto) << 48;
             let ip: &[u8; 34] = frame.first_chunk()?;
             let addrs = word(ip, 26);
             let src = bit(Fields::IP_SRC, addrs & 0xffff_ffff);
@@ -286,26 +302,32 @@ pub fn flow_key<const F: u32>(frame: &[u8], lay: &Layout, meta: KeyMeta) -> Opti
             } else {
                 0
             };
-            [w0, w1, src | dst, ports, 0, 0]
+            let k = FlowKey([w0, w1, src | dst, ports, 0, 0]);
+            Some(keyed(k, k.hash()))
         }
-        EtherType::Ipv6 => {
+        IPV6 => {
             if f.0 & l4.0 != 0 {
                 return None;
             }
+            let w1 = w1 | (0x0200 | proto) << 48;
             let ip: &[u8; 54] = frame.first_chunk()?;
             let (s0, s1) = (word(ip, 22), word(ip, 30));
             let (d0, d1) = (word(ip, 38), word(ip, 46));
-            [
+            let k = FlowKey([
                 w0,
                 w1,
                 bit(Fields::IP_SRC, s0),
                 bit(Fields::IP_SRC, s1),
                 bit(Fields::IP_DST, d0),
                 bit(Fields::IP_DST, d1),
-            ]
+            ]);
+            Some(keyed(k, k.hash()))
         }
-        _ => [w0, w1, 0, 0, 0, 0],
-    };
-    let k = FlowKey { words, extra };
-    Some((k, k.hash()))
+        // An 802.3 length, not a type: its tag could be an IP one.
+        t if t < 0x0600 => None,
+        t => {
+            let k = FlowKey([w0, w1 | u64::from(t) << 48, 0, 0, 0, 0]);
+            Some(keyed(k, k.hash()))
+        }
+    }
 }

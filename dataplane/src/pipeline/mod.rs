@@ -174,27 +174,22 @@ pub fn decide_cached<B: PacketBuf>(
     buf: &mut B,
     in_port: PortId,
 ) -> Verdict {
-    let keyed = match layout::parse(buf.data()) {
-        Ok(lay) => {
-            let meta = fields::KeyMeta {
-                in_port,
-                ..Default::default()
-            };
-            fields::flow_key::<{ SWITCH_KEY.bits() }>(buf.data(), &lay, meta)
-        }
-        Err(_) => None,
-    };
-    let Some((key, hash)) = keyed else {
+    let Ok(lay) = layout::parse(buf.data()) else {
         return uncached(tables, buf, in_port);
     };
-    if let Some(v) = cache.lookup(&key, hash) {
-        return v;
+    let meta = fields::KeyMeta {
+        in_port,
+        ..Default::default()
+    };
+    let found =
+        fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
+            cache.lookup(&key, hash)
+        });
+    match found {
+        Some(Some(v)) => v,
+        Some(None) => cache_miss(tables, cache, buf, in_port),
+        None => uncached(tables, buf, in_port),
     }
-    let (v, reads) = cache_miss(tables, buf, in_port);
-    if SWITCH_KEY.contains(reads) {
-        cache.insert(key, hash, v);
-    }
-    v
 }
 
 /// The full pipeline for a packet no key holds (VLAN-tagged, malformed).
@@ -203,14 +198,31 @@ fn uncached<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verd
     decide(tables, buf, &mut PacketMeta::new(in_port), &mut NoTrace)
 }
 
-/// The full pipeline on a flow-cache miss, and what its stages read. Out
-/// of line, so the hit path stays small; the packet is parsed again rather
-/// than its layout kept live (spilled) across the lookup.
+/// The full pipeline on a flow-cache miss; its verdict is remembered when
+/// the stages read nothing beyond the key. Out of line, so the hit path
+/// stays small: the packet is parsed and keyed again rather than its
+/// layout and key kept live (spilled) across the lookup.
 #[inline(never)]
-fn cache_miss<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> (Verdict, Fields) {
+fn cache_miss<B: PacketBuf>(
+    tables: &Tables,
+    cache: &mut FlowCache,
+    buf: &mut B,
+    in_port: PortId,
+) -> Verdict {
+    let key_meta = fields::KeyMeta {
+        in_port,
+        ..Default::default()
+    };
+    // Keyed before the pipeline runs: a reply is written over the packet.
+    let keyed = layout::parse(buf.data()).ok().and_then(|lay| {
+        fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, key_meta, |k, h| (k, h))
+    });
     let mut meta = PacketMeta::new(in_port);
     let v = decide(tables, buf, &mut meta, &mut NoTrace);
-    (v, meta.reads)
+    if let Some((key, hash)) = keyed.filter(|_| SWITCH_KEY.contains(meta.reads)) {
+        cache.insert(key, hash, v);
+    }
+    v
 }
 
 /// One packet from a local port through the full pipeline, without the

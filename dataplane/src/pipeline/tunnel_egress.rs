@@ -31,28 +31,27 @@ pub fn tunnel_delivery_cached(
     frame: &[u8],
     r: &Received,
 ) -> Verdict {
-    let keyed = match layout::parse(frame) {
-        Ok(lay) => {
-            let meta = KeyMeta {
-                datapath: r.datapath.0,
-                tunnel_egress: encode(r.egress),
-                ..Default::default()
-            };
-            flow_key::<{ DELIVERY_KEY.bits() }>(frame, &lay, meta)
+    let found = layout::parse(frame).ok().and_then(|lay| {
+        let meta = KeyMeta {
+            datapath: r.datapath.0,
+            tunnel_egress: encode(r.egress),
+            ..Default::default()
+        };
+        flow_key::<{ DELIVERY_KEY.bits() }, _>(frame, &lay, meta, |key, hash| {
+            cache.lookup(&key, hash).ok_or((key, hash))
+        })
+    });
+    match found {
+        Some(Ok(v)) => v,
+        Some(Err((key, hash))) => {
+            let (v, reads) = tunnel_delivery(tables, frame, r, &mut NoTrace);
+            if DELIVERY_KEY.contains(reads) {
+                cache.insert(key, hash, v);
+            }
+            v
         }
-        Err(_) => None,
-    };
-    let Some((key, hash)) = keyed else {
-        return tunnel_delivery(tables, frame, r, &mut NoTrace).0;
-    };
-    if let Some(v) = cache.lookup(&key, hash) {
-        return v;
+        None => tunnel_delivery(tables, frame, r, &mut NoTrace).0,
     }
-    let (v, reads) = tunnel_delivery(tables, frame, r, &mut NoTrace);
-    if DELIVERY_KEY.contains(reads) {
-        cache.insert(key, hash, v);
-    }
-    v
 }
 
 /// The egress a tunnel names, as key bits: kind in bits 16-17.

@@ -27,6 +27,7 @@ macro_rules! enum_with_unknown {
         }
 
         impl From<$ty> for $name {
+            #[inline]
             fn from(value: $ty) -> Self {
                 match value {
                     $( $value => $name::$variant, )+
@@ -35,12 +36,24 @@ macro_rules! enum_with_unknown {
             }
         }
 
-        impl From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
+        impl $name {
+            /// The number on the wire, in a `const` context too: the
+            /// forwarding path matches raw numbers against these, which
+            /// compiles to one compare where converting to the enum first
+            /// costs a chain of them.
+            #[inline(always)]
+            pub const fn value(self) -> $ty {
+                match self {
                     $( $name::$variant => $value, )+
                     $name::Unknown(other) => other,
                 }
+            }
+        }
+
+        impl From<$name> for $ty {
+            #[inline(always)]
+            fn from(value: $name) -> Self {
+                value.value()
             }
         }
 
