@@ -241,6 +241,18 @@ fn show(
             s += &format!("    port {} (key {}): {local}\n", lp.name, lp.tunnel_key);
         }
     }
+    // Every reason /metrics counts, summed over the workers: what a
+    // `switchyard trace` of the packet would end in.
+    let engine = node.engine();
+    let drops: Vec<String> = dataplane::drop::DropReason::all()
+        .filter_map(|r| Some((r, engine.drops(r))).filter(|&(_, n)| n > 0))
+        .map(|(r, n)| format!("{} {n}", r.as_str()))
+        .collect();
+    if drops.is_empty() {
+        s += "drops: none\n";
+    } else {
+        s += &format!("drops: {}\n", drops.join(", "));
+    }
     s
 }
 

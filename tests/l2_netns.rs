@@ -46,6 +46,8 @@ fn ping_arp_responder_and_port_security() {
     // the switch can answer, yet vm1 resolves 10.0.0.2 to vm2's MAC.
     vm2.exec(&["ip", "link", "set", "eth0", "down"]).unwrap();
     vm1.exec(&["ip", "neigh", "flush", "dev", "eth0"]).unwrap();
+    // The ping itself goes unanswered (vm2 is down); what matters is that
+    // vm1 resolved the address meanwhile.
     let (ok, _) = vm1.ping("10.0.0.2", 1, &[]);
     assert!(!ok, "vm2 answered a ping with its interface down");
     let (_, neigh) = vm1.try_exec(&["ip", "neigh", "show", "10.0.0.2", "dev", "eth0"]);

@@ -272,10 +272,14 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
         "{out}"
     );
 
-    // Deleting the remote port stops traffic to it.
+    // Deleting the remote port stops traffic to it, at the sender's
+    // chassis, which says so.
     ovn.nbctl(&["--wait=hv", "lsp-del", "lp2"]);
+    let unreachable = || hv1.drops("unknown_unicast") + hv1.drops("no_local_port");
+    let before = unreachable();
     let (ok, _) = vm1.ping("10.0.0.2", 1, &[]);
     assert!(!ok, "vm2 still reachable after lsp-del");
+    assert!(unreachable() > before, "vm1's ping was not dropped on hv1");
 }
 
 #[test]

@@ -106,10 +106,21 @@ fn scenario(databases: Databases) {
     };
     assert_eq!(strip(&after), strip(&before), "restarts changed SB");
 
-    // Deleting a port stops its traffic as soon as --wait=hv returns.
+    // Deleting a port stops its traffic as soon as --wait=hv returns: the
+    // switch drops what vm1 sends to vm2's MAC (or, once vm1 asks again,
+    // its ARP request finds no port), and says so.
     ovn.nbctl(&["--wait=hv", "lsp-del", &lp2]);
+    let unreachable = || {
+        ovn.metric("switchyard_drops_total{reason=\"unknown_unicast\"}")
+            + ovn.metric("switchyard_drops_total{reason=\"no_local_port\"}")
+    };
+    let before = unreachable();
     let (ok, out) = vm1.ping("10.0.0.2", 1, &[]);
     assert!(!ok, "vm2 still reachable after lsp-del:\n{out}");
+    assert!(
+        unreachable() > before,
+        "vm1's ping was not dropped by the switch"
+    );
     let show = ovn.cli(&["show"]);
     assert!(!show.contains(&format!("port {lp2} ")), "{show}");
 }

@@ -303,6 +303,23 @@ impl Chassis {
     pub fn cli(&self, args: &[&str]) -> String {
         cli(&self.ctl, args)
     }
+
+    /// Drops the chassis' node counted under `reason`, as `switchyard show`
+    /// reports them.
+    pub fn drops(&self, reason: &str) -> u64 {
+        show_drops(&self.cli(&["show"]), reason)
+    }
+}
+
+/// A reason's count on the `drops:` line of `switchyard show` (0 if absent).
+pub fn show_drops(show: &str, reason: &str) -> u64 {
+    let line = show
+        .lines()
+        .find_map(|l| l.strip_prefix("drops: "))
+        .unwrap_or_else(|| panic!("no drops line in:\n{show}"));
+    line.split(", ")
+        .find_map(|d| d.strip_prefix(reason)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Chassis {
