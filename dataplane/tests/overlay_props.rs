@@ -6,7 +6,8 @@
 //! Encapsulation followed by decapsulation gives back the keys and the
 //! inner frame, over IPv4 and IPv6.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[path = "common/endpoints.rs"]
+mod endpoints;
 
 use dataplane::cache::FlowCache;
 use dataplane::overlay::{self, Egress, Neighbors, Tunnel, Uplink, MC_FLOOD};
@@ -20,22 +21,8 @@ use proptest::prelude::*;
 const US: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x21]);
 const HV2: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x22]);
 
-fn endpoints(ipv6: bool) -> (IpAddr, IpAddr) {
-    if ipv6 {
-        (
-            Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0x21).into(),
-            Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0x22).into(),
-        )
-    } else {
-        (
-            Ipv4Addr::new(192, 168, 100, 21).into(),
-            Ipv4Addr::new(192, 168, 100, 22).into(),
-        )
-    }
-}
-
 fn underlay(ipv6: bool) -> Underlay {
-    let (us, hv2) = endpoints(ipv6);
+    let (us, hv2) = endpoints::endpoints(ipv6);
     Underlay {
         port: 9,
         ip: us,
@@ -82,7 +69,7 @@ fn tables(ipv6: bool) -> Tables {
 
 /// What hv2 sends us: `inner` in a tunnel.
 fn tunnelled(inner: &[u8], encap: Encap, ipv6: bool, egress: u16) -> Vec<u8> {
-    let (us, hv2) = endpoints(ipv6);
+    let (us, hv2) = endpoints::endpoints(ipv6);
     let mut b = HeapBuf::from_frame(inner);
     let t = Tunnel {
         encap,
@@ -101,7 +88,7 @@ fn tunnelled(inner: &[u8], encap: Encap, ipv6: bool, egress: u16) -> Vec<u8> {
 
 /// hv2 asking for our tunnel address (ARP, or a neighbour solicitation).
 fn asking(ipv6: bool) -> Vec<u8> {
-    let (us, hv2) = endpoints(ipv6);
+    let (us, hv2) = endpoints::endpoints(ipv6);
     let theirs = Underlay {
         ip: hv2,
         mac: HV2,

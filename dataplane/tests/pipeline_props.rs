@@ -18,9 +18,12 @@
 //! (`neighbor_unresolved`), and an underlay MTU small enough for
 //! `tunnel_mtu`.
 
+#[path = "common/endpoints.rs"]
+mod endpoints;
+
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use bolero::{check, TypeGenerator};
@@ -108,22 +111,8 @@ fn mac(last: u8) -> MacAddr {
     MacAddr([0, 0, 0, 0, 0, last])
 }
 
-fn endpoints(ipv6: bool) -> (IpAddr, IpAddr) {
-    if ipv6 {
-        (
-            Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0x21).into(),
-            Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0x22).into(),
-        )
-    } else {
-        (
-            Ipv4Addr::new(192, 168, 100, 21).into(),
-            Ipv4Addr::new(192, 168, 100, 22).into(),
-        )
-    }
-}
-
 fn underlay(t: &Topology) -> Underlay {
-    let (us, hv2) = endpoints(t.ipv6_underlay);
+    let (us, hv2) = endpoints::endpoints(t.ipv6_underlay);
     Underlay {
         port: UPLINK,
         ip: us,
@@ -562,7 +551,7 @@ fn tenant_ingress() {
 
 /// What hv2 sends: `inner` in a tunnel to datapath 7 from vm5.
 fn tunnelled(t: &Topology, inner: &[u8], egress: u16) -> Vec<u8> {
-    let (us, hv2) = endpoints(t.ipv6_underlay);
+    let (us, hv2) = endpoints::endpoints(t.ipv6_underlay);
     let mut b = HeapBuf::from_frame(inner);
     let tunnel = Tunnel {
         encap: if t.geneve {
