@@ -17,8 +17,9 @@ use super::{last_error, DpdkError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EalMemory {
     /// Anonymous memory, no hugepages (`--no-huge -m N --no-shconf`, with a
-    /// file prefix): works anywhere, for tests and functional runs. Not usable
-    /// by vhost-user, which needs shared hugepage memory.
+    /// file prefix): works anywhere. Enough for vhost-user too: the VM side
+    /// needs hugepages to share its memory, the switch maps it and copies
+    /// into its own mbufs.
     NoHuge { megabytes: usize },
     /// Hugepages, without runtime files (`--in-memory`); `-m N` if given.
     /// Needs hugepages reserved (`/proc/sys/vm/nr_hugepages`) and hugetlbfs.
@@ -49,6 +50,9 @@ pub struct EalConfig {
     pub log_level: Option<String>,
     /// Mbufs per socket pool (a power of two minus one is best).
     pub mbufs_per_socket: u32,
+    /// Further EAL arguments, passed last and as they are (OVS's
+    /// `other_config:dpdk-extra`), e.g. `--socket-mem=1024,1024`.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for EalConfig {
@@ -62,6 +66,7 @@ impl Default for EalConfig {
             driver_paths: Vec::new(),
             log_level: Some("notice".into()),
             mbufs_per_socket: 16383,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -127,6 +132,7 @@ impl EalConfig {
         if let Some(l) = &self.log_level {
             a.push(format!("--log-level={l}"));
         }
+        a.extend(self.extra_args.iter().cloned());
         a
     }
 }

@@ -28,6 +28,14 @@ pub struct DpdkPortConfig {
     pub tx_descriptors: u16,
     /// Receive every destination MAC (a switch port does).
     pub promiscuous: bool,
+    /// Close and detach the device when the port is closed, if this open
+    /// hot-plugged it (a vdev probed from devargs): frees what the device
+    /// holds (a vhost-user socket, a tap interface) and lets the same
+    /// devargs be added again. Off: the device stays, stopped, and can be
+    /// opened again as it is.
+    pub detach_on_close: bool,
+    /// The backend name `show` gives the port ("dpdk", "dpdkvhostuser").
+    pub kind: &'static str,
 }
 
 impl Default for DpdkPortConfig {
@@ -38,6 +46,8 @@ impl Default for DpdkPortConfig {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             promiscuous: true,
+            detach_on_close: false,
+            kind: "dpdk",
         }
     }
 }
@@ -57,6 +67,9 @@ struct PortInner {
     pool: MbufPool,
     claims: Mutex<Claims>,
     state: Arc<PortState>,
+    /// Detach the device on drop (see [`DpdkPortConfig::detach_on_close`]).
+    detach: bool,
+    kind: &'static str,
 }
 
 impl Drop for PortInner {
@@ -64,6 +77,17 @@ impl Drop for PortInner {
         // SAFETY: the port was started by DpdkPort::open and no queue uses
         // it any more (queues hold this struct alive).
         unsafe { sys::rte_eth_dev_stop(self.port_id) };
+        if self.detach {
+            let bus = c"vdev";
+            let name = CString::new(self.name.as_str()).expect("checked at open");
+            // SAFETY: a stopped port that nothing uses any more; closing
+            // frees its queues, and the vdev bus then removes the device
+            // (the port id may be reused by a later probe).
+            unsafe {
+                sys::rte_eth_dev_close(self.port_id);
+                sys::rte_eal_hotplug_remove(bus.as_ptr(), name.as_ptr());
+            }
+        }
         self.eal
             .open_ports
             .lock()
@@ -119,9 +143,11 @@ impl DpdkPort {
         }
         let cname =
             CString::new(name.as_str()).map_err(|_| DpdkError::BadArgument(name.clone()))?;
+        let mut probed = false;
         let port_id = match port_by_name(&cname) {
             Some(id) => id,
             None => {
+                probed = true;
                 let cargs =
                     CString::new(devargs).map_err(|_| DpdkError::BadArgument(devargs.into()))?;
                 // SAFETY: a valid C string, copied by DPDK.
@@ -170,6 +196,8 @@ impl DpdkPort {
                 tx: vec![false; config.tx_queues as usize],
             }),
             state: Arc::new(PortState::default()),
+            detach: probed && config.detach_on_close,
+            kind: config.kind,
         });
 
         // SAFETY: rte_eth_dev_info is plain data, filled by DPDK.
@@ -266,6 +294,37 @@ impl DpdkPort {
         self.inner.pool.clone()
     }
 
+    /// The device's MAC address.
+    pub fn mac(&self) -> Result<[u8; 6], DpdkError> {
+        // SAFETY: plain data, filled by DPDK.
+        let mut a: sys::rte_ether_addr = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid port and a writable address.
+        let ret = unsafe { sys::rte_eth_macaddr_get(self.inner.port_id, &mut a) };
+        if ret != 0 {
+            return Err(DpdkError::Ethdev {
+                port: self.inner.name.clone(),
+                op: "rte_eth_macaddr_get",
+                reason: strerror(ret),
+            });
+        }
+        Ok(a.addr_bytes)
+    }
+
+    /// The device's MTU (the largest IP packet, without the Ethernet header).
+    pub fn mtu(&self) -> Result<u16, DpdkError> {
+        let mut mtu = 0u16;
+        // SAFETY: a valid port and a writable integer.
+        let ret = unsafe { sys::rte_eth_dev_get_mtu(self.inner.port_id, &mut mtu) };
+        if ret != 0 {
+            return Err(DpdkError::Ethdev {
+                port: self.inner.name.clone(),
+                op: "rte_eth_dev_get_mtu",
+                reason: strerror(ret),
+            });
+        }
+        Ok(mtu)
+    }
+
     /// The device's own counters.
     pub fn eth_stats(&self) -> Result<EthStats, DpdkError> {
         // SAFETY: plain data, filled by DPDK.
@@ -303,7 +362,7 @@ impl Port<MbufPool> for DpdkPort {
         &self.inner.name
     }
     fn kind(&self) -> &'static str {
-        "dpdk"
+        self.inner.kind
     }
     fn rx_queues(&self) -> usize {
         self.rx_queues as usize

@@ -17,6 +17,8 @@
 //!   with one rx queue per polling worker (RSS over IP/TCP/UDP when there is
 //!   more than one) and one tx queue per worker, counted per queue through
 //!   [`PortState`](crate::port::PortState) like every other backend.
+//! - `vhost`: [`VhostUser`], a VM's vhost-user socket (server or client
+//!   mode) as a `net_vhost` ethdev.
 //!
 //! Workers are not EAL lcores: they are the engine's own pinned threads. The
 //! first burst a thread runs registers it with the EAL
@@ -26,6 +28,7 @@
 mod eal;
 mod ethdev;
 mod mbuf;
+mod vhost;
 
 use std::ffi::CStr;
 use std::io;
@@ -36,6 +39,7 @@ use crate::packet::HEADROOM;
 pub use eal::{lcore_id, Eal, EalConfig, EalMemory};
 pub use ethdev::{DpdkPort, DpdkPortConfig, EthStats};
 pub use mbuf::{Mbuf, MbufPool};
+pub use vhost::{VhostMode, VhostUser};
 
 // Frames start at the same offset in an mbuf as in a heap buffer, so the
 // pipeline's headroom assumptions (encapsulation in place) hold for both.
