@@ -8,17 +8,16 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use dataplane::drop::DropReason;
-use dataplane::engine::Engine;
-use dataplane::packet::HeapPool;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::backend::Backend;
 use crate::node::Node;
 
 /// Renders the current counters in the Prometheus text format.
-pub fn render(node: &Node) -> Result<String> {
-    let engine: &Engine<HeapPool> = node.engine();
+pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
+    let engine = node.engine();
     let r = Registry::new();
     let drops = IntCounterVec::new(
         Opts::new("switchyard_drops_total", "Packets dropped, by reason"),
@@ -159,7 +158,7 @@ pub fn render(node: &Node) -> Result<String> {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, node: Arc<Node>) {
+pub async fn serve<B: Backend>(listener: TcpListener, node: Arc<Node<B>>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;

@@ -97,6 +97,17 @@ impl Ovn {
     /// The databases (listening on `ip`) and northd-lite, with a node in the
     /// root namespace if `node`.
     pub fn start_with(databases: Databases, ip: &str, node: bool) -> Ovn {
+        Self::start_full(databases, ip, node.then_some(&[]))
+    }
+
+    /// The databases and northd-lite on 127.0.0.1, and a node in the root
+    /// namespace started with `node_args` besides the usual ones (e.g.
+    /// `--dpdk ...`).
+    pub fn start_with_node_args(databases: Databases, node_args: &[&str]) -> Ovn {
+        Self::start_full(databases, "127.0.0.1", Some(node_args))
+    }
+
+    fn start_full(databases: Databases, ip: &str, node: Option<&[&str]>) -> Ovn {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("switchyard-ovn-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -137,10 +148,11 @@ impl Ovn {
         wait_port(ip, sb_port);
         let ctl = dir.join("node.ctl");
         let metrics = format!("127.0.0.1:{}", free_port());
-        let node = node.then(|| {
+        let node = node.map(|extra| {
             Command::new(bin())
                 .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
                 .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
