@@ -31,6 +31,15 @@ struct TestpmdVm(Child);
 
 impl TestpmdVm {
     fn start(sock: &Path, mac: &str) -> TestpmdVm {
+        // As QEMU does with a server socket: a stale file from a VM that
+        // was killed is removed before binding.
+        let _ = std::fs::remove_file(sock);
+        // Its log outlives the test's directory, for a failure's post-mortem.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::env::temp_dir().join("switchyard-dpdk-node-testpmd.log"))
+            .unwrap();
         let child = Command::new("dpdk-testpmd")
             .args([
                 "-l0,1",
@@ -52,7 +61,7 @@ impl TestpmdVm {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("dpdk-testpmd (apt-get install dpdk-dev)");
         TestpmdVm(child)
