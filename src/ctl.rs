@@ -233,6 +233,7 @@ fn show<B: Backend>(
             );
         }
     }
+    s += &pmd_stats(node, ports);
     for dp in &tables.datapaths {
         s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
         for &i in &dp.ports {
@@ -259,6 +260,47 @@ fn show<B: Backend>(
                 },
             };
             s += &format!("    port {} (key {}): {local}\n", lp.name, lp.tunnel_key);
+        }
+    }
+    s
+}
+
+/// Per worker (PMD thread): its core, counters, cycles and the rx queues it
+/// polls, as `ovs-appctl dpif-netdev/pmd-stats-show` and `pmd-rxq-show`
+/// tell them.
+fn pmd_stats<B: Backend>(node: &Node<B>, ports: &[Option<Arc<dyn Port<B::Pool>>>]) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let engine = node.engine();
+    let rx_map = engine.rx_map();
+    let mut s = String::new();
+    for (w, st) in engine.workers().iter().enumerate() {
+        let core = engine
+            .worker_cores()
+            .get(w)
+            .copied()
+            .flatten()
+            .map_or_else(|| "any".to_string(), |c| c.to_string());
+        let per_packet = st
+            .cycles_per_packet()
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.0}"));
+        let hit = st
+            .cache_hit_rate()
+            .map_or_else(|| "-".to_string(), |h| format!("{:.1}%", h * 100.0));
+        s += &format!(
+            "pmd {w} core {core}: rx {} tx {} cycles/packet {per_packet} busy {:.1}% (busy {} idle {} cycles) flow cache hits {hit}\n",
+            st.rx_packets.load(Relaxed),
+            st.tx_packets.load(Relaxed),
+            st.busy_ratio() * 100.0,
+            st.busy_cycles.load(Relaxed),
+            st.idle_cycles.load(Relaxed),
+        );
+        for (p, queues) in rx_map.iter().enumerate() {
+            let Some(port) = ports.get(p).cloned().flatten() else {
+                continue;
+            };
+            for (q, _) in queues.iter().enumerate().filter(|(_, &x)| x == w) {
+                s += &format!("    rx queue {} {q}\n", port.name());
+            }
         }
     }
     s

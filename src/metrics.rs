@@ -121,7 +121,25 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
             .with_label_values(&l)
             .inc_by(w.cache_misses.load(Relaxed));
     }
-    for c in [w_rx, w_tx, w_hit, w_miss] {
+    let w_busy = worker_counter(
+        "switchyard_worker_busy_cycles_total",
+        "Cycles of poll rounds that received packets",
+    )?;
+    let w_idle = worker_counter(
+        "switchyard_worker_idle_cycles_total",
+        "Cycles of poll rounds that received nothing",
+    )?;
+    for (i, w) in engine.workers().iter().enumerate() {
+        let l = [i.to_string()];
+        let l = [l[0].as_str()];
+        w_busy
+            .with_label_values(&l)
+            .inc_by(w.busy_cycles.load(Relaxed));
+        w_idle
+            .with_label_values(&l)
+            .inc_by(w.idle_cycles.load(Relaxed));
+    }
+    for c in [w_rx, w_tx, w_hit, w_miss, w_busy, w_idle] {
         r.register(Box::new(c))?;
     }
     let generation = IntGauge::new(

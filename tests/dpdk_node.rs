@@ -149,6 +149,13 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
     assert!(ok, "{out}");
     let (ok, out) = vm1.ping(&vm3.ip, 1, &[]);
     assert!(ok, "{out}");
+    // The PMD statistics and the rx queue map, as pmd-stats-show and
+    // pmd-rxq-show give them.
+    let show = ovn.cli(&["show"]);
+    assert!(show.contains("pmd 0 core any: rx "), "{show}");
+    assert!(show.contains("cycles/packet"), "{show}");
+    assert!(show.contains("    rx queue net_vhost_vm2 0\n"), "{show}");
+    assert!(show.contains(&format!("    rx queue {} 0\n", vm1.port)), "{show}");
 
     // The VM restarts: its socket goes away and comes back; the switch's
     // vhost client reconnects by itself.

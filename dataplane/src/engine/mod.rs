@@ -36,7 +36,8 @@ use crate::packet::{BufPool, PortId};
 use crate::port::Port;
 use crate::tables::TablePublisher;
 use mailbox::{Mailbox, PortChange};
-pub use stats::WorkerStats;
+use stats::bump;
+pub use stats::{cycles, WorkerStats};
 pub use worker::Worker;
 
 /// How the engine runs.
@@ -77,6 +78,8 @@ pub struct Engine<P: BufPool> {
     threads: Vec<JoinHandle<()>>,
     workers: Vec<Arc<WorkerStats>>,
     mailboxes: Vec<Arc<Mailbox<P>>>,
+    /// The core each worker is pinned to, if any.
+    cores: Vec<Option<usize>>,
     neighbors: Arc<Neighbors>,
 }
 
@@ -122,13 +125,17 @@ impl<P: BufPool + 'static> Engine<P> {
         let mut threads = Vec::new();
         let mut workers = Vec::new();
         let mut mailboxes = Vec::new();
+        let mut cores = Vec::new();
         let neighbors = Arc::new(Neighbors::default());
         let rx_queues: Vec<usize> = ports.iter().map(|p| p.rx_queues()).collect();
         let assignment = assign_rx(&rx_queues, config.workers);
-        let mut pollers = vec![Vec::new(); ports.len()];
+        let mut pollers: Vec<Vec<usize>> = rx_queues
+            .iter()
+            .map(|&n| vec![0; n.min(config.workers.max(1))])
+            .collect();
         for (w, rx) in assignment.iter().enumerate() {
-            for &(p, _) in rx {
-                pollers[p as usize].push(w);
+            for &(p, q) in rx {
+                pollers[p as usize][q] = w;
             }
         }
         let load = assignment.iter().map(Vec::len).collect();
@@ -145,23 +152,35 @@ impl<P: BufPool + 'static> Engine<P> {
             mailboxes.push(worker.mailbox.clone());
             let stop = stop.clone();
             let core = (!config.cores.is_empty()).then(|| config.cores[id % config.cores.len()]);
+            cores.push(core);
             let idle_sleep = config.idle_sleep;
+            let stats = worker.stats();
             threads.push(std::thread::Builder::new().name(format!("pmd{id}")).spawn(
                 move || {
                     if let Some(c) = core {
                         core_affinity::set_for_current(core_affinity::CoreId { id: c });
                     }
                     let mut idle = 0u32;
+                    let mut t = cycles();
                     while !stop.load(Ordering::Relaxed) {
-                        if worker.poll() == 0 {
+                        let n = worker.poll();
+                        let now = cycles();
+                        let spent = now.wrapping_sub(t);
+                        t = now;
+                        if n == 0 {
+                            bump(&stats.idle_cycles, spent);
                             idle += 1;
                             if idle >= IDLE_ROUNDS {
                                 match idle_sleep {
-                                    Some(d) => std::thread::sleep(d),
+                                    Some(d) => {
+                                        std::thread::sleep(d);
+                                        t = cycles();
+                                    }
                                     None => std::hint::spin_loop(),
                                 }
                             }
                         } else {
+                            bump(&stats.busy_cycles, spent);
                             idle = 0;
                         }
                     }
@@ -179,6 +198,7 @@ impl<P: BufPool + 'static> Engine<P> {
             threads,
             workers,
             mailboxes,
+            cores,
             neighbors,
         })
     }
@@ -289,6 +309,22 @@ impl<P: BufPool + 'static> Engine<P> {
         &self.workers
     }
 
+    /// The core each worker is pinned to (None: not pinned).
+    pub fn worker_cores(&self) -> &[Option<usize>] {
+        &self.cores
+    }
+
+    /// Which worker polls which rx queue: per port id, the worker of each
+    /// rx queue in queue order (empty where a port was removed), as OVS's
+    /// `pmd-rxq-show` tells.
+    pub fn rx_map(&self) -> Vec<Vec<usize>> {
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pollers
+            .clone()
+    }
+
     /// Drops under `reason`, summed over workers.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.workers.iter().map(|w| w.drops(reason)).sum()
@@ -315,10 +351,9 @@ mod tests {
     use crate::port::memory::{ReplayPort, Traffic};
     use crate::tables::{LogicalPort, LogicalSwitch, Tables};
 
-    /// A worker whose pool holds one burst serves one port per round; the
-    /// rounds take the ports in turn instead of always the first.
-    #[test]
-    fn a_dry_pool_does_not_starve_later_ports() {
+    /// Three VMs on one switch, each on a replay port sending `packets`
+    /// frames to the next.
+    fn three_vms(packets: u64) -> (Tables, Vec<Arc<ReplayPort>>) {
         let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
         let ports: Vec<LogicalPort> = (0..3)
             .map(|i| LogicalPort {
@@ -351,13 +386,17 @@ mod tests {
                 .to_frame()
                 .unwrap();
                 let traffic = Arc::new(Traffic::new(&[frame]));
-                Arc::new(ReplayPort::new(
-                    &format!("p{i}"),
-                    traffic,
-                    10 * MAX_BURST as u64,
-                ))
+                Arc::new(ReplayPort::new(&format!("p{i}"), traffic, packets))
             })
             .collect();
+        (tables, replay)
+    }
+
+    /// A worker whose pool holds one burst serves one port per round; the
+    /// rounds take the ports in turn instead of always the first.
+    #[test]
+    fn a_dry_pool_does_not_starve_later_ports() {
+        let (tables, replay) = three_vms(10 * MAX_BURST as u64);
         let dyn_ports: Vec<Arc<dyn Port<HeapPool>>> = replay
             .iter()
             .map(|p| p.clone() as Arc<dyn Port<HeapPool>>)
@@ -379,6 +418,47 @@ mod tests {
                 Port::<HeapPool>::stats(p.as_ref()).rx_packets,
                 MAX_BURST as u64
             );
+        }
+    }
+
+    /// The engine's workers count busy cycles for what they forward, and
+    /// the rx map says which worker polls which port.
+    #[test]
+    fn workers_count_cycles_and_the_rx_map_shows_pollers() {
+        let packets = 50 * MAX_BURST as u64;
+        let (tables, replay) = three_vms(packets);
+        let ports: Vec<Arc<dyn Port<HeapPool>>> = replay
+            .iter()
+            .map(|p| p.clone() as Arc<dyn Port<HeapPool>>)
+            .collect();
+        let engine = Engine::start(
+            &EngineConfig {
+                workers: 2,
+                ..EngineConfig::default()
+            },
+            ports,
+            TablePublisher::new(tables),
+            |_| HeapPool::new(4096, 256),
+        )
+        .unwrap();
+        assert_eq!(engine.rx_map(), [vec![0], vec![1], vec![0]]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let rx = || -> u64 {
+            engine
+                .workers()
+                .iter()
+                .map(|w| w.rx_packets.load(Ordering::Acquire))
+                .sum()
+        };
+        while rx() < 3 * packets {
+            assert!(Instant::now() < deadline, "the workers forwarded {}", rx());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for w in engine.workers() {
+            assert!(w.busy_cycles.load(Ordering::Relaxed) > 0);
+            assert!(w.cycles_per_packet().is_some());
+            assert!(w.busy_ratio() > 0.0 && w.busy_ratio() <= 1.0);
+            assert!(w.cache_hit_rate().unwrap() > 0.9);
         }
     }
 
