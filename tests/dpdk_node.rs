@@ -155,7 +155,10 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
     assert!(show.contains("pmd 0 core any: rx "), "{show}");
     assert!(show.contains("cycles/packet"), "{show}");
     assert!(show.contains("    rx queue net_vhost_vm2 0\n"), "{show}");
-    assert!(show.contains(&format!("    rx queue {} 0\n", vm1.port)), "{show}");
+    assert!(
+        show.contains(&format!("    rx queue {} 0\n", vm1.port)),
+        "{show}"
+    );
 
     // The VM restarts: its socket goes away and comes back; the switch's
     // vhost client reconnects by itself.
@@ -210,4 +213,74 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
         || answers(&vm1, ip2),
     );
     drop(vm2);
+}
+
+/// Across Geneve: a namespace VM behind a kernel-uplink chassis pings the
+/// vhost-user VM behind a DPDK chassis whose uplink is a DPDK port
+/// (`net_af_packet` on its underlay interface), all through
+/// `ovn-nbctl --wait=hv`.
+#[test]
+fn vhost_user_vm_across_geneve_behind_a_dpdk_uplink() {
+    use common::ovn::{Chassis, UnderlayNet};
+    require_root();
+    let tag = std::process::id() % 10_000;
+    let net = UnderlayNet::new(&format!("sydu{tag}"), "192.168.241.1").unwrap();
+    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+    let (n1, n2) = (format!("d{tag}a"), format!("d{tag}b"));
+    let hv1 = Chassis::start(
+        &ovn,
+        &net,
+        &n1,
+        "192.168.241.11",
+        "192.168.241.21",
+        "geneve",
+        &[],
+    );
+    let hv2 = Chassis::start_dpdk(
+        &ovn,
+        &net,
+        &n2,
+        "192.168.241.12",
+        "192.168.241.22",
+        "geneve",
+    );
+    let vm1 = common::Vm::new_on(
+        Some(&hv1.ns),
+        &format!("w{tag}a"),
+        &format!("w{tag}a"),
+        "00:00:00:00:00:01",
+        "10.0.0.1",
+        1400,
+    )
+    .unwrap();
+    hv1.cli(&["port-add", &vm1.port, "--iface-id", "lp1"]);
+    let (mac2, ip2) = ("00:00:00:00:00:02", "10.0.0.2");
+    let sock = ovn.dir.join("vm2.sock");
+    let _vm2 = TestpmdVm::start(&sock, mac2);
+    hv2.cli(&[
+        "port-add",
+        "vm2",
+        "--iface-id",
+        "lp2",
+        "--type",
+        "dpdkvhostuserclient",
+        "--vhost-server-path",
+        sock.to_str().unwrap(),
+    ]);
+    let show = hv2.cli(&["show"]);
+    assert!(
+        show.contains(&format!("uplink net_af_packet_{n2}")),
+        "{show}"
+    );
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    cmd.extend(vif("net1", "lp1", &format!("{} {}", vm1.mac, vm1.ip)));
+    cmd.extend(vif("net1", "lp2", &format!("{mac2} {ip2}")));
+    ovn.nbctl(&cmd);
+    wait_until(
+        "vm2 to answer across Geneve",
+        Duration::from_secs(30),
+        || vm1.ping(ip2, 1, &[]).0,
+    );
+    let (ok, out) = vm1.ping(ip2, 5, &["-i", "0.05"]);
+    assert!(ok, "{out}");
 }

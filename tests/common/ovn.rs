@@ -271,18 +271,59 @@ impl Chassis {
         encap: &str,
         providers: &[(&str, &str, &UnderlayNet)],
     ) -> Chassis {
+        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, providers, false)
+    }
+
+    /// Like [`Chassis::start`], a node on DPDK (`--dpdk --dpdk-no-huge`)
+    /// whose uplink is a DPDK port: `net_af_packet` on the uplink
+    /// interface.
+    pub fn start_dpdk(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+    ) -> Chassis {
+        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, &[], true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+        providers: &[(&str, &str, &UnderlayNet)],
+        dpdk: bool,
+    ) -> Chassis {
         let ns = format!("{name}-ns");
         let ul = format!("{name}-ul");
         let mut host = Host::new(&ns, net, &ul, Some(host_ip)).expect("chassis namespace");
-        let mut mappings = Vec::new();
+        let mut args = Vec::new();
         for (network, iface, bridge) in providers {
             host.attach(bridge, iface).expect("provider interface");
-            mappings.push(format!("--bridge-mapping={network}:{iface}"));
+            args.push(format!("--bridge-mapping={network}:{iface}"));
+        }
+        if dpdk {
+            args.extend(
+                [
+                    "--dpdk",
+                    "--dpdk-no-huge",
+                    "--dpdk-mem",
+                    "256",
+                    "--uplink-devargs",
+                    &format!("net_af_packet_{name},iface={ul}"),
+                ]
+                .map(String::from),
+            );
         }
         let ctl = ovn.dir.join(format!("{name}.ctl"));
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
-            .args(&mappings)
+            .args(&args)
             .args([
                 "--sb",
                 &ovn.sb,
