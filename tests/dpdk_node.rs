@@ -94,7 +94,16 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
     );
     let ovn = Ovn::start_with_node_args(
         Databases::Ours,
-        &["--dpdk", "--dpdk-no-huge", "--dpdk-mem", "256"],
+        // Two workers: the AF_PACKET ports go to different ones, so both
+        // transmit to the single-queue VM (sharing its tx queue).
+        &[
+            "--dpdk",
+            "--dpdk-no-huge",
+            "--dpdk-mem",
+            "256",
+            "--workers",
+            "2",
+        ],
     );
     let show = ovn.cli(&["show"]);
     assert!(show.starts_with("datapath: DPDK, EAL"), "{show}");
@@ -147,18 +156,29 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
     );
     let (ok, out) = vm1.ping(ip2, 3, &[]);
     assert!(ok, "{out}");
+    let (ok, out) = vm3.ping(ip2, 3, &[]);
+    assert!(ok, "vm3's worker cannot reach the VM:\n{out}");
     let (ok, out) = vm1.ping(&vm3.ip, 1, &[]);
     assert!(ok, "{out}");
     // The PMD statistics and the rx queue map, as pmd-stats-show and
     // pmd-rxq-show give them.
     let show = ovn.cli(&["show"]);
     assert!(show.contains("pmd 0 core any: rx "), "{show}");
+    assert!(show.contains("pmd 1 core any: rx "), "{show}");
     assert!(show.contains("cycles/packet"), "{show}");
     assert!(show.contains("    rx queue net_vhost_vm2 0\n"), "{show}");
-    assert!(
-        show.contains(&format!("    rx queue {} 0\n", vm1.port)),
-        "{show}"
-    );
+    let pmd_of = |port: &str| {
+        let mut pmd = "";
+        for l in show.lines() {
+            if l.starts_with("pmd ") {
+                pmd = l.split(':').next().unwrap();
+            } else if l == format!("    rx queue {port} 0") {
+                return pmd.to_string();
+            }
+        }
+        panic!("no pmd polls {port}:\n{show}");
+    };
+    assert_ne!(pmd_of(&vm1.port), pmd_of(&vm3.port), "{show}");
 
     // The VM restarts: its socket goes away and comes back; the switch's
     // vhost client reconnects by itself.
@@ -267,11 +287,6 @@ fn vhost_user_vm_across_geneve_behind_a_dpdk_uplink() {
         "--vhost-server-path",
         sock.to_str().unwrap(),
     ]);
-    let show = hv2.cli(&["show"]);
-    assert!(
-        show.contains(&format!("uplink net_af_packet_{n2}")),
-        "{show}"
-    );
     let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
     cmd.extend(vif("net1", "lp1", &format!("{} {}", vm1.mac, vm1.ip)));
     cmd.extend(vif("net1", "lp2", &format!("{mac2} {ip2}")));
@@ -283,4 +298,12 @@ fn vhost_user_vm_across_geneve_behind_a_dpdk_uplink() {
     );
     let (ok, out) = vm1.ping(ip2, 5, &["-i", "0.05"]);
     assert!(ok, "{out}");
+    // The tunnel's tables name the DPDK uplink (shown once SB gave them).
+    let show = hv2.cli(&["show"]);
+    assert!(
+        show.contains(&format!(
+            "uplink net_af_packet_{n2}: tunnel endpoint 192.168.241.22"
+        )),
+        "{show}"
+    );
 }

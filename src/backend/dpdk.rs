@@ -3,8 +3,10 @@
 //! ports that are DPDK ethdevs (by devargs), vhost-user VM ports in either
 //! mode, or kernel interfaces over AF_PACKET copied into mbufs.
 //!
-//! Every DPDK port gets one tx queue per worker, so workers never share a
-//! queue, and `n_rxq` rx queues spread over the workers by RSS. Devices the
+//! Every DPDK ethdev gets one tx queue per worker, so workers never share a
+//! queue, and `n_rxq` rx queues spread over the workers by RSS; vhost-user
+//! ports share their tx queues instead (a VM enables only the queues its
+//! driver uses; see `dataplane::port::dpdk::VhostUser`). Devices the
 //! node hot-plugged are detached when their port is deleted, so the same
 //! port can be added again.
 
@@ -93,7 +95,7 @@ impl Dpdk {
             name: spec.name.clone(),
             socket,
             mode,
-            queues: cfg.tx_queues,
+            queues: cfg.rx_queues,
         };
         let port = match &spec.kind {
             PortType::System => unreachable!("kernel interfaces are not DPDK ports"),

@@ -36,6 +36,11 @@ pub struct DpdkPortConfig {
     pub detach_on_close: bool,
     /// The backend name `show` gives the port ("dpdk", "dpdkvhostuser").
     pub kind: &'static str,
+    /// Let workers share tx queues when they outnumber them, each tx burst
+    /// under its queue's lock (as OVS does when a vhost-user VM enables
+    /// fewer queues than there are PMD threads). Off: one tx queue per
+    /// worker and no lock; a worker beyond the tx queues cannot open one.
+    pub share_tx: bool,
 }
 
 impl Default for DpdkPortConfig {
@@ -48,6 +53,7 @@ impl Default for DpdkPortConfig {
             promiscuous: true,
             detach_on_close: false,
             kind: "dpdk",
+            share_tx: false,
         }
     }
 }
@@ -56,7 +62,8 @@ impl Default for DpdkPortConfig {
 #[derive(Debug)]
 struct Claims {
     rx: Vec<bool>,
-    tx: Vec<bool>,
+    /// Open queues transmitting on each tx queue.
+    tx: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -69,6 +76,8 @@ struct PortInner {
     state: Arc<PortState>,
     /// Detach the device on drop (see [`DpdkPortConfig::detach_on_close`]).
     detach: bool,
+    /// With [`DpdkPortConfig::share_tx`]: the lock of each tx queue.
+    tx_locks: Option<Vec<Mutex<()>>>,
     kind: &'static str,
 }
 
@@ -193,10 +202,13 @@ impl DpdkPort {
             pool: pool.clone(),
             claims: Mutex::new(Claims {
                 rx: vec![false; config.rx_queues as usize],
-                tx: vec![false; config.tx_queues as usize],
+                tx: vec![0; config.tx_queues as usize],
             }),
             state: Arc::new(PortState::default()),
             detach: probed && config.detach_on_close,
+            tx_locks: config
+                .share_tx
+                .then(|| (0..config.tx_queues).map(|_| Mutex::new(())).collect()),
             kind: config.kind,
         });
 
@@ -368,7 +380,7 @@ impl Port<MbufPool> for DpdkPort {
         self.rx_queues as usize
     }
     /// Takes rx queue `rxq` (if given; each rx queue has one poller) and
-    /// the lowest free tx queue.
+    /// the lowest free tx queue (with `share_tx`, the least shared one).
     fn open_queue(&self, rxq: Option<usize>) -> io::Result<Box<dyn PortQueue<MbufPool>>> {
         let mut claims = self.inner.claims.lock().unwrap_or_else(|e| e.into_inner());
         let err = |what: String| -> io::Error {
@@ -385,13 +397,16 @@ impl Port<MbufPool> for DpdkPort {
                 Some(false) => {}
             }
         }
-        let Some(txq) = claims.tx.iter().position(|t| !t) else {
+        let txq = (0..claims.tx.len())
+            .min_by_key(|&q| claims.tx[q])
+            .expect("at least one tx queue (checked at open)");
+        if claims.tx[txq] > 0 && self.inner.tx_locks.is_none() {
             return Err(err(format!(
                 "all {} tx queues are taken (configure one per worker)",
                 claims.tx.len()
             )));
-        };
-        claims.tx[txq] = true;
+        }
+        claims.tx[txq] += 1;
         if let Some(q) = rxq {
             claims.rx[q] = true;
         }
@@ -422,7 +437,7 @@ impl Port<MbufPool> for DpdkPort {
 }
 
 /// One worker's handle on a [`DpdkPort`]: an rx queue (maybe) and a tx
-/// queue of its own.
+/// queue of its own (or shared under its lock, with `share_tx`).
 struct DpdkQueue {
     port: Arc<PortInner>,
     port_id: u16,
@@ -434,7 +449,7 @@ struct DpdkQueue {
 impl Drop for DpdkQueue {
     fn drop(&mut self) {
         let mut c = self.port.claims.lock().unwrap_or_else(|e| e.into_inner());
-        c.tx[self.txq as usize] = false;
+        c.tx[self.txq as usize] -= 1;
         if let Some(q) = self.rxq {
             c.rx[q as usize] = false;
         }
@@ -502,17 +517,25 @@ impl PortQueue<MbufPool> for DpdkQueue {
         let bytes: u64 = pkts.iter().map(|b| b.len() as u64).sum();
         let base = pkts.as_mut_ptr() as *mut *mut sys::rte_mbuf;
         let mut sent = 0;
+        // A shared tx queue is used under its lock, for the whole burst.
+        let guard = self.port.tx_locks.as_ref().map(|l| {
+            l[self.txq as usize]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        });
         while sent < len {
             let chunk = (len - sent).min(u16::MAX as usize) as u16;
             // SAFETY: base[sent..len] are owned mbufs (repr(transparent));
             // the PMD takes ownership of the first `n` it returns, and this
-            // worker alone uses tx queue `txq` (claimed in open_queue).
+            // worker alone uses tx queue `txq` (claimed in open_queue), or
+            // holds its lock if the queue is shared.
             let n = unsafe { sys::sy_tx_burst(self.port_id, self.txq, base.add(sent), chunk) };
             if n == 0 {
                 break;
             }
             sent += n as usize;
         }
+        drop(guard);
         let unsent_bytes: u64 = pkts[sent..].iter().map(|b| b.len() as u64).sum();
         free_bulk(pkts, sent);
         // SAFETY: the first `sent` mbufs now belong to the PMD: forget them

@@ -13,6 +13,12 @@
 //! Either way the link is up only while a VM is attached; frames sent to a
 //! port without a VM are counted as `tx_dropped`. The port is detached on
 //! close, which removes a server socket and stops reconnecting.
+//!
+//! A VM enables only the queue pairs its driver uses (one, for a plain
+//! virtio-net device), so the port offers as many queue pairs as it has rx
+//! queues, and the workers share its tx queues, each burst under the
+//! queue's lock ([`DpdkPortConfig::share_tx`]): a worker transmitting on a
+//! queue the VM never enabled would lose everything it sends.
 
 use std::path::{Path, PathBuf};
 
@@ -34,8 +40,7 @@ pub struct VhostUser {
     pub name: String,
     pub socket: PathBuf,
     pub mode: VhostMode,
-    /// Queue pairs the device offers (one tx queue per worker needs at
-    /// least as many as workers, and the VM must enable them).
+    /// Queue pairs the device offers (at least the rx queues asked for).
     pub queues: u16,
 }
 
@@ -58,10 +63,10 @@ impl VhostUser {
         Ok(a)
     }
 
-    /// Creates the device and starts the port: `config`'s queue counts are
-    /// raised to fit, and the device is detached on close.
+    /// Creates the device and starts the port with `config`'s rx queues:
+    /// as many tx queues, shared by the workers, and detached on close.
     pub fn open(&self, eal: &'static Eal, config: &DpdkPortConfig) -> Result<DpdkPort, DpdkError> {
-        let queues = self.queues.max(config.rx_queues).max(config.tx_queues);
+        let queues = self.queues.max(config.rx_queues).max(1);
         let me = VhostUser {
             queues,
             ..self.clone()
@@ -70,6 +75,8 @@ impl VhostUser {
             eal,
             &me.devargs()?,
             &DpdkPortConfig {
+                tx_queues: queues,
+                share_tx: true,
                 detach_on_close: true,
                 kind: match self.mode {
                     VhostMode::Server => "dpdkvhostuser",
