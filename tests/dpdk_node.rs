@@ -3,8 +3,9 @@
 //! real `ovn-nbctl --wait=hv`; a vhost-user VM — `dpdk-testpmd` with a
 //! `net_virtio_user` device serving its socket (`server=1`), in
 //! `icmpecho` forwarding mode — plugged as `dpdkvhostuserclient`, as
-//! Nova/os-vif plug one; two namespace VMs on AF_PACKET ports of the same
-//! node. Checked: the namespace VM pings the vhost-user VM; the VM restarts
+//! Nova/os-vif plug one; two namespace VMs on the same node, one on an
+//! AF_PACKET port, one on AF_XDP (`--type dpdk --devargs
+//! net_af_xdp...,iface=VETH`), with two workers. Checked: the namespace VM pings the vhost-user VM; the VM restarts
 //! and traffic resumes without touching the switch (its vhost client
 //! reconnects); `port-del` of the vhost-user port under a running ping
 //! between the namespace VMs loses nothing, and the port can be added
@@ -115,7 +116,19 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
     let mut vm2 = TestpmdVm::start(&sock, mac2);
     let (lp1, lp2, lp3) = ("lp1", "lp2", "lp3");
     ovn.cli(&["port-add", &vm1.port, "--iface-id", lp1]);
-    ovn.cli(&["port-add", &vm3.port, "--iface-id", lp3]);
+    // vm3 over AF_XDP, through DPDK's net_af_xdp on its veth (one queue:
+    // the two workers share its tx queue).
+    let xdp = "net_af_xdp_vm3";
+    ovn.cli(&[
+        "port-add",
+        &vm3.port,
+        "--iface-id",
+        lp3,
+        "--type",
+        "dpdk",
+        "--devargs",
+        &format!("{xdp},iface={}", vm3.port),
+    ]);
     let vhost_add = [
         "port-add",
         "vm2",
@@ -178,7 +191,7 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
         }
         panic!("no pmd polls {port}:\n{show}");
     };
-    assert_ne!(pmd_of(&vm1.port), pmd_of(&vm3.port), "{show}");
+    assert_ne!(pmd_of(&vm1.port), pmd_of(xdp), "{show}");
 
     // The VM restarts: its socket goes away and comes back; the switch's
     // vhost client reconnects by itself.

@@ -3,10 +3,11 @@
 //! ports that are DPDK ethdevs (by devargs), vhost-user VM ports in either
 //! mode, or kernel interfaces over AF_PACKET copied into mbufs.
 //!
-//! Every DPDK ethdev gets one tx queue per worker, so workers never share a
-//! queue, and `n_rxq` rx queues spread over the workers by RSS; vhost-user
-//! ports share their tx queues instead (a VM enables only the queues its
-//! driver uses; see `dataplane::port::dpdk::VhostUser`). Devices the
+//! Every DPDK port gets one tx queue per worker, so workers never share a
+//! queue, where the device has that many (a `net_af_xdp` on a one-queue
+//! veth, or a vhost-user VM, has fewer: then the workers share them, see
+//! `DpdkPortConfig::share_tx`), and `n_rxq` rx queues spread over the
+//! workers by RSS. Devices the
 //! node hot-plugged are detached when their port is deleted, so the same
 //! port can be added again.
 
@@ -84,6 +85,7 @@ impl Dpdk {
             rx_queues: self.opts.n_rxq.clamp(1, self.workers),
             tx_queues: self.workers,
             detach_on_close: true,
+            share_tx: true,
             ..DpdkPortConfig::default()
         }
     }

@@ -36,10 +36,11 @@ pub struct DpdkPortConfig {
     pub detach_on_close: bool,
     /// The backend name `show` gives the port ("dpdk", "dpdkvhostuser").
     pub kind: &'static str,
-    /// Let workers share tx queues when they outnumber them, each tx burst
-    /// under its queue's lock (as OVS does when a vhost-user VM enables
-    /// fewer queues than there are PMD threads). Off: one tx queue per
-    /// worker and no lock; a worker beyond the tx queues cannot open one.
+    /// If the device has fewer tx queues than `tx_queues`, take what it has
+    /// and let the workers share them, each tx burst under its queue's lock
+    /// (as OVS does when a device or a vhost-user VM has fewer queues than
+    /// there are PMD threads); with enough queues, nothing is shared or
+    /// locked. Off: fewer queues than asked is an error.
     pub share_tx: bool,
 }
 
@@ -183,13 +184,30 @@ impl DpdkPort {
         }
         // SAFETY: a valid port id.
         let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) };
+        let release = || {
+            eal.open_ports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&port_id);
+        };
+        // SAFETY: rte_eth_dev_info is plain data, filled by DPDK.
+        let mut info: sys::rte_eth_dev_info = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid port id and a writable struct.
+        let ret = unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
+        if ret != 0 {
+            release();
+            return Err(eth_err("rte_eth_dev_info_get", ret));
+        }
+        // With share_tx, fewer tx queues than asked are shared under locks.
+        let tx_queues = if config.share_tx {
+            config.tx_queues.min(info.max_tx_queues.max(1))
+        } else {
+            config.tx_queues
+        };
         let pool = match eal.mbuf_pool(socket) {
             Ok(p) => p,
             Err(e) => {
-                eal.open_ports
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&port_id);
+                release();
                 return Err(e);
             }
         };
@@ -202,27 +220,18 @@ impl DpdkPort {
             pool: pool.clone(),
             claims: Mutex::new(Claims {
                 rx: vec![false; config.rx_queues as usize],
-                tx: vec![0; config.tx_queues as usize],
+                tx: vec![0; tx_queues as usize],
             }),
             state: Arc::new(PortState::default()),
             detach: probed && config.detach_on_close,
-            tx_locks: config
-                .share_tx
-                .then(|| (0..config.tx_queues).map(|_| Mutex::new(())).collect()),
+            tx_locks: (tx_queues < config.tx_queues)
+                .then(|| (0..tx_queues).map(|_| Mutex::new(())).collect()),
             kind: config.kind,
         });
-
-        // SAFETY: rte_eth_dev_info is plain data, filled by DPDK.
-        let mut info: sys::rte_eth_dev_info = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid port id and a writable struct.
-        let ret = unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
-        if ret != 0 {
-            return Err(eth_err("rte_eth_dev_info_get", ret));
-        }
-        if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
+        if config.rx_queues > info.max_rx_queues || tx_queues > info.max_tx_queues {
             return Err(cfg_err(format!(
                 "{} rx / {} tx queues asked, the device has at most {} / {}",
-                config.rx_queues, config.tx_queues, info.max_rx_queues, info.max_tx_queues
+                config.rx_queues, tx_queues, info.max_rx_queues, info.max_tx_queues
             )));
         }
         // SAFETY: rte_eth_conf is plain data; all-zero is DPDK's default.
@@ -241,9 +250,8 @@ impl DpdkPort {
         }
         // SAFETY: a valid port id, stopped (fresh or stopped by a previous
         // DpdkPort's drop), and a valid configuration.
-        let ret = unsafe {
-            sys::rte_eth_dev_configure(port_id, config.rx_queues, config.tx_queues, &conf)
-        };
+        let ret =
+            unsafe { sys::rte_eth_dev_configure(port_id, config.rx_queues, tx_queues, &conf) };
         if ret != 0 {
             return Err(eth_err("rte_eth_dev_configure", ret));
         }
@@ -271,7 +279,7 @@ impl DpdkPort {
                 return Err(eth_err("rte_eth_rx_queue_setup", ret));
             }
         }
-        for q in 0..config.tx_queues {
+        for q in 0..tx_queues {
             // SAFETY: as above, default txconf.
             let ret =
                 unsafe { sys::rte_eth_tx_queue_setup(port_id, q, nb_tx, sock, std::ptr::null()) };

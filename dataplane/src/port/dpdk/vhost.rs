@@ -16,9 +16,9 @@
 //!
 //! A VM enables only the queue pairs its driver uses (one, for a plain
 //! virtio-net device), so the port offers as many queue pairs as it has rx
-//! queues, and the workers share its tx queues, each burst under the
-//! queue's lock ([`DpdkPortConfig::share_tx`]): a worker transmitting on a
-//! queue the VM never enabled would lose everything it sends.
+//! queues, and workers beyond that share its tx queues, each burst under
+//! the queue's lock ([`DpdkPortConfig::share_tx`]): a worker transmitting
+//! on a queue the VM never enabled would lose everything it sends.
 
 use std::path::{Path, PathBuf};
 
@@ -63,8 +63,9 @@ impl VhostUser {
         Ok(a)
     }
 
-    /// Creates the device and starts the port with `config`'s rx queues:
-    /// as many tx queues, shared by the workers, and detached on close.
+    /// Creates the device and starts the port with `config`'s rx queues and
+    /// as many tx queues (shared if `config` asks for more), detached on
+    /// close.
     pub fn open(&self, eal: &'static Eal, config: &DpdkPortConfig) -> Result<DpdkPort, DpdkError> {
         let queues = self.queues.max(config.rx_queues).max(1);
         let me = VhostUser {
@@ -75,7 +76,6 @@ impl VhostUser {
             eal,
             &me.devargs()?,
             &DpdkPortConfig {
-                tx_queues: queues,
                 share_tx: true,
                 detach_on_close: true,
                 kind: match self.mode {
