@@ -52,7 +52,7 @@ pub enum Programmer {
     Controller(ControllerConfig, Box<Interfaces>),
 }
 
-/// The node's kernel interfaces besides VM ports.
+/// The node's ports besides VM ports.
 #[derive(Clone, Debug, Default)]
 pub struct Interfaces {
     /// Facing the underlay (tunnels to other chassis): a kernel interface,

@@ -147,3 +147,42 @@ impl Backend for Dpdk {
         format!("datapath: DPDK, EAL {}\n", self.eal.args().join(" "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ovs_style_settings_become_eal_arguments() {
+        let o = DpdkOptions {
+            lcores: vec![0],
+            socket_mem: Some("1024,0".into()),
+            pci: vec!["0000:01:00.0".into()],
+            extra: vec!["--vdev=net_null9".into()],
+            ..DpdkOptions::default()
+        };
+        let c = EalConfig {
+            log_level: None,
+            ..o.eal_config()
+        };
+        assert_eq!(
+            c.args(),
+            [
+                "--lcores=0@(0)",
+                "--in-memory",
+                "-a0000:01:00.0",
+                "--socket-mem=1024,0",
+                "--vdev=net_null9"
+            ]
+        );
+        let n = DpdkOptions {
+            lcores: vec![1],
+            no_huge: true,
+            memory_mb: Some(256),
+            ..DpdkOptions::default()
+        };
+        let args = n.eal_config().args();
+        assert!(args.starts_with(&["--lcores=0@(1)".into(), "--no-huge".into(), "-m256".into()]));
+        assert!(args.contains(&"--no-pci".into()));
+    }
+}
