@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::UnixListener;
 
+use crate::backend::{Backend, PortSpec, PortType};
 use crate::node::Node;
 
 /// A request on the management socket.
@@ -34,13 +35,16 @@ pub enum Request {
     TraceUplink {
         frame_hex: String,
     },
-    /// Attach a kernel interface for a logical port (controller mode).
+    /// Attach a port for a logical port (controller mode): a kernel
+    /// interface, or a DPDK port of the type given.
     PortAdd {
         interface: String,
         iface_id: String,
         mtu: Option<usize>,
+        #[serde(default)]
+        port_type: PortType,
     },
-    /// Detach a kernel interface.
+    /// Detach a port.
     PortDel {
         interface: String,
     },
@@ -77,7 +81,7 @@ pub fn request(socket: &Path, req: &Request) -> Result<String> {
 }
 
 /// Serves management requests until the task is dropped.
-pub async fn serve(listener: UnixListener, node: Arc<Node>) {
+pub async fn serve<B: Backend>(listener: UnixListener, node: Arc<Node<B>>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             continue;
@@ -110,7 +114,7 @@ pub async fn serve(listener: UnixListener, node: Arc<Node>) {
     }
 }
 
-async fn handle(node: &Node, req: Request) -> Result<String> {
+async fn handle<B: Backend>(node: &Node<B>, req: Request) -> Result<String> {
     let (generation, tables) = node.engine().publisher().load();
     let ports = node.engine().ports();
     match req {
@@ -139,11 +143,17 @@ async fn handle(node: &Node, req: Request) -> Result<String> {
             interface,
             iface_id,
             mtu,
+            port_type,
         } => {
             if !node.managed() {
                 bail!("this node's ports come from its configuration file");
             }
-            let id = node.dp.add_port(&interface, &iface_id, mtu)?;
+            let spec = PortSpec {
+                name: interface.clone(),
+                kind: port_type,
+                mtu,
+            };
+            let id = node.dp.add_port(&spec, &iface_id)?;
             Ok(format!(
                 "{interface} attached as local port {id}, iface-id {iface_id}\n"
             ))
@@ -163,24 +173,34 @@ async fn handle(node: &Node, req: Request) -> Result<String> {
 }
 
 /// The interface names of the node's ports, by local port id.
-fn names(ports: &[Option<Arc<dyn Port<dataplane::packet::HeapPool>>>]) -> Vec<String> {
+fn names<P: dataplane::packet::BufPool>(ports: &[Option<Arc<dyn Port<P>>>]) -> Vec<String> {
     ports
         .iter()
         .map(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
         .collect()
 }
 
-fn show(
-    node: &Node,
+fn show<B: Backend>(
+    node: &Node<B>,
     tables: &Tables,
     generation: u64,
-    ports: &[Option<Arc<dyn Port<dataplane::packet::HeapPool>>>],
+    ports: &[Option<Arc<dyn Port<B::Pool>>>],
 ) -> String {
-    let mut s = format!("tables generation {generation}\n");
+    let mut s = node.dp.backend.describe();
+    s += &format!("tables generation {generation}\n");
     if node.managed() {
         for a in node.dp.attached() {
+            let kind = match &a.kind {
+                PortType::System => String::new(),
+                PortType::Dpdk { devargs } => format!(" type dpdk devargs {devargs}"),
+                PortType::Dpdkvhostuser => " type dpdkvhostuser".into(),
+                PortType::Dpdkvhostuserclient { vhost_server_path } => format!(
+                    " type dpdkvhostuserclient vhost-server-path {}",
+                    vhost_server_path.display()
+                ),
+            };
             s += &format!(
-                "local port {} {} iface-id {}\n",
+                "local port {} {} iface-id {}{kind}\n",
                 a.id, a.interface, a.iface_id
             );
         }
@@ -213,6 +233,7 @@ fn show(
             );
         }
     }
+    s += &pmd_stats(node, ports);
     for dp in &tables.datapaths {
         s += &format!("switch {} (datapath {})\n", dp.name, dp.tunnel_key);
         for &i in &dp.ports {
@@ -252,6 +273,47 @@ fn show(
         s += "drops: none\n";
     } else {
         s += &format!("drops: {}\n", drops.join(", "));
+    }
+    s
+}
+
+/// Per worker (PMD thread): its core, counters, cycles and the rx queues it
+/// polls, as `ovs-appctl dpif-netdev/pmd-stats-show` and `pmd-rxq-show`
+/// tell them.
+fn pmd_stats<B: Backend>(node: &Node<B>, ports: &[Option<Arc<dyn Port<B::Pool>>>]) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let engine = node.engine();
+    let rx_map = engine.rx_map();
+    let mut s = String::new();
+    for (w, st) in engine.workers().iter().enumerate() {
+        let core = engine
+            .worker_cores()
+            .get(w)
+            .copied()
+            .flatten()
+            .map_or_else(|| "any".to_string(), |c| c.to_string());
+        let per_packet = st
+            .cycles_per_packet()
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.0}"));
+        let hit = st
+            .cache_hit_rate()
+            .map_or_else(|| "-".to_string(), |h| format!("{:.1}%", h * 100.0));
+        s += &format!(
+            "pmd {w} core {core}: rx {} tx {} cycles/packet {per_packet} busy {:.1}% (busy {} idle {} cycles) flow cache hits {hit}\n",
+            st.rx_packets.load(Relaxed),
+            st.tx_packets.load(Relaxed),
+            st.busy_ratio() * 100.0,
+            st.busy_cycles.load(Relaxed),
+            st.idle_cycles.load(Relaxed),
+        );
+        for (p, queues) in rx_map.iter().enumerate() {
+            let Some(port) = ports.get(p).cloned().flatten() else {
+                continue;
+            };
+            for (q, _) in queues.iter().enumerate().filter(|(_, &x)| x == w) {
+                s += &format!("    rx queue {} {q}\n", port.name());
+            }
+        }
     }
     s
 }

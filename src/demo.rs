@@ -311,6 +311,7 @@ pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
                 interface: vm.port.clone(),
                 iface_id: vm.ns.clone(),
                 mtu: None,
+                port_type: crate::backend::PortType::System,
             },
         )?;
         print!(

@@ -2,6 +2,7 @@
 //! crates together: the dataplane, the node daemon and its chassis
 //! controller, the OVSDB server, northd-lite, the benchmark suite.
 
+mod backend;
 mod config;
 mod ctl;
 mod demo;
@@ -46,10 +47,16 @@ enum Command {
         /// uplink; tunnels go to chassis whose endpoint is of its family).
         #[arg(long, default_value = "127.0.0.1")]
         encap_ip: std::net::IpAddr,
-        /// The kernel interface facing the underlay, for tunnels to other
-        /// chassis (attached with AF_PACKET).
+        /// The port facing the underlay, for tunnels to other chassis: a
+        /// kernel interface (attached with AF_PACKET), or with
+        /// --uplink-devargs the name of a DPDK port.
         #[arg(long)]
         uplink: Option<String>,
+        /// The uplink is a DPDK ethdev (--dpdk): a PCI address allowed with
+        /// --dpdk-pci, or a vdev such as net_af_xdp0,iface=eth1 or
+        /// net_tap0,iface=ul0 (OVS's options:dpdk-devargs).
+        #[arg(long, requires_all = ["uplink", "dpdk"])]
+        uplink_devargs: Option<String>,
         /// A physical network for localnet ports, NAME:IFACE (repeatable;
         /// OVN's ovn-bridge-mappings).
         #[arg(long = "bridge-mapping", value_parser = parse_mapping)]
@@ -79,10 +86,18 @@ enum Command {
         #[arg(long = "ovnsb-db", default_value = "tcp:127.0.0.1:6642")]
         sb: Vec<ovsdb::server::Remote>,
     },
-    /// Attach a kernel interface to a running node for a logical port (as
-    /// `ovs-vsctl add-port br-int IFACE -- set Interface IFACE
+    /// Attach a port to a running node for a logical port (as `ovs-vsctl
+    /// add-port br-int NAME -- set Interface NAME type=TYPE
     /// external_ids:iface-id=LPORT`).
+    ///
+    /// Types (OVS's): system (a kernel interface, the default);
+    /// dpdk --devargs ARGS (an ethdev: PCI address or vdev); dpdkvhostuser
+    /// (a VM's vhost-user socket served by the switch at
+    /// VHOST_SOCK_DIR/NAME); dpdkvhostuserclient --vhost-server-path PATH
+    /// (the VM serves the socket, the switch connects and reconnects when
+    /// the VM restarts). DPDK types need a node started with --dpdk.
     PortAdd {
+        /// The port's name: the kernel interface for type system.
         interface: String,
         /// The logical port (Logical_Switch_Port name) it carries.
         #[arg(long)]
@@ -90,10 +105,21 @@ enum Command {
         /// Largest packet accepted from the interface (default: its MTU).
         #[arg(long)]
         mtu: Option<usize>,
+        /// system, dpdk, dpdkvhostuser or dpdkvhostuserclient.
+        #[arg(long = "type", default_value = "system")]
+        port_type: String,
+        /// The ethdev of a dpdk port (options:dpdk-devargs).
+        #[arg(long)]
+        devargs: Option<String>,
+        /// The socket a dpdkvhostuserclient port connects to
+        /// (options:vhost-server-path).
+        #[arg(long)]
+        vhost_server_path: Option<PathBuf>,
         #[arg(long, default_value = DEFAULT_CTL)]
         ctl: PathBuf,
     },
-    /// Detach a kernel interface from a running node.
+    /// Detach a port from a running node (any type; a DPDK device the node
+    /// hot-plugged is detached, a vhost-user server socket removed).
     PortDel {
         interface: String,
         #[arg(long, default_value = DEFAULT_CTL)]
@@ -185,16 +211,79 @@ struct EngineArgs {
     /// Never sleep when idle (a PMD on a dedicated core).
     #[arg(long)]
     busy_poll: bool,
+    #[command(flatten)]
+    dpdk: DpdkArgs,
+}
+
+/// DPDK settings, after OVS's `other_config:dpdk-*` keys.
+#[derive(clap::Args)]
+struct DpdkArgs {
+    /// Run the dataplane on DPDK (OVS's dpdk-init=true): ports of types
+    /// dpdk, dpdkvhostuser and dpdkvhostuserclient, mbufs for every port.
+    /// Needs a switchyard built with --features dpdk.
+    #[arg(long)]
+    dpdk: bool,
+    /// CPUs for the EAL's main thread, e.g. 0 or 0,1 (dpdk-lcore-mask;
+    /// workers go on --cores, as pmd-cpu-mask). Default: any.
+    #[arg(long, value_delimiter = ',', requires = "dpdk")]
+    dpdk_lcores: Vec<usize>,
+    /// Hugepage memory per NUMA socket in MB, e.g. 1024 or 1024,1024
+    /// (dpdk-socket-mem).
+    #[arg(long, requires = "dpdk", conflicts_with_all = ["dpdk_no_huge", "dpdk_mem"])]
+    dpdk_socket_mem: Option<String>,
+    /// Total DPDK memory in MB (EAL -m; 512 with --dpdk-no-huge).
+    #[arg(long, requires = "dpdk")]
+    dpdk_mem: Option<usize>,
+    /// Anonymous memory instead of hugepages (EAL --no-huge): for tests and
+    /// small setups; vhost-user still works (the VM side needs hugepages).
+    #[arg(long, requires = "dpdk")]
+    dpdk_no_huge: bool,
+    /// A PCI device to allow, e.g. 0000:01:00.0 (repeatable; EAL -a).
+    /// None: no PCI bus scan.
+    #[arg(long = "dpdk-pci", requires = "dpdk")]
+    dpdk_pci: Vec<String>,
+    /// Further EAL arguments, space separated (dpdk-extra).
+    #[arg(long, requires = "dpdk", allow_hyphen_values = true)]
+    dpdk_extra: Option<String>,
+    /// Where dpdkvhostuser sockets are created (vhost-sock-dir; default:
+    /// the management socket's directory).
+    #[arg(long, requires = "dpdk")]
+    vhost_sock_dir: Option<PathBuf>,
+    /// Rx queues per DPDK port (options:n_rxq), spread over the workers
+    /// by RSS; at most one per worker.
+    #[arg(long, default_value_t = 1, requires = "dpdk")]
+    dpdk_n_rxq: u16,
 }
 
 impl EngineArgs {
     fn options(self) -> node::NodeOptions {
+        let d = self.dpdk;
+        let dpdk = d.dpdk.then(|| backend::DpdkOptions {
+            lcores: d.dpdk_lcores,
+            socket_mem: d.dpdk_socket_mem,
+            memory_mb: d.dpdk_mem,
+            no_huge: d.dpdk_no_huge,
+            pci: d.dpdk_pci,
+            extra: d
+                .dpdk_extra
+                .iter()
+                .flat_map(|e| e.split_whitespace())
+                .map(String::from)
+                .collect(),
+            vhost_sock_dir: d.vhost_sock_dir.unwrap_or_else(|| {
+                self.ctl
+                    .parent()
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            }),
+            n_rxq: d.dpdk_n_rxq,
+        });
         node::NodeOptions {
             metrics: self.metrics,
             ctl_socket: self.ctl,
             workers: self.workers,
             cores: self.cores,
             busy_poll: self.busy_poll,
+            dpdk,
         }
     }
 }
@@ -244,10 +333,19 @@ fn main() -> Result<()> {
             encap_type,
             encap_ip,
             uplink,
+            uplink_devargs,
             bridge_mappings,
             neighbors,
             engine,
         } => {
+            let uplink = uplink.map(|name| backend::PortSpec {
+                name,
+                kind: match uplink_devargs {
+                    Some(devargs) => backend::PortType::Dpdk { devargs },
+                    None => backend::PortType::System,
+                },
+                mtu: None,
+            });
             let hostname = hostname();
             let cfg = chassis::ControllerConfig {
                 chassis: chassis.unwrap_or_else(|| hostname.clone()),
@@ -267,10 +365,10 @@ fn main() -> Result<()> {
                 engine.options(),
                 node::Programmer::Controller(
                     cfg,
-                    node::Interfaces {
+                    Box::new(node::Interfaces {
                         uplink,
                         bridge_mappings,
-                    },
+                    }),
                 ),
             )
         }
@@ -290,8 +388,12 @@ fn main() -> Result<()> {
             interface,
             iface_id,
             mtu,
+            port_type,
+            devargs,
+            vhost_server_path,
             ctl,
         } => {
+            let port_type = backend::PortType::from_args(&port_type, devargs, vhost_server_path)?;
             print!(
                 "{}",
                 ctl::request(
@@ -299,7 +401,8 @@ fn main() -> Result<()> {
                     &ctl::Request::PortAdd {
                         interface,
                         iface_id,
-                        mtu
+                        mtu,
+                        port_type,
                     }
                 )?
             );

@@ -8,17 +8,16 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use dataplane::drop::DropReason;
-use dataplane::engine::Engine;
-use dataplane::packet::HeapPool;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::backend::Backend;
 use crate::node::Node;
 
 /// Renders the current counters in the Prometheus text format.
-pub fn render(node: &Node) -> Result<String> {
-    let engine: &Engine<HeapPool> = node.engine();
+pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
+    let engine = node.engine();
     let r = Registry::new();
     let drops = IntCounterVec::new(
         Opts::new("switchyard_drops_total", "Packets dropped, by reason"),
@@ -122,7 +121,25 @@ pub fn render(node: &Node) -> Result<String> {
             .with_label_values(&l)
             .inc_by(w.cache_misses.load(Relaxed));
     }
-    for c in [w_rx, w_tx, w_hit, w_miss] {
+    let w_busy = worker_counter(
+        "switchyard_worker_busy_cycles_total",
+        "Cycles of poll rounds that received packets",
+    )?;
+    let w_idle = worker_counter(
+        "switchyard_worker_idle_cycles_total",
+        "Cycles of poll rounds that received nothing",
+    )?;
+    for (i, w) in engine.workers().iter().enumerate() {
+        let l = [i.to_string()];
+        let l = [l[0].as_str()];
+        w_busy
+            .with_label_values(&l)
+            .inc_by(w.busy_cycles.load(Relaxed));
+        w_idle
+            .with_label_values(&l)
+            .inc_by(w.idle_cycles.load(Relaxed));
+    }
+    for c in [w_rx, w_tx, w_hit, w_miss, w_busy, w_idle] {
         r.register(Box::new(c))?;
     }
     let generation = IntGauge::new(
@@ -159,7 +176,7 @@ pub fn render(node: &Node) -> Result<String> {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, node: Arc<Node>) {
+pub async fn serve<B: Backend>(listener: TcpListener, node: Arc<Node<B>>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;

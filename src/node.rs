@@ -9,6 +9,10 @@
 //! with `external_ids:iface-id`); the controller claims their bindings. The
 //! tables it installs are remembered here, on the dataplane side, so a
 //! restarted controller that computes the same tables changes nothing.
+//!
+//! Ports and buffers come from a [`Backend`]: kernel interfaces by default,
+//! DPDK with `--dpdk` (ethdevs and vhost-user VM ports, typed as OVS types
+//! them: `port-add NAME --type dpdkvhostuserclient --vhost-server-path P`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,14 +22,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use chassis::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
 use dataplane::engine::{Engine, EngineConfig};
-use dataplane::packet::{HeapPool, PortId, MAX_FRAME};
-use dataplane::port::af_packet::{AfPacketConfig, AfPacketPort};
+use dataplane::packet::PortId;
 use dataplane::port::Port;
 use dataplane::tables::{LogicalSwitch, TablePublisher, Tables, Underlay};
-use dataplane::wire::MacAddr;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
+use crate::backend::{Backend, DpdkOptions, Kernel, PortSpec, PortType};
 use crate::config::{ConfigFile, LocalPort};
 use crate::{ctl, metrics};
 
@@ -37,6 +40,8 @@ pub struct NodeOptions {
     pub workers: usize,
     pub cores: Vec<usize>,
     pub busy_poll: bool,
+    /// Run on DPDK with these settings (None: kernel interfaces).
+    pub dpdk: Option<DpdkOptions>,
 }
 
 /// Who programs the node.
@@ -44,34 +49,17 @@ pub enum Programmer {
     /// A standalone configuration file.
     Config(PathBuf),
     /// The chassis controller, from SB.
-    Controller(ControllerConfig, Interfaces),
+    Controller(ControllerConfig, Box<Interfaces>),
 }
 
-/// The node's kernel interfaces besides VM ports.
+/// The node's ports besides VM ports.
 #[derive(Clone, Debug, Default)]
 pub struct Interfaces {
-    /// Facing the underlay (tunnels to other chassis).
-    pub uplink: Option<String>,
+    /// Facing the underlay (tunnels to other chassis): a kernel interface,
+    /// or a DPDK port of that name.
+    pub uplink: Option<PortSpec>,
     /// Physical network name → interface (provider networks).
     pub bridge_mappings: Vec<(String, String)>,
-}
-
-/// A kernel interface's MAC address and MTU.
-fn interface_mac_mtu(iface: &str) -> Result<(MacAddr, u16)> {
-    let read = |what: &str| {
-        let path = format!("/sys/class/net/{iface}/{what}");
-        std::fs::read_to_string(&path)
-            .map(|t| t.trim().to_string())
-            .with_context(|| format!("reading {iface}'s {what} ({path})"))
-    };
-    let mac = read("address")?;
-    let mtu = read("mtu")?;
-    Ok((
-        mac.parse()
-            .map_err(|_| anyhow!("{iface}: {mac:?} is not a MAC address"))?,
-        mtu.parse()
-            .map_err(|_| anyhow!("{iface}: {mtu:?} is not an MTU"))?,
-    ))
 }
 
 /// A local port: an interface attached to the dataplane and the logical
@@ -81,11 +69,13 @@ pub struct Attached {
     pub id: PortId,
     pub interface: String,
     pub iface_id: String,
+    pub kind: PortType,
 }
 
 /// The dataplane side of a node: what the controller programs.
-pub struct NodeDataplane {
-    pub engine: Arc<Engine<HeapPool>>,
+pub struct NodeDataplane<B: Backend> {
+    pub engine: Arc<Engine<B::Pool>>,
+    pub backend: B,
     ports: Mutex<Vec<Attached>>,
     /// The description of the installed tables.
     installed: Mutex<Option<Installed>>,
@@ -98,7 +88,7 @@ pub struct NodeDataplane {
 
 type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
 
-impl Dataplane for NodeDataplane {
+impl<B: Backend> Dataplane for NodeDataplane<B> {
     fn bindings(&self) -> Vec<LocalBinding> {
         self.attached()
             .into_iter()
@@ -164,15 +154,15 @@ impl Dataplane for NodeDataplane {
     }
 }
 
-impl NodeDataplane {
+impl<B: Backend> NodeDataplane<B> {
     /// The attached local ports.
     pub fn attached(&self) -> Vec<Attached> {
         self.ports.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Attaches kernel interface `interface` (AF_PACKET) for logical port
-    /// `iface_id`.
-    pub fn add_port(&self, interface: &str, iface_id: &str, mtu: Option<usize>) -> Result<PortId> {
+    /// Attaches port `spec` for logical port `iface_id`.
+    pub fn add_port(&self, spec: &PortSpec, iface_id: &str) -> Result<PortId> {
+        let interface = spec.name.as_str();
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(a) = ports.iter().find(|a| a.interface == interface) {
             bail!("{interface} is already attached (for {:?})", a.iface_id);
@@ -183,11 +173,12 @@ impl NodeDataplane {
                 a.interface
             );
         }
-        let id = self.engine.add_port(open_interface(interface, mtu)?)?;
+        let id = self.engine.add_port(self.backend.open(spec)?)?;
         ports.push(Attached {
             id,
             interface: interface.to_string(),
             iface_id: iface_id.to_string(),
+            kind: spec.kind.clone(),
         });
         drop(ports);
         self.ports_changed.send_modify(|n| *n += 1);
@@ -228,16 +219,16 @@ impl NodeDataplane {
 }
 
 /// What the management socket and `/metrics` need of a running node.
-pub struct Node {
-    pub dp: Arc<NodeDataplane>,
+pub struct Node<B: Backend> {
+    pub dp: Arc<NodeDataplane<B>>,
     /// The chassis controller, when SB programs the node.
     controller: Mutex<Option<Controller>>,
     controller_cfg: Option<ControllerConfig>,
     ports_changed: watch::Receiver<u64>,
 }
 
-impl Node {
-    pub fn engine(&self) -> &Arc<Engine<HeapPool>> {
+impl<B: Backend> Node<B> {
+    pub fn engine(&self) -> &Arc<Engine<B::Pool>> {
         &self.dp.engine
     }
 
@@ -273,21 +264,20 @@ impl Node {
     }
 }
 
-/// Attaches kernel interface `iface` with AF_PACKET.
-fn open_interface(iface: &str, mtu: Option<usize>) -> Result<Arc<dyn Port<HeapPool>>> {
-    let port = AfPacketPort::open(&AfPacketConfig {
-        iface: iface.to_string(),
+fn system(name: &str, mtu: Option<usize>) -> PortSpec {
+    PortSpec {
+        name: name.to_string(),
+        kind: PortType::System,
         mtu,
-    })
-    .with_context(|| format!("opening interface {iface:?}"))?;
-    Ok(Arc::new(port))
+    }
 }
 
-fn open_ports(local: &[LocalPort]) -> Result<Vec<Arc<dyn Port<HeapPool>>>> {
+fn open_ports<B: Backend>(backend: &B, local: &[LocalPort]) -> Result<Vec<Arc<dyn Port<B::Pool>>>> {
     local
         .iter()
         .map(|l| {
-            open_interface(&l.interface, l.mtu)
+            backend
+                .open(&system(&l.interface, l.mtu))
                 .with_context(|| format!("for port {:?}", l.logical_port))
         })
         .collect()
@@ -300,8 +290,29 @@ pub fn load_tables(path: &Path) -> Result<(Tables, Vec<LocalPort>)> {
     Ok((tables, resolved.local_ports))
 }
 
-/// Runs the node until SIGINT/SIGTERM.
+/// Runs the node until SIGINT/SIGTERM, on DPDK if `opts.dpdk` says so.
 pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
+    match opts.dpdk.clone() {
+        None => run_on(opts, programmer, || Ok(Kernel)),
+        #[cfg(feature = "dpdk")]
+        Some(d) => {
+            let workers = opts.workers;
+            run_on(opts, programmer, move || {
+                crate::backend::dpdk::Dpdk::init(&d, workers)
+            })
+        }
+        #[cfg(not(feature = "dpdk"))]
+        Some(_) => bail!(
+            "this switchyard was built without DPDK: build it with `cargo build --release --features dpdk`"
+        ),
+    }
+}
+
+fn run_on<B: Backend>(
+    opts: NodeOptions,
+    programmer: Programmer,
+    backend: impl FnOnce() -> Result<B>,
+) -> Result<()> {
     // The management socket comes first: a second node started on the same socket must stop
     // before it attaches (and so shares) the first one's interfaces. The guard removes the
     // socket's file when the node stops.
@@ -317,7 +328,10 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         }
         Programmer::Controller(cfg, _) => (Tables::default(), Vec::new(), Some(cfg.clone())),
     };
-    let ports = open_ports(&local_ports)?;
+    // After the management socket: a second node stops before it
+    // initialises DPDK or opens a device.
+    let backend = backend()?;
+    let ports = open_ports(&backend, &local_ports)?;
     let engine = Engine::start(
         &EngineConfig {
             workers: opts.workers.max(1),
@@ -328,7 +342,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         },
         ports,
         TablePublisher::new(tables),
-        |_| HeapPool::new(4096, MAX_FRAME),
+        |w| backend.pool(w),
     )
     .context("starting the workers")?;
     let (ports_changed, ports_rx) = watch::channel(0u64);
@@ -339,6 +353,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             id: i as PortId,
             interface: l.interface.clone(),
             iface_id: l.logical_port.clone(),
+            kind: PortType::System,
         })
         .collect();
     let mut providers = Vec::new();
@@ -346,23 +361,20 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         for (network, iface) in &ifs.bridge_mappings {
             providers.push((
                 network.clone(),
-                engine.add_port(open_interface(iface, None)?)?,
+                engine.add_port(backend.open(&system(iface, None))?)?,
             ));
         }
     }
     let uplink = match &programmer {
-        Programmer::Controller(
-            _,
-            Interfaces {
-                uplink: Some(iface),
-                ..
-            },
-        ) => {
-            let (mac, mtu) = interface_mac_mtu(iface)?;
+        Programmer::Controller(_, ifs) if ifs.uplink.is_some() => {
+            let spec = ifs.uplink.as_ref().expect("checked by the guard");
+            let u = backend
+                .open_uplink(spec)
+                .with_context(|| format!("opening the uplink {}", spec.name))?;
             Some(UplinkPort {
-                port: engine.add_port(open_interface(iface, None)?)?,
-                mac,
-                mtu,
+                port: engine.add_port(u.port)?,
+                mac: u.mac,
+                mtu: u.mtu,
             })
         }
         _ => None,
@@ -370,6 +382,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
     let node = Arc::new(Node {
         dp: Arc::new(NodeDataplane {
             engine: Arc::new(engine),
+            backend,
             ports: Mutex::new(attached),
             installed: Mutex::new(None),
             ports_changed,
@@ -421,7 +434,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
     })
 }
 
-fn reload(path: &Path, node: &Node, ports: &[LocalPort]) -> Result<u64> {
+fn reload<B: Backend>(path: &Path, node: &Node<B>, ports: &[LocalPort]) -> Result<u64> {
     let (tables, local) = load_tables(path)?;
     if local != ports {
         bail!("the set of local interfaces changed; restart the node to change ports");

@@ -64,6 +64,7 @@ fn main() {
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_dev_probe")
+        .allowlist_function("rte_eal_hotplug_remove")
         .allowlist_function("rte_thread_register")
         .allowlist_function("rte_thread_unregister")
         // Ethernet devices.
@@ -75,6 +76,9 @@ fn main() {
         .allowlist_function("rte_eth_tx_queue_setup")
         .allowlist_function("rte_eth_dev_start")
         .allowlist_function("rte_eth_dev_stop")
+        .allowlist_function("rte_eth_dev_close")
+        .allowlist_function("rte_eth_macaddr_get")
+        .allowlist_function("rte_eth_dev_get_mtu")
         .allowlist_function("rte_eth_dev_socket_id")
         .allowlist_function("rte_eth_promiscuous_enable")
         .allowlist_function("rte_eth_link_get_nowait")

@@ -97,6 +97,17 @@ impl Ovn {
     /// The databases (listening on `ip`) and northd-lite, with a node in the
     /// root namespace if `node`.
     pub fn start_with(databases: Databases, ip: &str, node: bool) -> Ovn {
+        Self::start_full(databases, ip, node.then_some(&[]))
+    }
+
+    /// The databases and northd-lite on 127.0.0.1, and a node in the root
+    /// namespace started with `node_args` besides the usual ones (e.g.
+    /// `--dpdk ...`).
+    pub fn start_with_node_args(databases: Databases, node_args: &[&str]) -> Ovn {
+        Self::start_full(databases, "127.0.0.1", Some(node_args))
+    }
+
+    fn start_full(databases: Databases, ip: &str, node: Option<&[&str]>) -> Ovn {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("switchyard-ovn-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -137,10 +148,11 @@ impl Ovn {
         wait_port(ip, sb_port);
         let ctl = dir.join("node.ctl");
         let metrics = format!("127.0.0.1:{}", free_port());
-        let node = node.then(|| {
+        let node = node.map(|extra| {
             Command::new(bin())
                 .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
                 .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -259,18 +271,59 @@ impl Chassis {
         encap: &str,
         providers: &[(&str, &str, &UnderlayNet)],
     ) -> Chassis {
+        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, providers, false)
+    }
+
+    /// Like [`Chassis::start`], a node on DPDK (`--dpdk --dpdk-no-huge`)
+    /// whose uplink is a DPDK port: `net_af_packet` on the uplink
+    /// interface.
+    pub fn start_dpdk(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+    ) -> Chassis {
+        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, &[], true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+        providers: &[(&str, &str, &UnderlayNet)],
+        dpdk: bool,
+    ) -> Chassis {
         let ns = format!("{name}-ns");
         let ul = format!("{name}-ul");
         let mut host = Host::new(&ns, net, &ul, Some(host_ip)).expect("chassis namespace");
-        let mut mappings = Vec::new();
+        let mut args = Vec::new();
         for (network, iface, bridge) in providers {
             host.attach(bridge, iface).expect("provider interface");
-            mappings.push(format!("--bridge-mapping={network}:{iface}"));
+            args.push(format!("--bridge-mapping={network}:{iface}"));
+        }
+        if dpdk {
+            args.extend(
+                [
+                    "--dpdk",
+                    "--dpdk-no-huge",
+                    "--dpdk-mem",
+                    "256",
+                    "--uplink-devargs",
+                    &format!("net_af_packet_{name},iface={ul}"),
+                ]
+                .map(String::from),
+            );
         }
         let ctl = ovn.dir.join(format!("{name}.ctl"));
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
-            .args(&mappings)
+            .args(&args)
             .args([
                 "--sb",
                 &ovn.sb,

@@ -1,0 +1,423 @@
+//! One poll-mode worker's loop: poll the assigned rx queues in bursts, run
+//! each packet through the flow cache (the full pipeline on a miss), batch
+//! the results per output port and transmit them in bursts. Local
+//! forwarding, flooding and flushing live here; encapsulation to other
+//! chassis and what arrives on the uplink live in `tunnel`.
+
+mod tunnel;
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::mailbox::{ClosedQueue, Mailbox, PortChange};
+use super::stats::{bump, WorkerStats};
+use crate::cache::FlowCache;
+use crate::drop::DropReason;
+use crate::ids::{ChassisIdx, LportIdx};
+use crate::overlay::{Neighbors, MC_FLOOD, MC_UNKNOWN};
+use crate::packet::{BufPool, PacketBuf, PortId, MAX_BURST};
+use crate::pipeline::tunnel_output::Endpoint;
+use crate::pipeline::{self, provider_vlan, NoTrace, PacketMeta, Verdict};
+use crate::port::{Port, PortQueue};
+use crate::tables::{TablePublisher, Tables};
+use tunnel::{Ingress, To};
+
+/// Packets batched for transmission before a worker flushes mid-round.
+const FLUSH_AT: usize = 64 * MAX_BURST;
+
+/// One poll-mode worker. [`Engine`](super::Engine) runs each on its own thread; the
+/// benchmark drives one directly with [`Worker::poll`].
+pub struct Worker<P: BufPool> {
+    pool: P,
+    /// Queue on every port, indexed by [`PortId`].
+    queues: Vec<Box<dyn PortQueue<P>>>,
+    /// Ports whose rx queue this worker polls.
+    rx_ports: Vec<PortId>,
+    /// Index in `rx_ports` where the next poll round starts.
+    rx_start: usize,
+    publisher: Arc<TablePublisher>,
+    tables: Arc<Tables>,
+    generation: u64,
+    cache: Option<FlowCache>,
+    /// The flow cache of decapsulated packets' deliveries.
+    decap_cache: Option<FlowCache>,
+    rx: Vec<P::Buf>,
+    tx: Vec<Vec<P::Buf>>,
+    pending: Vec<PortId>,
+    /// Packets waiting in `tx`.
+    batched: usize,
+    flood: Vec<PortId>,
+    stats: Arc<WorkerStats>,
+    pub(in crate::engine) mailbox: Arc<Mailbox<P>>,
+    /// Remote tunnel endpoints' MACs, shared by the engine's workers.
+    neighbors: Arc<Neighbors>,
+    /// When this worker last asked the uplink for each unresolved endpoint.
+    neighbor_asked: Vec<(std::net::IpAddr, Instant)>,
+    /// Scratch for [`Worker::untag_burst`].
+    stage_untagged: Vec<P::Buf>,
+    /// Packets of the current burst to encapsulate: (buffer, chassis,
+    /// logical port).
+    stage_tunnel: Vec<(P::Buf, ChassisIdx, LportIdx)>,
+    /// Per remote chassis, what encapsulating to it takes (cleared on new
+    /// tables, rebuilt when a neighbour changes).
+    endpoints: Vec<Option<Endpoint>>,
+}
+/// Marks the branch that calls it as the unlikely one.
+#[cold]
+fn unlikely() {}
+impl<P: BufPool> Worker<P> {
+    /// A worker with a queue on each of `ports`, polling rx queue 0 of the
+    /// ports in `rx_ports`.
+    pub fn new(
+        ports: &[Arc<dyn Port<P>>],
+        rx_ports: &[PortId],
+        publisher: Arc<TablePublisher>,
+        pool: P,
+        flow_cache_entries: usize,
+    ) -> io::Result<Self> {
+        let rx: Vec<(PortId, usize)> = rx_ports.iter().map(|&p| (p, 0)).collect();
+        Self::with_rx_queues(ports, &rx, publisher, pool, flow_cache_entries)
+    }
+
+    /// A worker with a queue on each of `ports`, polling the given
+    /// `(port, rx queue)` pairs (at most one rx queue per port).
+    pub fn with_rx_queues(
+        ports: &[Arc<dyn Port<P>>],
+        rx: &[(PortId, usize)],
+        publisher: Arc<TablePublisher>,
+        pool: P,
+        flow_cache_entries: usize,
+    ) -> io::Result<Self> {
+        let queues = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let rxq = rx.iter().find(|(port, _)| *port as usize == i);
+                p.open_queue(rxq.map(|&(_, q)| q))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let (generation, tables) = publisher.load();
+        let stats = Arc::new(WorkerStats::default());
+        stats.table_generation.store(generation, Ordering::Release);
+        Ok(Worker {
+            pool,
+            queues,
+            rx_ports: rx.iter().map(|&(p, _)| p).collect(),
+            rx_start: 0,
+            publisher,
+            tables,
+            generation,
+            cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
+            decap_cache: (flow_cache_entries > 0).then(|| FlowCache::new(flow_cache_entries)),
+            rx: Vec::with_capacity(MAX_BURST),
+            tx: (0..ports.len())
+                .map(|_| Vec::with_capacity(MAX_BURST * 2))
+                .collect(),
+            pending: Vec::with_capacity(ports.len()),
+            batched: 0,
+            flood: Vec::with_capacity(64),
+            stats,
+            mailbox: Arc::new(Mailbox::default()),
+            neighbors: Arc::new(Neighbors::default()),
+            neighbor_asked: Vec::new(),
+            stage_untagged: Vec::with_capacity(MAX_BURST),
+            endpoints: Vec::new(),
+            stage_tunnel: Vec::with_capacity(MAX_BURST),
+        })
+    }
+
+    /// Shares `neighbors` (the engine gives all its workers one table).
+    pub(in crate::engine) fn set_neighbors(&mut self, neighbors: Arc<Neighbors>) {
+        self.neighbors = neighbors;
+    }
+
+    /// Applies the port changes [`Engine`] posted.
+    #[cold]
+    fn take_port_changes(&mut self) {
+        self.mailbox.pending.store(false, Ordering::Relaxed);
+        let changes = std::mem::take(
+            &mut *self
+                .mailbox
+                .changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for change in changes {
+            match change {
+                PortChange::Add { id, queue, poll } => {
+                    let i = id as usize;
+                    while self.queues.len() <= i {
+                        self.queues.push(Box::new(ClosedQueue));
+                        self.tx.push(Vec::with_capacity(MAX_BURST * 2));
+                    }
+                    self.queues[i] = queue;
+                    self.rx_ports.retain(|&p| p != id);
+                    if poll {
+                        self.rx_ports.push(id);
+                    }
+                }
+                PortChange::Remove(id) => {
+                    if let Some(q) = self.queues.get_mut(id as usize) {
+                        *q = Box::new(ClosedQueue);
+                    }
+                    self.rx_ports.retain(|&p| p != id);
+                }
+            }
+        }
+    }
+
+    /// This worker's counters.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// One poll round over every assigned rx queue; returns the number of
+    /// packets received.
+    #[inline]
+    pub fn poll(&mut self) -> usize {
+        if self.mailbox.pending.load(Ordering::Acquire) {
+            self.take_port_changes();
+        }
+        let g = self.publisher.generation();
+        if g != self.generation {
+            let (g, t) = self.publisher.load();
+            self.generation = g;
+            self.tables = t;
+            for c in [&mut self.cache, &mut self.decap_cache]
+                .into_iter()
+                .flatten()
+            {
+                c.invalidate();
+            }
+            self.stats.table_generation.store(g, Ordering::Release);
+            self.endpoints.clear();
+            self.resolve_endpoints();
+        }
+        let mut total = 0;
+        // Each round starts one port further, so that when the pool runs
+        // dry mid-round (buffers held in tx batches or by a device) the
+        // ports at the end of the list are not starved.
+        let ports = self.rx_ports.len();
+        let start = self.rx_start % ports.max(1);
+        self.rx_start = start + 1;
+        for k in 0..ports {
+            let i = if start + k < ports {
+                start + k
+            } else {
+                start + k - ports
+            };
+            let port = self.rx_ports[i];
+            let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            self.process(port);
+            // Transmit once a few bursts' worth is batched: large tx bursts,
+            // yet few buffers in flight (a small, cache-hot working set).
+            if self.batched >= FLUSH_AT {
+                self.flush();
+            }
+        }
+        if total != 0 {
+            self.flush();
+            // Counted after transmission: whoever sees the count also sees
+            // the packets' outputs.
+            self.stats.rx_packets.store(
+                self.stats.rx_packets.load(Ordering::Relaxed) + total as u64,
+                Ordering::Release,
+            );
+            let (hits, misses) = [&self.cache, &self.decap_cache]
+                .into_iter()
+                .flatten()
+                .fold((0, 0), |(h, m), c| (h + c.hits, m + c.misses));
+            self.stats.cache_hits.store(hits, Ordering::Relaxed);
+            self.stats.cache_misses.store(misses, Ordering::Relaxed);
+        }
+        total
+    }
+
+    #[inline]
+    fn enqueue(&mut self, port: PortId, buf: P::Buf) {
+        self.batched += 1;
+        let q = &mut self.tx[port as usize];
+        if q.is_empty() {
+            self.pending.push(port);
+        }
+        q.push(buf);
+    }
+
+    /// Runs one rx burst through the pipeline, packet by packet: parse,
+    /// flow-cache lookup (the full pipeline on a miss), then act on the
+    /// verdict.
+    #[inline]
+    fn process(&mut self, in_port: PortId) {
+        if self
+            .tables
+            .underlay
+            .as_ref()
+            .is_some_and(|u| u.port == in_port)
+        {
+            // Laid out as the rarer branch (most ports are VMs' ports),
+            // without optimising the uplink's own code for size.
+            unlikely();
+            self.process_uplink(in_port);
+            return;
+        }
+        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port as usize) {
+            self.untag_burst(*vid);
+        }
+        let mut rx = std::mem::take(&mut self.rx);
+        for mut buf in rx.drain(..) {
+            let v = match &mut self.cache {
+                Some(cache) => pipeline::decide_cached(&self.tables, cache, &mut buf, in_port),
+                None => pipeline::decide(
+                    &self.tables,
+                    &mut buf,
+                    &mut PacketMeta::new(in_port),
+                    &mut NoTrace,
+                ),
+            };
+            match v {
+                Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
+                v => self.act(v, buf, in_port),
+            }
+        }
+        self.rx = rx;
+        if !self.stage_tunnel.is_empty() {
+            self.tunnel_staged(in_port);
+        }
+    }
+    /// Carries out any verdict, out of line: [`Worker::process`] carries
+    /// out the common one, output to a port, inline.
+    #[inline(never)]
+    fn act(&mut self, v: Verdict, buf: P::Buf, in_port: PortId) {
+        // Whatever goes out keeps its order with the staged tunnel packets.
+        if !self.stage_tunnel.is_empty() {
+            self.tunnel_staged(in_port);
+        }
+        match v {
+            Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+            Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
+            Verdict::Reply => self.enqueue(in_port, buf),
+            Verdict::Drop(r) => self.drop(buf, r),
+            Verdict::Consumed => self.pool.free(buf),
+            Verdict::Flood {
+                datapath,
+                unknown_only,
+            } => {
+                // A flood verdict means the port is bound: this is the
+                // pipeline's logical inport.
+                let inport = self.tables.lport_of(in_port);
+                self.flood(buf, datapath, unknown_only, inport)
+            }
+            Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
+        }
+    }
+
+    /// A burst from a VLAN provider network: frames of VLAN `vid` lose
+    /// their tag; any other frame is dropped ([`provider_vlan`]).
+    #[cold]
+    fn untag_burst(&mut self, vid: u16) {
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut kept = std::mem::take(&mut self.stage_untagged);
+        for mut buf in rx.drain(..) {
+            match provider_vlan::untag(&mut buf, vid, &mut NoTrace) {
+                Ok(()) => kept.push(buf),
+                Err(r) => self.drop(buf, r),
+            }
+        }
+        // The kept frames are the burst now; the drained vector the scratch.
+        self.rx = kept;
+        self.stage_untagged = rx;
+    }
+    /// Sends `buf` to each of `ports` (those this worker has a queue on),
+    /// copying for all but the last.
+    fn copy_out(&mut self, buf: P::Buf, ports: &mut Vec<PortId>) {
+        let n = self.tx.len();
+        ports.retain(|&p| (p as usize) < n);
+        match ports.split_last() {
+            None => self.drop(buf, DropReason::NoLocalPort),
+            Some((&last, rest)) => {
+                for &p in rest {
+                    match self.pool.alloc() {
+                        Some(mut copy) => {
+                            copy.load(buf.data());
+                            self.enqueue(p, copy);
+                        }
+                        None => bump(&self.stats.drops[DropReason::NoBuffer.index()], 1),
+                    }
+                }
+                self.enqueue(last, buf);
+            }
+        }
+    }
+
+    #[inline]
+    fn drop(&mut self, buf: P::Buf, r: DropReason) {
+        bump(&self.stats.drops[r.index()], 1);
+        self.pool.free(buf);
+    }
+
+    fn flood(
+        &mut self,
+        buf: P::Buf,
+        datapath: crate::ids::DatapathIdx,
+        unknown_only: bool,
+        inport: Option<LportIdx>,
+    ) {
+        let mut targets = std::mem::take(&mut self.flood);
+        pipeline::flood_targets(
+            &self.tables,
+            datapath,
+            unknown_only,
+            inport,
+            buf.data(),
+            &mut targets,
+        );
+        // One copy per remote chassis with ports here, to OVN's multicast
+        // group; the receivers deliver locally and never flood back.
+        let group = if unknown_only { MC_UNKNOWN } else { MC_FLOOD };
+        let remote = pipeline::flood_chassis(&self.tables, datapath, unknown_only).len();
+        let from = Ingress {
+            lport: inport,
+            ids: inport.and_then(|l| self.tables.tunnel_ids.get(l.get()).copied()),
+        };
+        let generation = self.neighbors.generation();
+        for i in 0..remote {
+            let c = pipeline::flood_chassis(&self.tables, datapath, unknown_only)[i];
+            if let Some(mut copy) = self.pool.alloc() {
+                copy.load(buf.data());
+                self.tunnel(copy, c, To::Group(group), &from, generation);
+            } else {
+                bump(&self.stats.drops[DropReason::NoBuffer.index()], 1);
+            }
+        }
+        if targets.is_empty() && remote > 0 {
+            self.pool.free(buf);
+        } else {
+            self.copy_out(buf, &mut targets);
+        }
+        self.flood = targets;
+    }
+
+    /// Transmits everything batched for output.
+    #[inline]
+    pub fn flush(&mut self) {
+        let mut sent = 0;
+        for i in 0..self.pending.len() {
+            let p = self.pending[i] as usize;
+            sent += self.tx[p].len();
+            if let Some(Some(vid)) = self.tables.port_vlan.get(p) {
+                provider_vlan::tag_all(&mut self.tx[p], *vid);
+            }
+            self.queues[p].tx_burst(&mut self.pool, &mut self.tx[p]);
+        }
+        self.pending.clear();
+        self.batched = 0;
+        bump(&self.stats.tx_packets, sent as u64);
+    }
+}
