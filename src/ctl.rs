@@ -274,6 +274,9 @@ fn show<B: Backend>(
     } else {
         s += &format!("drops: {}\n", drops.join(", "));
     }
+    if let Some(st) = node.controller_status() {
+        s += &format!("not enforced: {}\n", st.unenforced());
+    }
     s
 }
 

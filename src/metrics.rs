@@ -169,6 +169,19 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
         for g in [up, cfg, claimed] {
             r.register(Box::new(g))?;
         }
+        let unenforced = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_controller_unenforced",
+                "SB rows of intent this chassis does not enforce, by kind (logical flows of ovn-northd)",
+            ),
+            &["kind"],
+        )?;
+        let now = st.unenforced();
+        for kind in chassis::UnenforcedKind::ALL {
+            let n = now.0.get(&kind).copied().unwrap_or(0);
+            unenforced.with_label_values(&[kind.name()]).set(n as i64);
+        }
+        r.register(Box::new(unenforced))?;
     }
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;

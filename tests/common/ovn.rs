@@ -1,7 +1,8 @@
 //! An OVN control plane for end-to-end tests, from real processes: the NB
 //! and SB databases (`switchyard db`, or a real `ovsdb-server` loaded with
-//! our schema files), `switchyard northd`, and a `switchyard node` whose
-//! chassis controller programs it. Everything stops on drop.
+//! our schema files or with OVN's own), `switchyard northd` (or the real
+//! `ovn-northd`), and a `switchyard node` whose chassis controller
+//! programs it. Everything stops on drop.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,14 @@ pub enum Databases {
     Ours,
     /// Open vSwitch's `ovsdb-server`, with our schema files.
     OvsdbServer,
+    /// Real OVN: `ovsdb-server` with the schemas OVN installs
+    /// (`/usr/share/ovn`) and the real `ovn-northd` instead of
+    /// northd-lite.
+    RealOvn,
 }
+
+/// Where Debian's `ovn-common` installs OVN's schema files.
+const OVN_SCHEMAS: &str = "/usr/share/ovn";
 
 fn kill(c: &mut Child) {
     let _ = c.kill();
@@ -40,6 +48,7 @@ pub struct Ovn {
     pub nb: String,
     pub sb: String,
     db: Child,
+    databases: Databases,
     northd: Option<Child>,
     node: Option<Child>,
     pub ctl: PathBuf,
@@ -124,11 +133,16 @@ impl Ovn {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start switchyard db"),
-            Databases::OvsdbServer => {
+            Databases::OvsdbServer | Databases::RealOvn => {
                 for (db, s) in [("nb.db", "ovn-nb.ovsschema"), ("sb.db", "ovn-sb.ovsschema")] {
                     let path = dir.join(db);
+                    let schema = if databases == Databases::RealOvn {
+                        format!("{OVN_SCHEMAS}/{s}")
+                    } else {
+                        schema(s)
+                    };
                     let (ok, out) =
-                        try_sh(&["ovsdb-tool", "create", path.to_str().unwrap(), &schema(s)]);
+                        try_sh(&["ovsdb-tool", "create", path.to_str().unwrap(), &schema]);
                     assert!(ok, "ovsdb-tool create: {out}");
                 }
                 Command::new("ovsdb-server")
@@ -163,6 +177,7 @@ impl Ovn {
             nb,
             sb,
             db,
+            databases,
             northd: None,
             node,
             ctl,
@@ -179,18 +194,33 @@ impl Ovn {
         ovn
     }
 
-    /// Starts northd-lite (again).
+    /// Starts northd-lite, or the real `ovn-northd` under
+    /// [`Databases::RealOvn`] (again).
     pub fn start_northd(&mut self) {
         if let Some(n) = self.northd.as_mut() {
             kill(n);
         }
+        let (nb, sb) = (
+            format!("--ovnnb-db={}", self.nb),
+            format!("--ovnsb-db={}", self.sb),
+        );
+        let mut cmd = if self.databases == Databases::RealOvn {
+            let mut c = Command::new("ovn-northd");
+            c.args([&nb, &sb]).arg(format!(
+                "--unixctl={}",
+                self.dir.join("ovn-northd.ctl").display()
+            ));
+            c
+        } else {
+            let mut c = Command::new(bin());
+            c.args(["northd", &nb, &sb]);
+            c
+        };
         self.northd = Some(
-            Command::new(bin())
-                .args(["northd", "--ovnnb-db", &self.nb, "--ovnsb-db", &self.sb])
-                .stdout(Stdio::null())
+            cmd.stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
-                .expect("start switchyard northd"),
+                .expect("start northd (ovn-northd: apt-get install ovn-central)"),
         );
     }
 

@@ -124,6 +124,11 @@ impl Replica {
             .map(|cols| RowRef::new(ts, cols))
     }
 
+    /// One typed row of `T::TABLE` by uuid.
+    pub fn row<T: TypedRow>(&self, uuid: &Uuid) -> Option<T> {
+        self.get(T::TABLE, uuid).map(|r| T::from_row(*uuid, &r))
+    }
+
     /// Typed rows of `T::TABLE`.
     pub fn rows<T: TypedRow>(&self) -> Vec<T> {
         self.table(T::TABLE)
@@ -325,13 +330,7 @@ impl Idl {
                         json!([MONITOR_ID, MONITOR_ID, {table: request}]),
                     )
                     .await?;
-                while self.shared.session.load(Ordering::Acquire) == session
-                    && self.shared.applied.load(Ordering::Acquire) < before
-                {
-                    if changed.changed().await.is_err() {
-                        break;
-                    }
-                }
+                self.wait_applied(&mut changed, session, before).await;
                 Ok(())
             }
             // Not connected: the next session subscribes with the new condition.
@@ -427,7 +426,12 @@ impl Idl {
             .is_some()
     }
 
-    /// Commits a transaction on the current connection.
+    /// Commits a transaction on the current connection. When this returns, the replica holds
+    /// the transaction's own changes to monitored rows, on servers that send a transaction's
+    /// updates before its reply (ours and a standalone `ovsdb-server` do): a caller that reads
+    /// the replica next sees what it wrote, and does not, for example, insert the same row
+    /// twice. (A clustered server may reply first; callers that must not repeat an insert
+    /// also wait for the row, see [`Idl::wait_until`].)
     pub async fn transact(&self, txn: &Transaction) -> Result<TransactReply, ClientError> {
         if txn.db() != self.db {
             return Err(ClientError::Protocol(format!(
@@ -443,8 +447,22 @@ impl Idl {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or(ClientError::NotConnected)?;
-        let result = conn.call("transact", txn.params()).await?;
+        let mut changed = self.subscribe();
+        let session = self.shared.session.load(Ordering::Acquire);
+        let (result, before) = conn.call_counted("transact", txn.params()).await?;
+        self.wait_applied(&mut changed, session, before).await;
         txn.reply(result)
+    }
+
+    /// Waits until the session `session` has applied `count` notifications (or has ended).
+    async fn wait_applied(&self, changed: &mut watch::Receiver<u64>, session: u64, count: u64) {
+        while self.shared.session.load(Ordering::Acquire) == session
+            && self.shared.applied.load(Ordering::Acquire) < count
+        {
+            if changed.changed().await.is_err() {
+                break;
+            }
+        }
     }
 }
 

@@ -289,6 +289,7 @@ typed_row!(
         name: String = string("name"),
         hostname: String = string("hostname"),
         encaps: Vec<Uuid> = uuids("encaps"),
+        vtep_logical_switches: Vec<String> = strings("vtep_logical_switches"),
         nb_cfg: i64 = integer("nb_cfg"),
         other_config: Map = string_map("other_config"),
         external_ids: Map = string_map("external_ids"),
@@ -332,9 +333,26 @@ typed_row!(
         datapath: Option<Uuid> = opt_uuid("datapath"),
         tunnel_key: i64 = integer("tunnel_key"),
         mac: Vec<String> = strings("mac"),
+        port_security: Vec<String> = strings("port_security"),
+        tag: Option<i64> = opt_integer("tag"),
         chassis: Option<Uuid> = opt_uuid("chassis"),
         up: Option<bool> = opt_bool("up"),
         options: Map = string_map("options"),
+        external_ids: Map = string_map("external_ids"),
+    }
+);
+
+typed_row!(
+    /// SB `Logical_Flow`: one flow of OVN's logical pipeline (what the real ovn-northd writes;
+    /// switchyard's chassis reads it only to say which intent it does not enforce).
+    LogicalFlow = "Logical_Flow" {
+        logical_datapath: Option<Uuid> = opt_uuid("logical_datapath"),
+        logical_dp_group: Option<Uuid> = opt_uuid("logical_dp_group"),
+        pipeline: String = string("pipeline"),
+        table_id: i64 = integer("table_id"),
+        priority: i64 = integer("priority"),
+        match_: String = string("match"),
+        actions: String = string("actions"),
         external_ids: Map = string_map("external_ids"),
     }
 );

@@ -1,0 +1,76 @@
+//! One look at the SB replica: the steps of a round in order, and what they
+//! decided ([`Plan`]). Planning only reads; the controller applies the plan.
+
+use dataplane::packet::PortId;
+use dataplane::tables::{LogicalSwitch, Underlay};
+use ovsdb::client::rows::{Chassis, LogicalFlow, PortBinding, SbGlobal};
+use ovsdb::client::{Replica, RowId, Transaction};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::claim::{self, LocalPorts};
+use crate::register::register;
+use crate::unenforced::Unenforced;
+use crate::{mesh, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
+
+/// What one look at the replica decided.
+pub(crate) struct Plan {
+    /// The Port_Binding monitor condition the local bindings call for.
+    pub condition: Value,
+    pub switches: Vec<LogicalSwitch>,
+    pub underlay: Option<Underlay>,
+    /// SB transaction for registration, claims and releases (may be empty).
+    pub txn: Transaction,
+    /// Rows `txn` inserts that the replica must show before the next round.
+    pub inserted: Vec<(&'static str, RowId)>,
+    /// SB_Global's `nb_cfg`.
+    pub nb_cfg: i64,
+    /// Our Chassis_Private row and the `nb_cfg` it acknowledges.
+    pub private: Option<(Uuid, i64)>,
+    /// Port_Bindings bound here.
+    pub claimed: u64,
+    pub unenforced: Unenforced,
+}
+
+/// Reads the replica: the condition it calls for, the tables, and the SB
+/// writes this chassis owes.
+pub(crate) fn plan(
+    cfg: &ControllerConfig,
+    r: &Replica,
+    bindings: &[LocalBinding],
+    uplink: Option<UplinkPort>,
+    provider_port: &dyn Fn(&str) -> Option<PortId>,
+) -> Plan {
+    let chassis = r.rows::<Chassis>();
+    let port_bindings = r.rows::<PortBinding>();
+    let mut txn = Transaction::new(SB);
+    let registration = register(cfg, r, &chassis, &mut txn);
+    let me = registration.me;
+
+    let local = LocalPorts::new(cfg, bindings);
+    let datapaths = claim::local_datapaths(&port_bindings, &local);
+    let condition = claim::condition(&local, &datapaths, me);
+    // Claims only once the Chassis row exists.
+    let claimed = me.map_or(0, |me| claim::claim(&port_bindings, &local, me, &mut txn));
+
+    let mesh = mesh::mesh(cfg, r, &chassis, me, uplink);
+    let switches = translate::switches(
+        r,
+        &port_bindings,
+        &datapaths,
+        &local,
+        &mesh.index,
+        provider_port,
+    );
+    Plan {
+        condition,
+        switches,
+        underlay: mesh.underlay,
+        txn,
+        inserted: registration.inserted,
+        nb_cfg: r.rows::<SbGlobal>().first().map_or(0, |g| g.nb_cfg),
+        private: registration.private,
+        claimed,
+        unenforced: Unenforced::count(&r.rows::<LogicalFlow>()),
+    }
+}

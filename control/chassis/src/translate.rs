@@ -1,0 +1,131 @@
+//! Translation: the SB rows of the local datapaths -> the dataplane's typed
+//! tables.
+//!
+//! Every datapath with a port bound here becomes a [`LogicalSwitch`] with
+//! all its VIF and localnet ports: addresses and port security in OVN's
+//! syntax, the local port for ports bound here (localnet ports on every
+//! chassis that maps their `network_name`, OVN's `ovn-bridge-mappings`,
+//! with their VLAN `tag`), and for the others the remote chassis of the
+//! mesh that claimed them. Patch ports (router links) and other types need
+//! the router pipeline, which this dataplane does not have yet; they are
+//! left out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use dataplane::packet::PortId;
+use dataplane::tables::{Address, LogicalPort, LogicalSwitch, MacIps, PortType};
+use ovsdb::client::rows::{DatapathBinding, PortBinding};
+use ovsdb::client::Replica;
+use uuid::Uuid;
+
+use crate::claim::LocalPorts;
+
+/// The tables for `datapaths`, from `bindings`.
+pub(crate) fn switches(
+    r: &Replica,
+    bindings: &[PortBinding],
+    datapaths: &HashSet<Uuid>,
+    local: &LocalPorts,
+    chassis_index: &HashMap<Uuid, u16>,
+    provider_port: &dyn Fn(&str) -> Option<PortId>,
+) -> Vec<LogicalSwitch> {
+    let mut by_key: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
+    let mut dp_key: HashMap<Uuid, i64> = HashMap::new();
+    for d in datapaths {
+        if let Some(row) = r.row::<DatapathBinding>(d) {
+            let key = row.tunnel_key;
+            let name = row
+                .external_ids
+                .get("name")
+                .cloned()
+                .unwrap_or_else(|| format!("datapath{key}"));
+            by_key.insert(key, (name, Vec::new()));
+            dp_key.insert(*d, key);
+        }
+    }
+    for pb in bindings {
+        let Some(key) = pb.datapath.and_then(|d| dp_key.get(&d)) else {
+            continue;
+        };
+        let Some(port) = logical_port(pb, local, chassis_index, provider_port) else {
+            continue;
+        };
+        if let Some((_, ports)) = by_key.get_mut(key) {
+            ports.push(port);
+        }
+    }
+    by_key
+        .into_iter()
+        .map(|(key, (name, mut ports))| {
+            ports.sort_by_key(|p| p.tunnel_key);
+            LogicalSwitch {
+                name,
+                tunnel_key: key as u32,
+                ports,
+            }
+        })
+        .collect()
+}
+
+/// One Port_Binding as a port of its switch (None for types we skip).
+fn logical_port(
+    pb: &PortBinding,
+    local: &LocalPorts,
+    chassis_index: &HashMap<Uuid, u16>,
+    provider_port: &dyn Fn(&str) -> Option<PortId>,
+) -> Option<LogicalPort> {
+    let port_type = match pb.port_type.as_str() {
+        "" => PortType::Vif,
+        "localnet" => PortType::Localnet,
+        _ => return None,
+    };
+    let name = &pb.logical_port;
+    let addresses = pb
+        .mac
+        .iter()
+        .filter_map(|a| match a.parse::<Address>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(port = %name, "ignoring address: {e}");
+                None
+            }
+        })
+        .collect();
+    let port_security = pb
+        .port_security
+        .iter()
+        .filter_map(|a| match a.parse::<MacIps>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(port = %name, "ignoring port security entry: {e}");
+                None
+            }
+        })
+        .collect();
+    let (local_port, vlan) = match port_type {
+        PortType::Localnet => (
+            pb.options
+                .get("network_name")
+                .and_then(|n| provider_port(n)),
+            pb.tag.and_then(|t| u16::try_from(t).ok()),
+        ),
+        PortType::Vif => (local.bound_here(pb), None),
+    };
+    let chassis = match local_port {
+        Some(_) => None,
+        None => pb
+            .chassis
+            .and_then(|c| chassis_index.get(&c).copied())
+            .map(dataplane::ids::ChassisIdx),
+    };
+    Some(LogicalPort {
+        name: name.clone(),
+        tunnel_key: pb.tunnel_key as u32,
+        port_type,
+        addresses,
+        port_security,
+        local_port,
+        chassis,
+        vlan,
+    })
+}
