@@ -275,6 +275,15 @@ fn show<B: Backend>(
         s += &format!("drops: {}\n", drops.join(", "));
     }
     if let Some(st) = node.controller_status() {
+        let session = if st.connected.load(std::sync::atomic::Ordering::Relaxed) {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        s += &format!(
+            "southbound: {session}, nb_cfg {}\n",
+            st.nb_cfg.load(std::sync::atomic::Ordering::Relaxed)
+        );
         s += &format!("not enforced: {}\n", st.unenforced());
     }
     s

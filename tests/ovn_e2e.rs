@@ -134,3 +134,39 @@ fn ovn_nbctl_to_packets_with_switchyard_db() {
 fn ovn_nbctl_to_packets_with_ovsdb_server() {
     scenario(Databases::OvsdbServer);
 }
+
+/// `switchyard_controller_sb_connected` follows the SB session within
+/// about a second, with or without data changes: 0 while the databases
+/// are down, 1 again once they are back, and the node then acknowledges
+/// `--wait=hv` as before.
+#[test]
+fn sb_connected_follows_the_session() {
+    require_root();
+    let mut ovn = Ovn::start(Databases::Ours);
+    const UP: &str = "switchyard_controller_sb_connected";
+    assert_eq!(ovn.metric(UP), 1);
+    ovn.stop_databases();
+    let down = std::time::Instant::now();
+    wait_until(
+        "sb_connected to drop",
+        std::time::Duration::from_secs(5),
+        || ovn.metric(UP) == 0,
+    );
+    let took = down.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "sb_connected took {took:?} to follow the lost session"
+    );
+    assert!(
+        ovn.cli(&["show"]).contains("disconnected"),
+        "{}",
+        ovn.cli(&["show"])
+    );
+    ovn.restart_databases();
+    wait_until(
+        "sb_connected to come back",
+        std::time::Duration::from_secs(20),
+        || ovn.metric(UP) == 1,
+    );
+    ovn.nbctl(&["--wait=hv", "ls-add", "after"]);
+}

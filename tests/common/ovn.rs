@@ -41,6 +41,18 @@ fn wait_port(ip: &str, port: u16) {
     );
 }
 
+/// `switchyard db` keeping NB and SB in `dir`, listening on `ip`.
+fn switchyard_db(dir: &Path, ip: &str, nb_port: u16, sb_port: u16) -> Child {
+    Command::new(bin())
+        .args(["db", "--data-dir", dir.to_str().unwrap()])
+        .args(["--nb-remote", &format!("ptcp:{nb_port}:{ip}")])
+        .args(["--sb-remote", &format!("ptcp:{sb_port}:{ip}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchyard db")
+}
+
 /// NB + SB + northd-lite, and a node in the root namespace unless the
 /// chassis are started separately ([`Chassis`]).
 pub struct Ovn {
@@ -125,14 +137,7 @@ impl Ovn {
         let nb = format!("tcp:{ip}:{nb_port}");
         let sb = format!("tcp:{ip}:{sb_port}");
         let db = match databases {
-            Databases::Ours => Command::new(bin())
-                .args(["db", "--data-dir", dir.to_str().unwrap()])
-                .args(["--nb-remote", &format!("ptcp:{nb_port}:{ip}")])
-                .args(["--sb-remote", &format!("ptcp:{sb_port}:{ip}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start switchyard db"),
+            Databases::Ours => switchyard_db(&dir, ip, nb_port, sb_port),
             Databases::OvsdbServer | Databases::RealOvn => {
                 for (db, s) in [("nb.db", "ovn-nb.ovsschema"), ("sb.db", "ovn-sb.ovsschema")] {
                     let path = dir.join(db);
@@ -192,6 +197,28 @@ impl Ovn {
             ovn.nbctl(&["--wait=hv", "sync"]);
         }
         ovn
+    }
+
+    /// Stops the databases' server.
+    pub fn stop_databases(&mut self) {
+        kill(&mut self.db);
+    }
+
+    /// Starts `switchyard db` again on the same data directory and ports
+    /// (after [`Ovn::stop_databases`]; [`Databases::Ours`] only).
+    pub fn restart_databases(&mut self) {
+        assert_eq!(self.databases, Databases::Ours);
+        let addr = |remote: &str| {
+            let (ip, port) = remote
+                .strip_prefix("tcp:")
+                .and_then(|a| a.rsplit_once(':'))
+                .expect("a tcp: remote");
+            (ip.to_string(), port.parse::<u16>().expect("a port"))
+        };
+        let ((ip, nb_port), (_, sb_port)) = (addr(&self.nb), addr(&self.sb));
+        self.db = switchyard_db(&self.dir, &ip, nb_port, sb_port);
+        wait_port(&ip, nb_port);
+        wait_port(&ip, sb_port);
     }
 
     /// Starts northd-lite, or the real `ovn-northd` under
