@@ -284,6 +284,9 @@ fn show<B: Backend>(
             "southbound: {session}, nb_cfg {}\n",
             st.nb_cfg.load(std::sync::atomic::Ordering::Relaxed)
         );
+        if let Some(problem) = st.problem() {
+            s += &format!("problem: {problem}\n");
+        }
         s += &format!("not enforced: {}\n", st.unenforced());
     }
     s

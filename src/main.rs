@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, default_value = "tcp:127.0.0.1:6642")]
         sb: Vec<ovsdb::server::Remote>,
         /// Tunnel types this chassis offers (geneve, vxlan).
-        #[arg(long, value_delimiter = ',', default_value = "geneve")]
+        #[arg(long, value_delimiter = ',', default_value = "geneve", value_parser = parse_encap_type)]
         encap_type: Vec<String>,
         /// This chassis' tunnel endpoint address, IPv4 or IPv6 (the
         /// dataplane answers ARP or neighbour solicitations for it on the
@@ -202,11 +202,12 @@ struct EngineArgs {
     /// The management socket (show, trace, port-add, ...).
     #[arg(long, default_value = DEFAULT_CTL)]
     ctl: PathBuf,
-    /// Poll-mode worker threads.
-    #[arg(long, default_value_t = 1)]
+    /// Poll-mode worker threads (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = parse_workers)]
     workers: usize,
-    /// Cores to pin workers to, e.g. 1 or 0,1.
-    #[arg(long, value_delimiter = ',')]
+    /// Cores to pin workers to, e.g. 1 or 0,1 (cores this process may run
+    /// on).
+    #[arg(long, value_delimiter = ',', value_parser = parse_core)]
     cores: Vec<usize>,
     /// Never sleep when idle (a PMD on a dedicated core).
     #[arg(long)]
@@ -285,6 +286,48 @@ impl EngineArgs {
             busy_poll: self.busy_poll,
             dpdk,
         }
+    }
+}
+
+/// The tunnel types a chassis can offer: OVN 23.03's are geneve, vxlan and
+/// stt; switchyard's dataplane speaks the first two.
+fn parse_encap_type(s: &str) -> Result<String, String> {
+    match s {
+        "geneve" | "vxlan" => Ok(s.to_string()),
+        "stt" => Err("stt is not supported: switchyard tunnels with geneve or vxlan".into()),
+        _ => Err(format!(
+            "{s:?} is not a tunnel type OVN uses: geneve or vxlan (OVN 23.03 has no gre)"
+        )),
+    }
+}
+
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("a node needs at least one worker".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of workers")),
+    }
+}
+
+/// A core this process may run on (its CPU affinity set, as `taskset`
+/// shows it), so a worker is never pinned to a core that is not there.
+fn parse_core(s: &str) -> Result<usize, String> {
+    let core: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a core number"))?;
+    let ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() || ids.contains(&core) {
+        Ok(core)
+    } else {
+        let list: Vec<String> = ids.iter().map(usize::to_string).collect();
+        Err(format!(
+            "core {core} is not one this process may run on (cores {})",
+            list.join(",")
+        ))
     }
 }
 

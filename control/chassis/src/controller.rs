@@ -19,6 +19,12 @@
 //!
 //! The tick keeps `switchyard_controller_sb_connected` true to the session
 //! within a second, whether or not any data changes.
+//!
+//! A round that fails is retried with a backoff that doubles from 200 ms to
+//! 10 s while the same error repeats, and the error is logged when it
+//! first appears (and then once a minute), not on every retry. A
+//! configuration SB can never accept (an endpoint another chassis holds)
+//! is not tried at all: the plan reports it ([`Status::problem`]).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -35,6 +41,11 @@ use crate::{ControllerConfig, Dataplane, SB};
 
 /// How long a round waits for the rows it inserted to show in the replica.
 const INSERT_VISIBLE: Duration = Duration::from_secs(10);
+/// The first and the longest wait before a failed round is retried.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// How often an error that keeps repeating is logged again.
+const RELOG: Duration = Duration::from_secs(60);
 
 /// What a running controller reports (for `/metrics` and `show`).
 #[derive(Debug, Default)]
@@ -47,16 +58,37 @@ pub struct Status {
     /// Port_Bindings this chassis has claimed.
     pub claimed: AtomicU64,
     unenforced: Mutex<Unenforced>,
+    /// Why this chassis cannot register (the plan's conflict).
+    conflict: Mutex<Option<String>>,
+    /// The error the last round failed with, until a round succeeds.
+    failure: Mutex<Option<String>>,
 }
 
 impl Status {
     /// The SB intent this chassis does not enforce, as of the last round.
     pub fn unenforced(&self) -> Unenforced {
-        self.unenforced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        locked(&self.unenforced).clone()
     }
+
+    /// What keeps this chassis from registering or from applying SB, with
+    /// what to change, if anything does.
+    pub fn problem(&self) -> Option<String> {
+        locked(&self.conflict)
+            .clone()
+            .or_else(|| locked(&self.failure).clone())
+    }
+}
+
+/// Keeps `now` in `slot`; true if it differs from what was there.
+fn replace(slot: &Mutex<Option<String>>, now: Option<String>) -> bool {
+    let mut last = locked(slot);
+    let changed = *last != now;
+    *last = now;
+    changed
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A running controller; dropping it stops it (the dataplane keeps its
@@ -113,15 +145,27 @@ async fn run(
     let mut condition = json!([false]);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry = RETRY_FIRST;
+    let mut logged = tokio::time::Instant::now();
     loop {
         status.connected.store(sb.is_connected(), Relaxed);
         if sb.is_connected() {
             match step(&cfg, &sb, &dp, &mut condition, &status).await {
                 Ok(true) => continue, // The condition changed: look again.
-                Ok(false) => {}
+                Ok(false) => {
+                    retry = RETRY_FIRST;
+                    replace(&status.failure, None);
+                }
                 Err(e) => {
-                    tracing::warn!("chassis controller: {e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let e = format!("SB transaction failed: {e}");
+                    if replace(&status.failure, Some(e.clone())) || logged.elapsed() >= RELOG {
+                        tracing::warn!(
+                            "chassis controller: {e}; retrying, backing off to {RETRY_MAX:?}"
+                        );
+                        logged = tokio::time::Instant::now();
+                    }
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(RETRY_MAX);
                     continue;
                 }
             }
@@ -145,6 +189,12 @@ async fn step(
     let bindings = dp.bindings();
     let uplink = dp.uplink();
     let plan = sb.read(|r| plan(cfg, r, &bindings, uplink, &|n| dp.provider_port(n)));
+    if replace(&status.conflict, plan.conflict.clone()) {
+        match &plan.conflict {
+            Some(c) => tracing::error!("chassis controller cannot register: {c}"),
+            None => tracing::info!("chassis controller: the registration conflict is gone"),
+        }
+    }
     if plan.condition != *condition {
         sb.set_condition("Port_Binding", Some(plan.condition.clone()))
             .await?;
@@ -193,7 +243,7 @@ async fn step(
 /// Keeps the new count, and says so in the log when it changed: intent in
 /// SB that this chassis does not enforce is never ignored silently.
 fn report_unenforced(status: &Status, now: Unenforced) {
-    let mut last = status.unenforced.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = locked(&status.unenforced);
     if *last != now {
         if now.is_empty() {
             tracing::info!("SB holds no logical flows this chassis does not enforce");

@@ -30,6 +30,8 @@ pub(crate) struct Plan {
     /// Port_Bindings bound here.
     pub claimed: u64,
     pub unenforced: Unenforced,
+    /// Why this chassis cannot register (nothing is written then).
+    pub conflict: Option<String>,
 }
 
 /// Reads the replica: the condition it calls for, the tables, and the SB
@@ -72,5 +74,6 @@ pub(crate) fn plan(
         private: registration.private,
         claimed,
         unenforced: Unenforced::count(&r.rows::<LogicalFlow>()),
+        conflict: registration.conflict,
     }
 }

@@ -10,6 +10,13 @@
 //! holds what it inserted ([`Registration::inserted`], waited for by the
 //! controller), so the next round cannot plan the same insert again while
 //! the first one is in flight.
+//!
+//! SB's index on `Encap`'s `(type, ip)` lets one chassis only own an
+//! endpoint; a chassis configured with another's endpoint (two nodes left
+//! on the default `--encap-ip 127.0.0.1`) would have its insert refused on
+//! every round, forever. Registration therefore checks the replica first:
+//! an endpoint another chassis holds is not written, and the conflict is
+//! reported ([`Registration::conflict`]) with what to change.
 
 use ovsdb::client::rows::{Chassis, ChassisPrivate, Encap};
 use ovsdb::client::txn::{by_uuid, map, refs};
@@ -28,6 +35,9 @@ pub(crate) struct Registration {
     /// The rows this round's transaction inserts (table, row), which the
     /// replica must show before the next round plans.
     pub inserted: Vec<(&'static str, RowId)>,
+    /// Why this chassis cannot register: an endpoint of ours that another
+    /// chassis holds in SB.
+    pub conflict: Option<String>,
 }
 
 /// Plans this chassis's registration into `txn`.
@@ -39,6 +49,14 @@ pub(crate) fn register(
 ) -> Registration {
     let mut inserted = Vec::new();
     let me = chassis.iter().find(|c| c.name == cfg.chassis);
+    if let Some(conflict) = endpoint_conflict(cfg, r) {
+        return Registration {
+            me: me.map(|c| c.uuid),
+            private: None,
+            inserted,
+            conflict: Some(conflict),
+        };
+    }
     let chassis_ref = match me {
         Some(row) => {
             let have: Vec<EncapConfig> = row
@@ -106,7 +124,23 @@ pub(crate) fn register(
         me,
         private: private.map(|p| (p.uuid, p.nb_cfg)),
         inserted,
+        conflict: None,
     }
+}
+
+/// An endpoint of ours (type and IP) that SB gives another chassis.
+fn endpoint_conflict(cfg: &ControllerConfig, r: &Replica) -> Option<String> {
+    let encaps = r.rows::<Encap>();
+    cfg.encaps.iter().find_map(|want| {
+        let theirs = encaps.iter().find(|e| {
+            e.encap_type == want.encap_type && e.ip == want.ip && e.chassis_name != cfg.chassis
+        })?;
+        Some(format!(
+            "chassis {:?} already has the {} endpoint {} in SB; give chassis {:?} an \
+             address of its own with --encap-ip",
+            theirs.chassis_name, want.encap_type, want.ip, cfg.chassis
+        ))
+    })
 }
 
 fn insert_encaps(cfg: &ControllerConfig, txn: &mut Transaction) -> Vec<RowId> {
