@@ -50,6 +50,12 @@ pub enum Request {
     },
     /// Restart the chassis controller (forwarding goes on).
     RestartController,
+    /// Stop the node: its chassis leaves SB, unless `restart` (it comes
+    /// back under the same name), as `ovn-appctl exit [--restart]`.
+    Exit {
+        #[serde(default)]
+        restart: bool,
+    },
 }
 
 /// The answer: text for the operator, or an error.
@@ -168,6 +174,14 @@ async fn handle<B: Backend>(node: &Node<B>, req: Request) -> Result<String> {
         Request::RestartController => {
             node.restart_controller()?;
             Ok("chassis controller restarted\n".into())
+        }
+        Request::Exit { restart } => {
+            node.exit(restart)?;
+            Ok(if restart {
+                "exiting; the chassis stays in SB for the restart\n".into()
+            } else {
+                "exiting; the chassis leaves SB\n".into()
+            })
         }
     }
 }

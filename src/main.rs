@@ -24,6 +24,12 @@ const DEFAULT_CTL: &str = "/run/switchyard/switchyard.ctl";
     about = "A userspace virtual switch for cloud compute nodes"
 )]
 struct Cli {
+    /// What to log, as a tracing filter: a level (error, warn, info,
+    /// debug, trace) or per-module directives such as
+    /// `info,chassis=debug`. The RUST_LOG environment variable does the
+    /// same; this flag wins. Default: info (warn for the demo).
+    #[arg(long, global = true, env = "RUST_LOG")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,6 +134,18 @@ enum Command {
     /// Restart a running node's chassis controller; forwarding goes on with
     /// the current tables while it reconnects and reconciles.
     RestartController {
+        #[arg(long, default_value = DEFAULT_CTL)]
+        ctl: PathBuf,
+    },
+    /// Stop a running node. Its chassis leaves SB (Chassis, Encaps,
+    /// Chassis_Private; its ports' claims go with them), as `ovn-appctl
+    /// exit` does, so `ovn-nbctl --wait=hv` stops waiting for it; SIGTERM
+    /// and SIGINT do the same.
+    Exit {
+        /// Keep the chassis in SB: the node comes back under the same name
+        /// (`ovn-appctl exit --restart`).
+        #[arg(long)]
+        restart: bool,
         #[arg(long, default_value = DEFAULT_CTL)]
         ctl: PathBuf,
     },
@@ -352,18 +370,51 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+/// Errors are printed once, as one line of their causes, without a
+/// backtrace (that is for panics): they are the operator's to act on.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `e` and its causes, joined by ": ", leaving out a cause whose text the
+/// message before it already contains (errors that print their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out += ": ";
+            }
+            out += &text;
+        }
+    }
+    out
+}
+
+fn run(cli: Cli) -> Result<()> {
     // The demo narrates on stdout; its own log lines would only interleave.
     let default_filter = match cli.command {
         Command::Demo { .. } => "warn",
         _ => "info",
     };
+    let filter = match &cli.log_level {
+        Some(f) => tracing_subscriber::EnvFilter::try_new(f)
+            .map_err(|e| anyhow::anyhow!("--log-level {f:?}: {e}"))?,
+        None => default_filter.into(),
+    };
+    // Colour only for a person at a terminal: log files and journald get
+    // plain text.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
@@ -460,6 +511,10 @@ fn main() -> Result<()> {
         }
         Command::RestartController { ctl } => {
             print!("{}", ctl::request(&ctl, &ctl::Request::RestartController)?);
+            Ok(())
+        }
+        Command::Exit { restart, ctl } => {
+            print!("{}", ctl::request(&ctl, &ctl::Request::Exit { restart })?);
             Ok(())
         }
         Command::Db(args) => Ok(ovsdb::db::cli(args)?),

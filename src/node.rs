@@ -225,6 +225,8 @@ pub struct Node<B: Backend> {
     controller: Mutex<Option<Controller>>,
     controller_cfg: Option<ControllerConfig>,
     ports_changed: watch::Receiver<u64>,
+    /// `switchyard exit [--restart]`: tells the main loop to stop.
+    exit: tokio::sync::mpsc::UnboundedSender<bool>,
 }
 
 impl<B: Backend> Node<B> {
@@ -244,6 +246,13 @@ impl<B: Backend> Node<B> {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|c| c.status.clone())
+    }
+
+    /// Asks the node to stop; `restart`: keep the chassis in SB.
+    pub fn exit(&self, restart: bool) -> Result<()> {
+        self.exit
+            .send(restart)
+            .map_err(|_| anyhow!("the node is already stopping"))
     }
 
     /// (Re)starts the chassis controller with empty state; the dataplane
@@ -346,6 +355,7 @@ fn run_on<B: Backend>(
     )
     .context("starting the workers")?;
     let (ports_changed, ports_rx) = watch::channel(0u64);
+    let (exit_tx, mut exit_rx) = tokio::sync::mpsc::unbounded_channel();
     let attached = local_ports
         .iter()
         .enumerate()
@@ -392,6 +402,7 @@ fn run_on<B: Backend>(
         controller: Mutex::new(None),
         controller_cfg,
         ports_changed: ports_rx,
+        exit: exit_tx,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -416,10 +427,11 @@ fn run_on<B: Backend>(
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
-        loop {
+        let restart = loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break false,
+                _ = term.recv() => break false,
+                r = exit_rx.recv() => break r.unwrap_or(false),
                 _ = hup.recv() => match &programmer {
                     Programmer::Config(path) => match reload(path, &node, &local_ports) {
                         Ok(g) => tracing::info!(generation = g, "tables reloaded"),
@@ -428,8 +440,21 @@ fn run_on<B: Backend>(
                     Programmer::Controller(..) => tracing::info!("SIGHUP ignored: SB programs this node"),
                 },
             }
+        };
+        let controller = node.controller.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(c) = controller {
+            if restart {
+                tracing::info!("stopping; the chassis stays in SB for the restart");
+            } else {
+                match c.unregister(Duration::from_secs(3)).await {
+                    Ok(()) => tracing::info!("stopping; the chassis left SB"),
+                    Err(e) => tracing::warn!(
+                        "stopping; the chassis could not leave SB ({e}): it stays until \
+                         `ovn-sbctl chassis-del` or this node's return"
+                    ),
+                }
+            }
         }
-        drop(node.controller.lock().unwrap_or_else(|p| p.into_inner()).take());
         anyhow::Ok(())
     })
 }

@@ -58,6 +58,11 @@ pub struct Northd {
     index: SbIndex,
     /// The SB transaction that failed last, to avoid retrying it hot.
     last_error: Option<Instant>,
+    /// The chassis `hv_cfg` last waited for, to log when that changes.
+    held_back: Vec<String>,
+    /// The `sb_cfg` before the current one: a chassis still below it has
+    /// missed a whole generation, not just the newest.
+    prev_sb_cfg: (i64, i64),
 }
 
 fn now_ms() -> i64 {
@@ -138,6 +143,8 @@ impl Northd {
             desired: Desired::default(),
             index: SbIndex::default(),
             last_error: None,
+            held_back: Vec::new(),
+            prev_sb_cfg: (0, 0),
         })
     }
 
@@ -303,6 +310,29 @@ impl Northd {
                 .min()
                 .unwrap_or(sb_cfg)
                 .min(sb_cfg);
+            // Name the chassis `ovn-nbctl --wait=hv` waits for, once per
+            // change: one still below the previous generation (a chassis
+            // that stopped without leaving SB holds every later --wait=hv
+            // back), not the ones busy with the newest.
+            if self.prev_sb_cfg.1 != sb_cfg {
+                self.prev_sb_cfg = (self.prev_sb_cfg.1, sb_cfg);
+            }
+            let behind = self.prev_sb_cfg.0;
+            let held_back: Vec<String> = sb
+                .table("Chassis_Private")
+                .filter(|(_, r)| r.opt_uuid("chassis").is_some() && r.integer("nb_cfg") < behind)
+                .map(|(_, r)| format!("{} (at {})", r.string("name"), r.integer("nb_cfg")))
+                .collect();
+            if held_back != self.held_back {
+                if !held_back.is_empty() {
+                    tracing::info!(
+                        "hv_cfg {hv_cfg} waits for chassis {} to reach nb_cfg {sb_cfg} \
+                         (a chassis that is gone: ovn-sbctl chassis-del NAME)",
+                        held_back.join(", ")
+                    );
+                }
+                self.held_back = held_back;
+            }
             let mut row = Vec::new();
             if global.integer("sb_cfg") != sb_cfg && sb_cfg <= nb_cfg {
                 row.push(("sb_cfg", json!(sb_cfg)));

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ovsdb::client::txn::by_uuid;
+use ovsdb::client::txn::{by_uuid, clause};
 use ovsdb::client::{ClientError, Idl, TableRequest, Transaction};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -95,6 +95,8 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// tables).
 pub struct Controller {
     task: tokio::task::JoinHandle<()>,
+    sb: Arc<Idl>,
+    chassis: String,
     pub status: Arc<Status>,
 }
 
@@ -127,16 +129,40 @@ impl Controller {
             condition: Some(json!([false])),
         });
         tables.push(unenforced::monitor_request());
-        let sb = Idl::start(cfg.sb.clone(), SB, tables, cfg.backoff)?;
+        let sb = Arc::new(Idl::start(cfg.sb.clone(), SB, tables, cfg.backoff)?);
         let status = Arc::new(Status::default());
-        let task = tokio::spawn(run(cfg, sb, dp, ports_changed, status.clone()));
-        Ok(Controller { task, status })
+        let chassis = cfg.chassis.clone();
+        let task = tokio::spawn(run(cfg, sb.clone(), dp, ports_changed, status.clone()));
+        Ok(Controller {
+            task,
+            sb,
+            chassis,
+            status,
+        })
+    }
+
+    /// Stops the controller and removes this chassis from SB, as
+    /// `ovn-appctl -t ovn-controller exit` does: its Chassis row (and with
+    /// it its Encaps and, through the weak references, the claims of its
+    /// Port_Bindings) and its Chassis_Private row, so that ovn-northd's
+    /// `hv_cfg` no longer waits for it. Gives up after `timeout` (SB
+    /// unreachable): the rows then stay, as after a crash.
+    pub async fn unregister(self, timeout: Duration) -> Result<(), ClientError> {
+        self.task.abort();
+        let mut t = Transaction::new(SB);
+        for table in ["Chassis_Private", "Chassis"] {
+            t.delete(table, vec![clause("name", "==", json!(self.chassis))]);
+        }
+        match tokio::time::timeout(timeout, self.sb.transact(&t)).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(ClientError::Timeout),
+        }
     }
 }
 
 async fn run(
     cfg: ControllerConfig,
-    sb: Idl,
+    sb: Arc<Idl>,
     dp: Arc<dyn Dataplane>,
     mut ports_changed: watch::Receiver<u64>,
     status: Arc<Status>,
