@@ -204,7 +204,7 @@ fn show<B: Backend>(
     s += &format!("tables generation {generation}\n");
     if node.managed() {
         for a in node.dp.attached() {
-            let kind = match &a.kind {
+            let kind = match &a.plug.port_type {
                 PortType::System => String::new(),
                 PortType::Dpdk { devargs } => format!(" type dpdk devargs {devargs}"),
                 PortType::Dpdkvhostuser => " type dpdkvhostuser".into(),
@@ -213,10 +213,25 @@ fn show<B: Backend>(
                     vhost_server_path.display()
                 ),
             };
-            s += &format!(
-                "local port {} {} iface-id {}{kind}\n",
-                a.id, a.interface, a.iface_id
-            );
+            let mtu = a
+                .opened
+                .map_or(String::new(), |i| format!(" mtu {}", i.mtu));
+            match (a.id, &a.waiting) {
+                (Some(id), _) => {
+                    s += &format!(
+                        "local port {id} {} iface-id {}{kind}{mtu}\n",
+                        a.plug.interface, a.plug.iface_id
+                    )
+                }
+                (None, why) => {
+                    s += &format!(
+                        "local port - {} iface-id {}{kind}: not attached: {}\n",
+                        a.plug.interface,
+                        a.plug.iface_id,
+                        why.as_deref().unwrap_or("waiting")
+                    )
+                }
+            }
         }
     }
     if let Some(u) = &tables.underlay {

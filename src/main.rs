@@ -8,6 +8,7 @@ mod ctl;
 mod demo;
 mod metrics;
 mod node;
+mod plugged;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::backend::{Backend, DpdkOptions, Kernel, PortSpec, PortType};
 use crate::config::{ConfigFile, LocalPort};
+use crate::plugged::{Interface, Plug, PlugFile};
 use crate::{ctl, metrics};
 
 /// How to run the engine and where to serve.
@@ -62,14 +63,17 @@ pub struct Interfaces {
     pub bridge_mappings: Vec<(String, String)>,
 }
 
-/// A local port: an interface attached to the dataplane and the logical
-/// port it carries.
+/// A local port: an interface plugged for the logical port it carries,
+/// and the dataplane port it is attached as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attached {
-    pub id: PortId,
-    pub interface: String,
-    pub iface_id: String,
-    pub kind: PortType,
+    /// The dataplane's port, while attached.
+    pub id: Option<PortId>,
+    pub plug: Plug,
+    /// The kernel interface the port was opened on (None for DPDK ports).
+    pub opened: Option<Interface>,
+    /// Why the port is not attached now (None while it is).
+    pub waiting: Option<String>,
 }
 
 /// The dataplane side of a node: what the controller programs.
@@ -84,6 +88,8 @@ pub struct NodeDataplane<B: Backend> {
     uplink: Option<UplinkPort>,
     /// Physical network name → the local port attached to it.
     providers: Vec<(String, PortId)>,
+    /// Where the plugged ports are kept (controller mode).
+    plug_file: Option<PlugFile>,
 }
 
 type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
@@ -92,9 +98,11 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
     fn bindings(&self) -> Vec<LocalBinding> {
         self.attached()
             .into_iter()
-            .map(|a| LocalBinding {
-                iface_id: a.iface_id,
-                port: a.id,
+            .filter_map(|a| {
+                Some(LocalBinding {
+                    port: a.id?,
+                    iface_id: a.plug.iface_id,
+                })
             })
             .collect()
     }
@@ -160,29 +168,149 @@ impl<B: Backend> NodeDataplane<B> {
         self.ports.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Attaches port `spec` for logical port `iface_id`.
+    /// Attaches port `spec` for logical port `iface_id` and keeps the plug.
     pub fn add_port(&self, spec: &PortSpec, iface_id: &str) -> Result<PortId> {
         let interface = spec.name.as_str();
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = ports.iter().find(|a| a.interface == interface) {
-            bail!("{interface} is already attached (for {:?})", a.iface_id);
-        }
-        if let Some(a) = ports.iter().find(|a| a.iface_id == iface_id) {
+        if let Some(a) = ports.iter().find(|a| a.plug.interface == interface) {
             bail!(
-                "iface-id {iface_id:?} is already carried by {}",
-                a.interface
+                "{interface} is already attached (for {:?})",
+                a.plug.iface_id
             );
         }
-        let id = self.engine.add_port(self.backend.open(spec)?)?;
-        ports.push(Attached {
-            id,
+        if let Some(a) = ports.iter().find(|a| a.plug.iface_id == iface_id) {
+            bail!(
+                "iface-id {iface_id:?} is already carried by {}",
+                a.plug.interface
+            );
+        }
+        let plug = Plug {
             interface: interface.to_string(),
             iface_id: iface_id.to_string(),
-            kind: spec.kind.clone(),
-        });
+            port_type: spec.kind.clone(),
+            mtu: spec.mtu,
+        };
+        let attached = self.attach(plug)?;
+        let id = attached.id.expect("attached");
+        ports.push(attached);
+        self.keep(&ports)?;
         drop(ports);
         self.ports_changed.send_modify(|n| *n += 1);
         Ok(id)
+    }
+
+    /// Opens `plug`'s port and adds it to the engine.
+    fn attach(&self, plug: Plug) -> Result<Attached> {
+        let opened = (!plug.port_type.is_dpdk())
+            .then(|| Interface::of(&plug.interface))
+            .flatten();
+        let id = self.engine.add_port(self.backend.open(&plug.spec())?)?;
+        Ok(Attached {
+            id: Some(id),
+            plug,
+            opened,
+            waiting: None,
+        })
+    }
+
+    /// Writes the plugged ports to the plug file.
+    fn keep(&self, ports: &[Attached]) -> Result<()> {
+        match &self.plug_file {
+            Some(f) => f.save(&ports.iter().map(|a| a.plug.clone()).collect::<Vec<_>>()),
+            None => Ok(()),
+        }
+    }
+
+    /// Attaches the ports kept in the plug file (at start); one that cannot
+    /// be opened now waits, shown in `show`, for its interface.
+    pub fn restore(&self) -> Result<()> {
+        let Some(file) = &self.plug_file else {
+            return Ok(());
+        };
+        let plugs = file.load()?;
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        for plug in plugs {
+            let name = plug.interface.clone();
+            match self.attach(plug.clone()) {
+                Ok(a) => {
+                    tracing::info!(
+                        "{name} re-attached for {:?} from {}",
+                        a.plug.iface_id,
+                        file.path().display()
+                    );
+                    ports.push(a);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "{name} (kept in {}) cannot be attached yet: {e:#}",
+                        file.path().display()
+                    );
+                    ports.push(Attached {
+                        id: None,
+                        plug,
+                        opened: None,
+                        waiting: Some(format!("{e:#}")),
+                    });
+                }
+            }
+        }
+        drop(ports);
+        self.ports_changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Looks at every kernel port's interface: detaches a port whose
+    /// interface is gone or was re-created or changed MTU, and attaches
+    /// one whose interface is there again ([`crate::plugged`]).
+    pub fn check_interfaces(&self) {
+        let mut changed = false;
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        for a in ports.iter_mut().filter(|a| !a.plug.port_type.is_dpdk()) {
+            let name = a.plug.interface.clone();
+            let now = Interface::of(&name);
+            if let (Some(id), Some(was)) = (a.id, a.opened) {
+                if now == Some(was) {
+                    continue;
+                }
+                self.engine.remove_port(id);
+                let why = match now {
+                    None => "its interface is gone".to_string(),
+                    Some(n) if n.ifindex != was.ifindex => "its interface was re-created".into(),
+                    Some(n) => format!("its MTU changed from {} to {}", was.mtu, n.mtu),
+                };
+                tracing::warn!("{name} detached: {why}");
+                *a = Attached {
+                    id: None,
+                    plug: a.plug.clone(),
+                    opened: None,
+                    waiting: Some(format!("{why}; re-attached when it is there")),
+                };
+                changed = true;
+            }
+            if a.id.is_none() && now.is_some() {
+                match self.attach(a.plug.clone()) {
+                    Ok(back) => {
+                        tracing::info!(
+                            "{name} re-attached (mtu {})",
+                            back.opened.map_or(0, |i| i.mtu)
+                        );
+                        *a = back;
+                        changed = true;
+                    }
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        if a.waiting.as_deref() != Some(why.as_str()) {
+                            tracing::warn!("{name} cannot be re-attached yet: {why}");
+                            a.waiting = Some(why);
+                        }
+                    }
+                }
+            }
+        }
+        drop(ports);
+        if changed {
+            self.ports_changed.send_modify(|n| *n += 1);
+        }
     }
 
     /// Detaches `interface`: the controller releases its binding and
@@ -192,9 +320,16 @@ impl<B: Backend> NodeDataplane<B> {
             let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
             let i = ports
                 .iter()
-                .position(|a| a.interface == interface)
+                .position(|a| a.plug.interface == interface)
                 .ok_or_else(|| anyhow!("{interface} is not attached"))?;
-            ports.remove(i).id
+            let id = ports.remove(i).id;
+            self.keep(&ports)?;
+            id
+        };
+        let Some(id) = id else {
+            // Waiting for its interface: nothing is attached.
+            self.ports_changed.send_modify(|n| *n += 1);
+            return Ok(());
         };
         self.ports_changed.send_modify(|n| *n += 1);
         // Wait (briefly) for tables that no longer send to the port, so its
@@ -360,10 +495,15 @@ fn run_on<B: Backend>(
         .iter()
         .enumerate()
         .map(|(i, l)| Attached {
-            id: i as PortId,
-            interface: l.interface.clone(),
-            iface_id: l.logical_port.clone(),
-            kind: PortType::System,
+            id: Some(i as PortId),
+            plug: Plug {
+                interface: l.interface.clone(),
+                iface_id: l.logical_port.clone(),
+                port_type: PortType::System,
+                mtu: l.mtu,
+            },
+            opened: Interface::of(&l.interface),
+            waiting: None,
         })
         .collect();
     let mut providers = Vec::new();
@@ -398,6 +538,9 @@ fn run_on<B: Backend>(
             ports_changed,
             uplink,
             providers,
+            plug_file: controller_cfg
+                .is_some()
+                .then(|| PlugFile::beside(&opts.ctl_socket)),
         }),
         controller: Mutex::new(None),
         controller_cfg,
@@ -417,6 +560,15 @@ fn run_on<B: Backend>(
             .context("serving the management socket")?;
         tokio::spawn(ctl::serve(ctl_listener, node.clone()));
         if node.managed() {
+            node.dp.restore()?;
+            let dp = node.dp.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::plugged::WATCH_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    dp.check_interfaces();
+                }
+            });
             node.restart_controller()?;
         }
         tracing::info!(

@@ -41,6 +41,15 @@ fn wait_port(ip: &str, port: u16) {
     );
 }
 
+fn spawn_node(args: &[String]) -> Child {
+    Command::new(bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start switchyard node")
+}
+
 /// `switchyard db` keeping NB and SB in `dir`, listening on `ip`.
 fn switchyard_db(dir: &Path, ip: &str, nb_port: u16, sb_port: u16) -> Child {
     Command::new(bin())
@@ -63,6 +72,8 @@ pub struct Ovn {
     databases: Databases,
     northd: Option<Child>,
     node: Option<Child>,
+    /// How the root-namespace node was started, to start it again.
+    node_cmd: Vec<String>,
     pub ctl: PathBuf,
     pub metrics: String,
 }
@@ -167,15 +178,14 @@ impl Ovn {
         wait_port(ip, sb_port);
         let ctl = dir.join("node.ctl");
         let metrics = format!("127.0.0.1:{}", free_port());
+        let mut node_cmd: Vec<String> = ["node", "--chassis", &format!("hv-{n}"), "--sb", &sb]
+            .into_iter()
+            .chain(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
+            .map(String::from)
+            .collect();
         let node = node.map(|extra| {
-            Command::new(bin())
-                .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
-                .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start switchyard node")
+            node_cmd.extend(extra.iter().map(|a| a.to_string()));
+            spawn_node(&node_cmd)
         });
         let mut ovn = Ovn {
             dir,
@@ -185,6 +195,7 @@ impl Ovn {
             databases,
             northd: None,
             node,
+            node_cmd,
             ctl,
             metrics,
         };
@@ -197,6 +208,19 @@ impl Ovn {
             ovn.nbctl(&["--wait=hv", "sync"]);
         }
         ovn
+    }
+
+    /// Kills the root-namespace node (SIGKILL, as a crash) and starts it
+    /// again with the same arguments; returns once it serves again.
+    pub fn restart_node(&mut self) {
+        if let Some(n) = self.node.as_mut() {
+            kill(n);
+        }
+        self.node = Some(spawn_node(&self.node_cmd));
+        wait_until("the node to come back", Duration::from_secs(20), || {
+            TcpStream::connect(&self.metrics).is_ok()
+                && try_sh(&[bin(), "show", "--ctl", self.ctl.to_str().unwrap()]).0
+        });
     }
 
     /// Stops the databases' server.
