@@ -218,8 +218,14 @@ fn show<B: Backend>(
                 .map_or(String::new(), |i| format!(" mtu {}", i.mtu));
             match (a.id, &a.waiting) {
                 (Some(id), _) => {
+                    // Bound: the installed tables deliver to it.
+                    let unbound = if node.dp.installed_uses(id) {
+                        ""
+                    } else {
+                        " unbound (no such logical port in SB yet)"
+                    };
                     s += &format!(
-                        "local port {id} {} iface-id {}{kind}{mtu}\n",
+                        "local port {id} {} iface-id {}{kind}{mtu}{unbound}\n",
                         a.plug.interface, a.plug.iface_id
                     )
                 }

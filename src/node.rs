@@ -342,7 +342,9 @@ impl<B: Backend> NodeDataplane<B> {
         Ok(())
     }
 
-    fn installed_uses(&self, id: PortId) -> bool {
+    /// Whether the installed tables deliver to local port `id` (its
+    /// logical port is bound here).
+    pub fn installed_uses(&self, id: PortId) -> bool {
         self.installed
             .lock()
             .unwrap_or_else(|p| p.into_inner())

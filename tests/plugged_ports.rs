@@ -3,7 +3,8 @@
 //! this to its tap) is re-attached within a second with no operator
 //! action, `show` saying meanwhile that it waits; an MTU change is picked
 //! up and shown; and the ports plugged with `port-add` are attached again
-//! when the node restarts after a crash.
+//! when the node restarts after a crash. A plug whose logical port does not
+//! exist is shown as unbound.
 
 mod common;
 
@@ -30,6 +31,8 @@ fn ports_come_back_after_an_interface_is_recreated_and_after_a_node_crash() {
     let (lp1, lp2) = (format!("{}-lp", vm1.ns), format!("{}-lp", vm2.ns));
     ovn.cli(&["port-add", &vm1.port, "--iface-id", &lp1]);
     ovn.cli(&["port-add", &vm2.port, "--iface-id", &lp2]);
+    // No logical port of that name yet: show says the plug is unbound.
+    assert!(port_line(&ovn, &vm1.port).contains(" unbound "));
     let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
     cmd.extend(vif("net1", &lp1, &format!("{} {}", vm1.mac, vm1.ip)));
     cmd.extend(vif("net1", &lp2, &format!("{} {}", vm2.mac, vm2.ip)));
@@ -37,6 +40,7 @@ fn ports_come_back_after_an_interface_is_recreated_and_after_a_node_crash() {
     let (ok, out) = vm1.ping("10.0.0.2", 1, &[]);
     assert!(ok, "{out}");
     assert!(port_line(&ovn, &vm2.port).ends_with(" mtu 1500"));
+    assert!(!port_line(&ovn, &vm1.port).contains("unbound"));
 
     // vm2 "restarts": its interface goes and comes back under its name.
     let (ns, port) = (vm2.ns.clone(), vm2.port.clone());

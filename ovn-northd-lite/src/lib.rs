@@ -163,19 +163,19 @@ impl Northd {
     pub async fn run(mut self) {
         let mut nb_changed = self.nb.subscribe();
         let mut sb_changed = self.sb.subscribe();
-        let mut was_active = false;
+        // Said once per change, from the start: an operator reading the
+        // log of either instance knows which one writes SB.
+        let mut was: Option<&str> = None;
         loop {
             let active = self.is_active() && self.is_connected();
-            if active != was_active {
-                tracing::info!(
-                    "{}",
-                    if active {
-                        "lock acquired: active"
-                    } else {
-                        "standing by"
-                    }
-                );
-                was_active = active;
+            let state = match (self.is_connected(), active) {
+                (false, _) => "not connected to NB and SB yet: idle",
+                (true, true) => "lock acquired: active",
+                (true, false) => "standby: another instance holds the SB lock",
+            };
+            if was != Some(state) {
+                tracing::info!("{state}");
+                was = Some(state);
             }
             if active {
                 if let Err(e) = self.step().await {
