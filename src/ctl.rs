@@ -137,6 +137,12 @@ async fn handle<B: Backend>(node: &Node<B>, req: Request) -> Result<String> {
         }
         Request::TraceUplink { frame_hex } => {
             let frame = decode_hex(&frame_hex)?;
+            if tables.underlay.is_none() {
+                return Ok(
+                    "verdict: none: this node has no uplink (start it with --uplink IFACE)\n"
+                        .into(),
+                );
+            }
             let report = pipeline::trace_uplink(&tables, HeapBuf::from_frame(&frame));
             let mut s = format!("from the uplink, {} bytes\n", frame.len());
             for (stage, detail) in &report.stages {
@@ -413,15 +419,35 @@ fn verdict_line(tables: &Tables, port_names: &[String], report: &pipeline::Trace
             .map(|i| tables.lport(i).name.clone())
             .unwrap_or_default()
     };
+    let uplink = tables.underlay.as_ref().map(|u| u.port);
     let mut s = match report.verdict {
         Verdict::Drop(r) => format!("verdict: drop, reason {} ({r})\n", r.as_str()),
         Verdict::Consumed => "verdict: consumed by the switch, nothing sent\n".to_string(),
         _ if report.outputs.is_empty() => "verdict: drop, no egress port\n".to_string(),
+        // A port on another chassis: name it and its chassis.
+        Verdict::Tunnel { chassis, lport } if uplink.is_some_and(|u| report.outputs == [u]) => {
+            let remote = tables
+                .underlay
+                .as_ref()
+                .and_then(|u| u.chassis.get(chassis.get()))
+                .map_or_else(String::new, |c| c.name.clone());
+            format!(
+                "verdict: output to \"{}\" on chassis {remote:?}, tunnelled via {}\n",
+                tables.lport(lport).name,
+                name(report.outputs[0])
+            )
+        }
         _ => {
             let outs: Vec<String> = report
                 .outputs
                 .iter()
-                .map(|&p| format!("\"{}\" via {}", lport_of(p), name(p)))
+                .map(|&p| {
+                    if Some(p) == uplink {
+                        format!("the tunnel copies via {}", name(p))
+                    } else {
+                        format!("\"{}\" via {}", lport_of(p), name(p))
+                    }
+                })
                 .collect();
             format!("verdict: output to {}\n", outs.join(", "))
         }
@@ -458,11 +484,22 @@ pub fn encode_hex(b: &[u8]) -> String {
 
 /// The ingress port and frame of a `trace` command line: hex bytes, or a
 /// flow description (which may name the port as `inport=NAME`).
-pub fn packet_from_args(inport: Option<String>, words: &[String]) -> Result<(String, Vec<u8>)> {
+/// The ingress port and frame of a trace, from hex bytes or a flow
+/// description; for a description also the packet it built, every field
+/// and default spelled out.
+pub fn packet_from_args(
+    inport: Option<String>,
+    words: &[String],
+) -> Result<(String, Vec<u8>, Option<String>)> {
     let joined = words.join(" ");
-    if !joined.contains('=') {
+    let hex = joined
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() || c.is_whitespace() || c == ':');
+    if hex {
         let inport = inport.ok_or_else(|| anyhow!("give the ingress port with --inport"))?;
-        return Ok((inport, decode_hex(&joined)?));
+        return Ok((inport, decode_hex(&joined)?, None));
     }
     let flow: dataplane::flow::FlowDesc = joined.parse()?;
     let inport = flow
@@ -470,5 +507,6 @@ pub fn packet_from_args(inport: Option<String>, words: &[String]) -> Result<(Str
         .clone()
         .or(inport)
         .ok_or_else(|| anyhow!("give the ingress port as inport=NAME or --inport"))?;
-    Ok((inport, flow.to_frame()?))
+    let built = format!("packet: {flow}\n");
+    Ok((inport, flow.to_frame()?, Some(built)))
 }

@@ -174,8 +174,8 @@ enum Command {
         /// packet, or ARP): tunnel checks, decapsulation, local delivery.
         #[arg(long, conflicts_with_all = ["inport", "config"])]
         uplink: bool,
-        /// Hex bytes or a flow description.
-        #[arg(required = true, num_args = 1..)]
+        /// Hex bytes or a flow description (`--help` lists the fields).
+        #[arg(required = true, num_args = 1.., long_help = dataplane::flow::FIELDS_HELP)]
         packet: Vec<String>,
     },
     /// Build a virtual network of namespace VMs on this machine and show it
@@ -548,7 +548,8 @@ fn run(cli: Cli) -> Result<()> {
             uplink: false,
             packet,
         } => {
-            let (inport, frame) = ctl::packet_from_args(inport, &packet)?;
+            let (inport, frame, built) = ctl::packet_from_args(inport, &packet)?;
+            print!("{}", built.unwrap_or_default());
             let text = match config {
                 Some(path) => {
                     let (tables, local) = node::load_tables(&path)?;

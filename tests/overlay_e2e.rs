@@ -149,6 +149,19 @@ fn two_chassis(encap: &str, subnet: u8, ipv6: bool) {
     assert!(ok, "{encap}: no ping across right after --wait=hv:\n{out}");
     let (ok, out) = vm2.ping("10.0.0.1", 2, &[]);
     assert!(ok, "{out}");
+    // trace names the remote port and its chassis, not the uplink alone.
+    let flow = format!(
+        "inport=lp1 eth.src={} eth.dst={} ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53",
+        vm1.mac, vm2.mac
+    );
+    let out = hv1.cli(&["trace", &flow]);
+    assert!(
+        out.contains(&format!(
+            "verdict: output to \"lp2\" on chassis \"{}\", tunnelled via",
+            hv2.name
+        )),
+        "{out}"
+    );
     let (text, errors) = sniff.output();
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(encap)).collect();
     assert!(

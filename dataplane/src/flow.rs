@@ -18,6 +18,12 @@ pub enum FlowError {
     UnknownField(String),
     #[error("bad value {value:?} for {field}")]
     BadValue { field: String, value: String },
+    #[error("{field}={value} is out of range (0 to {max})")]
+    OutOfRange {
+        field: String,
+        value: String,
+        max: u64,
+    },
     #[error("{0}")]
     Inconsistent(String),
 }
@@ -113,17 +119,72 @@ fn val<T: FromStr>(field: &str, v: &str) -> Result<T, FlowError> {
     })
 }
 
-fn num(field: &str, v: &str) -> Result<u64, FlowError> {
+/// A number (decimal or 0x hex) of at most `max`: never silently masked.
+fn num(field: &str, v: &str, max: u64) -> Result<u64, FlowError> {
     let r = if let Some(h) = v.strip_prefix("0x") {
         u64::from_str_radix(h, 16)
     } else {
         v.parse()
     };
-    r.map_err(|_| FlowError::BadValue {
+    let n = r.map_err(|_| FlowError::BadValue {
         field: field.into(),
         value: v.into(),
-    })
+    })?;
+    if n > max {
+        return Err(FlowError::OutOfRange {
+            field: field.into(),
+            value: v.into(),
+            max,
+        });
+    }
+    Ok(n)
 }
+
+fn n8(field: &str, v: &str) -> Result<u8, FlowError> {
+    num(field, v, u8::MAX.into()).map(|n| n as u8)
+}
+
+fn n16(field: &str, v: &str) -> Result<u16, FlowError> {
+    num(field, v, u16::MAX.into()).map(|n| n as u16)
+}
+
+/// Which header of a layer the fields given so far chose ("ip4", "udp",
+/// ...): a field of another one is a conflict, not a silent replacement.
+fn claim(
+    slot: &mut Option<&'static str>,
+    header: &'static str,
+    field: &str,
+) -> Result<(), FlowError> {
+    match *slot {
+        Some(had) if had != header => Err(FlowError::Inconsistent(format!(
+            "{field} conflicts with {had}: a packet has one header of each layer"
+        ))),
+        _ => {
+            *slot = Some(header);
+            Ok(())
+        }
+    }
+}
+
+/// The fields `switchyard trace` accepts, with the defaults of what is not
+/// given (printed by `--help`).
+pub const FIELDS_HELP: &str = "\
+A flow is `field=value` words, or ovn-trace's microflow (`inport == \"vm1\" && eth.src == 00:00:00:00:00:01 && ip4.dst == 10.0.0.2 && udp.dst == 53`). Each field at most once; fields of two headers of one layer (ip4 and ip6, udp and tcp) are an error. Fields and defaults:
+  inport=NAME                    the logical ingress port (or --inport)
+  eth.src / eth.dst              00:00:00:00:00:01 / 00:00:00:00:00:02
+  eth.type=N                     0x88b5 when no L3 is given (a frame of zeros)
+  vlan.vid=0..4095               untagged
+  arp, arp.op/sha/spa/tha/tpa    op 1 (request), sha eth.src, 10.0.0.1 asks for 10.0.0.2
+  ip4, ip4.src / ip4.dst         10.0.0.1 / 10.0.0.2
+  ip6, ip6.src / ip6.dst         fd00::1 / fd00::2
+  ip.ttl=0..255                  64 (the hop limit for ip6)
+  udp, udp.src / udp.dst         1024 / 1024 (ip4 unless ip6 is given)
+  tcp, tcp.src / tcp.dst         1024 / 80
+  tcp.flags=0..255               0x02 (SYN)
+  icmp4, icmp4.type / .code      8 (echo request) / 0
+  icmp6, icmp6.type / .code      128 (echo request) / 0 (needs ip6)
+  nd_ns, nd_na, nd.target, nd.sll, nd.tll   neighbour discovery (needs ip6)
+  payload=0..65535               0 bytes after the last header";
 
 fn ipv4_mut(l3: &mut L3) -> (&mut Ipv4Addr, &mut Ipv4Addr, &mut u8) {
     if !matches!(l3, L3::Ipv4 { .. }) {
@@ -178,19 +239,56 @@ impl FromStr for FlowDesc {
     /// `udp`, `tcp`, `icmp4`, `icmp6`, `nd_ns`, `nd_na`).
     fn from_str(s: &str) -> Result<Self, FlowError> {
         let mut f = FlowDesc::default();
-        let cleaned = s.replace("&&", " ").replace("==", "=");
-        for word in cleaned.split_whitespace() {
-            let (k, v) = match word.split_once('=') {
+        // ovn-trace's microflow (`field == value` clauses joined by `&&`)
+        // and `field=value` words, mixed as one likes: `==` becomes `=`,
+        // spaces around it go, and the words are what whitespace parts.
+        let mut text = s.replace("&&", " ").replace("==", "=");
+        while text.contains(" =") || text.contains("= ") {
+            text = text.replace(" =", "=").replace("= ", "=");
+        }
+        let clauses: Vec<&str> = text.split_whitespace().collect();
+        let mut seen = std::collections::HashSet::new();
+        // Applied once the IP version is known, whatever the order.
+        let mut ttl = None;
+        let (mut l3, mut l4): (Option<&'static str>, Option<&'static str>) = (None, None);
+        for clause in clauses {
+            let (k, v) = match clause.split_once('=') {
                 Some((k, v)) => (k, v.trim_matches('"')),
-                None => (word, ""),
+                None => (clause, ""),
             };
+            if k.is_empty() {
+                continue;
+            }
+            if !seen.insert(k.to_string()) {
+                return Err(FlowError::Inconsistent(format!("{k} is given twice")));
+            }
+            // The header each field belongs to.
+            let header = match k.split('.').next().unwrap_or(k) {
+                "arp" => Some((&mut l3, "arp")),
+                "ip4" => Some((&mut l3, "ip4")),
+                "ip6" | "nd_ns" | "nd_na" | "nd" => Some((&mut l3, "ip6")),
+                "udp" => Some((&mut l4, "udp")),
+                "tcp" => Some((&mut l4, "tcp")),
+                "icmp4" => Some((&mut l4, "icmp4")),
+                "icmp6" => Some((&mut l4, "icmp6")),
+                "eth" if k == "eth.type" => Some((&mut l3, "eth.type")),
+                _ => None,
+            };
+            if let Some((slot, h)) = header {
+                claim(slot, h, k)?;
+            }
+            match k {
+                "nd_ns" => claim(&mut l4, "nd_ns", k)?,
+                "nd_na" => claim(&mut l4, "nd_na", k)?,
+                _ => {}
+            }
             match k {
                 "inport" => f.inport = Some(v.to_string()),
                 "eth.src" => f.eth_src = val(k, v)?,
                 "eth.dst" => f.eth_dst = val(k, v)?,
-                "eth.type" => f.l3 = L3::Other(num(k, v)? as u16),
-                "vlan.vid" => f.vlan = Some(num(k, v)? as u16 & 0x0fff),
-                "payload" => f.payload = num(k, v)? as usize,
+                "eth.type" => f.l3 = L3::Other(n16(k, v)?),
+                "vlan.vid" => f.vlan = Some(num(k, v, 4095)? as u16),
+                "payload" => f.payload = num(k, v, u16::MAX.into())? as usize,
                 "arp" => {
                     arp_mut(&mut f.l3);
                 }
@@ -204,7 +302,7 @@ impl FromStr for FlowDesc {
                     } = arp_mut(&mut f.l3)
                     {
                         match k {
-                            "arp.op" => *op = num(k, v)? as u16,
+                            "arp.op" => *op = n16(k, v)?,
                             "arp.sha" => *sha = Some(val(k, v)?),
                             "arp.spa" => *spa = val(k, v)?,
                             "arp.tha" => *tha = val(k, v)?,
@@ -217,10 +315,7 @@ impl FromStr for FlowDesc {
                 }
                 "ip4.src" => *ipv4_mut(&mut f.l3).0 = val(k, v)?,
                 "ip4.dst" => *ipv4_mut(&mut f.l3).1 = val(k, v)?,
-                "ip.ttl" => match &mut f.l3 {
-                    L3::Ipv6 { hop_limit, .. } => *hop_limit = num(k, v)? as u8,
-                    l3 => *ipv4_mut(l3).2 = num(k, v)? as u8,
-                },
+                "ip.ttl" => ttl = Some(n8(k, v)?),
                 "ip6" => {
                     ipv6_mut(&mut f.l3);
                 }
@@ -232,8 +327,8 @@ impl FromStr for FlowDesc {
                         _ => (1024, 1024),
                     };
                     match k {
-                        "udp.src" => s = num(k, v)? as u16,
-                        "udp.dst" => d = num(k, v)? as u16,
+                        "udp.src" => s = n16(k, v)?,
+                        "udp.dst" => d = n16(k, v)?,
                         _ => {}
                     }
                     f.l4 = L4::Udp { src: s, dst: d };
@@ -244,9 +339,9 @@ impl FromStr for FlowDesc {
                         _ => (1024, 80, 0x02),
                     };
                     match k {
-                        "tcp.src" => s = num(k, v)? as u16,
-                        "tcp.dst" => d = num(k, v)? as u16,
-                        "tcp.flags" => fl = num(k, v)? as u8,
+                        "tcp.src" => s = n16(k, v)?,
+                        "tcp.dst" => d = n16(k, v)?,
+                        "tcp.flags" => fl = n8(k, v)?,
                         _ => {}
                     }
                     f.l4 = L4::Tcp {
@@ -261,8 +356,8 @@ impl FromStr for FlowDesc {
                         _ => (8, 0),
                     };
                     match k {
-                        "icmp4.type" => t = num(k, v)? as u8,
-                        "icmp4.code" => c = num(k, v)? as u8,
+                        "icmp4.type" => t = n8(k, v)?,
+                        "icmp4.code" => c = n8(k, v)?,
                         _ => {}
                     }
                     f.l4 = L4::Icmp4 { ty: t, code: c };
@@ -273,8 +368,8 @@ impl FromStr for FlowDesc {
                         _ => (128, 0),
                     };
                     match k {
-                        "icmp6.type" => t = num(k, v)? as u8,
-                        "icmp6.code" => c = num(k, v)? as u8,
+                        "icmp6.type" => t = n8(k, v)?,
+                        "icmp6.code" => c = n8(k, v)?,
                         _ => {}
                     }
                     f.l4 = L4::Icmp6 { ty: t, code: c };
@@ -310,6 +405,17 @@ impl FromStr for FlowDesc {
                 _ => return Err(FlowError::UnknownField(k.to_string())),
             }
         }
+        if let (Some(not_ip @ ("arp" | "eth.type")), true) = (l3, ttl.is_some() || l4.is_some()) {
+            return Err(FlowError::Inconsistent(format!(
+                "{not_ip} leaves no IP header for ip.ttl or a transport header"
+            )));
+        }
+        if let Some(t) = ttl {
+            match &mut f.l3 {
+                L3::Ipv6 { hop_limit, .. } => *hop_limit = t,
+                l3 => *ipv4_mut(l3).2 = t,
+            }
+        }
         // Transport headers need the matching network layer.
         match (&f.l4, &f.l3) {
             (L4::Udp { .. } | L4::Tcp { .. }, L3::Ipv4 { .. } | L3::Ipv6 { .. }) => {}
@@ -326,6 +432,64 @@ impl FromStr for FlowDesc {
             return Err(FlowError::Inconsistent("icmp4 needs ip4".into()));
         }
         Ok(f)
+    }
+}
+
+impl std::fmt::Display for FlowDesc {
+    /// Every field of the packet, defaults included, in the syntax
+    /// [`FlowDesc::from_str`] reads (what `switchyard trace` built).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(p) = &self.inport {
+            write!(f, "inport={p} ")?;
+        }
+        write!(f, "eth.src={} eth.dst={}", self.eth_src, self.eth_dst)?;
+        if let Some(v) = self.vlan {
+            write!(f, " vlan.vid={v}")?;
+        }
+        match &self.l3 {
+            L3::Other(t) => write!(f, " eth.type={t:#06x}")?,
+            L3::Arp {
+                op,
+                sha,
+                spa,
+                tha,
+                tpa,
+            } => {
+                write!(f, " arp.op={op}")?;
+                if let Some(m) = sha {
+                    write!(f, " arp.sha={m}")?;
+                }
+                write!(f, " arp.spa={spa} arp.tha={tha} arp.tpa={tpa}")?;
+            }
+            L3::Ipv4 { src, dst, ttl } => write!(f, " ip4.src={src} ip4.dst={dst} ip.ttl={ttl}")?,
+            L3::Ipv6 {
+                src,
+                dst,
+                hop_limit,
+            } => write!(f, " ip6.src={src} ip6.dst={dst} ip.ttl={hop_limit}")?,
+        }
+        match &self.l4 {
+            L4::None => {}
+            L4::Udp { src, dst } => write!(f, " udp.src={src} udp.dst={dst}")?,
+            L4::Tcp { src, dst, flags } => {
+                write!(f, " tcp.src={src} tcp.dst={dst} tcp.flags={flags:#04x}")?
+            }
+            L4::Icmp4 { ty, code } => write!(f, " icmp4.type={ty} icmp4.code={code}")?,
+            L4::Icmp6 { ty, code } => write!(f, " icmp6.type={ty} icmp6.code={code}")?,
+            L4::NdNs { target, sll } => {
+                write!(f, " nd_ns nd.target={target}")?;
+                if let Some(m) = sll {
+                    write!(f, " nd.sll={m}")?;
+                }
+            }
+            L4::NdNa { target, tll } => {
+                write!(f, " nd_na nd.target={target}")?;
+                if let Some(m) = tll {
+                    write!(f, " nd.tll={m}")?;
+                }
+            }
+        }
+        write!(f, " payload={}", self.payload)
     }
 }
 
@@ -549,5 +713,54 @@ mod tests {
             "ip4 icmp6".parse::<FlowDesc>(),
             Err(FlowError::Inconsistent(_))
         ));
+    }
+
+    /// What `switchyard trace` was once given and silently misread: each
+    /// is now an error naming the field, never a different packet.
+    #[test]
+    fn out_of_range_and_conflicting_fields_are_errors() {
+        let err = |d: &str| d.parse::<FlowDesc>().unwrap_err().to_string();
+        assert_eq!(
+            err("udp.dst=70000"),
+            "udp.dst=70000 is out of range (0 to 65535)"
+        );
+        assert_eq!(
+            err("vlan.vid=4096"),
+            "vlan.vid=4096 is out of range (0 to 4095)"
+        );
+        assert_eq!(err("ip.ttl=300"), "ip.ttl=300 is out of range (0 to 255)");
+        assert_eq!(
+            err("tcp.flags=0x100"),
+            "tcp.flags=0x100 is out of range (0 to 255)"
+        );
+        assert!(err("udp.dst=53 tcp.dst=22").contains("tcp.dst conflicts with udp"));
+        assert!(err("ip4.src=10.0.0.1 ip6.dst=fd00::2").contains("ip6.dst conflicts with ip4"));
+        assert!(err("udp.dst=53 udp.dst=54").contains("udp.dst is given twice"));
+        assert!(err("arp udp").contains("arp leaves no IP header"));
+        assert!(err("eth.type=0x800 ip.ttl=3").contains("eth.type leaves no IP header"));
+        assert!(err("ip6 nd_ns nd_na").contains("nd_na conflicts with nd_ns"));
+    }
+
+    /// ovn-trace's microflow syntax, spaces and all, builds the same
+    /// packet as the word syntax; ip.ttl applies whatever its position.
+    #[test]
+    fn ovn_trace_microflows_parse_as_words_do() {
+        let micro: FlowDesc = "inport == \"vm1\" && eth.src == 00:00:00:00:00:01 && ip.ttl == 5 && ip6.dst == fd00::9 && udp.dst == 53"
+            .parse()
+            .unwrap();
+        let words: FlowDesc =
+            "inport=vm1 eth.src=00:00:00:00:00:01 ip6.dst=fd00::9 udp.dst=53 ip.ttl=5"
+                .parse()
+                .unwrap();
+        assert_eq!(micro, words);
+        assert!(matches!(words.l3, L3::Ipv6 { hop_limit: 5, .. }));
+        // What trace prints reads back as the same packet.
+        assert_eq!(words.to_string().parse::<FlowDesc>().unwrap(), words);
+        assert_eq!(
+            "tcp".parse::<FlowDesc>().unwrap().to_string(),
+            "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 \
+             ip.ttl=64 tcp.src=1024 tcp.dst=80 tcp.flags=0x02 payload=0"
+        );
+        assert_eq!(words.l4, L4::Udp { src: 1024, dst: 53 });
     }
 }

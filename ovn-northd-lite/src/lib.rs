@@ -171,7 +171,9 @@ impl Northd {
             let state = match (self.is_connected(), active) {
                 (false, _) => "not connected to NB and SB yet: idle",
                 (true, true) => "lock acquired: active",
-                (true, false) => "standby: another instance holds the SB lock",
+                (true, false) => {
+                    "standby: waiting for the SB lock (held by another instance, if one is active)"
+                }
             };
             if was != Some(state) {
                 tracing::info!("{state}");
