@@ -11,6 +11,8 @@
 //! or a standalone configuration file, programs it through [`tables`].
 
 pub mod cache;
+pub mod classifier;
+pub mod conntrack;
 pub mod drop;
 pub mod engine;
 pub mod flow;

@@ -50,6 +50,11 @@ impl Fields {
     pub const ARP: Fields = Fields(1 << 17);
     /// Neighbour discovery: ICMPv6 type, target, options. No key holds it.
     pub const ND: Fields = Fields(1 << 18);
+    /// Connection tracking state (a stateful stage ran). No key holds it.
+    pub const CONNTRACK: Fields = Fields(1 << 19);
+    /// The L4 header of a first fragment: keys hold ports only of
+    /// unfragmented packets. No key holds it.
+    pub const FRAGMENT_L4: Fields = Fields(1 << 20);
 
     /// What [`flow_key`] can hold.
     pub const KEYABLE: Fields = Fields((1 << 11) - 1);
@@ -178,6 +183,7 @@ impl<'a> Parsed<'a> {
     #[inline(always)]
     pub fn l4_ports(&mut self) -> Option<(u16, u16)> {
         self.read(Fields::L4_SRC.with(Fields::L4_DST).with(Fields::IP_PROTO));
+        self.read_fragment_l4();
         let ported = matches!(
             self.lay.ip_protocol(),
             IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Sctp
@@ -188,6 +194,42 @@ impl<'a> Parsed<'a> {
                 self.lay.l4_dst_port(self.frame),
             )
         })
+    }
+
+    /// A first fragment's L4 fields are beyond the key.
+    #[inline(always)]
+    fn read_fragment_l4(&mut self) {
+        if self.lay.has(Layout::FRAGMENT) {
+            self.read(Fields::FRAGMENT_L4);
+        }
+    }
+
+    /// ICMP or ICMPv6 type and code, if the packet has a whole ICMP header
+    /// of its IP version (OVS's `tp_src`: what [`Fields::L4_SRC`] keys).
+    #[inline(always)]
+    pub fn icmp_type_code(&mut self) -> Option<(u8, u8)> {
+        self.read(Fields::L4_SRC.with(Fields::IP_PROTO));
+        self.read_fragment_l4();
+        let icmp = match self.lay.ip_protocol() {
+            IpProtocol::Icmp => self.lay.has(Layout::IPV4),
+            IpProtocol::Icmpv6 => self.lay.has(Layout::IPV6),
+            _ => false,
+        };
+        (icmp && self.lay.has(Layout::L4)).then(|| {
+            (
+                self.lay.icmp_type(self.frame),
+                self.lay.icmp_code(self.frame),
+            )
+        })
+    }
+
+    /// The frame and its layout, for a stateful stage (conntrack), which
+    /// reads what it needs (flags, identifiers, quoted headers): counts as
+    /// [`Fields::CONNTRACK`].
+    #[inline(always)]
+    pub fn stateful(&mut self) -> (&'a [u8], &Layout) {
+        self.read(Fields::CONNTRACK);
+        (self.frame, &self.lay)
     }
 
     /// The ICMPv6 message (type, and the message from its first byte to the

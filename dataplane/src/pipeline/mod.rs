@@ -6,8 +6,9 @@
 //!
 //! - a logical switch, for what a local port sends ([`decide`]):
 //!   [`ingress`] (binding; with [`provider_vlan`] first on a VLAN provider
-//!   port), [`port_security`] (ingress), [`arp_nd_responder`],
-//!   [`l2_lookup`], [`port_security`] (egress), [`output`];
+//!   port), [`port_security`] (ingress), [`acl`] (from-lport, with
+//!   conntrack), [`arp_nd_responder`], [`l2_lookup`], [`port_security`]
+//!   (egress), [`acl`] (to-lport, for a local egress port), [`output`];
 //! - a logical switch's egress half, for what a tunnel delivers
 //!   ([`tunnel_delivery`]): [`tunnel_egress`], [`port_security`] (egress),
 //!   local output.
@@ -16,7 +17,9 @@
 //! [`NoTrace`] (every trace call compiles away) behind a flow cache, trace
 //! with a [`TraceLog`]. The cache key of a datapath is the union of the
 //! fields its stages declare ([`fields`]); what a stage reads beyond them
-//! keeps that packet's verdict out of the cache. What runs per packet after
+//! keeps that packet's verdict out of the cache (a port whose switch has
+//! ACLs is keyed with the L4 fields too, [`ACL_KEY`]; tracked packets are
+//! never cached). What runs per packet after
 //! the cached verdict (the tunnel output step, [`tunnel_output`]: endpoint
 //! resolution and the overlay MTU) and what the worker does around it
 //! (VLAN tags) are stages too, which trace runs as well, so a trace names
@@ -49,6 +52,7 @@ macro_rules! stage {
     };
 }
 
+pub mod acl;
 pub mod arp_nd_responder;
 pub mod fields;
 pub mod ingress;
@@ -164,6 +168,11 @@ pub const SWITCH_KEY: Fields = ingress::READS
     .with(port_security::EGRESS_READS)
     .with(output::READS);
 
+/// The flow-cache key of a port whose datapath has ACLs: the switch's,
+/// widened by what ACL matches read (the L4 ports), so a cached verdict
+/// never depends on a field the key lacks.
+pub const ACL_KEY: Fields = SWITCH_KEY.with(acl::READS);
+
 /// One packet of a burst from a local port: its verdict from the flow
 /// cache, or from the full pipeline (remembered in the cache when the
 /// stages read nothing beyond the key).
@@ -174,13 +183,18 @@ pub fn decide_cached<B: PacketBuf>(
     buf: &mut B,
     in_port: PortId,
 ) -> Verdict {
+    let wide = tables.acls.wide_key(in_port);
     let keyed = match layout::parse(buf.data()) {
         Ok(lay) => {
             let meta = fields::KeyMeta {
                 in_port,
                 ..Default::default()
             };
-            fields::flow_key::<{ SWITCH_KEY.bits() }>(buf.data(), &lay, meta)
+            if wide {
+                fields::flow_key::<{ ACL_KEY.bits() }>(buf.data(), &lay, meta)
+            } else {
+                fields::flow_key::<{ SWITCH_KEY.bits() }>(buf.data(), &lay, meta)
+            }
         }
         Err(_) => None,
     };
@@ -191,7 +205,7 @@ pub fn decide_cached<B: PacketBuf>(
         return v;
     }
     let (v, reads) = cache_miss(tables, buf, in_port);
-    if SWITCH_KEY.contains(reads) {
+    if if wide { ACL_KEY } else { SWITCH_KEY }.contains(reads) {
         cache.insert(key, hash, v);
     }
     v
@@ -254,12 +268,27 @@ fn logical_switch<T: Tracer>(
         Err(d) => return d,
     };
     stage!(port_security::ingress(lport, p, t));
+    if let Some(inport) = meta.logical_inport {
+        stage!(acl::from_lport(tables, inport, lport, p, t));
+    }
     stage!(arp_nd_responder::respond(tables, lport, p, meta, t));
     let out = match l2_lookup::lookup(tables, lport, p, meta, t) {
         Ok(o) => o,
         Err(d) => return d,
     };
     stage!(port_security::egress(out, p, t));
+    // to-lport ACLs run where the egress pipeline does: here for a local
+    // port, on the destination chassis for a remote one.
+    if let (Some(outport), Some(_)) = (meta.logical_outport, out.local_port) {
+        stage!(acl::to_lport(
+            tables,
+            meta.logical_inport,
+            outport,
+            out,
+            p,
+            t
+        ));
+    }
     output::output(tables, lport, out, meta, t)
 }
 
