@@ -105,6 +105,21 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CTL)]
         ctl: PathBuf,
     },
+    /// List a running node's tracked connections (like `ovs-appctl
+    /// dpctl/dump-conntrack`), count or flush them, of one zone or all.
+    Conntrack {
+        #[arg(long, default_value = DEFAULT_CTL)]
+        ctl: PathBuf,
+        /// Only this conntrack zone (a logical port's).
+        #[arg(long)]
+        zone: Option<u16>,
+        /// Print the number of connections only.
+        #[arg(long)]
+        count: bool,
+        /// Remove the connections instead.
+        #[arg(long, conflicts_with = "count")]
+        flush: bool,
+    },
     /// Show a running node's switches, ports and counters.
     Show {
         #[arg(long, default_value = DEFAULT_CTL)]
@@ -319,6 +334,16 @@ fn main() -> Result<()> {
         Command::Db(args) => Ok(ovsdb::db::cli(args)?),
         Command::Show { ctl } => {
             print!("{}", ctl::request(&ctl, &ctl::Request::Show)?);
+            Ok(())
+        }
+        Command::Conntrack {
+            ctl,
+            zone,
+            count,
+            flush,
+        } => {
+            let req = ctl::Request::Conntrack { zone, count, flush };
+            print!("{}", ctl::request(&ctl, &req)?);
             Ok(())
         }
         Command::Trace {

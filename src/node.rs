@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chassis::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
+use dataplane::classifier::{AclConfig, Stateful};
+use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::{HeapPool, PortId, MAX_FRAME};
 use dataplane::port::af_packet::{AfPacketConfig, AfPacketPort};
@@ -94,9 +96,18 @@ pub struct NodeDataplane {
     uplink: Option<UplinkPort>,
     /// Physical network name → the local port attached to it.
     providers: Vec<(String, PortId)>,
+    /// Conntrack, zones and ACL hit counters: kept across table updates.
+    pub stateful: Arc<Stateful>,
+    /// ACLs the dataplane could not compile at the last installation.
+    pub acls_not_installed: std::sync::atomic::AtomicU64,
 }
 
-type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
+type Installed = (Vec<LogicalSwitch>, Option<Underlay>, AclConfig);
+
+/// Connections the node tracks at most (1M entries of at most 256 bytes).
+pub const CONNTRACK_LIMIT: usize = 1 << 20;
+/// Conntrack shards: enough that workers rarely meet in one.
+pub const CONNTRACK_SHARDS: usize = 256;
 
 impl Dataplane for NodeDataplane {
     fn bindings(&self) -> Vec<LocalBinding> {
@@ -124,14 +135,21 @@ impl Dataplane for NodeDataplane {
         &self,
         switches: Vec<LogicalSwitch>,
         underlay: Option<Underlay>,
+        acls: AclConfig,
     ) -> Result<bool, String> {
         let mut installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
-        let next = (switches, underlay);
+        let next = (switches, underlay, acls);
         if installed.as_ref() == Some(&next) {
             return Ok(false);
         }
-        let tables =
+        let mut tables =
             Tables::compile_with_underlay(&next.0, next.1.clone()).map_err(|e| e.to_string())?;
+        let errors = tables.install_acls(&next.2, &self.stateful);
+        for e in &errors {
+            tracing::warn!("{e}");
+        }
+        self.acls_not_installed
+            .store(errors.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let g = self.engine.publisher().publish(tables);
         if !self.engine.wait_for_tables(g, Duration::from_secs(2)) {
             return Err("the workers did not take the new tables within 2 s".into());
@@ -221,7 +239,7 @@ impl NodeDataplane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .flat_map(|(switches, _)| switches)
+            .flat_map(|(switches, _, _)| switches)
             .flat_map(|s| &s.ports)
             .any(|p| p.local_port == Some(id))
     }
@@ -375,6 +393,8 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             ports_changed,
             uplink,
             providers,
+            stateful: Stateful::new(Conntrack::new(CONNTRACK_LIMIT, CONNTRACK_SHARDS)),
+            acls_not_installed: std::sync::atomic::AtomicU64::new(0),
         }),
         controller: Mutex::new(None),
         controller_cfg,

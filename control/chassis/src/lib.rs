@@ -24,6 +24,9 @@
 //! of ours the other chassis offers) and gives the dataplane each remote
 //! port's chassis; without an uplink, remote ports are unreachable.
 //!
+//! ACLs, port groups and address sets of local datapaths come from SB's
+//! typed tables ([`acl`]) and are installed with the forwarding tables.
+//!
 //! The dataplane is behind [`Dataplane`]; it keeps its tables when the
 //! controller stops, and [`Dataplane::install`] only republishes when the
 //! translation differs, so a restarted controller that finds SB as it left
@@ -33,6 +36,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod acl;
+
+use dataplane::classifier::AclConfig;
 use dataplane::packet::PortId;
 use dataplane::tables::{
     Address, Encap, LogicalPort, LogicalSwitch, MacIps, PortType, RemoteChassis, Underlay,
@@ -97,13 +103,15 @@ pub trait Dataplane: Send + Sync + 'static {
     /// The local port attached to physical network `network` (OVN's
     /// `ovn-bridge-mappings`), for localnet ports naming it.
     fn provider_port(&self, network: &str) -> Option<PortId>;
-    /// Compiles and publishes `switches` (and the tunnels of `underlay`)
-    /// unless they equal what is installed; returns once every worker
-    /// forwards with them (true if anything changed).
+    /// Compiles and publishes `switches` (and the tunnels of `underlay`,
+    /// and the ACLs of `acls`) unless they equal what is installed;
+    /// returns once every worker forwards with them (true if anything
+    /// changed).
     fn install(
         &self,
         switches: Vec<LogicalSwitch>,
         underlay: Option<Underlay>,
+        acls: AclConfig,
     ) -> Result<bool, String>;
 }
 
@@ -116,6 +124,8 @@ pub struct Status {
     pub nb_cfg: std::sync::atomic::AtomicI64,
     /// Port_Bindings this chassis has claimed.
     pub claimed: std::sync::atomic::AtomicU64,
+    /// SB ACLs of local datapaths left out because they do not parse.
+    pub acls_rejected: acl::Rejected,
 }
 
 /// A running controller; dropping it stops it (the dataplane keeps its
@@ -139,10 +149,18 @@ impl Controller {
         dp: Arc<dyn Dataplane>,
         ports_changed: watch::Receiver<u64>,
     ) -> Result<Controller, ClientError> {
-        let mut tables: Vec<TableRequest> = ["SB_Global", "Chassis", "Encap", "Datapath_Binding"]
-            .into_iter()
-            .map(TableRequest::all)
-            .collect();
+        let mut tables: Vec<TableRequest> = [
+            "SB_Global",
+            "Chassis",
+            "Encap",
+            "Datapath_Binding",
+            "ACL",
+            "Port_Group",
+            "Address_Set",
+        ]
+        .into_iter()
+        .map(TableRequest::all)
+        .collect();
         tables.push(TableRequest {
             table: "Chassis_Private".into(),
             columns: None,
@@ -221,6 +239,7 @@ struct Plan {
     condition: Value,
     switches: Vec<LogicalSwitch>,
     underlay: Option<Underlay>,
+    acls: AclConfig,
     /// SB transaction for registration, claims and releases (may be empty).
     txn: Transaction,
     nb_cfg: i64,
@@ -240,14 +259,14 @@ async fn step(
     use std::sync::atomic::Ordering::Relaxed;
     let bindings = dp.bindings();
     let uplink = dp.uplink();
-    let plan = sb.read(|r| plan(cfg, r, &bindings, uplink, &|n| dp.provider_port(n)));
+    let plan = sb.read(|r| plan(cfg, r, &bindings, uplink, &|n| dp.provider_port(n), status));
     if plan.condition != *condition {
         sb.set_condition("Port_Binding", Some(plan.condition.clone()))
             .await?;
         *condition = plan.condition;
         return Ok(true);
     }
-    let installed = dp.install(plan.switches, plan.underlay);
+    let installed = dp.install(plan.switches, plan.underlay, plan.acls);
     match installed {
         Ok(true) => tracing::info!("forwarding tables updated from SB"),
         Ok(false) => {}
@@ -289,6 +308,7 @@ fn plan(
     bindings: &[LocalBinding],
     uplink: Option<UplinkPort>,
     provider_port: &dyn Fn(&str) -> Option<PortId>,
+    status: &Status,
 ) -> Plan {
     let mut txn = Transaction::new(SB);
     let me = r
@@ -474,6 +494,7 @@ fn plan(
 
     // The forwarding tables: every port of every local datapath.
     let mut by_dp: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
+    let mut dp_names: HashMap<Uuid, String> = HashMap::new();
     for d in &datapaths {
         if let Some(row) = r.get("Datapath_Binding", d) {
             let key = row.integer("tunnel_key");
@@ -482,9 +503,11 @@ fn plan(
                 .get("name")
                 .cloned()
                 .unwrap_or_else(|| format!("datapath{key}"));
+            dp_names.insert(*d, name.clone());
             by_dp.insert(key, (name, Vec::new()));
         }
     }
+    let acls = acl::config(r, &dp_names, &status.acls_rejected);
     let dp_key: HashMap<Uuid, i64> = datapaths
         .iter()
         .filter_map(|d| {
@@ -576,6 +599,7 @@ fn plan(
         condition,
         switches,
         underlay,
+        acls,
         txn,
         nb_cfg,
         private: private.map(|(u, n, _)| (u, n)),

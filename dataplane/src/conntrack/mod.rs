@@ -156,7 +156,6 @@ pub struct CtStats {
     pub created: AtomicU64,
     pub expired: AtomicU64,
     pub refused_full: AtomicU64,
-    pub invalid: AtomicU64,
 }
 
 /// The connection table (see the module doc).
