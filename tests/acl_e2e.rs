@@ -1,0 +1,284 @@
+//! Stateful ACLs end to end: the real `ovn-nbctl` writes a security group
+//! shaped as Neutron's ML2/OVN driver writes one (a port group per group,
+//! `neutron_pg_drop` with priority-1001 drops, allow-related rules at
+//! 1002, a remote-group address set), northd-lite puts it in SB as typed
+//! ACL / Port_Group / Address_Set rows, the node's chassis controller
+//! compiles it, and TCP and ICMP between namespace VMs follow it: TCP 22
+//! from the address set connects and its replies flow, from outside it
+//! does not, ICMP follows its rule, and a drop ACL added later cuts an
+//! established connection. Every wait is on a condition.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::ovn::{vif, Databases, Ovn};
+use common::{require_root, vm, wait_until, Vm};
+
+/// An echo server on TCP 22 in `vm` (each connection echoes what it gets).
+fn echo_server(vm: &Vm) -> Proc {
+    let code = r#"
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 22))
+s.listen(16)
+def echo(c):
+    while True:
+        d = c.recv(100)
+        if not d:
+            break
+        c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+"#;
+    let child = Command::new("ip")
+        .args(["netns", "exec", &vm.ns, "/usr/bin/python3", "-c", code])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 echo server");
+    let child = Proc(child);
+    wait_until("the echo server to listen", Duration::from_secs(10), || {
+        vm.try_exec(&["ss", "-ltnH", "sport = :22"])
+            .1
+            .contains(":22")
+    });
+    child
+}
+
+/// Connects from `vm` to `ip`:22, sends a line and reads the echo;
+/// (connected and echoed, output).
+fn tcp_echo(vm: &Vm, ip: &str) -> (bool, String) {
+    let code = format!(
+        r#"
+import socket, sys
+try:
+    s = socket.create_connection(("{ip}", 22), timeout=2)
+    s.sendall(b"ping")
+    s.settimeout(2)
+    print(s.recv(10).decode())
+except Exception as e:
+    print("failed:", e)
+    sys.exit(1)
+"#
+    );
+    let (ok, out) = vm.try_exec(&["/usr/bin/python3", "-c", &code]);
+    (ok && out.contains("ping"), out)
+}
+
+/// A client in `vm` that connects to `ip`:22 and echoes once, then waits
+/// for `go` to exist and tries a second exchange; prints "first ok" and
+/// then "second ok" or "second failed".
+fn long_client(vm: &Vm, ip: &str, go: &std::path::Path) -> Proc {
+    let code = format!(
+        r#"
+import socket, os, time
+s = socket.create_connection(("{ip}", 22), timeout=2)
+s.sendall(b"one")
+s.settimeout(2)
+print("first ok" if s.recv(10) == b"one" else "first failed", flush=True)
+while not os.path.exists("{go}"):
+    time.sleep(0.01)
+try:
+    s.sendall(b"two")
+    print("second ok" if s.recv(10) == b"two" else "second failed", flush=True)
+except Exception as e:
+    print("second failed", e, flush=True)
+"#,
+        go = go.display()
+    );
+    Command::new("ip")
+        .args(["netns", "exec", &vm.ns, "/usr/bin/python3", "-c", &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(Proc)
+        .expect("python3 client")
+}
+
+/// A process in a VM, killed on drop (also when an assertion fails).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn neutron_security_group_with_ovn_nbctl() {
+    require_root();
+    let vm1 = vm("c", "00:00:00:00:00:11", "10.0.0.1", 1500);
+    let vm2 = vm("s", "00:00:00:00:00:12", "10.0.0.2", 1500);
+    let vm3 = vm("x", "00:00:00:00:00:13", "10.0.0.3", 1500);
+    let ovn = Ovn::start(Databases::Ours);
+    let lp = |v: &Vm| format!("{}-lp", v.ns);
+    let (lp1, lp2, lp3) = (lp(&vm1), lp(&vm2), lp(&vm3));
+    for v in [&vm1, &vm2, &vm3] {
+        ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
+    }
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    for v in [&vm1, &vm2, &vm3] {
+        cmd.extend(vif("net1", &lp(v), &format!("{} {}", v.mac, v.ip)));
+    }
+    ovn.nbctl(&cmd);
+    let _server = echo_server(&vm2);
+    // Without ACLs everything is open.
+    let (ok, out) = tcp_echo(&vm3, "10.0.0.2");
+    assert!(ok, "no ACLs, yet TCP failed: {out}");
+
+    // The security group, as Neutron writes it.
+    let pg_web = "pg_web";
+    let allow_ssh =
+        "outport == @pg_web && ip4 && ip4.src == $clients && tcp && tcp.dst >= 22 && tcp.dst <= 22";
+    let nb = |args: &[&str]| ovn.nbctl(args);
+    nb(&["pg-add", "neutron_pg_drop", &lp1, &lp2, &lp3]);
+    nb(&["pg-add", pg_web, &lp2]);
+    nb(&[
+        "create",
+        "Address_Set",
+        "name=clients",
+        "addresses=\"10.0.0.1\"",
+    ]);
+    nb(&[
+        "--type=port-group",
+        "acl-add",
+        "neutron_pg_drop",
+        "from-lport",
+        "1001",
+        "inport == @neutron_pg_drop && ip",
+        "drop",
+    ]);
+    nb(&[
+        "--type=port-group",
+        "acl-add",
+        "neutron_pg_drop",
+        "to-lport",
+        "1001",
+        "outport == @neutron_pg_drop && ip",
+        "drop",
+    ]);
+    nb(&[
+        "--type=port-group",
+        "--name=egress",
+        "acl-add",
+        "neutron_pg_drop",
+        "from-lport",
+        "1002",
+        "inport == @neutron_pg_drop && ip4",
+        "allow-related",
+    ]);
+    nb(&[
+        "--type=port-group",
+        "--name=icmp-in",
+        "acl-add",
+        pg_web,
+        "to-lport",
+        "1002",
+        "outport == @pg_web && ip4 && icmp4",
+        "allow-related",
+    ]);
+    // A bad match: northd-lite logs it and leaves it out; nothing else breaks.
+    nb(&[
+        "--type=port-group",
+        "acl-add",
+        pg_web,
+        "to-lport",
+        "1003",
+        "outport == @pg_web && tcp.dst == 99999",
+        "drop",
+    ]);
+    nb(&[
+        "--wait=hv",
+        "--type=port-group",
+        "--name=ssh-in",
+        "acl-add",
+        pg_web,
+        "to-lport",
+        "1002",
+        allow_ssh,
+        "allow-related",
+    ]);
+
+    let sb = ovn.sb_dump();
+    assert!(sb.contains("ACL table"), "{sb}");
+    assert!(
+        sb.contains("pg_web_ip4"),
+        "the port group's address set: {sb}"
+    );
+    assert!(!sb.contains("99999"), "a bad match reached SB: {sb}");
+
+    // TCP 22 from the address set connects, and the echo comes back.
+    let (ok, out) = tcp_echo(&vm1, "10.0.0.2");
+    assert!(ok, "allowed client could not connect: {out}");
+    // From outside the address set it does not.
+    let (ok, out) = tcp_echo(&vm3, "10.0.0.2");
+    assert!(!ok, "vm3 is not in $clients, yet connected: {out}");
+    // ICMP to the web group from anyone; to vm1 (no ingress rule) not.
+    let (ok, out) = vm3.ping("10.0.0.2", 2, &[]);
+    assert!(ok, "icmp4 to pg_web is allowed: {out}");
+    let (ok, out) = vm2.ping("10.0.0.1", 1, &[]);
+    assert!(!ok, "vm1 has no ingress rule, yet answered a ping: {out}");
+
+    let m = ovn.metrics();
+    assert!(
+        common::metric(&m, "switchyard_acl_hits_total{acl=\"ssh-in\"}") >= 1,
+        "{m}"
+    );
+    assert!(
+        common::metric(&m, "switchyard_drops_total{reason=\"acl_drop\"}") >= 1,
+        "{m}"
+    );
+    assert!(
+        common::metric(&m, "switchyard_conntrack_connections") >= 2,
+        "{m}"
+    );
+    let ct = ovn.cli(&["conntrack"]);
+    assert!(ct.contains("dport=22)") && ct.contains("state="), "{ct}");
+
+    // Trace shows the ACL that decides, with its zone and state.
+    let flow = format!(
+        "inport={lp1} eth.src={} eth.dst={} ip4.src=10.0.0.1 ip4.dst=10.0.0.2 tcp.src=41000 tcp.dst=22 tcp.flags=0x02",
+        vm1.mac, vm2.mac
+    );
+    let t = ovn.cli(&["trace", &flow]);
+    assert!(
+        t.contains("ssh-in") && t.contains("priority 1002, to-lport"),
+        "{t}"
+    );
+    assert!(t.contains("ct zone") && t.contains("+new+trk"), "{t}");
+
+    // A drop ACL added while a connection is established cuts it.
+    let go = std::env::temp_dir().join(format!("switchyard-acl-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let mut client = long_client(&vm1, "10.0.0.2", &go);
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(client.0.stdout.take().unwrap()));
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "first ok");
+    nb(&[
+        "--wait=hv",
+        "--type=port-group",
+        "--name=cut",
+        "acl-add",
+        pg_web,
+        "to-lport",
+        "2000",
+        "outport == @pg_web && tcp.dst == 22",
+        "drop",
+    ]);
+    std::fs::write(&go, b"go").unwrap();
+    let second = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(
+        second.starts_with("second failed"),
+        "the established connection survived a drop ACL: {second}"
+    );
+    drop(client);
+    let _ = std::fs::remove_file(&go);
+    let ct = ovn.cli(&["conntrack"]);
+    assert!(ct.contains("blocked"), "{ct}");
+}
