@@ -55,6 +55,8 @@ impl Fields {
     /// The L4 header of a first fragment: keys hold ports only of
     /// unfragmented packets. No key holds it.
     pub const FRAGMENT_L4: Fields = Fields(1 << 20);
+    /// The logical ingress port a tunnel packet names. No key holds it.
+    pub const TUNNEL_INGRESS: Fields = Fields(1 << 21);
 
     /// What [`flow_key`] can hold.
     pub const KEYABLE: Fields = Fields((1 << 11) - 1);

@@ -342,3 +342,29 @@ fn trace_names_the_acl_and_the_conntrack_state() {
     // Tracing commits nothing.
     assert!(st.conntrack.is_empty());
 }
+
+/// What a tunnel delivers to a local port goes through that port's
+/// to-lport ACLs here, on the destination chassis, with the `inport` the
+/// tunnel names; such verdicts stay out of the delivery cache.
+#[test]
+fn to_lport_acls_apply_to_tunnel_deliveries() {
+    use crate::overlay::{Egress, Received};
+    use crate::pipeline::tunnel_delivery;
+    use crate::pipeline::tunnel_egress::DELIVERY_KEY;
+    let (t, _) = tables(security_group(), 100);
+    let deliver = |desc: &str, ingress_key: u16| {
+        let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
+        let r = Received {
+            datapath: crate::ids::DatapathIdx(0),
+            ingress_key,
+            egress: Egress::Port(2),
+            outer_len: 0,
+        };
+        tunnel_delivery(&t, &frame, &r, &mut NoTrace)
+    };
+    let (v, reads) = deliver(&format!("{VM1} tcp.src=40000 tcp.dst=22 tcp.flags=0x02"), 1);
+    assert_eq!(v, Verdict::Output(1));
+    assert!(!DELIVERY_KEY.contains(reads));
+    let (v, _) = deliver(&format!("{VM3} tcp.src=40000 tcp.dst=22 tcp.flags=0x02"), 3);
+    assert_eq!(v, Verdict::Drop(DropReason::AclDrop));
+}
