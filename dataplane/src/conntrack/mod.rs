@@ -25,7 +25,6 @@ pub mod tuple;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use hashbrown::HashMap;
 
@@ -161,7 +160,8 @@ pub struct CtStats {
 /// The connection table (see the module doc).
 pub struct Conntrack {
     shards: Box<[Mutex<Shard>]>,
-    start: Instant,
+    /// [`coarse_secs`] when the table was made.
+    start: u64,
     limit: usize,
     len: AtomicUsize,
     pub timeouts: Timeouts,
@@ -172,6 +172,20 @@ impl std::fmt::Debug for Conntrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Conntrack({} of {})", self.len(), self.limit)
     }
+}
+
+/// Seconds of CLOCK_MONOTONIC_COARSE.
+fn coarse_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE
+    // exists on every Linux this builds for, and on failure `ts` stays 0.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
+    }
+    ts.tv_sec as u64
 }
 
 /// Slots a commit examines for expired entries (the clock hand's step).
@@ -186,7 +200,7 @@ impl Conntrack {
             shards: (0..shards.max(1))
                 .map(|_| Mutex::new(Shard::default()))
                 .collect(),
-            start: Instant::now(),
+            start: coarse_secs(),
             limit,
             len: AtomicUsize::new(0),
             timeouts: Timeouts::default(),
@@ -207,10 +221,12 @@ impl Conntrack {
         self.limit
     }
 
-    /// The table's clock, in seconds.
+    /// The table's clock, in seconds: the kernel's coarse monotonic clock
+    /// (a vDSO read of the last tick, no syscall and no TSC conversion;
+    /// timeouts are whole seconds anyway).
     #[inline]
     pub fn now(&self) -> u32 {
-        self.start.elapsed().as_secs() as u32
+        coarse_secs().saturating_sub(self.start) as u32
     }
 
     /// The shard of a connection: the same for both directions.
