@@ -18,7 +18,10 @@
 //! checked, and a drop or reject ACL marks it blocked, OVN's
 //! `ct_mark.blocked`); a new connection that an allow ACL (or none)
 //! allows is committed, and refused as `ct_full` if the table is.
-//! Tracked verdicts are never cached ([`Fields::CONNTRACK`]).
+//! A verdict that took conntrack's "allowed without ACLs" path is cached
+//! with that check ([`recheck`] runs it again on every hit, so established
+//! traffic skips the rest of the pipeline but never conntrack); any other
+//! tracked verdict is never cached ([`Fields::CONNTRACK`]).
 //!
 //! `reject` drops for now (no TCP RST or ICMP unreachable is written yet);
 //! `log` is not acted on yet: every evaluation counts a hit per ACL.
@@ -29,7 +32,7 @@ use ovn_expr::{Field, Pred};
 
 use super::{Fields, Parsed, Step, Tracer};
 use crate::classifier::{AclAction, DirAcls, Direction, Rule, Subject};
-use crate::conntrack::{tuple, CtState};
+use crate::conntrack::{tuple, CtState, Track};
 use crate::drop::DropReason;
 use crate::ids::LportIdx;
 use crate::tables::{Lport, PortType, Tables};
@@ -222,6 +225,63 @@ pub fn to_lport<T: Tracer>(
     )
 }
 
+/// Conntrack checks of cached verdicts ([`Parsed::ct_established`]): the
+/// from-lport stage's, in the ingress port's zone, and the to-lport
+/// stage's, in the egress port's.
+pub const CT_FROM_LPORT: u16 = 1;
+pub const CT_TO_LPORT: u16 = 2;
+
+/// Whether a tracked packet passes without evaluating ACLs: reply or
+/// related traffic of a connection no drop ACL blocked, or a committed
+/// connection's own direction under the ACLs that allowed it.
+fn established(t: &Track, generation: u32) -> bool {
+    !t.state.has(CtState::INV)
+        && !t.blocked
+        && (t.state.has(CtState::REL)
+            || t.state.has(CtState::RPL)
+            || (t.handle.is_some() && t.acl_gen == generation))
+}
+
+/// The conntrack checks `ct` of a cached verdict `v` for a packet from
+/// local port `in_port`, run again (advancing the connections' state):
+/// whether the verdict still holds. If not, the caller runs the full
+/// pipeline, which decides (tracking the packet once more: the state
+/// machines take a packet seen twice as seen once).
+pub fn recheck(
+    tables: &Tables,
+    frame: &[u8],
+    lay: &crate::wire::layout::Layout,
+    in_port: crate::packet::PortId,
+    v: super::Verdict,
+    checks: u16,
+) -> bool {
+    let Some(st) = tables.acls.stateful.as_ref() else {
+        return false;
+    };
+    let Some(pkt) = tuple::packet(frame, lay) else {
+        return false;
+    };
+    let ct = &st.conntrack;
+    let now = ct.now();
+    let generation = tables.acls.generation;
+    let passes = |l: Option<LportIdx>| {
+        let Some(zone) = l.and_then(|l| tables.acls.zones.get(l.get())) else {
+            return false;
+        };
+        established(&ct.track(*zone, &pkt, now, true), generation)
+    };
+    if checks & CT_FROM_LPORT != 0 && !passes(tables.lport_of(in_port)) {
+        return false;
+    }
+    if checks & CT_TO_LPORT != 0 {
+        let super::Verdict::Output(p) = v else {
+            return false;
+        };
+        return passes(tables.lport_of(p));
+    }
+    true
+}
+
 /// One direction's ACLs for the packet of logical port `port` (its
 /// datapath's ACLs, its conntrack zone).
 #[allow(clippy::too_many_arguments)]
@@ -291,36 +351,38 @@ fn check<T: Tracer>(
     let track = ct.track(zone, &pkt, now, forwarding);
     v.ct = track.state;
     let state = track.state;
+    let generation = tables.acls.generation;
+    if established(&track, generation) {
+        trace!(
+            t,
+            stage,
+            "ct zone {zone}: {state}: {}, allowed without ACLs",
+            if state.has(CtState::REL) || state.has(CtState::RPL) {
+                "reply or related traffic of a committed connection"
+            } else {
+                "committed connection"
+            }
+        );
+        v.p.ct_established(match dir {
+            Direction::FromLport => CT_FROM_LPORT,
+            Direction::ToLport => CT_TO_LPORT,
+        });
+        return Step::Next;
+    }
+    v.p.read(Fields::CONNTRACK);
     if state.has(CtState::INV) {
         trace!(t, stage, "ct zone {zone}: {state}: invalid, dropped");
         return Step::drop(DropReason::CtInvalid);
     }
     if state.has(CtState::REL) || state.has(CtState::RPL) {
-        if track.blocked {
-            trace!(
-                t,
-                stage,
-                "ct zone {zone}: {state} of a blocked connection: dropped"
-            );
-            return Step::drop(DropReason::CtBlocked);
-        }
         trace!(
             t,
             stage,
-            "ct zone {zone}: {state}: reply or related traffic of a committed connection: allowed"
+            "ct zone {zone}: {state} of a blocked connection: dropped"
         );
-        return Step::Next;
+        return Step::drop(DropReason::CtBlocked);
     }
-    let generation = tables.acls.generation;
     if let Some(h) = track.handle {
-        if !track.blocked && track.acl_gen == generation {
-            trace!(
-                t,
-                stage,
-                "ct zone {zone}: {state}: committed connection, allowed without ACLs"
-            );
-            return Step::Next;
-        }
         // The ACLs changed (or a drop ACL blocked it): check again.
         let hit = first_match::<T>(d, list, &mut v);
         let allowed = hit.is_none_or(|r| r.action.allows());

@@ -85,6 +85,9 @@ pub struct Parsed<'a> {
     frame: &'a [u8],
     lay: Layout,
     reads: Fields,
+    /// Conntrack checks a verdict depends on, beside its fields (see
+    /// [`Parsed::ct_established`]).
+    ct_checks: u16,
 }
 
 impl<'a> Parsed<'a> {
@@ -95,6 +98,7 @@ impl<'a> Parsed<'a> {
             frame,
             lay,
             reads: Fields::NONE,
+            ct_checks: 0,
         }
     }
 
@@ -226,12 +230,27 @@ impl<'a> Parsed<'a> {
     }
 
     /// The frame and its layout, for a stateful stage (conntrack), which
-    /// reads what it needs (flags, identifiers, quoted headers): counts as
-    /// [`Fields::CONNTRACK`].
+    /// reads what it needs (flags, identifiers, quoted headers). Unrecorded:
+    /// the stage records what its decision depends on, [`Fields::CONNTRACK`]
+    /// or [`Parsed::ct_established`].
     #[inline(always)]
-    pub fn stateful(&mut self) -> (&'a [u8], &Layout) {
-        self.read(Fields::CONNTRACK);
+    pub fn stateful(&self) -> (&'a [u8], &Layout) {
         (self.frame, &self.lay)
+    }
+
+    /// The decision holds for every packet with these fields whose
+    /// connection passes conntrack check `check` again (a committed
+    /// connection, allowed without evaluating ACLs): the flow cache keeps
+    /// it with the check, which runs again on every hit.
+    #[inline(always)]
+    pub fn ct_established(&mut self, check: u16) {
+        self.ct_checks |= check;
+    }
+
+    /// The conntrack checks recorded so far.
+    #[inline(always)]
+    pub fn ct_checks(&self) -> u16 {
+        self.ct_checks
     }
 
     /// The ICMPv6 message (type, and the message from its first byte to the

@@ -18,8 +18,9 @@
 //! with a [`TraceLog`]. The cache key of a datapath is the union of the
 //! fields its stages declare ([`fields`]); what a stage reads beyond them
 //! keeps that packet's verdict out of the cache (a port whose switch has
-//! ACLs is keyed with the L4 fields too, [`ACL_KEY`]; tracked packets are
-//! never cached). What runs per packet after
+//! ACLs is keyed with the L4 fields too, [`ACL_KEY`]; a packet of a
+//! committed connection is cached with its conntrack checks, which run
+//! again on every hit, [`acl::recheck`]). What runs per packet after
 //! the cached verdict (the tunnel output step, [`tunnel_output`]: endpoint
 //! resolution and the overlay MTU) and what the worker does around it
 //! (VLAN tags) are stages too, which trace runs as well, so a trace names
@@ -111,6 +112,8 @@ pub struct PacketMeta {
     pub logical_outport: Option<LportIdx>,
     /// The fields the stages read (see [`fields`]).
     pub reads: Fields,
+    /// The conntrack checks the verdict holds under ([`acl::recheck`]).
+    pub ct_checks: u16,
 }
 
 impl PacketMeta {
@@ -122,6 +125,7 @@ impl PacketMeta {
             logical_inport: None,
             logical_outport: None,
             reads: Fields::NONE,
+            ct_checks: 0,
         }
     }
 }
@@ -201,14 +205,37 @@ pub fn decide_cached<B: PacketBuf>(
     let Some((key, hash)) = keyed else {
         return uncached(tables, buf, in_port);
     };
-    if let Some(v) = cache.lookup(&key, hash) {
-        return v;
+    if let Some((v, checks)) = cache.lookup_with(&key, hash) {
+        if checks == 0 {
+            return v;
+        }
+        return stateful_hit(tables, buf, in_port, v, checks);
     }
-    let (v, reads) = cache_miss(tables, buf, in_port);
+    let (v, reads, checks) = cache_miss(tables, buf, in_port);
     if if wide { ACL_KEY } else { SWITCH_KEY }.contains(reads) {
-        cache.insert(key, hash, v);
+        cache.insert_with(key, hash, v, checks);
     }
     v
+}
+
+/// A cache hit that holds under conntrack checks: they run again (the
+/// packet parsed again, so the plain hit path keeps nothing live across
+/// the lookup), and the full pipeline decides if they fail.
+#[inline(never)]
+fn stateful_hit<B: PacketBuf>(
+    tables: &Tables,
+    buf: &mut B,
+    in_port: PortId,
+    v: Verdict,
+    checks: u16,
+) -> Verdict {
+    let holds = layout::parse(buf.data())
+        .is_ok_and(|lay| acl::recheck(tables, buf.data(), &lay, in_port, v, checks));
+    if holds {
+        v
+    } else {
+        uncached(tables, buf, in_port)
+    }
 }
 
 /// The full pipeline for a packet no key holds (VLAN-tagged, malformed).
@@ -221,10 +248,14 @@ fn uncached<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> Verd
 /// of line, so the hit path stays small; the packet is parsed again rather
 /// than its layout kept live (spilled) across the lookup.
 #[inline(never)]
-fn cache_miss<B: PacketBuf>(tables: &Tables, buf: &mut B, in_port: PortId) -> (Verdict, Fields) {
+fn cache_miss<B: PacketBuf>(
+    tables: &Tables,
+    buf: &mut B,
+    in_port: PortId,
+) -> (Verdict, Fields, u16) {
     let mut meta = PacketMeta::new(in_port);
     let v = decide(tables, buf, &mut meta, &mut NoTrace);
-    (v, meta.reads)
+    (v, meta.reads, meta.ct_checks)
 }
 
 /// One packet from a local port through the full pipeline, without the
@@ -248,6 +279,7 @@ pub fn decide<B: PacketBuf, T: Tracer>(
     let mut p = Parsed::new(buf.data(), lay);
     let d = logical_switch(tables, &mut p, meta, t);
     meta.reads = p.reads();
+    meta.ct_checks = p.ct_checks();
     match d {
         Decision::Verdict(v) => v,
         Decision::Answer(a) => a.write(buf, &lay),

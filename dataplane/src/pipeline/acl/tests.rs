@@ -404,3 +404,53 @@ proptest::proptest! {
         }
     }
 }
+
+/// Established traffic is served from the flow cache with its conntrack
+/// checks, which run on every hit: once the connection is gone, the same
+/// key no longer gives the cached verdict.
+#[test]
+fn established_traffic_hits_the_cache_and_conntrack_still_decides() {
+    let (t, st) = tables(security_group(), 100);
+    let mut cache = FlowCache::new(64);
+    let run = |cache: &mut FlowCache, in_port: PortId, desc: &str| {
+        let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
+        decide_cached(&t, cache, &mut HeapBuf::from_frame(&frame), in_port)
+    };
+    let c = format!("{VM1} tcp.src=40000 tcp.dst=22");
+    let s = format!("{VM2} tcp.src=22 tcp.dst=40000");
+    let cache = &mut cache;
+    assert_eq!(
+        run(cache, 0, &format!("{c} tcp.flags=0x02")),
+        Verdict::Output(1)
+    );
+    assert_eq!(
+        run(cache, 1, &format!("{s} tcp.flags=0x12")),
+        Verdict::Output(0)
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            run(cache, 0, &format!("{c} tcp.flags=0x10")),
+            Verdict::Output(1)
+        );
+        assert_eq!(
+            run(cache, 1, &format!("{s} tcp.flags=0x18")),
+            Verdict::Output(0)
+        );
+    }
+    // The SYN (uncached: a new connection), the SYN-ACK and the first ACK
+    // missed; every later packet hit.
+    assert!(
+        cache.hits >= 8,
+        "{} hits, {} misses",
+        cache.hits,
+        cache.misses
+    );
+    assert_eq!(st.conntrack.dump(None).len(), 2);
+    // Without the connection the server's packets are new, and vm1 takes
+    // no new connections from it: the cached Output no longer applies.
+    st.conntrack.flush(None);
+    assert_eq!(
+        run(cache, 1, &format!("{s} tcp.flags=0x18")),
+        Verdict::Drop(DropReason::AclDrop)
+    );
+}
