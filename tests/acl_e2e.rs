@@ -5,7 +5,8 @@
 //! ACL / Port_Group / Address_Set rows, the node's chassis controller
 //! compiles it, and TCP and ICMP between namespace VMs follow it: TCP 22
 //! from the address set connects and its replies flow, from outside it
-//! does not, ICMP follows its rule, and a drop ACL added later cuts an
+//! does not, ICMP follows its rule, a reject ACL answers TCP with a RST and
+//! UDP with ICMP port unreachable, and a drop ACL added later cuts an
 //! established connection. Every wait is on a condition.
 
 mod common;
@@ -67,6 +68,36 @@ except Exception as e:
     );
     let (ok, out) = vm.try_exec(&["/usr/bin/python3", "-c", &code]);
     (ok && out.contains("ping"), out)
+}
+
+/// How a TCP connect, or a UDP exchange, from `vm` to `ip`:`port` ends:
+/// "connected" / "answered", "refused" (a RST or an ICMP port or host
+/// unreachable came back) or "timeout".
+fn try_reach(vm: &Vm, udp: bool, ip: &str, port: u16) -> String {
+    let code = format!(
+        r#"
+import socket
+try:
+    if {udp}:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.connect(("{ip}", {port}))
+        s.send(b"x")
+        s.recv(10)
+        print("answered")
+    else:
+        socket.create_connection(("{ip}", {port}), timeout=2)
+        print("connected")
+except (ConnectionRefusedError, OSError) as e:
+    import errno
+    if getattr(e, "errno", None) in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+        print("refused", e)
+    else:
+        print("timeout", e)
+"#,
+        udp = if udp { "True" } else { "False" }
+    );
+    vm.try_exec(&["/usr/bin/python3", "-c", &code]).1
 }
 
 /// A client in `vm` that connects to `ip`:22 and echoes once, then waits
@@ -223,6 +254,32 @@ fn neutron_security_group_with_ovn_nbctl() {
     assert!(ok, "icmp4 to pg_web is allowed: {out}");
     let (ok, out) = vm2.ping("10.0.0.1", 1, &[]);
     assert!(!ok, "vm1 has no ingress rule, yet answered a ping: {out}");
+
+    // reject answers: the client gets a RST or an ICMP port unreachable at
+    // once, not a timeout.
+    nb(&[
+        "--wait=hv",
+        "--type=port-group",
+        "acl-add",
+        pg_web,
+        "to-lport",
+        "1002",
+        "outport == @pg_web && ip4 && (tcp.dst == 23 || udp.dst == 69)",
+        "reject",
+    ]);
+    let r = try_reach(&vm1, false, "10.0.0.2", 23);
+    assert!(
+        r.starts_with("refused"),
+        "reject did not answer with a RST: {r}"
+    );
+    let r = try_reach(&vm1, true, "10.0.0.2", 69);
+    assert!(
+        r.starts_with("refused"),
+        "reject did not answer UDP with ICMP port unreachable: {r}"
+    );
+    // Without the reject ACL, neutron_pg_drop drops silently.
+    let r = try_reach(&vm1, false, "10.0.0.2", 24);
+    assert!(r.starts_with("timeout"), "a drop answered: {r}");
 
     let m = ovn.metrics();
     assert!(

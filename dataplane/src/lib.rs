@@ -21,6 +21,7 @@ pub mod overlay;
 pub mod packet;
 pub mod pipeline;
 pub mod port;
+pub mod reject;
 pub mod responder;
 pub mod tables;
 pub mod wire;

@@ -23,14 +23,17 @@
 //! traffic skips the rest of the pipeline but never conntrack); any other
 //! tracked verdict is never cached ([`Fields::CONNTRACK`]).
 //!
-//! `reject` drops for now (no TCP RST or ICMP unreachable is written yet);
-//! `log` is not acted on yet: every evaluation counts a hit per ACL.
+//! `reject` answers with a TCP RST or an ICMP unreachable out of the
+//! ingress port ([`crate::reject`]; what a tunnel delivered is dropped as
+//! `acl_reject` instead). `log` is not acted on yet: every evaluation
+//! counts a hit per ACL.
 
 use std::sync::atomic::Ordering;
 
 use ovn_expr::{Field, Pred};
 
-use super::{Fields, Parsed, Step, Tracer};
+use super::arp_nd_responder::Answer;
+use super::{Decision, Fields, Parsed, Step, Tracer};
 use crate::classifier::{AclAction, DirAcls, Direction, Rule, Subject};
 use crate::conntrack::{tuple, CtState, Track};
 use crate::drop::DropReason;
@@ -130,8 +133,10 @@ fn first_match<'r, T: Tracer>(
 }
 
 /// The stateless decision: the highest-priority match, or allow.
+#[allow(clippy::too_many_arguments)]
 fn stateless<T: Tracer>(
     stage: &'static str,
+    answer: bool,
     d: &DirAcls,
     list: &[u32],
     v: &mut View<'_, '_>,
@@ -141,7 +146,7 @@ fn stateless<T: Tracer>(
     match first_match::<T>(d, list, v) {
         Some(r) => {
             trace!(t, stage, "{why}ACL {} matched", Matched(r));
-            verdict(r.action)
+            verdict(r.action, answer, v.p)
         }
         None => {
             trace!(t, stage, "{why}no ACL matched: allow");
@@ -150,9 +155,15 @@ fn stateless<T: Tracer>(
     }
 }
 
-fn verdict(a: AclAction) -> Step {
+/// An ACL action's decision; a reject answered rewrites the packet, which
+/// no cached verdict can (recorded as [`Fields::REPLY`]).
+fn verdict(a: AclAction, answer: bool, p: &mut Parsed<'_>) -> Step {
     match a {
         AclAction::Drop => Step::drop(DropReason::AclDrop),
+        AclAction::Reject if answer => {
+            p.read(Fields::REPLY);
+            Step::Done(Decision::Answer(Answer::Reject))
+        }
         AclAction::Reject => Step::drop(DropReason::AclReject),
         _ => Step::Next,
     }
@@ -191,35 +202,40 @@ pub fn from_lport<T: Tracer>(
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
+    let ports = (Some(inport), None);
     check(
         tables,
         Direction::FromLport,
         inport,
         lport,
-        Some(inport),
-        None,
+        ports,
+        true,
         p,
         t,
     )
 }
 
-/// `to-lport` ACLs of the packet's egress port `outport`.
+/// `to-lport` ACLs of the packet's egress port `outport`; `answer`:
+/// whether a reject's answer can go back out of the ingress port (not for
+/// what a tunnel delivered: that is dropped).
 #[inline]
 pub fn to_lport<T: Tracer>(
     tables: &Tables,
     inport: Option<LportIdx>,
     outport: LportIdx,
     out: &Lport,
+    answer: bool,
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
+    let ports = (inport, Some(outport));
     check(
         tables,
         Direction::ToLport,
         outport,
         out,
-        inport,
-        Some(outport),
+        ports,
+        answer,
         p,
         t,
     )
@@ -283,15 +299,16 @@ pub fn recheck(
 }
 
 /// One direction's ACLs for the packet of logical port `port` (its
-/// datapath's ACLs, its conntrack zone).
+/// datapath's ACLs, its conntrack zone), whose `(inport, outport)` the
+/// matches see; `answer`: whether a reject is answered.
 #[allow(clippy::too_many_arguments)]
 fn check<T: Tracer>(
     tables: &Tables,
     dir: Direction,
     port: LportIdx,
     lport: &Lport,
-    inport: Option<LportIdx>,
-    outport: Option<LportIdx>,
+    (inport, outport): (Option<LportIdx>, Option<LportIdx>),
+    answer: bool,
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
@@ -312,23 +329,31 @@ fn check<T: Tracer>(
     };
     let stateful = tables.acls.stateful.as_ref().filter(|_| acls.stateful);
     let Some(st) = stateful else {
-        return stateless(stage, d, list, &mut v, "", t);
+        return stateless(stage, answer, d, list, &mut v, "", t);
     };
     // ls_in_pre_acl / ls_out_pre_acl, priority 110 and the stateless
     // filters: what is not sent to conntrack.
     let et = v.p.eth_type();
     if et != EtherType::Ipv4 && et != EtherType::Ipv6 {
-        return stateless(stage, d, list, &mut v, "not IP, untracked: ", t);
+        return stateless(stage, answer, d, list, &mut v, "not IP, untracked: ", t);
     }
     if lport.port_type == PortType::Localnet {
-        return stateless(stage, d, list, &mut v, "localnet port, untracked: ", t);
+        return stateless(
+            stage,
+            answer,
+            d,
+            list,
+            &mut v,
+            "localnet port, untracked: ",
+            t,
+        );
     }
     if et == EtherType::Ipv6 && nd_or_mld(v.p) {
         trace!(t, stage, "ND/MLD: allowed without conntrack");
         return Step::Next;
     }
     if v.p.eth_dst().is_multicast() {
-        return stateless(stage, d, list, &mut v, "multicast, untracked: ", t);
+        return stateless(stage, answer, d, list, &mut v, "multicast, untracked: ", t);
     }
     if d.has_stateless {
         let hit = list
@@ -337,7 +362,7 @@ fn check<T: Tracer>(
             .find(|r| r.action == AclAction::AllowStateless && r.node.eval(&mut v));
         if let Some(r) = hit {
             trace!(t, stage, "ACL {} keeps it out of conntrack", Matched(r));
-            return stateless(stage, d, list, &mut v, "untracked: ", t);
+            return stateless(stage, answer, d, list, &mut v, "untracked: ", t);
         }
     }
     let (frame, lay) = v.p.stateful();
@@ -397,7 +422,7 @@ fn check<T: Tracer>(
                     "ct zone {zone}: {state}: ACL {} matched: connection blocked",
                     Matched(r)
                 );
-                verdict(r.action)
+                verdict(r.action, answer, v.p)
             }
             Some(r) => {
                 trace!(
@@ -424,7 +449,7 @@ fn check<T: Tracer>(
             "ct zone {zone}: {state}: ACL {} matched",
             Matched(r)
         );
-        return verdict(r.action);
+        return verdict(r.action, answer, v.p);
     }
     match hit {
         Some(r) => trace!(

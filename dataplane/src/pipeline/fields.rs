@@ -57,6 +57,9 @@ impl Fields {
     pub const FRAGMENT_L4: Fields = Fields(1 << 20);
     /// The logical ingress port a tunnel packet names. No key holds it.
     pub const TUNNEL_INGRESS: Fields = Fields(1 << 21);
+    /// The packet is rewritten into an answer that depends on more than
+    /// the key (a reject's TCP RST or ICMP error). No key holds it.
+    pub const REPLY: Fields = Fields(1 << 22);
 
     /// What [`flow_key`] can hold.
     pub const KEYABLE: Fields = Fields((1 << 11) - 1);

@@ -312,14 +312,8 @@ fn logical_switch<T: Tracer>(
     // to-lport ACLs run where the egress pipeline does: here for a local
     // port, on the destination chassis for a remote one.
     if let (Some(outport), Some(_)) = (meta.logical_outport, out.local_port) {
-        stage!(acl::to_lport(
-            tables,
-            meta.logical_inport,
-            outport,
-            out,
-            p,
-            t
-        ));
+        let inport = meta.logical_inport;
+        stage!(acl::to_lport(tables, inport, outport, out, true, p, t));
     }
     output::output(tables, lport, out, meta, t)
 }

@@ -10,7 +10,7 @@ use crate::classifier::{Acl, AclAction, AclConfig, Direction, Stateful};
 use crate::conntrack::Conntrack;
 use crate::drop::DropReason;
 use crate::flow::FlowDesc;
-use crate::packet::{HeapBuf, PortId};
+use crate::packet::{HeapBuf, PacketBuf, PortId};
 use crate::pipeline::{decide, decide_cached, trace, NoTrace, PacketMeta, Verdict};
 use crate::tables::{LogicalPort, LogicalSwitch, Tables};
 
@@ -453,4 +453,50 @@ fn established_traffic_hits_the_cache_and_conntrack_still_decides() {
         run(cache, 1, &format!("{s} tcp.flags=0x18")),
         Verdict::Drop(DropReason::AclDrop)
     );
+}
+
+/// A reject ACL answers a TCP SYN with a RST and UDP with ICMP port
+/// unreachable, back out of the ingress port, and nothing is committed
+/// or cached for it.
+#[test]
+fn reject_answers_with_rst_or_icmp() {
+    let mut acls = security_group();
+    acls.push(acl(
+        1003,
+        Direction::ToLport,
+        AclAction::Reject,
+        "outport == @pg_web && (tcp.dst == 23 || udp.dst == 69)",
+    ));
+    let (t, st) = tables(acls, 100);
+    let mut cache = FlowCache::new(64);
+    for _ in 0..2 {
+        let frame = format!("{VM1} tcp.src=40000 tcp.dst=23 tcp.flags=0x02")
+            .parse::<FlowDesc>()
+            .unwrap()
+            .to_frame()
+            .unwrap();
+        let mut buf = HeapBuf::from_frame(&frame);
+        assert_eq!(decide_cached(&t, &mut cache, &mut buf, 0), Verdict::Reply);
+        let out = buf.data();
+        let lay = crate::wire::layout::parse(out).unwrap();
+        assert_eq!(lay.ipv4_dst(out), std::net::Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(lay.tcp_flags(out).0, 0x14, "RST|ACK");
+    }
+    assert_eq!(cache.hits, 0, "a rewritten answer is never cached");
+    let frame = format!("{VM1} udp.src=5000 udp.dst=69")
+        .parse::<FlowDesc>()
+        .unwrap()
+        .to_frame()
+        .unwrap();
+    let mut buf = HeapBuf::from_frame(&frame);
+    let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+    assert_eq!(v, Verdict::Reply);
+    let lay = crate::wire::layout::parse(buf.data()).unwrap();
+    assert_eq!(
+        buf.data()[usize::from(lay.l4)],
+        3,
+        "ICMP destination unreachable"
+    );
+    // vm1's ingress committed both; vm2's egress nothing.
+    assert_eq!(st.conntrack.len(), 2);
 }
