@@ -225,6 +225,11 @@ fn acl_and_conntrack(node: &Node, r: &Registry) -> Result<()> {
             "New connections refused: the table was full",
             ct.stats.refused_full.load(Relaxed),
         )?,
+        counter(
+            "switchyard_acl_log_suppressed_total",
+            "Log lines of logged ACLs not written: over 10 a second per ACL, or the queue was full",
+            st.acl_log.suppressed(),
+        )?,
     ] {
         r.register(Box::new(c))?;
     }

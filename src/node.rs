@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chassis::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
+use dataplane::acl_log::AclLog;
 use dataplane::classifier::{AclConfig, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
@@ -108,6 +109,9 @@ type Installed = (Vec<LogicalSwitch>, Option<Underlay>, AclConfig);
 pub const CONNTRACK_LIMIT: usize = 1 << 20;
 /// Conntrack shards: enough that workers rarely meet in one.
 pub const CONNTRACK_SHARDS: usize = 256;
+/// How often the node writes the ACL log lines the workers queued (the
+/// queue holds 1024; each ACL queues at most 10 a second).
+const ACL_LOG_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Dataplane for NodeDataplane {
     fn bindings(&self) -> Vec<LocalBinding> {
@@ -412,6 +416,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         let ctl_listener = UnixListener::from_std(ctl_socket)
             .context("serving the management socket")?;
         tokio::spawn(ctl::serve(ctl_listener, node.clone()));
+        tokio::spawn(write_acl_log(node.dp.stateful.acl_log.clone()));
         if node.managed() {
             node.restart_controller()?;
         }
@@ -439,6 +444,19 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
         drop(node.controller.lock().unwrap_or_else(|p| p.into_inner()).take());
         anyhow::Ok(())
     })
+}
+
+/// Writes the lines logged ACLs queued (the workers never log), as
+/// ovn-controller's `acl_log` module writes them, at INFO whatever the
+/// ACL's severity (which the line names), as it does.
+async fn write_acl_log(log: Arc<AclLog>) {
+    let mut tick = tokio::time::interval(ACL_LOG_PERIOD);
+    loop {
+        tick.tick().await;
+        for line in log.drain() {
+            tracing::info!(target: "acl_log", "{line}");
+        }
+    }
 }
 
 fn reload(path: &Path, node: &Node, ports: &[LocalPort]) -> Result<u64> {

@@ -6,8 +6,8 @@
 //! compiles it, and TCP and ICMP between namespace VMs follow it: TCP 22
 //! from the address set connects and its replies flow, from outside it
 //! does not, ICMP follows its rule, a reject ACL answers TCP with a RST and
-//! UDP with ICMP port unreachable, and a drop ACL added later cuts an
-//! established connection. Every wait is on a condition.
+//! UDP with ICMP port unreachable, a logged ACL's line appears in the
+//! node's log, and a drop ACL added later cuts an established connection. Every wait is on a condition.
 
 mod common;
 
@@ -227,6 +227,8 @@ fn neutron_security_group_with_ovn_nbctl() {
         "--wait=hv",
         "--type=port-group",
         "--name=ssh-in",
+        "--log",
+        "--severity=alert",
         "acl-add",
         pg_web,
         "to-lport",
@@ -246,6 +248,14 @@ fn neutron_security_group_with_ovn_nbctl() {
     // TCP 22 from the address set connects, and the echo comes back.
     let (ok, out) = tcp_echo(&vm1, "10.0.0.2");
     assert!(ok, "allowed client could not connect: {out}");
+    // ssh-in is logged: the node writes ovn-controller's line for it.
+    let line = "name=\"ssh-in\", verdict=allow, severity=alert, direction=to-lport: tcp,";
+    let flow = "nw_src=10.0.0.1,nw_dst=10.0.0.2,";
+    wait_until("ssh-in's log line", Duration::from_secs(10), || {
+        ovn.node_log()
+            .lines()
+            .any(|l| l.contains(line) && l.contains(flow) && l.contains("tp_dst=22,tcp_flags=syn"))
+    });
     // From outside the address set it does not.
     let (ok, out) = tcp_echo(&vm3, "10.0.0.2");
     assert!(!ok, "vm3 is not in $clients, yet connected: {out}");

@@ -20,6 +20,7 @@ fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
         match_text: m.to_string(),
         expr: ovn_expr::parse(m).expect("a valid match"),
         log: false,
+        severity: Default::default(),
         switches: vec!["bench".into()],
     }
 }

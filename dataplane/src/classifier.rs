@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use hashbrown::HashMap;
 use ovn_expr::{Expr, Field, Pred, RelOp, Value};
 
+use crate::acl_log::{AclLog, Logged, Severity};
 use crate::conntrack::Conntrack;
 use crate::ids::{DatapathIdx, LportIdx};
 use crate::tables::Tables;
@@ -101,6 +102,7 @@ pub struct Acl {
     pub match_text: String,
     pub expr: Expr,
     pub log: bool,
+    pub severity: Severity,
     /// The logical switches (by name) it applies to.
     pub switches: Vec<String>,
 }
@@ -146,6 +148,8 @@ pub struct AclError {
 #[derive(Debug)]
 pub struct Stateful {
     pub conntrack: Conntrack,
+    /// The lines logged ACLs write, for the node to write out.
+    pub acl_log: Arc<AclLog>,
     zones: Mutex<HashMap<String, u16>>,
     hits: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
     generation: AtomicU32,
@@ -155,6 +159,7 @@ impl Stateful {
     pub fn new(conntrack: Conntrack) -> Arc<Stateful> {
         Arc::new(Stateful {
             conntrack,
+            acl_log: Arc::default(),
             zones: Mutex::new(HashMap::new()),
             hits: Mutex::new(BTreeMap::new()),
             generation: AtomicU32::new(0),
@@ -251,7 +256,8 @@ pub struct Rule {
     pub direction: Direction,
     pub action: AclAction,
     pub match_text: String,
-    pub log: bool,
+    /// Its log, if NB `log` is set.
+    pub log: Option<Arc<Logged>>,
     pub(crate) node: Node,
     pub(crate) hits: Arc<AtomicU64>,
 }
@@ -484,6 +490,16 @@ impl AclTables {
                 }
             };
             let hits = stateful.counter(&acl.label());
+            let log = acl.log.then(|| {
+                let (a, d) = (acl.action, acl.direction);
+                Arc::new(Logged::new(
+                    &stateful.acl_log,
+                    &acl.name,
+                    acl.severity,
+                    a,
+                    d,
+                ))
+            });
             for (d, dp) in tables.datapaths.iter().enumerate() {
                 if !acl.switches.contains(&dp.name) {
                     continue;
@@ -495,7 +511,7 @@ impl AclTables {
                     direction: acl.direction,
                     action: acl.action,
                     match_text: acl.match_text.clone(),
-                    log: acl.log,
+                    log: log.clone(),
                     node: node.clone(),
                     hits: hits.clone(),
                 };

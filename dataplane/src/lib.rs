@@ -10,6 +10,7 @@
 //! This crate knows nothing of OVSDB or the control plane: the controller,
 //! or a standalone configuration file, programs it through [`tables`].
 
+pub mod acl_log;
 pub mod cache;
 pub mod classifier;
 pub mod conntrack;

@@ -46,10 +46,16 @@ pub struct Ovn {
     pub metrics: String,
 }
 
+/// Where the root-namespace node's stderr goes, in [`Ovn::dir`].
+const NODE_LOG: &str = "node.log";
+
 impl Drop for Ovn {
     fn drop(&mut self) {
         if let Some(n) = self.node.as_mut() {
             kill(n);
+            if std::thread::panicking() {
+                eprintln!("--- the node's log ---\n{}", self.node_log());
+            }
         }
         if let Some(n) = self.northd.as_mut() {
             kill(n);
@@ -138,11 +144,12 @@ impl Ovn {
         let ctl = dir.join("node.ctl");
         let metrics = format!("127.0.0.1:{}", free_port());
         let node = node.then(|| {
+            let log = std::fs::File::create(dir.join(NODE_LOG)).expect("the node's log file");
             Command::new(bin())
                 .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
                 .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .stderr(log)
                 .spawn()
                 .expect("start switchyard node")
         });
@@ -205,6 +212,11 @@ impl Ovn {
     /// A sample's value on the node's /metrics (0 if absent).
     pub fn metric(&self, name_and_labels: &str) -> u64 {
         metric(&self.metrics(), name_and_labels)
+    }
+
+    /// What the root-namespace node wrote to stderr so far.
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(NODE_LOG)).unwrap_or_default()
     }
 
     /// `ovsdb-client dump` of SB.

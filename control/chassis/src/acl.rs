@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
+use dataplane::acl_log::Severity;
 use dataplane::classifier::{Acl, AclAction, AclConfig, Direction};
 use ovsdb::client::Replica;
 use uuid::Uuid;
@@ -68,6 +69,7 @@ pub fn config(r: &Replica, datapaths: &HashMap<Uuid, String>, rejected: &Rejecte
             match_text: text,
             expr,
             log: row.opt_bool("log").unwrap_or(false),
+            severity: Severity::parse(row.opt_string("severity").as_deref()),
             switches,
         });
     }

@@ -175,7 +175,7 @@ impl std::fmt::Debug for Conntrack {
 }
 
 /// Seconds of CLOCK_MONOTONIC_COARSE.
-fn coarse_secs() -> u64 {
+pub(crate) fn coarse_secs() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

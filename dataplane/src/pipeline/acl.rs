@@ -25,8 +25,9 @@
 //!
 //! `reject` answers with a TCP RST or an ICMP unreachable out of the
 //! ingress port ([`crate::reject`]; what a tunnel delivered is dropped as
-//! `acl_reject` instead). `log` is not acted on yet: every evaluation
-//! counts a hit per ACL.
+//! `acl_reject` instead). Every evaluation counts a hit per ACL, and a
+//! logged ACL's match queues a log line ([`crate::acl_log`]; such
+//! verdicts are not cached, [`Fields::LOG`]).
 
 use std::sync::atomic::Ordering;
 
@@ -116,7 +117,7 @@ impl Subject for View<'_, '_> {
 }
 
 /// The highest-priority rule of `list` that matches (counting its hit
-/// when forwarding).
+/// and, if it is logged, queuing its log line when forwarding).
 fn first_match<'r, T: Tracer>(
     d: &'r DirAcls,
     list: &[u32],
@@ -126,6 +127,13 @@ fn first_match<'r, T: Tracer>(
         .iter()
         .map(|&i| &d.rules[i as usize])
         .find(|r| r.node.eval(v))?;
+    if let Some(log) = &r.log {
+        v.p.read(Fields::LOG);
+        if !T::ENABLED {
+            let (frame, lay) = v.p.stateful();
+            log.record(frame, lay);
+        }
+    }
     if !T::ENABLED {
         r.hits.fetch_add(1, Ordering::Relaxed);
     }

@@ -60,6 +60,10 @@ impl Fields {
     /// The packet is rewritten into an answer that depends on more than
     /// the key (a reject's TCP RST or ICMP error). No key holds it.
     pub const REPLY: Fields = Fields(1 << 22);
+    /// A logged ACL matched: every such packet is logged (as OVN's `log()`
+    /// sends each one to ovn-controller), so no verdict is cached. No key
+    /// holds it.
+    pub const LOG: Fields = Fields(1 << 23);
 
     /// What [`flow_key`] can hold.
     pub const KEYABLE: Fields = Fields((1 << 11) - 1);

@@ -30,6 +30,7 @@ fn acl(prio: u16, dir: Direction, action: AclAction, m: &str) -> Acl {
         match_text: m.into(),
         expr: ovn_expr::parse(m).unwrap(),
         log: false,
+        severity: Default::default(),
         switches: vec!["ls".into()],
     }
 }
@@ -499,4 +500,43 @@ fn reject_answers_with_rst_or_icmp() {
     );
     // vm1's ingress committed both; vm2's egress nothing.
     assert_eq!(st.conntrack.len(), 2);
+}
+
+/// A logged ACL queues a line for each packet it decides (within its rate
+/// limit), its verdict is never cached, and a trace logs nothing.
+#[test]
+fn a_logged_acl_queues_its_line_and_is_not_cached() {
+    let mut logged = acl(
+        1100,
+        Direction::FromLport,
+        AclAction::Drop,
+        "inport == \"vm3\" && udp.dst == 53",
+    );
+    logged.log = true;
+    logged.severity = crate::acl_log::Severity::Warning;
+    let (t, st) = tables(vec![logged], 100);
+    let mut cache = FlowCache::new(64);
+    let frame = format!("{VM3} udp.src=5000 udp.dst=53")
+        .parse::<FlowDesc>()
+        .unwrap()
+        .to_frame()
+        .unwrap();
+    for _ in 0..3 {
+        let mut buf = HeapBuf::from_frame(&frame);
+        let v = decide_cached(&t, &mut cache, &mut buf, 2);
+        assert_eq!(v, Verdict::Drop(DropReason::AclDrop));
+    }
+    assert_eq!(cache.hits, 0, "a logged verdict is never cached");
+    let neighbors = crate::overlay::Neighbors::default();
+    let _ = trace(&t, &neighbors, 2, HeapBuf::from_frame(&frame));
+    let lines: Vec<String> = st.acl_log.drain().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "name=\"acl1100\", verdict=drop, severity=warning, direction=from-lport: udp,"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("nw_src=10.0.0.3,nw_dst=10.0.0.2"));
 }
