@@ -200,6 +200,10 @@ struct EngineArgs {
     /// Never sleep when idle (a PMD on a dedicated core).
     #[arg(long)]
     busy_poll: bool,
+    /// Connections conntrack tracks at most; new ones beyond it are
+    /// dropped as `ct_full` (OVS: `ovs-appctl dpctl/ct-set-maxconns`).
+    #[arg(long, default_value_t = node::CONNTRACK_LIMIT)]
+    conntrack_limit: usize,
 }
 
 impl EngineArgs {
@@ -210,6 +214,7 @@ impl EngineArgs {
             workers: self.workers,
             cores: self.cores,
             busy_poll: self.busy_poll,
+            conntrack_limit: self.conntrack_limit,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct NodeOptions {
     pub workers: usize,
     pub cores: Vec<usize>,
     pub busy_poll: bool,
+    /// Connections conntrack holds at most ([`CONNTRACK_LIMIT`] by default).
+    pub conntrack_limit: usize,
 }
 
 /// Who programs the node.
@@ -105,7 +107,8 @@ pub struct NodeDataplane {
 
 type Installed = (Vec<LogicalSwitch>, Option<Underlay>, AclConfig);
 
-/// Connections the node tracks at most (1M entries of at most 256 bytes).
+/// Connections the node tracks at most by default (1M entries of at most
+/// 256 bytes).
 pub const CONNTRACK_LIMIT: usize = 1 << 20;
 /// Conntrack shards: enough that workers rarely meet in one.
 pub const CONNTRACK_SHARDS: usize = 256;
@@ -397,7 +400,7 @@ pub fn run(opts: NodeOptions, programmer: Programmer) -> Result<()> {
             ports_changed,
             uplink,
             providers,
-            stateful: Stateful::new(Conntrack::new(CONNTRACK_LIMIT, CONNTRACK_SHARDS)),
+            stateful: Stateful::new(Conntrack::new(opts.conntrack_limit, CONNTRACK_SHARDS)),
             acls_not_installed: std::sync::atomic::AtomicU64::new(0),
         }),
         controller: Mutex::new(None),

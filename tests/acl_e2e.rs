@@ -7,11 +7,15 @@
 //! from the address set connects and its replies flow, from outside it
 //! does not, ICMP follows its rule, a reject ACL answers TCP with a RST and
 //! UDP with ICMP port unreachable, a logged ACL's line appears in the
-//! node's log, and a drop ACL added later cuts an established connection. Every wait is on a condition.
+//! node's log, and a drop ACL added later cuts an established connection.
+//! Hostile input: a SYN flood against a small connection table is dropped
+//! as `ct_full` while an established stream flows. Every wait is on a
+//! condition.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::ovn::{vif, Databases, Ovn};
@@ -140,23 +144,37 @@ impl Drop for Proc {
     }
 }
 
+/// The tests take turns: each runs a node, VMs and traffic whose timing
+/// the other's load (a SYN flood) would disturb on a small machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The logical port of `vm`.
+fn lp(vm: &Vm) -> String {
+    format!("{}-lp", vm.ns)
+}
+
+/// Plugs `vms` into the node and puts them on switch `net1`.
+fn plug(ovn: &Ovn, vms: &[&Vm]) {
+    for v in vms {
+        ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
+    }
+    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
+    for v in vms {
+        cmd.extend(vif("net1", &lp(v), &format!("{} {}", v.mac, v.ip)));
+    }
+    ovn.nbctl(&cmd);
+}
+
 #[test]
 fn neutron_security_group_with_ovn_nbctl() {
     require_root();
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let vm1 = vm("c", "00:00:00:00:00:11", "10.0.0.1", 1500);
     let vm2 = vm("s", "00:00:00:00:00:12", "10.0.0.2", 1500);
     let vm3 = vm("x", "00:00:00:00:00:13", "10.0.0.3", 1500);
     let ovn = Ovn::start(Databases::Ours);
-    let lp = |v: &Vm| format!("{}-lp", v.ns);
+    plug(&ovn, &[&vm1, &vm2, &vm3]);
     let (lp1, lp2, lp3) = (lp(&vm1), lp(&vm2), lp(&vm3));
-    for v in [&vm1, &vm2, &vm3] {
-        ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
-    }
-    let mut cmd: Vec<String> = ["--wait=hv", "ls-add", "net1"].map(String::from).to_vec();
-    for v in [&vm1, &vm2, &vm3] {
-        cmd.extend(vif("net1", &lp(v), &format!("{} {}", v.mac, v.ip)));
-    }
-    ovn.nbctl(&cmd);
     let _server = echo_server(&vm2);
     // Without ACLs everything is open.
     let (ok, out) = tcp_echo(&vm3, "10.0.0.2");
@@ -348,4 +366,126 @@ fn neutron_security_group_with_ovn_nbctl() {
     let _ = std::fs::remove_file(&go);
     let ct = ovn.cli(&["conntrack"]);
     assert!(ct.contains("blocked"), "{ct}");
+}
+
+/// From `vm` (whose address is `src`), TCP SYNs to `dst`:22 from ever new
+/// source ports, through a raw socket, until `stop` exists; prints how
+/// many it sent.
+fn syn_flood(vm: &Vm, src: &str, dst: &str, stop: &std::path::Path) -> Proc {
+    let code = format!(
+        r#"
+import os, random, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+pseudo = socket.inet_aton("{src}") + socket.inet_aton("{dst}") + struct.pack("!BBH", 0, 6, 20)
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+n = 0
+while not os.path.exists("{stop}"):
+    h = struct.pack("!HHIIBBHHH", 1024 + n % 60000, 22, random.getrandbits(32), 0, 5 << 4, 2, 65535, 0, 0)
+    h = h[:16] + struct.pack("!H", csum(pseudo + h)) + h[18:]
+    s.sendto(h, ("{dst}", 0))
+    n += 1
+print(n, flush=True)
+"#,
+        stop = stop.display()
+    );
+    Command::new("ip")
+        .args(["netns", "exec", &vm.ns, "/usr/bin/python3", "-c", &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(Proc)
+        .expect("python3 SYN flood")
+}
+
+/// Hostile input: a SYN flood from a VM whose egress is allow-related
+/// fills a small connection table (each SYN commits in its zone); new
+/// connections are then dropped as `ct_full`, counted on /metrics, while
+/// an established TCP stream keeps flowing through the flood.
+#[test]
+fn a_syn_flood_fills_conntrack_and_established_traffic_flows() {
+    require_root();
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    const LIMIT: u64 = 64;
+    let vm1 = vm("c", "00:00:00:00:00:21", "10.0.0.1", 1500);
+    let vm2 = vm("s", "00:00:00:00:00:22", "10.0.0.2", 1500);
+    let vm3 = vm("x", "00:00:00:00:00:23", "10.0.0.3", 1500);
+    let ovn = Ovn::start_node_with(Databases::Ours, &["--conntrack-limit", &LIMIT.to_string()]);
+    plug(&ovn, &[&vm1, &vm2, &vm3]);
+    let nb = |args: &[&str]| ovn.nbctl(args);
+    nb(&["pg-add", "neutron_pg_drop", &lp(&vm1), &lp(&vm2), &lp(&vm3)]);
+    nb(&[
+        "--type=port-group",
+        "acl-add",
+        "neutron_pg_drop",
+        "to-lport",
+        "1001",
+        "outport == @neutron_pg_drop && ip",
+        "drop",
+    ]);
+    nb(&[
+        "--type=port-group",
+        "acl-add",
+        "neutron_pg_drop",
+        "from-lport",
+        "1002",
+        "inport == @neutron_pg_drop && ip4",
+        "allow-related",
+    ]);
+    nb(&[
+        "--wait=hv",
+        "--type=port-group",
+        "acl-add",
+        "neutron_pg_drop",
+        "to-lport",
+        "1002",
+        "outport == @neutron_pg_drop && ip4.src == 10.0.0.1 && tcp.dst == 22",
+        "allow-related",
+    ]);
+    let _server = echo_server(&vm2);
+
+    let dir = std::env::temp_dir().join(format!("switchyard-flood-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (go, stop) = (dir.join("go"), dir.join("stop"));
+    let mut client = long_client(&vm1, "10.0.0.2", &go);
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(client.0.stdout.take().unwrap()));
+    assert_eq!(
+        lines.next().and_then(Result::ok).unwrap_or_default(),
+        "first ok"
+    );
+
+    let mut flood = syn_flood(&vm3, "10.0.0.3", "10.0.0.2", &stop);
+    let full = "switchyard_drops_total{reason=\"ct_full\"}";
+    wait_until(
+        "the flood to fill the table",
+        Duration::from_secs(20),
+        || ovn.metric(full) >= 100,
+    );
+    assert_eq!(ovn.metric("switchyard_conntrack_connections"), LIMIT);
+    // While the flood goes on: the established stream flows, a new
+    // connection does not.
+    std::fs::write(&go, b"go").unwrap();
+    let second = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(
+        second, "second ok",
+        "the established stream stalled in the flood"
+    );
+    let (ok, out) = tcp_echo(&vm1, "10.0.0.2");
+    assert!(!ok, "a new connection got through a full table: {out}");
+    let refused = ovn.metric("switchyard_conntrack_refused_total");
+    std::fs::write(&stop, b"stop").unwrap();
+    let sent = std::io::BufRead::lines(std::io::BufReader::new(flood.0.stdout.take().unwrap()))
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let sent: u64 = sent.trim().parse().expect("the flood's count");
+    assert!(sent > LIMIT, "the flood sent {sent} SYNs");
+    assert!(refused >= 100, "{refused} commits refused");
+    drop(client);
+    let _ = std::fs::remove_dir_all(&dir);
 }

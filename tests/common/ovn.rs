@@ -103,6 +103,15 @@ impl Ovn {
     /// The databases (listening on `ip`) and northd-lite, with a node in the
     /// root namespace if `node`.
     pub fn start_with(databases: Databases, ip: &str, node: bool) -> Ovn {
+        Self::launch(databases, ip, node.then_some(&[]))
+    }
+
+    /// As [`Ovn::start`], the node run with the extra options `node_args`.
+    pub fn start_node_with(databases: Databases, node_args: &[&str]) -> Ovn {
+        Self::launch(databases, "127.0.0.1", Some(node_args))
+    }
+
+    fn launch(databases: Databases, ip: &str, node: Option<&[&str]>) -> Ovn {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("switchyard-ovn-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -143,11 +152,12 @@ impl Ovn {
         wait_port(ip, sb_port);
         let ctl = dir.join("node.ctl");
         let metrics = format!("127.0.0.1:{}", free_port());
-        let node = node.then(|| {
+        let node = node.map(|extra| {
             let log = std::fs::File::create(dir.join(NODE_LOG)).expect("the node's log file");
             Command::new(bin())
                 .args(["node", "--chassis", &format!("hv-{n}"), "--sb", &sb])
                 .args(["--ctl", ctl.to_str().unwrap(), "--metrics", &metrics])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
