@@ -8,7 +8,8 @@
 //! allocation, no lock, no syscall); the node drains the queue and writes
 //! the lines ([`AclLog::drain`]). Each ACL writes at most
 //! [`LINES_PER_SECOND`] lines a second; what is over it, or finds the
-//! queue full, is counted as suppressed. NB `meter` is not honoured (OVN
+//! queue full, is counted as suppressed (the count of a second restarts
+//! when the ACLs are compiled again). NB `meter` is not honoured (OVN
 //! rate-limits logs only by it; SB carries no Meter table here yet): the
 //! fixed limit applies to every logged ACL.
 //!

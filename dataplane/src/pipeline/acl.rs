@@ -141,7 +141,6 @@ fn first_match<'r, T: Tracer>(
 }
 
 /// The stateless decision: the highest-priority match, or allow.
-#[allow(clippy::too_many_arguments)]
 fn stateless<T: Tracer>(
     stage: &'static str,
     answer: bool,
