@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: switchyard against Open vSwitch with DPDK on the
 # same pcap, the same source and sink, one core: L2 switching (OVS's NORMAL
-# action) and the overlay scenarios (OVS's userspace tunnelling, the
-# datapath actions tnl_push and tnl_pop).
+# action), the overlay scenarios (OVS's userspace tunnelling, the
+# datapath actions tnl_push and tnl_pop) and stateful ACLs (OVS's userspace
+# conntrack, programmed as ovn-controller programs it).
 #
 # Both switches read the pcap the suite generates (dataplane/examples/
-# dpdk_bench.rs --write-pcap) through net_pcap with infinite_rx=1 and send
+# dpdk_bench/ --write-pcap) through net_pcap with infinite_rx=1 and send
 # to a net_null sink (no-rx=1), hugepages (--in-memory), --no-pci, the
 # forwarding thread pinned to --core (default 1), everything else of the
 # process on the other cores. Runs alternate (ours, theirs, ours, ...) so
@@ -43,7 +44,23 @@
 #     br-int in_port=tunnel,tun_id=KEY[,tun_metadata0=0x10002]
 #     actions=output:sink. The popped packet recirculates: two datapath
 #     passes per packet.
-#   KEY is what ours puts on the wire (dpdk_bench.rs, OVN's encoding):
+#   * conntrack (dpdk-acl-ct-*; ours runs the same traffic through an
+#     allow-related security group, conntrack in vm0's zone and vm1's): br0
+#     with src and sink and the flows ovn-controller 23.03 installs for
+#     ls_in_pre_stateful / ls_in_acl (zone 1, vm0's) and ls_out_pre_stateful
+#     / ls_out_acl (zone 2, vm1's): table 0 ip -> ct(zone=1,table=1); table 1
+#     ct_state=+new+trk -> ct(commit,zone=1,exec(ct_mark.blocked=0)),
+#     ct(zone=2,table=2), ct_state=-new+est+trk,ct_mark=0/1 ->
+#     ct(zone=2,table=2); table 2 the same in zone 2, then output:sink. The
+#     run fails unless OVS tracked 2 connections per flow
+#     (dpctl/ct-get-nconns) and its datapath flows hold both zones' ct(),
+#     recirculations and commits. The pcap's UDP flows go one way, and OVS
+#     3.1's userspace conntrack keeps such a connection +new until a reply
+#     (other_conn_update returns CT_UPDATE_VALID_NEW): every packet takes
+#     the +new flows and commits again, as under OVN. Ours passes a
+#     committed connection's packets without evaluating ACLs (the same
+#     verdict: OVN's +new path re-runs ACLs that allowed it).
+#   KEY is what ours puts on the wire (dpdk_bench/main.rs, OVN's encoding):
 #   VXLAN VNI 0x2001 (datapath 1 | egress port key 2 << 12); Geneve VNI 1
 #   and OVN's option (class 0x0102, type 0x80, 4 bytes: ingress 1, egress 2
 #   = 0x10002), mapped to tun_metadata0 with `ovs-ofctl add-tlv-map`.
@@ -80,7 +97,7 @@
 #       [--core 1] [--hugepages 2048] [--scenario dpdk-l2-10k ...]
 # Default scenarios: dpdk-l2-1flow dpdk-l2-10k. The overlay ones:
 # dpdk-vxlan-encap-10k dpdk-vxlan-decap-10k dpdk-geneve-encap-10k
-# dpdk-geneve-decap-10k. OVS-DPDK cannot take dpdk-l2-1m: its shared
+# dpdk-geneve-decap-10k. Conntrack: dpdk-acl-ct-10k. OVS-DPDK cannot take dpdk-l2-1m: its shared
 # mempool (at most 262144 mbufs) is smaller than the pcap, which net_pcap's
 # infinite_rx holds in mbufs.
 # It installs openvswitch-switch-dpdk with apt-get if missing, raises
@@ -117,6 +134,7 @@ ovs_mode() {
     dpdk-vxlan-decap-*) echo vxlan-decap ;;
     dpdk-geneve-encap-*) echo geneve-encap ;;
     dpdk-geneve-decap-*) echo geneve-decap ;;
+    dpdk-acl-ct-*) echo conntrack ;;
     *) echo normal ;;
     esac
 }
@@ -128,6 +146,7 @@ ovs_label() {
     vxlan-decap) echo "VXLAN decap: tnl_pop, recirculation, vxlan port -> sink" ;;
     geneve-encap) echo "Geneve encap with OVN's option (tnl_push)" ;;
     geneve-decap) echo "Geneve decap: tnl_pop, recirculation, geneve port -> sink" ;;
+    conntrack) echo "OVN's ct flows, zones 1 and 2: ct(zone,table), +new ct(commit), +est next; one-way UDP stays +new" ;;
     esac
 }
 
@@ -186,7 +205,7 @@ ip netns add "$netns"
 export OVS_RUNDIR=$run OVS_LOGDIR=$run OVS_DBDIR=$run OVS_SYSCONFDIR=$run
 vsctl=(ovs-vsctl --db="unix:$run/db.sock" --timeout=120)
 appctl=(ovs-appctl -t "$run/ovs-vswitchd.ctl")
-# The addresses and keys of the scenarios (dpdk_bench.rs: mac(), underlay(),
+# The addresses and keys of the scenarios (dpdk_bench/main.rs: mac(), underlay(),
 # and what its overlay puts on the wire).
 vm1_mac=02:00:00:00:00:01
 local_ip=192.168.100.21 local_mac=02:00:00:00:01:21   # our uplink
@@ -210,17 +229,17 @@ mode='' bridges='' src_br='' sink_br='' tun_type='' tun_port='' tun_ofport='' tu
 # Writes the bridges and ports of mode $1 into conf.db (all but src, which
 # each run adds), while no ovs-vswitchd runs.
 ovs_configure() {
-    mode=$1
+    mode=$1 tun_port=''
     "${vsctl[@]}" --no-wait -- --if-exists del-br br0 -- --if-exists del-br br-int \
         -- --if-exists del-br br-phy
     case $mode in
-    normal) src_br=br0 sink_br=br0 ;;
+    normal | conntrack) src_br=br0 sink_br=br0 ;;
     *-encap) src_br=br-int sink_br=br-phy tun_ofport=2 ;;
     *-decap) src_br=br-phy sink_br=br-int tun_ofport=1 ;;
     esac
     local sink=(-- add-port "$sink_br" sink -- set Interface sink type=dpdk
         "options:dpdk-devargs=net_null0,no-rx=1" ofport_request=2)
-    if [ "$mode" = normal ]; then
+    if [ "$mode" = normal ] || [ "$mode" = conntrack ]; then
         bridges=br0
         "${vsctl[@]}" --no-wait add-br br0 -- set Bridge br0 datapath_type=netdev "${sink[@]}"
         return
@@ -245,6 +264,20 @@ ovs_flows() {
     if [ "$mode" = normal ]; then
         "${appctl[@]}" fdb/add br0 sink 0 "$vm1_mac" >/dev/null &&
             ovs-ofctl del-flows br0 && ovs-ofctl add-flow br0 actions=NORMAL
+        return
+    fi
+    if [ "$mode" = conntrack ]; then
+        # ovn-controller's: ct_next is ct(table=next,zone=the port's zone),
+        # ct_commit { ct_mark.blocked = 0; } sets ct_mark bit 0, ct.est
+        # matches ct_mark.blocked == 0.
+        local commit='exec(load:0->NXM_NX_CT_MARK[0])' est='ct_state=-new+est+trk,ct_mark=0/0x1'
+        ovs-ofctl del-flows br0 && ovs-ofctl add-flows br0 - <<EOF
+table=0,priority=100,in_port=1,ip,actions=ct(zone=1,table=1)
+table=1,priority=100,ct_state=+new+trk,ip,actions=ct(commit,zone=1,$commit),ct(zone=2,table=2)
+table=1,priority=100,$est,ip,actions=ct(zone=2,table=2)
+table=2,priority=100,ct_state=+new+trk,ip,actions=ct(commit,zone=2,$commit),output:2
+table=2,priority=100,$est,ip,actions=output:2
+EOF
         return
     fi
     # ovs-vswitchd creates the br-phy tap on its first start: a persistent
@@ -295,6 +328,14 @@ ovs_check_datapath() {
     local f=$run/dp-flows.txt want
     case $mode in
     normal) return 0 ;;
+    conntrack)
+        local n
+        n=$(cat "$run/ct-nconns.txt")
+        [ "$n" -ge $((2 * ct_flows)) ] || { echo "OVS tracked $n connections, not 2 x $ct_flows" >&2; return 1; }
+        for want in "actions:ct(zone=1),recirc(" "ct(zone=2),recirc(" "ct(commit,zone=2,mark=0/0x1),"; do
+            grep -q "$want" "$f" || { echo "no datapath flow with $want:" >&2; cat "$f" >&2; return 1; }
+        done
+        return 0 ;;
     vxlan-encap) want="tnl_push(.*vxlan(flags=0x8000000,vni=$tun_key)" ;;
     geneve-encap) want="tnl_push(.*geneve(.*vni=$tun_key,options({class=0x102,type=0x80,len=4,$ovn_option}))" ;;
     *-decap) want="actions:tnl_pop(" ;;
@@ -335,7 +376,7 @@ ovs_run() {
         { tail -20 "$run/ovs-vswitchd.log" >&2; return 1; }
     pid=$(cat "$run/ovs-vswitchd.pid")
     "${vsctl[@]}" wait-until Interface sink ofport=2
-    [ "$mode" = normal ] || "${vsctl[@]}" wait-until Interface "$tun_port" ofport="$tun_ofport"
+    [ -z "$tun_port" ] || "${vsctl[@]}" wait-until Interface "$tun_port" ofport="$tun_ofport"
     ovs_flows || { stop_daemon ovs-vswitchd; return 1; }
     "${vsctl[@]}" --no-wait add-port "$src_br" src -- set Interface src type=dpdk \
         "options:dpdk-devargs=net_pcap0,rx_pcap=$pcap,infinite_rx=1" ofport_request=1
@@ -364,6 +405,7 @@ ovs_run() {
     t1=$(date +%s%N); read -r src1 sink1 local1 < <(port_packets); cpu1=$(cut -d' ' -f1 "$pmd/schedstat")
     "${appctl[@]}" dpif-netdev/pmd-stats-show >"$run/pmd-stats.txt"
     "${appctl[@]}" dpctl/dump-flows >"$run/dp-flows.txt"
+    "${appctl[@]}" dpctl/ct-get-nconns >"$run/ct-nconns.txt"
     stop_daemon ovs-vswitchd
     "${vsctl[@]}" --no-wait del-port src
     if [ "$local1" != "$local0" ]; then
@@ -411,6 +453,7 @@ for s in "${scenarios[@]}"; do
     pcap=$run/$s.pcap
     "$bench" --scenario "$s" --write-pcap "$pcap"
     ovs_configure "$(ovs_mode "$s")"
+    case $s in *-10k) ct_flows=10000 ;; *-200k) ct_flows=200000 ;; *) ct_flows=1 ;; esac
     for r in $(seq "$rounds"); do
         for who in ours ovs; do
             if [ "$who" = ours ]; then

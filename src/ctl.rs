@@ -56,6 +56,12 @@ pub enum Request {
         #[serde(default)]
         restart: bool,
     },
+    /// List (or count, or flush) tracked connections, of one zone or all.
+    Conntrack {
+        zone: Option<u16>,
+        count: bool,
+        flush: bool,
+    },
 }
 
 /// The answer: text for the operator, or an error.
@@ -189,7 +195,57 @@ async fn handle<B: Backend>(node: &Node<B>, req: Request) -> Result<String> {
                 "exiting; the chassis leaves SB\n".into()
             })
         }
+        Request::Conntrack { zone, count, flush } => {
+            let ct = &node.dp.stateful.conntrack;
+            if flush {
+                return Ok(format!("{} connections flushed\n", ct.flush(zone)));
+            }
+            let conns = ct.dump(zone);
+            if count {
+                return Ok(format!("{}\n", conns.len()));
+            }
+            Ok(conns.iter().map(|c| conntrack_line(c) + "\n").collect())
+        }
     }
+}
+
+/// One connection as `ovs-appctl dpctl/dump-conntrack` prints one.
+fn conntrack_line(c: &dataplane::conntrack::ConnView) -> String {
+    use dataplane::conntrack::Proto;
+    let o = &c.orig;
+    let proto = match o.proto {
+        6 => "tcp",
+        17 => "udp",
+        1 => "icmp",
+        58 => "icmpv6",
+        132 => "sctp",
+        _ => "other",
+    };
+    let ports = match o.proto {
+        1 | 58 => format!("id={}", o.sport),
+        6 | 17 | 132 => format!("sport={},dport={}", o.sport, o.dport),
+        p => format!("proto={p}"),
+    };
+    let r = o.reverse();
+    let mut s = format!(
+        "{proto},orig=(src={},dst={},{ports}),reply=(src={},dst={}),zone={}",
+        o.src_ip(),
+        o.dst_ip(),
+        r.src_ip(),
+        r.dst_ip(),
+        c.zone
+    );
+    if let Proto::Tcp(st) = c.proto {
+        s += &format!(",protoinfo=(state={})", st.as_str());
+    }
+    if !c.replied {
+        s += ",unreplied";
+    }
+    if c.blocked {
+        s += ",blocked";
+    }
+    s += &format!(",timeout={}", c.expires_in);
+    s
 }
 
 /// The interface names of the node's ports, by local port id.

@@ -150,6 +150,21 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CTL)]
         ctl: PathBuf,
     },
+    /// List a running node's tracked connections (like `ovs-appctl
+    /// dpctl/dump-conntrack`), count or flush them, of one zone or all.
+    Conntrack {
+        #[arg(long, default_value = DEFAULT_CTL)]
+        ctl: PathBuf,
+        /// Only this conntrack zone (a logical port's).
+        #[arg(long)]
+        zone: Option<u16>,
+        /// Print the number of connections only.
+        #[arg(long)]
+        count: bool,
+        /// Remove the connections instead.
+        #[arg(long, conflicts_with = "count")]
+        flush: bool,
+    },
     /// Show a running node's switches, ports and counters.
     Show {
         #[arg(long, default_value = DEFAULT_CTL)]
@@ -231,6 +246,10 @@ struct EngineArgs {
     /// Never sleep when idle (a PMD on a dedicated core).
     #[arg(long)]
     busy_poll: bool,
+    /// Connections conntrack tracks at most; new ones beyond it are
+    /// dropped as `ct_full` (OVS: `ovs-appctl dpctl/ct-set-maxconns`).
+    #[arg(long, default_value_t = node::CONNTRACK_LIMIT)]
+    conntrack_limit: usize,
     #[command(flatten)]
     dpdk: DpdkArgs,
 }
@@ -304,6 +323,7 @@ impl EngineArgs {
             cores: self.cores,
             busy_poll: self.busy_poll,
             dpdk,
+            conntrack_limit: self.conntrack_limit,
         }
     }
 }
@@ -521,6 +541,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Db(args) => Ok(ovsdb::db::cli(args)?),
         Command::Show { ctl } => {
             print!("{}", ctl::request(&ctl, &ctl::Request::Show)?);
+            Ok(())
+        }
+        Command::Conntrack {
+            ctl,
+            zone,
+            count,
+            flush,
+        } => {
+            let req = ctl::Request::Conntrack { zone, count, flush };
+            print!("{}", ctl::request(&ctl, &req)?);
             Ok(())
         }
         Command::Trace {

@@ -2,7 +2,7 @@
 //! per-worker counters, read from the dataplane's single-writer counters at
 //! scrape time (nothing on the forwarding path knows about Prometheus), and
 //! under a chassis controller its SB session, acknowledged nb_cfg and
-//! claimed ports.
+//! claimed ports; hits per ACL and the connection table's counters.
 
 use std::sync::Arc;
 
@@ -148,6 +148,7 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
     )?;
     generation.set(engine.publisher().generation() as i64);
     r.register(Box::new(generation))?;
+    acl_and_conntrack(node, &r)?;
 
     if let Some(st) = node.controller_status() {
         use std::sync::atomic::Ordering::Relaxed;
@@ -166,7 +167,12 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
             "Port_Bindings bound on this chassis",
         )?;
         claimed.set(st.claimed.load(Relaxed) as i64);
-        for g in [up, cfg, claimed] {
+        let rejected = IntGauge::new(
+            "switchyard_controller_acls_rejected",
+            "SB ACLs of local datapaths not enforced: their match does not parse",
+        )?;
+        rejected.set(st.acls_rejected.count() as i64);
+        for g in [up, cfg, claimed, rejected] {
             r.register(Box::new(g))?;
         }
         let unenforced = IntGaugeVec::new(
@@ -186,6 +192,78 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;
     Ok(String::from_utf8(out)?)
+}
+
+/// Per-ACL hits and the connection table's counters.
+fn acl_and_conntrack<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let st = &node.dp.stateful;
+    let hits = IntCounterVec::new(
+        Opts::new(
+            "switchyard_acl_hits_total",
+            "Packets an ACL decided (its name, or direction:priority:match)",
+        ),
+        &["acl"],
+    )?;
+    for (label, n) in st.hits() {
+        hits.with_label_values(&[&label]).inc_by(n);
+    }
+    r.register(Box::new(hits))?;
+    let ct = &st.conntrack;
+    let gauge = |name: &str, help: &str, v: i64| -> Result<IntGauge> {
+        let g = IntGauge::new(name, help)?;
+        g.set(v);
+        Ok(g)
+    };
+    for g in [
+        gauge(
+            "switchyard_conntrack_connections",
+            "Connections in the table",
+            ct.len() as i64,
+        )?,
+        gauge(
+            "switchyard_conntrack_limit",
+            "Connections the table holds at most",
+            ct.limit() as i64,
+        )?,
+        gauge(
+            "switchyard_acls_not_installed",
+            "ACLs the dataplane could not compile (unknown port group or address set)",
+            node.dp.acls_not_installed.load(Relaxed) as i64,
+        )?,
+    ] {
+        r.register(Box::new(g))?;
+    }
+    let counter = |name: &str, help: &str, v: u64| -> Result<prometheus::IntCounter> {
+        let c = prometheus::IntCounter::new(name, help)?;
+        c.inc_by(v);
+        Ok(c)
+    };
+    for c in [
+        counter(
+            "switchyard_conntrack_created_total",
+            "Connections committed",
+            ct.stats.created.load(Relaxed),
+        )?,
+        counter(
+            "switchyard_conntrack_expired_total",
+            "Connections freed after their timeout",
+            ct.stats.expired.load(Relaxed),
+        )?,
+        counter(
+            "switchyard_conntrack_refused_total",
+            "New connections refused: the table was full",
+            ct.stats.refused_full.load(Relaxed),
+        )?,
+        counter(
+            "switchyard_acl_log_suppressed_total",
+            "Log lines of logged ACLs not written: over 10 a second per ACL, or the queue was full",
+            st.acl_log.suppressed(),
+        )?,
+    ] {
+        r.register(Box::new(c))?;
+    }
+    Ok(())
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chassis::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort};
+use dataplane::acl_log::AclLog;
+use dataplane::classifier::{AclConfig, Stateful};
+use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::PortId;
 use dataplane::port::Port;
@@ -43,6 +46,8 @@ pub struct NodeOptions {
     pub busy_poll: bool,
     /// Run on DPDK with these settings (None: kernel interfaces).
     pub dpdk: Option<DpdkOptions>,
+    /// Connections conntrack holds at most ([`CONNTRACK_LIMIT`] by default).
+    pub conntrack_limit: usize,
 }
 
 /// Who programs the node.
@@ -90,9 +95,22 @@ pub struct NodeDataplane<B: Backend> {
     providers: Vec<(String, PortId)>,
     /// Where the plugged ports are kept (controller mode).
     plug_file: Option<PlugFile>,
+    /// Conntrack, zones and ACL hit counters: kept across table updates.
+    pub stateful: Arc<Stateful>,
+    /// ACLs the dataplane could not compile at the last installation.
+    pub acls_not_installed: std::sync::atomic::AtomicU64,
 }
 
-type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
+type Installed = (Vec<LogicalSwitch>, Option<Underlay>, AclConfig);
+
+/// Connections the node tracks at most by default (1M entries of at most
+/// 256 bytes).
+pub const CONNTRACK_LIMIT: usize = 1 << 20;
+/// Conntrack shards: enough that workers rarely meet in one.
+pub const CONNTRACK_SHARDS: usize = 256;
+/// How often the node writes the ACL log lines the workers queued (the
+/// queue holds 1024; each ACL queues at most 10 a second).
+const ACL_LOG_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl<B: Backend> Dataplane for NodeDataplane<B> {
     fn bindings(&self) -> Vec<LocalBinding> {
@@ -122,14 +140,21 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
         &self,
         switches: Vec<LogicalSwitch>,
         underlay: Option<Underlay>,
+        acls: AclConfig,
     ) -> Result<bool, String> {
         let mut installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
-        let next = (switches, underlay);
+        let next = (switches, underlay, acls);
         if installed.as_ref() == Some(&next) {
             return Ok(false);
         }
-        let tables =
+        let mut tables =
             Tables::compile_with_underlay(&next.0, next.1.clone()).map_err(|e| e.to_string())?;
+        let errors = tables.install_acls(&next.2, &self.stateful);
+        for e in &errors {
+            tracing::warn!("{e}");
+        }
+        self.acls_not_installed
+            .store(errors.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let g = self.engine.publisher().publish(tables);
         if !self.engine.wait_for_tables(g, Duration::from_secs(2)) {
             return Err("the workers did not take the new tables within 2 s".into());
@@ -349,7 +374,7 @@ impl<B: Backend> NodeDataplane<B> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .flat_map(|(switches, _)| switches)
+            .flat_map(|(switches, _, _)| switches)
             .flat_map(|s| &s.ports)
             .any(|p| p.local_port == Some(id))
     }
@@ -543,6 +568,8 @@ fn run_on<B: Backend>(
             plug_file: controller_cfg
                 .is_some()
                 .then(|| PlugFile::beside(&opts.ctl_socket)),
+            stateful: Stateful::new(Conntrack::new(opts.conntrack_limit, CONNTRACK_SHARDS)),
+            acls_not_installed: std::sync::atomic::AtomicU64::new(0),
         }),
         controller: Mutex::new(None),
         controller_cfg,
@@ -561,6 +588,7 @@ fn run_on<B: Backend>(
         let ctl_listener = UnixListener::from_std(ctl_socket)
             .context("serving the management socket")?;
         tokio::spawn(ctl::serve(ctl_listener, node.clone()));
+        tokio::spawn(write_acl_log(node.dp.stateful.acl_log.clone()));
         if node.managed() {
             node.dp.restore()?;
             let dp = node.dp.clone();
@@ -611,6 +639,19 @@ fn run_on<B: Backend>(
         }
         anyhow::Ok(())
     })
+}
+
+/// Writes the lines logged ACLs queued (the workers never log), as
+/// ovn-controller's `acl_log` module writes them, at INFO whatever the
+/// ACL's severity (which the line names), as it does.
+async fn write_acl_log(log: Arc<AclLog>) {
+    let mut tick = tokio::time::interval(ACL_LOG_PERIOD);
+    loop {
+        tick.tick().await;
+        for line in log.drain() {
+            tracing::info!(target: "acl_log", "{line}");
+        }
+    }
 }
 
 fn reload<B: Backend>(path: &Path, node: &Node<B>, ports: &[LocalPort]) -> Result<u64> {

@@ -14,6 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use dataplane::classifier::{AclConfig, Stateful};
+use dataplane::conntrack::Conntrack;
 use dataplane::drop::DropReason;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
@@ -26,6 +28,8 @@ use dataplane::tables::{
 };
 use dataplane::wire::MacAddr;
 use serde::Serialize;
+
+pub mod acl;
 
 /// Logical ports of the benchmark switch.
 pub const PORTS: usize = 64;
@@ -52,6 +56,8 @@ pub struct Scenario {
     /// Tunnel scenarios: ports 32..63 live on a remote chassis reached over
     /// an uplink (local port 64).
     overlay: Option<Overlay>,
+    /// ACL scenarios: the switch's security group ([`acl`]).
+    acls: Option<fn() -> AclConfig>,
 }
 
 /// How a tunnel scenario reaches the remote chassis.
@@ -79,6 +85,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
+            acls: None,
         },
         Scenario {
             name: "l2-10k",
@@ -87,6 +94,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
+            acls: None,
         },
         Scenario {
             name: "l2-1m",
@@ -95,6 +103,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
+            acls: None,
         },
         Scenario {
             name: "arp-responder",
@@ -103,6 +112,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Replies,
             build: arp_requests,
             overlay: None,
+            acls: None,
         },
         Scenario {
             name: "port-security-drop",
@@ -111,6 +121,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Dropped(DropReason::PortSecurityIp),
             build: spoofed_flows,
             overlay: None,
+            acls: None,
         },
         Scenario {
             name: "geneve-encap",
@@ -119,6 +130,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: to_remote_flows,
             overlay: overlay(Encap::Geneve, false, false),
+            acls: None,
         },
         Scenario {
             name: "geneve-decap",
@@ -127,6 +139,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: from_remote_flows,
             overlay: overlay(Encap::Geneve, false, true),
+            acls: None,
         },
         Scenario {
             name: "vxlan-encap",
@@ -135,6 +148,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: to_remote_flows,
             overlay: overlay(Encap::Vxlan, false, false),
+            acls: None,
         },
         Scenario {
             name: "vxlan-decap",
@@ -143,6 +157,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: from_remote_flows,
             overlay: overlay(Encap::Vxlan, false, true),
+            acls: None,
         },
         Scenario {
             name: "geneve6-encap",
@@ -151,6 +166,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: to_remote_flows,
             overlay: overlay(Encap::Geneve, true, false),
+            acls: None,
         },
         Scenario {
             name: "geneve6-decap",
@@ -159,6 +175,25 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: from_remote_flows,
             overlay: overlay(Encap::Geneve, true, true),
+            acls: None,
+        },
+        Scenario {
+            name: "acl-stateless-10k",
+            description: "l2-10k through a Neutron-shaped security group of allow ACLs (no conntrack)",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: udp_flows,
+            overlay: None,
+            acls: Some(acl::stateless),
+        },
+        Scenario {
+            name: "acl-ct-10k",
+            description: "l2-10k through a Neutron-shaped allow-related security group: 10,000 committed connections, two conntrack lookups per packet",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: udp_flows,
+            overlay: None,
+            acls: Some(acl::stateful),
         },
     ]
 }
@@ -266,7 +301,7 @@ fn port_mac(i: usize) -> MacAddr {
     MacAddr([0x02, 0, 0, 0, (i >> 8) as u8, i as u8])
 }
 
-fn port_ip(i: usize) -> Ipv4Addr {
+pub(crate) fn port_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8 + 1)
 }
 
@@ -426,11 +461,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     if let Some(c) = opts.core {
         core_affinity::set_for_current(core_affinity::CoreId { id: c });
     }
-    let tables = match s.overlay {
+    let mut tables = match s.overlay {
         Some(o) => Tables::compile_with_underlay(&topology_with(true), Some(underlay(o))),
         None => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
+    if let Some(acls) = s.acls {
+        let st = Stateful::new(Conntrack::new(1 << 20, 256));
+        let errors = tables.install_acls(&acls(), &st);
+        if !errors.is_empty() {
+            return Err(format!("{}: {errors:?}", s.name));
+        }
+    }
     let publisher = TablePublisher::new(tables);
     let mut by_port = (s.build)(s.flows);
     if s.overlay.is_some() {

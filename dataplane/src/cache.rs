@@ -81,7 +81,10 @@ const LANES: u64 = 0x0001_0001_0001_0001;
 struct Entry {
     key: [u64; 6],
     /// The [`FlowCache`] epoch the verdict was computed in (0: never).
-    epoch: u32,
+    epoch: u16,
+    /// Conntrack checks the verdict holds under (see
+    /// [`FlowCache::lookup_with`]; 0: none).
+    ct: u16,
     verdict: Verdict,
 }
 
@@ -89,7 +92,7 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 impl Entry {
     #[inline(always)]
-    fn holds(&self, key: &FlowKey, epoch: u32) -> bool {
+    fn holds(&self, key: &FlowKey, epoch: u16) -> bool {
         self.epoch == epoch && key.matches(&self.key)
     }
 }
@@ -108,7 +111,7 @@ pub struct FlowCache {
     /// Sets - 1.
     mask: usize,
     /// Entries of other epochs are stale; starts at 1.
-    epoch: u32,
+    epoch: u16,
     pub hits: u64,
     pub misses: u64,
 }
@@ -124,6 +127,7 @@ impl FlowCache {
                 [Entry {
                     key: [0; 6],
                     epoch: 0,
+                    ct: 0,
                     verdict: Verdict::Drop(crate::drop::DropReason::NoBinding),
                 }; WAYS];
                 size / WAYS
@@ -136,7 +140,7 @@ impl FlowCache {
         }
     }
 
-    /// Makes every entry stale (new tables were published). Once in 2^32
+    /// Makes every entry stale (new tables were published). Once in 2^16
     /// calls the epoch wraps, and the entries are reset so that no old one
     /// can match again.
     pub fn invalidate(&mut self) {
@@ -160,6 +164,15 @@ impl FlowCache {
     /// The cached verdict for `key` (whose hash is `hash`).
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Option<Verdict> {
+        self.lookup_with(key, hash).map(|(v, _)| v)
+    }
+
+    /// The cached verdict for `key`, and the conntrack checks it holds
+    /// under: a stateful stage's verdict for a committed connection is
+    /// cached with the checks that must pass again for each packet (the
+    /// caller runs them; 0 for a verdict that holds as it is).
+    #[inline]
+    pub fn lookup_with(&mut self, key: &FlowKey, hash: u64) -> Option<(Verdict, u16)> {
         let (set, tag) = self.place(hash);
         // SAFETY: `place` masks the set index to below the number of sets,
         // which is the length of both `tags` and `sets`.
@@ -173,7 +186,7 @@ impl FlowCache {
             let e = &ways[way];
             if e.holds(key, self.epoch) {
                 self.hits += 1;
-                return Some(e.verdict);
+                return Some((e.verdict, e.ct));
             }
             candidates &= candidates - 1;
         }
@@ -186,6 +199,13 @@ impl FlowCache {
     /// hash.
     #[inline]
     pub fn insert(&mut self, key: FlowKey, hash: u64, verdict: Verdict) {
+        self.insert_with(key, hash, verdict, 0);
+    }
+
+    /// [`FlowCache::insert`], for a verdict that holds under conntrack
+    /// checks `ct`.
+    #[inline]
+    pub fn insert_with(&mut self, key: FlowKey, hash: u64, verdict: Verdict, ct: u16) {
         let (set, tag) = self.place(hash);
         let epoch = self.epoch;
         let ways = &mut self.sets[set];
@@ -203,6 +223,7 @@ impl FlowCache {
         ways[way] = Entry {
             key: key.0,
             epoch,
+            ct,
             verdict,
         };
         let shift = 16 * way;
@@ -238,7 +259,7 @@ mod tests {
         let mut c = FlowCache::new(WAYS);
         let k = key(0, 0);
         c.insert(k, 0, Verdict::Output(1));
-        c.epoch = u32::MAX;
+        c.epoch = u16::MAX;
         c.invalidate();
         assert_eq!(c.epoch, 1);
         assert!(c.lookup(&k, 0).is_none());

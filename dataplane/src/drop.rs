@@ -67,9 +67,20 @@ pub enum DropReason {
     /// A neighbour solicitation or advertisement for a tunnel endpoint that
     /// fails RFC 4861 §7.1 validation (hop limit, checksum, length).
     UplinkNdInvalid,
+    /// A `drop` ACL matched (OVN's `ls_in_acl` / `ls_out_acl`).
+    AclDrop,
+    /// A `reject` ACL matched (answered with RST or ICMP unreachable once
+    /// the dataplane writes those replies; dropped meanwhile).
+    AclReject,
+    /// Conntrack says invalid (`ct.inv`) on a datapath with stateful ACLs.
+    CtInvalid,
+    /// Of a connection a drop ACL blocked (OVN's `ct_mark.blocked`).
+    CtBlocked,
+    /// A new connection with the connection table full.
+    CtFull,
 }
 
-const OTHER_REASONS: [DropReason; 24] = [
+const OTHER_REASONS: [DropReason; 29] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -94,6 +105,11 @@ const OTHER_REASONS: [DropReason; 24] = [
     DropReason::TunnelChecksum,
     DropReason::UplinkNdInvalid,
     DropReason::PortSecurityEthType,
+    DropReason::AclDrop,
+    DropReason::AclReject,
+    DropReason::CtInvalid,
+    DropReason::CtBlocked,
+    DropReason::CtFull,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -137,6 +153,11 @@ impl DropReason {
             DropReason::TunnelChecksum => Malformed::ALL.len() + 21,
             DropReason::UplinkNdInvalid => Malformed::ALL.len() + 22,
             DropReason::PortSecurityEthType => Malformed::ALL.len() + 23,
+            DropReason::AclDrop => Malformed::ALL.len() + 24,
+            DropReason::AclReject => Malformed::ALL.len() + 25,
+            DropReason::CtInvalid => Malformed::ALL.len() + 26,
+            DropReason::CtBlocked => Malformed::ALL.len() + 27,
+            DropReason::CtFull => Malformed::ALL.len() + 28,
         }
     }
 
@@ -168,6 +189,11 @@ impl DropReason {
             DropReason::TunnelChecksum => "tunnel_checksum",
             DropReason::UplinkNdInvalid => "uplink_nd_invalid",
             DropReason::PortSecurityEthType => "port_security_eth_type",
+            DropReason::AclDrop => "acl_drop",
+            DropReason::AclReject => "acl_reject",
+            DropReason::CtInvalid => "ct_invalid",
+            DropReason::CtBlocked => "ct_blocked",
+            DropReason::CtFull => "ct_full",
         }
     }
 }
@@ -228,6 +254,13 @@ impl fmt::Display for DropReason {
             DropReason::PortSecurityEthType => f.write_str(
                 "port security: neither IP nor ARP from a MAC whose entry lists addresses",
             ),
+            DropReason::AclDrop => f.write_str("a drop ACL matched"),
+            DropReason::AclReject => f.write_str("a reject ACL matched"),
+            DropReason::CtInvalid => f.write_str("conntrack: invalid (ct.inv)"),
+            DropReason::CtBlocked => {
+                f.write_str("conntrack: the connection was blocked by a drop ACL")
+            }
+            DropReason::CtFull => f.write_str("conntrack: table full, new connection refused"),
         }
     }
 }

@@ -10,7 +10,10 @@
 //! This crate knows nothing of OVSDB or the control plane: the controller,
 //! or a standalone configuration file, programs it through [`tables`].
 
+pub mod acl_log;
 pub mod cache;
+pub mod classifier;
+pub mod conntrack;
 pub mod drop;
 pub mod engine;
 pub mod flow;
@@ -19,6 +22,7 @@ pub mod overlay;
 pub mod packet;
 pub mod pipeline;
 pub mod port;
+pub mod reject;
 pub mod responder;
 pub mod tables;
 pub mod wire;

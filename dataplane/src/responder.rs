@@ -8,8 +8,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::packet::PacketBuf;
-use crate::wire::read::be16;
-use crate::wire::{checksum, EtherType, IpProtocol, MacAddr};
+use crate::wire::{checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, EtherType, IpProtocol, MacAddr};
 
 /// RFC 4861 §4.4: the ICMPv6 type of a neighbour advertisement.
 const ND_NA: u8 = 136;
@@ -68,6 +67,116 @@ pub fn neighbor_advert<B: PacketBuf>(
     true
 }
 
+/// How the switch sends an IP packet of its own: hop limit (TTL), DSCP,
+/// and, for IPv4, whether Don't Fragment is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// IPv4 TTL or IPv6 hop limit.
+    pub hop_limit: u8,
+    /// IPv4 DSCP or the upper six bits of the IPv6 traffic class.
+    pub dscp: u8,
+    /// IPv4 Don't Fragment.
+    pub dont_frag: bool,
+}
+
+/// What a router's ICMPv4 errors carry: TTL 64, internetwork control
+/// (CS6), fragmentable (as Linux sends them).
+const ROUTER_V4: Origin = Origin {
+    hop_limit: 64,
+    dscp: 0x30,
+    dont_frag: false,
+};
+/// What a router's ICMPv6 errors carry: hop limit 64, traffic class 0.
+const ROUTER_V6: Origin = Origin {
+    hop_limit: 64,
+    dscp: 0,
+    dont_frag: false,
+};
+
+/// Swaps the Ethernet addresses of `f`, so the frame goes back to its
+/// sender (a VLAN tag, if any, stays).
+pub fn back_to_sender(f: &mut [u8]) {
+    let mut eth = ethernet::Frame::new_unchecked(f);
+    let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    eth.set_src_addr(dst);
+    eth.set_dst_addr(src);
+}
+
+/// Writes a 20-byte IPv4 header (RFC 791 §3.1) at the front of `ip`, whose
+/// length is the whole packet's, from `src` to `dst` carrying `proto`.
+pub fn ipv4_header(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, o: Origin) {
+    let len = ip.len() as u16;
+    let mut p = ipv4::Packet::new_unchecked(ip);
+    p.set_version(4);
+    p.set_header_len(20);
+    p.set_dscp(o.dscp);
+    p.set_ecn(0);
+    p.set_total_len(len);
+    p.set_ident(0);
+    p.set_more_frags(false);
+    p.set_frag_offset(0);
+    p.set_dont_frag(o.dont_frag);
+    p.set_hop_limit(o.hop_limit);
+    p.set_next_header(proto);
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+    p.fill_checksum();
+}
+
+/// Writes a 40-byte IPv6 header (RFC 8200 §3) at the front of `ip`, whose
+/// length is the whole packet's, from `src` to `dst` carrying `next`.
+pub fn ipv6_header(ip: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, next: IpProtocol, o: Origin) {
+    let len = (ip.len() - 40) as u16;
+    let mut p = ipv6::Packet::new_unchecked(ip);
+    p.set_version(6);
+    p.set_traffic_class(o.dscp << 2);
+    p.set_flow_label(0);
+    p.set_payload_len(len);
+    p.set_next_header(next);
+    p.set_hop_limit(o.hop_limit);
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+}
+
+/// Writes an ICMPv4 error (RFC 792) into `ip` from `src` to `dst`: the IP
+/// header, the ICMP header (`msg`, `code`; the word after the checksum is
+/// zero but for the next-hop MTU of RFC 1191 §4), in front of the
+/// offending packet's start already at `ip[28..]`.
+pub fn icmpv4_error(
+    ip: &mut [u8],
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    (msg, code): (icmpv4::Message, u8),
+    next_hop_mtu: u16,
+    o: Origin,
+) {
+    ipv4_header(ip, src, dst, IpProtocol::Icmp, o);
+    let mut icmp = icmpv4::Packet::new_unchecked(&mut ip[20..]);
+    icmp.set_msg_type(msg);
+    icmp.set_msg_code(code);
+    icmp.clear_unused();
+    icmp.set_next_hop_mtu(next_hop_mtu);
+    icmp.fill_checksum();
+}
+
+/// Writes an ICMPv6 error (RFC 4443 §2.1) into `ip` from `src` to `dst`,
+/// as [`icmpv4_error`] does (the word after the checksum zero but for the
+/// MTU of a packet too big, §3.2), the offending packet at `ip[48..]`.
+pub fn icmpv6_error(
+    ip: &mut [u8],
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    (msg, code): (icmpv6::Message, u8),
+    mtu: u32,
+    o: Origin,
+) {
+    ipv6_header(ip, src, dst, IpProtocol::Icmpv6, o);
+    let mut icmp = icmpv6::Packet::new_unchecked(&mut ip[40..]);
+    icmp.set_msg_type(msg);
+    icmp.set_msg_code(code);
+    icmp.clear_reserved();
+    icmp.set_pkt_too_big_mtu(mtu);
+    icmp.fill_checksum(&src, &dst);
+}
+
 /// What to tell a sender whose packet is too big for the tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TooBig {
@@ -87,86 +196,49 @@ pub fn too_big(frame: &[u8], mtu: u16, reply: &mut [u8]) -> TooBig {
     if frame.len() < 14 + 40 {
         return TooBig::Drop;
     }
-    let (ethertype, l3) = (be16(frame, 12), 14);
-    let mut head = [0u8; 14];
-    head[0..6].copy_from_slice(&frame[6..12]);
-    head[6..12].copy_from_slice(&frame[0..6]);
-    head[12..14].copy_from_slice(&frame[12..14]);
-    match EtherType::from(ethertype) {
+    let l3 = 14;
+    let ip = &frame[l3..];
+    let (hdr, quoted) = match ethernet::Frame::new_unchecked(frame).ethertype() {
         EtherType::Ipv4 => {
-            let ip = &frame[l3..];
-            if ip[0] >> 4 != 4
-                || be16(ip, 6) & 0x4000 == 0
-                || ip[9] == 1 && ip.len() > 20 && ip[20] == 3
-            {
+            let p = ipv4::Packet::new_unchecked(ip);
+            let error = p.next_header() == IpProtocol::Icmp
+                && ip.len() > 20
+                && icmpv4::Message::from(ip[20]) == icmpv4::Message::DstUnreachable;
+            if p.version() != 4 || !p.dont_frag() || error {
                 // No DF (a switch does not fragment), or itself an ICMP error.
                 return TooBig::Drop;
             }
-            let quoted = (frame.len() - l3).min(576 - 20 - 8);
-            let total = 14 + 20 + 8 + quoted;
-            if reply.len() < total {
-                return TooBig::Drop;
-            }
-            reply[..14].copy_from_slice(&head);
-            let r = &mut reply[14..total];
-            r[0] = 0x45;
-            r[1] = 0xc0; // internetwork control
-            r[2..4].copy_from_slice(&((20 + 8 + quoted) as u16).to_be_bytes());
-            r[4..8].copy_from_slice(&[0, 0, 0, 0]);
-            r[8] = 64;
-            r[9] = 1;
-            r[10..12].copy_from_slice(&[0, 0]);
-            r[12..16].copy_from_slice(&ip[16..20]);
-            r[16..20].copy_from_slice(&ip[12..16]);
-            let c = !checksum::data(&r[..20]);
-            r[10..12].copy_from_slice(&c.to_be_bytes());
-            let icmp = &mut r[20..];
-            icmp[0] = 3; // destination unreachable
-            icmp[1] = 4; // fragmentation needed and DF set
-            icmp[2..6].copy_from_slice(&[0, 0, 0, 0]);
-            icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
-            icmp[8..8 + quoted].copy_from_slice(&ip[..quoted]);
-            let c = !checksum::data(icmp);
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
-            TooBig::Reply(total)
+            (20, ip.len().min(576 - 20 - 8))
         }
         EtherType::Ipv6 => {
-            let ip = &frame[l3..];
-            if ip[0] >> 4 != 6 || ip[6] == 58 && ip.len() > 40 && ip[40] < 128 {
+            let p = ipv6::Packet::new_unchecked(ip);
+            let error = p.next_header() == IpProtocol::Icmpv6 && ip.len() > 40 && ip[40] < 128;
+            if p.version() != 6 || error {
                 return TooBig::Drop; // not for ICMPv6 errors (RFC 4443 §2.4 e.1)
             }
-            let quoted = (frame.len() - l3).min(1280 - 40 - 8);
-            let total = 14 + 40 + 8 + quoted;
-            if reply.len() < total {
-                return TooBig::Drop;
-            }
-            reply[..14].copy_from_slice(&head);
-            let r = &mut reply[14..total];
-            r[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-            r[4..6].copy_from_slice(&((8 + quoted) as u16).to_be_bytes());
-            r[6] = 58;
-            r[7] = 64;
-            let (src, dst) = (&ip[24..40], &ip[8..24]);
-            r[8..24].copy_from_slice(src);
-            r[24..40].copy_from_slice(dst);
-            let icmp = &mut r[40..];
-            icmp[0] = 2; // packet too big
-            icmp[1] = 0;
-            icmp[2..4].copy_from_slice(&[0, 0]);
-            icmp[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
-            icmp[8..8 + quoted].copy_from_slice(&ip[..quoted]);
-            let s: [u8; 16] = src.try_into().expect("16 bytes");
-            let d: [u8; 16] = dst.try_into().expect("16 bytes");
-            let pseudo = checksum::pseudo_header_v6(
-                &s.into(),
-                &d.into(),
-                IpProtocol::Icmpv6,
-                (8 + quoted) as u32,
-            );
-            let c = !checksum::combine(&[pseudo, checksum::data(icmp)]);
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
-            TooBig::Reply(total)
+            (40, ip.len().min(1280 - 40 - 8))
         }
-        _ => TooBig::Drop,
+        _ => return TooBig::Drop,
+    };
+    let total = l3 + hdr + 8 + quoted;
+    if reply.len() < total {
+        return TooBig::Drop;
     }
+    reply[..l3].copy_from_slice(&frame[..l3]);
+    back_to_sender(reply);
+    reply[l3 + hdr + 8..total].copy_from_slice(&ip[..quoted]);
+    let r = &mut reply[l3..total];
+    if hdr == 20 {
+        let p = ipv4::Packet::new_unchecked(ip);
+        let addrs = (p.dst_addr(), p.src_addr());
+        let msg = icmpv4::Message::DstUnreachable;
+        let code = icmpv4::DstUnreachable::FragRequired.into();
+        icmpv4_error(r, addrs, (msg, code), mtu, ROUTER_V4);
+    } else {
+        let p = ipv6::Packet::new_unchecked(ip);
+        let addrs = (p.dst_addr(), p.src_addr());
+        let msg = (icmpv6::Message::PktTooBig, 0);
+        icmpv6_error(r, addrs, msg, u32::from(mtu), ROUTER_V6);
+    }
+    TooBig::Reply(total)
 }

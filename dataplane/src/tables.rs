@@ -389,6 +389,9 @@ pub struct Tables {
     /// Per local port: the VLAN its frames carry (localnet ports on a VLAN
     /// provider network), indexed by [`PortId`].
     pub port_vlan: Vec<Option<u16>>,
+    /// The compiled ACLs and the conntrack they use (empty: no ACLs, all
+    /// allowed), installed by [`Tables::install_acls`].
+    pub acls: crate::classifier::AclTables,
 }
 
 /// A logical port's identity in a tunnel packet (OVN's encoding): its

@@ -18,11 +18,16 @@
 //! So `ovn-nbctl --wait=sb` returns once SB reflects a change, and
 //! `--wait=hv` once every chassis forwards with it.
 //!
+//! ACLs, port groups and address sets become SB's typed `ACL`,
+//! `Port_Group` and `Address_Set` rows ([`acl`]), their matches validated
+//! by the parser the chassis compiles them with.
+//!
 //! Logical routers and their ports become datapaths and patch port
 //! bindings (with `peer`), so router links are in SB; the router pipeline
 //! itself arrives with the L3 issue. There is no Logical_Flow table: each
 //! chassis derives its forwarding tables from the bindings directly.
 
+pub mod acl;
 pub mod compute;
 pub mod sync;
 
@@ -35,6 +40,7 @@ use ovsdb::server::Remote;
 use serde_json::json;
 use uuid::Uuid;
 
+use acl::AclSync;
 use compute::Desired;
 use sync::{SbIndex, SbView, SB};
 
@@ -56,6 +62,7 @@ pub struct Northd {
     sb: Idl,
     desired: Desired,
     index: SbIndex,
+    acls: AclSync,
     /// The SB transaction that failed last, to avoid retrying it hot.
     last_error: Option<Instant>,
     /// The chassis `hv_cfg` last waited for, to log when that changes.
@@ -86,7 +93,7 @@ impl Northd {
             NB,
             vec![
                 cols("NB_Global", &["nb_cfg", "sb_cfg", "hv_cfg"]),
-                cols("Logical_Switch", &["name", "ports"]),
+                cols("Logical_Switch", &["name", "ports", "acls"]),
                 cols(
                     "Logical_Switch_Port",
                     &[
@@ -103,6 +110,21 @@ impl Northd {
                 ),
                 cols("Logical_Router", &["name", "ports"]),
                 cols("Logical_Router_Port", &["name", "mac", "networks", "peer"]),
+                cols(
+                    "ACL",
+                    &[
+                        "name",
+                        "priority",
+                        "direction",
+                        "match",
+                        "action",
+                        "log",
+                        "severity",
+                        "meter",
+                    ],
+                ),
+                cols("Port_Group", &["name", "ports", "acls"]),
+                cols("Address_Set", &["name", "addresses"]),
             ],
             cfg.backoff,
         )?;
@@ -131,6 +153,9 @@ impl Northd {
                 ),
                 cols("Chassis", &["name"]),
                 cols("Chassis_Private", &["chassis", "nb_cfg"]),
+                TableRequest::all("ACL"),
+                TableRequest::all("Port_Group"),
+                TableRequest::all("Address_Set"),
             ],
             cfg.backoff,
             LOCK,
@@ -142,10 +167,16 @@ impl Northd {
             sb,
             desired: Desired::default(),
             index: SbIndex::default(),
+            acls: AclSync::default(),
             last_error: None,
             held_back: Vec::new(),
             prev_sb_cfg: (0, 0),
         })
+    }
+
+    /// NB ACLs left out of SB because their match does not parse.
+    pub fn invalid_acls(&self) -> usize {
+        self.acls.invalid()
     }
 
     /// Whether this instance holds the lock (is the active one).
@@ -202,10 +233,12 @@ impl Northd {
         let started = Instant::now();
         let nb_changes = self.nb.take_changes();
         let sb_changes = self.sb.take_changes();
-        if self.last_error.take().is_some() {
+        let failed = self.last_error.take().is_some();
+        if failed {
             // The failed transaction's rows are still dirty-worthy: recompute.
             self.full_recompute();
         }
+        let acls_changed = failed || AclSync::relevant(&nb_changes, &sb_changes);
         let (txn, nb_cfg, ops, inserted) = {
             let nb = self.nb.read_guard();
             let sb = self.sb.read_guard();
@@ -217,7 +250,11 @@ impl Northd {
             self.desired.apply(&nb, &view, &nb_changes);
             let mut txn = Transaction::new(SB);
             txn.assert_lock(LOCK);
-            let ops = sync::diff(&mut self.desired, &self.index, &sb, &mut txn);
+            let mut ops = sync::diff(&mut self.desired, &self.index, &sb, &mut txn);
+            if acls_changed {
+                let index = &self.index;
+                ops += self.acls.diff(&nb, &sb, &|ls| index.datapath(ls), &mut txn);
+            }
             let nb_cfg = nb
                 .table("NB_Global")
                 .next()

@@ -371,3 +371,122 @@ fn a_standby_takes_over_when_the_active_instance_goes() {
     assert!(dps.contains("name=ls2"), "{dps}");
     standby.abort();
 }
+
+/// ACLs on a switch and on a port group become typed SB ACL rows naming
+/// their datapaths; port groups and address sets (with each group's
+/// `_ip4`/`_ip6` set) follow NB; a match that does not parse stays out;
+/// changes and deletions follow.
+#[test]
+fn acls_port_groups_and_address_sets_reach_sb() {
+    let s = Setup::new();
+    let _n = s.northd();
+    let dump = |table: &str| {
+        let sb = s.db.sb_remotes[0].to_string();
+        run("ovsdb-client", &["dump", &sb, "OVN_Southbound", table])
+    };
+    s.nbctl(&[
+        "--wait=sb",
+        "ls-add",
+        "ls1",
+        "--",
+        "lsp-add",
+        "ls1",
+        "vm1",
+        "--",
+        "lsp-set-addresses",
+        "vm1",
+        "00:00:00:00:00:01 10.0.0.1 fd00::1",
+        "--",
+        "ls-add",
+        "ls2",
+        "--",
+        "lsp-add",
+        "ls2",
+        "vm2",
+    ]);
+    s.nbctl(&["pg-add", "pg_a", "vm1"]);
+    s.nbctl(&[
+        "create",
+        "Address_Set",
+        "name=as1",
+        "addresses=\"10.1.0.0/16\",\"10.2.0.1\"",
+    ]);
+    s.nbctl(&[
+        "--type=port-group",
+        "--name=pg-acl",
+        "acl-add",
+        "pg_a",
+        "to-lport",
+        "1002",
+        "outport == @pg_a && ip4.src == $as1 && tcp.dst == 22",
+        "allow-related",
+    ]);
+    s.nbctl(&[
+        "--name=ls-acl",
+        "acl-add",
+        "ls2",
+        "from-lport",
+        "100",
+        "ip6",
+        "drop",
+    ]);
+    s.nbctl(&[
+        "--wait=sb",
+        "acl-add",
+        "ls2",
+        "from-lport",
+        "101",
+        "ip4 &&",
+        "drop",
+    ]);
+    let acls = dump("ACL");
+    assert!(acls.contains("pg-acl") && acls.contains("ls-acl"), "{acls}");
+    assert!(!acls.contains("ip4 &&"), "a bad match reached SB: {acls}");
+    let dps = dump("Datapath_Binding");
+    let dp_of = |name: &str| {
+        dps.lines()
+            .find(|l| {
+                l.contains(&format!("name={name}")) || l.contains(&format!("name=\"{name}\""))
+            })
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no datapath {name}: {dps}"))
+            .to_string()
+    };
+    let (ls1, ls2) = (dp_of("ls1"), dp_of("ls2"));
+    let line = |name: &str| {
+        acls.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}: {acls}"))
+            .to_string()
+    };
+    assert!(line("pg-acl").contains(&ls1) && !line("pg-acl").contains(&ls2));
+    assert!(line("ls-acl").contains(&ls2) && !line("ls-acl").contains(&ls1));
+    let sets = dump("Address_Set");
+    assert!(
+        sets.contains("pg_a_ip4") && sets.contains("\"10.0.0.1\""),
+        "{sets}"
+    );
+    assert!(
+        sets.contains("pg_a_ip6") && sets.contains("\"fd00::1\""),
+        "{sets}"
+    );
+    assert!(sets.contains("\"10.1.0.0/16\""), "{sets}");
+    assert!(dump("Port_Group").contains("pg_a"));
+
+    // The group moves to ls2: its ACL follows; the switch ACL goes.
+    s.nbctl(&["pg-set-ports", "pg_a", "vm2"]);
+    s.nbctl(&["--wait=sb", "acl-del", "ls2", "from-lport", "100", "ip6"]);
+    let acls = dump("ACL");
+    assert!(!acls.contains("ls-acl"), "{acls}");
+    let pg_line = acls
+        .lines()
+        .find(|l| l.contains("pg-acl"))
+        .unwrap()
+        .to_string();
+    assert!(pg_line.contains(&ls2) && !pg_line.contains(&ls1), "{acls}");
+    assert!(!dump("Address_Set").contains("\"10.0.0.1\""));
+    // Nothing changes when nothing changed.
+    let before = s.sb_dump();
+    s.nbctl(&["--wait=sb", "sync"]);
+    assert_eq!(s.sb_dump(), before);
+}

@@ -41,11 +41,18 @@ fn wait_port(ip: &str, port: u16) {
     );
 }
 
-fn spawn_node(args: &[String]) -> Child {
+/// Starts `switchyard ARGS`, its stderr appended to `log` (printed when a
+/// test fails).
+fn spawn_node(args: &[String], log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("the node's log file");
     Command::new(bin())
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("start switchyard node")
 }
@@ -78,10 +85,16 @@ pub struct Ovn {
     pub metrics: String,
 }
 
+/// Where the root-namespace node's stderr goes, in [`Ovn::dir`].
+const NODE_LOG: &str = "node.log";
+
 impl Drop for Ovn {
     fn drop(&mut self) {
         if let Some(n) = self.node.as_mut() {
             kill(n);
+            if std::thread::panicking() {
+                eprintln!("--- the node's log ---\n{}", self.node_log());
+            }
         }
         if let Some(n) = self.northd.as_mut() {
             kill(n);
@@ -185,7 +198,7 @@ impl Ovn {
             .collect();
         let node = node.map(|extra| {
             node_cmd.extend(extra.iter().map(|a| a.to_string()));
-            spawn_node(&node_cmd)
+            spawn_node(&node_cmd, &dir.join(NODE_LOG))
         });
         let mut ovn = Ovn {
             dir,
@@ -216,7 +229,7 @@ impl Ovn {
         if let Some(n) = self.node.as_mut() {
             kill(n);
         }
-        self.node = Some(spawn_node(&self.node_cmd));
+        self.node = Some(spawn_node(&self.node_cmd, &self.dir.join(NODE_LOG)));
         wait_until("the node to come back", Duration::from_secs(20), || {
             TcpStream::connect(&self.metrics).is_ok()
                 && try_sh(&[bin(), "show", "--ctl", self.ctl.to_str().unwrap()]).0
@@ -298,6 +311,11 @@ impl Ovn {
     /// A sample's value on the node's /metrics (0 if absent).
     pub fn metric(&self, name_and_labels: &str) -> u64 {
         metric(&self.metrics(), name_and_labels)
+    }
+
+    /// What the root-namespace node wrote to stderr so far.
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(NODE_LOG)).unwrap_or_default()
     }
 
     /// `ovsdb-client dump` of SB.

@@ -57,6 +57,8 @@ pub struct Status {
     pub nb_cfg: AtomicI64,
     /// Port_Bindings this chassis has claimed.
     pub claimed: AtomicU64,
+    /// SB ACLs of local datapaths left out because they do not parse.
+    pub acls_rejected: crate::acl::Rejected,
     unenforced: Mutex<Unenforced>,
     /// Why this chassis cannot register (the plan's conflict).
     conflict: Mutex<Option<String>>,
@@ -114,10 +116,18 @@ impl Controller {
         dp: Arc<dyn Dataplane>,
         ports_changed: watch::Receiver<u64>,
     ) -> Result<Controller, ClientError> {
-        let mut tables: Vec<TableRequest> = ["SB_Global", "Chassis", "Encap", "Datapath_Binding"]
-            .into_iter()
-            .map(TableRequest::all)
-            .collect();
+        let mut tables: Vec<TableRequest> = [
+            "SB_Global",
+            "Chassis",
+            "Encap",
+            "Datapath_Binding",
+            "ACL",
+            "Port_Group",
+            "Address_Set",
+        ]
+        .into_iter()
+        .map(TableRequest::all)
+        .collect();
         tables.push(TableRequest {
             table: "Chassis_Private".into(),
             columns: None,
@@ -214,7 +224,10 @@ async fn step(
 ) -> Result<bool, ClientError> {
     let bindings = dp.bindings();
     let uplink = dp.uplink();
-    let plan = sb.read(|r| plan(cfg, r, &bindings, uplink, &|n| dp.provider_port(n)));
+    let plan = sb.read(|r| {
+        let provider = |n: &str| dp.provider_port(n);
+        plan(cfg, r, &bindings, uplink, &provider, &status.acls_rejected)
+    });
     if replace(&status.conflict, plan.conflict.clone()) {
         match &plan.conflict {
             Some(c) => tracing::error!("chassis controller cannot register: {c}"),
@@ -227,11 +240,12 @@ async fn step(
         *condition = plan.condition;
         return Ok(true);
     }
-    let (switches, underlay) = (plan.switches, plan.underlay);
+    let (switches, underlay, acls) = (plan.switches, plan.underlay, plan.acls);
     let installer = dp.clone();
-    let installed = tokio::task::spawn_blocking(move || installer.install(switches, underlay))
-        .await
-        .unwrap_or_else(|e| Err(format!("the installing thread failed: {e}")));
+    let installed =
+        tokio::task::spawn_blocking(move || installer.install(switches, underlay, acls))
+            .await
+            .unwrap_or_else(|e| Err(format!("the installing thread failed: {e}")));
     match installed {
         Ok(true) => tracing::info!("forwarding tables updated from SB"),
         Ok(false) => {}

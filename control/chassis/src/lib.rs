@@ -21,11 +21,15 @@
 //! [`Dataplane::install`] blocks until the workers switch), then the SB
 //! writes and the `nb_cfg` acknowledgement.
 //!
+//! ACLs, port groups and address sets of local datapaths come from SB's
+//! typed tables ([`acl`]) and are installed with the forwarding tables.
+//!
 //! The dataplane is behind [`Dataplane`]; it keeps its tables when the
 //! controller stops, and [`Dataplane::install`] only republishes when the
 //! translation differs, so a restarted controller that finds SB as it left
 //! it changes nothing, in SB or in forwarding.
 
+pub mod acl;
 mod claim;
 mod controller;
 mod mesh;
@@ -34,6 +38,7 @@ mod register;
 mod translate;
 pub mod unenforced;
 
+use dataplane::classifier::AclConfig;
 use dataplane::packet::PortId;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use dataplane::wire::MacAddr;
@@ -95,13 +100,15 @@ pub trait Dataplane: Send + Sync + 'static {
     /// The local port attached to physical network `network` (OVN's
     /// `ovn-bridge-mappings`), for localnet ports naming it.
     fn provider_port(&self, network: &str) -> Option<PortId>;
-    /// Compiles and publishes `switches` (and the tunnels of `underlay`)
-    /// unless they equal what is installed; returns once every worker
-    /// forwards with them (true if anything changed). It may block for
-    /// seconds: the controller calls it on a blocking thread.
+    /// Compiles and publishes `switches` (and the tunnels of `underlay`,
+    /// and the ACLs of `acls`) unless they equal what is installed;
+    /// returns once every worker forwards with them (true if anything
+    /// changed). It may block for seconds: the controller calls it on a
+    /// blocking thread.
     fn install(
         &self,
         switches: Vec<LogicalSwitch>,
         underlay: Option<Underlay>,
+        acls: AclConfig,
     ) -> Result<bool, String>;
 }

@@ -1,9 +1,10 @@
 //! One look at the SB replica: the steps of a round in order, and what they
 //! decided ([`Plan`]). Planning only reads; the controller applies the plan.
 
+use dataplane::classifier::AclConfig;
 use dataplane::packet::PortId;
 use dataplane::tables::{LogicalSwitch, Underlay};
-use ovsdb::client::rows::{Chassis, LogicalFlow, PortBinding, SbGlobal};
+use ovsdb::client::rows::{Chassis, DatapathBinding, LogicalFlow, PortBinding, SbGlobal};
 use ovsdb::client::{Replica, RowId, Transaction};
 use serde_json::Value;
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use crate::claim::{self, LocalPorts};
 use crate::register::register;
 use crate::unenforced::Unenforced;
-use crate::{mesh, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
+use crate::{acl, mesh, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
 
 /// What one look at the replica decided.
 pub(crate) struct Plan {
@@ -19,6 +20,8 @@ pub(crate) struct Plan {
     pub condition: Value,
     pub switches: Vec<LogicalSwitch>,
     pub underlay: Option<Underlay>,
+    /// The ACLs, port groups and address sets of the local datapaths.
+    pub acls: AclConfig,
     /// SB transaction for registration, claims and releases (may be empty).
     pub txn: Transaction,
     /// Rows `txn` inserts that the replica must show before the next round.
@@ -42,6 +45,7 @@ pub(crate) fn plan(
     bindings: &[LocalBinding],
     uplink: Option<UplinkPort>,
     provider_port: &dyn Fn(&str) -> Option<PortId>,
+    rejected: &acl::Rejected,
 ) -> Plan {
     let chassis = r.rows::<Chassis>();
     let port_bindings = r.rows::<PortBinding>();
@@ -64,10 +68,16 @@ pub(crate) fn plan(
         &mesh.index,
         provider_port,
     );
+    let names = datapaths
+        .iter()
+        .filter_map(|d| Some((*d, translate::datapath_name(&r.row::<DatapathBinding>(d)?))))
+        .collect();
+    let acls = acl::config(r, &names, rejected);
     Plan {
         condition,
         switches,
         underlay: mesh.underlay,
+        acls,
         txn,
         inserted: registration.inserted,
         nb_cfg: r.rows::<SbGlobal>().first().map_or(0, |g| g.nb_cfg),

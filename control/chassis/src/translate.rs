@@ -33,14 +33,8 @@ pub(crate) fn switches(
     let mut dp_key: HashMap<Uuid, i64> = HashMap::new();
     for d in datapaths {
         if let Some(row) = r.row::<DatapathBinding>(d) {
-            let key = row.tunnel_key;
-            let name = row
-                .external_ids
-                .get("name")
-                .cloned()
-                .unwrap_or_else(|| format!("datapath{key}"));
-            by_key.insert(key, (name, Vec::new()));
-            dp_key.insert(*d, key);
+            by_key.insert(row.tunnel_key, (datapath_name(&row), Vec::new()));
+            dp_key.insert(*d, row.tunnel_key);
         }
     }
     for pb in bindings {
@@ -65,6 +59,15 @@ pub(crate) fn switches(
             }
         })
         .collect()
+}
+
+/// The name the dataplane knows a datapath by: its NB name, as northd
+/// writes it into `external_ids:name`.
+pub(crate) fn datapath_name(row: &DatapathBinding) -> String {
+    row.external_ids
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| format!("datapath{}", row.tunnel_key))
 }
 
 /// One Port_Binding as a port of its switch (None for types we skip).

@@ -30,6 +30,8 @@ pub enum Answer {
     Arp { mac: MacAddr, ip: Ipv4Addr },
     /// A solicited neighbour advertisement "`target` is at `mac`".
     Nd { target: Ipv6Addr, mac: MacAddr },
+    /// A `reject` ACL's TCP RST or ICMP unreachable ([`crate::reject`]).
+    Reject,
 }
 
 impl Answer {
@@ -42,6 +44,11 @@ impl Answer {
                 if !crate::responder::neighbor_advert(buf, l3, target, mac) {
                     // Every buffer holds a minimum-size frame and more.
                     return Verdict::Drop(DropReason::NoBuffer);
+                }
+            }
+            Answer::Reject => {
+                if !crate::reject::answer(buf, lay) {
+                    return Verdict::Drop(DropReason::AclReject);
                 }
             }
         }

@@ -49,6 +49,20 @@ impl Fields {
     pub const ARP: Fields = Fields(1 << 17);
     /// Neighbour discovery: ICMPv6 type, target, options. No key holds it.
     pub const ND: Fields = Fields(1 << 18);
+    /// Connection tracking state (a stateful stage ran). No key holds it.
+    pub const CONNTRACK: Fields = Fields(1 << 19);
+    /// The L4 header of a first fragment: keys hold ports only of
+    /// unfragmented packets. No key holds it.
+    pub const FRAGMENT_L4: Fields = Fields(1 << 20);
+    /// The logical ingress port a tunnel packet names. No key holds it.
+    pub const TUNNEL_INGRESS: Fields = Fields(1 << 21);
+    /// The packet is rewritten into an answer that depends on more than
+    /// the key (a reject's TCP RST or ICMP error). No key holds it.
+    pub const REPLY: Fields = Fields(1 << 22);
+    /// A logged ACL matched: every such packet is logged (as OVN's `log()`
+    /// sends each one to ovn-controller), so no verdict is cached. No key
+    /// holds it.
+    pub const LOG: Fields = Fields(1 << 23);
 
     /// What [`flow_key`] can hold.
     pub const KEYABLE: Fields = Fields((1 << 11) - 1);
@@ -77,6 +91,9 @@ pub struct Parsed<'a> {
     frame: &'a [u8],
     lay: Layout,
     reads: Fields,
+    /// Conntrack checks a verdict depends on, beside its fields (see
+    /// [`Parsed::ct_established`]).
+    ct_checks: u16,
 }
 
 impl<'a> Parsed<'a> {
@@ -87,6 +104,7 @@ impl<'a> Parsed<'a> {
             frame,
             lay,
             reads: Fields::NONE,
+            ct_checks: 0,
         }
     }
 
@@ -177,6 +195,7 @@ impl<'a> Parsed<'a> {
     #[inline(always)]
     pub fn l4_ports(&mut self) -> Option<(u16, u16)> {
         self.read(Fields::L4_SRC.with(Fields::L4_DST).with(Fields::IP_PROTO));
+        self.read_fragment_l4();
         let ported = matches!(
             self.lay.ip_protocol(),
             IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Sctp
@@ -187,6 +206,57 @@ impl<'a> Parsed<'a> {
                 self.lay.l4_dst_port(self.frame),
             )
         })
+    }
+
+    /// A first fragment's L4 fields are beyond the key.
+    #[inline(always)]
+    fn read_fragment_l4(&mut self) {
+        if self.lay.has(Layout::FRAGMENT) {
+            self.read(Fields::FRAGMENT_L4);
+        }
+    }
+
+    /// ICMP or ICMPv6 type and code, if the packet has a whole ICMP header
+    /// of its IP version (OVS's `tp_src`: what [`Fields::L4_SRC`] keys).
+    #[inline(always)]
+    pub fn icmp_type_code(&mut self) -> Option<(u8, u8)> {
+        self.read(Fields::L4_SRC.with(Fields::IP_PROTO));
+        self.read_fragment_l4();
+        let icmp = match self.lay.ip_protocol() {
+            IpProtocol::Icmp => self.lay.has(Layout::IPV4),
+            IpProtocol::Icmpv6 => self.lay.has(Layout::IPV6),
+            _ => false,
+        };
+        (icmp && self.lay.has(Layout::L4)).then(|| {
+            (
+                self.lay.icmp_type(self.frame),
+                self.lay.icmp_code(self.frame),
+            )
+        })
+    }
+
+    /// The frame and its layout, for a stateful stage (conntrack), which
+    /// reads what it needs (flags, identifiers, quoted headers). Unrecorded:
+    /// the stage records what its decision depends on, [`Fields::CONNTRACK`]
+    /// or [`Parsed::ct_established`].
+    #[inline(always)]
+    pub fn stateful(&self) -> (&'a [u8], &Layout) {
+        (self.frame, &self.lay)
+    }
+
+    /// The decision holds for every packet with these fields whose
+    /// connection passes conntrack check `check` again (a committed
+    /// connection, allowed without evaluating ACLs): the flow cache keeps
+    /// it with the check, which runs again on every hit.
+    #[inline(always)]
+    pub fn ct_established(&mut self, check: u16) {
+        self.ct_checks |= check;
+    }
+
+    /// The conntrack checks recorded so far.
+    #[inline(always)]
+    pub fn ct_checks(&self) -> u16 {
+        self.ct_checks
     }
 
     /// The ICMPv6 message (type, and the message from its first byte to the

@@ -6,8 +6,9 @@
 //!
 //! - a logical switch, for what a local port sends ([`decide`]):
 //!   [`ingress`] (binding; with [`provider_vlan`] first on a VLAN provider
-//!   port), [`port_security`] (ingress), [`arp_nd_responder`],
-//!   [`l2_lookup`], [`port_security`] (egress), [`output`];
+//!   port), [`port_security`] (ingress), [`acl`] (from-lport, with
+//!   conntrack), [`arp_nd_responder`], [`l2_lookup`], [`port_security`]
+//!   (egress), [`acl`] (to-lport, for a local egress port), [`output`];
 //! - a logical switch's egress half, for what a tunnel delivers
 //!   ([`tunnel_delivery`]): [`tunnel_egress`], [`port_security`] (egress),
 //!   local output.
@@ -16,13 +17,16 @@
 //! [`NoTrace`] (every trace call compiles away) behind a flow cache, trace
 //! with a [`TraceLog`]. The cache key of a datapath is the union of the
 //! fields its stages declare ([`fields`]); what a stage reads beyond them
-//! keeps that packet's verdict out of the cache. What runs per packet after
+//! keeps that packet's verdict out of the cache (a port whose switch has
+//! ACLs is keyed with the L4 fields too, [`ACL_KEY`]; a packet of a
+//! committed connection is cached with its conntrack checks, which run
+//! again on every hit, [`acl::recheck`]). What runs per packet after
 //! the cached verdict (the tunnel output step, [`tunnel_output`]: endpoint
 //! resolution and the overlay MTU) and what the worker does around it
 //! (VLAN tags) are stages too, which trace runs as well, so a trace names
 //! every drop the worker counts.
 
-use crate::cache::FlowCache;
+use crate::cache::{FlowCache, FlowKey};
 use crate::drop::DropReason;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
 use crate::packet::{PacketBuf, PortId};
@@ -49,6 +53,7 @@ macro_rules! stage {
     };
 }
 
+pub mod acl;
 pub mod arp_nd_responder;
 pub mod fields;
 pub mod ingress;
@@ -107,6 +112,8 @@ pub struct PacketMeta {
     pub logical_outport: Option<LportIdx>,
     /// The fields the stages read (see [`fields`]).
     pub reads: Fields,
+    /// The conntrack checks the verdict holds under ([`acl::recheck`]).
+    pub ct_checks: u16,
 }
 
 impl PacketMeta {
@@ -118,6 +125,7 @@ impl PacketMeta {
             logical_inport: None,
             logical_outport: None,
             reads: Fields::NONE,
+            ct_checks: 0,
         }
     }
 }
@@ -164,6 +172,11 @@ pub const SWITCH_KEY: Fields = ingress::READS
     .with(port_security::EGRESS_READS)
     .with(output::READS);
 
+/// The flow-cache key of a port whose datapath has ACLs: the switch's,
+/// widened by what ACL matches read (the L4 ports), so a cached verdict
+/// never depends on a field the key lacks.
+pub const ACL_KEY: Fields = SWITCH_KEY.with(acl::READS);
+
 /// One packet of a burst from a local port: its verdict from the flow
 /// cache, or from the full pipeline (remembered in the cache when the
 /// stages read nothing beyond the key).
@@ -181,14 +194,39 @@ pub fn decide_cached<B: PacketBuf>(
         in_port,
         ..Default::default()
     };
-    let found =
-        fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
-            cache.lookup(&key, hash)
-        });
+    // A port of a datapath with ACLs is keyed with their L4 fields too.
+    let wide = tables.acls.wide_key(in_port);
+    let lookup = |key: FlowKey, hash| cache.lookup_with(&key, hash);
+    let found = if wide {
+        fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, meta, lookup)
+    } else {
+        fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, lookup)
+    };
     match found {
-        Some(Some(v)) => v,
-        Some(None) => cache_miss(tables, cache, buf, in_port),
+        Some(Some((v, 0))) => v,
+        Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks),
+        Some(None) => cache_miss(tables, cache, buf, in_port, wide),
         None => uncached(tables, buf, in_port),
+    }
+}
+
+/// A cache hit that holds under conntrack checks: they run again (the
+/// packet parsed again, so the plain hit path keeps nothing live across
+/// the lookup), and the full pipeline decides if they fail.
+#[inline(never)]
+fn stateful_hit<B: PacketBuf>(
+    tables: &Tables,
+    buf: &mut B,
+    in_port: PortId,
+    v: Verdict,
+    checks: u16,
+) -> Verdict {
+    let holds = layout::parse(buf.data())
+        .is_ok_and(|lay| acl::recheck(tables, buf.data(), &lay, in_port, v, checks));
+    if holds {
+        v
+    } else {
+        uncached(tables, buf, in_port)
     }
 }
 
@@ -208,19 +246,26 @@ fn cache_miss<B: PacketBuf>(
     cache: &mut FlowCache,
     buf: &mut B,
     in_port: PortId,
+    wide: bool,
 ) -> Verdict {
     let key_meta = fields::KeyMeta {
         in_port,
         ..Default::default()
     };
     // Keyed before the pipeline runs: a reply is written over the packet.
+    let key = |k, h| (k, h);
     let keyed = layout::parse(buf.data()).ok().and_then(|lay| {
-        fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, key_meta, |k, h| (k, h))
+        if wide {
+            fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, key_meta, key)
+        } else {
+            fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, key_meta, key)
+        }
     });
     let mut meta = PacketMeta::new(in_port);
     let v = decide(tables, buf, &mut meta, &mut NoTrace);
-    if let Some((key, hash)) = keyed.filter(|_| SWITCH_KEY.contains(meta.reads)) {
-        cache.insert(key, hash, v);
+    let holds = if wide { ACL_KEY } else { SWITCH_KEY };
+    if let Some((k, hash)) = keyed.filter(|_| holds.contains(meta.reads)) {
+        cache.insert_with(k, hash, v, meta.ct_checks);
     }
     v
 }
@@ -246,6 +291,7 @@ pub fn decide<B: PacketBuf, T: Tracer>(
     let mut p = Parsed::new(buf.data(), lay);
     let d = logical_switch(tables, &mut p, meta, t);
     meta.reads = p.reads();
+    meta.ct_checks = p.ct_checks();
     match d {
         Decision::Verdict(v) => v,
         Decision::Answer(a) => a.write(buf, &lay),
@@ -266,12 +312,21 @@ fn logical_switch<T: Tracer>(
         Err(d) => return d,
     };
     stage!(port_security::ingress(lport, p, t));
+    if let Some(inport) = meta.logical_inport {
+        stage!(acl::from_lport(tables, inport, lport, p, t));
+    }
     stage!(arp_nd_responder::respond(tables, lport, p, meta, t));
     let out = match l2_lookup::lookup(tables, lport, p, meta, t) {
         Ok(o) => o,
         Err(d) => return d,
     };
     stage!(port_security::egress(out, p, t));
+    // to-lport ACLs run where the egress pipeline does: here for a local
+    // port, on the destination chassis for a remote one.
+    if let (Some(outport), Some(_)) = (meta.logical_outport, out.local_port) {
+        let inport = meta.logical_inport;
+        stage!(acl::to_lport(tables, inport, outport, out, true, p, t));
+    }
     output::output(tables, lport, out, meta, t)
 }
 

@@ -1,7 +1,8 @@
 //! The egress half of a logical switch for what a tunnel delivers (OVN ran
 //! the ingress pipeline on the sending chassis): the egress the tunnel
 //! names picks the port, a multicast group floods the local ports, a plain
-//! VTEP (no egress named) gets an L2 lookup; then egress port security and
+//! VTEP (no egress named) gets an L2 lookup; then egress port security,
+//! the to-lport ACLs (OVN applies them where the egress pipeline runs) and
 //! output to the local port. Never back into the overlay.
 
 use super::fields::{flow_key, KeyMeta};
@@ -103,6 +104,18 @@ fn deliver<T: Tracer>(tables: &Tables, p: &mut Parsed<'_>, r: &Received, t: &mut
         return Decision::drop(DropReason::TunnelUnknownPort);
     };
     stage!(port_security::egress(lp, p, t));
+    if tables.acls.datapath(r.datapath).is_some() {
+        // to-lport ACLs run here, on the destination chassis. They may
+        // read `inport`, which the tunnel carries but no delivery key
+        // holds: such verdicts are not cached.
+        p.read(Fields::TUNNEL_INGRESS);
+        let inport = tables
+            .datapath(r.datapath)
+            .ports_by_key
+            .get(u32::from(r.ingress_key))
+            .map(LportIdx);
+        stage!(super::acl::to_lport(tables, inport, out, lp, false, p, t));
+    }
     trace!(t, "output", "to \"{}\" on local port {port}", lp.name);
     Decision::Verdict(Verdict::Output(port))
 }

@@ -1,5 +1,6 @@
 //! The DPDK scenarios of the benchmark suite: L2 switching, Geneve and
-//! VXLAN encapsulation and decapsulation on DPDK ports, one worker core.
+//! VXLAN encapsulation and decapsulation, and stateful ACLs over conntrack
+//! on DPDK ports, one worker core.
 //!
 //! Every scenario writes its own pcap (64-byte UDP/IPv4 frames from vm0 to
 //! vm1, or the same flows inside VXLAN or Geneve), replays it with
@@ -52,6 +53,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod acl;
+
+use dataplane::classifier::Stateful;
+use dataplane::conntrack::Conntrack;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
 use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
@@ -79,6 +84,9 @@ struct Scenario {
     /// chassis' tunnel packets into the uplink and counts inner frames
     /// delivered to vm1's sink.
     tunnel: Option<(TunnelEncap, bool)>,
+    /// vm0 and vm1 in an allow-related security group ([`acl::stateful`]):
+    /// every packet through conntrack in both ports' zones.
+    acls: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -88,6 +96,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 1,
         encap: Encap::None,
         tunnel: None,
+        acls: false,
     },
     Scenario {
         name: "dpdk-l2-10k",
@@ -95,6 +104,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::None,
         tunnel: None,
+        acls: false,
     },
     Scenario {
         name: "dpdk-l2-200k",
@@ -102,6 +112,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 200_000,
         encap: Encap::None,
         tunnel: None,
+        acls: false,
     },
     Scenario {
         name: "dpdk-l2-1m",
@@ -109,6 +120,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 1_000_000,
         encap: Encap::None,
         tunnel: None,
+        acls: false,
     },
     Scenario {
         name: "dpdk-vxlan-10k",
@@ -117,6 +129,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::Vxlan,
         tunnel: None,
+        acls: false,
     },
     Scenario {
         name: "dpdk-geneve-10k",
@@ -125,6 +138,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::Geneve,
         tunnel: None,
+        acls: false,
     },
     Scenario {
         name: "dpdk-geneve-encap-10k",
@@ -133,6 +147,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Geneve, false)),
+        acls: false,
     },
     Scenario {
         name: "dpdk-geneve-decap-10k",
@@ -141,6 +156,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Geneve, true)),
+        acls: false,
     },
     Scenario {
         name: "dpdk-vxlan-encap-10k",
@@ -149,6 +165,7 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Vxlan, false)),
+        acls: false,
     },
     Scenario {
         name: "dpdk-vxlan-decap-10k",
@@ -157,6 +174,16 @@ const SCENARIOS: &[Scenario] = &[
         flows: 10_000,
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Vxlan, true)),
+        acls: false,
+    },
+    Scenario {
+        name: "dpdk-acl-ct-10k",
+        description: "dpdk-l2-10k through a Neutron-shaped allow-related security group: \
+                      10,000 committed connections, conntrack in vm0's and vm1's zones",
+        flows: 10_000,
+        encap: Encap::None,
+        tunnel: None,
+        acls: true,
     },
 ];
 
@@ -512,7 +539,15 @@ fn replay(
         ),
         None => Tables::compile(&topology(None)),
     };
-    let publisher = TablePublisher::new(tables.map_err(|e| e.to_string())?);
+    let mut tables = tables.map_err(|e| e.to_string())?;
+    let stateful = s.acls.then(|| Stateful::new(Conntrack::new(1 << 20, 256)));
+    if let Some(st) = &stateful {
+        let errors = tables.install_acls(&acl::stateful(&[ip(0), ip(1)]), st);
+        if !errors.is_empty() {
+            return Err(format!("{}: {errors:?}", s.name));
+        }
+    }
+    let publisher = TablePublisher::new(tables);
     let mut worker = Worker::new(&ports, &[0], publisher, src.pool(), o.flow_cache)
         .map_err(|e| e.to_string())?;
     let wstats = worker.stats();
@@ -522,6 +557,13 @@ fn replay(
     let mut seen = 0;
     while seen < (2 * s.flows as u64).max(1 << 20) {
         seen += worker.poll() as u64;
+    }
+    // Every flow committed in both zones (what the comparison checks of
+    // OVS too).
+    if let Some(n) = stateful.as_ref().map(|st| st.conntrack.len()) {
+        if n != 2 * s.flows {
+            return Err(format!("{n} connections tracked, not 2 x {}", s.flows));
+        }
     }
     let eth = |p: &DpdkPort| p.eth_stats().map_err(|e| e.to_string());
     let (src0, sink0) = (eth(&src)?, eth(&sink)?);

@@ -1,0 +1,63 @@
+//! The security groups of the ACL scenarios, shaped as Neutron's ML2/OVN
+//! driver writes one: every port in `sg` and `neutron_pg_drop`, drops at
+//! 1001, egress allowed and ingress UDP 5000-5100 from the group's own
+//! addresses (`$sg_ip4`, a remote-group rule) at 1002. With `stateful`
+//! the allows are `allow-related` (conntrack on every packet), else
+//! `allow` (stateless: verdicts cached under the L4-wide key).
+
+use std::collections::BTreeMap;
+
+use dataplane::classifier::{Acl, AclAction, AclConfig, Direction};
+
+use crate::{port_ip, PORTS};
+
+fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
+    Acl {
+        name: format!("{}-{priority}-{}", direction.as_str(), action.as_str()),
+        priority,
+        direction,
+        action,
+        match_text: m.to_string(),
+        expr: ovn_expr::parse(m).expect("a valid match"),
+        log: false,
+        severity: Default::default(),
+        switches: vec!["bench".into()],
+    }
+}
+
+/// The security group, stateful or not.
+pub fn security_group(stateful: bool) -> AclConfig {
+    use AclAction::*;
+    use Direction::*;
+    let allow = if stateful { AllowRelated } else { Allow };
+    let ports: Vec<String> = (0..PORTS).map(|i| format!("vm{i}")).collect();
+    AclConfig {
+        acls: vec![
+            acl(1001, FromLport, Drop, "inport == @neutron_pg_drop && ip"),
+            acl(1001, ToLport, Drop, "outport == @neutron_pg_drop && ip"),
+            acl(1002, FromLport, allow, "inport == @sg && ip4"),
+            acl(
+                1002,
+                ToLport,
+                allow,
+                "outport == @sg && ip4 && ip4.src == $sg_ip4 && udp && udp.dst >= 5000 && udp.dst <= 5100",
+            ),
+        ],
+        port_groups: BTreeMap::from([
+            ("sg".to_string(), ports.clone()),
+            ("neutron_pg_drop".to_string(), ports),
+        ]),
+        address_sets: BTreeMap::from([(
+            "sg_ip4".to_string(),
+            (0..PORTS).map(|i| port_ip(i).to_string()).collect(),
+        )]),
+    }
+}
+
+pub fn stateful() -> AclConfig {
+    security_group(true)
+}
+
+pub fn stateless() -> AclConfig {
+    security_group(false)
+}

@@ -1,0 +1,580 @@
+//! ACLs: the typed description the control plane installs ([`AclConfig`]:
+//! OVN's NB `ACL` rows with their match parsed by `ovn-expr`, the port
+//! groups and address sets they name) and the per-datapath, per-direction
+//! classifier compiled from it ([`AclTables`]), which the ACL stage
+//! ([`crate::pipeline::acl`]) evaluates.
+//!
+//! Semantics are ovn-northd 23.03's (`build_acls`, `consider_acl`): ACLs
+//! apply to the switches they are on and, for port-group ACLs, to every
+//! switch with a port in the group; the highest priority match decides; a
+//! datapath has conntrack only if one of its ACLs is `allow-related`
+//! (`ls_get_acl_flags`), and then `allow` commits too.
+//!
+//! The classifier: rules are sorted by priority once; each rule whose
+//! match requires `inport` (from-lport) or `outport` (to-lport) to be in a
+//! set of ports, as Neutron writes every rule (`inport == @pg_…`), is
+//! listed only under those ports, so a packet is tried against the rules
+//! of its own port's groups and the port-less rules, not every ACL of the
+//! datapath. Within that list evaluation is linear in rules (a first
+//! version: no decision tree or tuple-space search yet); an address set
+//! is one sorted array, searched in O(log n).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hashbrown::HashMap;
+use ovn_expr::{Expr, Field, Pred, RelOp, Value};
+
+use crate::acl_log::{AclLog, Logged, Severity};
+use crate::conntrack::Conntrack;
+use crate::ids::{DatapathIdx, LportIdx};
+use crate::tables::Tables;
+
+/// OVN's ACL directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Applied in the ingress pipeline, to what the port sends.
+    FromLport,
+    /// Applied in the egress pipeline, to what the port receives.
+    ToLport,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::FromLport => "from-lport",
+            Direction::ToLport => "to-lport",
+        }
+    }
+}
+
+/// OVN 23.03's ACL actions (ovn-nb(5)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AclAction {
+    Allow,
+    AllowRelated,
+    AllowStateless,
+    Drop,
+    Reject,
+}
+
+impl AclAction {
+    pub fn parse(s: &str) -> Option<AclAction> {
+        Some(match s {
+            "allow" => AclAction::Allow,
+            "allow-related" => AclAction::AllowRelated,
+            "allow-stateless" => AclAction::AllowStateless,
+            "drop" => AclAction::Drop,
+            "reject" => AclAction::Reject,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AclAction::Allow => "allow",
+            AclAction::AllowRelated => "allow-related",
+            AclAction::AllowStateless => "allow-stateless",
+            AclAction::Drop => "drop",
+            AclAction::Reject => "reject",
+        }
+    }
+
+    /// Whether it lets the packet through.
+    pub fn allows(self) -> bool {
+        matches!(
+            self,
+            AclAction::Allow | AclAction::AllowRelated | AclAction::AllowStateless
+        )
+    }
+}
+
+/// One ACL as the control plane gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acl {
+    /// NB `name` (may be empty).
+    pub name: String,
+    pub priority: u16,
+    pub direction: Direction,
+    pub action: AclAction,
+    /// NB `match`, as written (for traces and logs) and parsed.
+    pub match_text: String,
+    pub expr: Expr,
+    pub log: bool,
+    pub severity: Severity,
+    /// The logical switches (by name) it applies to.
+    pub switches: Vec<String>,
+}
+
+impl Acl {
+    /// What `/metrics` counts it under: its name, or (unnamed) its
+    /// direction, priority and match.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!(
+                "{}:{}:{}",
+                self.direction.as_str(),
+                self.priority,
+                self.match_text
+            )
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// Everything the ACL stages need from the control plane.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclConfig {
+    pub acls: Vec<Acl>,
+    /// Port group name → logical port names.
+    pub port_groups: BTreeMap<String, Vec<String>>,
+    /// Address set name → addresses as OVN writes them ("10.0.0.0/24").
+    pub address_sets: BTreeMap<String, Vec<String>>,
+}
+
+/// An ACL the dataplane could not compile (it is not installed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ACL {label:?} not installed: {why}")]
+pub struct AclError {
+    pub label: String,
+    pub why: String,
+}
+
+/// State that outlives table snapshots: the connection table, conntrack
+/// zones per logical port (kept as long as the node runs, as
+/// ovn-controller keeps its zone allocations), and per-ACL hit counters.
+#[derive(Debug)]
+pub struct Stateful {
+    pub conntrack: Conntrack,
+    /// The lines logged ACLs write, for the node to write out.
+    pub acl_log: Arc<AclLog>,
+    zones: Mutex<HashMap<String, u16>>,
+    hits: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    generation: AtomicU32,
+}
+
+impl Stateful {
+    pub fn new(conntrack: Conntrack) -> Arc<Stateful> {
+        Arc::new(Stateful {
+            conntrack,
+            acl_log: Arc::default(),
+            zones: Mutex::new(HashMap::new()),
+            hits: Mutex::new(BTreeMap::new()),
+            generation: AtomicU32::new(0),
+        })
+    }
+
+    /// The conntrack zone of logical port `name` (allocated on first use,
+    /// from 1, as ovn-controller's zones are).
+    pub fn zone(&self, name: &str) -> u16 {
+        let mut z = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        let next = z.len() as u16 + 1;
+        *z.entry(name.to_string()).or_insert(next)
+    }
+
+    /// The hit counter of ACL `label`.
+    fn counter(&self, label: &str) -> Arc<AtomicU64> {
+        let mut h = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+        h.entry(label.to_string()).or_default().clone()
+    }
+
+    /// (label, hits) of every ACL installed so far.
+    pub fn hits(&self) -> Vec<(String, u64)> {
+        let h = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+        h.iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// Values a comparison holds: exact ones sorted for binary search, masked
+/// ones tried in turn.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ValueSet {
+    exact: Box<[u128]>,
+    masked: Box<[(u128, u128)]>,
+}
+
+impl ValueSet {
+    #[inline]
+    fn contains(&self, x: u128) -> bool {
+        self.exact.binary_search(&x).is_ok() || self.masked.iter().any(|&(v, m)| x & m == v)
+    }
+}
+
+/// A compiled match.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Bool(bool),
+    Pred(Pred, bool),
+    Cmp(Field, RelOp, ValueSet),
+    And(Box<[Node]>),
+    Or(Box<[Node]>),
+}
+
+/// What a match reads of a packet (the ACL stage provides it).
+pub(crate) trait Subject {
+    fn field(&mut self, f: Field) -> Option<u128>;
+    fn pred(&mut self, p: Pred) -> bool;
+}
+
+impl Node {
+    pub(crate) fn eval(&self, s: &mut impl Subject) -> bool {
+        match self {
+            Node::Bool(b) => *b,
+            Node::Pred(p, neg) => s.pred(*p) != *neg,
+            Node::Cmp(f, op, set) => {
+                if f.prereq().is_some_and(|p| !s.pred(p)) {
+                    return false;
+                }
+                let Some(x) = s.field(*f) else {
+                    return false;
+                };
+                let one = || set.exact.first().copied().unwrap_or(0);
+                match op {
+                    RelOp::Eq => set.contains(x),
+                    RelOp::Ne => !set.contains(x),
+                    RelOp::Lt => x < one(),
+                    RelOp::Le => x <= one(),
+                    RelOp::Gt => x > one(),
+                    RelOp::Ge => x >= one(),
+                }
+            }
+            Node::And(v) => v.iter().all(|n| n.eval(s)),
+            Node::Or(v) => v.iter().any(|n| n.eval(s)),
+        }
+    }
+}
+
+/// One installed ACL.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub priority: u16,
+    pub direction: Direction,
+    pub action: AclAction,
+    pub match_text: String,
+    /// Its log, if NB `log` is set.
+    pub log: Option<Arc<Logged>>,
+    pub(crate) node: Node,
+    pub(crate) hits: Arc<AtomicU64>,
+}
+
+/// The ACLs of one datapath in one direction.
+#[derive(Debug, Default)]
+pub struct DirAcls {
+    pub rules: Vec<Rule>,
+    /// Per port (of the direction's port field): the rules that can match
+    /// it, highest priority first.
+    by_port: HashMap<LportIdx, Box<[u32]>>,
+    /// The rules that name no port.
+    portless: Box<[u32]>,
+    pub has_stateless: bool,
+}
+
+impl DirAcls {
+    /// The rules that can match a packet of `port`, highest priority first.
+    #[inline]
+    pub fn for_port(&self, port: LportIdx) -> &[u32] {
+        self.by_port.get(&port).unwrap_or(&self.portless)
+    }
+}
+
+/// The ACLs of one datapath.
+#[derive(Debug, Default)]
+pub struct DpAcls {
+    /// An `allow-related` ACL is among them: IP traffic is tracked.
+    pub stateful: bool,
+    pub from_lport: DirAcls,
+    pub to_lport: DirAcls,
+}
+
+impl DpAcls {
+    pub fn dir(&self, d: Direction) -> &DirAcls {
+        match d {
+            Direction::FromLport => &self.from_lport,
+            Direction::ToLport => &self.to_lport,
+        }
+    }
+}
+
+/// The compiled ACLs of every datapath, part of a [`Tables`] snapshot.
+#[derive(Debug, Default)]
+pub struct AclTables {
+    /// By datapath index; None: no ACLs (everything allowed, untracked).
+    pub datapaths: Vec<Option<DpAcls>>,
+    /// Conntrack zone by logical port index.
+    pub zones: Vec<u16>,
+    /// Changes with every ACL installation: connections allowed under an
+    /// older one are checked again by their next packet.
+    pub generation: u32,
+    pub stateful: Option<Arc<Stateful>>,
+    /// By local port: whether its datapath has ACLs, so its flow-cache
+    /// key holds the fields ACLs read ([`crate::pipeline::ACL_KEY`]).
+    pub wide_key: Vec<bool>,
+}
+
+impl AclTables {
+    /// The ACLs of datapath `d`, if it has any.
+    #[inline]
+    pub fn datapath(&self, d: DatapathIdx) -> Option<&DpAcls> {
+        self.datapaths.get(d.get()).and_then(Option::as_ref)
+    }
+}
+
+struct Names<'a> {
+    tables: &'a Tables,
+    cfg: &'a AclConfig,
+}
+
+impl Names<'_> {
+    fn ports(&self, name: &str, out: &mut Vec<u128>) {
+        if let Some(i) = self.tables.lport_by_name.get(name) {
+            out.push(u128::from(i.0));
+        }
+    }
+
+    fn value(
+        &self,
+        f: Field,
+        v: &Value,
+        exact: &mut Vec<u128>,
+        masked: &mut Vec<(u128, u128)>,
+    ) -> Result<(), String> {
+        let full = f.full_mask();
+        let mut push = |value: u128, mask: u128| {
+            if mask == full {
+                exact.push(value);
+            } else {
+                masked.push((value, mask));
+            }
+        };
+        match v {
+            Value::Masked { value, mask } => push(*value, *mask),
+            Value::Port(p) => self.ports(p, exact),
+            Value::PortGroup(g) => {
+                let ports = self
+                    .cfg
+                    .port_groups
+                    .get(g)
+                    .ok_or_else(|| format!("no port group named {g:?}"))?;
+                for p in ports {
+                    self.ports(p, exact);
+                }
+            }
+            Value::AddressSet(a) => {
+                let addrs = self
+                    .cfg
+                    .address_sets
+                    .get(a)
+                    .ok_or_else(|| format!("no address set named {a:?}"))?;
+                // Entries of another family (or kind) than the field's
+                // cannot match it; OVN's sets are per family anyway
+                // (`$pg_ip4`, `$pg_ip6`).
+                for text in addrs {
+                    if let Ok(Value::Masked { value, mask }) = ovn_expr::parse_constant(f, text) {
+                        push(value, mask);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn node(&self, e: &Expr) -> Result<Node, String> {
+        Ok(match e {
+            Expr::Bool(b) => Node::Bool(*b),
+            Expr::Pred { pred, negated } => Node::Pred(*pred, *negated),
+            Expr::Cmp { field, op, values } => {
+                let (mut exact, mut masked) = (Vec::new(), Vec::new());
+                for v in values {
+                    self.value(*field, v, &mut exact, &mut masked)?;
+                }
+                exact.sort_unstable();
+                exact.dedup();
+                Node::Cmp(
+                    *field,
+                    *op,
+                    ValueSet {
+                        exact: exact.into(),
+                        masked: masked.into(),
+                    },
+                )
+            }
+            Expr::And(v) => Node::And(v.iter().map(|e| self.node(e)).collect::<Result<_, _>>()?),
+            Expr::Or(v) => Node::Or(v.iter().map(|e| self.node(e)).collect::<Result<_, _>>()?),
+        })
+    }
+}
+
+/// The ports a rule's match requires its port field to be one of, if it
+/// requires that at the top level.
+fn required_ports(node: &Node, port_field: Field) -> Option<&[u128]> {
+    fn cmp(n: &Node, port_field: Field) -> Option<&[u128]> {
+        match n {
+            Node::Cmp(f, RelOp::Eq, set) if *f == port_field && set.masked.is_empty() => {
+                Some(&set.exact[..])
+            }
+            _ => None,
+        }
+    }
+    match node {
+        Node::And(v) => v.iter().find_map(|n| cmp(n, port_field)),
+        n => cmp(n, port_field),
+    }
+}
+
+fn build_dir(mut rules: Vec<Rule>, port_field: Field) -> DirAcls {
+    // Highest priority first; a stable sort keeps the given order of equal
+    // priorities (OVN leaves overlapping equal priorities undefined).
+    rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+    let mut by_port: HashMap<LportIdx, Vec<u32>> = HashMap::new();
+    let mut portless = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        match required_ports(&r.node, port_field) {
+            Some(ports) => {
+                for &p in ports {
+                    by_port
+                        .entry(LportIdx(p as u32))
+                        .or_default()
+                        .push(i as u32);
+                }
+            }
+            None => portless.push(i as u32),
+        }
+    }
+    let by_port = by_port
+        .into_iter()
+        .map(|(p, mut v)| {
+            v.extend_from_slice(&portless);
+            v.sort_unstable();
+            (p, v.into_boxed_slice())
+        })
+        .collect();
+    DirAcls {
+        has_stateless: rules.iter().any(|r| r.action == AclAction::AllowStateless),
+        rules,
+        by_port,
+        portless: portless.into(),
+    }
+}
+
+impl AclTables {
+    /// Compiles `cfg` against `tables` (ports and switches by name);
+    /// returns the tables and the ACLs that could not be compiled.
+    fn compile(
+        tables: &Tables,
+        cfg: &AclConfig,
+        stateful: &Arc<Stateful>,
+        generation: u32,
+    ) -> (AclTables, Vec<AclError>) {
+        let names = Names { tables, cfg };
+        let mut errors = Vec::new();
+        let mut per_dp: Vec<(Vec<Rule>, Vec<Rule>)> = tables
+            .datapaths
+            .iter()
+            .map(|_| Default::default())
+            .collect();
+        let mut has_acls = vec![false; tables.datapaths.len()];
+        for acl in &cfg.acls {
+            let node = match names.node(&acl.expr) {
+                Ok(n) => n,
+                Err(why) => {
+                    errors.push(AclError {
+                        label: acl.label(),
+                        why,
+                    });
+                    continue;
+                }
+            };
+            let hits = stateful.counter(&acl.label());
+            let log = acl.log.then(|| {
+                let (a, d) = (acl.action, acl.direction);
+                Arc::new(Logged::new(
+                    &stateful.acl_log,
+                    &acl.name,
+                    acl.severity,
+                    a,
+                    d,
+                ))
+            });
+            for (d, dp) in tables.datapaths.iter().enumerate() {
+                if !acl.switches.contains(&dp.name) {
+                    continue;
+                }
+                has_acls[d] = true;
+                let rule = Rule {
+                    name: acl.name.clone(),
+                    priority: acl.priority,
+                    direction: acl.direction,
+                    action: acl.action,
+                    match_text: acl.match_text.clone(),
+                    log: log.clone(),
+                    node: node.clone(),
+                    hits: hits.clone(),
+                };
+                match acl.direction {
+                    Direction::FromLport => per_dp[d].0.push(rule),
+                    Direction::ToLport => per_dp[d].1.push(rule),
+                }
+            }
+        }
+        let datapaths: Vec<Option<DpAcls>> = per_dp
+            .into_iter()
+            .zip(has_acls)
+            .map(|((from, to), has)| {
+                has.then(|| DpAcls {
+                    stateful: from
+                        .iter()
+                        .chain(&to)
+                        .any(|r| r.action == AclAction::AllowRelated),
+                    from_lport: build_dir(from, Field::Inport),
+                    to_lport: build_dir(to, Field::Outport),
+                })
+            })
+            .collect();
+        let zones = tables
+            .lports
+            .iter()
+            .map(|l| stateful.zone(&l.name))
+            .collect();
+        let mut wide_key = vec![false; tables.by_local_port.len()];
+        for (p, l) in tables.by_local_port.iter().enumerate() {
+            if let Some(l) = l {
+                let dp = tables.lport(*l).datapath;
+                wide_key[p] = datapaths.get(dp.get()).is_some_and(Option::is_some);
+            }
+        }
+        (
+            AclTables {
+                datapaths,
+                zones,
+                generation,
+                stateful: Some(stateful.clone()),
+                wide_key,
+            },
+            errors,
+        )
+    }
+
+    /// Whether packets from local port `p` are keyed with the ACL fields.
+    #[inline(always)]
+    pub fn wide_key(&self, p: crate::packet::PortId) -> bool {
+        self.wide_key.get(usize::from(p)).copied().unwrap_or(false)
+    }
+}
+
+impl Tables {
+    /// Compiles and installs `cfg`, with the state it keeps in
+    /// `stateful`; returns the ACLs left out. Each installation is a new
+    /// ACL generation: connections committed under an older one are
+    /// checked against the ACLs again by their next packet.
+    pub fn install_acls(&mut self, cfg: &AclConfig, stateful: &Arc<Stateful>) -> Vec<AclError> {
+        let generation = stateful.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let (acls, errors) = AclTables::compile(self, cfg, stateful, generation);
+        self.acls = acls;
+        errors
+    }
+}

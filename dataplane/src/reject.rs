@@ -1,0 +1,167 @@
+//! The answer to a packet a `reject` ACL matched, written over the packet
+//! and sent back out of its ingress port, byte for byte as OVN 23.03 writes
+//! it: ovn-northd's `build_reject_acl_rules` (northd/northd.c) emits
+//! `reject { outport <-> inport; … }`, and ovn-controller's
+//! `pinctrl_handle_reject` (controller/pinctrl.c) answers:
+//! - TCP (`pinctrl_handle_tcp_reset`): RST|ACK, sequence 0, acknowledging
+//!   SEG.SEQ + 1 whatever the segment carried, TTL / hop limit 63;
+//! - anything else (`pinctrl_handle_icmp`, with `set_icmp_code`): ICMPv4
+//!   destination unreachable, code 3 (port unreachable) for UDP and code 1
+//!   (host unreachable) otherwise; ICMPv6 destination unreachable, code 4
+//!   (port unreachable) for UDP and code 1 (administratively prohibited)
+//!   otherwise; TTL / hop limit 255, quoting as much of the packet as fits
+//!   in 576 bytes (IPv4, with the 14 Ethernet bytes counted as OVN counts
+//!   them) or 1280 bytes (IPv6);
+//! - both: DSCP 0, IPv4 DF set and ident 0, MACs swapped, VLAN tag kept.
+//!
+//! OVN's RST, acknowledging SEG.SEQ + 1 with sequence 0, is what a client's
+//! SYN wants (RFC 9293 §3.10.7.1); a mid-stream segment's sender ignores it
+//! (RFC 5961 §3), there as in OVN. Where we differ: OVN answers SCTP with
+//! an ABORT (not done here: SCTP is dropped unanswered as `acl_reject`);
+//! OVN does not answer an ICMP destination unreachable or a RST, we also
+//! answer no other ICMP error (RFC 1122 §3.2.2, RFC 4443 §2.4(e)) and
+//! nothing sent to a multicast or broadcast address.
+
+use std::net::IpAddr;
+
+use crate::packet::PacketBuf;
+use crate::responder::Origin;
+use crate::responder::{back_to_sender, icmpv4_error, icmpv6_error, ipv4_header, ipv6_header};
+use crate::wire::layout::Layout;
+use crate::wire::{icmpv4, icmpv6, tcp, IpProtocol};
+
+/// `pinctrl_handle_tcp_reset`: `pinctrl_compose_ipv4/6(…, 63, …)`.
+const RST: Origin = Origin {
+    hop_limit: 63,
+    dscp: 0,
+    dont_frag: true,
+};
+/// `pinctrl_handle_icmp`: `pinctrl_compose_ipv4/6(…, 255, …)`.
+const ICMP: Origin = Origin {
+    hop_limit: 255,
+    dscp: 0,
+    dont_frag: true,
+};
+/// `pinctrl_handle_icmp`: the quote room, 576 - (14 + 20 + 8) (RFC 1122
+/// §3.2.2: at least the IP header and 8 bytes; at most 576 bytes in all).
+const QUOTE_V4: usize = 576 - (14 + 20 + 8);
+/// `pinctrl_handle_icmp`: 1280 - (14 + 40 + 8) (RFC 4443 §3.1: as much as
+/// fits in the IPv6 minimum MTU).
+const QUOTE_V6: usize = 1280 - (14 + 40 + 8);
+
+/// Writes the answer to the packet in `buf` (parsed into `lay`) over it;
+/// false if it deserves none (see the module doc) or the buffer cannot hold
+/// it, and then the caller drops it.
+pub fn answer<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
+    let f = buf.data();
+    if !lay.has(Layout::L4) || lay.has(Layout::LATER_FRAGMENT) || lay.dst_mac(f).is_multicast() {
+        return false;
+    }
+    match lay.ip_protocol() {
+        IpProtocol::Tcp if lay.tcp_flags(f).contains(tcp::Flags::RST) => false,
+        IpProtocol::Tcp => tcp_reset(buf, lay),
+        IpProtocol::Sctp => false,
+        IpProtocol::Icmp if icmpv4_is_error(lay.icmp_type(f)) => false,
+        // RFC 4443 §2.1: types 0..=127 are the errors.
+        IpProtocol::Icmpv6 if lay.icmp_type(f) < 128 => false,
+        p => dst_unreachable(buf, lay, p == IpProtocol::Udp),
+    }
+}
+
+/// RFC 1122 §3.2.2: "An ICMP error message MUST NOT be sent as the result
+/// of receiving an ICMP error message" (destination unreachable, source
+/// quench, redirect, time exceeded, parameter problem).
+fn icmpv4_is_error(t: u8) -> bool {
+    use icmpv4::Message as M;
+    matches!(
+        M::from(t),
+        M::DstUnreachable | M::Unknown(4) | M::Redirect | M::TimeExceeded | M::ParamProblem
+    )
+}
+
+/// The packet's (source, destination) IP addresses.
+fn addrs(f: &[u8], lay: &Layout) -> (IpAddr, IpAddr) {
+    if lay.has(Layout::IPV6) {
+        (lay.ipv6_src(f).into(), lay.ipv6_dst(f).into())
+    } else {
+        (lay.ipv4_src(f).into(), lay.ipv4_dst(f).into())
+    }
+}
+
+/// `pinctrl_handle_tcp_reset`: a 20-byte RST|ACK from the segment's
+/// destination, with sequence 0 and ACK SEG.SEQ + 1.
+fn tcp_reset<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
+    let (l3, f) = (usize::from(lay.l3), buf.data());
+    let (src, dst) = addrs(f, lay);
+    let seg = tcp::Packet::new_unchecked(lay.l4_bytes(f));
+    let (sport, dport, seq) = (seg.src_port(), seg.dst_port(), seg.seq_number());
+    let hdr = if src.is_ipv6() { 40 } else { 20 };
+    let total = l3 + hdr + 20;
+    let f = buf.data_mut();
+    back_to_sender(f);
+    let ip = &mut f[l3..total];
+    match (dst, src) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4_header(ip, s, d, IpProtocol::Tcp, RST),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6_header(ip, s, d, IpProtocol::Tcp, RST),
+        _ => unreachable!("one IP version"),
+    }
+    let mut rst = tcp::Packet::new_unchecked(&mut ip[hdr..]);
+    rst.set_src_port(dport);
+    rst.set_dst_port(sport);
+    rst.set_seq_number(0);
+    rst.set_ack_number(seq.wrapping_add(1));
+    rst.set_header_len(20);
+    rst.set_flags(tcp::Flags::RST | tcp::Flags::ACK);
+    rst.set_window_len(0);
+    rst.set_urgent_at(0);
+    rst.fill_checksum(&dst, &src);
+    buf.set_len(total)
+}
+
+/// `pinctrl_handle_icmp`: destination unreachable quoting the packet
+/// (port unreachable if `udp`), from its destination.
+fn dst_unreachable<B: PacketBuf>(buf: &mut B, lay: &Layout, udp: bool) -> bool {
+    let (l3, f) = (usize::from(lay.l3), buf.data());
+    let (src, dst) = addrs(f, lay);
+    let (hdr, room) = if src.is_ipv6() {
+        (40, QUOTE_V6)
+    } else {
+        (20, QUOTE_V4)
+    };
+    let quoted = lay.l3_bytes(f).len().min(room);
+    let total = l3 + hdr + 8 + quoted;
+    if total > buf.len() && !buf.set_len(total) {
+        return false;
+    }
+    let f = buf.data_mut();
+    f.copy_within(l3..l3 + quoted, l3 + hdr + 8);
+    back_to_sender(f);
+    let ip = &mut f[l3..total];
+    match (dst, src) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            use icmpv4::DstUnreachable as C;
+            let code = if udp {
+                C::PortUnreachable
+            } else {
+                C::HostUnreachable
+            };
+            let msg = (icmpv4::Message::DstUnreachable, code.into());
+            icmpv4_error(ip, (s, d), msg, 0, ICMP);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            use icmpv6::DstUnreachable as C;
+            let code = if udp {
+                C::PortUnreachable
+            } else {
+                C::AdminProhibit
+            };
+            let msg = (icmpv6::Message::DstUnreachable, code.into());
+            icmpv6_error(ip, (s, d), msg, 0, ICMP);
+        }
+        _ => unreachable!("one IP version"),
+    }
+    buf.set_len(total)
+}
+
+#[cfg(test)]
+mod tests;
