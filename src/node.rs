@@ -85,16 +85,16 @@ pub struct Attached {
 pub struct NodeDataplane<B: Backend> {
     pub engine: Arc<Engine<B::Pool>>,
     pub backend: B,
-    ports: Mutex<Vec<Attached>>,
+    pub(crate) ports: Mutex<Vec<Attached>>,
     /// The description of the installed tables.
     installed: Mutex<Option<Installed>>,
-    ports_changed: watch::Sender<u64>,
+    pub(crate) ports_changed: watch::Sender<u64>,
     /// The uplink to the underlay.
     uplink: Option<UplinkPort>,
     /// Physical network name → the local port attached to it.
     providers: Vec<(String, PortId)>,
     /// Where the plugged ports are kept (controller mode).
-    plug_file: Option<PlugFile>,
+    pub(crate) plug_file: Option<PlugFile>,
     /// Conntrack, zones and ACL hit counters: kept across table updates.
     pub stateful: Arc<Stateful>,
     /// ACLs the dataplane could not compile at the last installation.
@@ -222,120 +222,6 @@ impl<B: Backend> NodeDataplane<B> {
         drop(ports);
         self.ports_changed.send_modify(|n| *n += 1);
         Ok(id)
-    }
-
-    /// Opens `plug`'s port and adds it to the engine.
-    fn attach(&self, plug: Plug) -> Result<Attached> {
-        let opened = (!plug.port_type.is_dpdk())
-            .then(|| Interface::of(&plug.interface))
-            .flatten();
-        let id = self.engine.add_port(self.backend.open(&plug.spec())?)?;
-        Ok(Attached {
-            id: Some(id),
-            plug,
-            opened,
-            waiting: None,
-        })
-    }
-
-    /// Writes the plugged ports to the plug file.
-    fn keep(&self, ports: &[Attached]) -> Result<()> {
-        match &self.plug_file {
-            Some(f) => f.save(&ports.iter().map(|a| a.plug.clone()).collect::<Vec<_>>()),
-            None => Ok(()),
-        }
-    }
-
-    /// Attaches the ports kept in the plug file (at start); one that cannot
-    /// be opened now waits, shown in `show`, for its interface.
-    pub fn restore(&self) -> Result<()> {
-        let Some(file) = &self.plug_file else {
-            return Ok(());
-        };
-        let plugs = file.load()?;
-        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        for plug in plugs {
-            let name = plug.interface.clone();
-            match self.attach(plug.clone()) {
-                Ok(a) => {
-                    tracing::info!(
-                        "{name} re-attached for {:?} from {}",
-                        a.plug.iface_id,
-                        file.path().display()
-                    );
-                    ports.push(a);
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "{name} (kept in {}) cannot be attached yet: {e:#}",
-                        file.path().display()
-                    );
-                    ports.push(Attached {
-                        id: None,
-                        plug,
-                        opened: None,
-                        waiting: Some(format!("{e:#}")),
-                    });
-                }
-            }
-        }
-        drop(ports);
-        self.ports_changed.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    /// Looks at every kernel port's interface: detaches a port whose
-    /// interface is gone or was re-created or changed MTU, and attaches
-    /// one whose interface is there again ([`crate::plugged`]).
-    pub fn check_interfaces(&self) {
-        let mut changed = false;
-        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        for a in ports.iter_mut().filter(|a| !a.plug.port_type.is_dpdk()) {
-            let name = a.plug.interface.clone();
-            let now = Interface::of(&name);
-            if let (Some(id), Some(was)) = (a.id, a.opened) {
-                if now == Some(was) {
-                    continue;
-                }
-                self.engine.remove_port(id);
-                let why = match now {
-                    None => "its interface is gone".to_string(),
-                    Some(n) if n.ifindex != was.ifindex => "its interface was re-created".into(),
-                    Some(n) => format!("its MTU changed from {} to {}", was.mtu, n.mtu),
-                };
-                tracing::warn!("{name} detached: {why}");
-                *a = Attached {
-                    id: None,
-                    plug: a.plug.clone(),
-                    opened: None,
-                    waiting: Some(format!("{why}; re-attached when it is there")),
-                };
-                changed = true;
-            }
-            if a.id.is_none() && now.is_some() {
-                match self.attach(a.plug.clone()) {
-                    Ok(back) => {
-                        tracing::info!(
-                            "{name} re-attached (mtu {})",
-                            back.opened.map_or(0, |i| i.mtu)
-                        );
-                        *a = back;
-                        changed = true;
-                    }
-                    Err(e) => {
-                        let why = format!("{e:#}");
-                        if a.waiting.as_deref() != Some(why.as_str()) {
-                            tracing::warn!("{name} cannot be re-attached yet: {why}");
-                            a.waiting = Some(why);
-                        }
-                    }
-                }
-            }
-        }
-        drop(ports);
-        if changed {
-            self.ports_changed.send_modify(|n| *n += 1);
-        }
     }
 
     /// Detaches `interface`: the controller releases its binding and
