@@ -189,6 +189,24 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
         }
         r.register(Box::new(unenforced))?;
     }
+    let build = IntGaugeVec::new(
+        Opts::new(
+            "switchyard_build_info",
+            "The running switchyard: its version and whether it has DPDK (always 1)",
+        ),
+        &["version", "dpdk"],
+    )?;
+    build
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            if cfg!(feature = "dpdk") {
+                "true"
+            } else {
+                "false"
+            },
+        ])
+        .set(1);
+    r.register(Box::new(build))?;
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;
     Ok(String::from_utf8(out)?)
@@ -284,21 +302,34 @@ pub async fn serve<B: Backend>(listener: TcpListener, node: Arc<Node<B>>) {
                 }
             }
             let line = String::from_utf8_lossy(&req);
-            let (status, body) = if line.starts_with("GET /metrics ") || line.starts_with("GET / ")
-            {
-                match render(&node) {
+            let mut words = line.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            // RFC 9110 §9.3.2: HEAD is GET without the body (its length
+            // still given), which probes and load balancers send.
+            let (status, body) = match (method, path) {
+                ("GET" | "HEAD", "/metrics" | "/") => match render(&node) {
                     Ok(b) => ("200 OK", b),
                     Err(e) => ("500 Internal Server Error", format!("{e:#}\n")),
-                }
+                },
+                ("GET" | "HEAD", _) => ("404 Not Found", "try /metrics\n".to_string()),
+                _ => (
+                    "405 Method Not Allowed",
+                    "GET or HEAD /metrics\n".to_string(),
+                ),
+            };
+            let allow = if status.starts_with("405") {
+                "Allow: GET, HEAD\r\n"
             } else {
-                ("404 Not Found", "try /metrics\n".to_string())
+                ""
             };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
                 body.len()
             );
             let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
+            if method != "HEAD" {
+                let _ = sock.write_all(body.as_bytes()).await;
+            }
         });
     }
 }
