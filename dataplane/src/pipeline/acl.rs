@@ -24,8 +24,8 @@
 //! tracked verdict is never cached ([`Fields::CONNTRACK`]).
 //!
 //! `reject` answers with a TCP RST or an ICMP unreachable out of the
-//! ingress port ([`crate::reject`]; what a tunnel delivered is dropped as
-//! `acl_reject` instead). Every evaluation counts a hit per ACL, and a
+//! ingress port ([`crate::reject`]; for what a tunnel delivered, the
+//! worker sends it back through the tunnel). Every evaluation counts a hit per ACL, and a
 //! logged ACL's match queues a log line ([`crate::acl_log`]; such
 //! verdicts are not cached, [`Fields::LOG`]).
 
@@ -223,8 +223,8 @@ pub fn from_lport<T: Tracer>(
 }
 
 /// `to-lport` ACLs of the packet's egress port `outport`; `answer`:
-/// whether a reject's answer can go back out of the ingress port (not for
-/// what a tunnel delivered: that is dropped).
+/// whether a reject is answered (it is, on every path today: locally out
+/// of the ingress port, or back through the tunnel).
 #[inline]
 pub fn to_lport<T: Tracer>(
     tables: &Tables,

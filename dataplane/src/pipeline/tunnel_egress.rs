@@ -5,6 +5,7 @@
 //! the to-lport ACLs (OVN applies them where the egress pipeline runs) and
 //! output to the local port. Never back into the overlay.
 
+use super::arp_nd_responder::Answer;
 use super::fields::{flow_key, KeyMeta};
 use super::{port_security, Decision, Fields, NoTrace, Parsed, Tracer, Verdict};
 use crate::cache::FlowCache;
@@ -83,7 +84,14 @@ pub fn tunnel_delivery<T: Tracer>(
     let d = deliver(tables, &mut p, r, t);
     let v = match d {
         Decision::Verdict(v) => v,
-        Decision::Answer(_) => unreachable!("no stage of tunnel delivery answers"),
+        // A to-lport `reject`: the worker writes the answer over the frame
+        // and sends it back through the tunnel to the sender's chassis
+        // (the frame here is not the worker's buffer to rewrite).
+        Decision::Answer(Answer::Reject) => {
+            trace!(t, "acl", "answered back through the tunnel to the sender");
+            Verdict::Reply
+        }
+        Decision::Answer(_) => unreachable!("tunnel delivery answers only a reject"),
     };
     (v, p.reads())
 }
@@ -114,7 +122,7 @@ fn deliver<T: Tracer>(tables: &Tables, p: &mut Parsed<'_>, r: &Received, t: &mut
             .ports_by_key
             .get(u32::from(r.ingress_key))
             .map(LportIdx);
-        stage!(super::acl::to_lport(tables, inport, out, lp, false, p, t));
+        stage!(super::acl::to_lport(tables, inport, out, lp, true, p, t));
     }
     trace!(t, "output", "to \"{}\" on local port {port}", lp.name);
     Decision::Verdict(Verdict::Output(port))

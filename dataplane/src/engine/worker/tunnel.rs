@@ -234,9 +234,43 @@ impl<P: BufPool> Worker<P> {
                 unknown_only,
             } => self.flood_local(buf, datapath, unknown_only),
             Verdict::Drop(reason) => self.drop(buf, reason),
-            Verdict::Reply | Verdict::Tunnel { .. } | Verdict::Consumed => {
+            Verdict::Reply => self.reject_back(buf, tables, &r),
+            Verdict::Tunnel { .. } | Verdict::Consumed => {
                 self.drop(buf, DropReason::TunnelUnknownPort)
             }
+        }
+    }
+
+    /// A to-lport `reject` of what a tunnel delivered: the answer (TCP RST
+    /// or ICMP unreachable, [`crate::reject`]) goes back to the sender's
+    /// chassis, from the port the packet was for to the port it came
+    /// from, as OVN's pinctrl sends its answer back into the pipeline.
+    #[cold]
+    fn reject_back(&mut self, mut buf: P::Buf, tables: &Tables, r: &overlay::Received) {
+        let dp = tables.datapath(r.datapath);
+        let by_key = |k: u16| dp.ports_by_key.get(u32::from(k)).map(crate::ids::LportIdx);
+        let sender = by_key(r.ingress_key);
+        let target = match r.egress {
+            overlay::Egress::Port(k) => by_key(k),
+            _ => None,
+        };
+        let answered = crate::wire::layout::parse(buf.data())
+            .is_ok_and(|lay| crate::reject::answer(&mut buf, &lay));
+        let (Some(sender), true) = (sender, answered) else {
+            return self.drop(buf, DropReason::AclReject);
+        };
+        let lp = tables.lport(sender);
+        match (lp.local_port, lp.chassis) {
+            (Some(port), _) => self.enqueue(port, buf),
+            (None, Some(chassis)) => {
+                let from = Ingress {
+                    lport: target,
+                    ids: target.and_then(|l| tables.tunnel_ids.get(l.get()).copied()),
+                };
+                let generation = self.neighbors.generation();
+                self.tunnel(buf, chassis, To::Port(sender), &from, generation);
+            }
+            (None, None) => self.drop(buf, DropReason::AclReject),
         }
     }
 

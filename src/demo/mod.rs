@@ -8,8 +8,11 @@
 //! waiting for the chassis to realise them as `ovn-nbctl --wait=hv` does;
 //! then shows VMs talking across a Geneve tunnel (over an IPv4 underlay, or
 //! IPv6 with `--ipv6-underlay`), the switch answering ARP,
-//! tenant isolation, a spoofed packet dropped and explained by `trace`, and
+//! tenant isolation, a spoofed packet dropped and explained by `trace`, a
+//! security group enforced across the chassis ([`security_group`]), and
 //! the counters on `/metrics`. Needs root.
+
+mod security_group;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -164,7 +167,7 @@ fn metrics_text(addr: &str) -> Result<String> {
 }
 
 /// Drops counted under `reason` on a node's /metrics (0 if unreadable).
-fn drops(addr: &str, reason: &str) -> u64 {
+pub(super) fn drops(addr: &str, reason: &str) -> u64 {
     let prefix = format!("switchyard_drops_total{{reason=\"{reason}\"}} ");
     metrics_text(addr)
         .unwrap_or_default()
@@ -408,26 +411,28 @@ pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
     );
     print!("{trace}");
 
-    println!("\nCounters of demo-hv1 (curl http://{metrics}/metrics), non-zero drops:");
-    for l in metrics_text(&metrics)?.lines() {
-        if l.starts_with("switchyard_drops_total") && !l.ends_with(" 0") {
-            println!("  {l}");
+    security_group::run(&mut demo, &vm1, &vm2, hv2)?;
+
+    for n in &nodes {
+        println!(
+            "\nCounters of {} (curl http://{}/metrics), non-zero drops:",
+            n.name, n.metrics
+        );
+        for l in metrics_text(&n.metrics)?.lines() {
+            if l.starts_with("switchyard_drops_total") && !l.ends_with(" 0") {
+                println!("  {l}");
+            }
         }
     }
-    println!("\nLook inside:");
-    println!("  ovn-nbctl --db={NB} show");
-    println!("  ovn-sbctl --db={SB} show");
     println!(
-        "  ovn-nbctl --db={NB} --wait=hv lsp-del sy-demo-vm2   # and vm1 can no longer reach it"
+        "  (no_binding: what a VM sent before its logical port was bound, such as its first \
+         ARP or IPv6 router solicitation; acl_drop: the pings the security group stopped)"
     );
-    println!("  switchyard show --ctl {}", ctl_path.display());
-    println!("  switchyard trace --ctl {} 'inport=sy-demo-vm1 eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 tcp.dst=22'", ctl_path.display());
-    println!("  ip netns exec sy-demo-vm1 ping 10.0.0.2");
-    println!("  curl -s http://{metrics}/metrics | grep switchyard_");
-    println!(
-        "  tcpdump -ni sy-demo-ul udp port 6081             # the Geneve tunnel between the nodes"
-    );
+    if !keep {
+        println!("\nRun `switchyard demo --keep` to leave the network up and look inside it.");
+    }
     if keep {
+        print_look_inside(&ctl_path, &metrics);
         println!("\nThe network stays up until Ctrl-C.");
         let (tx, rx) = std::sync::mpsc::channel();
         ctrlc_wait(tx)?;
@@ -444,6 +449,25 @@ pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
     }
     println!("\nAll checks passed.");
     Ok(())
+}
+
+/// What to look at in the running network (`--keep`).
+fn print_look_inside(ctl_path: &Path, metrics: &str) {
+    println!("\nLook inside:");
+    println!("  ovn-nbctl --db={NB} show");
+    println!("  ovn-sbctl --db={SB} show");
+    println!(
+        "  ovn-nbctl --db={NB} --wait=hv lsp-del sy-demo-vm2   # and vm1 can no longer reach it"
+    );
+    println!("  switchyard show --ctl {}", ctl_path.display());
+    println!("  switchyard trace --ctl {} 'inport=sy-demo-vm1 eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 tcp.dst=22'", ctl_path.display());
+    println!("  ip netns exec sy-demo-vm1 ping 10.0.0.2");
+    println!("  curl -s http://{metrics}/metrics | grep switchyard_");
+    println!("  ovn-nbctl --db={NB} acl-list pg_web                # vm2's security group");
+    println!("  switchyard conntrack --ctl {}", ctl_path.display());
+    println!(
+        "  tcpdump -ni sy-demo-ul udp port 6081             # the Geneve tunnel between the nodes"
+    );
 }
 
 /// Sends on `tx` when SIGINT or SIGTERM arrives.
