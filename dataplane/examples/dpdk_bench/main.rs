@@ -37,7 +37,12 @@
 //! cargo build --release -p switchyard-dataplane --features dpdk --example dpdk_bench
 //! target/release/examples/dpdk_bench [--list] [--scenario NAME] [--json]
 //!     [--seconds 5] [--core N] [--flow-cache 8192] [--hugepages]
-//!     [--write-pcap FILE | --pcap FILE]
+//!     [--write-pcap FILE | --pcap FILE] [--workers N --cores A,B]
+//! ```
+//! `--workers N` runs the scenario through the node's engine with N
+//! workers on `--cores` ([`engine`]); without it, one bare worker on the
+//! main thread's core.
+//! ```text
 //! ```
 //! `--hugepages` uses `--in-memory` (reserve them first, e.g.
 //! `echo 2048 > /proc/sys/vm/nr_hugepages`, hugetlbfs on /dev/hugepages);
@@ -54,6 +59,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod acl;
+mod engine;
 
 use dataplane::classifier::Stateful;
 use dataplane::conntrack::Conntrack;
@@ -218,6 +224,11 @@ struct Options {
     hugepages: bool,
     write_pcap: Option<PathBuf>,
     pcap: Option<PathBuf>,
+    /// Run through the node's engine with this many workers (0: one bare
+    /// worker on the main thread).
+    workers: usize,
+    /// The engine's workers' cores.
+    cores: Vec<usize>,
 }
 
 fn options() -> Result<Options, String> {
@@ -232,6 +243,8 @@ fn options() -> Result<Options, String> {
         hugepages: false,
         write_pcap: None,
         pcap: None,
+        workers: 0,
+        cores: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -255,6 +268,16 @@ fn options() -> Result<Options, String> {
             "--hugepages" => o.hugepages = true,
             "--write-pcap" => o.write_pcap = Some(value("--write-pcap")?.into()),
             "--pcap" => o.pcap = Some(value("--pcap")?.into()),
+            "--workers" => o.workers = number("--workers", value("--workers")?)? as usize,
+            "--cores" => {
+                o.cores = value("--cores")?
+                    .split(',')
+                    .map(|c| {
+                        c.parse()
+                            .map_err(|_| format!("--cores: {c:?} is not a core"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
@@ -505,7 +528,7 @@ fn replay(
     // they stay off the worker's core, as OVS-DPDK's stay off its PMD's.
     // net_pcap's infinite_rx copies the whole pcap into mbufs of the rx
     // queue's pool at setup, and then replays copies of them.
-    let mbufs = records as u32 + WORKING_MBUFS;
+    let mbufs = records as u32 * o.workers.max(1) as u32 + WORKING_MBUFS;
     let eal = Eal::init(&EalConfig {
         main_cpus: o.core.into_iter().collect(),
         memory: if o.hugepages {
@@ -520,14 +543,18 @@ fn replay(
         ..EalConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let cfg = DpdkPortConfig::default();
+    // One rx queue (a copy of the pcap) and one tx queue per worker.
+    let queues = o.workers.max(1);
+    let cfg = DpdkPortConfig {
+        rx_queues: queues as u16,
+        tx_queues: queues as u16,
+        queues_fed_apart: true,
+        ..DpdkPortConfig::default()
+    };
+    let pcaps = format!(",rx_pcap={}", input.display()).repeat(queues);
     let src = Arc::new(
-        DpdkPort::open(
-            eal,
-            &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
-            &cfg,
-        )
-        .map_err(|e| e.to_string())?,
+        DpdkPort::open(eal, &format!("net_pcap0{pcaps},infinite_rx=1"), &cfg)
+            .map_err(|e| e.to_string())?,
     );
     let sink = Arc::new(DpdkPort::open(eal, "net_null0,no-rx=1", &cfg).map_err(|e| e.to_string())?);
     let ports: Vec<Arc<dyn Port<MbufPool>>> = vec![src.clone(), sink.clone()];
@@ -548,6 +575,9 @@ fn replay(
         }
     }
     let publisher = TablePublisher::new(tables);
+    if o.workers > 0 {
+        return engine::run(s, o, src, sink, publisher, frame_bytes);
+    }
     let mut worker = Worker::new(&ports, &[0], publisher, src.pool(), o.flow_cache)
         .map_err(|e| e.to_string())?;
     let wstats = worker.stats();
@@ -614,7 +644,7 @@ fn report(s: &Scenario, o: &Options, m: &Measurement) {
                 "{{\"scenario\":\"{}\",\"description\":\"{}\",\"mpps\":{:.3},",
                 "\"ns_per_packet\":{:.2},\"mpps_per_core\":{:.3},\"cpu_ns_per_packet\":{:.2},",
                 "\"cycles_per_packet\":{:.1},\"packets\":{},\"unexpected\":{},\"flows\":{},",
-                "\"frame_bytes\":{},\"cores\":1,\"flow_cache_hit_rate\":{:.4},",
+                "\"frame_bytes\":{},\"cores\":{},\"flow_cache_hit_rate\":{:.4},",
                 "\"seconds\":{:.2},\"tsc_ghz\":{:.3},\"hugepages\":{}}}"
             ),
             s.name,
@@ -628,6 +658,7 @@ fn report(s: &Scenario, o: &Options, m: &Measurement) {
             m.unexpected,
             s.flows,
             m.frame_bytes + 4,
+            o.workers.max(1),
             m.cache_hit_rate,
             m.wall_ns / 1e9,
             m.tsc_hz / 1e9,

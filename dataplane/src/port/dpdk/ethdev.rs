@@ -42,6 +42,12 @@ pub struct DpdkPortConfig {
     /// there are PMD threads); with enough queues, nothing is shared or
     /// locked. Off: fewer queues than asked is an error.
     pub share_tx: bool,
+    /// The device fills each rx queue from an input of its own (net_pcap's
+    /// `rx_pcap=` per queue), not by RSS: several queues are then taken
+    /// without RSS. Off for anything else: spreading one link's flows over
+    /// queues needs RSS, which keeps a flow (and a connection's two
+    /// directions, for conntrack) on one queue.
+    pub queues_fed_apart: bool,
 }
 
 impl Default for DpdkPortConfig {
@@ -55,6 +61,7 @@ impl Default for DpdkPortConfig {
             detach_on_close: false,
             kind: "dpdk",
             share_tx: false,
+            queues_fed_apart: false,
         }
     }
 }
@@ -236,7 +243,7 @@ impl DpdkPort {
         }
         // SAFETY: rte_eth_conf is plain data; all-zero is DPDK's default.
         let mut conf: sys::rte_eth_conf = unsafe { std::mem::zeroed() };
-        if config.rx_queues > 1 {
+        if config.rx_queues > 1 && !config.queues_fed_apart {
             // SAFETY: a pure function of the shim.
             let hf = unsafe { sys::sy_rss_hf_ip_tcp_udp() } & info.flow_type_rss_offloads;
             if hf == 0 {
