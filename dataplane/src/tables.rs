@@ -209,6 +209,9 @@ pub enum PortType {
     /// A bridge to a physical network ("localnet"): ARP/ND requests that
     /// arrive on it are not answered by the switch.
     Localnet,
+    /// One end of a patch to a logical router port ("router"): what the
+    /// switch sends to it enters the router pipeline.
+    Router,
 }
 
 /// A tunnel encapsulation.
@@ -389,6 +392,8 @@ pub struct Tables {
     /// Per local port: the VLAN its frames carry (localnet ports on a VLAN
     /// provider network), indexed by [`PortId`].
     pub port_vlan: Vec<Option<u16>>,
+    /// The logical routers ([`Tables::with_routers`]).
+    pub routers: crate::routes::Routers,
 }
 
 /// A logical port's identity in a tunnel packet (OVN's encoding): its

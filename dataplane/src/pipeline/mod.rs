@@ -8,6 +8,8 @@
 //!   [`ingress`] (binding; with [`provider_vlan`] first on a VLAN provider
 //!   port), [`port_security`] (ingress), [`arp_nd_responder`],
 //!   [`l2_lookup`], [`port_security`] (egress), [`output`];
+//!   when the egress is a port of type "router", the [`router`] pipeline
+//!   instead of the last two, into the destination switch's egress;
 //! - a logical switch's egress half, for what a tunnel delivers
 //!   ([`tunnel_delivery`]): [`tunnel_egress`], [`port_security`] (egress),
 //!   local output.
@@ -26,7 +28,7 @@ use crate::cache::FlowCache;
 use crate::drop::DropReason;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
 use crate::packet::{PacketBuf, PortId};
-use crate::tables::Tables;
+use crate::tables::{PortType, Tables};
 use crate::wire::layout;
 
 /// Records one stage's decision when tracing; compiles to nothing for
@@ -56,6 +58,7 @@ pub mod l2_lookup;
 pub mod output;
 pub mod port_security;
 pub mod provider_vlan;
+pub mod router;
 mod trace;
 pub mod tunnel_egress;
 pub mod tunnel_output;
@@ -87,6 +90,12 @@ pub enum Verdict {
     Tunnel {
         chassis: ChassisIdx,
         lport: LportIdx,
+    },
+    /// Routed: rewrite the frame for hop `hop` ([`router::rewrite`]:
+    /// MACs, `ip.ttl--`), then transmit on local port `port`.
+    Routed {
+        hop: crate::routes::HopIdx,
+        port: PortId,
     },
     /// Drop and count.
     Drop(DropReason),
@@ -137,6 +146,8 @@ pub enum Decision {
     /// Answer the packet with a reply written over it (the responder
     /// decides, the pipeline writes once the stages are done reading).
     Answer(arp_nd_responder::Answer),
+    /// A router answers the packet ([`router::icmp`]).
+    Router(router::icmp::Answer),
 }
 
 impl Step {
@@ -162,7 +173,8 @@ pub const SWITCH_KEY: Fields = ingress::READS
     .with(arp_nd_responder::READS)
     .with(l2_lookup::READS)
     .with(port_security::EGRESS_READS)
-    .with(output::READS);
+    .with(output::READS)
+    .with(router::READS);
 
 /// One packet of a burst from a local port: its verdict from the flow
 /// cache, or from the full pipeline (remembered in the cache when the
@@ -249,6 +261,7 @@ pub fn decide<B: PacketBuf, T: Tracer>(
     match d {
         Decision::Verdict(v) => v,
         Decision::Answer(a) => a.write(buf, &lay),
+        Decision::Router(a) => a.write(buf, &lay),
     }
 }
 
@@ -271,6 +284,9 @@ fn logical_switch<T: Tracer>(
         Ok(o) => o,
         Err(d) => return d,
     };
+    if out.port_type == PortType::Router {
+        return router::route(tables, out, p, meta, t);
+    }
     stage!(port_security::egress(out, p, t));
     output::output(tables, lport, out, meta, t)
 }

@@ -141,6 +141,20 @@ pub fn trace<B: PacketBuf>(
             );
             outputs.push(in_port);
         }
+        Verdict::Routed { hop, port } => {
+            super::router::rewrite(tables, hop, buf.data_mut());
+            let h = tables.routers.hops[hop.0 as usize];
+            log.record(
+                "output",
+                format_args!(
+                    "routed: eth.src = {}, eth.dst = {}, ip.ttl = {}; to local port {port}",
+                    h.src,
+                    h.dst,
+                    crate::wire::layout::parse(buf.data()).map_or(0, |l| l.ip_ttl(buf.data()))
+                ),
+            );
+            outputs.push(port);
+        }
         Verdict::Flood {
             datapath,
             unknown_only,

@@ -82,7 +82,9 @@ pub fn tunnel_delivery<T: Tracer>(
     let d = deliver(tables, &mut p, r, t);
     let v = match d {
         Decision::Verdict(v) => v,
-        Decision::Answer(_) => unreachable!("no stage of tunnel delivery answers"),
+        Decision::Answer(_) | Decision::Router(_) => {
+            unreachable!("no stage of tunnel delivery answers")
+        }
     };
     (v, p.reads())
 }

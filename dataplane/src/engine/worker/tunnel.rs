@@ -234,9 +234,10 @@ impl<P: BufPool> Worker<P> {
                 unknown_only,
             } => self.flood_local(buf, datapath, unknown_only),
             Verdict::Drop(reason) => self.drop(buf, reason),
-            Verdict::Reply | Verdict::Tunnel { .. } | Verdict::Consumed => {
-                self.drop(buf, DropReason::TunnelUnknownPort)
-            }
+            Verdict::Reply
+            | Verdict::Tunnel { .. }
+            | Verdict::Routed { .. }
+            | Verdict::Consumed => self.drop(buf, DropReason::TunnelUnknownPort),
         }
     }
 

@@ -1,0 +1,111 @@
+//! OVN's `lr_in_arp_resolve`, then the destination switch: the next hop's
+//! MAC from the addresses of a port on the output router port's switch
+//! (northd's static entries for every address of the switch's ports) or
+//! from a MAC_Binding; then that switch's L2 lookup on the new eth.dst,
+//! its egress port security (`ls_out_check_port_sec`) and output. A next
+//! hop with neither is dropped as `next_hop_unresolved`: this router does
+//! not send ARP or neighbour solicitations yet, nor queue packets.
+
+use std::net::IpAddr;
+
+use super::routed;
+use crate::drop::DropReason;
+use crate::pipeline::{Decision, PacketMeta, Tracer};
+use crate::tables::{mac_key, Lport, Tables};
+use crate::wire::MacAddr;
+
+/// Resolves `nexthop` behind router port `out` and delivers to the port
+/// of the destination switch that owns its MAC.
+pub fn resolve<T: Tracer>(
+    tables: &Tables,
+    out: usize,
+    nexthop: IpAddr,
+    dst: IpAddr,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Decision {
+    let rs = &tables.routers;
+    let rp = &rs.ports[out];
+    let owner = match nexthop {
+        IpAddr::V4(a) => tables.arp.get(&(rp.switch, a)),
+        IpAddr::V6(a) => tables.nd.get(&(rp.switch, a)),
+    };
+    let mac = owner.map(|o| o.mac).or_else(|| {
+        rs.routers[rp.router]
+            .neighbors
+            .get(&(out, nexthop))
+            .copied()
+    });
+    let Some(mac) = mac else {
+        trace!(t, "lr_in_arp_resolve", "next hop {nexthop}: MAC unknown");
+        return Decision::drop(DropReason::NextHopUnresolved);
+    };
+    let (Some(hop), Some(&lport)) = (rs.hop(out, mac), tables.macs.get(&mac_key(rp.switch, mac)))
+    else {
+        trace!(
+            t,
+            "lr_in_arp_resolve",
+            "next hop {nexthop} is at {mac}, which no port of the switch has"
+        );
+        return Decision::drop(DropReason::NextHopUnresolved);
+    };
+    let egress = tables.lport(lport);
+    let sw = tables.datapath(rp.switch);
+    trace!(
+        t,
+        "lr_in_arp_resolve",
+        "next hop {nexthop} is at {mac}: eth.src = {}, eth.dst = {mac}; into logical switch \"{}\" (datapath {}) from \"{}\": outport = \"{}\"",
+        rp.mac,
+        sw.name,
+        sw.tunnel_key,
+        tables.lport(rp.peer).name,
+        egress.name
+    );
+    if !egress_allowed(egress, mac, dst) {
+        trace!(
+            t,
+            "egress_port_security",
+            "destination not allowed by \"{}\"'s port security",
+            egress.name
+        );
+        return Decision::drop(DropReason::PortSecurityEgress);
+    }
+    meta.logical_outport = Some(lport);
+    match egress.local_port {
+        Some(port) => {
+            trace!(t, "output", "to local port {port}");
+            routed(hop, port)
+        }
+        None => {
+            trace!(
+                t,
+                "output",
+                "\"{}\" is not bound on this chassis (routing to other chassis is not done yet)",
+                egress.name
+            );
+            Decision::drop(DropReason::NoLocalPort)
+        }
+    }
+}
+
+/// The destination switch's egress port security for the routed frame:
+/// eth.dst `mac` (a unicast address of the port) and IP destination `dst`.
+fn egress_allowed(out: &Lport, mac: MacAddr, dst: IpAddr) -> bool {
+    let ps = &out.port_security;
+    if !ps.enabled {
+        return true;
+    }
+    let Some(e) = ps.entry(mac) else {
+        return false;
+    };
+    if e.ipv4.is_empty() && e.ipv6.is_empty() {
+        return true;
+    }
+    match dst {
+        IpAddr::V4(d) => e
+            .ipv4
+            .iter()
+            .any(|c| c.allows(d) || c.broadcast() == Some(d)),
+        IpAddr::V6(d) => e.ipv6.iter().any(|c| c.allows(d)),
+    }
+}
