@@ -85,6 +85,11 @@ impl SbIndex {
         }
     }
 
+    /// The SB Datapath_Binding row of NB switch or router `nb`.
+    pub fn datapath(&self, nb: &Uuid) -> Option<Uuid> {
+        self.dp.get(nb).copied()
+    }
+
     /// The SB Port_Binding row of logical port `name`.
     pub fn port_binding(&self, name: &str) -> Option<Uuid> {
         self.pb.get(name).copied()
