@@ -24,6 +24,7 @@ use chassis::{Controller, ControllerConfig, Dataplane, LocalBinding, UplinkPort}
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::PortId;
 use dataplane::port::Port;
+use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, TablePublisher, Tables, Underlay};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -86,7 +87,7 @@ pub struct NodeDataplane<B: Backend> {
     providers: Vec<(String, PortId)>,
 }
 
-type Installed = (Vec<LogicalSwitch>, Option<Underlay>);
+type Installed = (Vec<LogicalSwitch>, Vec<LogicalRouter>, Option<Underlay>);
 
 impl<B: Backend> Dataplane for NodeDataplane<B> {
     fn bindings(&self) -> Vec<LocalBinding> {
@@ -113,15 +114,20 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
     fn install(
         &self,
         switches: Vec<LogicalSwitch>,
+        routers: Vec<LogicalRouter>,
         underlay: Option<Underlay>,
     ) -> Result<bool, String> {
         let mut installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
-        let next = (switches, underlay);
+        let next = (switches, routers, underlay);
         if installed.as_ref() == Some(&next) {
             return Ok(false);
         }
-        let tables =
-            Tables::compile_with_underlay(&next.0, next.1.clone()).map_err(|e| e.to_string())?;
+        let tables = Tables::compile_with_underlay(&next.0, next.2.clone())
+            .map_err(|e| e.to_string())?
+            .with_routers(&next.1);
+        for why in &tables.routers.ignored {
+            tracing::warn!("route left out: {why}");
+        }
         let g = self.engine.publisher().publish(tables);
         if !self.engine.wait_for_tables(g, Duration::from_secs(2)) {
             return Err("the workers did not take the new tables within 2 s".into());
@@ -130,7 +136,7 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
         // give the answers a moment, so that traffic flows once the CMS is
         // told the change is realised (a chassis that does not answer is
         // reported, and asked again when traffic for it comes).
-        if let Some(u) = &next.1 {
+        if let Some(u) = &next.2 {
             let deadline = Instant::now() + Duration::from_secs(1);
             let neighbors = self.engine.neighbors();
             let unresolved = || {
@@ -212,7 +218,7 @@ impl<B: Backend> NodeDataplane<B> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .flat_map(|(switches, _)| switches)
+            .flat_map(|(switches, _, _)| switches)
             .flat_map(|s| &s.ports)
             .any(|p| p.local_port == Some(id))
     }

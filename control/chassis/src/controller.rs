@@ -95,6 +95,10 @@ impl Controller {
             condition: Some(json!([false])),
         });
         tables.push(unenforced::monitor_request());
+        // Routes and learned neighbours of the routers (few rows: all of
+        // them; a real SB has no route table, and the IDL then skips it).
+        tables.push(TableRequest::all(crate::router::ROUTES));
+        tables.push(TableRequest::all("MAC_Binding"));
         let sb = Idl::start(cfg.sb.clone(), SB, tables, cfg.backoff)?;
         let status = Arc::new(Status::default());
         let task = tokio::spawn(run(cfg, sb, dp, ports_changed, status.clone()));
@@ -151,11 +155,12 @@ async fn step(
         *condition = plan.condition;
         return Ok(true);
     }
-    let (switches, underlay) = (plan.switches, plan.underlay);
+    let (switches, routers, underlay) = (plan.switches, plan.routers, plan.underlay);
     let installer = dp.clone();
-    let installed = tokio::task::spawn_blocking(move || installer.install(switches, underlay))
-        .await
-        .unwrap_or_else(|e| Err(format!("the installing thread failed: {e}")));
+    let installed =
+        tokio::task::spawn_blocking(move || installer.install(switches, routers, underlay))
+            .await
+            .unwrap_or_else(|e| Err(format!("the installing thread failed: {e}")));
     match installed {
         Ok(true) => tracing::info!("forwarding tables updated from SB"),
         Ok(false) => {}

@@ -2,6 +2,7 @@
 //! decided ([`Plan`]). Planning only reads; the controller applies the plan.
 
 use dataplane::packet::PortId;
+use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use ovsdb::client::rows::{Chassis, LogicalFlow, PortBinding, SbGlobal};
 use ovsdb::client::{Replica, RowId, Transaction};
@@ -11,13 +12,14 @@ use uuid::Uuid;
 use crate::claim::{self, LocalPorts};
 use crate::register::register;
 use crate::unenforced::Unenforced;
-use crate::{mesh, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
+use crate::{mesh, router, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
 
 /// What one look at the replica decided.
 pub(crate) struct Plan {
     /// The Port_Binding monitor condition the local bindings call for.
     pub condition: Value,
     pub switches: Vec<LogicalSwitch>,
+    pub routers: Vec<LogicalRouter>,
     pub underlay: Option<Underlay>,
     /// SB transaction for registration, claims and releases (may be empty).
     pub txn: Transaction,
@@ -48,8 +50,12 @@ pub(crate) fn plan(
     let me = registration.me;
 
     let local = LocalPorts::new(cfg, bindings);
-    let datapaths = claim::local_datapaths(&port_bindings, &local);
-    let condition = claim::condition(&local, &datapaths, me);
+    let reach = router::reach(
+        &port_bindings,
+        claim::local_datapaths(&port_bindings, &local),
+    );
+    let datapaths = reach.datapaths;
+    let condition = router::with_peers(claim::condition(&local, &datapaths, me), &reach.peers);
     // Claims only once the Chassis row exists.
     let claimed = me.map_or(0, |me| claim::claim(&port_bindings, &local, me, &mut txn));
 
@@ -62,9 +68,11 @@ pub(crate) fn plan(
         &mesh.index,
         provider_port,
     );
+    let routers = router::routers(r, &port_bindings, &datapaths);
     Plan {
         condition,
         switches,
+        routers,
         underlay: mesh.underlay,
         txn,
         inserted: registration.inserted,

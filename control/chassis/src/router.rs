@@ -1,0 +1,176 @@
+//! Routers: which datapaths a chassis needs beyond those of its own ports,
+//! and the SB rows of its routers -> the dataplane's [`LogicalRouter`]s.
+//!
+//! As ovn-controller's local datapaths, the set grows across patch ports:
+//! a switch with a local port reaches its routers through its ports of
+//! type "router" (patch Port_Bindings whose `peer` names the router port),
+//! and those routers reach their other switches, because a routed packet
+//! is routed, and delivered into the destination switch, on the sender's
+//! chassis. Each step needs the peer's Port_Binding, so the monitor
+//! condition also asks for the peers by name ([`Reach::peers`]); the
+//! controller re-plans until the condition stops changing.
+//!
+//! A router becomes its patch ports (MAC and networks from the
+//! Port_Binding's `mac`), its SB `Logical_Router_Static_Route` rows and its
+//! `MAC_Binding`s. Routes of a non-default `route_table` are left out
+//! (said in the log): the dataplane does not select tables by port yet.
+
+use std::collections::{BTreeSet, HashSet};
+
+use dataplane::routes::{
+    IpCidr, LogicalRouter, MacBinding, NextHop, RoutePolicy, RouterPort, StaticRoute,
+};
+use dataplane::tables::MacIps;
+use ovsdb::client::rows::{DatapathBinding, PortBinding};
+use ovsdb::client::txn::clause;
+use ovsdb::client::{Replica, RowRef};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The SB table of static routes (switchyard's, named after NB's).
+pub(crate) const ROUTES: &str = "Logical_Router_Static_Route";
+
+/// Whether a datapath is a logical router's (OVN's
+/// `external_ids:logical-router`).
+pub(crate) fn is_router(r: &Replica, dp: &Uuid) -> bool {
+    r.row::<DatapathBinding>(dp)
+        .is_some_and(|d| d.external_ids.contains_key("logical-router"))
+}
+
+/// The datapaths this chassis forwards in, and the patch peers whose
+/// Port_Bindings it must see to find more.
+pub(crate) struct Reach {
+    pub datapaths: HashSet<Uuid>,
+    pub peers: BTreeSet<String>,
+}
+
+/// Grows `local` (the datapaths with local ports) across the patch ports
+/// in `bindings`.
+pub(crate) fn reach(bindings: &[PortBinding], local: HashSet<Uuid>) -> Reach {
+    let mut datapaths = local;
+    let mut peers = BTreeSet::new();
+    loop {
+        let mut grew = false;
+        for pb in bindings.iter().filter(|pb| pb.port_type == "patch") {
+            if !pb.datapath.is_some_and(|d| datapaths.contains(&d)) {
+                continue;
+            }
+            let Some(peer) = pb.options.get("peer") else {
+                continue;
+            };
+            peers.insert(peer.clone());
+            let far = bindings
+                .iter()
+                .find(|p| p.logical_port == *peer)
+                .and_then(|p| p.datapath);
+            if let Some(d) = far {
+                grew |= datapaths.insert(d);
+            }
+        }
+        if !grew {
+            return Reach { datapaths, peers };
+        }
+    }
+}
+
+/// `condition` (the Port_Binding clauses of the local ports and
+/// datapaths) also asking for the patch peers.
+pub(crate) fn with_peers(mut condition: Value, peers: &BTreeSet<String>) -> Value {
+    if let Value::Array(clauses) = &mut condition {
+        if clauses.first() == Some(&json!(false)) {
+            return condition; // Nothing local: no peers either.
+        }
+        clauses.extend(peers.iter().map(|p| clause("logical_port", "==", json!(p))));
+    }
+    condition
+}
+
+fn route(lr: &str, row: &RowRef<'_>) -> Option<StaticRoute> {
+    let table = row.string("route_table");
+    let prefix = row.string("ip_prefix");
+    if !table.is_empty() {
+        tracing::warn!(router = lr, %prefix, route_table = %table, "route of a route table left out (not supported)");
+        return None;
+    }
+    let nexthop = match row.string("nexthop").as_str() {
+        "discard" => NextHop::Discard,
+        n => NextHop::Ip(n.parse().ok()?),
+    };
+    let policy = match row.opt_string("policy").as_deref() {
+        Some("src-ip") => RoutePolicy::SrcIp,
+        _ => RoutePolicy::DstIp,
+    };
+    match prefix.parse::<IpCidr>() {
+        Ok(prefix) => Some(StaticRoute {
+            prefix,
+            policy,
+            nexthop,
+            output_port: row.opt_string("output_port"),
+        }),
+        Err(e) => {
+            tracing::warn!(router = lr, "ignoring route: {e}");
+            None
+        }
+    }
+}
+
+/// The routers among `datapaths`, from `bindings` and SB's routes and
+/// MAC bindings.
+pub(crate) fn routers(
+    r: &Replica,
+    bindings: &[PortBinding],
+    datapaths: &HashSet<Uuid>,
+) -> Vec<LogicalRouter> {
+    let mut out: Vec<LogicalRouter> = datapaths
+        .iter()
+        .filter(|d| is_router(r, d))
+        .filter_map(|d| {
+            let row = r.row::<DatapathBinding>(d)?;
+            let name = row.external_ids.get("name").cloned().unwrap_or_default();
+            let mut ports: Vec<RouterPort> = bindings
+                .iter()
+                .filter(|pb| pb.datapath == Some(*d) && pb.port_type == "patch")
+                .filter_map(|pb| {
+                    let address = pb.mac.first()?.parse::<MacIps>().ok()?;
+                    Some(RouterPort {
+                        name: pb.logical_port.clone(),
+                        address,
+                        peer: pb.options.get("peer").cloned(),
+                    })
+                })
+                .collect();
+            ports.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut routes: Vec<(String, StaticRoute)> = r
+                .table(ROUTES)
+                .filter(|(_, row)| row.opt_uuid("datapath") == Some(*d))
+                .filter_map(|(_, row)| {
+                    let key = format!("{} {}", row.string("ip_prefix"), row.string("nexthop"));
+                    route(&name, &row).map(|s| (key, s))
+                })
+                .collect();
+            // SB rows come in no order; ECMP members keep theirs.
+            routes.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut mac_bindings: Vec<MacBinding> = r
+                .table("MAC_Binding")
+                .filter(|(_, row)| row.opt_uuid("datapath") == Some(*d))
+                .filter_map(|(_, row)| {
+                    Some(MacBinding {
+                        logical_port: row.string("logical_port"),
+                        ip: row.string("ip").parse().ok()?,
+                        mac: row.string("mac").parse().ok()?,
+                    })
+                })
+                .collect();
+            mac_bindings.sort_by_key(|b| (b.logical_port.clone(), b.ip));
+            Some(LogicalRouter {
+                name,
+                tunnel_key: row.tunnel_key as u32,
+                ports,
+                routes: routes.into_iter().map(|(_, s)| s).collect(),
+                mac_bindings,
+            })
+        })
+        .collect();
+    out.sort_by_key(|lr| lr.tunnel_key);
+    out
+}
