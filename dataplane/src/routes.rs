@@ -18,7 +18,7 @@ use std::str::FromStr;
 use hashbrown::HashMap;
 
 use crate::ids::{DatapathIdx, LportIdx};
-use crate::tables::{Ipv4Cidr, Ipv6Cidr, MacIps, PortType, TableError, Tables};
+use crate::tables::{mac_key, Ipv4Cidr, Ipv6Cidr, MacIps, PortType, TableError, Tables, TunnelIds};
 use crate::wire::MacAddr;
 
 /// A router port: OVN's `Logical_Router_Port` (`mac`, `networks`) and the
@@ -284,11 +284,16 @@ pub struct Router {
 }
 
 /// The rewrite a routed frame leaves with: eth.src = the router port's MAC,
-/// eth.dst = the next hop's.
+/// eth.dst = the next hop's; and where that MAC is: the port of the
+/// destination switch that owns it, entered from the switch's port of type
+/// "router" (`ingress`: the keys a tunnel packet carries for it, as OVN's
+/// inport in the destination switch's datapath).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hop {
     pub src: MacAddr,
     pub dst: MacAddr,
+    pub lport: LportIdx,
+    pub ingress: TunnelIds,
 }
 
 /// An index into [`Routers::hops`].
@@ -316,11 +321,16 @@ impl Routers {
         self.hop_index.get(&(port, mac)).copied()
     }
 
-    fn intern(&mut self, port: usize, dst: MacAddr) {
+    fn intern(&mut self, port: usize, dst: MacAddr, lport: LportIdx, ingress: TunnelIds) {
         let src = self.ports[port].mac;
         let next = HopIdx(self.hops.len() as u32);
         if self.hop_index.try_insert((port, dst), next).is_ok() {
-            self.hops.push(Hop { src, dst });
+            self.hops.push(Hop {
+                src,
+                dst,
+                lport,
+                ingress,
+            });
         }
     }
 }
@@ -369,15 +379,16 @@ impl Tables {
                 }
                 // Every MAC of the peer switch is a possible next hop.
                 let dp = self.lport(peer).datapath;
-                let macs: Vec<MacAddr> = self
+                let ingress = self.tunnel_ids[peer.get()];
+                let macs: Vec<(MacAddr, LportIdx)> = self
                     .datapath(dp)
                     .ports
                     .iter()
                     .filter(|&&l| l != peer && self.lport(l).port_type != PortType::Router)
-                    .flat_map(|&l| self.lport(l).macs.clone())
+                    .flat_map(|&l| self.lport(l).macs.iter().map(move |&m| (m, l)))
                     .collect();
-                for m in macs {
-                    rs.intern(pi, m);
+                for (m, l) in macs {
+                    rs.intern(pi, m, l, ingress);
                 }
             }
             for b in &lr.mac_bindings {
@@ -387,7 +398,10 @@ impl Tables {
                     .find(|&&i| rs.ports[i].name == b.logical_port)
                 {
                     r.neighbors.insert((pi, b.ip), b.mac);
-                    rs.intern(pi, b.mac);
+                    let p = &rs.ports[pi];
+                    if let Some(&l) = self.macs.get(&mac_key(p.switch, b.mac)) {
+                        rs.intern(pi, b.mac, l, self.tunnel_ids[p.peer.get()]);
+                    }
                 }
             }
             let mut ignored = Vec::new();

@@ -425,6 +425,7 @@ fn seen(v: Verdict) {
         Verdict::Reply => "reply".into(),
         Verdict::Tunnel { .. } => "tunnel".into(),
         Verdict::Routed { .. } => "routed".into(),
+        Verdict::RoutedTunnel { .. } => "routed_tunnel".into(),
         Verdict::Consumed => "consumed".into(),
     };
     SEEN.with(|s| s.borrow_mut().insert(what));

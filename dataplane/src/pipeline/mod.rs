@@ -97,6 +97,13 @@ pub enum Verdict {
         hop: crate::routes::HopIdx,
         port: PortId,
     },
+    /// Routed to a port on another chassis: rewrite for hop `hop`, then
+    /// encapsulate to `chassis` in the destination switch's datapath, from
+    /// its port of type "router" to the hop's logical port.
+    RoutedTunnel {
+        hop: crate::routes::HopIdx,
+        chassis: ChassisIdx,
+    },
     /// Drop and count.
     Drop(DropReason),
     /// Taken by the switch, not forwarded and not a drop: ARP or neighbour

@@ -12,6 +12,7 @@ use crate::overlay::{self, Uplink};
 use crate::packet::{BufPool, PacketBuf, PortId};
 use crate::pipeline::tunnel_output::Endpoint;
 use crate::pipeline::{self, NoTrace, Verdict};
+use crate::routes::HopIdx;
 use crate::tables::{Tables, TunnelIds};
 
 /// Where a tunnel packet goes on the remote chassis.
@@ -97,6 +98,21 @@ impl<P: BufPool> Worker<P> {
         } else {
             self.drop(buf, DropReason::NoBuffer);
         }
+    }
+
+    /// A routed packet for a port on remote chassis `chassis`: rewritten
+    /// for `hop`, then encapsulated from the destination switch's port of
+    /// type "router" (no ICMP back for one too big: its sender is behind
+    /// the router).
+    pub(super) fn tunnel_routed(&mut self, mut buf: P::Buf, hop: HopIdx, chassis: ChassisIdx) {
+        pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
+        let h = self.tables.routers.hops[hop.0 as usize];
+        let from = Ingress {
+            lport: None,
+            ids: Some(h.ingress),
+        };
+        let generation = self.neighbors.generation();
+        self.tunnel(buf, chassis, To::Port(h.lport), &from, generation);
     }
 
     /// The logical ingress port of what arrived on local port `in_port`.
@@ -237,6 +253,7 @@ impl<P: BufPool> Worker<P> {
             Verdict::Reply
             | Verdict::Tunnel { .. }
             | Verdict::Routed { .. }
+            | Verdict::RoutedTunnel { .. }
             | Verdict::Consumed => self.drop(buf, DropReason::TunnelUnknownPort),
         }
     }

@@ -2,16 +2,18 @@
 //! MAC from the addresses of a port on the output router port's switch
 //! (northd's static entries for every address of the switch's ports) or
 //! from a MAC_Binding; then that switch's L2 lookup on the new eth.dst,
-//! its egress port security (`ls_out_check_port_sec`) and output. A next
+//! its egress port security (`ls_out_check_port_sec`) and output: to a
+//! local port, or tunnelled to the chassis of the destination port in the
+//! destination switch's datapath (its port of type "router" as ingress),
+//! which delivers without routing again, as in OVN. A next
 //! hop with neither is dropped as `next_hop_unresolved`: this router does
 //! not send ARP or neighbour solicitations yet, nor queue packets.
 
 use std::net::IpAddr;
 
-use super::routed;
 use crate::drop::DropReason;
-use crate::pipeline::{Decision, PacketMeta, Tracer};
-use crate::tables::{mac_key, Lport, Tables};
+use crate::pipeline::{Decision, PacketMeta, Tracer, Verdict};
+use crate::tables::{Lport, Tables};
 use crate::wire::MacAddr;
 
 /// Resolves `nexthop` behind router port `out` and delivers to the port
@@ -40,8 +42,7 @@ pub fn resolve<T: Tracer>(
         trace!(t, "lr_in_arp_resolve", "next hop {nexthop}: MAC unknown");
         return Decision::drop(DropReason::NextHopUnresolved);
     };
-    let (Some(hop), Some(&lport)) = (rs.hop(out, mac), tables.macs.get(&mac_key(rp.switch, mac)))
-    else {
+    let Some(hop) = rs.hop(out, mac) else {
         trace!(
             t,
             "lr_in_arp_resolve",
@@ -49,6 +50,7 @@ pub fn resolve<T: Tracer>(
         );
         return Decision::drop(DropReason::NextHopUnresolved);
     };
+    let lport = rs.hops[hop.0 as usize].lport;
     let egress = tables.lport(lport);
     let sw = tables.datapath(rp.switch);
     trace!(
@@ -71,16 +73,33 @@ pub fn resolve<T: Tracer>(
         return Decision::drop(DropReason::PortSecurityEgress);
     }
     meta.logical_outport = Some(lport);
-    match egress.local_port {
-        Some(port) => {
+    match (egress.local_port, egress.chassis) {
+        (Some(port), _) => {
             trace!(t, "output", "to local port {port}");
-            routed(hop, port)
+            Decision::Verdict(Verdict::Routed { hop, port })
         }
-        None => {
+        (None, Some(chassis)) if sw.localnet.is_none() => {
+            if let Some(rc) = tables.underlay.as_ref().map(|u| &u.chassis[chassis.get()]) {
+                trace!(
+                    t,
+                    "output",
+                    "\"{}\" is on chassis {}: {:?} tunnel to {} in datapath {}, ingress key {}, egress key {}",
+                    egress.name,
+                    rc.name,
+                    rc.encap,
+                    rc.ip,
+                    sw.tunnel_key,
+                    tables.lport(rp.peer).tunnel_key,
+                    egress.tunnel_key
+                );
+            }
+            Decision::Verdict(Verdict::RoutedTunnel { hop, chassis })
+        }
+        _ => {
             trace!(
                 t,
                 "output",
-                "\"{}\" is not bound on this chassis (routing to other chassis is not done yet)",
+                "\"{}\" is not reachable from this chassis (not bound here; through a localnet port not done yet)",
                 egress.name
             );
             Decision::drop(DropReason::NoLocalPort)

@@ -10,13 +10,14 @@
 //! router decides; what it writes is carried out once the stages are done
 //! reading: an answer ([`icmp::Answer`]) over the packet, or for a routed
 //! packet the [`Verdict::Routed`] rewrite ([`rewrite`]: eth.src, eth.dst,
-//! `ip.ttl--`), which the flow cache remembers by its [`HopIdx`]. The
-//! routed packet stays on this chassis: distributed routing, as in OVN,
-//! happens where the sender is.
+//! `ip.ttl--`), which the flow cache remembers by its [`HopIdx`]. Routing,
+//! as in OVN's distributed routers, happens on the sender's chassis: a
+//! destination on another chassis gets the rewritten packet by tunnel
+//! ([`super::Verdict::RoutedTunnel`]).
 
 use std::net::IpAddr;
 
-use super::{Decision, Fields, PacketMeta, Parsed, Tracer, Verdict};
+use super::{Decision, Fields, PacketMeta, Parsed, Tracer};
 use crate::drop::DropReason;
 use crate::routes::HopIdx;
 use crate::tables::{Lport, Tables};
@@ -98,7 +99,7 @@ pub fn route<T: Tracer>(
     }
 }
 
-/// Carries out a [`Verdict::Routed`] on the frame: eth.src and eth.dst of
+/// Carries out a routed verdict's rewrite on the frame: eth.src and eth.dst of
 /// hop `hop`, and `ip.ttl--` (RFC 791 §3.2 "Time to Live"; RFC 8200 §3
 /// "Hop Limit"), the IPv4 header checksum updated incrementally (RFC 1624
 /// eqn. 3). The pipeline let only IPv4 or IPv6 with TTL above 1 through.
@@ -119,12 +120,6 @@ pub fn rewrite(tables: &Tables, hop: HopIdx, frame: &mut [u8]) {
         0x86dd => frame[21] -= 1,
         _ => {}
     }
-}
-
-/// The verdict for a routed packet to local port `port`.
-#[inline]
-fn routed(hop: HopIdx, port: crate::packet::PortId) -> Decision {
-    Decision::Verdict(Verdict::Routed { hop, port })
 }
 
 #[cfg(test)]

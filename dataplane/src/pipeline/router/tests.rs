@@ -5,7 +5,7 @@ use super::*;
 use crate::cache::FlowCache;
 use crate::flow::FlowDesc;
 use crate::packet::{HeapBuf, PacketBuf, PortId};
-use crate::pipeline::{decide, decide_cached, NoTrace, PacketMeta, TraceLog};
+use crate::pipeline::{decide, decide_cached, NoTrace, PacketMeta, TraceLog, Verdict};
 use crate::routes::{LogicalRouter, NextHop, RoutePolicy, RouterPort, StaticRoute};
 use crate::tables::{LogicalPort, LogicalSwitch, PortType};
 use crate::wire::layout;
@@ -285,4 +285,83 @@ fn trace_walks_switch_router_switch() {
         text.contains("static route 192.0.2.0/24: next hop 10.0.2.5"),
         "{text}"
     );
+}
+
+/// A destination on another chassis: routed here, then tunnelled in the
+/// destination switch's datapath from its port of type "router" to the
+/// destination port, as OVN does.
+#[test]
+fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
+    use crate::ids::ChassisIdx;
+    use crate::tables::{Encap, RemoteChassis, TunnelIds, Underlay};
+    let mut switches = [
+        LogicalSwitch {
+            name: "ls1".into(),
+            tunnel_key: 1,
+            ports: vec![
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1"), 0),
+                router_lsp("ls1-lr0", &format!("{LRP1} 10.0.1.254/24")),
+            ],
+        },
+        LogicalSwitch {
+            name: "ls2".into(),
+            tunnel_key: 2,
+            ports: vec![
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1"), 1),
+                router_lsp("ls2-lr0", &format!("{LRP2} 10.0.2.254/24")),
+            ],
+        },
+    ];
+    switches[1].ports[0].local_port = None;
+    switches[1].ports[0].chassis = Some(ChassisIdx(0));
+    let underlay = Underlay {
+        port: 5,
+        ip: "192.168.0.21".parse().unwrap(),
+        mac: "00:00:00:00:aa:01".parse().unwrap(),
+        mtu: 1500,
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            ip: "192.168.0.22".parse().unwrap(),
+            encap: Encap::Geneve,
+            mac: Some("00:00:00:00:aa:02".parse().unwrap()),
+            vtep: false,
+            csum: false,
+        }],
+    };
+    let lrp = |name: &str, a: String, peer: &str| RouterPort {
+        name: name.into(),
+        address: a.parse().unwrap(),
+        peer: Some(peer.into()),
+    };
+    let t = Tables::compile_with_underlay(&switches, Some(underlay))
+        .unwrap()
+        .with_routers(&[LogicalRouter {
+            name: "lr0".into(),
+            tunnel_key: 3,
+            ports: vec![
+                lrp("lrp1", format!("{LRP1} 10.0.1.254/24"), "ls1-lr0"),
+                lrp("lrp2", format!("{LRP2} 10.0.2.254/24"), "ls2-lr0"),
+            ],
+            ..Default::default()
+        }]);
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
+    let Verdict::RoutedTunnel { hop, chassis } = v else {
+        panic!("{v:?}");
+    };
+    assert_eq!(chassis, ChassisIdx(0));
+    let h = t.routers.hops[hop.0 as usize];
+    assert_eq!(t.lport(h.lport).name, "vm2");
+    assert_eq!(
+        h.ingress,
+        TunnelIds {
+            datapath_key: 2,
+            port_key: 9
+        }
+    );
+    assert_eq!(out, frame(&from_vm1("ip4.dst=10.0.2.1 udp.dst=53")));
+    let mut rewritten = out.clone();
+    rewrite(&t, hop, &mut rewritten);
+    let lay = layout::parse(&rewritten).unwrap();
+    assert_eq!(lay.src_mac(&rewritten).to_string(), LRP2);
+    assert_eq!(lay.dst_mac(&rewritten).to_string(), VM2);
 }
