@@ -6,12 +6,17 @@
 //! gets ICMP time exceeded from the router port facing the sender, a static
 //! route reaches a prefix behind a VM on the far switch, a destination
 //! without a route is dropped and counted as `no_route`, and `switchyard
-//! trace` walks switch -> router -> switch.
+//! trace` walks switch -> router -> switch. Across two chassis, routing
+//! happens on the sender's: the capture on the underlay shows the routed
+//! packet going straight to the destination's chassis in the destination
+//! switch's datapath, already rewritten, and ping and TCP cross both ways.
 
 mod common;
 
-use common::ovn::{Databases, Ovn};
-use common::{require_root, vm};
+use std::process::Command;
+
+use common::ovn::{Chassis, Databases, Ovn, UnderlayNet};
+use common::{require_root, vm, Ready};
 use switchyard::netns::Vm;
 
 const LRP1_MAC: &str = "00:00:00:00:ff:01";
@@ -86,24 +91,9 @@ fn configure(vm: &Vm, ip6: &str, gw4: &str, gw6: &str) {
     }
 }
 
-#[test]
-fn a_router_joins_two_switches_on_one_chassis() {
-    require_root();
-    let vm1 = vm("r1", "00:00:00:00:01:01", "10.0.1.1", 1500);
-    let vm2 = vm("r2", "00:00:00:00:02:01", "10.0.2.1", 1500);
-    // A host on ls2 that owns 192.0.2.1: the next hop of a static route.
-    let gw = vm("rg", "00:00:00:00:02:05", "10.0.2.5", 1500);
-    configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
-    configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
-    configure(&gw, "fd02::5", "10.0.2.254", "fd02::fe");
-    let (ok, out) = gw.try_exec(&["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
-    assert!(ok, "{out}");
-
-    let ovn = Ovn::start(Databases::Ours);
-    let lp = |v: &Vm| format!("{}-lp", v.ns);
-    for v in [&vm1, &vm2, &gw] {
-        ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
-    }
+/// The NB commands for router lr0 between ls1 (lrp1, 10.0.1.0/24,
+/// fd01::/64) and ls2 (lrp2, 10.0.2.0/24, fd02::/64).
+fn topology() -> Vec<String> {
     let mut cmd: Vec<String> = [
         "--wait=hv",
         "lr-add",
@@ -133,6 +123,28 @@ fn a_router_joins_two_switches_on_one_chassis() {
     .to_vec();
     cmd.extend(router_port("ls1", "ls1-lr0", "lrp1"));
     cmd.extend(router_port("ls2", "ls2-lr0", "lrp2"));
+    cmd
+}
+
+#[test]
+fn a_router_joins_two_switches_on_one_chassis() {
+    require_root();
+    let vm1 = vm("r1", "00:00:00:00:01:01", "10.0.1.1", 1500);
+    let vm2 = vm("r2", "00:00:00:00:02:01", "10.0.2.1", 1500);
+    // A host on ls2 that owns 192.0.2.1: the next hop of a static route.
+    let gw = vm("rg", "00:00:00:00:02:05", "10.0.2.5", 1500);
+    configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
+    configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
+    configure(&gw, "fd02::5", "10.0.2.254", "fd02::fe");
+    let (ok, out) = gw.try_exec(&["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
+    assert!(ok, "{out}");
+
+    let ovn = Ovn::start(Databases::Ours);
+    let lp = |v: &Vm| format!("{}-lp", v.ns);
+    for v in [&vm1, &vm2, &gw] {
+        ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
+    }
+    let mut cmd = topology();
     cmd.extend(port(
         "ls1",
         &lp(&vm1),
@@ -172,6 +184,9 @@ fn a_router_joins_two_switches_on_one_chassis() {
     // by one: Linux sends 64, so vm1 sees 63.
     let (_, out) = vm1.ping("10.0.2.1", 1, &[]);
     assert!(out.contains("ttl=63"), "{out}");
+
+    let (ok, out) = tcp_100k(&vm1, &vm2);
+    assert!(ok, "TCP across the router:\n{out}\n{}", ovn.cli(&["show"]));
 
     // TTL 1: time exceeded from lrp1's address (the port facing vm1).
     let (ok, out) = vm1.ping("10.0.2.1", 1, &["-t", "1"]);
@@ -219,5 +234,132 @@ fn a_router_joins_two_switches_on_one_chassis() {
         "ip.ttl = 63",
     ] {
         assert!(out.contains(want), "{want:?} not in the trace:\n{out}");
+    }
+}
+
+/// 100 kB over TCP from `from` to `to` (a Python server and client): TCP
+/// checksums the kernel left to offload must survive the routed path.
+/// Whether it arrived whole, and what the client said.
+fn tcp_100k(from: &Vm, to: &Vm) -> (bool, String) {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &to.ns, "/usr/bin/python3", "-c",
+            &format!("import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{}',5001))\ns.listen(1)\nc,_=s.accept()\nd=b''\nwhile len(d)<100000:\n  x=c.recv(65536)\n  if not x: break\n  d+=x\nc.sendall(b'got %d' % len(d))\nc.close()\n", to.ip)])
+        .spawn()
+        .unwrap();
+    let (ok, out) = from.try_exec(&["/usr/bin/python3", "-c",
+        &format!("import socket,time\nfor i in range(100):\n  try:\n    s=socket.create_connection(('{}',5001),timeout=10); break\n  except OSError: time.sleep(0.1)\ns.sendall(b'x'*100000)\nprint(s.recv(100).decode())\n", to.ip)]);
+    if !ok {
+        // The server waits for a connection that never came.
+        let _ = server.kill();
+    }
+    let _ = server.wait();
+    (ok && out.contains("got 100000"), out)
+}
+
+#[test]
+fn routing_happens_on_the_senders_chassis() {
+    require_root();
+    let tag = std::process::id() % 10_000;
+    let net = UnderlayNet::new(&format!("syrt{tag}"), "192.168.87.1").unwrap();
+    let ovn = Ovn::start_with(Databases::Ours, &net.ip, false);
+    let chassis = |n: u8| {
+        let name = format!("c{tag}r{n}");
+        let (host, tunnel) = (format!("192.168.87.1{n}"), format!("192.168.87.2{n}"));
+        Chassis::start(&ovn, &net, &name, &host, &tunnel, "geneve", &[])
+    };
+    let (hv1, hv2) = (chassis(1), chassis(2));
+    let vm_on = |c: &Chassis, n: u8, mac: &str, ip: &str| {
+        let name = format!("v{tag}r{n}");
+        let v = Vm::new_on(Some(&c.ns), &name, &name, mac, ip, 1500).expect("a VM");
+        c.cli(&["port-add", &v.port, "--iface-id", &format!("{name}-lp")]);
+        v
+    };
+    let vm1 = vm_on(&hv1, 1, "00:00:00:00:01:01", "10.0.1.1");
+    let vm2 = vm_on(&hv2, 2, "00:00:00:00:02:01", "10.0.2.1");
+    configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
+    configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
+    let mut cmd = topology();
+    let a1 = format!("{} 10.0.1.1 fd01::1", vm1.mac);
+    let a2 = format!("{} 10.0.2.1 fd02::1", vm2.mac);
+    cmd.extend(port("ls1", &format!("{}-lp", vm1.ns), &a1, true));
+    cmd.extend(port("ls2", &format!("{}-lp", vm2.ns), &a2, true));
+    ovn.nbctl(&cmd);
+
+    // What vm1's chassis decides for vm1 -> vm2: routed, then tunnelled.
+    let flow = format!(
+        "inport={}-lp eth.src={} eth.dst={LRP1_MAC} ip4.src=10.0.1.1 ip4.dst=10.0.2.1 icmp4.type=8",
+        vm1.ns, vm1.mac
+    );
+    let trace = hv1.cli(&["trace", &flow]);
+    let keys = trace
+        .lines()
+        .find_map(|l| l.split_once(" in datapath "))
+        .map(|(_, k)| k.to_string())
+        .unwrap_or_else(|| panic!("no tunnel in the trace:\n{trace}"));
+    let num = |after: &str| -> u32 {
+        let rest = keys
+            .split(after)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{after} in {keys}"));
+        let digits: String = rest
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let (dp, ingress, egress) = (num(""), num("ingress key"), num("egress key"));
+    let ls2_key: u32 = ovn
+        .sb_dump()
+        .lines()
+        .find(|l| l.contains("name=ls2"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .expect("ls2's datapath key");
+    assert_eq!(dp, ls2_key, "{trace}");
+
+    // On the wire: from hv1's endpoint straight to hv2's, VNI = ls2's key,
+    // OVN's option with ingress = ls2's router port and egress = vm2's
+    // port, the inner frame already routed (router MAC, TTL 63).
+    let sniff = Ready::start(Command::new("/usr/bin/python3").args(["-c", &format!(
+        "from scapy.all import sniff, UDP, IP, Ether\nfrom scapy.contrib.geneve import GENEVE\n\
+         ps=sniff(iface='{}', filter='udp port 6081 and src host 192.168.87.21', count=1, timeout=10, started_callback=lambda: print('ready', flush=True))\n\
+         for p in ps:\n  g=GENEVE(bytes(p[UDP].payload)); i=Ether(bytes(g.payload))\n\
+         \x20 print('geneve', p[IP].src, p[IP].dst, g.vni, g.options[0].data.hex(), i.src, i.dst, i[IP].ttl)\n", net.name)]));
+    let (ok, out) = vm1.ping("10.0.2.1", 2, &[]);
+    assert!(
+        ok,
+        "no routed ping across chassis right after --wait=hv:\n{out}"
+    );
+    let (text, errors) = sniff.output();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("geneve"))
+        .unwrap_or_else(|| panic!("no Geneve packet: {text}{errors}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&f[1..3], ["192.168.87.21", "192.168.87.22"], "{line}");
+    assert_eq!(f[3].parse::<u32>().unwrap(), ls2_key, "{line}");
+    let md = u32::from_str_radix(f[4], 16).unwrap();
+    assert_eq!(
+        ((md >> 16) & 0x7fff, md & 0xffff),
+        (ingress, egress),
+        "{line}"
+    );
+    assert_eq!(&f[5..8], [LRP2_MAC, vm2.mac.as_str(), "63"], "{line}");
+
+    // Both ways, both families, and TCP.
+    for (from, to) in [(&vm2, "10.0.1.1"), (&vm1, "fd02::1"), (&vm2, "fd01::1")] {
+        let (ok, out) = from.ping(to, 2, &[]);
+        assert!(ok, "{} -> {to}:\n{out}", from.ns);
+    }
+    for (from, to) in [(&vm1, &vm2), (&vm2, &vm1)] {
+        let (ok, out) = tcp_100k(from, to);
+        assert!(
+            ok,
+            "TCP {} -> {}:\n{out}\nhv1:\n{}\nhv2:\n{}",
+            from.ns,
+            to.ip,
+            hv1.cli(&["show"]),
+            hv2.cli(&["show"])
+        );
     }
 }

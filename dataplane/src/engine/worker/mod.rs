@@ -309,7 +309,9 @@ impl<P: BufPool> Worker<P> {
                 self.enqueue(port, buf)
             }
             Verdict::Routed { .. } => self.drop(buf, DropReason::NoLocalPort),
-            Verdict::RoutedTunnel { hop, chassis } => self.tunnel_routed(buf, hop, chassis),
+            Verdict::RoutedTunnel { hop, chassis } => {
+                self.tunnel_routed(buf, hop, chassis, in_port)
+            }
             Verdict::Drop(r) => self.drop(buf, r),
             Verdict::Consumed => self.pool.free(buf),
             Verdict::Flood {

@@ -100,18 +100,38 @@ impl<P: BufPool> Worker<P> {
         }
     }
 
-    /// A routed packet for a port on remote chassis `chassis`: rewritten
-    /// for `hop`, then encapsulated from the destination switch's port of
-    /// type "router" (no ICMP back for one too big: its sender is behind
-    /// the router).
-    pub(super) fn tunnel_routed(&mut self, mut buf: P::Buf, hop: HopIdx, chassis: ChassisIdx) {
+    /// A routed packet from local port `in_port` for a port on remote
+    /// chassis `chassis`: rewritten for `hop`, then encapsulated from the
+    /// destination switch's port of type "router". One too big for the
+    /// overlay gets "fragmentation needed" / "packet too big" back before
+    /// the rewrite, addressed as the router would (from its port's MAC),
+    /// so the sender's path-MTU discovery works across the router too.
+    pub(super) fn tunnel_routed(
+        &mut self,
+        mut buf: P::Buf,
+        hop: HopIdx,
+        chassis: ChassisIdx,
+        in_port: PortId,
+    ) {
+        let generation = self.neighbors.generation();
+        let c = chassis.get();
+        let ready = matches!(self.endpoints.get(c), Some(Some(e)) if e.neighbors == generation);
+        if !ready {
+            if let Err(r) = self.prepare_endpoint(chassis, generation) {
+                return self.drop(buf, r);
+            }
+        }
+        let e = self.endpoints[c].as_ref().expect("prepared above");
+        if buf.len() > e.max_inner {
+            let mtu = e.mtu();
+            return self.too_big(buf, self.tables.lport_of(in_port), mtu);
+        }
         pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
         let h = self.tables.routers.hops[hop.0 as usize];
         let from = Ingress {
             lport: None,
             ids: Some(h.ingress),
         };
-        let generation = self.neighbors.generation();
         self.tunnel(buf, chassis, To::Port(h.lport), &from, generation);
     }
 
