@@ -219,6 +219,19 @@ fn a_router_joins_two_switches_on_one_chassis() {
     let (ok, out) = vm1.ping("192.0.2.1", 2, &[]);
     assert!(ok, "{out}");
 
+    // show lists the router, its ports and routes.
+    let show = ovn.cli(&["show"]);
+    for want in [
+        "router lr0 (datapath",
+        "port lrp1 00:00:00:00:ff:01 10.0.1.254/24 fd01::fe/64 (to switch ls1",
+        "route 10.0.2.0/24 out lrp2 (connected)",
+        "route 192.0.2.0/24 via 10.0.2.5 out lrp2 (static)",
+        "port ls1-lr0 (key",
+        "no_route 1",
+    ] {
+        assert!(show.contains(want), "{want:?} not in show:\n{show}");
+    }
+
     // trace walks switch -> router -> switch, naming the route and hop.
     let flow = format!(
         "inport={} eth.src={} eth.dst={LRP1_MAC} ip4.src=10.0.1.1 ip4.dst=192.0.2.1 ip.ttl=64 udp.dst=53",

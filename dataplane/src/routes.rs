@@ -188,6 +188,22 @@ impl IpCidr {
         }
     }
 
+    /// The prefix with its host bits cleared ("10.0.1.254/24" is the
+    /// connected network 10.0.1.0/24).
+    pub fn network(self) -> IpCidr {
+        let (key, prefix, _) = self.key();
+        match self {
+            IpCidr::V4(_) => IpCidr::V4(Ipv4Cidr {
+                addr: (key as u32).into(),
+                prefix,
+            }),
+            IpCidr::V6(_) => IpCidr::V6(Ipv6Cidr {
+                addr: key.into(),
+                prefix,
+            }),
+        }
+    }
+
     /// Whether `ip` lies in the prefix.
     pub fn contains(self, ip: IpAddr) -> bool {
         match (self, ip) {
@@ -262,7 +278,7 @@ impl RouteTable {
             None => {
                 level.by_prefix.insert(key, self.routes.len());
                 self.routes.push(Route {
-                    prefix,
+                    prefix: prefix.network(),
                     kind,
                     members: member.into_iter().collect(),
                 });
@@ -413,6 +429,58 @@ impl Tables {
         }
         self.routers = rs;
         self
+    }
+}
+
+impl Routers {
+    /// The routers, their ports and routes, as `switchyard show` lists
+    /// them.
+    pub fn show(&self, t: &Tables) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for r in &self.routers {
+            let _ = writeln!(s, "router {} (datapath {})", r.name, r.tunnel_key);
+            for &i in &r.ports {
+                let p = &self.ports[i];
+                let nets: Vec<String> = p
+                    .ipv4
+                    .iter()
+                    .map(|c| format!("{}/{}", c.addr, c.prefix))
+                    .chain(p.ipv6.iter().map(|c| format!("{}/{}", c.addr, c.prefix)))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "    port {} {} {} (to switch {} by \"{}\")",
+                    p.name,
+                    p.mac,
+                    nets.join(" "),
+                    t.datapath(p.switch).name,
+                    t.lport(p.peer).name
+                );
+            }
+            for route in r.v4.routes.iter().chain(&r.v6.routes) {
+                let kind = match route.kind {
+                    RouteKind::Connected => "connected",
+                    RouteKind::Static(RoutePolicy::DstIp) => "static",
+                    RouteKind::Static(RoutePolicy::SrcIp) => "static src-ip",
+                };
+                let via: Vec<String> = route
+                    .members
+                    .iter()
+                    .map(|m| match m.gateway {
+                        Some(g) => format!("via {g} out {}", self.ports[m.port].name),
+                        None => format!("out {}", self.ports[m.port].name),
+                    })
+                    .collect();
+                let via = if via.is_empty() {
+                    "discard".to_string()
+                } else {
+                    via.join(", ")
+                };
+                let _ = writeln!(s, "    route {} {via} ({kind})", route.prefix);
+            }
+        }
+        s
     }
 }
 
