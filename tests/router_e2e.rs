@@ -4,7 +4,8 @@
 //! ports. Once `--wait=hv` returns, pings cross the router both ways over
 //! IPv4 and IPv6, the router answers pings to its addresses, a TTL of 1
 //! gets ICMP time exceeded from the router port facing the sender, a static
-//! route reaches a prefix behind a VM on the far switch, a destination
+//! route reaches a prefix behind a VM on the far switch, ECMP over two such
+//! VMs spreads flows over both (each flow on one), a destination
 //! without a route is dropped and counted as `no_route`, and `switchyard
 //! trace` walks switch -> router -> switch. Across two chassis, routing
 //! happens on the sender's: the capture on the underlay shows the routed
@@ -131,17 +132,22 @@ fn a_router_joins_two_switches_on_one_chassis() {
     require_root();
     let vm1 = vm("r1", "00:00:00:00:01:01", "10.0.1.1", 1500);
     let vm2 = vm("r2", "00:00:00:00:02:01", "10.0.2.1", 1500);
-    // A host on ls2 that owns 192.0.2.1: the next hop of a static route.
+    // Two hosts on ls2 that own 192.0.2.0/24: next hops of a static route,
+    // then of an ECMP pair.
     let gw = vm("rg", "00:00:00:00:02:05", "10.0.2.5", 1500);
+    let gw2 = vm("rh", "00:00:00:00:02:06", "10.0.2.6", 1500);
     configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
     configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
     configure(&gw, "fd02::5", "10.0.2.254", "fd02::fe");
-    let (ok, out) = gw.try_exec(&["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
-    assert!(ok, "{out}");
+    configure(&gw2, "fd02::6", "10.0.2.254", "fd02::fe");
+    for g in [&gw, &gw2] {
+        let (ok, out) = g.try_exec(&["ip", "route", "add", "local", "192.0.2.0/24", "dev", "lo"]);
+        assert!(ok, "{out}");
+    }
 
     let ovn = Ovn::start(Databases::Ours);
     let lp = |v: &Vm| format!("{}-lp", v.ns);
-    for v in [&vm1, &vm2, &gw] {
+    for v in [&vm1, &vm2, &gw, &gw2] {
         ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
     }
     let mut cmd = topology();
@@ -219,13 +225,62 @@ fn a_router_joins_two_switches_on_one_chassis() {
     let (ok, out) = vm1.ping("192.0.2.1", 2, &[]);
     assert!(ok, "{out}");
 
+    // ECMP over both hosts: flows (here: destinations) spread over the two
+    // next hops, and each flow keeps its next hop.
+    let a = format!("{} 10.0.2.6 fd02::6", gw2.mac);
+    let mut cmd = vec!["--wait=hv".to_string()];
+    cmd.extend(port("ls2", &lp(&gw2), &a, false));
+    cmd.extend(
+        [
+            "--",
+            "--ecmp",
+            "lr-route-add",
+            "lr0",
+            "192.0.2.0/24",
+            "10.0.2.6",
+        ]
+        .map(String::from),
+    );
+    ovn.nbctl(&cmd);
+    // Echo requests a host received (its kernel's ICMP counters): exact,
+    // where port counters would also count neighbour discovery.
+    let echoes = |v: &Vm| -> u64 {
+        let (_, snmp) = v.try_exec(&["cat", "/proc/net/snmp"]);
+        let icmp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Icmp:")).collect();
+        let col = icmp[0]
+            .split_whitespace()
+            .position(|c| c == "InEchos")
+            .unwrap();
+        icmp[1]
+            .split_whitespace()
+            .nth(col)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut used = [0, 0];
+    for i in 1..=12 {
+        let before = (echoes(&gw), echoes(&gw2));
+        let (ok, out) = vm1.ping(&format!("192.0.2.{i}"), 3, &[]);
+        assert!(ok, "{out}");
+        match (echoes(&gw) - before.0, echoes(&gw2) - before.1) {
+            (3, 0) => used[0] += 1,
+            (0, 3) => used[1] += 1,
+            took => panic!("192.0.2.{i}: echoes split between next hops: {took:?}"),
+        }
+    }
+    assert!(
+        used[0] > 0 && used[1] > 0,
+        "ECMP used one next hop only: {used:?}"
+    );
+
     // show lists the router, its ports and routes.
     let show = ovn.cli(&["show"]);
     for want in [
         "router lr0 (datapath",
         "port lrp1 00:00:00:00:ff:01 10.0.1.254/24 fd01::fe/64 (to switch ls1",
         "route 10.0.2.0/24 out lrp2 (connected)",
-        "route 192.0.2.0/24 via 10.0.2.5 out lrp2 (static)",
+        "route 192.0.2.0/24 via 10.0.2.5 out lrp2, via 10.0.2.6 out lrp2 (static)",
         "port ls1-lr0 (key",
         "no_route 1",
     ] {
@@ -242,8 +297,8 @@ fn a_router_joins_two_switches_on_one_chassis() {
     for want in [
         "l2_lookup",
         "lr_in_admission",
-        "static route 192.0.2.0/24: next hop 10.0.2.5 out of \"lrp2\"",
-        "is at 00:00:00:00:02:05",
+        "static route 192.0.2.0/24 (ECMP member of 2): next hop 10.0.2.",
+        "is at 00:00:00:00:02:0",
         "ip.ttl = 63",
     ] {
         assert!(out.contains(want), "{want:?} not in the trace:\n{out}");
