@@ -27,6 +27,8 @@ use dataplane::tables::{
 use dataplane::wire::MacAddr;
 use serde::Serialize;
 
+mod routed;
+
 /// Logical ports of the benchmark switch.
 pub const PORTS: usize = 64;
 
@@ -52,6 +54,9 @@ pub struct Scenario {
     /// Tunnel scenarios: ports 32..63 live on a remote chassis reached over
     /// an uplink (local port 64).
     overlay: Option<Overlay>,
+    /// Routed scenarios: the ports on two switches joined by a router with
+    /// this many static routes besides its connected networks.
+    routes: Option<usize>,
 }
 
 /// How a tunnel scenario reaches the remote chassis.
@@ -79,6 +84,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
+            routes: None,
         },
         Scenario {
             name: "l2-10k",
@@ -87,6 +93,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
+            routes: None,
         },
         Scenario {
             name: "l2-1m",
@@ -95,6 +102,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
+            routes: None,
         },
         Scenario {
             name: "arp-responder",
@@ -103,6 +111,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Replies,
             build: arp_requests,
             overlay: None,
+            routes: None,
         },
         Scenario {
             name: "port-security-drop",
@@ -111,6 +120,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Dropped(DropReason::PortSecurityIp),
             build: spoofed_flows,
             overlay: None,
+            routes: None,
         },
         Scenario {
             name: "geneve-encap",
@@ -119,6 +129,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: to_remote_flows,
             overlay: overlay(Encap::Geneve, false, false),
+            routes: None,
         },
         Scenario {
             name: "geneve-decap",
@@ -127,6 +138,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: from_remote_flows,
             overlay: overlay(Encap::Geneve, false, true),
+            routes: None,
         },
         Scenario {
             name: "vxlan-encap",
@@ -135,6 +147,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: to_remote_flows,
             overlay: overlay(Encap::Vxlan, false, false),
+            routes: None,
         },
         Scenario {
             name: "vxlan-decap",
@@ -143,6 +156,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: from_remote_flows,
             overlay: overlay(Encap::Vxlan, false, true),
+            routes: None,
         },
         Scenario {
             name: "geneve6-encap",
@@ -151,6 +165,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: to_remote_flows,
             overlay: overlay(Encap::Geneve, true, false),
+            routes: None,
         },
         Scenario {
             name: "geneve6-decap",
@@ -159,6 +174,25 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: from_remote_flows,
             overlay: overlay(Encap::Geneve, true, true),
+            routes: None,
+        },
+        Scenario {
+            name: "routed-10k",
+            description: "10,000 UDP flows between two switches through one router (32 ports each)",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: routed::flows,
+            overlay: None,
+            routes: Some(0),
+        },
+        Scenario {
+            name: "routed-10k-prefixes",
+            description: "routed-10k with 10,000 static routes in the router's table",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: routed::flows,
+            overlay: None,
+            routes: Some(10_000),
         },
     ]
 }
@@ -426,9 +460,10 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     if let Some(c) = opts.core {
         core_affinity::set_for_current(core_affinity::CoreId { id: c });
     }
-    let tables = match s.overlay {
-        Some(o) => Tables::compile_with_underlay(&topology_with(true), Some(underlay(o))),
-        None => Tables::compile(&topology()),
+    let tables = match (s.overlay, s.routes) {
+        (Some(o), _) => Tables::compile_with_underlay(&topology_with(true), Some(underlay(o))),
+        (None, Some(n)) => routed::tables(n),
+        (None, None) => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
     let publisher = TablePublisher::new(tables);
