@@ -87,7 +87,9 @@ impl Answer {
             }
             Answer::TimeExceeded { mac, from } => {
                 let (head, quoted) = if v4 {
-                    (28, (l4 - l3 + 8).min(end - l3))
+                    // RFC 792: the header (IHL words) and 64 bits of data.
+                    let ihl = usize::from(buf.data()[l3] & 0x0f) * 4;
+                    (28, (ihl + 8).min(end - l3))
                 } else {
                     (48, (end - l3).min(1280 - 48))
                 };
