@@ -174,3 +174,59 @@ pub(crate) fn routers(
     out.sort_by_key(|lr| lr.tunnel_key);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pb(name: &str, dp: Uuid, peer: Option<&str>) -> PortBinding {
+        PortBinding {
+            uuid: Uuid::new_v4(),
+            logical_port: name.into(),
+            port_type: if peer.is_some() { "patch" } else { "" }.into(),
+            datapath: Some(dp),
+            tunnel_key: 1,
+            mac: vec![],
+            port_security: vec![],
+            tag: None,
+            chassis: None,
+            up: None,
+            options: peer
+                .map(|p| [("peer".to_string(), p.to_string())].into())
+                .unwrap_or_default(),
+            external_ids: Default::default(),
+        }
+    }
+
+    /// From a switch with a local port, across its router to the router's
+    /// other switch; a peer whose binding is not replicated yet is asked
+    /// for by name, and nothing beyond it is reached.
+    #[test]
+    fn local_datapaths_grow_across_patch_ports() {
+        let (ls1, lr, ls2, ls3) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let bindings = vec![
+            pb("vm1", ls1, None),
+            pb("ls1-lr", ls1, Some("lrp1")),
+            pb("lrp1", lr, Some("ls1-lr")),
+            pb("lrp2", lr, Some("ls2-lr")),
+            pb("ls2-lr", ls2, Some("lrp2")),
+            pb("lrp3", lr, Some("ls3-lr")),
+            pb("vm9", ls3, None),
+        ];
+        let r = reach(&bindings, [ls1].into());
+        assert_eq!(r.datapaths, [ls1, lr, ls2].into());
+        let peers: Vec<&str> = r.peers.iter().map(String::as_str).collect();
+        assert_eq!(peers, ["lrp1", "lrp2", "ls1-lr", "ls2-lr", "ls3-lr"]);
+        let c = with_peers(
+            json!([clause("logical_port", "==", json!("vm1"))]),
+            &r.peers,
+        );
+        assert_eq!(c.as_array().unwrap().len(), 6);
+        assert_eq!(with_peers(json!([false]), &r.peers), json!([false]));
+    }
+}
