@@ -11,6 +11,7 @@
 //! happens on the sender's: the capture on the underlay shows the routed
 //! packet going straight to the destination's chassis in the destination
 //! switch's datapath, already rewritten, and ping and TCP cross both ways.
+//! Under the real ovn-northd, the connected networks are routed as well.
 
 mod common;
 
@@ -430,4 +431,54 @@ fn routing_happens_on_the_senders_chassis() {
             hv2.cli(&["show"])
         );
     }
+}
+
+/// Under the real `ovn-northd` (OVN 23.03's schemas, SB written by it), a
+/// router between two switches routes their connected networks too: the
+/// chassis builds it from the patch Port_Bindings ovn-northd writes (the
+/// switch side's `mac` is just "router"; the router port's holds its MAC
+/// and networks). What ovn-northd carries only as logical flows stays
+/// reported as not enforced.
+#[test]
+fn a_router_under_real_ovn_northd_routes_connected_networks() {
+    require_root();
+    let vm1 = vm("o1", "00:00:00:00:01:01", "10.0.1.1", 1500);
+    let vm2 = vm("o2", "00:00:00:00:02:01", "10.0.2.1", 1500);
+    configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
+    configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
+    let ovn = Ovn::start(Databases::RealOvn);
+    let lp = |v: &Vm| format!("{}-lp", v.ns);
+    for v in [&vm1, &vm2] {
+        ovn.cli(&["port-add", &v.port, "--iface-id", &lp(v)]);
+    }
+    let mut cmd = topology();
+    cmd.extend(port(
+        "ls1",
+        &lp(&vm1),
+        &format!("{} 10.0.1.1 fd01::1", vm1.mac),
+        true,
+    ));
+    cmd.extend(port(
+        "ls2",
+        &lp(&vm2),
+        &format!("{} 10.0.2.1 fd02::1", vm2.mac),
+        true,
+    ));
+    ovn.nbctl(&cmd);
+    for (from, to) in [
+        (&vm1, "10.0.2.1"),
+        (&vm2, "10.0.1.1"),
+        (&vm1, "fd02::1"),
+        (&vm1, "10.0.2.254"),
+    ] {
+        let (ok, out) = from.ping(to, 2, &[]);
+        assert!(ok, "{} -> {to}:\n{out}\n{}", from.ns, ovn.cli(&["show"]));
+    }
+    let show = ovn.cli(&["show"]);
+    assert!(show.contains("router lr0 (datapath"), "{show}");
+    let line = show
+        .lines()
+        .find(|l| l.starts_with("not enforced: "))
+        .unwrap_or_else(|| panic!("no not-enforced line in:\n{show}"));
+    assert!(line.contains("logical_flow_router"), "{line}");
 }

@@ -85,6 +85,18 @@ pub(crate) fn with_peers(mut condition: Value, peers: &BTreeSet<String>) -> Valu
     condition
 }
 
+/// The addresses of a switch's patch port whose `mac` says "router" (as
+/// the real ovn-northd writes it for `lsp-set-addresses PORT router`): its
+/// peer router port's MAC and networks. None for any other binding.
+pub(crate) fn router_addresses(pb: &PortBinding, bindings: &[PortBinding]) -> Option<Vec<String>> {
+    if pb.port_type != "patch" || !pb.mac.iter().any(|m| m == "router") {
+        return None;
+    }
+    let peer = pb.options.get("peer")?;
+    let lrp = bindings.iter().find(|p| p.logical_port == *peer)?;
+    Some(lrp.mac.clone())
+}
+
 fn route(lr: &str, row: &RowRef<'_>) -> Option<StaticRoute> {
     let table = row.string("route_table");
     let prefix = row.string("ip_prefix");

@@ -8,7 +8,8 @@
 //! with their VLAN `tag`), and for the others the remote chassis of the
 //! mesh that claimed them. A switch's patch ports (to router ports) become
 //! ports of type "router" with the router port's MAC and networks for
-//! addresses; routers themselves are [`crate::router`]'s. Other types are
+//! addresses (the real ovn-northd writes "router" there: the peer's are
+//! taken); routers themselves are [`crate::router`]'s. Other types are
 //! left out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,6 +48,14 @@ pub(crate) fn switches(
     for pb in bindings {
         let Some(key) = pb.datapath.and_then(|d| dp_key.get(&d)) else {
             continue;
+        };
+        let resolved;
+        let pb = match crate::router::router_addresses(pb, bindings) {
+            Some(mac) => {
+                resolved = PortBinding { mac, ..pb.clone() };
+                &resolved
+            }
+            None => pb,
         };
         let Some(port) = logical_port(pb, local, chassis_index, provider_port) else {
             continue;
