@@ -353,12 +353,20 @@ fn show<B: Backend>(
                 }
                 None => match (lp.chassis, &tables.underlay) {
                     (Some(c), Some(u)) => format!("on chassis {}", u.chassis[c.get()].name),
+                    _ if lp.port_type == dataplane::tables::PortType::Router => tables
+                        .routers
+                        .by_peer
+                        .get(&i)
+                        .map_or("router port (not here)".into(), |&r| {
+                            format!("to router port {}", tables.routers.ports[r].name)
+                        }),
                     _ => "not bound on this node".to_string(),
                 },
             };
             s += &format!("    port {} (key {}): {local}\n", lp.name, lp.tunnel_key);
         }
     }
+    s += &tables.routers.show(tables);
     // Every reason /metrics counts, summed over the workers: what a
     // `switchyard trace` of the packet would end in.
     let engine = node.engine();

@@ -27,6 +27,7 @@ use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::packet::PortId;
 use dataplane::port::Port;
+use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, TablePublisher, Tables, Underlay};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -101,7 +102,12 @@ pub struct NodeDataplane<B: Backend> {
     pub acls_not_installed: std::sync::atomic::AtomicU64,
 }
 
-type Installed = (Vec<LogicalSwitch>, Option<Underlay>, AclConfig);
+type Installed = (
+    Vec<LogicalSwitch>,
+    Vec<LogicalRouter>,
+    Option<Underlay>,
+    AclConfig,
+);
 
 /// Connections the node tracks at most by default (1M entries of at most
 /// 256 bytes).
@@ -139,17 +145,22 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
     fn install(
         &self,
         switches: Vec<LogicalSwitch>,
+        routers: Vec<LogicalRouter>,
         underlay: Option<Underlay>,
         acls: AclConfig,
     ) -> Result<bool, String> {
         let mut installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
-        let next = (switches, underlay, acls);
+        let next = (switches, routers, underlay, acls);
         if installed.as_ref() == Some(&next) {
             return Ok(false);
         }
-        let mut tables =
-            Tables::compile_with_underlay(&next.0, next.1.clone()).map_err(|e| e.to_string())?;
-        let errors = tables.install_acls(&next.2, &self.stateful);
+        let mut tables = Tables::compile_with_underlay(&next.0, next.2.clone())
+            .map_err(|e| e.to_string())?
+            .with_routers(&next.1);
+        for why in &tables.routers.ignored {
+            tracing::warn!("route left out: {why}");
+        }
+        let errors = tables.install_acls(&next.3, &self.stateful);
         for e in &errors {
             tracing::warn!("{e}");
         }
@@ -163,7 +174,7 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
         // give the answers a moment, so that traffic flows once the CMS is
         // told the change is realised (a chassis that does not answer is
         // reported, and asked again when traffic for it comes).
-        if let Some(u) = &next.1 {
+        if let Some(u) = &next.2 {
             let deadline = Instant::now() + Duration::from_secs(1);
             let neighbors = self.engine.neighbors();
             let unresolved = || {
@@ -260,7 +271,7 @@ impl<B: Backend> NodeDataplane<B> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .flat_map(|(switches, _, _)| switches)
+            .flat_map(|(switches, _, _, _)| switches)
             .flat_map(|s| &s.ports)
             .any(|p| p.local_port == Some(id))
     }

@@ -30,6 +30,7 @@ use dataplane::wire::MacAddr;
 use serde::Serialize;
 
 pub mod acl;
+mod routed;
 
 /// Logical ports of the benchmark switch.
 pub const PORTS: usize = 64;
@@ -58,6 +59,9 @@ pub struct Scenario {
     overlay: Option<Overlay>,
     /// ACL scenarios: the switch's security group ([`acl`]).
     acls: Option<fn() -> AclConfig>,
+    /// Routed scenarios: the ports on two switches joined by a router with
+    /// this many static routes besides its connected networks.
+    routes: Option<usize>,
 }
 
 /// How a tunnel scenario reaches the remote chassis.
@@ -86,6 +90,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: udp_flows,
             overlay: None,
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "l2-10k",
@@ -95,6 +100,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: udp_flows,
             overlay: None,
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "l2-1m",
@@ -104,6 +110,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: udp_flows,
             overlay: None,
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "arp-responder",
@@ -113,6 +120,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: arp_requests,
             overlay: None,
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "port-security-drop",
@@ -122,6 +130,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: spoofed_flows,
             overlay: None,
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "geneve-encap",
@@ -131,6 +140,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: to_remote_flows,
             overlay: overlay(Encap::Geneve, false, false),
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "geneve-decap",
@@ -140,6 +150,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: from_remote_flows,
             overlay: overlay(Encap::Geneve, false, true),
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "vxlan-encap",
@@ -149,6 +160,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: to_remote_flows,
             overlay: overlay(Encap::Vxlan, false, false),
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "vxlan-decap",
@@ -158,6 +170,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: from_remote_flows,
             overlay: overlay(Encap::Vxlan, false, true),
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "geneve6-encap",
@@ -167,6 +180,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: to_remote_flows,
             overlay: overlay(Encap::Geneve, true, false),
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "geneve6-decap",
@@ -176,6 +190,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: from_remote_flows,
             overlay: overlay(Encap::Geneve, true, true),
             acls: None,
+            routes: None,
         },
         Scenario {
             name: "acl-stateless-10k",
@@ -185,6 +200,7 @@ pub fn scenarios() -> Vec<Scenario> {
             build: udp_flows,
             overlay: None,
             acls: Some(acl::stateless),
+            routes: None,
         },
         Scenario {
             name: "acl-ct-10k",
@@ -194,6 +210,27 @@ pub fn scenarios() -> Vec<Scenario> {
             build: udp_flows,
             overlay: None,
             acls: Some(acl::stateful),
+            routes: None,
+        },
+        Scenario {
+            name: "routed-10k",
+            description: "10,000 UDP flows between two switches through one router (32 ports each)",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: routed::flows,
+            overlay: None,
+            acls: None,
+            routes: Some(0),
+        },
+        Scenario {
+            name: "routed-10k-prefixes",
+            description: "routed-10k with 10,000 static routes in the router's table",
+            flows: 10_000,
+            counted: Counted::Forwarded,
+            build: routed::flows,
+            overlay: None,
+            acls: None,
+            routes: Some(10_000),
         },
     ]
 }
@@ -461,9 +498,10 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     if let Some(c) = opts.core {
         core_affinity::set_for_current(core_affinity::CoreId { id: c });
     }
-    let mut tables = match s.overlay {
-        Some(o) => Tables::compile_with_underlay(&topology_with(true), Some(underlay(o))),
-        None => Tables::compile(&topology()),
+    let mut tables = match (s.overlay, s.routes) {
+        (Some(o), _) => Tables::compile_with_underlay(&topology_with(true), Some(underlay(o))),
+        (None, Some(n)) => routed::tables(n),
+        (None, None) => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
     if let Some(acls) = s.acls {

@@ -78,9 +78,32 @@ pub enum DropReason {
     CtBlocked,
     /// A new connection with the connection table full.
     CtFull,
+    /// Routing: no route matches the destination (OVN 23.03 drops it
+    /// without an ICMP error).
+    NoRoute,
+    /// Routing: the matching static route's next hop is `discard`.
+    RouteDiscard,
+    /// Routing: the TTL or hop limit ran out on a packet that gets no time
+    /// exceeded (a later fragment, as OVN's `!ip.later_frag`).
+    TtlExpired,
+    /// Routing: the next hop's MAC is neither a port address of the
+    /// destination switch nor in a MAC_Binding (dropped, not queued; no ARP
+    /// or neighbour solicitation is sent yet).
+    NextHopUnresolved,
+    /// A router's admission: a martian source or destination (multicast,
+    /// loopback, `0.0.0.0/8`, broadcast source, or the router's own address
+    /// as source), as OVN's `lr_in_ip_input` drops them.
+    RouterMartian,
+    /// A router's admission: not IP, or not addressed to the router port's
+    /// MAC (OVN's `lr_in_admission`).
+    RouterAdmission,
+    /// To a router's own address, but not an ICMP echo request (OVN drops
+    /// it, answering TCP with a reset and UDP with port unreachable, which
+    /// this router does not do yet).
+    RouterLocal,
 }
 
-const OTHER_REASONS: [DropReason; 29] = [
+const OTHER_REASONS: [DropReason; 36] = [
     DropReason::Oversized,
     DropReason::NoBinding,
     DropReason::VlanTagged,
@@ -110,6 +133,13 @@ const OTHER_REASONS: [DropReason; 29] = [
     DropReason::CtInvalid,
     DropReason::CtBlocked,
     DropReason::CtFull,
+    DropReason::NoRoute,
+    DropReason::RouteDiscard,
+    DropReason::TtlExpired,
+    DropReason::NextHopUnresolved,
+    DropReason::RouterMartian,
+    DropReason::RouterAdmission,
+    DropReason::RouterLocal,
 ];
 
 /// Number of distinct drop reasons (size of a counter array).
@@ -158,6 +188,13 @@ impl DropReason {
             DropReason::CtInvalid => Malformed::ALL.len() + 26,
             DropReason::CtBlocked => Malformed::ALL.len() + 27,
             DropReason::CtFull => Malformed::ALL.len() + 28,
+            DropReason::NoRoute => Malformed::ALL.len() + 29,
+            DropReason::RouteDiscard => Malformed::ALL.len() + 30,
+            DropReason::TtlExpired => Malformed::ALL.len() + 31,
+            DropReason::NextHopUnresolved => Malformed::ALL.len() + 32,
+            DropReason::RouterMartian => Malformed::ALL.len() + 33,
+            DropReason::RouterAdmission => Malformed::ALL.len() + 34,
+            DropReason::RouterLocal => Malformed::ALL.len() + 35,
         }
     }
 
@@ -194,6 +231,13 @@ impl DropReason {
             DropReason::CtInvalid => "ct_invalid",
             DropReason::CtBlocked => "ct_blocked",
             DropReason::CtFull => "ct_full",
+            DropReason::NoRoute => "no_route",
+            DropReason::RouteDiscard => "route_discard",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::NextHopUnresolved => "next_hop_unresolved",
+            DropReason::RouterMartian => "router_martian",
+            DropReason::RouterAdmission => "router_admission",
+            DropReason::RouterLocal => "router_local",
         }
     }
 }
@@ -261,6 +305,13 @@ impl fmt::Display for DropReason {
                 f.write_str("conntrack: the connection was blocked by a drop ACL")
             }
             DropReason::CtFull => f.write_str("conntrack: table full, new connection refused"),
+            DropReason::NoRoute => f.write_str("no route to the destination (OVN 23.03 sends no ICMP error)"),
+            DropReason::RouteDiscard => f.write_str("a discard route matched"),
+            DropReason::TtlExpired => f.write_str("TTL or hop limit expired and no time exceeded sent (a later fragment)"),
+            DropReason::NextHopUnresolved => f.write_str("next hop's MAC unknown (no port address, no MAC_Binding)"),
+            DropReason::RouterMartian => f.write_str("martian address at a router (OVN's lr_in_ip_input drops)"),
+            DropReason::RouterAdmission => f.write_str("not for the router (eth.dst not the port's MAC, or not IP)"),
+            DropReason::RouterLocal => f.write_str("to a router's own address and not an echo request"),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! offsets ([`wire`]). The pipeline ([`pipeline`]) implements OVN logical
 //! switching over immutable table snapshots ([`tables`]) fronted by a
 //! per-worker flow cache ([`cache`]); every drop has a [`drop::DropReason`].
+//! Logical routers ([`routes`]) join switches on the chassis that sends.
 //! Logical switches span chassis through [`overlay`] (Geneve and VXLAN with
 //! OVN's encoding) over an uplink port.
 //! This crate knows nothing of OVSDB or the control plane: the controller,
@@ -24,5 +25,6 @@ pub mod pipeline;
 pub mod port;
 pub mod reject;
 pub mod responder;
+pub mod routes;
 pub mod tables;
 pub mod wire;

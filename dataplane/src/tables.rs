@@ -209,6 +209,9 @@ pub enum PortType {
     /// A bridge to a physical network ("localnet"): ARP/ND requests that
     /// arrive on it are not answered by the switch.
     Localnet,
+    /// One end of a patch to a logical router port ("router"): what the
+    /// switch sends to it enters the router pipeline.
+    Router,
 }
 
 /// A tunnel encapsulation.
@@ -392,6 +395,8 @@ pub struct Tables {
     /// The compiled ACLs and the conntrack they use (empty: no ACLs, all
     /// allowed), installed by [`Tables::install_acls`].
     pub acls: crate::classifier::AclTables,
+    /// The logical routers ([`Tables::with_routers`]).
+    pub routers: crate::routes::Routers,
 }
 
 /// A logical port's identity in a tunnel packet (OVN's encoding): its

@@ -424,6 +424,8 @@ fn seen(v: Verdict) {
         Verdict::Flood { .. } => "flood".into(),
         Verdict::Reply => "reply".into(),
         Verdict::Tunnel { .. } => "tunnel".into(),
+        Verdict::Routed { .. } => "routed".into(),
+        Verdict::RoutedTunnel { .. } => "routed_tunnel".into(),
         Verdict::Consumed => "consumed".into(),
     };
     SEEN.with(|s| s.borrow_mut().insert(what));

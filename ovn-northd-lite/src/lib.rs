@@ -23,12 +23,14 @@
 //! by the parser the chassis compiles them with.
 //!
 //! Logical routers and their ports become datapaths and patch port
-//! bindings (with `peer`), so router links are in SB; the router pipeline
-//! itself arrives with the L3 issue. There is no Logical_Flow table: each
-//! chassis derives its forwarding tables from the bindings directly.
+//! bindings (with `peer`, and the router port's MAC and networks), and
+//! their static routes SB `Logical_Router_Static_Route` rows
+//! ([`router`]). There is no Logical_Flow table: each chassis derives its
+//! forwarding tables from these rows directly.
 
 pub mod acl;
 pub mod compute;
+pub mod router;
 pub mod sync;
 
 use std::collections::HashSet;
@@ -108,7 +110,17 @@ impl Northd {
                         "up",
                     ],
                 ),
-                cols("Logical_Router", &["name", "ports"]),
+                cols("Logical_Router", &["name", "ports", "static_routes"]),
+                cols(
+                    router::NB_ROUTES,
+                    &[
+                        "ip_prefix",
+                        "nexthop",
+                        "policy",
+                        "output_port",
+                        "route_table",
+                    ],
+                ),
                 cols("Logical_Router_Port", &["name", "mac", "networks", "peer"]),
                 cols(
                     "ACL",
@@ -151,6 +163,7 @@ impl Northd {
                         "up",
                     ],
                 ),
+                TableRequest::all(router::SB_ROUTES),
                 cols("Chassis", &["name"]),
                 cols("Chassis_Private", &["chassis", "nb_cfg"]),
                 TableRequest::all("ACL"),
@@ -233,12 +246,12 @@ impl Northd {
         let started = Instant::now();
         let nb_changes = self.nb.take_changes();
         let sb_changes = self.sb.take_changes();
-        let failed = self.last_error.take().is_some();
-        if failed {
+        let retry = self.last_error.take().is_some();
+        if retry {
             // The failed transaction's rows are still dirty-worthy: recompute.
             self.full_recompute();
         }
-        let acls_changed = failed || AclSync::relevant(&nb_changes, &sb_changes);
+        let acls_changed = retry || AclSync::relevant(&nb_changes, &sb_changes);
         let (txn, nb_cfg, ops, inserted) = {
             let nb = self.nb.read_guard();
             let sb = self.sb.read_guard();
@@ -255,6 +268,12 @@ impl Northd {
                 let index = &self.index;
                 ops += self.acls.diff(&nb, &sb, &|ls| index.datapath(ls), &mut txn);
             }
+            let mut routes_pending = false;
+            if retry || router::affected(&nb_changes, &sb_changes) {
+                let d = router::diff(&nb, &sb, &self.index, &mut txn);
+                ops += d.ops;
+                routes_pending = d.pending;
+            }
             let nb_cfg = nb
                 .table("NB_Global")
                 .next()
@@ -269,7 +288,9 @@ impl Northd {
                     txn.insert("SB_Global", [("nb_cfg", json!(nb_cfg))]);
                     bump = 1;
                 }
-                Some((u, have)) if have != nb_cfg => {
+                // A new router's routes follow its datapath in the next
+                // round: SB reflects this configuration only then.
+                Some((u, have)) if have != nb_cfg && !routes_pending => {
                     txn.update("SB_Global", by_uuid(u), [("nb_cfg", json!(nb_cfg))]);
                     bump = 1;
                 }

@@ -101,6 +101,16 @@ impl Setup {
             .collect::<Vec<_>>()
             .join("\n\n")
     }
+
+    /// Every row of SB table `table`, as `ovsdb-client transact` selects it.
+    fn sb_select(&self, table: &str) -> Vec<serde_json::Value> {
+        let sb = self.db.sb_remotes[0].to_string();
+        let q =
+            serde_json::json!(["OVN_Southbound", {"op": "select", "table": table, "where": []}]);
+        let out = run("ovsdb-client", &["transact", &sb, &q.to_string()]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0]["rows"].as_array().cloned().unwrap_or_default()
+    }
 }
 
 /// Runs an OVN/OVS tool; panics with its stderr if it fails.
@@ -489,4 +499,117 @@ fn acls_port_groups_and_address_sets_reach_sb() {
     let before = s.sb_dump();
     s.nbctl(&["--wait=sb", "sync"]);
     assert_eq!(s.sb_dump(), before);
+}
+
+/// Routers reach SB as OVN puts them there (a Datapath_Binding, patch
+/// Port_Bindings whose `mac` holds the router port's MAC and networks)
+/// and their static routes as typed `Logical_Router_Static_Route` rows
+/// referencing the router's datapath, in SB by the time `--wait=sb`
+/// returns, and gone with the route or the router.
+#[test]
+fn routers_ports_and_static_routes_reach_sb() {
+    let s = Setup::new();
+    let _n = s.northd();
+    s.nbctl(&[
+        "--wait=sb",
+        "lr-add",
+        "lr0",
+        "--",
+        "lrp-add",
+        "lr0",
+        "lrp1",
+        "00:00:00:00:ff:01",
+        "10.0.1.254/24",
+        "fd01::fe/64",
+        "--",
+        "ls-add",
+        "ls1",
+        "--",
+        "lsp-add",
+        "ls1",
+        "ls1-lr0",
+        "--",
+        "lsp-set-type",
+        "ls1-lr0",
+        "router",
+        "--",
+        "lsp-set-options",
+        "ls1-lr0",
+        "router-port=lrp1",
+        "--",
+        "lsp-set-addresses",
+        "ls1-lr0",
+        "router",
+        "--",
+        "lr-route-add",
+        "lr0",
+        "192.0.2.0/24",
+        "10.0.1.5",
+        "--",
+        "--policy=src-ip",
+        "lr-route-add",
+        "lr0",
+        "10.0.1.0/24",
+        "10.0.1.6",
+        "--",
+        "lr-route-add",
+        "lr0",
+        "198.51.100.0/24",
+        "discard",
+    ]);
+    let lrp = s.sb(&["find", "Port_Binding", "logical_port=lrp1"]);
+    assert_eq!(field(&lrp, "type"), ["patch"]);
+    assert_eq!(
+        field(&lrp, "mac"),
+        ["[\"00:00:00:00:ff:01 10.0.1.254/24 fd01::fe/64\"]"]
+    );
+    let lsp = s.sb(&["find", "Port_Binding", "logical_port=ls1-lr0"]);
+    assert_eq!(field(&lsp, "mac"), field(&lrp, "mac"));
+    assert!(lsp.contains("peer=lrp1"), "{lsp}");
+    let lr_dp = s.sb(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Datapath_Binding",
+        "external_ids:name=lr0",
+    ]);
+    let lr_dp = lr_dp.trim();
+    // ovn-sbctl knows only OVN's own tables: select through ovsdb-client.
+    let routes = || {
+        let mut rows: Vec<String> = s
+            .sb_select("Logical_Router_Static_Route")
+            .iter()
+            .map(|r| {
+                assert_eq!(r["datapath"], serde_json::json!(["uuid", lr_dp]), "{r}");
+                format!(
+                    "{} {} {} {}",
+                    r["ip_prefix"].as_str().unwrap(),
+                    r["nexthop"].as_str().unwrap(),
+                    r["policy"],
+                    r["output_port"]
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let none = r#"["set",[]]"#;
+    assert_eq!(
+        routes(),
+        [
+            format!("10.0.1.0/24 10.0.1.6 \"src-ip\" {none}"),
+            format!("192.0.2.0/24 10.0.1.5 {none} {none}"),
+            format!("198.51.100.0/24 discard {none} {none}"),
+        ]
+    );
+
+    s.nbctl(&["--wait=sb", "lr-route-del", "lr0", "192.0.2.0/24"]);
+    assert_eq!(routes().len(), 2, "{:?}", routes());
+    assert!(!routes().iter().any(|r| r.starts_with("192.0.2.0/24")));
+
+    s.nbctl(&["--wait=sb", "lr-del", "lr0"]);
+    assert!(s.sb_select("Logical_Router_Static_Route").is_empty());
+    assert!(s
+        .sb(&["find", "Datapath_Binding", "external_ids:name=lr0"])
+        .is_empty());
 }

@@ -139,6 +139,10 @@ impl Controller {
             condition: Some(json!([false])),
         });
         tables.push(unenforced::monitor_request());
+        // Routes and learned neighbours of the routers (few rows: all of
+        // them; a real SB has no route table, and the IDL then skips it).
+        tables.push(TableRequest::all(crate::router::ROUTES));
+        tables.push(TableRequest::all("MAC_Binding"));
         let sb = Arc::new(Idl::start(cfg.sb.clone(), SB, tables, cfg.backoff)?);
         let status = Arc::new(Status::default());
         let chassis = cfg.chassis.clone();
@@ -240,10 +244,11 @@ async fn step(
         *condition = plan.condition;
         return Ok(true);
     }
-    let (switches, underlay, acls) = (plan.switches, plan.underlay, plan.acls);
+    let (switches, routers, underlay, acls) =
+        (plan.switches, plan.routers, plan.underlay, plan.acls);
     let installer = dp.clone();
     let installed =
-        tokio::task::spawn_blocking(move || installer.install(switches, underlay, acls))
+        tokio::task::spawn_blocking(move || installer.install(switches, routers, underlay, acls))
             .await
             .unwrap_or_else(|e| Err(format!("the installing thread failed: {e}")));
     match installed {

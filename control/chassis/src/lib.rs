@@ -35,11 +35,13 @@ mod controller;
 mod mesh;
 mod plan;
 mod register;
+mod router;
 mod translate;
 pub mod unenforced;
 
 use dataplane::classifier::AclConfig;
 use dataplane::packet::PortId;
+use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use dataplane::wire::MacAddr;
 use ovsdb::client::Backoff;
@@ -100,14 +102,16 @@ pub trait Dataplane: Send + Sync + 'static {
     /// The local port attached to physical network `network` (OVN's
     /// `ovn-bridge-mappings`), for localnet ports naming it.
     fn provider_port(&self, network: &str) -> Option<PortId>;
-    /// Compiles and publishes `switches` (and the tunnels of `underlay`,
-    /// and the ACLs of `acls`) unless they equal what is installed;
+    /// Compiles and publishes `switches` and the `routers` between them
+    /// (and the tunnels of `underlay`, and the ACLs of `acls`) unless they
+    /// equal what is installed;
     /// returns once every worker forwards with them (true if anything
     /// changed). It may block for seconds: the controller calls it on a
     /// blocking thread.
     fn install(
         &self,
         switches: Vec<LogicalSwitch>,
+        routers: Vec<LogicalRouter>,
         underlay: Option<Underlay>,
         acls: AclConfig,
     ) -> Result<bool, String>;

@@ -3,6 +3,7 @@
 
 use dataplane::classifier::AclConfig;
 use dataplane::packet::PortId;
+use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use ovsdb::client::rows::{Chassis, DatapathBinding, LogicalFlow, PortBinding, SbGlobal};
 use ovsdb::client::{Replica, RowId, Transaction};
@@ -12,13 +13,14 @@ use uuid::Uuid;
 use crate::claim::{self, LocalPorts};
 use crate::register::register;
 use crate::unenforced::Unenforced;
-use crate::{acl, mesh, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
+use crate::{acl, mesh, router, translate, ControllerConfig, LocalBinding, UplinkPort, SB};
 
 /// What one look at the replica decided.
 pub(crate) struct Plan {
     /// The Port_Binding monitor condition the local bindings call for.
     pub condition: Value,
     pub switches: Vec<LogicalSwitch>,
+    pub routers: Vec<LogicalRouter>,
     pub underlay: Option<Underlay>,
     /// The ACLs, port groups and address sets of the local datapaths.
     pub acls: AclConfig,
@@ -54,8 +56,12 @@ pub(crate) fn plan(
     let me = registration.me;
 
     let local = LocalPorts::new(cfg, bindings);
-    let datapaths = claim::local_datapaths(&port_bindings, &local);
-    let condition = claim::condition(&local, &datapaths, me);
+    let reach = router::reach(
+        &port_bindings,
+        claim::local_datapaths(&port_bindings, &local),
+    );
+    let datapaths = reach.datapaths;
+    let condition = router::with_peers(claim::condition(&local, &datapaths, me), &reach.peers);
     // Claims only once the Chassis row exists.
     let claimed = me.map_or(0, |me| claim::claim(&port_bindings, &local, me, &mut txn));
 
@@ -73,9 +79,11 @@ pub(crate) fn plan(
         .filter_map(|d| Some((*d, translate::datapath_name(&r.row::<DatapathBinding>(d)?))))
         .collect();
     let acls = acl::config(r, &names, rejected);
+    let routers = router::routers(r, &port_bindings, &datapaths);
     Plan {
         condition,
         switches,
+        routers,
         underlay: mesh.underlay,
         acls,
         txn,

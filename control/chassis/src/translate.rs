@@ -6,8 +6,10 @@
 //! syntax, the local port for ports bound here (localnet ports on every
 //! chassis that maps their `network_name`, OVN's `ovn-bridge-mappings`,
 //! with their VLAN `tag`), and for the others the remote chassis of the
-//! mesh that claimed them. Patch ports (router links) and other types need
-//! the router pipeline, which this dataplane does not have yet; they are
+//! mesh that claimed them. A switch's patch ports (to router ports) become
+//! ports of type "router" with the router port's MAC and networks for
+//! addresses (the real ovn-northd writes "router" there: the peer's are
+//! taken); routers themselves are [`crate::router`]'s. Other types are
 //! left out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -31,7 +33,7 @@ pub(crate) fn switches(
 ) -> Vec<LogicalSwitch> {
     let mut by_key: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
     let mut dp_key: HashMap<Uuid, i64> = HashMap::new();
-    for d in datapaths {
+    for d in datapaths.iter().filter(|d| !crate::router::is_router(r, d)) {
         if let Some(row) = r.row::<DatapathBinding>(d) {
             by_key.insert(row.tunnel_key, (datapath_name(&row), Vec::new()));
             dp_key.insert(*d, row.tunnel_key);
@@ -40,6 +42,14 @@ pub(crate) fn switches(
     for pb in bindings {
         let Some(key) = pb.datapath.and_then(|d| dp_key.get(&d)) else {
             continue;
+        };
+        let resolved;
+        let pb = match crate::router::router_addresses(pb, bindings) {
+            Some(mac) => {
+                resolved = PortBinding { mac, ..pb.clone() };
+                &resolved
+            }
+            None => pb,
         };
         let Some(port) = logical_port(pb, local, chassis_index, provider_port) else {
             continue;
@@ -80,6 +90,7 @@ fn logical_port(
     let port_type = match pb.port_type.as_str() {
         "" => PortType::Vif,
         "localnet" => PortType::Localnet,
+        "patch" => PortType::Router,
         _ => return None,
     };
     let name = &pb.logical_port;
@@ -113,6 +124,7 @@ fn logical_port(
             pb.tag.and_then(|t| u16::try_from(t).ok()),
         ),
         PortType::Vif => (local.bound_here(pb), None),
+        PortType::Router => (None, None),
     };
     let chassis = match local_port {
         Some(_) => None,

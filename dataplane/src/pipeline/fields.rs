@@ -43,6 +43,9 @@ impl Fields {
     pub const L4_SRC: Fields = Fields(1 << 9);
     /// TCP/UDP/SCTP destination port, or ICMP code (as OVS's `tp_dst`).
     pub const L4_DST: Fields = Fields(1 << 10);
+    /// Whether the IPv4 TTL or IPv6 hop limit is at most 1 (a router's
+    /// time exceeded): keys hold that bit, not the TTL.
+    pub const TTL_EXPIRING: Fields = Fields(1 << 11);
     /// An 802.1Q tag. No key holds it.
     pub const VLAN: Fields = Fields(1 << 16);
     /// The ARP header. No key holds it.
@@ -63,9 +66,12 @@ impl Fields {
     /// sends each one to ovn-controller), so no verdict is cached. No key
     /// holds it.
     pub const LOG: Fields = Fields(1 << 23);
+    /// A decision no key can hold: a router's answer written over the
+    /// packet, or a fragment's place. Such verdicts are never cached.
+    pub const UNCACHED: Fields = Fields(1 << 24);
 
     /// What [`flow_key`] can hold.
-    pub const KEYABLE: Fields = Fields((1 << 11) - 1);
+    pub const KEYABLE: Fields = Fields((1 << 12) - 1);
 
     /// Both sets.
     #[inline(always)]
@@ -181,6 +187,13 @@ impl<'a> Parsed<'a> {
     pub fn ip6_dst(&mut self) -> Ipv6Addr {
         self.read(Fields::IP_DST);
         self.lay.ipv6_dst(self.frame)
+    }
+
+    /// Whether the TTL / hop limit is at most 1; valid for IPv4 and IPv6.
+    #[inline(always)]
+    pub fn ttl_expiring(&mut self) -> bool {
+        self.read(Fields::TTL_EXPIRING);
+        self.lay.ip_ttl(self.frame) <= 1
     }
 
     /// The upper-layer protocol; valid for IPv4 and IPv6.
@@ -315,7 +328,8 @@ fn word(b: &[u8], at: usize) -> u64 {
 /// and the in_port or the datapath (a datapath keys one or the other); word
 /// 1: eth.src or the tunnel egress (a datapath keys one or the other), and
 /// in its top 16 bits a tag that says how the words below are laid out:
-/// 0x01pp for IPv4 and 0x02pp for IPv6 with IP protocol pp, else the
+/// 0x01pp for IPv4 and 0x02pp for IPv6 with IP protocol pp (0x03pp and
+/// 0x04pp when the key holds [`Fields::TTL_EXPIRING`] and it is set), else the
 /// ethertype, so keys of different layouts never collide (frames whose
 /// type field is an 802.3 length below 0x600 get no key); words 2-5: the
 /// IP addresses (zero for what a type lacks), and for IPv4 the L4 ports.
@@ -360,8 +374,9 @@ pub fn flow_key<const F: u32, R>(
     const IPV6: u16 = EtherType::Ipv6.value();
     match lay.eth_type {
         IPV4 => {
-            let w1 = w1 | (0x0100 | proto) << 48;
             let ip: &[u8; 34] = frame.first_chunk()?;
+            let expiring = bit(Fields::TTL_EXPIRING, u64::from(ip[22] <= 1));
+            let w1 = w1 | ((0x0100 + (expiring << 9)) | proto) << 48;
             let addrs = word(ip, 26);
             let src = bit(Fields::IP_SRC, addrs & 0xffff_ffff);
             let dst = bit(Fields::IP_DST, addrs & !0xffff_ffff);
@@ -379,8 +394,9 @@ pub fn flow_key<const F: u32, R>(
             if f.0 & l4.0 != 0 {
                 return None;
             }
-            let w1 = w1 | (0x0200 | proto) << 48;
             let ip: &[u8; 54] = frame.first_chunk()?;
+            let expiring = bit(Fields::TTL_EXPIRING, u64::from(ip[21] <= 1));
+            let w1 = w1 | ((0x0200 + (expiring << 9)) | proto) << 48;
             let (s0, s1) = (word(ip, 22), word(ip, 30));
             let (d0, d1) = (word(ip, 38), word(ip, 46));
             let k = FlowKey([

@@ -9,6 +9,8 @@
 //!   port), [`port_security`] (ingress), [`acl`] (from-lport, with
 //!   conntrack), [`arp_nd_responder`], [`l2_lookup`], [`port_security`]
 //!   (egress), [`acl`] (to-lport, for a local egress port), [`output`];
+//!   when the egress is a port of type "router", the [`router`] pipeline
+//!   instead of the last three, into the destination switch's egress;
 //! - a logical switch's egress half, for what a tunnel delivers
 //!   ([`tunnel_delivery`]): [`tunnel_egress`], [`port_security`] (egress),
 //!   local output.
@@ -30,7 +32,7 @@ use crate::cache::{FlowCache, FlowKey};
 use crate::drop::DropReason;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
 use crate::packet::{PacketBuf, PortId};
-use crate::tables::Tables;
+use crate::tables::{PortType, Tables};
 use crate::wire::layout;
 
 /// Records one stage's decision when tracing; compiles to nothing for
@@ -61,6 +63,7 @@ pub mod l2_lookup;
 pub mod output;
 pub mod port_security;
 pub mod provider_vlan;
+pub mod router;
 mod trace;
 pub mod tunnel_egress;
 pub mod tunnel_output;
@@ -92,6 +95,19 @@ pub enum Verdict {
     Tunnel {
         chassis: ChassisIdx,
         lport: LportIdx,
+    },
+    /// Routed: rewrite the frame for hop `hop` ([`router::rewrite`]:
+    /// MACs, `ip.ttl--`), then transmit on local port `port`.
+    Routed {
+        hop: crate::routes::HopIdx,
+        port: PortId,
+    },
+    /// Routed to a port on another chassis: rewrite for hop `hop`, then
+    /// encapsulate to `chassis` in the destination switch's datapath, from
+    /// its port of type "router" to the hop's logical port.
+    RoutedTunnel {
+        hop: crate::routes::HopIdx,
+        chassis: ChassisIdx,
     },
     /// Drop and count.
     Drop(DropReason),
@@ -145,6 +161,8 @@ pub enum Decision {
     /// Answer the packet with a reply written over it (the responder
     /// decides, the pipeline writes once the stages are done reading).
     Answer(arp_nd_responder::Answer),
+    /// A router answers the packet ([`router::icmp`]).
+    Router(router::icmp::Answer),
 }
 
 impl Step {
@@ -170,7 +188,8 @@ pub const SWITCH_KEY: Fields = ingress::READS
     .with(arp_nd_responder::READS)
     .with(l2_lookup::READS)
     .with(port_security::EGRESS_READS)
-    .with(output::READS);
+    .with(output::READS)
+    .with(router::READS);
 
 /// The flow-cache key of a port whose datapath has ACLs: the switch's,
 /// widened by what ACL matches read (the L4 ports), so a cached verdict
@@ -295,6 +314,7 @@ pub fn decide<B: PacketBuf, T: Tracer>(
     match d {
         Decision::Verdict(v) => v,
         Decision::Answer(a) => a.write(buf, &lay),
+        Decision::Router(a) => a.write(buf, &lay),
     }
 }
 
@@ -320,6 +340,9 @@ fn logical_switch<T: Tracer>(
         Ok(o) => o,
         Err(d) => return d,
     };
+    if out.port_type == PortType::Router {
+        return router::route(tables, out, p, meta, t);
+    }
     stage!(port_security::egress(out, p, t));
     // to-lport ACLs run where the egress pipeline does: here for a local
     // port, on the destination chassis for a remote one.

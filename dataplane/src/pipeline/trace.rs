@@ -141,6 +141,35 @@ pub fn trace<B: PacketBuf>(
             );
             outputs.push(in_port);
         }
+        Verdict::Routed { hop, port } => {
+            super::router::rewrite(tables, hop, buf.data_mut());
+            let h = tables.routers.hops[hop.0 as usize];
+            log.record(
+                "output",
+                format_args!(
+                    "routed: eth.src = {}, eth.dst = {}, ip.ttl = {}; to local port {port}",
+                    h.src,
+                    h.dst,
+                    crate::wire::layout::parse(buf.data()).map_or(0, |l| l.ip_ttl(buf.data()))
+                ),
+            );
+            outputs.push(port);
+        }
+        Verdict::RoutedTunnel { hop, chassis } => {
+            super::router::rewrite(tables, hop, buf.data_mut());
+            let h = tables.routers.hops[hop.0 as usize];
+            log.record(
+                "output",
+                format_args!(
+                    "routed: eth.src = {}, eth.dst = {}; tunnelled",
+                    h.src, h.dst
+                ),
+            );
+            match tunnel_output::check(tables, neighbors, chassis, buf.data(), &mut log) {
+                Ok(()) => outputs.extend(tables.underlay.as_ref().map(|u| u.port)),
+                Err(refused) => verdict = Verdict::Drop(refused.reason),
+            }
+        }
         Verdict::Flood {
             datapath,
             unknown_only,

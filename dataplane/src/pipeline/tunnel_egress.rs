@@ -91,7 +91,9 @@ pub fn tunnel_delivery<T: Tracer>(
             trace!(t, "acl", "answered back through the tunnel to the sender");
             Verdict::Reply
         }
-        Decision::Answer(_) => unreachable!("tunnel delivery answers only a reject"),
+        Decision::Answer(_) | Decision::Router(_) => {
+            unreachable!("tunnel delivery answers only a reject")
+        }
     };
     (v, p.reads())
 }

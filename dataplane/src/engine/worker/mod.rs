@@ -303,6 +303,15 @@ impl<P: BufPool> Worker<P> {
             Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
             Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
             Verdict::Reply => self.enqueue(in_port, buf),
+            Verdict::Routed { hop, port } if (port as usize) < self.tx.len() => {
+                let mut buf = buf;
+                pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
+                self.enqueue(port, buf)
+            }
+            Verdict::Routed { .. } => self.drop(buf, DropReason::NoLocalPort),
+            Verdict::RoutedTunnel { hop, chassis } => {
+                self.tunnel_routed(buf, hop, chassis, in_port)
+            }
             Verdict::Drop(r) => self.drop(buf, r),
             Verdict::Consumed => self.pool.free(buf),
             Verdict::Flood {

@@ -12,6 +12,7 @@ use crate::overlay::{self, Uplink};
 use crate::packet::{BufPool, PacketBuf, PortId};
 use crate::pipeline::tunnel_output::Endpoint;
 use crate::pipeline::{self, NoTrace, Verdict};
+use crate::routes::HopIdx;
 use crate::tables::{Tables, TunnelIds};
 
 /// Where a tunnel packet goes on the remote chassis.
@@ -97,6 +98,41 @@ impl<P: BufPool> Worker<P> {
         } else {
             self.drop(buf, DropReason::NoBuffer);
         }
+    }
+
+    /// A routed packet from local port `in_port` for a port on remote
+    /// chassis `chassis`: rewritten for `hop`, then encapsulated from the
+    /// destination switch's port of type "router". One too big for the
+    /// overlay gets "fragmentation needed" / "packet too big" back before
+    /// the rewrite, addressed as the router would (from its port's MAC),
+    /// so the sender's path-MTU discovery works across the router too.
+    pub(super) fn tunnel_routed(
+        &mut self,
+        mut buf: P::Buf,
+        hop: HopIdx,
+        chassis: ChassisIdx,
+        in_port: PortId,
+    ) {
+        let generation = self.neighbors.generation();
+        let c = chassis.get();
+        let ready = matches!(self.endpoints.get(c), Some(Some(e)) if e.neighbors == generation);
+        if !ready {
+            if let Err(r) = self.prepare_endpoint(chassis, generation) {
+                return self.drop(buf, r);
+            }
+        }
+        let e = self.endpoints[c].as_ref().expect("prepared above");
+        if buf.len() > e.max_inner {
+            let mtu = e.mtu();
+            return self.too_big(buf, self.tables.lport_of(in_port), mtu);
+        }
+        pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
+        let h = self.tables.routers.hops[hop.0 as usize];
+        let from = Ingress {
+            lport: None,
+            ids: Some(h.ingress),
+        };
+        self.tunnel(buf, chassis, To::Port(h.lport), &from, generation);
     }
 
     /// The logical ingress port of what arrived on local port `in_port`.
@@ -235,9 +271,10 @@ impl<P: BufPool> Worker<P> {
             } => self.flood_local(buf, datapath, unknown_only),
             Verdict::Drop(reason) => self.drop(buf, reason),
             Verdict::Reply => self.reject_back(buf, tables, &r),
-            Verdict::Tunnel { .. } | Verdict::Consumed => {
-                self.drop(buf, DropReason::TunnelUnknownPort)
-            }
+            Verdict::Tunnel { .. }
+            | Verdict::Routed { .. }
+            | Verdict::RoutedTunnel { .. }
+            | Verdict::Consumed => self.drop(buf, DropReason::TunnelUnknownPort),
         }
     }
 

@@ -1,0 +1,126 @@
+//! A logical router's pipeline (OVN's `lr_in_*` stages), entered from a
+//! switch whose L2 lookup picked a port of type "router": the packet
+//! crosses the patch to the router port it peers.
+//!
+//! [`ip_input`] (`lr_in_admission`, `lr_in_ip_input`: martians, the
+//! router's own addresses answered with ICMP echo replies, time exceeded
+//! when the TTL runs out), [`routing`] (`lr_in_ip_routing`: longest prefix,
+//! ECMP), [`arp_resolve`] (`lr_in_arp_resolve`: the next hop's MAC), then
+//! the destination switch's egress: its port security and output. The
+//! router decides; what it writes is carried out once the stages are done
+//! reading: an answer ([`icmp::Answer`]) over the packet, or for a routed
+//! packet the [`Verdict::Routed`] rewrite ([`rewrite`]: eth.src, eth.dst,
+//! `ip.ttl--`), which the flow cache remembers by its [`HopIdx`]. Routing,
+//! as in OVN's distributed routers, happens on the sender's chassis: a
+//! destination on another chassis gets the rewritten packet by tunnel
+//! ([`super::Verdict::RoutedTunnel`]).
+
+use std::net::IpAddr;
+
+use super::{Decision, Fields, PacketMeta, Parsed, Tracer};
+use crate::drop::DropReason;
+use crate::routes::HopIdx;
+use crate::tables::{Lport, Tables};
+use crate::wire::{checksum, EtherType};
+
+pub mod arp_resolve;
+pub mod icmp;
+pub mod ip_input;
+pub mod routing;
+
+/// What the router's decisions read on ordinary packets: the addresses
+/// (routes, ECMP), the protocol (ECMP), whether the TTL runs out, and the
+/// destination MAC (admission).
+pub const READS: Fields = Fields::ETH_DST
+    .with(Fields::ETH_TYPE)
+    .with(Fields::IP_SRC)
+    .with(Fields::IP_DST)
+    .with(Fields::IP_PROTO)
+    .with(Fields::TTL_EXPIRING);
+
+/// The packet's source and destination as addresses of either family.
+fn addrs(p: &mut Parsed<'_>, v4: bool) -> (IpAddr, IpAddr) {
+    if v4 {
+        (p.ip4_src().into(), p.ip4_dst().into())
+    } else {
+        (p.ip6_src().into(), p.ip6_dst().into())
+    }
+}
+
+/// The router pipeline for a packet that switch port `via` (type
+/// "router") hands to its router port.
+#[inline(never)]
+pub fn route<T: Tracer>(
+    tables: &Tables,
+    via: &Lport,
+    p: &mut Parsed<'_>,
+    meta: &mut PacketMeta,
+    t: &mut T,
+) -> Decision {
+    let rs = &tables.routers;
+    let Some(&inport) = meta.logical_outport.and_then(|l| rs.by_peer.get(&l)) else {
+        trace!(
+            t,
+            "lr_in_admission",
+            "\"{}\" peers no router port here",
+            via.name
+        );
+        return Decision::drop(DropReason::RouterAdmission);
+    };
+    let rp = &rs.ports[inport];
+    let router = &rs.routers[rp.router];
+    trace!(
+        t,
+        "lr_in_admission",
+        "inport \"{}\" on logical router \"{}\" (datapath {})",
+        rp.name,
+        router.name,
+        router.tunnel_key
+    );
+    let v4 = match p.eth_type() {
+        EtherType::Ipv4 => true,
+        EtherType::Ipv6 => false,
+        _ => {
+            trace!(t, "lr_in_admission", "not IP: dropped");
+            return Decision::drop(DropReason::RouterAdmission);
+        }
+    };
+    if p.eth_dst() != rp.mac {
+        trace!(t, "lr_in_admission", "eth.dst is not {}", rp.mac);
+        return Decision::drop(DropReason::RouterAdmission);
+    }
+    let (src, dst) = addrs(p, v4);
+    if let Some(d) = ip_input::ip_input(rs, inport, src, dst, p, t) {
+        return d;
+    }
+    match routing::route(rs, router, src, dst, p, t) {
+        Ok((out, nexthop)) => arp_resolve::resolve(tables, out, nexthop, dst, meta, t),
+        Err(r) => Decision::drop(r),
+    }
+}
+
+/// Carries out a routed verdict's rewrite on the frame: eth.src and eth.dst of
+/// hop `hop`, and `ip.ttl--` (RFC 791 §3.2 "Time to Live"; RFC 8200 §3
+/// "Hop Limit"), the IPv4 header checksum updated incrementally (RFC 1624
+/// eqn. 3). The pipeline let only IPv4 or IPv6 with TTL above 1 through.
+pub fn rewrite(tables: &Tables, hop: HopIdx, frame: &mut [u8]) {
+    let h = tables.routers.hops[hop.0 as usize];
+    frame[0..6].copy_from_slice(&h.dst.0);
+    frame[6..12].copy_from_slice(&h.src.0);
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0800 => {
+            let old = u16::from_be_bytes([frame[22], frame[23]]);
+            frame[22] -= 1;
+            let new = u16::from_be_bytes([frame[22], frame[23]]);
+            let sum = u16::from_be_bytes([frame[24], frame[25]]);
+            // HC' = ~(~HC + ~m + m')
+            let c = !checksum::combine(&[!sum, !old, new]);
+            frame[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        0x86dd => frame[21] -= 1,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! The router pipeline on real frames: routed, answered, dropped, and
+//! cached exactly as the full pipeline decides.
+
+use super::*;
+use crate::cache::FlowCache;
+use crate::flow::FlowDesc;
+use crate::packet::{HeapBuf, PacketBuf, PortId};
+use crate::pipeline::{decide, decide_cached, NoTrace, PacketMeta, TraceLog, Verdict};
+use crate::routes::{LogicalRouter, NextHop, RoutePolicy, RouterPort, StaticRoute};
+use crate::tables::{LogicalPort, LogicalSwitch, PortType};
+use crate::wire::layout;
+
+const VM1: &str = "00:00:00:00:01:01";
+const VM2: &str = "00:00:00:00:02:01";
+const GW: &str = "00:00:00:00:02:05";
+const LRP1: &str = "00:00:00:00:ff:01";
+const LRP2: &str = "00:00:00:00:ff:02";
+
+fn vm(name: &str, key: u32, addr: &str, local: PortId) -> LogicalPort {
+    LogicalPort {
+        local_port: Some(local),
+        ..LogicalPort::vif(name, key, addr.parse().unwrap(), true)
+    }
+}
+
+/// A router VM: no port security, so it receives what it routes.
+fn gateway(name: &str, key: u32, addr: &str, local: PortId) -> LogicalPort {
+    LogicalPort {
+        local_port: Some(local),
+        ..LogicalPort::vif(name, key, addr.parse().unwrap(), false)
+    }
+}
+
+fn router_lsp(name: &str, addr: &str) -> LogicalPort {
+    LogicalPort {
+        port_type: PortType::Router,
+        ..LogicalPort::vif(name, 9, addr.parse().unwrap(), false)
+    }
+}
+
+/// vm1 (port 0) on ls1 10.0.1.0/24, fd01::/64; vm2 (port 1) and a
+/// gateway (port 2) on ls2 10.0.2.0/24, fd02::/64; router lr0 between
+/// them with a static route 192.0.2.0/24 via the gateway.
+fn tables() -> Tables {
+    let lrp1 = format!("{LRP1} 10.0.1.254/24 fd01::fe/64");
+    let lrp2 = format!("{LRP2} 10.0.2.254/24 fd02::fe/64");
+    let switches = [
+        LogicalSwitch {
+            name: "ls1".into(),
+            tunnel_key: 1,
+            ports: vec![
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1 fd01::1"), 0),
+                router_lsp("ls1-lr0", &lrp1),
+            ],
+        },
+        LogicalSwitch {
+            name: "ls2".into(),
+            tunnel_key: 2,
+            ports: vec![
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1 fd02::1"), 1),
+                gateway("gw", 2, &format!("{GW} 10.0.2.5"), 2),
+                router_lsp("ls2-lr0", &lrp2),
+            ],
+        },
+    ];
+    let lrp = |name: &str, a: &str, peer: &str| RouterPort {
+        name: name.into(),
+        address: a.parse().unwrap(),
+        peer: Some(peer.into()),
+    };
+    Tables::compile(&switches)
+        .unwrap()
+        .with_routers(&[LogicalRouter {
+            name: "lr0".into(),
+            tunnel_key: 3,
+            ports: vec![lrp("lrp1", &lrp1, "ls1-lr0"), lrp("lrp2", &lrp2, "ls2-lr0")],
+            routes: vec![
+                StaticRoute {
+                    prefix: "192.0.2.0/24".parse().unwrap(),
+                    policy: RoutePolicy::DstIp,
+                    nexthop: NextHop::Ip("10.0.2.5".parse().unwrap()),
+                    output_port: None,
+                },
+                StaticRoute {
+                    prefix: "198.51.100.0/24".parse().unwrap(),
+                    policy: RoutePolicy::DstIp,
+                    nexthop: NextHop::Ip("10.0.2.77".parse().unwrap()),
+                    output_port: None,
+                },
+                StaticRoute {
+                    prefix: "203.0.113.0/24".parse().unwrap(),
+                    policy: RoutePolicy::DstIp,
+                    nexthop: NextHop::Discard,
+                    output_port: None,
+                },
+            ],
+            mac_bindings: vec![],
+        }])
+}
+
+fn frame(desc: &str) -> Vec<u8> {
+    desc.parse::<FlowDesc>().unwrap().to_frame().unwrap()
+}
+
+/// The verdict from vm1's port, and the frame as it leaves (the routed
+/// rewrite carried out as the worker does).
+fn run(t: &Tables, desc: &str) -> (Verdict, Vec<u8>) {
+    let mut buf = HeapBuf::from_frame(&frame(desc));
+    let v = decide(t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+    if let Verdict::Routed { hop, .. } = v {
+        rewrite(t, hop, buf.data_mut());
+    }
+    (v, buf.data().to_vec())
+}
+
+fn from_vm1(l3: &str) -> String {
+    format!("eth.src={VM1} eth.dst={LRP1} ip4.src=10.0.1.1 {l3}")
+}
+
+#[test]
+fn routes_between_connected_networks_rewriting_macs_and_ttl() {
+    let t = tables();
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 ip.ttl=64 udp.dst=53"));
+    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(lay.dst_mac(&out).to_string(), VM2);
+    assert_eq!(lay.src_mac(&out).to_string(), LRP2);
+    assert_eq!(lay.ip_ttl(&out), 63);
+    // The incrementally updated header checksum verifies.
+    assert_eq!(crate::wire::checksum::data(&out[14..34]), 0xffff);
+
+    let v6 =
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=2 udp.dst=53");
+    let (v, out) = run(&t, &v6);
+    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(
+        (lay.dst_mac(&out).to_string(), lay.ip_ttl(&out)),
+        (VM2.into(), 1)
+    );
+}
+
+#[test]
+fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
+    let t = tables();
+    let (v, out) = run(&t, &from_vm1("ip4.dst=192.0.2.9 udp.dst=53"));
+    assert!(matches!(v, Verdict::Routed { port: 2, .. }), "{v:?}");
+    assert_eq!(layout::parse(&out).unwrap().dst_mac(&out).to_string(), GW);
+    // vm2's port security lets only its own address in.
+    let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
+    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    for (dst, why) in [
+        ("10.9.0.1", DropReason::NoRoute),
+        ("203.0.113.1", DropReason::RouteDiscard),
+        ("198.51.100.1", DropReason::NextHopUnresolved),
+        ("10.0.2.99", DropReason::NextHopUnresolved),
+        ("127.0.0.1", DropReason::RouterMartian),
+    ] {
+        let (v, _) = run(&t, &from_vm1(&format!("ip4.dst={dst} udp.dst=53")));
+        assert_eq!(v, Verdict::Drop(why), "to {dst}");
+    }
+    let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.254 udp.dst=53"));
+    assert_eq!(v, Verdict::Drop(DropReason::RouterLocal));
+    // To another MAC than the router port's: not admitted.
+    let (v, _) = run(
+        &t,
+        &format!("eth.src={VM1} eth.dst={LRP2} ip4.src=10.0.1.1 ip4.dst=10.0.2.1 udp.dst=53"),
+    );
+    assert_ne!(
+        v,
+        Verdict::Routed {
+            hop: HopIdx(0),
+            port: 1
+        }
+    );
+}
+
+#[test]
+fn the_router_answers_echo_requests_to_its_addresses() {
+    let t = tables();
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.254 icmp4.type=8"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(lay.dst_mac(&out).to_string(), VM1);
+    assert_eq!(lay.src_mac(&out).to_string(), LRP1);
+    assert_eq!(lay.ipv4_src(&out).to_string(), "10.0.2.254");
+    assert_eq!(lay.ipv4_dst(&out).to_string(), "10.0.1.1");
+    assert_eq!(lay.icmp_type(&out), 0);
+    assert!(crate::wire::checksum::verify_l4(&out, &lay).unwrap());
+
+    let v6 =
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd01::fe icmp6.type=128");
+    let (v, out) = run(&t, &v6);
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(
+        (lay.icmp_type(&out), lay.ipv6_src(&out).to_string()),
+        (129, "fd01::fe".into())
+    );
+    assert!(crate::wire::checksum::verify_l4(&out, &lay).unwrap());
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded_from_the_port_facing_the_sender() {
+    let t = tables();
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 ip.ttl=1 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(lay.dst_mac(&out).to_string(), VM1);
+    assert_eq!(lay.ipv4_src(&out).to_string(), "10.0.1.254");
+    assert_eq!(lay.ipv4_dst(&out).to_string(), "10.0.1.1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (11, 0));
+    assert_eq!(crate::wire::checksum::data(&out[14..34]), 0xffff);
+    assert!(crate::wire::checksum::verify_l4(&out, &lay).unwrap());
+    // The quoted header is the original one.
+    assert_eq!(layout::parse(&out).unwrap().l3_end as usize, out.len());
+    assert_eq!(&out[14 + 28 + 16..14 + 28 + 20], &[10, 0, 2, 1]);
+
+    let v6 =
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=1 udp.dst=53");
+    let (v, out) = run(&t, &v6);
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(
+        (lay.icmp_type(&out), lay.ipv6_src(&out).to_string()),
+        (3, "fd01::fe".into())
+    );
+    assert!(crate::wire::checksum::verify_l4(&out, &lay).unwrap());
+}
+
+/// Routed flows are cached: the cache answers what the full pipeline
+/// answers, and a packet whose TTL runs out is not forwarded by the
+/// verdict cached for its flow.
+#[test]
+fn cached_routing_verdicts_equal_the_full_pipeline() {
+    let t = tables();
+    let mut cache = FlowCache::new(256);
+    let frames: Vec<String> = [
+        "ip4.dst=10.0.2.1 ip.ttl=64 udp.dst=53",
+        "ip4.dst=10.0.2.1 ip.ttl=1 udp.dst=53",
+        "ip4.dst=192.0.2.9 udp.dst=53",
+        "ip4.dst=10.9.0.1 udp.dst=53",
+        "ip4.dst=10.0.2.254 icmp4.type=8",
+        "ip4.dst=10.0.2.254 icmp4.type=0",
+    ]
+    .iter()
+    .map(|l3| from_vm1(l3))
+    .chain([
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=64"),
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=1"),
+    ])
+    .collect();
+    for round in 0..3 {
+        for d in &frames {
+            let f = frame(d);
+            let mut reference = HeapBuf::from_frame(&f);
+            let want = decide(&t, &mut reference, &mut PacketMeta::new(0), &mut NoTrace);
+            let mut buf = HeapBuf::from_frame(&f);
+            let got = decide_cached(&t, &mut cache, &mut buf, 0);
+            assert_eq!(got, want, "round {round}: {d}");
+            assert_eq!(buf.data(), reference.data(), "round {round}: {d}");
+        }
+    }
+    assert!(cache.hits > 0);
+}
+
+#[test]
+fn trace_walks_switch_router_switch() {
+    let t = tables();
+    let mut log = TraceLog::default();
+    let mut buf = HeapBuf::from_frame(&frame(&from_vm1("ip4.dst=192.0.2.9 udp.dst=53")));
+    decide(&t, &mut buf, &mut PacketMeta::new(0), &mut log);
+    let stages: Vec<&str> = log.stages.iter().map(|s| s.0).collect();
+    for s in [
+        "l2_lookup",
+        "lr_in_admission",
+        "lr_in_ip_routing",
+        "lr_in_arp_resolve",
+        "output",
+    ] {
+        assert!(stages.contains(&s), "{s} missing from {stages:?}");
+    }
+    let text = format!("{:?}", log.stages);
+    assert!(
+        text.contains("static route 192.0.2.0/24: next hop 10.0.2.5"),
+        "{text}"
+    );
+}
+
+/// A destination on another chassis: routed here, then tunnelled in the
+/// destination switch's datapath from its port of type "router" to the
+/// destination port, as OVN does.
+#[test]
+fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
+    use crate::ids::ChassisIdx;
+    use crate::tables::{Encap, RemoteChassis, TunnelIds, Underlay};
+    let mut switches = [
+        LogicalSwitch {
+            name: "ls1".into(),
+            tunnel_key: 1,
+            ports: vec![
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1"), 0),
+                router_lsp("ls1-lr0", &format!("{LRP1} 10.0.1.254/24")),
+            ],
+        },
+        LogicalSwitch {
+            name: "ls2".into(),
+            tunnel_key: 2,
+            ports: vec![
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1"), 1),
+                router_lsp("ls2-lr0", &format!("{LRP2} 10.0.2.254/24")),
+            ],
+        },
+    ];
+    switches[1].ports[0].local_port = None;
+    switches[1].ports[0].chassis = Some(ChassisIdx(0));
+    let underlay = Underlay {
+        port: 5,
+        ip: "192.168.0.21".parse().unwrap(),
+        mac: "00:00:00:00:aa:01".parse().unwrap(),
+        mtu: 1500,
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            ip: "192.168.0.22".parse().unwrap(),
+            encap: Encap::Geneve,
+            mac: Some("00:00:00:00:aa:02".parse().unwrap()),
+            vtep: false,
+            csum: false,
+        }],
+    };
+    let lrp = |name: &str, a: String, peer: &str| RouterPort {
+        name: name.into(),
+        address: a.parse().unwrap(),
+        peer: Some(peer.into()),
+    };
+    let t = Tables::compile_with_underlay(&switches, Some(underlay))
+        .unwrap()
+        .with_routers(&[LogicalRouter {
+            name: "lr0".into(),
+            tunnel_key: 3,
+            ports: vec![
+                lrp("lrp1", format!("{LRP1} 10.0.1.254/24"), "ls1-lr0"),
+                lrp("lrp2", format!("{LRP2} 10.0.2.254/24"), "ls2-lr0"),
+            ],
+            ..Default::default()
+        }]);
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
+    let Verdict::RoutedTunnel { hop, chassis } = v else {
+        panic!("{v:?}");
+    };
+    assert_eq!(chassis, ChassisIdx(0));
+    let h = t.routers.hops[hop.0 as usize];
+    assert_eq!(t.lport(h.lport).name, "vm2");
+    assert_eq!(
+        h.ingress,
+        TunnelIds {
+            datapath_key: 2,
+            port_key: 9
+        }
+    );
+    assert_eq!(out, frame(&from_vm1("ip4.dst=10.0.2.1 udp.dst=53")));
+    let mut rewritten = out.clone();
+    rewrite(&t, hop, &mut rewritten);
+    let lay = layout::parse(&rewritten).unwrap();
+    assert_eq!(lay.src_mac(&rewritten).to_string(), LRP2);
+    assert_eq!(lay.dst_mac(&rewritten).to_string(), VM2);
+}
+
+/// Hostile input through the router: every truncation and every single
+/// byte flipped of frames the router answers or routes is decided (and an
+/// answer written) without a panic.
+#[test]
+fn mangled_frames_through_the_router_never_panic() {
+    let t = tables();
+    for d in [
+        from_vm1("ip4.dst=10.0.2.1 ip.ttl=1 udp.dst=53 payload=40"),
+        from_vm1("ip4.dst=10.0.2.254 icmp4.type=8 payload=40"),
+        from_vm1("ip4.dst=192.0.2.9 tcp.dst=80"),
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=1 udp.dst=53"),
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd01::fe icmp6.type=128"),
+    ] {
+        let f = frame(&d);
+        let mut variants: Vec<Vec<u8>> = (0..f.len()).map(|n| f[..n].to_vec()).collect();
+        for i in 14..f.len() {
+            for x in [0x01, 0x0f, 0x80, 0xff] {
+                let mut g = f.clone();
+                g[i] ^= x;
+                variants.push(g);
+            }
+        }
+        for g in variants {
+            let mut buf = HeapBuf::from_frame(&g);
+            let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+            if let Verdict::Routed { hop, .. } = v {
+                rewrite(&t, hop, buf.data_mut());
+            }
+        }
+    }
+}
