@@ -304,6 +304,31 @@ fn a_router_joins_two_switches_on_one_chassis() {
     ] {
         assert!(out.contains(want), "{want:?} not in the trace:\n{out}");
     }
+
+    // A to-lport ACL on the destination switch applies to routed traffic
+    // as to switched: vm2 drops ICMP from ls1, and says so.
+    let drops = |ovn: &Ovn| ovn.metric("switchyard_drops_total{reason=\"acl_drop\"}");
+    let before = drops(&ovn);
+    ovn.nbctl(&[
+        "--wait=hv",
+        "acl-add",
+        "ls2",
+        "to-lport",
+        "1000",
+        &format!(
+            "outport == \"{}\" && ip4.src == 10.0.1.0/24 && icmp4",
+            lp(&vm2)
+        ),
+        "drop",
+    ]);
+    let (ok, out) = vm1.ping("10.0.2.1", 1, &[]);
+    assert!(!ok, "a routed ping passed vm2's drop ACL:\n{out}");
+    assert!(
+        drops(&ovn) > before,
+        "the routed ping was not dropped by the ACL"
+    );
+    let (ok, out) = tcp_100k(&vm1, &vm2);
+    assert!(ok, "TCP is not what the ACL drops:\n{out}");
 }
 
 /// 100 kB over TCP from `from` to `to` (a Python server and client): TCP

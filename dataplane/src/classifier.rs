@@ -540,11 +540,30 @@ impl AclTables {
             .iter()
             .map(|l| stateful.zone(&l.name))
             .collect();
+        // Keyed wide: a switch with ACLs, and every switch that shares a
+        // router with one (routed traffic meets the destination's to-lport
+        // ACLs on the sender's chassis).
+        let mut wide_dp: Vec<bool> = (0..tables.datapaths.len())
+            .map(|d| datapaths.get(d).is_some_and(Option::is_some))
+            .collect();
+        let rs = &tables.routers;
+        for r in 0..rs.routers.len() {
+            let switches = || {
+                rs.ports
+                    .iter()
+                    .filter(move |p| p.router == r)
+                    .map(|p| p.switch.get())
+            };
+            if switches().any(|d| wide_dp[d]) {
+                for d in switches() {
+                    wide_dp[d] = true;
+                }
+            }
+        }
         let mut wide_key = vec![false; tables.by_local_port.len()];
         for (p, l) in tables.by_local_port.iter().enumerate() {
             if let Some(l) = l {
-                let dp = tables.lport(*l).datapath;
-                wide_key[p] = datapaths.get(dp.get()).is_some_and(Option::is_some);
+                wide_key[p] = wide_dp[tables.lport(*l).datapath.get()];
             }
         }
         (

@@ -8,11 +8,18 @@
 //! which delivers without routing again, as in OVN. A next
 //! hop with neither is dropped as `next_hop_unresolved`: this router does
 //! not send ARP or neighbour solicitations yet, nor queue packets.
+//!
+//! A local destination port's to-lport ACLs run here, as the destination
+//! switch's egress pipeline runs them in OVN (a remote one's run on its
+//! chassis, which delivers what the tunnel brings): a security group
+//! applies to routed traffic as to switched traffic. They see the packet
+//! before the rewrite (the sender's MACs and TTL; the addresses and ports
+//! an ACL matches on are the same).
 
 use std::net::IpAddr;
 
 use crate::drop::DropReason;
-use crate::pipeline::{Decision, PacketMeta, Tracer, Verdict};
+use crate::pipeline::{acl, Decision, PacketMeta, Parsed, Step, Tracer, Verdict};
 use crate::tables::{Lport, Tables};
 use crate::wire::MacAddr;
 
@@ -23,6 +30,7 @@ pub fn resolve<T: Tracer>(
     out: usize,
     nexthop: IpAddr,
     dst: IpAddr,
+    p: &mut Parsed<'_>,
     meta: &mut PacketMeta,
     t: &mut T,
 ) -> Decision {
@@ -75,6 +83,10 @@ pub fn resolve<T: Tracer>(
     meta.logical_outport = Some(lport);
     match (egress.local_port, egress.chassis) {
         (Some(port), _) => {
+            // From the destination switch's port of type "router".
+            if let Step::Done(d) = acl::to_lport(tables, Some(rp.peer), lport, egress, true, p, t) {
+                return d;
+            }
             trace!(t, "output", "to local port {port}");
             Decision::Verdict(Verdict::Routed { hop, port })
         }

@@ -94,7 +94,7 @@ pub fn route<T: Tracer>(
         return d;
     }
     match routing::route(rs, router, src, dst, p, t) {
-        Ok((out, nexthop)) => arp_resolve::resolve(tables, out, nexthop, dst, meta, t),
+        Ok((out, nexthop)) => arp_resolve::resolve(tables, out, nexthop, dst, p, meta, t),
         Err(r) => Decision::drop(r),
     }
 }
