@@ -4,7 +4,7 @@
 //! it (`flow_format`), without logging on the forwarding path.
 //!
 //! A worker that evaluates a logged ACL's match copies the packet's
-//! header fields into a bounded lock-free queue ([`AclLog::record`]: no
+//! header fields into a bounded lock-free queue ([`Logged::record`]: no
 //! allocation, no lock, no syscall); the node drains the queue and writes
 //! the lines ([`AclLog::drain`]). Each ACL writes at most
 //! [`LINES_PER_SECOND`] lines a second; what is over it, or finds the

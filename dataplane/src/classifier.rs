@@ -594,6 +594,7 @@ impl Tables {
         let generation = stateful.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let (acls, errors) = AclTables::compile(self, cfg, stateful, generation);
         self.acls = acls;
+        self.refresh_key_kinds();
         errors
     }
 }

@@ -428,6 +428,7 @@ impl Tables {
             rs.routers.push(r);
         }
         self.routers = rs;
+        self.refresh_key_kinds();
         self
     }
 }

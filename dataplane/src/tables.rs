@@ -397,6 +397,9 @@ pub struct Tables {
     pub acls: crate::classifier::AclTables,
     /// The logical routers ([`Tables::with_routers`]).
     pub routers: crate::routes::Routers,
+    /// By local port: the flow key its packets get, from the stages its
+    /// datapath runs ([`Tables::key_kind`]).
+    key_kinds: Vec<crate::pipeline::KeyKind>,
 }
 
 /// A logical port's identity in a tunnel packet (OVN's encoding): its
@@ -452,6 +455,41 @@ pub fn mac_key(datapath: DatapathIdx, mac: MacAddr) -> u64 {
 }
 
 impl Tables {
+    /// The flow key of packets from local port `p`: a switch without ACLs
+    /// or routers keys the fewest fields, so it pays for none it does not
+    /// read.
+    #[inline(always)]
+    pub fn key_kind(&self, p: PortId) -> crate::pipeline::KeyKind {
+        self.key_kinds
+            .get(usize::from(p))
+            .copied()
+            .unwrap_or(crate::pipeline::KeyKind::Switch)
+    }
+
+    /// Recomputes [`Tables::key_kind`] (after routers or ACLs changed).
+    pub(crate) fn refresh_key_kinds(&mut self) {
+        use crate::pipeline::KeyKind;
+        self.key_kinds = (0..self.by_local_port.len())
+            .map(|p| {
+                let Some(l) = self.by_local_port[p] else {
+                    return KeyKind::Switch;
+                };
+                let dp = self.datapath(self.lport(l).datapath);
+                let routed = dp
+                    .ports
+                    .iter()
+                    .any(|&q| self.lport(q).port_type == PortType::Router);
+                if self.acls.wide_key(p as PortId) {
+                    KeyKind::Acl
+                } else if routed {
+                    KeyKind::Routed
+                } else {
+                    KeyKind::Switch
+                }
+            })
+            .collect();
+    }
+
     /// Validates and compiles a description of logical switches.
     pub fn compile(switches: &[LogicalSwitch]) -> Result<Tables, TableError> {
         Self::compile_with_underlay(switches, None)
@@ -594,6 +632,7 @@ impl Tables {
             t.datapaths.push(dp);
         }
         t.underlay = underlay;
+        t.refresh_key_kinds();
         Ok(t)
     }
 

@@ -102,7 +102,7 @@ impl UnenforcedKind {
 pub struct Unenforced(pub BTreeMap<UnenforcedKind, u64>);
 
 impl Unenforced {
-    /// Counts `flows` (as replicated under [`monitor_request`]'s condition).
+    /// Counts `flows` (as replicated under the monitor condition of `monitor_request`).
     pub fn count<'a>(flows: impl IntoIterator<Item = &'a LogicalFlow>) -> Self {
         let mut counts = BTreeMap::new();
         for f in flows {

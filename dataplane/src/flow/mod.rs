@@ -113,7 +113,7 @@ impl Default for FlowDesc {
 
 impl std::fmt::Display for FlowDesc {
     /// Every field of the packet, defaults included, in the syntax
-    /// [`FlowDesc::from_str`] reads (what `switchyard trace` built).
+    /// [`FlowDesc::from_str`](std::str::FromStr::from_str) reads (what `switchyard trace` built).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(p) = &self.inport {
             write!(f, "inport={p} ")?;

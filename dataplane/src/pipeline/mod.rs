@@ -182,19 +182,43 @@ impl Decision {
 }
 
 /// The fields a logical switch's ingress pipeline reads on ordinary
-/// packets: its flow-cache key.
+/// packets: the flow-cache key of a switch without ACLs or routers.
 pub const SWITCH_KEY: Fields = ingress::READS
     .with(port_security::INGRESS_READS)
     .with(arp_nd_responder::READS)
     .with(l2_lookup::READS)
     .with(port_security::EGRESS_READS)
-    .with(output::READS)
-    .with(router::READS);
+    .with(output::READS);
 
-/// The flow-cache key of a port whose datapath has ACLs: the switch's,
-/// widened by what ACL matches read (the L4 ports), so a cached verdict
-/// never depends on a field the key lacks.
-pub const ACL_KEY: Fields = SWITCH_KEY.with(acl::READS);
+/// The key of a port whose switch has a router port: the switch's, and
+/// what the router stages read (whether the TTL runs out).
+pub const ROUTED_KEY: Fields = SWITCH_KEY.with(router::READS);
+
+/// The key of a port whose datapath has ACLs (or shares a router with one
+/// that has): widened by what ACL matches read (the L4 ports), so a cached
+/// verdict never depends on a field the key lacks.
+pub const ACL_KEY: Fields = ROUTED_KEY.with(acl::READS);
+
+/// Which key a local port's packets get ([`Tables::key_kind`]): the
+/// fields its datapath's stages read, so a plain switch pays for no field
+/// only ACLs or routers read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Switch,
+    Routed,
+    Acl,
+}
+
+impl KeyKind {
+    /// The fields the key holds.
+    pub const fn fields(self) -> Fields {
+        match self {
+            KeyKind::Switch => SWITCH_KEY,
+            KeyKind::Routed => ROUTED_KEY,
+            KeyKind::Acl => ACL_KEY,
+        }
+    }
+}
 
 /// One packet of a burst from a local port: its verdict from the flow
 /// cache, or from the full pipeline (remembered in the cache when the
@@ -213,18 +237,29 @@ pub fn decide_cached<B: PacketBuf>(
         in_port,
         ..Default::default()
     };
-    // A port of a datapath with ACLs is keyed with their L4 fields too.
-    let wide = tables.acls.wide_key(in_port);
-    let lookup = |key: FlowKey, hash| cache.lookup_with(&key, hash);
-    let found = if wide {
-        fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, meta, lookup)
-    } else {
-        fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, lookup)
+    let kind = tables.key_kind(in_port);
+    let found = match kind {
+        KeyKind::Switch => {
+            fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
+                cache.lookup(&key, hash).map(|v| (v, 0))
+            })
+        }
+        KeyKind::Routed => {
+            fields::flow_key::<{ ROUTED_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
+                cache.lookup(&key, hash).map(|v| (v, 0))
+            })
+        }
+        KeyKind::Acl => fields::flow_key::<{ ACL_KEY.bits() }, _>(
+            buf.data(),
+            &lay,
+            meta,
+            |key: FlowKey, hash| cache.lookup_with(&key, hash),
+        ),
     };
     match found {
         Some(Some((v, 0))) => v,
         Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks),
-        Some(None) => cache_miss(tables, cache, buf, in_port, wide),
+        Some(None) => cache_miss(tables, cache, buf, in_port, kind),
         None => uncached(tables, buf, in_port),
     }
 }
@@ -265,7 +300,7 @@ fn cache_miss<B: PacketBuf>(
     cache: &mut FlowCache,
     buf: &mut B,
     in_port: PortId,
-    wide: bool,
+    kind: KeyKind,
 ) -> Verdict {
     let key_meta = fields::KeyMeta {
         in_port,
@@ -274,16 +309,16 @@ fn cache_miss<B: PacketBuf>(
     // Keyed before the pipeline runs: a reply is written over the packet.
     let key = |k, h| (k, h);
     let keyed = layout::parse(buf.data()).ok().and_then(|lay| {
-        if wide {
-            fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, key_meta, key)
-        } else {
-            fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, key_meta, key)
+        let f = buf.data();
+        match kind {
+            KeyKind::Switch => fields::flow_key::<{ SWITCH_KEY.bits() }, _>(f, &lay, key_meta, key),
+            KeyKind::Routed => fields::flow_key::<{ ROUTED_KEY.bits() }, _>(f, &lay, key_meta, key),
+            KeyKind::Acl => fields::flow_key::<{ ACL_KEY.bits() }, _>(f, &lay, key_meta, key),
         }
     });
     let mut meta = PacketMeta::new(in_port);
     let v = decide(tables, buf, &mut meta, &mut NoTrace);
-    let holds = if wide { ACL_KEY } else { SWITCH_KEY };
-    if let Some((k, hash)) = keyed.filter(|_| holds.contains(meta.reads)) {
+    if let Some((k, hash)) = keyed.filter(|_| kind.fields().contains(meta.reads)) {
         cache.insert_with(k, hash, v, meta.ct_checks);
     }
     v

@@ -9,7 +9,7 @@
 //! the destination switch's egress: its port security and output. The
 //! router decides; what it writes is carried out once the stages are done
 //! reading: an answer ([`icmp::Answer`]) over the packet, or for a routed
-//! packet the [`Verdict::Routed`] rewrite ([`rewrite`]: eth.src, eth.dst,
+//! packet the [`Verdict::Routed`](crate::pipeline::Verdict::Routed) rewrite ([`rewrite`]: eth.src, eth.dst,
 //! `ip.ttl--`), which the flow cache remembers by its [`HopIdx`]. Routing,
 //! as in OVN's distributed routers, happens on the sender's chassis: a
 //! destination on another chassis gets the rewritten packet by tunnel
