@@ -22,6 +22,7 @@ pub mod jsonrpc;
 pub mod lockfile;
 pub mod monitor;
 pub mod mutation;
+pub mod parser;
 pub mod scale_bench;
 pub mod schema;
 pub mod schemas;
