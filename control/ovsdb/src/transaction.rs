@@ -626,7 +626,8 @@ mod tests {
                 "ports": {"type": {"key": {"type": "uuid", "refTable": "Port"}, "min": 0, "max": "unlimited"}},
                 "n": {"type": {"key": "integer", "min": 0, "max": 1}}}},
             "Port": {"columns": {"name": {"type": "string"}, "peer": {"type": {"key": {"type": "uuid", "refTable": "Port", "refType": "weak"}, "min": 0, "max": 1}}}},
-            "Group": {"isRoot": true, "columns": {"ports": {"type": {"key": {"type": "uuid", "refTable": "Port", "refType": "weak"}, "min": 0, "max": "unlimited"}}}}
+            "Group": {"isRoot": true, "columns": {"ports": {"type": {"key": {"type": "uuid", "refTable": "Port", "refType": "weak"}, "min": 0, "max": "unlimited"}},
+                "tag": {"type": {"key": "integer", "min": 0, "max": 1}}}}
         }}))
         .unwrap();
         Database::new(Arc::new(s))
@@ -756,6 +757,27 @@ mod tests {
         run(
             &mut db,
             json!([{"op": "update", "table": "Switch", "where": [], "row": {"ports": ["set", []]}}]),
+        );
+        assert_eq!(count(&db, "Port"), 0);
+        assert_eq!(group_ports(&db), 0);
+        // The referring row was modified earlier in the same transaction: its weak reference
+        // to a row deleted later goes too (RFC 7047 §3.2; ovsdb-server 3.1 keeps it).
+        run(
+            &mut db,
+            json!([
+                {"op": "insert", "table": "Port", "row": {"name": "p"}, "uuid-name": "p"},
+                {"op": "insert", "table": "Port", "row": {"name": "q"}, "uuid-name": "q"},
+                {"op": "update", "table": "Switch", "where": [], "row": {"ports": ["set", [["named-uuid", "p"], ["named-uuid", "q"]]]}},
+                {"op": "update", "table": "Group", "where": [], "row": {"ports": ["set", [["named-uuid", "p"], ["named-uuid", "q"]]]}}
+            ]),
+        );
+        assert_eq!(group_ports(&db), 2);
+        run(
+            &mut db,
+            json!([
+                {"op": "update", "table": "Group", "where": [], "row": {"tag": 1}},
+                {"op": "update", "table": "Switch", "where": [], "row": {"ports": ["set", []]}}
+            ]),
         );
         assert_eq!(count(&db, "Port"), 0);
         assert_eq!(group_ports(&db), 0);
