@@ -127,9 +127,7 @@ impl OvsdbError {
 
     /// Names the JSON the error is about (ovsdb-server's `ovsdb_syntax_error(json, ...)`).
     pub fn at(mut self, json: &Value) -> Self {
-        let mut s = String::new();
-        write_ovs_json(json, &mut s);
-        self.syntax = Some(s);
+        self.syntax = Some(ovs_json_string(json));
         self
     }
 
@@ -143,7 +141,14 @@ impl OvsdbError {
     }
 }
 
-/// JSON text as lib/json.c `json_to_string(json, JSSF_SORT)` writes it: compact, object
+/// JSON text as lib/json.c `json_to_string(json, JSSF_SORT)` writes it.
+pub fn ovs_json_string(v: &Value) -> String {
+    let mut s = String::new();
+    write_ovs_json(v, &mut s);
+    s
+}
+
+/// Writes JSON text as lib/json.c `json_to_string(json, JSSF_SORT)` writes it: compact, object
 /// keys sorted (serde_json's map is ordered by key), reals with `%.15g` (`0`, not `0.0`).
 fn write_ovs_json(v: &Value, out: &mut String) {
     match v {

@@ -25,6 +25,7 @@ pub mod mutation;
 pub mod parser;
 pub mod scale_bench;
 pub mod schema;
+pub mod schema_json;
 pub mod schemas;
 pub mod server;
 pub mod storage;

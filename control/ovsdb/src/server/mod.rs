@@ -30,6 +30,7 @@ use crate::database::{Changeset, Database};
 use crate::error::OvsdbError;
 use crate::jsonrpc::{FramingError, Message, Splitter};
 use crate::monitor::{Monitor, MonitorVersion};
+use crate::schema_json;
 use crate::storage::Log;
 use crate::transaction::{execute, Outcome, TxnContext};
 
@@ -534,8 +535,8 @@ impl OvsdbServer {
             // §4.1.2
             "get_schema" => {
                 params::lookup_db(method, &p, |db| exists(&st, db)).map(|n| match st.dbs.get(&n) {
-                    Some(e) => e.db.schema.json.clone(),
-                    None => st.server_db.schema.json.clone(),
+                    Some(e) => schema_json::to_json(&e.db.schema),
+                    None => schema_json::to_json(&st.server_db.schema),
                 })
             }
             // §4.1.11

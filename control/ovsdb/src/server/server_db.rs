@@ -59,7 +59,10 @@ pub fn add_row(server: &mut Database, schema: &DatabaseSchema) {
     set("leader", Datum::scalar(Atom::Boolean(true)));
     set(
         "schema",
-        Datum::scalar(Atom::string(&schema.json.to_string())),
+        // ovsdb-server stores `ovsdb_schema_to_json` as compact JSON with sorted keys.
+        Datum::scalar(Atom::string(&crate::error::ovs_json_string(
+            &crate::schema_json::to_json(schema),
+        ))),
     );
     let cs = Changeset {
         txn_id: new_uuid(),
