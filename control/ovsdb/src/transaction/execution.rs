@@ -447,7 +447,12 @@ impl<'a> Transaction<'a> {
             None if !ctx.wait_expired() => Err(OpError::Blocked(None)),
             // A wait that never blocked failed its test.
             Some(0) => Err(OvsdbError::timed_out("\"where\" clause test failed").into()),
-            _ => Err(
+            // ovsdb-server names the time it waited, which is the timeout (give or take the
+            // moment its trigger ran).
+            Some(ms) => {
+                Err(OvsdbError::timed_out(format!("\"wait\" timed out after {ms} ms")).into())
+            }
+            None => Err(
                 OvsdbError::timed_out(format!("\"wait\" timed out on table {}", ts.name)).into(),
             ),
         }
