@@ -115,6 +115,15 @@ fn bad_params_get_ovsdb_servers_answers() {
         );
         assert_eq!(a, b, "{method} {params}");
     }
+    // get_server_id: a UUID, the same for every session of one server.
+    for p in [real.port, port] {
+        let id = answer(p, "get_server_id", &json!([]))["result"].clone();
+        assert!(
+            uuid::Uuid::parse_str(id.as_str().unwrap_or("")).is_ok(),
+            "{id}"
+        );
+        assert_eq!(answer(p, "get_server_id", &json!([1]))["result"], id);
+    }
     // Both servers are still up.
     assert_eq!(answer(real.port, "echo", &json!([1]))["result"], json!([1]));
     assert_eq!(answer(port, "echo", &json!([1]))["result"], json!([1]));

@@ -216,6 +216,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Set after a large transaction: give freed memory back once its reply is queued.
     trim_heap: AtomicBool,
+    /// What `get_server_id` answers: chosen at start-up, as ovsdb-server does.
+    server_id: Uuid,
 }
 
 /// A transaction touching this many rows triggers a heap trim afterwards.
@@ -271,6 +273,7 @@ impl OvsdbServer {
                 config,
                 next_id: AtomicU64::new(1),
                 trim_heap: AtomicBool::new(false),
+                server_id: crate::uuidgen::new_uuid(),
             }),
         }
     }
@@ -541,6 +544,8 @@ impl OvsdbServer {
             }
             // §4.1.11
             "echo" => Ok(params),
+            // ovsdb-server(7) 4.1.17: this server process's UUID (its params are not read).
+            "get_server_id" => Ok(json!(self.shared.server_id.to_string())),
             "set_db_change_aware" => params::db_change_aware(&p).map(|_| json!({})),
             // §4.1.5 and the monitor_cond / monitor_cond_since extensions.
             "monitor" | "monitor_cond" | "monitor_cond_since" => {
