@@ -159,7 +159,10 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Parses `[clause, ...]` for table `ts`.
+    /// Parses `[clause, ...]` for table `ts`, with ovsdb-server's checks and errors
+    /// (ovsdb/condition.c `ovsdb_clause_from_json`): the argument is a value of the column's
+    /// type, with at least one element for ordering functions, any number up to the column's
+    /// maximum for `includes` and any number for `excludes` (§5.1).
     pub fn parse(ts: &TableSchema, v: &Value, names: &mut dyn UuidNames) -> Result<Self> {
         let arr = v
             .as_array()
@@ -170,52 +173,39 @@ impl Condition {
                 clauses.push(Clause::Const(b));
                 continue;
             }
-            let parts = c.as_array().filter(|p| p.len() == 3).ok_or_else(|| {
-                OvsdbError::syntax(format!("{c}: clause must be [column, function, value]"))
-            })?;
-            let column = ColumnRef::parse(
-                ts,
-                parts[0]
-                    .as_str()
-                    .ok_or_else(|| OvsdbError::syntax(format!("{c}: bad column")))?,
-            )?;
-            let function = parts[1]
-                .as_str()
-                .and_then(Function::parse)
-                .ok_or_else(|| OvsdbError::syntax(format!("{}: unknown function", parts[1])))?;
-            let ty = column.column_type(ts);
-            if matches!(
-                function,
-                Function::Lt | Function::Le | Function::Ge | Function::Gt
-            ) && !(ty.max == 1
-                && ty.value.is_none()
-                && matches!(ty.key.atomic, AtomicType::Integer | AtomicType::Real))
-            {
-                return Err(OvsdbError::syntax(format!(
-                    "Type mismatch: \"{}\" may only be applied to integer or real scalar columns ({c})",
-                    parts[1]
-                )));
-            }
-            // §5.1: for includes/excludes the argument may have any number of elements; for the
-            // others it must be a value of the column's type.
-            let arg = if matches!(function, Function::Includes | Function::Excludes) {
-                Datum::from_json_unchecked(&ty.relaxed(), &parts[2], names)?
-            } else if !matches!(function, Function::Eq | Function::Ne) {
-                // Ordering functions compare one atom; an empty optional column never matches.
-                let scalar = ColumnType {
-                    min: 1,
-                    ..ty.clone()
-                };
-                Datum::from_json_unchecked(&scalar, &parts[2], names)?
-            } else {
-                let d = Datum::from_json_unchecked(&ty, &parts[2], names)?;
-                if d.len() < ty.min || d.len() > ty.max {
-                    return Err(OvsdbError::syntax(format!(
-                        "{c}: value has the wrong number of elements for the column"
-                    )));
-                }
-                d
+            let (cname, fname, value) = match c.as_array().map(Vec::as_slice) {
+                Some([Value::String(c), Value::String(f), v]) => (c, f, v),
+                _ => return Err(OvsdbError::syntax("Parse error in condition.").at(c)),
             };
+            let column = ColumnRef::parse(ts, cname).map_err(|e| e.at(c))?;
+            let function = Function::parse(fname).ok_or_else(|| OvsdbError {
+                tag: "unknown function",
+                details: format!("No function named {fname}."),
+                syntax: None,
+            })?;
+            let ty = column.column_type(ts);
+            let arg_type = match function {
+                Function::Lt | Function::Le | Function::Ge | Function::Gt => {
+                    // Optional scalars are allowed: an empty one never matches.
+                    if !(ty.is_scalar() || ty.is_optional_scalar())
+                        || !matches!(ty.key.atomic, AtomicType::Integer | AtomicType::Real)
+                    {
+                        return Err(OvsdbError::syntax(format!(
+                            "Type mismatch: \"{fname}\" operator may not be applied to column \
+                             {cname} of type {}.",
+                            ty.to_english()
+                        ))
+                        .at(c));
+                    }
+                    ColumnType { min: 1, ..ty }
+                }
+                Function::Eq | Function::Ne => ty,
+                Function::Includes if !ty.is_scalar() => ColumnType { min: 0, ..ty },
+                Function::Excludes if !ty.is_scalar() => ty.relaxed(),
+                Function::Includes | Function::Excludes => ty,
+            };
+            // The argument's atoms must satisfy the column's constraints.
+            let arg = Datum::from_json(&arg_type, value, names)?;
             clauses.push(Clause::Compare {
                 column,
                 function,

@@ -691,6 +691,28 @@ impl Datum {
         Ok(d)
     }
 
+    /// The datum as ovsdb-server prints it in messages (lib/ovsdb-data.c
+    /// `ovsdb_datum_to_string`): brackets (braces for maps) unless the column holds at most
+    /// one value and has one.
+    pub fn to_ovsdb_string(&self, t: &ColumnType) -> String {
+        let bracket = t.max > 1 || self.is_empty();
+        let (open, close) = if t.is_map() { ("{", "}") } else { ("[", "]") };
+        let items: Vec<String> = (0..self.len())
+            .map(|i| match self.values.as_ref() {
+                Some(v) => format!(
+                    "{}={}",
+                    self.keys[i].to_ovsdb_string(),
+                    v[i].to_ovsdb_string()
+                ),
+                None => self.keys[i].to_ovsdb_string(),
+            })
+            .collect();
+        match bracket {
+            true => format!("{open}{}{close}", items.join(", ")),
+            false => items.join(", "),
+        }
+    }
+
     /// Checks the datum against its column type: element count and base-type constraints.
     /// A count outside the type's range is reported as ovsdb-server's mutations report it
     /// (ovsdb/mutation.c `ovsdb_mutation_check_count`).

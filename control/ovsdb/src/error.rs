@@ -7,6 +7,8 @@
 
 use serde_json::{json, Value};
 
+use crate::datum::format_g15;
+
 /// An RFC 7047 error object: `{"error": <tag>, "details": <text>}`, plus ovsdb-server's
 /// `"syntax"` extension (lib/ovsdb-error.c): the offending JSON, compact with sorted keys.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,8 +127,7 @@ impl OvsdbError {
 
     /// Names the JSON the error is about (ovsdb-server's `ovsdb_syntax_error(json, ...)`).
     pub fn at(mut self, json: &Value) -> Self {
-        // serde_json's Value prints compactly with sorted keys, as JSSF_SORT does.
-        self.syntax = Some(json.to_string());
+        self.syntax = Some(ovs_json_string(json));
         self
     }
 
@@ -137,5 +138,57 @@ impl OvsdbError {
             v["syntax"] = json!(s);
         }
         v
+    }
+}
+
+/// JSON text as lib/json.c `json_to_string(json, JSSF_SORT)` writes it.
+pub fn ovs_json_string(v: &Value) -> String {
+    let mut s = String::new();
+    write_ovs_json(v, &mut s);
+    s
+}
+
+/// Writes JSON text as lib/json.c `json_to_string(json, JSSF_SORT)` writes it: compact, object
+/// keys sorted (serde_json's map is ordered by key), reals with `%.15g` (`0`, not `0.0`).
+fn write_ovs_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Number(n) if n.is_f64() => out.push_str(&format_g15(n.as_f64().unwrap_or(0.0))),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_ovs_json(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(k.as_str()).to_string());
+                out.push(':');
+                write_ovs_json(x, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_text_is_lib_json_s() {
+        let e = OvsdbError::syntax("x").at(&json!({"r": 0.0, "b": [1, 2.5, 1e10], "a": "\n"}));
+        assert_eq!(
+            e.syntax.as_deref(),
+            Some(r#"{"a":"\n","b":[1,2.5,10000000000],"r":0}"#)
+        );
     }
 }

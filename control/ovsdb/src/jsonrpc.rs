@@ -144,7 +144,13 @@ impl Message {
         let id = o.remove("id").unwrap_or(Value::Null);
         if let Some(m) = o.remove("method") {
             let method = m.as_str().ok_or("\"method\" is not a string")?.to_string();
-            let params = o.remove("params").unwrap_or(Value::Null);
+            // lib/jsonrpc.c `jsonrpc_msg_is_valid`: requests and notifications carry an array.
+            let params = match o.remove("params") {
+                Some(p @ Value::Array(_)) => p,
+                Some(_) => return Err("\"params\" must be JSON array".into()),
+                None if id.is_null() => return Err("notification must have \"params\"".into()),
+                None => return Err("request must have \"params\"".into()),
+            };
             return Ok(if id.is_null() {
                 Message::Notification { method, params }
             } else {

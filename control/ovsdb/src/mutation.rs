@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::condition::ColumnRef;
 use super::datum::{Atom, Datum, UuidNames};
 use super::error::{OvsdbError, Result};
-use super::schema::{AtomicType, ColumnType, TableSchema};
+use super::schema::{AtomicType, BaseType, ColumnType, TableSchema};
 
 /// RFC 7047 §5.1 `<mutator>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,41 @@ pub enum Mutator {
     Delete,
 }
 
+impl Mutator {
+    fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "+=" => Mutator::Add,
+            "-=" => Mutator::Sub,
+            "*=" => Mutator::Mul,
+            "/=" => Mutator::Div,
+            "%=" => Mutator::Mod,
+            "insert" => Mutator::Insert,
+            "delete" => Mutator::Delete,
+            // ovsdb/mutation.c `ovsdb_mutator_from_string`: no "syntax" member.
+            _ => {
+                return Err(OvsdbError {
+                    tag: "unknown mutator",
+                    details: format!("No mutator named {name}."),
+                    syntax: None,
+                })
+            }
+        })
+    }
+
+    /// The mutator as written on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutator::Add => "+=",
+            Mutator::Sub => "-=",
+            Mutator::Mul => "*=",
+            Mutator::Div => "/=",
+            Mutator::Mod => "%=",
+            Mutator::Insert => "insert",
+            Mutator::Delete => "delete",
+        }
+    }
+}
+
 /// One parsed mutation.
 #[derive(Debug, Clone)]
 pub struct Mutation {
@@ -33,82 +68,76 @@ pub struct Mutation {
 }
 
 impl Mutation {
-    /// Parses `[column, mutator, value]` for table `ts`.
+    /// Parses `[column, mutator, value]` for table `ts`, with ovsdb-server's checks in its
+    /// order and its errors (ovsdb/mutation.c `ovsdb_mutation_from_json`): the shape, the
+    /// column, its mutability, the mutator, whether the mutator fits the column type, then
+    /// the argument, whose atoms must satisfy the column's constraints (except for
+    /// arithmetic, whose operand is unconstrained).
     pub fn parse(ts: &TableSchema, v: &Value, names: &mut dyn UuidNames) -> Result<Self> {
-        let parts = v.as_array().filter(|p| p.len() == 3).ok_or_else(|| {
-            OvsdbError::syntax(format!("{v}: mutation must be [column, mutator, value]"))
-        })?;
-        let cname = parts[0]
-            .as_str()
-            .ok_or_else(|| OvsdbError::syntax(format!("{v}: bad column")))?;
-        let column = match ColumnRef::parse(ts, cname)? {
-            ColumnRef::Column(i) => i,
+        let (cname, mname, arg) = match v.as_array().map(Vec::as_slice) {
+            Some([Value::String(c), Value::String(m), arg]) => (c, m, arg),
+            _ => return Err(OvsdbError::syntax("Parse error in mutation.").at(v)),
+        };
+        // `_uuid` and `_version` are columns of every table, and immutable.
+        let column = match ColumnRef::parse(ts, cname).map_err(|e| e.at(v))? {
+            ColumnRef::Column(i) if ts.columns[i].mutable => i,
             _ => {
                 return Err(OvsdbError::constraint(format!(
                     "Cannot mutate immutable column {cname} in table {}.",
                     ts.name
-                )))
+                ))
+                .at(v))
             }
         };
-        let cs = &ts.columns[column];
-        if !cs.mutable {
-            // ovsdb/mutation.c names the mutation in "syntax".
-            return Err(OvsdbError::constraint(format!(
-                "Cannot mutate immutable column {cname} in table {}.",
-                ts.name
+        let t = &ts.columns[column].type_;
+        let mutator = Mutator::parse(mname)?;
+        let mismatch = || {
+            OvsdbError::syntax(format!(
+                "Type mismatch: \"{mname}\" operator may not be applied to column {cname} of \
+                 type {}.",
+                t.to_english()
             ))
-            .at(v));
-        }
-        let t = &cs.type_;
-        let mutator = match parts[1].as_str() {
-            Some("+=") => Mutator::Add,
-            Some("-=") => Mutator::Sub,
-            Some("*=") => Mutator::Mul,
-            Some("/=") => Mutator::Div,
-            Some("%=") => Mutator::Mod,
-            Some("insert") => Mutator::Insert,
-            Some("delete") => Mutator::Delete,
-            _ => return Err(OvsdbError::syntax(format!("{}: unknown mutator", parts[1]))),
+            .at(v)
         };
         let arg = match mutator {
             Mutator::Insert | Mutator::Delete => {
-                if t.is_scalar() {
-                    return Err(OvsdbError::syntax(format!(
-                        "\"{}\" mutator may not be applied to scalar column {cname}",
-                        parts[1]
-                    )));
+                if !t.is_set() && !t.is_map() {
+                    return Err(mismatch());
                 }
-                let relaxed = t.relaxed();
-                match Datum::from_json_unchecked(&relaxed, &parts[2], names) {
-                    Ok(d) => d,
+                // An insert may bring up to the column's maximum, a delete any number.
+                let at = ColumnType {
+                    min: 0,
+                    max: if mutator == Mutator::Delete {
+                        usize::MAX
+                    } else {
+                        t.max
+                    },
+                    ..t.clone()
+                };
+                match Datum::from_json(&at, arg, names) {
                     // §5.1: a map "delete" may also name keys only.
-                    Err(_) if mutator == Mutator::Delete && t.value.is_some() => {
-                        let keys = ColumnType {
-                            value: None,
-                            ..relaxed
-                        };
-                        Datum::from_json_unchecked(&keys, &parts[2], names)?
+                    Err(_) if mutator == Mutator::Delete && t.is_map() => {
+                        let keys = ColumnType { value: None, ..at };
+                        Datum::from_json(&keys, arg, names)?
                     }
-                    Err(e) => return Err(e),
+                    r => r?,
                 }
             }
             _ => {
                 let numeric = matches!(t.key.atomic, AtomicType::Integer | AtomicType::Real);
-                if t.value.is_some()
+                if (!t.is_scalar() && !t.is_set())
                     || !numeric
-                    || (mutator == Mutator::Mod && t.key.atomic != AtomicType::Integer)
+                    || (mutator == Mutator::Mod && t.key.atomic == AtomicType::Real)
                 {
-                    return Err(OvsdbError::syntax(format!(
-                        "\"{}\" mutator may not be applied to column {cname}",
-                        parts[1]
-                    )));
+                    return Err(mismatch());
                 }
-                let scalar = ColumnType {
+                let operand = ColumnType {
+                    key: BaseType::plain(t.key.atomic),
+                    value: None,
                     min: 1,
                     max: 1,
-                    ..t.clone()
                 };
-                Datum::from_json_unchecked(&scalar, &parts[2], names)?
+                Datum::from_json(&operand, arg, names)?
             }
         };
         Ok(Mutation {
@@ -118,13 +147,17 @@ impl Mutation {
         })
     }
 
-    /// Applies the mutation to `d` (a value of column type `t`) and re-validates it.
+    /// Applies the mutation to `d` (a value of column type `t`), with ovsdb-server's checks
+    /// (ovsdb/mutation.c `ovsdb_mutation_set_execute`): arithmetic checks each result, then
+    /// the column's constraints, then duplicates; insert and delete check the element count
+    /// (their argument was checked against the constraints when it was parsed).
     pub fn apply(&self, d: &mut Datum, t: &ColumnType) -> Result<()> {
         match self.mutator {
             Mutator::Insert => {
                 for (i, k) in self.arg.keys().iter().enumerate() {
                     d.insert(k.clone(), self.arg.values().get(i).cloned());
                 }
+                check_count(d, t)
             }
             Mutator::Delete => {
                 if self.arg.is_map() {
@@ -132,6 +165,7 @@ impl Mutation {
                 } else {
                     d.retain(|k, _| !self.arg.contains_key(k));
                 }
+                check_count(d, t)
             }
             _ => {
                 let operand = self.arg.first().expect("arithmetic argument is a scalar");
@@ -139,36 +173,60 @@ impl Mutation {
                 for a in d.keys_mut().iter_mut() {
                     *a = arith(self.mutator, a, operand)?;
                 }
+                for a in d.keys() {
+                    a.check_constraints(&t.key)?;
+                }
                 let sorted = Datum::set(d.keys().to_vec());
                 if sorted.len() != n {
-                    return Err(OvsdbError::constraint(
-                        "Result of arithmetic mutation contains duplicate elements.",
-                    ));
+                    return Err(OvsdbError::constraint(format!(
+                        "Result of \"{}\" operation contains duplicates.",
+                        self.mutator.name()
+                    )));
                 }
                 *d = sorted;
+                Ok(())
             }
         }
-        d.check(t)
     }
 }
 
-/// §5.1 arithmetic on one atom: overflow is a "range error", division by zero a "domain error".
+/// ovsdb/mutation.c `ovsdb_mutation_check_count`.
+fn check_count(d: &Datum, t: &ColumnType) -> Result<()> {
+    if d.len() < t.min || d.len() > t.max {
+        return Err(OvsdbError::constraint(format!(
+            "Attempted to store {} elements in {}.",
+            d.len(),
+            t.to_english()
+        )));
+    }
+    Ok(())
+}
+
+/// §5.1 arithmetic on one atom: overflow is a "range error", division by zero a "domain
+/// error" (ovsdb/mutation.c `ovsdb_mutation_scalar_error`).
 fn arith(m: Mutator, a: &Atom, b: &Atom) -> Result<Atom> {
+    let range = || {
+        OvsdbError::range(format!(
+            "Result of \"{}\" operation is out of range.",
+            m.name()
+        ))
+    };
     match (a, b) {
         (Atom::Integer(x), Atom::Integer(y)) => {
+            let (x, y) = (*x, *y);
             let r = match m {
-                Mutator::Add => x.checked_add(*y),
-                Mutator::Sub => x.checked_sub(*y),
-                Mutator::Mul => x.checked_mul(*y),
-                Mutator::Div | Mutator::Mod if *y == 0 => {
+                Mutator::Add => x.checked_add(y),
+                Mutator::Sub => x.checked_sub(y),
+                Mutator::Mul if mul_overflows(x, y) => None,
+                Mutator::Mul => Some(x.wrapping_mul(y)),
+                Mutator::Div | Mutator::Mod if y == 0 => {
                     return Err(OvsdbError::domain("Division by zero."))
                 }
-                Mutator::Div => x.checked_div(*y),
-                Mutator::Mod => x.checked_rem(*y),
+                Mutator::Div => x.checked_div(y),
+                Mutator::Mod => x.checked_rem(y),
                 _ => unreachable!("set mutators handled by caller"),
             };
-            r.map(Atom::Integer)
-                .ok_or_else(|| OvsdbError::range("Result of arithmetic mutation is out of range."))
+            r.map(Atom::Integer).ok_or_else(range)
         }
         (Atom::Real(x), Atom::Real(y)) => {
             let r = match m {
@@ -179,17 +237,31 @@ fn arith(m: Mutator, a: &Atom, b: &Atom) -> Result<Atom> {
                 Mutator::Div => x / y,
                 _ => unreachable!("%= rejected for reals at parse time"),
             };
-            if r.is_finite() {
+            // `check_real_range`: within ±DBL_MAX (NaN is not).
+            if (-f64::MAX..=f64::MAX).contains(&r) {
                 Ok(Atom::Real(r))
             } else {
-                Err(OvsdbError::range(
-                    "Result of arithmetic mutation is out of range.",
-                ))
+                Err(range())
             }
         }
-        _ => Err(OvsdbError::syntax(
-            "arithmetic mutation on mismatched types",
-        )),
+        _ => unreachable!("the operand was parsed with the column's atomic type"),
+    }
+}
+
+/// ovsdb/mutation.c `mul_int`'s overflow test (Hacker's Delight p. 30), kept as written so
+/// the same products are refused: it is conservative (1 * i64::MAX is refused too). Where it
+/// would divide by zero (a negative times zero) the product is simply zero.
+fn mul_overflows(x: i64, y: i64) -> bool {
+    if x > 0 {
+        if y > 0 {
+            x >= i64::MAX / y
+        } else {
+            y < i64::MIN / x
+        }
+    } else if y > 0 {
+        x < i64::MIN / y
+    } else {
+        x != 0 && y != 0 && y < i64::MAX / y
     }
 }
 

@@ -71,7 +71,8 @@ pub struct BaseType {
 }
 
 impl BaseType {
-    fn plain(atomic: AtomicType) -> Self {
+    /// The atomic type without constraints (ovsdb-types.c `ovsdb_base_type_init`).
+    pub fn plain(atomic: AtomicType) -> Self {
         BaseType {
             atomic,
             enum_values: None,
@@ -225,6 +226,22 @@ impl ColumnType {
     /// A scalar is exactly one atom (min = max = 1, no value type).
     pub fn is_scalar(&self) -> bool {
         self.min == 1 && self.max == 1 && self.value.is_none()
+    }
+
+    /// A set: no value type and not exactly one element (ovsdb-types.h `ovsdb_type_is_set`),
+    /// so optional scalars (min 0, max 1) are sets.
+    pub fn is_set(&self) -> bool {
+        self.value.is_none() && !(self.min == 1 && self.max == 1)
+    }
+
+    /// A map: it has a value type (ovsdb-types.h `ovsdb_type_is_map`).
+    pub fn is_map(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// Zero or one atom (ovsdb-types.h `ovsdb_type_is_optional_scalar`).
+    pub fn is_optional_scalar(&self) -> bool {
+        self.value.is_none() && self.min == 0 && self.max == 1
     }
 
     /// Whether a column of this type holds more than one value (ovsdb-data.c's

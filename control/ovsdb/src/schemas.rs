@@ -1,9 +1,9 @@
 //! The OVN northbound and southbound schemas this crate serves and its clients expect.
 //!
-//! The files under `control/ovsdb/schemas/` are our own subset of OVN 23.03's schemas: the tables
-//! switchyard implements, with OVN's table names, column names and types (columns that refer to
-//! tables outside the subset are left out), so `ovn-nbctl` and other OVN tools work unchanged
-//! and a real `ovsdb-server` can serve the same files.
+//! The files under `control/ovsdb/schemas/` are OVN 23.03's complete schemas (see the README
+//! there for the release and how to move to a newer one), so `ovn-nbctl`, Neutron's ovsdbapp
+//! and other OVN tools find every table they know, and a real `ovsdb-server` can serve the
+//! same files. Our code reads only some of the tables; the others are stored and served.
 
 use crate::error::OvsdbError;
 use crate::schema::DatabaseSchema;

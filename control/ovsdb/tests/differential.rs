@@ -156,7 +156,12 @@ fn value(rng: &mut Rng, snap: &Snapshot, column: &str, child: Option<&str>) -> V
             json!(["map", [["j", 2]]]),
         ]),
         "set_s" => {
-            let items = rng.subset(&[json!("x"), json!("y"), json!("z"), json!("w")], 4);
+            let mut items = rng.subset(&[json!("x"), json!("y"), json!("z"), json!("w")], 4);
+            // A repeated element is an error ("set contains duplicate"): a fault.
+            if !rng.fault(30) {
+                items.sort_by_key(Value::to_string);
+                items.dedup();
+            }
             if items.len() == 1 && rng.chance(50) {
                 items[0].clone()
             } else {
@@ -171,8 +176,11 @@ fn value(rng: &mut Rng, snap: &Snapshot, column: &str, child: Option<&str>) -> V
             }
             set(items[..n].iter().map(|i| json!(i)).collect())
         }
-        "set_ref" => set((0..rng.below(3)).filter_map(|_| child_ref(rng)).collect()),
-        "set_weak" => set((0..rng.below(3)).map(|_| target(rng)).collect()),
+        // Repeated references would be a second fault ("set contains duplicate").
+        "set_ref" => set(distinct(
+            (0..rng.below(3)).filter_map(|_| child_ref(rng)).collect(),
+        )),
+        "set_weak" => set(distinct((0..rng.below(3)).map(|_| target(rng)).collect())),
         "m" => {
             let n = rng.below(4);
             let pairs: Vec<Value> = (0..n)
@@ -202,6 +210,17 @@ fn value(rng: &mut Rng, snap: &Snapshot, column: &str, child: Option<&str>) -> V
         "n" => json!(rng.below(5)),
         other => unreachable!("no generator for {other}"),
     }
+}
+
+/// The items without repeats, in their first order.
+fn distinct(items: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// A map literal with a key twice is a syntax error on both servers; keep the first.
@@ -239,6 +258,15 @@ fn condition(rng: &mut Rng, snap: &Snapshot) -> Value {
         5 => json!([["set_s", "includes", "x"]]),
         6 => json!([["m", "includes", ["map", [["k1", "v1"]]]]]),
         _ => json!([["s", "==", format!("s{}", rng.below(40))]]),
+    }
+}
+
+/// A random condition, or one naming a single row when `single`.
+fn where_(rng: &mut Rng, snap: &Snapshot, single: bool) -> Value {
+    let rows = snap.labels("Row");
+    match single && !rows.is_empty() {
+        true => json!([["_uuid", "==", row_ref(&rng.pick(&rows))]]),
+        false => condition(rng, snap),
     }
 }
 
@@ -293,21 +321,34 @@ fn transaction(rng: &mut Rng, snap: &Snapshot) -> Vec<Value> {
                     .copied()
                     .filter(|&c| (c != "fixed" && c != "s" || rng.fault(5)) && rng.chance(25))
                     .collect();
-                json!({"op": "update", "table": "Row", "where": condition(rng, snap),
-                    "row": row(rng, snap, &cols, None)})
+                let row = row(rng, snap, &cols, None);
+                // Setting the indexed `s`, or a reference to no row, on several rows makes
+                // several errors, and which one ovsdb-server names depends on its hash order.
+                let single = cols.contains(&"s") || row.to_string().contains(NO_ROW);
+                json!({"op": "update", "table": "Row", "where": where_(rng, snap, single),
+                    "row": row})
             }
             10..=12 => {
                 let muts: Vec<Value> = (0..1 + rng.below(2)).map(|_| mutation(rng, snap)).collect();
-                json!({"op": "mutate", "table": "Row", "where": condition(rng, snap), "mutations": muts})
+                // These fail with texts that name the row's value, and ovsdb-server mutates
+                // rows in hash order: on several rows, which one fails first is an accident.
+                let per_row = muts
+                    .iter()
+                    .any(|m| ["i", "set3", "m_int"].contains(&m[0].as_str().unwrap()));
+                json!({"op": "mutate", "table": "Row", "where": where_(rng, snap, per_row),
+                    "mutations": muts})
             }
             13 => json!({"op": "delete", "table": "Row", "where": condition(rng, snap)}),
+            // Alone in its transaction: ovsdb-server 3.1 keeps a weak reference to a row
+            // deleted in a transaction that modified the referring row earlier (its
+            // `assess_weak_refs` already passed that row); we remove it (RFC 7047 §3.2).
             14 => {
                 let targets = snap.labels("Target");
                 let w = match targets.is_empty() {
                     true => json!([]),
                     false => json!([["_uuid", "==", row_ref(&rng.pick(&targets))]]),
                 };
-                json!({"op": "delete", "table": "Target", "where": w})
+                return vec![json!({"op": "delete", "table": "Target", "where": w})];
             }
             15 => {
                 let mut cols = vec!["_uuid"];
@@ -328,8 +369,10 @@ fn transaction(rng: &mut Rng, snap: &Snapshot) -> Vec<Value> {
             _ => {
                 let cols = ["opt_b", "opt_s", "opt_i", "opt_ref", "opt_weak", "opt_pair"];
                 let cols: Vec<&str> = cols.into_iter().filter(|_| rng.chance(50)).collect();
-                json!({"op": "update", "table": "Row", "where": condition(rng, snap),
-                    "row": row(rng, snap, &cols, None)})
+                let row = row(rng, snap, &cols, None);
+                let single = row.to_string().contains(NO_ROW);
+                json!({"op": "update", "table": "Row", "where": where_(rng, snap, single),
+                    "row": row})
             }
         };
         ops.push(op);
@@ -517,11 +560,21 @@ impl Side {
                 }
             }
             out.push_str(rest);
-            out
+            order_duplicate_rows(out)
         };
         match v {
             Value::String(s) => json!(text(s)),
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.normalize(x)).collect()),
+            Value::Array(a) => {
+                let mut a: Vec<Value> = a.iter().map(|x| self.normalize(x)).collect();
+                // Both servers order set elements and map keys by value, and UUIDs are
+                // random: once they are labels, order them by label.
+                if let [Value::String(kind), Value::Array(items)] = a.as_mut_slice() {
+                    if kind == "set" || kind == "map" {
+                        items.sort_by_key(Value::to_string);
+                    }
+                }
+                Value::Array(a)
+            }
             // Row versions change on every write; only where they appear is compared.
             Value::Object(o) => Value::Object(
                 o.iter()
@@ -559,6 +612,27 @@ impl Side {
         }
         snap
     }
+}
+
+/// ovsdb-server names the two rows of a duplicate index entry in UUID order, and UUIDs are
+/// random: put the two descriptions in label order so both servers' texts compare.
+fn order_duplicate_rows(text: String) -> String {
+    let (Some(f), Some(s)) = (text.find("  First row, "), text.find("  Second row, ")) else {
+        return text;
+    };
+    let (head, first, second) = (&text[..f], &text[f + 8..s], &text[s + 9..]);
+    let label = |part: &str| -> u64 {
+        let rest = part.trim_start_matches("row, with UUID #");
+        rest[..rest.find(',').unwrap_or(0)]
+            .parse()
+            .unwrap_or(u64::MAX)
+    };
+    let (a, b) = if label(first) <= label(second) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    format!("{head}  First {a}  Second {b}")
 }
 
 /// Rows of select results come in hash order, which differs between servers.
@@ -665,13 +739,14 @@ fn run_stream(seed: u64, steps: usize) {
     assert_eq!(ia, ib, "initial monitor replies, seed {seed}");
 }
 
+/// Ten seeds in CI (about 6 s); `DIFFERENTIAL_SEEDS=N` runs more (200 pass at the time of
+/// writing, against ovsdb-server 3.1.0).
 #[test]
-#[ignore = "error texts still differ from ovsdb-server's from step 30 of seed 0 (mutation argument checks); run with --ignored"]
 fn random_transactions_match_ovsdb_server() {
     let seeds: u64 = std::env::var("DIFFERENTIAL_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(10);
     for seed in 0..seeds {
         run_stream(seed, 150);
     }

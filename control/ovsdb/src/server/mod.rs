@@ -8,6 +8,7 @@
 //! budget: a client that stops reading is disconnected instead of blocking others or growing
 //! memory. Locks (§4.1.8-10), blocked `wait` operations and `cancel` (§4.1.4) live here too.
 
+mod params;
 mod remote;
 mod server_db;
 mod unix_socket;
@@ -29,6 +30,7 @@ use crate::database::{Changeset, Database};
 use crate::error::OvsdbError;
 use crate::jsonrpc::{FramingError, Message, Splitter};
 use crate::monitor::{Monitor, MonitorVersion};
+use crate::schema_json;
 use crate::storage::Log;
 use crate::transaction::{execute, Outcome, TxnContext};
 
@@ -160,7 +162,8 @@ impl Outbox {
     fn reply(&self, id: &Value, result: Result<Value, Value>) {
         let msg = match result {
             Ok(r) => json!({"id": id, "result": r, "error": null}),
-            Err(e) => json!({"id": id, "result": null, "error": e}),
+            // lib/jsonrpc.c `jsonrpc_msg_to_json`: an error reply has no "result" member.
+            Err(e) => json!({"id": id, "error": e}),
         };
         self.send(&msg);
     }
@@ -213,6 +216,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Set after a large transaction: give freed memory back once its reply is queued.
     trim_heap: AtomicBool,
+    /// What `get_server_id` answers: chosen at start-up, as ovsdb-server does.
+    server_id: Uuid,
 }
 
 /// A transaction touching this many rows triggers a heap trim afterwards.
@@ -268,6 +273,7 @@ impl OvsdbServer {
                 config,
                 next_id: AtomicU64::new(1),
                 trim_heap: AtomicBool::new(false),
+                server_id: crate::uuidgen::new_uuid(),
             }),
         }
     }
@@ -412,7 +418,11 @@ impl OvsdbServer {
                     loop {
                         match splitter.next_message() {
                             Ok(Some(bytes)) => match parse_and_free(bytes) {
-                                Ok(v) => self.handle(session, &outbox, v),
+                                Ok(v) => {
+                                    if !self.handle(session, &outbox, v) {
+                                        break 'session;
+                                    }
+                                }
                                 Err(e) => {
                                     tracing::info!(session, %peer, error = %e, "malformed JSON; closing connection");
                                     outbox.reply(&Value::Null, Err(syntax(format!("malformed JSON: {e}"))));
@@ -461,12 +471,15 @@ impl OvsdbServer {
         }
     }
 
-    fn handle(&self, session: u64, out: &Outbox, v: Value) {
+    /// Handles one message; `false` when the session must end: like ovsdb-server
+    /// (lib/jsonrpc.c `jsonrpc_recv`), a message that is not valid JSON-RPC — `params` that
+    /// is not an array, say — ends the connection without a reply.
+    fn handle(&self, session: u64, out: &Outbox, v: Value) -> bool {
         let msg = match Message::from_json(v) {
             Ok(m) => m,
             Err(e) => {
-                out.reply(&Value::Null, Err(syntax(e)));
-                return;
+                tracing::info!(session, error = %e, "bad JSON-RPC message; closing connection");
+                return false;
             }
         };
         match msg {
@@ -498,6 +511,7 @@ impl OvsdbServer {
             }
             Message::Notification { .. } | Message::Response { .. } => {}
         }
+        true
     }
 
     /// Dispatches every method but transact; `None` means the reply is sent later (or never).
@@ -510,8 +524,8 @@ impl OvsdbServer {
         params: Value,
     ) -> Option<Result<Value, Value>> {
         let p = params.as_array().cloned().unwrap_or_default();
-        let arg_str = |i: usize| p.get(i).and_then(Value::as_str).map(str::to_string);
         let mut st = self.state();
+        let exists = |st: &State, db: &str| db == server_db::NAME || st.dbs.contains_key(db);
         Some(match method {
             // §4.1.1
             "list_dbs" => {
@@ -522,21 +536,17 @@ impl OvsdbServer {
                 Ok(Value::Array(v))
             }
             // §4.1.2
-            "get_schema" => match arg_str(0) {
-                Some(n) if n == server_db::NAME => Ok(st.server_db.schema.json.clone()),
-                Some(n) => st
-                    .dbs
-                    .get(&n)
-                    .map(|e| e.db.schema.json.clone())
-                    .ok_or_else(|| OvsdbError::unknown_database(n).to_json()),
-                None => Err(syntax("get_schema expects [db-name]")),
-            },
+            "get_schema" => {
+                params::lookup_db(method, &p, |db| exists(&st, db)).map(|n| match st.dbs.get(&n) {
+                    Some(e) => schema_json::to_json(&e.db.schema),
+                    None => schema_json::to_json(&st.server_db.schema),
+                })
+            }
             // §4.1.11
             "echo" => Ok(params),
-            "set_db_change_aware" => match p.first().and_then(Value::as_bool) {
-                Some(_) => Ok(json!({})),
-                None => Err(syntax("set_db_change_aware expects [boolean]")),
-            },
+            // ovsdb-server(7) 4.1.17: this server process's UUID (its params are not read).
+            "get_server_id" => Ok(json!(self.shared.server_id.to_string())),
+            "set_db_change_aware" => params::db_change_aware(&p).map(|_| json!({})),
             // §4.1.5 and the monitor_cond / monitor_cond_since extensions.
             "monitor" | "monitor_cond" | "monitor_cond_since" => {
                 let version = match method {
@@ -544,11 +554,19 @@ impl OvsdbServer {
                     "monitor_cond" => MonitorVersion::V2,
                     _ => MonitorVersion::V3,
                 };
-                let (Some(db), Some(mon_id), Some(reqs)) = (arg_str(0), p.get(1), p.get(2)) else {
-                    return Some(Err(syntax(format!(
-                        "{method} expects [db-name, monitor-id, monitor-requests, ...]"
-                    ))));
+                let checked = params::lookup_db(method, &p, |db| exists(&st, db)).and_then(|db| {
+                    let exact = match version {
+                        MonitorVersion::V1 => None,
+                        MonitorVersion::V2 => Some(3),
+                        MonitorVersion::V3 => Some(4),
+                    };
+                    params::monitor(&p, exact).map(|()| db)
+                });
+                let db = match checked {
+                    Ok(db) => db,
+                    Err(e) => return Some(Err(e)),
                 };
+                let (mon_id, reqs) = (&p[1], &p[2]);
                 // Reply while still holding the state lock, so no update notification for
                 // this monitor can overtake its initial contents.
                 let r = self.monitor(&mut st, session, version, &db, mon_id, reqs, p.get(3));
@@ -556,11 +574,10 @@ impl OvsdbServer {
                 return None;
             }
             "monitor_cond_change" => {
-                let (Some(old), Some(new), Some(reqs)) = (p.first(), p.get(1), p.get(2)) else {
-                    return Some(Err(syntax(
-                        "monitor_cond_change expects [old-id, new-id, requests]",
-                    )));
-                };
+                if let Err(e) = params::monitor_cond_change(&p) {
+                    return Some(Err(e));
+                }
+                let (old, new, reqs) = (&p[0], &p[1], &p[2]);
                 let st = &mut *st;
                 let outbox = out;
                 for e in st.dbs.values_mut() {
@@ -576,7 +593,9 @@ impl OvsdbServer {
                             .iter()
                             .any(|m| m.session == session && m.id == *new)
                     {
-                        return Some(Err(syntax("duplicate monitor ID")));
+                        return Some(Err(OvsdbError::syntax("duplicate monitor ID")
+                            .at(new)
+                            .to_json()));
                     }
                     let reg = &mut e.monitors[pos];
                     return Some(match reg.monitor.change_conditions(&e.db, reqs) {
@@ -596,10 +615,16 @@ impl OvsdbServer {
                         Err(err) => Err(err.to_json()),
                     });
                 }
-                Err(syntax("unknown monitor"))
+                // ovsdb/jsonrpc-server.c `ovsdb_jsonrpc_monitor_cond_change`.
+                Err(OvsdbError::syntax("unknown monitor session")
+                    .at(old)
+                    .to_json())
             }
             "monitor_cancel" => {
-                let target = p.first().cloned().unwrap_or(Value::Null);
+                let target = match params::monitor_cancel(&p) {
+                    Ok(t) => t.clone(),
+                    Err(e) => return Some(Err(e)),
+                };
                 let before = st.server_monitors.len();
                 st.server_monitors
                     .retain(|(s, id)| !(*s == session && *id == target));
@@ -613,12 +638,13 @@ impl OvsdbServer {
                 if found {
                     Ok(json!({}))
                 } else {
-                    Err(syntax("unknown monitor"))
+                    // `ovsdb_jsonrpc_monitor_cancel`: a bare string.
+                    Err(json!("unknown monitor"))
                 }
             }
             // §4.1.8
-            "lock" => match arg_str(0) {
-                Some(name) => {
+            "lock" => match params::lock_name(method, &p) {
+                Ok(name) => {
                     let l = st.locks.entry(name.clone()).or_default();
                     if l.owner == Some(session) || l.waiters.contains(&session) {
                         Err(syntax(format!(
@@ -632,11 +658,11 @@ impl OvsdbServer {
                         Ok(json!({"locked": false}))
                     }
                 }
-                None => Err(syntax("lock expects [lock-name]")),
+                Err(e) => Err(e),
             },
             // §4.1.9
-            "steal" => match arg_str(0) {
-                Some(name) => {
+            "steal" => match params::lock_name(method, &p) {
+                Ok(name) => {
                     let l = st.locks.entry(name.clone()).or_default();
                     l.waiters.retain(|s| *s != session);
                     let previous = l.owner.replace(session);
@@ -647,15 +673,15 @@ impl OvsdbServer {
                     }
                     Ok(json!({"locked": true}))
                 }
-                None => Err(syntax("steal expects [lock-name]")),
+                Err(e) => Err(e),
             },
             // §4.1.10
-            "unlock" => match arg_str(0) {
-                Some(name) => {
+            "unlock" => match params::lock_name(method, &p) {
+                Ok(name) => {
                     release_lock(&mut st, &name, session);
                     Ok(json!({}))
                 }
-                None => Err(syntax("unlock expects [lock-name]")),
+                Err(e) => Err(e),
             },
             // JSON-RPC: an unknown method is answered with the error string "unknown method".
             _ => Err(json!("unknown method")),
@@ -684,7 +710,9 @@ impl OvsdbServer {
                     .any(|m| m.session == session && m.id == *mon_id)
             });
         if taken {
-            return Err(syntax("duplicate monitor ID"));
+            return Err(OvsdbError::syntax("duplicate monitor ID")
+                .at(mon_id)
+                .to_json());
         }
         let entry = match db {
             server_db::NAME => None,
@@ -743,15 +771,15 @@ impl OvsdbServer {
     /// §4.1.3 transact. `None` when the transaction is blocked in a `wait`.
     fn transact(&self, session: u64, id: &Value, params: Value) -> Option<Result<Value, Value>> {
         let Value::Array(mut p) = params else {
-            return Some(Err(syntax("transact expects [db-name, operation...]")));
-        };
-        if p.is_empty() {
-            return Some(Err(syntax("transact expects [db-name, operation...]")));
-        }
-        let Value::String(db) = p.remove(0) else {
-            return Some(Err(syntax("transact: database name must be a string")));
+            unreachable!("Message::from_json accepts only array params");
         };
         let mut st = self.state();
+        let exists = |db: &str| db == server_db::NAME || st.dbs.contains_key(db);
+        let db = match params::lookup_db("transact", &p, exists) {
+            Ok(db) => db,
+            Err(e) => return Some(Err(e)),
+        };
+        p.remove(0);
         match self.run_transaction(&mut st, session, &db, p, false) {
             Step::Done(r) => Some(r),
             Step::Blocked(p) => {

@@ -3,7 +3,10 @@
 //! ovsdb-idl clients (ovn-nbctl, ovn-northd, ovn-controller) first monitor
 //! `_Server.Database` to learn whether the database they want exists, its schema, and
 //! whether the server is a connected cluster leader. A standalone server reports
-//! `model: standalone`, `connected: true`, `leader: true`. The database is read-only.
+//! `model: standalone`, `connected: true`, `leader: true`, and no `cid`, `sid` or `index`
+//! (those are a cluster's). As in ovsdb-server, `_Server` describes itself too, and its
+//! schema is ovsdb/_server.ovsschema of Open vSwitch 3.1, `cksum` included. The database is
+//! read-only.
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ pub fn new() -> Database {
     let schema = json!({
         "name": NAME,
         "version": "1.2.0",
+        "cksum": "3009684573 744",
         "tables": {
             "Database": {
                 "columns": {
@@ -37,9 +41,10 @@ pub fn new() -> Database {
             }
         }
     });
-    Database::new(Arc::new(
-        DatabaseSchema::from_json(&schema).expect("the _Server schema is valid"),
-    ))
+    let schema = Arc::new(DatabaseSchema::from_json(&schema).expect("the _Server schema is valid"));
+    let mut db = Database::new(schema.clone());
+    add_row(&mut db, &schema);
+    db
 }
 
 /// Adds the row describing `schema`'s database.
@@ -54,7 +59,10 @@ pub fn add_row(server: &mut Database, schema: &DatabaseSchema) {
     set("leader", Datum::scalar(Atom::Boolean(true)));
     set(
         "schema",
-        Datum::scalar(Atom::string(&schema.json.to_string())),
+        // ovsdb-server stores `ovsdb_schema_to_json` as compact JSON with sorted keys.
+        Datum::scalar(Atom::string(&crate::error::ovs_json_string(
+            &crate::schema_json::to_json(schema),
+        ))),
     );
     let cs = Changeset {
         txn_id: new_uuid(),
