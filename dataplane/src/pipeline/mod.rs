@@ -28,7 +28,7 @@
 //! (VLAN tags) are stages too, which trace runs as well, so a trace names
 //! every drop the worker counts.
 
-use crate::cache::{FlowCache, FlowKey};
+use crate::cache::FlowCache;
 use crate::drop::DropReason;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
 use crate::packet::{PacketBuf, PortId};
@@ -237,29 +237,54 @@ pub fn decide_cached<B: PacketBuf>(
         in_port,
         ..Default::default()
     };
-    let kind = tables.key_kind(in_port);
-    let found = match kind {
+    // Plain verdicts first: a switch without ACLs (routed or not) looks
+    // up the verdict alone; only an ACL datapath's entries carry
+    // conntrack checks.
+    let found = match tables.key_kind(in_port) {
         KeyKind::Switch => {
             fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
-                cache.lookup(&key, hash).map(|v| (v, 0))
+                cache.lookup(&key, hash)
             })
         }
         KeyKind::Routed => {
             fields::flow_key::<{ ROUTED_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
-                cache.lookup(&key, hash).map(|v| (v, 0))
+                cache.lookup(&key, hash)
             })
         }
-        KeyKind::Acl => fields::flow_key::<{ ACL_KEY.bits() }, _>(
-            buf.data(),
-            &lay,
-            meta,
-            |key: FlowKey, hash| cache.lookup_with(&key, hash),
-        ),
+        // Out of line, parsing again: the switch's hit path keeps its
+        // layout in registers.
+        KeyKind::Acl => return decide_cached_acl(tables, cache, buf, in_port),
     };
+    match found {
+        Some(Some(v)) => v,
+        Some(None) => cache_miss(tables, cache, buf, in_port, tables.key_kind(in_port)),
+        None => uncached(tables, buf, in_port),
+    }
+}
+
+/// [`decide_cached`] for a port of a datapath with ACLs: a hit may hold
+/// under conntrack checks, which run again.
+#[inline(never)]
+fn decide_cached_acl<B: PacketBuf>(
+    tables: &Tables,
+    cache: &mut FlowCache,
+    buf: &mut B,
+    in_port: PortId,
+) -> Verdict {
+    let Ok(lay) = layout::parse(buf.data()) else {
+        return uncached(tables, buf, in_port);
+    };
+    let meta = fields::KeyMeta {
+        in_port,
+        ..Default::default()
+    };
+    let found = fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
+        cache.lookup_with(&key, hash)
+    });
     match found {
         Some(Some((v, 0))) => v,
         Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks),
-        Some(None) => cache_miss(tables, cache, buf, in_port, kind),
+        Some(None) => cache_miss(tables, cache, buf, in_port, KeyKind::Acl),
         None => uncached(tables, buf, in_port),
     }
 }
