@@ -15,6 +15,35 @@ use tokio::net::TcpListener;
 use crate::backend::Backend;
 use crate::node::Node;
 
+/// The workers' drops by the local port packets came in on, labelled with
+/// its logical port and switch (empty for the uplink and unbound ports):
+/// which VM or network a `switchyard_drops_total` comes from.
+fn port_drops<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
+    let engine = node.engine();
+    let (_, tables) = engine.publisher().load();
+    let c = IntCounterVec::new(
+        Opts::new(
+            "switchyard_port_drops_total",
+            "Packets dropped by the switch (any reason), by the port they came in on",
+        ),
+        &["port", "lport", "switch"],
+    )?;
+    for (i, p) in engine.ports().into_iter().enumerate() {
+        let Some(p) = p else { continue };
+        let id = i as dataplane::packet::PortId;
+        let (lport, switch) = tables
+            .lport_of(id)
+            .map_or((String::new(), String::new()), |l| {
+                let lp = tables.lport(l);
+                (lp.name.clone(), tables.datapath(lp.datapath).name.clone())
+            });
+        c.with_label_values(&[p.name(), &lport, &switch])
+            .inc_by(engine.port_drops(id));
+    }
+    r.register(Box::new(c))?;
+    Ok(())
+}
+
 /// Renders the current counters in the Prometheus text format.
 pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
     let engine = node.engine();
@@ -90,6 +119,7 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
         r.register(Box::new(c))?;
     }
     r.register(Box::new(link))?;
+    port_drops(node, &r)?;
 
     let worker_counter =
         |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["worker"]);

@@ -121,6 +121,13 @@ fn scenario(databases: Databases) {
         unreachable() > before,
         "vm1's ping was not dropped by the switch"
     );
+    // And /metrics says whose traffic it was: vm1's port, logical port and
+    // switch.
+    let by_port = format!(
+        "switchyard_port_drops_total{{lport=\"{lp1}\",port=\"{}\",switch=\"net1\"}}",
+        vm1.port
+    );
+    assert!(ovn.metric(&by_port) >= 1, "{by_port}:\n{}", ovn.metrics());
     let show = ovn.cli(&["show"]);
     assert!(!show.contains(&format!("port {lp2} ")), "{show}");
 }

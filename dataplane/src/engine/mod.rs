@@ -330,6 +330,11 @@ impl<P: BufPool + 'static> Engine<P> {
         self.workers.iter().map(|w| w.drops(reason)).sum()
     }
 
+    /// Drops of packets from local port `port`, summed over the workers.
+    pub fn port_drops(&self, port: PortId) -> u64 {
+        self.workers.iter().map(|w| w.port_drops(port)).sum()
+    }
+
     /// Stops and joins every worker (as dropping the engine does).
     pub fn stop(self) {}
 }

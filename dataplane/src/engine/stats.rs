@@ -26,7 +26,13 @@ pub struct WorkerStats {
     /// Cycles of poll rounds that received nothing.
     pub idle_cycles: AtomicU64,
     pub(super) drops: [AtomicU64; DROP_REASONS],
+    /// Drops by the local port the packet came in on (the last slot holds
+    /// ports beyond it), for `/metrics` by port, logical port and switch.
+    pub(super) port_drops: Box<[AtomicU64]>,
 }
+
+/// Local ports whose drops are counted apart ([`WorkerStats::port_drops`]).
+pub const PORT_DROP_SLOTS: usize = 1024;
 
 impl Default for WorkerStats {
     fn default() -> Self {
@@ -39,6 +45,7 @@ impl Default for WorkerStats {
             busy_cycles: AtomicU64::new(0),
             idle_cycles: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            port_drops: (0..PORT_DROP_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
@@ -94,5 +101,21 @@ impl WorkerStats {
     /// Drops counted under `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Drops of packets that came in on local port `port` (ports from
+    /// [`PORT_DROP_SLOTS`] - 1 on share one count).
+    pub fn port_drops(&self, port: crate::packet::PortId) -> u64 {
+        self.port_drops[usize::from(port).min(PORT_DROP_SLOTS - 1)].load(Ordering::Relaxed)
+    }
+
+    /// Counts one drop of a packet from local port `port` under `reason`.
+    #[inline]
+    pub(super) fn count_drop(&self, reason: DropReason, port: crate::packet::PortId) {
+        bump(&self.drops[reason.index()], 1);
+        bump(
+            &self.port_drops[usize::from(port).min(PORT_DROP_SLOTS - 1)],
+            1,
+        );
     }
 }

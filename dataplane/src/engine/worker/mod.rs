@@ -50,6 +50,9 @@ pub struct Worker<P: BufPool> {
     batched: usize,
     flood: Vec<PortId>,
     stats: Arc<WorkerStats>,
+    /// The local port of the burst being processed (its drops are counted
+    /// under it).
+    rx_port: PortId,
     pub(in crate::engine) mailbox: Arc<Mailbox<P>>,
     /// Remote tunnel endpoints' MACs, shared by the engine's workers.
     neighbors: Arc<Neighbors>,
@@ -119,6 +122,7 @@ impl<P: BufPool> Worker<P> {
             batched: 0,
             flood: Vec::with_capacity(64),
             stats,
+            rx_port: 0,
             mailbox: Arc::new(Mailbox::default()),
             neighbors: Arc::new(Neighbors::default()),
             neighbor_asked: Vec::new(),
@@ -254,6 +258,7 @@ impl<P: BufPool> Worker<P> {
     /// verdict.
     #[inline]
     fn process(&mut self, in_port: PortId) {
+        self.rx_port = in_port;
         if self
             .tables
             .underlay
@@ -357,7 +362,7 @@ impl<P: BufPool> Worker<P> {
                             copy.load(buf.data());
                             self.enqueue(p, copy);
                         }
-                        None => bump(&self.stats.drops[DropReason::NoBuffer.index()], 1),
+                        None => self.stats.count_drop(DropReason::NoBuffer, self.rx_port),
                     }
                 }
                 self.enqueue(last, buf);
@@ -367,7 +372,7 @@ impl<P: BufPool> Worker<P> {
 
     #[inline]
     fn drop(&mut self, buf: P::Buf, r: DropReason) {
-        bump(&self.stats.drops[r.index()], 1);
+        self.stats.count_drop(r, self.rx_port);
         self.pool.free(buf);
     }
 
@@ -402,7 +407,7 @@ impl<P: BufPool> Worker<P> {
                 copy.load(buf.data());
                 self.tunnel(copy, c, To::Group(group), &from, generation);
             } else {
-                bump(&self.stats.drops[DropReason::NoBuffer.index()], 1);
+                self.stats.count_drop(DropReason::NoBuffer, self.rx_port);
             }
         }
         if targets.is_empty() && remote > 0 {
