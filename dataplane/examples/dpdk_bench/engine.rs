@@ -23,8 +23,9 @@ use dataplane::tables::TablePublisher;
 
 use super::{tsc, Measurement, Options, Scenario};
 
-/// Packets a worker may hold between rx and tx.
-const IN_FLIGHT: u64 = 2 * 32;
+/// Packets a worker may hold when the start is read or when it stops:
+/// an rx burst, and tx batches not yet flushed to the sink.
+const IN_FLIGHT: u64 = 1024;
 
 /// Runs `s` with `o.workers` workers on the source and sink already open.
 pub(super) fn run(
