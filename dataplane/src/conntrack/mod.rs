@@ -453,7 +453,14 @@ impl Conntrack {
         } else {
             state
         };
-        if update {
+        // Written only when it changed (an established flow's entry changes
+        // about once a second, when its deadline moves): a clean line is not
+        // written back, and the next shard lock has no store to wait for.
+        let changed = e2.expires != e.expires
+            || e2.proto != e.proto
+            || e2.fins != e.fins
+            || e2.replied != e.replied;
+        if update && changed {
             *e = e2;
         }
         Track {
