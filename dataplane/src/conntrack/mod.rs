@@ -372,7 +372,7 @@ impl Conntrack {
 
     /// What `p` is, given the index value `found` of its key in shard `si`
     /// (locked), advancing the entry's state if `update`.
-    #[inline]
+    #[inline(always)]
     fn step(
         &self,
         shard: &mut Shard,
