@@ -17,20 +17,25 @@
 //! shard, freeing expired ones (and sweeps further only when the table is
 //! full). The table holds at most `limit` connections; a new one beyond is
 //! refused, and the ACL stage drops it as `ct_full` while established ones
-//! flow on. An entry is 64 bytes and its two hash-table keys about 100 more
+//! flow on.
+//!
+//! Layout: see [`index`]; a connection takes about 80 bytes
 //! (`bytes_per_connection` is measured in the tests).
 
+mod index;
 pub mod state;
 pub mod tuple;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 
 pub use state::{TcpState, Timeouts};
 pub use tuple::{Packet, Seen, Tuple};
 
+use index::{find, key_at, prefetch, REPLY};
 use state::{tcp_open, tcp_step, TcpEvent};
 
 /// OVS's `ct_state` bits, as OVN's `ct.*` fields read them.
@@ -98,8 +103,10 @@ pub enum Proto {
     Datagram,
 }
 
-/// One connection.
+/// One connection: one cache line, with its original key (the index
+/// keeps none of its own).
 #[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
 struct Entry {
     orig: Key,
     proto: Proto,
@@ -116,7 +123,8 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Key, u32>,
+    /// Both directions' keys of each entry, as `slot << 1 | REPLY?`.
+    map: HashTable<u32>,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     hand: usize,
@@ -166,6 +174,8 @@ pub struct Conntrack {
     len: AtomicUsize,
     pub timeouts: Timeouts,
     pub stats: CtStats,
+    /// Keys the index's hash (random per table, as hashbrown's own).
+    seed: [u64; 3],
 }
 
 impl std::fmt::Debug for Conntrack {
@@ -194,10 +204,12 @@ const SWEEP_STEP: usize = 2;
 const SWEEP_FULL: usize = 256;
 
 impl Conntrack {
-    /// A table of at most `limit` connections in `shards` shards.
+    /// A table of at most `limit` connections in `shards` shards (rounded
+    /// up to a power of two).
     pub fn new(limit: usize, shards: usize) -> Conntrack {
         Conntrack {
-            shards: (0..shards.max(1))
+            // A power of two, so a hash picks its shard with a mask.
+            shards: (0..shards.max(1).next_power_of_two())
                 .map(|_| Mutex::new(Shard::default()))
                 .collect(),
             start: coarse_secs(),
@@ -205,6 +217,10 @@ impl Conntrack {
             len: AtomicUsize::new(0),
             timeouts: Timeouts::default(),
             stats: CtStats::default(),
+            seed: {
+                let r = DefaultHashBuilder::default();
+                [1u64, 2, 3].map(|i| r.hash_one(i))
+            },
         }
     }
 
@@ -231,35 +247,78 @@ impl Conntrack {
 
     /// The shard of a connection: the same for both directions.
     fn shard_of(&self, zone: u16, t: &Tuple) -> usize {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let end = |a: &[u8; 16], p: u16| {
-            let (lo, hi) = a.split_at(8);
-            let w = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-            (w(lo) ^ w(hi).rotate_left(29) ^ u64::from(p) << 17).wrapping_mul(K)
-        };
-        // Symmetric: the two endpoints' hashes are summed.
-        let x = end(&t.src, t.sport).wrapping_add(end(&t.dst, t.dport))
-            ^ u64::from(zone) << 8
-            ^ u64::from(t.proto);
-        let m = u128::from(x) * u128::from(K);
-        ((m >> 64) as u64 ^ m as u64) as usize % self.shards.len()
+        index::symmetric(zone, t) as usize & (self.shards.len() - 1)
     }
 
     fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    #[inline(always)]
+    fn hash(&self, k: &Key) -> u64 {
+        index::hash(&self.seed, k)
+    }
+
+    /// Adds index value `v` (its entry already in its slot) under `hash`.
+    fn index(&self, shard: &mut Shard, hash: u64, v: u32) {
+        let Shard { map, slots, .. } = shard;
+        map.insert_unique(hash, v, |&v| key_at(slots, v).map_or(0, |k| self.hash(&k)));
+    }
+
     /// Finds `p`'s connection in `zone` and, if `update`, advances its
     /// state; says what the packet is.
     pub fn track(&self, zone: u16, p: &Packet, now: u32, update: bool) -> Track {
-        let untracked = |s: CtState| Track {
-            state: s.with(CtState::TRK),
-            blocked: false,
-            acl_gen: 0,
-            handle: None,
+        let Some((key, si, hash)) = self.locate(zone, p) else {
+            return untracked(CtState::INV);
         };
+        let mut guard = self.lock(si);
+        let found = find(&guard, hash, &key);
+        self.step(&mut guard, si, found, p, now, update)
+    }
+
+    /// [`Conntrack::track`] (updating) in two zones at once, as the ACL
+    /// stages' re-check of a cached verdict needs (the ingress port's zone,
+    /// then the egress port's): whether the packet is `ok` in both, the
+    /// second tracked only if it is in the first, as two calls would. Both
+    /// entries are found first and the second is prefetched, so its cache
+    /// miss overlaps the first's work instead of following it. The two
+    /// shards are locked in index order.
+    pub fn track2(
+        &self,
+        zones: [u16; 2],
+        p: &Packet,
+        now: u32,
+        ok: impl Fn(&Track) -> bool,
+    ) -> bool {
+        let one = |z: u16| ok(&self.track(z, p, now, true));
+        let (Some(a), Some(b)) = (self.locate(zones[0], p), self.locate(zones[1], p)) else {
+            return one(zones[0]) && one(zones[1]);
+        };
+        if a.1 == b.1 {
+            return one(zones[0]) && one(zones[1]);
+        }
+        let (lo, hi) = (a.1.min(b.1), a.1.max(b.1));
+        let mut g_lo = self.lock(lo);
+        let mut g_hi = self.lock(hi);
+        let (sa, sb) = if a.1 == lo {
+            (&mut *g_lo, &mut *g_hi)
+        } else {
+            (&mut *g_hi, &mut *g_lo)
+        };
+        let fa = find(sa, a.2, &a.0);
+        let fb = find(sb, b.2, &b.0);
+        if let Some(v) = fb {
+            prefetch(sb.slots.get((v >> 1) as usize));
+        }
+        ok(&self.step(sa, a.1, fa, p, now, true)) && ok(&self.step(sb, b.1, fb, p, now, true))
+    }
+
+    /// The key `p` is tracked by in `zone`, its shard and its hash (None:
+    /// untrackable).
+    #[inline(always)]
+    fn locate(&self, zone: u16, p: &Packet) -> Option<(Key, usize, u64)> {
         let key = match p.seen {
-            Seen::Untrackable => return untracked(CtState::INV),
+            Seen::Untrackable => return None,
             Seen::IcmpError { quoted } => Key {
                 zone,
                 tuple: quoted,
@@ -269,16 +328,29 @@ impl Conntrack {
                 tuple: p.tuple,
             },
         };
-        let si = self.shard_of(zone, &key.tuple);
-        let mut shard = self.lock(si);
-        let found = shard.map.get(&key).copied();
-        let Some(slot) = found else {
+        Some((key, self.shard_of(zone, &key.tuple), self.hash(&key)))
+    }
+
+    /// What `p` is, given the index value `found` of its key in shard `si`
+    /// (locked), advancing the entry's state if `update`.
+    #[inline(always)]
+    fn step(
+        &self,
+        shard: &mut Shard,
+        si: usize,
+        found: Option<u32>,
+        p: &Packet,
+        now: u32,
+        update: bool,
+    ) -> Track {
+        let Some(v) = found else {
             return untracked(match p.seen {
                 Seen::IcmpError { .. } | Seen::Echo(false) => CtState::INV,
                 Seen::Tcp(f) if tcp_open(f).is_none() => CtState::INV,
                 _ => CtState::NEW,
             });
         };
+        let slot = v >> 1;
         let Some(e) = shard.slots[slot as usize].as_mut() else {
             return untracked(CtState::INV);
         };
@@ -288,7 +360,7 @@ impl Conntrack {
         });
         if e.expires < now {
             if update {
-                self.remove(&mut shard, slot);
+                self.remove(shard, slot);
                 self.stats.expired.fetch_add(1, Ordering::Relaxed);
             }
             return untracked(CtState::NEW);
@@ -301,7 +373,7 @@ impl Conntrack {
                 handle,
             };
         }
-        let reply = e.orig != key;
+        let reply = v & REPLY != 0;
         let t = &self.timeouts;
         let mut e2 = *e;
         let timeout = match (e2.proto, p.seen) {
@@ -309,7 +381,7 @@ impl Conntrack {
                 TcpEvent::Invalid => return untracked(CtState::INV),
                 TcpEvent::Reopen => {
                     if update {
-                        self.remove(&mut shard, slot);
+                        self.remove(shard, slot);
                     }
                     return untracked(CtState::NEW);
                 }
@@ -342,7 +414,14 @@ impl Conntrack {
         } else {
             state
         };
-        if update {
+        // Written only when it changed (an established flow's entry changes
+        // about once a second, when its deadline moves): a clean line is not
+        // written back, and the next shard lock has no store to wait for.
+        let changed = e2.expires != e.expires
+            || e2.proto != e.proto
+            || e2.fins != e.fins
+            || e2.replied != e.replied;
+        if update && changed {
             *e = e2;
         }
         Track {
@@ -369,13 +448,15 @@ impl Conntrack {
             tuple: p.tuple,
         };
         let si = self.shard_of(zone, &key.tuple);
-        let mut shard = self.lock(si);
-        if shard.map.contains_key(&key) {
+        let hash = self.hash(&key);
+        let mut guard = self.lock(si);
+        let shard = &mut *guard;
+        if find(shard, hash, &key).is_some() {
             return Ok(());
         }
-        self.sweep(&mut shard, now, SWEEP_STEP);
+        self.sweep(shard, now, SWEEP_STEP);
         if self.len() >= self.limit {
-            self.sweep(&mut shard, now, SWEEP_FULL);
+            self.sweep(shard, now, SWEEP_FULL);
             if self.len() >= self.limit {
                 self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
                 return Err(Full);
@@ -407,13 +488,13 @@ impl Conntrack {
                 (shard.slots.len() - 1) as u32
             }
         };
-        shard.map.insert(key, slot);
+        self.index(shard, hash, slot << 1);
         let rev = Key {
             zone,
             tuple: key.tuple.reverse(),
         };
         if rev != key {
-            shard.map.insert(rev, slot);
+            self.index(shard, self.hash(&rev), slot << 1 | REPLY);
         }
         self.len.fetch_add(1, Ordering::Relaxed);
         self.stats.created.fetch_add(1, Ordering::Relaxed);
@@ -431,11 +512,15 @@ impl Conntrack {
 
     fn remove(&self, shard: &mut Shard, slot: u32) {
         if let Some(e) = shard.slots[slot as usize].take() {
-            shard.map.remove(&e.orig);
-            shard.map.remove(&Key {
+            let rev = Key {
                 zone: e.orig.zone,
                 tuple: e.orig.tuple.reverse(),
-            });
+            };
+            for (k, v) in [(e.orig, slot << 1), (rev, slot << 1 | REPLY)] {
+                if let Ok(o) = shard.map.find_entry(self.hash(&k), |&x| x == v) {
+                    o.remove();
+                }
+            }
             shard.free.push(slot);
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
@@ -490,6 +575,16 @@ impl Conntrack {
             }
         }
         n
+    }
+}
+
+/// A tracked packet that belongs to no entry, or is invalid.
+fn untracked(s: CtState) -> Track {
+    Track {
+        state: s.with(CtState::TRK),
+        blocked: false,
+        acl_gen: 0,
+        handle: None,
     }
 }
 

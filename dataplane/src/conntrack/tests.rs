@@ -251,6 +251,41 @@ fn bytes_per_connection_stay_under_256() {
     );
 }
 
+#[test]
+fn track2_tracks_two_zones_as_two_calls_would() {
+    // One shard: both zones under one lock; 64: mostly two shards.
+    for shards in [1, 64] {
+        let (a, b) = (Conntrack::new(100, shards), Conntrack::new(100, shards));
+        let syn = tcp(C2S, 0x02);
+        for ct in [&a, &b] {
+            for z in 1..=8 {
+                ct.commit(z, &syn, 0, 0).unwrap();
+            }
+        }
+        let views = |ct: &Conntrack| {
+            let mut v: Vec<_> = ct
+                .dump(None)
+                .into_iter()
+                .map(|c| (c.zone, c.orig, c.proto, c.replied, c.blocked))
+                .collect();
+            v.sort_by_key(|c| c.0);
+            v
+        };
+        let found = |t: &Track| t.handle.is_some();
+        let synack = tcp(S2C, 0x12);
+        for z in 1..8u16 {
+            let two = a.track2([z, z + 1], &synack, 5, found);
+            let one =
+                found(&b.track(z, &synack, 5, true)) && found(&b.track(z + 1, &synack, 5, true));
+            assert_eq!(two, one);
+            assert_eq!(views(&a), views(&b), "zones {z} and {}", z + 1);
+        }
+        // Not found in the first zone: the second is left alone.
+        assert!(!a.track2([9, 1], &tcp(C2S, 0x10), 6, found));
+        assert_eq!(views(&a), views(&b));
+    }
+}
+
 proptest! {
     /// Any sequence of TCP flags in either direction leaves the table
     /// consistent: one entry at most, with the keys of both directions.

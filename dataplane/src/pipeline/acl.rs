@@ -287,22 +287,24 @@ pub fn recheck(
     let ct = &st.conntrack;
     let now = ct.now();
     let generation = tables.acls.generation;
-    let passes = |l: Option<LportIdx>| {
-        let Some(zone) = l.and_then(|l| tables.acls.zones.get(l.get())) else {
-            return false;
-        };
-        established(&ct.track(*zone, &pkt, now, true), generation)
-    };
-    if checks & CT_FROM_LPORT != 0 && !passes(tables.lport_of(in_port)) {
+    let zone = |l: Option<LportIdx>| l.and_then(|l| tables.acls.zones.get(l.get()).copied());
+    let passes =
+        |z: Option<u16>| z.is_some_and(|z| established(&ct.track(z, &pkt, now, true), generation));
+    let from = (checks & CT_FROM_LPORT != 0).then(|| zone(tables.lport_of(in_port)));
+    if checks & CT_TO_LPORT == 0 {
+        return from.is_none_or(passes);
+    }
+    let super::Verdict::Output(p) = v else {
+        // Tracked as before the verdict is known not to hold.
+        let _ = from.is_none_or(passes);
         return false;
+    };
+    match (from, zone(tables.lport_of(p))) {
+        // Both zones (a switch whose ACLs are stateful, both ports in
+        // it): looked up together, so their cache misses overlap.
+        (Some(Some(a)), Some(b)) => ct.track2([a, b], &pkt, now, |t| established(t, generation)),
+        (from, to) => from.is_none_or(passes) && passes(to),
     }
-    if checks & CT_TO_LPORT != 0 {
-        let super::Verdict::Output(p) = v else {
-            return false;
-        };
-        return passes(tables.lport_of(p));
-    }
-    true
 }
 
 /// One direction's ACLs for the packet of logical port `port` (its
