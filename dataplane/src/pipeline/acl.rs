@@ -143,7 +143,6 @@ fn first_match<'r, T: Tracer>(
 /// The stateless decision: the highest-priority match, or allow.
 fn stateless<T: Tracer>(
     stage: &'static str,
-    answer: bool,
     d: &DirAcls,
     list: &[u32],
     v: &mut View<'_, '_>,
@@ -153,7 +152,7 @@ fn stateless<T: Tracer>(
     match first_match::<T>(d, list, v) {
         Some(r) => {
             trace!(t, stage, "{why}ACL {} matched", Matched(r));
-            verdict(r.action, answer, v.p)
+            verdict(r.action, v.p)
         }
         None => {
             trace!(t, stage, "{why}no ACL matched: allow");
@@ -162,16 +161,16 @@ fn stateless<T: Tracer>(
     }
 }
 
-/// An ACL action's decision; a reject answered rewrites the packet, which
-/// no cached verdict can (recorded as [`Fields::REPLY`]).
-fn verdict(a: AclAction, answer: bool, p: &mut Parsed<'_>) -> Step {
+/// An ACL action's decision; a reject is answered (out of the ingress
+/// port, or back through the tunnel), which rewrites the packet, and no
+/// cached verdict can (recorded as [`Fields::REPLY`]).
+fn verdict(a: AclAction, p: &mut Parsed<'_>) -> Step {
     match a {
         AclAction::Drop => Step::drop(DropReason::AclDrop),
-        AclAction::Reject if answer => {
+        AclAction::Reject => {
             p.read(Fields::REPLY);
             Step::Done(Decision::Answer(Answer::Reject))
         }
-        AclAction::Reject => Step::drop(DropReason::AclReject),
         _ => Step::Next,
     }
 }
@@ -210,42 +209,21 @@ pub fn from_lport<T: Tracer>(
     t: &mut T,
 ) -> Step {
     let ports = (Some(inport), None);
-    check(
-        tables,
-        Direction::FromLport,
-        inport,
-        lport,
-        ports,
-        true,
-        p,
-        t,
-    )
+    check(tables, Direction::FromLport, inport, lport, ports, p, t)
 }
 
-/// `to-lport` ACLs of the packet's egress port `outport`; `answer`:
-/// whether a reject is answered (it is, on every path today: locally out
-/// of the ingress port, or back through the tunnel).
+/// `to-lport` ACLs of the packet's egress port `outport`.
 #[inline]
 pub fn to_lport<T: Tracer>(
     tables: &Tables,
     inport: Option<LportIdx>,
     outport: LportIdx,
     out: &Lport,
-    answer: bool,
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
     let ports = (inport, Some(outport));
-    check(
-        tables,
-        Direction::ToLport,
-        outport,
-        out,
-        ports,
-        answer,
-        p,
-        t,
-    )
+    check(tables, Direction::ToLport, outport, out, ports, p, t)
 }
 
 /// Conntrack checks of cached verdicts ([`Parsed::ct_established`]): the
@@ -309,7 +287,7 @@ pub fn recheck(
 
 /// One direction's ACLs for the packet of logical port `port` (its
 /// datapath's ACLs, its conntrack zone), whose `(inport, outport)` the
-/// matches see; `answer`: whether a reject is answered.
+/// matches see.
 #[allow(clippy::too_many_arguments)]
 fn check<T: Tracer>(
     tables: &Tables,
@@ -317,7 +295,6 @@ fn check<T: Tracer>(
     port: LportIdx,
     lport: &Lport,
     (inport, outport): (Option<LportIdx>, Option<LportIdx>),
-    answer: bool,
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
@@ -338,31 +315,23 @@ fn check<T: Tracer>(
     };
     let stateful = tables.acls.stateful.as_ref().filter(|_| acls.stateful);
     let Some(st) = stateful else {
-        return stateless(stage, answer, d, list, &mut v, "", t);
+        return stateless(stage, d, list, &mut v, "", t);
     };
     // ls_in_pre_acl / ls_out_pre_acl, priority 110 and the stateless
     // filters: what is not sent to conntrack.
     let et = v.p.eth_type();
     if et != EtherType::Ipv4 && et != EtherType::Ipv6 {
-        return stateless(stage, answer, d, list, &mut v, "not IP, untracked: ", t);
+        return stateless(stage, d, list, &mut v, "not IP, untracked: ", t);
     }
     if lport.port_type == PortType::Localnet {
-        return stateless(
-            stage,
-            answer,
-            d,
-            list,
-            &mut v,
-            "localnet port, untracked: ",
-            t,
-        );
+        return stateless(stage, d, list, &mut v, "localnet port, untracked: ", t);
     }
     if et == EtherType::Ipv6 && nd_or_mld(v.p) {
         trace!(t, stage, "ND/MLD: allowed without conntrack");
         return Step::Next;
     }
     if v.p.eth_dst().is_multicast() {
-        return stateless(stage, answer, d, list, &mut v, "multicast, untracked: ", t);
+        return stateless(stage, d, list, &mut v, "multicast, untracked: ", t);
     }
     if d.has_stateless {
         let hit = list
@@ -371,7 +340,7 @@ fn check<T: Tracer>(
             .find(|r| r.action == AclAction::AllowStateless && r.node.eval(&mut v));
         if let Some(r) = hit {
             trace!(t, stage, "ACL {} keeps it out of conntrack", Matched(r));
-            return stateless(stage, answer, d, list, &mut v, "untracked: ", t);
+            return stateless(stage, d, list, &mut v, "untracked: ", t);
         }
     }
     let (frame, lay) = v.p.stateful();
@@ -431,7 +400,7 @@ fn check<T: Tracer>(
                     "ct zone {zone}: {state}: ACL {} matched: connection blocked",
                     Matched(r)
                 );
-                verdict(r.action, answer, v.p)
+                verdict(r.action, v.p)
             }
             Some(r) => {
                 trace!(
@@ -458,7 +427,7 @@ fn check<T: Tracer>(
             "ct zone {zone}: {state}: ACL {} matched",
             Matched(r)
         );
-        return verdict(r.action, answer, v.p);
+        return verdict(r.action, v.p);
     }
     match hit {
         Some(r) => trace!(

@@ -84,7 +84,7 @@ pub fn resolve<T: Tracer>(
     match (egress.local_port, egress.chassis) {
         (Some(port), _) => {
             // From the destination switch's port of type "router".
-            if let Step::Done(d) = acl::to_lport(tables, Some(rp.peer), lport, egress, true, p, t) {
+            if let Step::Done(d) = acl::to_lport(tables, Some(rp.peer), lport, egress, p, t) {
                 return d;
             }
             trace!(t, "output", "to local port {port}");
