@@ -19,7 +19,7 @@
 //! refused, and the ACL stage drops it as `ct_full` while established ones
 //! flow on.
 //!
-//! Layout: see [`index`]; a connection takes about 80 bytes
+//! Layout: see the `index` module; a connection takes about 80 bytes
 //! (`bytes_per_connection` is measured in the tests).
 
 mod index;
