@@ -81,6 +81,16 @@ fn a_stopped_chassis_leaves_sb_unless_it_restarts() {
     wait_until("both chassis to register", Duration::from_secs(20), || {
         names(&ovn, "Chassis_Private") == ["a", "b"]
     });
+    // Loopback endpoints with another chassis present: registered, and
+    // said to be unreachable (issue 16 item 7).
+    let show = |n: &Node| try_sh(&[bin(), "show", "--ctl", n.ctl.to_str().unwrap()]).1;
+    wait_until(
+        "a to warn of its loopback endpoint",
+        Duration::from_secs(10),
+        || {
+            show(&a).contains("problem: this chassis' tunnel endpoint 127.0.0.2 is a loopback address, which chassis b cannot reach")
+        },
+    );
     ovn.nbctl(&["--wait=hv", "ls-add", "one"]);
 
     // `switchyard exit`: a's rows go, and --wait=hv follows b alone.

@@ -62,6 +62,8 @@ pub struct Status {
     unenforced: Mutex<Unenforced>,
     /// Why this chassis cannot register (the plan's conflict).
     conflict: Mutex<Option<String>>,
+    /// What keeps its tunnels from working (the plan's warning).
+    warning: Mutex<Option<String>>,
     /// The error the last round failed with, until a round succeeds.
     failure: Mutex<Option<String>>,
 }
@@ -78,6 +80,7 @@ impl Status {
         locked(&self.conflict)
             .clone()
             .or_else(|| locked(&self.failure).clone())
+            .or_else(|| locked(&self.warning).clone())
     }
 }
 
@@ -232,6 +235,11 @@ async fn step(
         let provider = |n: &str| dp.provider_port(n);
         plan(cfg, r, &bindings, uplink, &provider, &status.acls_rejected)
     });
+    if replace(&status.warning, plan.warning.clone()) {
+        if let Some(w) = &plan.warning {
+            tracing::warn!("chassis controller: {w}");
+        }
+    }
     if replace(&status.conflict, plan.conflict.clone()) {
         match &plan.conflict {
             Some(c) => tracing::error!("chassis controller cannot register: {c}"),

@@ -37,6 +37,9 @@ pub(crate) struct Plan {
     pub unenforced: Unenforced,
     /// Why this chassis cannot register (nothing is written then).
     pub conflict: Option<String>,
+    /// A configuration that registers but cannot carry tunnels: a loopback
+    /// endpoint while other chassis are in SB.
+    pub warning: Option<String>,
 }
 
 /// Reads the replica: the condition it calls for, the tables, and the SB
@@ -93,5 +96,33 @@ pub(crate) fn plan(
         claimed,
         unenforced: Unenforced::count(&r.rows::<LogicalFlow>()),
         conflict: registration.conflict,
+        warning: loopback_endpoint(cfg, &chassis),
     }
+}
+
+/// An endpoint of ours on a loopback address while other chassis are in
+/// SB: they cannot reach it (the default `--encap-ip 127.0.0.1` left on a
+/// second node).
+fn loopback_endpoint(cfg: &ControllerConfig, chassis: &[Chassis]) -> Option<String> {
+    let ip = cfg
+        .encaps
+        .iter()
+        .find(|e| {
+            e.ip.parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+        })?
+        .ip
+        .clone();
+    let others: Vec<&str> = chassis
+        .iter()
+        .filter(|c| c.name != cfg.chassis)
+        .map(|c| c.name.as_str())
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "this chassis' tunnel endpoint {ip} is a loopback address, which chassis {} \
+             cannot reach: give it a routable address with --encap-ip",
+            others.join(", ")
+        )
+    })
 }
