@@ -111,6 +111,11 @@ fn a_stopped_chassis_leaves_sb_unless_it_restarts() {
 
     // `exit --restart` keeps the chassis: --wait=hv waits for its return.
     let mut c = Node::start(&ovn, "c", "127.0.0.4");
+    // With no chassis in SB, --wait=hv waits for nobody: wait for c's
+    // registration itself first.
+    wait_until("c to register", Duration::from_secs(20), || {
+        names(&ovn, "Chassis_Private") == ["c"]
+    });
     ovn.nbctl(&["--wait=hv", "ls-add", "four"]);
     let (ok, out) = try_sh(&[bin(), "exit", "--restart", "--ctl", c.ctl.to_str().unwrap()]);
     assert!(ok && out.contains("stays in SB"), "{out}");
