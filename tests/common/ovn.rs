@@ -217,7 +217,24 @@ impl Ovn {
             wait_until("the node to come up", Duration::from_secs(20), || {
                 ovn.ctl.exists() && TcpStream::connect(&ovn.metrics).is_ok()
             });
-            // The chassis is registered once hv_cfg can follow it.
+            // With no chassis in SB, --wait=hv waits for nobody: first the
+            // chassis registers (its Chassis_Private row), then hv_cfg
+            // follows it.
+            let name = format!("hv-{n}");
+            wait_until("the chassis to register", Duration::from_secs(20), || {
+                let db = format!("--db={}", ovn.sb);
+                try_sh(&[
+                    "ovn-sbctl",
+                    &db,
+                    "--bare",
+                    "--columns=name",
+                    "list",
+                    "Chassis_Private",
+                ])
+                .1
+                .split_whitespace()
+                .any(|c| c == name)
+            });
             ovn.nbctl(&["--wait=hv", "sync"]);
         }
         ovn
