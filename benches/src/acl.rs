@@ -1,15 +1,18 @@
-//! The security groups of the ACL scenarios, shaped as Neutron's ML2/OVN
+//! The security group of the ACL scenarios, shaped as Neutron's ML2/OVN
 //! driver writes one: every port in `sg` and `neutron_pg_drop`, drops at
 //! 1001, egress allowed and ingress UDP 5000-5100 from the group's own
-//! addresses (`$sg_ip4`, a remote-group rule) at 1002. With `stateful`
-//! the allows are `allow-related` (conntrack on every packet), else
-//! `allow` (stateless: verdicts cached under the L4-wide key).
+//! addresses (`$sg_ip4`, a remote-group rule) at 1002. With
+//! `allow-related` every packet goes through conntrack; with `allow` the
+//! verdicts are cached under the L4-wide key.
+//!
+//! Self-contained (dataplane types only), so that the dataplane crate's
+//! `dpdk_bench` example, which cannot depend on this crate, includes the
+//! same file for `dpdk-acl-ct-10k`.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use dataplane::classifier::{Acl, AclAction, AclConfig, Direction};
-
-use crate::{port_ip, PORTS};
 
 fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
     Acl {
@@ -25,12 +28,12 @@ fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
     }
 }
 
-/// The security group, stateful or not.
-pub fn security_group(stateful: bool) -> AclConfig {
+/// The security group of the ports named `vm0`, `vm1`, … with addresses
+/// `ips`, its allow rules of action `allow`.
+pub fn security_group(ips: &[Ipv4Addr], allow: AclAction) -> AclConfig {
     use AclAction::*;
     use Direction::*;
-    let allow = if stateful { AllowRelated } else { Allow };
-    let ports: Vec<String> = (0..PORTS).map(|i| format!("vm{i}")).collect();
+    let ports: Vec<String> = (0..ips.len()).map(|i| format!("vm{i}")).collect();
     AclConfig {
         acls: vec![
             acl(1001, FromLport, Drop, "inport == @neutron_pg_drop && ip"),
@@ -49,15 +52,7 @@ pub fn security_group(stateful: bool) -> AclConfig {
         ]),
         address_sets: BTreeMap::from([(
             "sg_ip4".to_string(),
-            (0..PORTS).map(|i| port_ip(i).to_string()).collect(),
+            ips.iter().map(Ipv4Addr::to_string).collect(),
         )]),
     }
-}
-
-pub fn stateful() -> AclConfig {
-    security_group(true)
-}
-
-pub fn stateless() -> AclConfig {
-    security_group(false)
 }

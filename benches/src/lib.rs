@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use dataplane::classifier::{AclConfig, Stateful};
+use dataplane::classifier::{AclAction, AclConfig, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::drop::DropReason;
 use dataplane::engine::Worker;
@@ -199,7 +199,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
-            acls: Some(acl::stateless),
+            acls: Some(acl_stateless),
             routes: None,
         },
         Scenario {
@@ -209,7 +209,7 @@ pub fn scenarios() -> Vec<Scenario> {
             counted: Counted::Forwarded,
             build: udp_flows,
             overlay: None,
-            acls: Some(acl::stateful),
+            acls: Some(acl_stateful),
             routes: None,
         },
         Scenario {
@@ -336,6 +336,19 @@ fn from_remote(frame: &[u8], o: Overlay) -> Result<Vec<u8>, String> {
 
 fn port_mac(i: usize) -> MacAddr {
     MacAddr([0x02, 0, 0, 0, (i >> 8) as u8, i as u8])
+}
+
+/// The ACL scenarios' security group over every port, stateless or not.
+fn acl_stateless() -> AclConfig {
+    acl::security_group(&port_ips(), AclAction::Allow)
+}
+
+fn acl_stateful() -> AclConfig {
+    acl::security_group(&port_ips(), AclAction::AllowRelated)
+}
+
+fn port_ips() -> Vec<Ipv4Addr> {
+    (0..PORTS).map(port_ip).collect()
 }
 
 pub(crate) fn port_ip(i: usize) -> Ipv4Addr {

@@ -58,10 +58,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The security group of `switchyard bench`'s ACL scenarios, the same file.
+#[path = "../../../benches/src/acl.rs"]
 mod acl;
 mod engine;
 
-use dataplane::classifier::Stateful;
+use dataplane::classifier::{AclAction, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
@@ -90,7 +92,7 @@ struct Scenario {
     /// chassis' tunnel packets into the uplink and counts inner frames
     /// delivered to vm1's sink.
     tunnel: Option<(TunnelEncap, bool)>,
-    /// vm0 and vm1 in an allow-related security group ([`acl::stateful`]):
+    /// vm0 and vm1 in an allow-related security group ([`acl::security_group`]):
     /// every packet through conntrack in both ports' zones.
     acls: bool,
 }
@@ -569,7 +571,10 @@ fn replay(
     let mut tables = tables.map_err(|e| e.to_string())?;
     let stateful = s.acls.then(|| Stateful::new(Conntrack::new(1 << 20, 256)));
     if let Some(st) = &stateful {
-        let errors = tables.install_acls(&acl::stateful(&[ip(0), ip(1)]), st);
+        let errors = tables.install_acls(
+            &acl::security_group(&[ip(0), ip(1)], AclAction::AllowRelated),
+            st,
+        );
         if !errors.is_empty() {
             return Err(format!("{}: {errors:?}", s.name));
         }
