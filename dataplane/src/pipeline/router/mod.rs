@@ -21,7 +21,7 @@ use super::{Decision, Fields, PacketMeta, Parsed, Tracer};
 use crate::drop::DropReason;
 use crate::routes::HopIdx;
 use crate::tables::{Lport, Tables};
-use crate::wire::{checksum, EtherType};
+use crate::wire::{checksum, ethernet, ipv4, ipv6, EtherType};
 
 pub mod arp_resolve;
 pub mod icmp;
@@ -105,19 +105,27 @@ pub fn route<T: Tracer>(
 /// eqn. 3). The pipeline let only IPv4 or IPv6 with TTL above 1 through.
 pub fn rewrite(tables: &Tables, hop: HopIdx, frame: &mut [u8]) {
     let h = tables.routers.hops[hop.0 as usize];
-    frame[0..6].copy_from_slice(&h.dst.0);
-    frame[6..12].copy_from_slice(&h.src.0);
-    match u16::from_be_bytes([frame[12], frame[13]]) {
-        0x0800 => {
-            let old = u16::from_be_bytes([frame[22], frame[23]]);
-            frame[22] -= 1;
-            let new = u16::from_be_bytes([frame[22], frame[23]]);
-            let sum = u16::from_be_bytes([frame[24], frame[25]]);
-            // HC' = ~(~HC + ~m + m')
-            let c = !checksum::combine(&[!sum, !old, new]);
-            frame[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut eth = ethernet::Frame::new_unchecked(&mut *frame);
+    eth.set_dst_addr(h.dst);
+    eth.set_src_addr(h.src);
+    let ethertype = eth.ethertype();
+    let l3 = &mut frame[ethernet::HEADER_LEN..];
+    match ethertype {
+        EtherType::Ipv4 => {
+            let mut ip = ipv4::Packet::new_unchecked(l3);
+            let (ttl, proto) = (ip.hop_limit(), ip.next_header().value());
+            ip.set_hop_limit(ttl - 1);
+            // The 16-bit word holding the TTL (and the protocol) changes:
+            // HC' = ~(~HC + ~m + m').
+            let old = u16::from_be_bytes([ttl, proto]);
+            let new = u16::from_be_bytes([ttl - 1, proto]);
+            let c = !checksum::combine(&[!ip.checksum(), !old, new]);
+            ip.set_checksum(c);
         }
-        0x86dd => frame[21] -= 1,
+        EtherType::Ipv6 => {
+            let mut ip = ipv6::Packet::new_unchecked(l3);
+            ip.set_hop_limit(ip.hop_limit() - 1);
+        }
         _ => {}
     }
 }
