@@ -487,6 +487,14 @@ fn verdict_line(tables: &Tables, port_names: &[String], report: &pipeline::Trace
     let mut s = match report.verdict {
         Verdict::Drop(r) => format!("verdict: drop, reason {} ({r})\n", r.as_str()),
         Verdict::Consumed => "verdict: consumed by the switch, nothing sent\n".to_string(),
+        Verdict::Solicit { .. } => {
+            let outs: Vec<String> = report.outputs.iter().map(|&p| name(p)).collect();
+            format!(
+                "verdict: drop, reason next_hop_unresolved; the request for the next hop goes out instead, to {}\nrequest frame: {}\n",
+                if outs.is_empty() { "no port".to_string() } else { outs.join(", ") },
+                encode_hex(&report.frame)
+            )
+        }
         _ if report.outputs.is_empty() => "verdict: drop, no egress port\n".to_string(),
         // A port on another chassis: name it and its chassis.
         Verdict::Tunnel { chassis, lport } if uplink.is_some_and(|u| report.outputs == [u]) => {

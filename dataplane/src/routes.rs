@@ -103,7 +103,8 @@ pub struct LogicalRouter {
 /// A compiled router port.
 #[derive(Clone, Debug)]
 pub struct Rport {
-    pub name: String,
+    /// Shared with the bindings it learns ([`crate::neighbor_log::Learnt`]).
+    pub name: std::sync::Arc<str>,
     pub router: usize,
     pub mac: MacAddr,
     pub ipv4: Vec<Ipv4Cidr>,
@@ -328,6 +329,9 @@ pub struct Routers {
     /// What the compilation left out and why (routes whose output port or
     /// next hop no router port has), for the controller to report.
     pub ignored: Vec<String>,
+    /// Requests' rate limit and learnt bindings, kept across tables (the
+    /// node gives every snapshot its own).
+    pub log: std::sync::Arc<crate::neighbor_log::NeighborLog>,
 }
 
 impl Routers {
@@ -369,7 +373,7 @@ impl Tables {
                 };
                 let pi = rs.ports.len();
                 rs.ports.push(Rport {
-                    name: p.name.clone(),
+                    name: p.name.as_str().into(),
                     router: ri,
                     mac: p.address.mac,
                     ipv4: p.address.ipv4.clone(),
@@ -411,11 +415,18 @@ impl Tables {
                 if let Some(&pi) = r
                     .ports
                     .iter()
-                    .find(|&&i| rs.ports[i].name == b.logical_port)
+                    .find(|&&i| *rs.ports[i].name == *b.logical_port)
                 {
                     r.neighbors.insert((pi, b.ip), b.mac);
                     let p = &rs.ports[pi];
-                    if let Some(&l) = self.macs.get(&mac_key(p.switch, b.mac)) {
+                    // A MAC no port lists is behind a port with "unknown"
+                    // addresses (the switch's L2 lookup would send it
+                    // there): the first, by tunnel key, takes it.
+                    let owner = self
+                        .macs
+                        .get(&mac_key(p.switch, b.mac))
+                        .or_else(|| self.datapath(p.switch).unknown.first());
+                    if let Some(&l) = owner {
                         rs.intern(pi, b.mac, l, self.tunnel_ids[p.peer.get()]);
                     }
                 }
@@ -480,6 +491,13 @@ impl Routers {
                 };
                 let _ = writeln!(s, "    route {} {via} ({kind})", route.prefix);
             }
+            // Bindings from SB's MAC_Binding and those learnt here.
+            let mut bound: Vec<_> = r.neighbors.iter().collect();
+            bound.sort_by_key(|((p, ip), _)| (*p, *ip));
+            for ((p, ip), mac) in bound {
+                let port = &self.ports[*p].name;
+                let _ = writeln!(s, "    neighbor {ip} at {mac} on {port} (MAC_Binding)");
+            }
         }
         s
     }
@@ -495,7 +513,7 @@ fn add_static(r: &mut Router, rs: &Routers, s: &StaticRoute, ignored: &mut Vec<S
             let port = r.ports.iter().copied().find(|&i| {
                 let p = &rs.ports[i];
                 match &s.output_port {
-                    Some(name) => p.name == *name,
+                    Some(name) => *p.name == **name,
                     None => match nh {
                         IpAddr::V4(a) => p.ipv4.iter().any(|c| c.contains(a)),
                         IpAddr::V6(a) => p.ipv6.iter().any(|c| c.contains(a)),

@@ -3,7 +3,10 @@
 //! instead of flooding it. Not for requests from a localnet port (their
 //! answers belong to the physical network), nor for a port asking about
 //! its own address (a probe or gratuitous ARP), nor for duplicate address
-//! detection (an NS from `::`). The stage decides; the pipeline writes the
+//! detection (an NS from `::`). A request for a router port's address
+//! teaches the router the requester first, as OVN's router learns from
+//! the requests it answers ([`super::router::learn_neighbor`]). The stage
+//! decides; the pipeline writes the
 //! answer over the request once the stages are done reading
 //! ([`crate::responder`]).
 
@@ -13,6 +16,7 @@ use super::{Decision, Fields, PacketMeta, Parsed, Step, Tracer, Verdict};
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use crate::tables::{Lport, PortType, Tables};
+use crate::wire::icmpv6::{self, NdiscRepr};
 use crate::wire::layout::Layout;
 use crate::wire::read::{be16, ipv4, ipv6};
 use crate::wire::{EtherType, MacAddr};
@@ -96,6 +100,18 @@ fn arp<T: Tracer>(
     if Some(owner.lport) == meta.logical_inport {
         return None;
     }
+    if tables.lport(owner.lport).port_type == PortType::Router {
+        let sha = MacAddr::from_bytes(&a[8..14]);
+        let spa = ipv4(a, 14);
+        super::router::learn_neighbor::from_request(
+            tables,
+            owner.lport,
+            spa.into(),
+            Some(sha),
+            p,
+            t,
+        );
+    }
     trace!(
         t,
         "arp_responder",
@@ -126,6 +142,14 @@ fn nd<T: Tracer>(
     let owner = tables.nd.get(&(lport.datapath, target))?;
     if Some(owner.lport) == meta.logical_inport || p.ip6_src().is_unspecified() {
         return None; // DAD probes are not answered for the owner.
+    }
+    if tables.lport(owner.lport).port_type == PortType::Router {
+        let sll = match NdiscRepr::parse(&icmpv6::Packet::new_unchecked(msg)) {
+            Ok(NdiscRepr::NeighborSolicit { lladdr, .. }) => lladdr,
+            _ => None,
+        };
+        let src = p.ip6_src();
+        super::router::learn_neighbor::from_request(tables, owner.lport, src.into(), sll, p, t);
     }
     trace!(
         t,

@@ -109,6 +109,12 @@ pub enum Verdict {
         hop: crate::routes::HopIdx,
         chassis: ChassisIdx,
     },
+    /// The packet was rewritten into an ARP request or neighbour
+    /// solicitation for an unknown next hop ([`router::arp_request`]):
+    /// broadcast it in the switch of router port `rport` (by index), from
+    /// the switch's port of type "router"; the packet it replaced is
+    /// counted as dropped (`next_hop_unresolved`).
+    Solicit { rport: u32 },
     /// Drop and count.
     Drop(DropReason),
     /// Taken by the switch, not forwarded and not a drop: ARP or neighbour
@@ -163,6 +169,8 @@ pub enum Decision {
     Answer(arp_nd_responder::Answer),
     /// A router answers the packet ([`router::icmp`]).
     Router(router::icmp::Answer),
+    /// A router asks for an unknown next hop ([`router::arp_request`]).
+    Solicit(router::arp_request::Request),
 }
 
 impl Step {
@@ -375,6 +383,7 @@ pub fn decide<B: PacketBuf, T: Tracer>(
         Decision::Verdict(v) => v,
         Decision::Answer(a) => a.write(buf, &lay),
         Decision::Router(a) => a.write(buf, &lay),
+        Decision::Solicit(r) => r.write(buf),
     }
 }
 

@@ -188,6 +188,25 @@ pub fn trace<B: PacketBuf>(
                 verdict = Verdict::Drop(DropReason::NoLocalPort);
             }
         }
+        Verdict::Solicit { rport } => {
+            let rp = &tables.routers.ports[rport as usize];
+            log.record(
+                "drop",
+                format_args!(
+                    "next_hop_unresolved (this packet; the request goes out in its place)"
+                ),
+            );
+            flood(
+                tables,
+                neighbors,
+                rp.switch,
+                false,
+                Some(rp.peer),
+                &buf,
+                &mut outputs,
+                &mut log,
+            );
+        }
         Verdict::Tunnel { chassis, .. } => {
             match tunnel_output::check(tables, neighbors, chassis, buf.data(), &mut log) {
                 Ok(()) => outputs.extend(tables.underlay.as_ref().map(|u| u.port)),

@@ -91,7 +91,7 @@ pub fn tunnel_delivery<T: Tracer>(
             trace!(t, "acl", "answered back through the tunnel to the sender");
             Verdict::Reply
         }
-        Decision::Answer(_) | Decision::Router(_) => {
+        Decision::Answer(_) | Decision::Router(_) | Decision::Solicit(_) => {
             unreachable!("tunnel delivery answers only a reject")
         }
     };

@@ -318,6 +318,19 @@ impl<P: BufPool> Worker<P> {
                 self.tunnel_routed(buf, hop, chassis, in_port)
             }
             Verdict::Drop(r) => self.drop(buf, r),
+            Verdict::Solicit { rport } => {
+                // The packet that needed the next hop is lost; the request
+                // written over it goes out in its buffer.
+                self.stats
+                    .count_drop(DropReason::NextHopUnresolved, self.rx_port);
+                match self.tables.routers.ports.get(rport as usize) {
+                    Some(rp) => {
+                        let (switch, peer) = (rp.switch, rp.peer);
+                        self.flood(buf, switch, false, Some(peer))
+                    }
+                    None => self.pool.free(buf),
+                }
+            }
             Verdict::Consumed => self.pool.free(buf),
             Verdict::Flood {
                 datapath,

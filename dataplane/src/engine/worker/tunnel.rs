@@ -274,6 +274,7 @@ impl<P: BufPool> Worker<P> {
             Verdict::Tunnel { .. }
             | Verdict::Routed { .. }
             | Verdict::RoutedTunnel { .. }
+            | Verdict::Solicit { .. }
             | Verdict::Consumed => self.drop(buf, DropReason::TunnelUnknownPort),
         }
     }

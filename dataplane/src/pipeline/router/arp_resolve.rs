@@ -6,8 +6,7 @@
 //! local port, or tunnelled to the chassis of the destination port in the
 //! destination switch's datapath (its port of type "router" as ingress),
 //! which delivers without routing again, as in OVN. A next
-//! hop with neither is dropped as `next_hop_unresolved`: this router does
-//! not send ARP or neighbour solicitations yet, nor queue packets.
+//! hop with neither is asked for ([`super::arp_request`]).
 //!
 //! A local destination port's to-lport ACLs run here, as the destination
 //! switch's egress pipeline runs them in OVN (a remote one's run on its
@@ -47,8 +46,7 @@ pub fn resolve<T: Tracer>(
             .copied()
     });
     let Some(mac) = mac else {
-        trace!(t, "lr_in_arp_resolve", "next hop {nexthop}: MAC unknown");
-        return Decision::drop(DropReason::NextHopUnresolved);
+        return super::arp_request::request(tables, out, nexthop, p, t);
     };
     let Some(hop) = rs.hop(out, mac) else {
         trace!(

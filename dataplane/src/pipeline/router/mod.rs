@@ -5,8 +5,12 @@
 //! [`ip_input`] (`lr_in_admission`, `lr_in_ip_input`: martians, the
 //! router's own addresses answered with ICMP echo replies, time exceeded
 //! when the TTL runs out), [`routing`] (`lr_in_ip_routing`: longest prefix,
-//! ECMP), [`arp_resolve`] (`lr_in_arp_resolve`: the next hop's MAC), then
-//! the destination switch's egress: its port security and output. The
+//! ECMP), [`arp_resolve`] (`lr_in_arp_resolve`: the next hop's MAC) or
+//! [`arp_request`] (`lr_in_arp_request`: ask for it), then the
+//! destination switch's egress: its port security and output. ARP and
+//! neighbour discovery addressed to the router are learnt from first
+//! ([`learn_neighbor`]: `lr_in_lookup_neighbor`, `lr_in_learn_neighbor`).
+//! The
 //! router decides; what it writes is carried out once the stages are done
 //! reading: an answer ([`icmp::Answer`]) over the packet, or for a routed
 //! packet the [`Verdict::Routed`](crate::pipeline::Verdict::Routed) rewrite ([`rewrite`]: eth.src, eth.dst,
@@ -23,9 +27,11 @@ use crate::routes::HopIdx;
 use crate::tables::{Lport, Tables};
 use crate::wire::{checksum, ethernet, ipv4, ipv6, EtherType};
 
+pub mod arp_request;
 pub mod arp_resolve;
 pub mod icmp;
 pub mod ip_input;
+pub mod learn_neighbor;
 pub mod routing;
 
 /// What the router's decisions read on ordinary packets: the addresses
@@ -77,18 +83,29 @@ pub fn route<T: Tracer>(
         router.name,
         router.tunnel_key
     );
+    if p.eth_dst() != rp.mac {
+        trace!(t, "lr_in_admission", "eth.dst is not {}", rp.mac);
+        return Decision::drop(DropReason::RouterAdmission);
+    }
     let v4 = match p.eth_type() {
         EtherType::Ipv4 => true,
-        EtherType::Ipv6 => false,
+        EtherType::Ipv6 => {
+            if let Some(d) = learn_neighbor::learn(tables, inport, p, t) {
+                return d;
+            }
+            false
+        }
+        EtherType::Arp => {
+            if let Some(d) = learn_neighbor::learn(tables, inport, p, t) {
+                return d;
+            }
+            return Decision::drop(DropReason::RouterAdmission);
+        }
         _ => {
             trace!(t, "lr_in_admission", "not IP: dropped");
             return Decision::drop(DropReason::RouterAdmission);
         }
     };
-    if p.eth_dst() != rp.mac {
-        trace!(t, "lr_in_admission", "eth.dst is not {}", rp.mac);
-        return Decision::drop(DropReason::RouterAdmission);
-    }
     let (src, dst) = addrs(p, v4);
     if let Some(d) = ip_input::ip_input(rs, inport, src, dst, p, t) {
         return d;

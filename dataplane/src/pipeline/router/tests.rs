@@ -6,7 +6,7 @@ use crate::cache::FlowCache;
 use crate::flow::FlowDesc;
 use crate::packet::{HeapBuf, PacketBuf, PortId};
 use crate::pipeline::{decide, decide_cached, NoTrace, PacketMeta, TraceLog, Verdict};
-use crate::routes::{LogicalRouter, NextHop, RoutePolicy, RouterPort, StaticRoute};
+use crate::routes::{LogicalRouter, MacBinding, NextHop, RoutePolicy, RouterPort, StaticRoute};
 use crate::tables::{LogicalPort, LogicalSwitch, PortType};
 use crate::wire::layout;
 
@@ -42,6 +42,11 @@ fn router_lsp(name: &str, addr: &str) -> LogicalPort {
 /// gateway (port 2) on ls2 10.0.2.0/24, fd02::/64; router lr0 between
 /// them with a static route 192.0.2.0/24 via the gateway.
 fn tables() -> Tables {
+    tables_with(vec![], vec![])
+}
+
+/// [`tables`] with `extra` ports on ls2 and MAC bindings `bound`.
+fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
     let lrp1 = format!("{LRP1} 10.0.1.254/24 fd01::fe/64");
     let lrp2 = format!("{LRP2} 10.0.2.254/24 fd02::fe/64");
     let switches = [
@@ -60,7 +65,10 @@ fn tables() -> Tables {
                 vm("vm2", 1, &format!("{VM2} 10.0.2.1 fd02::1"), 1),
                 gateway("gw", 2, &format!("{GW} 10.0.2.5"), 2),
                 router_lsp("ls2-lr0", &lrp2),
-            ],
+            ]
+            .into_iter()
+            .chain(extra)
+            .collect(),
         },
     ];
     let lrp = |name: &str, a: &str, peer: &str| RouterPort {
@@ -94,7 +102,7 @@ fn tables() -> Tables {
                     output_port: None,
                 },
             ],
-            mac_bindings: vec![],
+            mac_bindings: bound,
         }])
 }
 
@@ -152,8 +160,6 @@ fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
     for (dst, why) in [
         ("10.9.0.1", DropReason::NoRoute),
         ("203.0.113.1", DropReason::RouteDiscard),
-        ("198.51.100.1", DropReason::NextHopUnresolved),
-        ("10.0.2.99", DropReason::NextHopUnresolved),
         ("127.0.0.1", DropReason::RouterMartian),
     ] {
         let (v, _) = run(&t, &from_vm1(&format!("ip4.dst={dst} udp.dst=53")));
@@ -396,4 +402,181 @@ fn mangled_frames_through_the_router_never_panic() {
             }
         }
     }
+}
+
+/// The verdict of `desc` arriving on local port `port`, and the frame as
+/// the worker sends it.
+fn run_from(t: &Tables, port: PortId, desc: &str) -> (Verdict, Vec<u8>) {
+    let mut buf = HeapBuf::from_frame(&frame(desc));
+    let v = decide(t, &mut buf, &mut PacketMeta::new(port), &mut NoTrace);
+    (v, buf.data().to_vec())
+}
+
+/// An unknown next hop, connected or a static route's, is asked for with
+/// an ARP request as OVN's `arp` action writes it: broadcast, from the
+/// output port's MAC and its address in the next hop's network. The
+/// packet is lost (counted by the worker), and a second one within the
+/// second only dropped.
+#[test]
+fn an_unknown_next_hop_is_asked_for_by_arp_once_a_second() {
+    let t = tables();
+    for (dst, nexthop) in [("10.0.2.99", "10.0.2.99"), ("198.51.100.1", "10.0.2.77")] {
+        let (v, out) = run(&t, &from_vm1(&format!("ip4.dst={dst} udp.dst=53")));
+        assert_eq!(v, Verdict::Solicit { rport: 1 }, "to {dst}");
+        assert_eq!(out.len(), 42);
+        let eth = crate::wire::ethernet::Frame::new_checked(&out[..]).unwrap();
+        assert_eq!(eth.dst_addr(), crate::wire::MacAddr::BROADCAST);
+        assert_eq!(eth.src_addr().to_string(), LRP2);
+        assert_eq!(eth.ethertype(), crate::wire::EtherType::Arp);
+        let arp = crate::wire::arp::Packet::new_checked(&out[14..]).unwrap();
+        let a = crate::wire::arp::Repr::parse(&arp).unwrap();
+        assert_eq!(a.operation, crate::wire::arp::Operation::Request);
+        assert_eq!(a.source_hardware_addr.to_string(), LRP2);
+        assert_eq!(a.source_protocol_addr.to_string(), "10.0.2.254");
+        assert_eq!(a.target_hardware_addr, crate::wire::MacAddr([0; 6]));
+        assert_eq!(a.target_protocol_addr.to_string(), nexthop);
+
+        let (v, _) = run(&t, &from_vm1(&format!("ip4.dst={dst} udp.dst=54")));
+        assert_eq!(v, Verdict::Drop(DropReason::NextHopUnresolved), "to {dst}");
+    }
+    assert_eq!(t.routers.log.arp_sent(), 2);
+}
+
+/// IPv6: a neighbour solicitation as OVN's `nd_ns` writes it, from the
+/// port's link-local address to the target's solicited-node group, hop
+/// limit 255, with the source link-layer option and a valid checksum.
+#[test]
+fn an_unknown_ipv6_next_hop_is_asked_for_by_neighbour_solicitation() {
+    let t = tables();
+    let desc = format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::99 udp.dst=53");
+    let (v, out) = run(&t, &desc);
+    assert_eq!(v, Verdict::Solicit { rport: 1 });
+    let eth = crate::wire::ethernet::Frame::new_checked(&out[..]).unwrap();
+    assert_eq!(eth.dst_addr().to_string(), "33:33:ff:00:00:99");
+    assert_eq!(eth.src_addr().to_string(), LRP2);
+    let ip = crate::wire::ipv6::Packet::new_checked(&out[14..]).unwrap();
+    let lla = crate::pipeline::link_local(LRP2.parse().unwrap());
+    assert_eq!(ip.src_addr(), lla);
+    assert_eq!(ip.src_addr().to_string(), "fe80::200:ff:fe00:ff02");
+    assert_eq!(ip.dst_addr().to_string(), "ff02::1:ff00:99");
+    assert_eq!(ip.hop_limit(), 255);
+    assert_eq!(usize::from(ip.payload_len()), out.len() - 54);
+    let msg = crate::wire::icmpv6::Packet::new_checked(&out[54..]).unwrap();
+    assert!(msg.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
+    let nd = crate::wire::icmpv6::NdiscRepr::parse(&msg).unwrap();
+    assert_eq!(
+        nd,
+        crate::wire::icmpv6::NdiscRepr::NeighborSolicit {
+            target_addr: "fd02::99".parse().unwrap(),
+            lladdr: Some(LRP2.parse().unwrap()),
+        }
+    );
+    let (v, _) = run(&t, &desc);
+    assert_eq!(v, Verdict::Drop(DropReason::NextHopUnresolved));
+    assert_eq!(t.routers.log.ns_sent(), 1);
+}
+
+/// A trace says what would be asked for, without spending the rate limit,
+/// and the verdict is never cached: every packet meets the limit.
+#[test]
+fn trace_says_it_would_send_arp_and_the_cache_keeps_out() {
+    let t = tables();
+    let desc = from_vm1("ip4.dst=10.0.2.99 udp.dst=53");
+    let mut log = TraceLog::default();
+    let mut buf = HeapBuf::from_frame(&frame(&desc));
+    let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut log);
+    assert_eq!(v, Verdict::Solicit { rport: 1 });
+    let said = format!("{:?}", log.stages);
+    assert!(
+        said.contains("would send ARP for 10.0.2.99 from 10.0.2.254"),
+        "{said}"
+    );
+    let mut cache = FlowCache::new(64);
+    let mut verdicts = Vec::new();
+    for _ in 0..3 {
+        let mut buf = HeapBuf::from_frame(&frame(&desc));
+        verdicts.push(decide_cached(&t, &mut cache, &mut buf, 0));
+    }
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::Solicit { rport: 1 },
+            Verdict::Drop(DropReason::NextHopUnresolved),
+            Verdict::Drop(DropReason::NextHopUnresolved)
+        ]
+    );
+    assert_eq!(cache.hits, 0);
+}
+
+/// What the router learns (OVN's `lr_in_learn_neighbor` with
+/// `always_learn_from_arp_request`): ARP replies, requests from the port's
+/// networks, advertisements and solicitations; the messages go no
+/// further. What it has already is not learnt again.
+#[test]
+fn the_router_learns_from_arp_and_neighbour_discovery() {
+    const EXT: &str = "00:00:00:00:02:99";
+    let ext = gateway("ext", 3, "unknown", 3);
+    let t = tables_with(vec![ext.clone()], vec![]);
+    let learnt = |t: &Tables| -> Vec<String> {
+        t.routers
+            .log
+            .drain()
+            .map(|l| format!("{} {} {} {}", l.router, l.port, l.ip, l.mac))
+            .collect()
+    };
+    let reply = format!(
+        "eth.src={EXT} eth.dst={LRP2} arp arp.op=2 arp.sha={EXT} arp.spa=10.0.2.99 arp.tha={LRP2} arp.tpa=10.0.2.254"
+    );
+    let (v, _) = run_from(&t, 3, &reply);
+    assert_eq!(v, Verdict::Consumed);
+    assert_eq!(learnt(&t), [format!("3 lrp2 10.0.2.99 {EXT}")]);
+    // A request for the router's address is answered by the switch, and
+    // teaches the router; one from outside the port's networks does not.
+    let ask = |spa: &str| {
+        format!("eth.src={EXT} eth.dst=ff:ff:ff:ff:ff:ff arp arp.sha={EXT} arp.spa={spa} arp.tpa=10.0.2.254")
+    };
+    let (v, _) = run_from(&t, 3, &ask("10.0.2.98"));
+    assert_eq!(v, Verdict::Reply);
+    let (v, _) = run_from(&t, 3, &ask("192.168.0.1"));
+    assert_eq!(v, Verdict::Reply);
+    assert_eq!(learnt(&t), [format!("3 lrp2 10.0.2.98 {EXT}")]);
+    // An advertisement: the target at the TLL, or at eth.src without one.
+    let na = |tll: &str| {
+        format!("eth.src={EXT} eth.dst={LRP2} ip6.src=fd02::99 ip6.dst=fd02::fe ip.ttl=255 nd_na nd.target=fd02::99 {tll}")
+    };
+    let (v, _) = run_from(&t, 3, &na("nd.tll=00:00:00:00:02:98"));
+    assert_eq!(v, Verdict::Consumed);
+    let (v, _) = run_from(&t, 3, &na(""));
+    assert_eq!(v, Verdict::Consumed);
+    assert_eq!(
+        learnt(&t),
+        [
+            "3 lrp2 fd02::99 00:00:00:00:02:98".to_string(),
+            format!("3 lrp2 fd02::99 {EXT}")
+        ]
+    );
+    // Not with another hop limit (RFC 4861 §7.1.2).
+    let bad = na("").replace("ip.ttl=255", "ip.ttl=64");
+    let (v, _) = run_from(&t, 3, &bad);
+    assert_eq!(v, Verdict::Drop(DropReason::RouterAdmission));
+    assert!(learnt(&t).is_empty());
+
+    // Once bound, the next hop is routed to the port with "unknown"
+    // addresses, and the same reply teaches nothing new.
+    let bound = MacBinding {
+        logical_port: "lrp2".into(),
+        ip: "10.0.2.99".parse().unwrap(),
+        mac: EXT.parse().unwrap(),
+    };
+    let t = tables_with(vec![ext], vec![bound]);
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.99 udp.dst=53"));
+    assert!(matches!(v, Verdict::Routed { port: 3, .. }), "{v:?}");
+    assert_eq!(layout::parse(&out).unwrap().dst_mac(&out).to_string(), EXT);
+    let (v, _) = run_from(&t, 3, &reply);
+    assert_eq!(v, Verdict::Consumed);
+    assert!(learnt(&t).is_empty());
+    assert!(t
+        .routers
+        .show(&t)
+        .contains(&format!("neighbor 10.0.2.99 at {EXT} on lrp2")));
 }

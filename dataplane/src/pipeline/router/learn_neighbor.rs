@@ -1,0 +1,190 @@
+//! OVN's `lr_in_lookup_neighbor` and `lr_in_learn_neighbor` (ovn-northd(8),
+//! "Logical Router Ingress Table 1: Neighbor lookup" and "Table 2: Neighbor
+//! learning"; northd.c `build_neigh_learning_flows_for_lrouter`), with the
+//! router option `always_learn_from_arp_request` at its default, true:
+//!
+//! - an ARP reply: (`arp.spa`, `arp.sha`), `put_arp`;
+//! - an ARP request whose `arp.spa` is in one of the port's networks:
+//!   (`arp.spa`, `arp.sha`) (other requests are not learnt from);
+//! - a neighbour advertisement: (`nd.target`, `nd.tll`), or `eth.src` when
+//!   it has no target link-layer option, `put_nd`;
+//! - a neighbour solicitation: (`ip6.src`, `nd.sll`), unless `ip6.src` is
+//!   `::` (duplicate address detection) or it has no source link-layer
+//!   option;
+//!
+//! unless the router already holds that binding (`lookup_arp`,
+//! `lookup_nd`). ND messages count only with hop limit 255, as OVN's
+//! `nd_ns`/`nd_na` predicates and RFC 4861 §7.1.1/§7.1.2 ask. A binding is
+//! queued for the chassis controller ([`crate::neighbor_log`]), which puts
+//! it into this node's tables at once and into SB `MAC_Binding`; the ARP or
+//! ND message itself goes no further (OVN's router drops it after
+//! learning). Requests for the router's own addresses are answered by the
+//! switch's responder ([`crate::pipeline::arp_nd_responder`]), which hands
+//! them here first ([`from_request`]); broadcasts the switch floods (a
+//! gratuitous ARP) do not reach the router here yet.
+
+use std::net::IpAddr;
+
+use crate::ids::LportIdx;
+use crate::neighbor_log::Learnt;
+use crate::pipeline::{Decision, Fields, Parsed, Tracer, Verdict};
+use crate::tables::Tables;
+use crate::wire::icmpv6::{self, NdiscRepr};
+use crate::wire::{arp, IpProtocol, MacAddr};
+
+/// ICMPv6 types of a neighbour solicitation and advertisement (RFC 4861
+/// §4.3, §4.4).
+const ND_NS: u8 = 135;
+const ND_NA: u8 = 136;
+
+/// Learns `ip` at `mac` behind router port `rport` unless the router has
+/// that binding already.
+fn put<T: Tracer>(tables: &Tables, rport: usize, ip: IpAddr, mac: MacAddr, how: &str, t: &mut T) {
+    let rs = &tables.routers;
+    let rp = &rs.ports[rport];
+    let router = &rs.routers[rp.router];
+    if router.neighbors.get(&(rport, ip)) == Some(&mac) {
+        trace!(t, "lr_in_learn_neighbor", "{ip} is at {mac}: known already");
+        return;
+    }
+    trace!(
+        t,
+        "lr_in_learn_neighbor",
+        "{how}: learns {ip} at {mac} on \"{}\" (into this node's tables and SB MAC_Binding)",
+        rp.name
+    );
+    if !T::ENABLED {
+        rs.log.learn(Learnt {
+            router: router.tunnel_key,
+            port: rp.name.clone(),
+            ip,
+            mac,
+        });
+    }
+}
+
+/// Whether `ip` is in one of router port `rport`'s IPv4 networks.
+fn in_networks(tables: &Tables, rport: usize, ip: std::net::Ipv4Addr) -> bool {
+    tables.routers.ports[rport]
+        .ipv4
+        .iter()
+        .any(|c| c.contains(ip))
+}
+
+/// ARP and neighbour discovery that the L2 lookup sent to router port
+/// `inport`: learnt from, then consumed. None for any other packet.
+pub fn learn<T: Tracer>(
+    tables: &Tables,
+    inport: usize,
+    p: &mut Parsed<'_>,
+    t: &mut T,
+) -> Option<Decision> {
+    if let Some(a) = p.arp() {
+        // Learning is per packet.
+        p.read(Fields::UNCACHED);
+        let Ok(a) = arp::Repr::parse(&arp::Packet::new_unchecked(a)) else {
+            trace!(t, "lr_in_lookup_neighbor", "not an Ethernet/IPv4 ARP");
+            return Some(Decision::Verdict(Verdict::Consumed));
+        };
+        let spa = a.source_protocol_addr;
+        match a.operation {
+            arp::Operation::Reply => put(
+                tables,
+                inport,
+                spa.into(),
+                a.source_hardware_addr,
+                "ARP reply",
+                t,
+            ),
+            arp::Operation::Request if in_networks(tables, inport, spa) => put(
+                tables,
+                inport,
+                spa.into(),
+                a.source_hardware_addr,
+                "ARP request",
+                t,
+            ),
+            _ => trace!(
+                t,
+                "lr_in_lookup_neighbor",
+                "ARP from {spa}: nothing to learn"
+            ),
+        }
+        return Some(Decision::Verdict(Verdict::Consumed));
+    }
+    if p.ip_proto() != IpProtocol::Icmpv6 {
+        return None;
+    }
+    let (kind @ (ND_NS | ND_NA), msg) = p.icmpv6()? else {
+        return None;
+    };
+    p.read(Fields::UNCACHED);
+    let (frame, lay) = p.stateful();
+    let nd = NdiscRepr::parse(&icmpv6::Packet::new_unchecked(msg));
+    let (Ok(nd), 255) = (nd, lay.ip_ttl(frame)) else {
+        trace!(
+            t,
+            "lr_in_lookup_neighbor",
+            "ND message {kind} not valid (RFC 4861 §7.1): dropped"
+        );
+        return Some(Decision::drop(crate::drop::DropReason::RouterAdmission));
+    };
+    match nd {
+        NdiscRepr::NeighborAdvert {
+            target_addr,
+            lladdr,
+            ..
+        } => {
+            let mac = lladdr.unwrap_or_else(|| p.eth_src());
+            put(
+                tables,
+                inport,
+                target_addr.into(),
+                mac,
+                "neighbour advertisement",
+                t,
+            );
+        }
+        NdiscRepr::NeighborSolicit { lladdr, .. } => {
+            let src = p.ip6_src();
+            match lladdr {
+                Some(mac) if !src.is_unspecified() => {
+                    put(tables, inport, src.into(), mac, "neighbour solicitation", t)
+                }
+                _ => trace!(
+                    t,
+                    "lr_in_lookup_neighbor",
+                    "solicitation without a source to learn"
+                ),
+            }
+        }
+    }
+    Some(Decision::Verdict(Verdict::Consumed))
+}
+
+/// A request the switch's responder answers for router port address
+/// `tpa`, owned by switch port `owner` (type "router"): the router learns
+/// the requester as its own `lr_in_learn_neighbor` would ((`arp.spa`,
+/// `arp.sha`) from its networks; (`ip6.src`, `nd.sll`)).
+pub fn from_request<T: Tracer>(
+    tables: &Tables,
+    owner: LportIdx,
+    sender: IpAddr,
+    mac: Option<MacAddr>,
+    p: &mut Parsed<'_>,
+    t: &mut T,
+) {
+    let Some(&rport) = tables.routers.by_peer.get(&owner) else {
+        return;
+    };
+    p.read(Fields::UNCACHED);
+    match (sender, mac) {
+        (IpAddr::V4(spa), Some(mac)) if in_networks(tables, rport, spa) => {
+            put(tables, rport, sender, mac, "ARP request", t)
+        }
+        (IpAddr::V6(src), Some(mac)) if !src.is_unspecified() => {
+            put(tables, rport, sender, mac, "neighbour solicitation", t)
+        }
+        _ => {}
+    }
+}
