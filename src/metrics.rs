@@ -308,6 +308,26 @@ fn acl_and_conntrack<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
             "Log lines of logged ACLs not written: over 10 a second per ACL, or the queue was full",
             st.acl_log.suppressed(),
         )?,
+        counter(
+            "switchyard_router_arp_requests_sent_total",
+            "ARP requests routers sent for unknown next hops (at most one per next hop a second)",
+            node.dp.neighbor_log.arp_sent(),
+        )?,
+        counter(
+            "switchyard_router_neighbor_solicitations_sent_total",
+            "Neighbour solicitations routers sent for unknown next hops",
+            node.dp.neighbor_log.ns_sent(),
+        )?,
+        counter(
+            "switchyard_router_bindings_learnt_total",
+            "IP-to-MAC bindings routers learnt from ARP and neighbour discovery (queued for MAC_Binding)",
+            node.dp.neighbor_log.learnt(),
+        )?,
+        counter(
+            "switchyard_router_bindings_lost_total",
+            "Learnt bindings lost because the queue to the controller was full",
+            node.dp.neighbor_log.lost(),
+        )?,
     ] {
         r.register(Box::new(c))?;
     }

@@ -25,6 +25,7 @@ use dataplane::acl_log::AclLog;
 use dataplane::classifier::{AclConfig, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
+use dataplane::neighbor_log::NeighborLog;
 use dataplane::packet::PortId;
 use dataplane::port::Port;
 use dataplane::routes::LogicalRouter;
@@ -100,6 +101,9 @@ pub struct NodeDataplane<B: Backend> {
     pub stateful: Arc<Stateful>,
     /// ACLs the dataplane could not compile at the last installation.
     pub acls_not_installed: std::sync::atomic::AtomicU64,
+    /// The routers' next-hop requests and learnt bindings: kept across
+    /// table updates, drained by the controller.
+    pub neighbor_log: Arc<NeighborLog>,
 }
 
 type Installed = (
@@ -142,6 +146,10 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
             .map(|(_, p)| *p)
     }
 
+    fn neighbor_log(&self) -> Arc<NeighborLog> {
+        self.neighbor_log.clone()
+    }
+
     fn install(
         &self,
         switches: Vec<LogicalSwitch>,
@@ -157,6 +165,7 @@ impl<B: Backend> Dataplane for NodeDataplane<B> {
         let mut tables = Tables::compile_with_underlay(&next.0, next.2.clone())
             .map_err(|e| e.to_string())?
             .with_routers(&next.1);
+        tables.routers.log = self.neighbor_log.clone();
         for why in &tables.routers.ignored {
             tracing::warn!("route left out: {why}");
         }
@@ -467,6 +476,7 @@ fn run_on<B: Backend>(
                 .then(|| PlugFile::beside(&opts.ctl_socket)),
             stateful: Stateful::new(Conntrack::new(opts.conntrack_limit, CONNTRACK_SHARDS)),
             acls_not_installed: std::sync::atomic::AtomicU64::new(0),
+            neighbor_log: Arc::default(),
         }),
         controller: Mutex::new(None),
         controller_cfg,

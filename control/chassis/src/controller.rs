@@ -13,7 +13,9 @@
 //!    they insert to show in the replica, so the next round cannot plan the
 //!    same insert again (SB's indexes on `Chassis.name` and
 //!    `Chassis_Private.name` would refuse it);
-//! 4. the `nb_cfg` acknowledgement in Chassis_Private, which `ovn-nbctl
+//! 4. the bindings the routers learnt, into SB `MAC_Binding`
+//!    ([`crate::neighbor`]; the tables of step 2 have them already);
+//! 5. the `nb_cfg` acknowledgement in Chassis_Private, which `ovn-nbctl
 //!    --wait=hv` waits for: written only after step 2, so it means that
 //!    packets flow.
 //!
@@ -30,11 +32,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ovsdb::client::rows::PortBinding;
 use ovsdb::client::txn::{by_uuid, clause};
 use ovsdb::client::{ClientError, Idl, TableRequest, Transaction};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::neighbor::Pending;
 use crate::plan::plan;
 use crate::unenforced::{self, Unenforced};
 use crate::{ControllerConfig, Dataplane, SB};
@@ -44,6 +48,9 @@ const INSERT_VISIBLE: Duration = Duration::from_secs(10);
 /// The first and the longest wait before a failed round is retried.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// How often the controller looks for bindings the routers learnt (a
+/// look is one pop of an empty queue).
+const LEARN_PERIOD: Duration = Duration::from_millis(20);
 /// How often an error that keeps repeating is logged again.
 const RELOG: Duration = Duration::from_secs(60);
 
@@ -190,10 +197,14 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retry = RETRY_FIRST;
     let mut logged = tokio::time::Instant::now();
+    let log = dp.neighbor_log();
+    let mut pending = Pending::default();
+    let mut learn = tokio::time::interval(LEARN_PERIOD);
+    learn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         status.connected.store(sb.is_connected(), Relaxed);
         if sb.is_connected() {
-            match step(&cfg, &sb, &dp, &mut condition, &status).await {
+            match step(&cfg, &sb, &dp, &mut condition, &status, &mut pending).await {
                 Ok(true) => continue, // The condition changed: look again.
                 Ok(false) => {
                     retry = RETRY_FIRST;
@@ -213,10 +224,15 @@ async fn run(
                 }
             }
         }
-        tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
-            r = ports_changed.changed() => if r.is_err() { return },
-            _ = tick.tick() => {}
+        // Wait for a change, the tick, or news from the routers.
+        loop {
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return },
+                r = ports_changed.changed() => if r.is_err() { return },
+                _ = tick.tick() => {}
+                _ = learn.tick() => if !pending.take(&log) { continue },
+            }
+            break;
         }
     }
 }
@@ -228,13 +244,20 @@ async fn step(
     dp: &Arc<dyn Dataplane>,
     condition: &mut Value,
     status: &Status,
+    pending: &mut Pending,
 ) -> Result<bool, ClientError> {
     let bindings = dp.bindings();
     let uplink = dp.uplink();
-    let plan = sb.read(|r| {
+    pending.take(&dp.neighbor_log());
+    let (mut plan, learnt) = sb.read(|r| {
         let provider = |n: &str| dp.provider_port(n);
-        plan(cfg, r, &bindings, uplink, &provider, &status.acls_rejected)
+        let plan = plan(cfg, r, &bindings, uplink, &provider, &status.acls_rejected);
+        pending.settle(r);
+        let learnt = (!pending.is_empty())
+            .then(|| pending.transaction(r, &r.rows::<PortBinding>(), now_ms()));
+        (plan, learnt)
     });
+    pending.overlay(&mut plan.routers);
     if replace(&status.warning, plan.warning.clone()) {
         if let Some(w) = &plan.warning {
             tracing::warn!("chassis controller: {w}");
@@ -269,6 +292,15 @@ async fn step(
         for (table, id) in &plan.inserted {
             if let Some(row) = reply.uuid(id) {
                 sb.wait_until(INSERT_VISIBLE, |r| r.get(table, &row).is_some())
+                    .await?;
+            }
+        }
+    }
+    if let Some((txn, inserted)) = learnt {
+        let reply = sb.transact(&txn).await?;
+        for id in &inserted {
+            if let Some(row) = reply.uuid(id) {
+                sb.wait_until(INSERT_VISIBLE, |r| r.get("MAC_Binding", &row).is_some())
                     .await?;
             }
         }

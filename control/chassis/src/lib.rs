@@ -33,6 +33,7 @@ pub mod acl;
 mod claim;
 mod controller;
 mod mesh;
+mod neighbor;
 mod plan;
 mod register;
 mod router;
@@ -102,6 +103,9 @@ pub trait Dataplane: Send + Sync + 'static {
     /// The local port attached to physical network `network` (OVN's
     /// `ovn-bridge-mappings`), for localnet ports naming it.
     fn provider_port(&self, network: &str) -> Option<PortId>;
+    /// What the routers learn from ARP and neighbour discovery, for the
+    /// controller to put into its tables and SB `MAC_Binding`.
+    fn neighbor_log(&self) -> std::sync::Arc<dataplane::neighbor_log::NeighborLog>;
     /// Compiles and publishes `switches` and the `routers` between them
     /// (and the tunnels of `underlay`, and the ACLs of `acls`) unless they
     /// equal what is installed;
