@@ -403,8 +403,12 @@ fn show<B: Backend>(
 fn pmd_stats<B: Backend>(node: &Node<B>, ports: &[Option<Arc<dyn Port<B::Pool>>>]) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let engine = node.engine();
-    let rx_map = engine.rx_map();
-    let mut s = String::new();
+    let rxqs = engine.rxq_info();
+    let mut s = format!(
+        "pmd-rxq-assign {} (queue usage over the last {} s of measured cycles)\n",
+        engine.rxq_assign(),
+        dataplane::engine::INTERVAL.as_secs() * dataplane::engine::rxq::INTERVALS as u64
+    );
     for (w, st) in engine.workers().iter().enumerate() {
         let core = engine
             .worker_cores()
@@ -426,12 +430,20 @@ fn pmd_stats<B: Backend>(node: &Node<B>, ports: &[Option<Arc<dyn Port<B::Pool>>>
             st.busy_cycles.load(Relaxed),
             st.idle_cycles.load(Relaxed),
         );
-        for (p, queues) in rx_map.iter().enumerate() {
+        for (p, queues) in rxqs.iter().enumerate() {
             let Some(port) = ports.get(p).cloned().flatten() else {
                 continue;
             };
-            for (q, _) in queues.iter().enumerate().filter(|(_, &x)| x == w) {
-                s += &format!("    rx queue {} {q}\n", port.name());
+            for (q, info) in queues.iter().enumerate().filter(|(_, i)| i.worker == w) {
+                // As pmd-rxq-show: "NOT AVAIL" until an interval closed.
+                let usage = info
+                    .usage
+                    .map_or_else(|| "NOT AVAIL".into(), |u| format!("{:.0} %", u * 100.0));
+                s += &format!(
+                    "    rx queue {} {q}: pmd usage {usage} (cycles {})\n",
+                    port.name(),
+                    info.cycles
+                );
             }
         }
     }

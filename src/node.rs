@@ -45,6 +45,8 @@ pub struct NodeOptions {
     pub workers: usize,
     pub cores: Vec<usize>,
     pub busy_poll: bool,
+    /// How rx queues are assigned to workers.
+    pub rxq_assign: dataplane::engine::RxqAssign,
     /// Run on DPDK with these settings (None: kernel interfaces).
     pub dpdk: Option<DpdkOptions>,
     /// Connections conntrack holds at most ([`CONNTRACK_LIMIT`] by default).
@@ -407,6 +409,7 @@ fn run_on<B: Backend>(
             idle_sleep: (!opts.busy_poll).then(|| Duration::from_micros(50)),
             pool_buffers: 4096,
             flow_cache_entries: 8192,
+            rxq_assign: opts.rxq_assign,
         },
         ports,
         TablePublisher::new(tables),

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::mailbox::{ClosedQueue, Mailbox, PortChange};
-use super::stats::{bump, WorkerStats};
+use super::rxq::RxqCycles;
+use super::stats::{bump, cycles, WorkerStats};
 use crate::cache::FlowCache;
 use crate::drop::DropReason;
 use crate::ids::{ChassisIdx, LportIdx};
@@ -35,6 +36,11 @@ pub struct Worker<P: BufPool> {
     queues: Vec<Box<dyn PortQueue<P>>>,
     /// Ports whose rx queue this worker polls.
     rx_ports: Vec<PortId>,
+    /// The measured cycles of each polled rx queue, as `rx_ports`.
+    rx_cycles: Vec<Arc<RxqCycles>>,
+    /// This round's non-empty bursts: (index in `rx_ports`, packets), to
+    /// share the round's final transmit cycles among their queues.
+    round: Vec<(usize, usize)>,
     /// Index in `rx_ports` where the next poll round starts.
     rx_start: usize,
     publisher: Arc<TablePublisher>,
@@ -108,6 +114,8 @@ impl<P: BufPool> Worker<P> {
             pool,
             queues,
             rx_ports: rx.iter().map(|&(p, _)| p).collect(),
+            rx_cycles: rx.iter().map(|_| Arc::default()).collect(),
+            round: Vec::with_capacity(rx.len()),
             rx_start: 0,
             publisher,
             tables,
@@ -150,26 +158,57 @@ impl<P: BufPool> Worker<P> {
         );
         for change in changes {
             match change {
-                PortChange::Add { id, queue, poll } => {
+                PortChange::Add { id, queue, rx } => {
                     let i = id as usize;
                     while self.queues.len() <= i {
                         self.queues.push(Box::new(ClosedQueue));
                         self.tx.push(Vec::with_capacity(MAX_BURST * 2));
                     }
                     self.queues[i] = queue;
-                    self.rx_ports.retain(|&p| p != id);
-                    if poll {
+                    self.stop_polling(id);
+                    if let Some(c) = rx {
                         self.rx_ports.push(id);
+                        self.rx_cycles.push(c);
                     }
                 }
                 PortChange::Remove(id) => {
                     if let Some(q) = self.queues.get_mut(id as usize) {
                         *q = Box::new(ClosedQueue);
                     }
-                    self.rx_ports.retain(|&p| p != id);
+                    self.stop_polling(id);
+                }
+                PortChange::YieldRx(id) => {
+                    let cycles = self.stop_polling(id);
+                    let rx = self.queues.get_mut(id as usize).and_then(|q| q.take_rx());
+                    self.mailbox.yielded(id, rx.zip(cycles));
+                }
+                PortChange::AdoptRx { id, rx, cycles } => {
+                    // Refused only if it is not this port's queue (the port
+                    // went away meanwhile): dropping it releases it.
+                    if let Some(Ok(())) = self.queues.get_mut(id as usize).map(|q| q.give_rx(rx)) {
+                        self.stop_polling(id);
+                        self.rx_ports.push(id);
+                        self.rx_cycles.push(cycles);
+                    }
                 }
             }
         }
+    }
+
+    /// Stops polling port `id` (if it did), returning its rx queue's cycles.
+    fn stop_polling(&mut self, id: PortId) -> Option<Arc<RxqCycles>> {
+        let i = self.rx_ports.iter().position(|&p| p == id)?;
+        self.rx_ports.remove(i);
+        Some(self.rx_cycles.remove(i))
+    }
+
+    /// The measured cycles of each rx queue this worker polls, by port.
+    pub(in crate::engine) fn rx_cycles(&self) -> Vec<(PortId, Arc<RxqCycles>)> {
+        self.rx_ports
+            .iter()
+            .copied()
+            .zip(self.rx_cycles.iter().cloned())
+            .collect()
     }
 
     /// This worker's counters.
@@ -213,6 +252,7 @@ impl<P: BufPool> Worker<P> {
                 start + k - ports
             };
             let port = self.rx_ports[i];
+            let t0 = cycles();
             let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
             if n == 0 {
                 continue;
@@ -224,9 +264,22 @@ impl<P: BufPool> Worker<P> {
             if self.batched >= FLUSH_AT {
                 self.flush();
             }
+            // The queue's processing cycles (OVS's per-rxq
+            // RXQ_CYCLES_PROC_CURR): one counter update per burst.
+            self.rx_cycles[i].add(cycles().wrapping_sub(t0));
+            self.round.push((i, n));
         }
         if total != 0 {
+            let t0 = cycles();
             self.flush();
+            // The round's transmit, shared among its bursts' queues by
+            // packets (as OVS shares a port's send cycles among the rx
+            // queues whose packets it sends).
+            let spent = cycles().wrapping_sub(t0);
+            for &(i, n) in &self.round {
+                self.rx_cycles[i].add(spent * n as u64 / total as u64);
+            }
+            self.round.clear();
             // Counted after transmission: whoever sees the count also sees
             // the packets' outputs.
             self.stats.rx_packets.store(
