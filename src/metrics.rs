@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use dataplane::drop::DropReason;
+use dataplane::ids::PortId;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -30,7 +31,7 @@ fn port_drops<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
     )?;
     for (i, p) in engine.ports().into_iter().enumerate() {
         let Some(p) = p else { continue };
-        let id = i as dataplane::packet::PortId;
+        let id = PortId(i as u16);
         let (lport, switch) = tables
             .lport_of(id)
             .map_or((String::new(), String::new()), |l| {

@@ -2,7 +2,7 @@
 //! decided ([`Plan`]). Planning only reads; the controller applies the plan.
 
 use dataplane::classifier::AclConfig;
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use ovsdb::client::rows::{Chassis, DatapathBinding, LogicalFlow, PortBinding, SbGlobal};

@@ -67,6 +67,7 @@ use dataplane::classifier::{AclAction, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
+use dataplane::ids::PortId;
 use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
 use dataplane::port::Port;
 use dataplane::tables::{Encap as TunnelEncap, RemoteChassis, Underlay};
@@ -198,7 +199,7 @@ const SCENARIOS: &[Scenario] = &[
 /// The uplink of the overlay scenarios, and the remote chassis.
 fn underlay(encap: TunnelEncap, uplink: u16) -> Underlay {
     Underlay {
-        port: uplink,
+        port: PortId(uplink),
         ip: Ipv4Addr::new(192, 168, 100, 21).into(),
         mac: MacAddr([2, 0, 0, 0, 1, 0x21]),
         mtu: 1500,
@@ -310,7 +311,7 @@ fn topology(tunnel: Option<(TunnelEncap, bool)>) -> Vec<LogicalSwitch> {
                 .parse()
                 .expect("valid address");
             LogicalPort {
-                local_port: (remote != Some(i)).then_some(u16::from(i)),
+                local_port: (remote != Some(i)).then_some(PortId(u16::from(i))),
                 chassis: (remote == Some(i)).then_some(dataplane::ids::ChassisIdx(0)),
                 ..LogicalPort::vif(format!("vm{i}"), u32::from(i) + 1, address, true)
             }
@@ -583,7 +584,7 @@ fn replay(
     if o.workers > 0 {
         return engine::run(s, o, src, sink, publisher, frame_bytes);
     }
-    let mut worker = Worker::new(&ports, &[0], publisher, src.pool(), o.flow_cache)
+    let mut worker = Worker::new(&ports, &[PortId(0)], publisher, src.pool(), o.flow_cache)
         .map_err(|e| e.to_string())?;
     let wstats = worker.stats();
 

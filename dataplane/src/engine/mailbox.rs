@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::packet::{BufPool, PortId};
+use crate::ids::PortId;
+use crate::packet::BufPool;
 use crate::port::PortQueue;
 
 /// A change to a worker's set of ports, sent by [`Engine`].

@@ -31,8 +31,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::overlay::Neighbors;
-use crate::packet::{BufPool, PortId};
+use crate::packet::BufPool;
 use crate::port::Port;
 use crate::tables::TablePublisher;
 use mailbox::{Mailbox, PortChange};
@@ -104,7 +105,7 @@ pub fn assign_rx(rx_queues: &[usize], workers: usize) -> Vec<Vec<(PortId, usize)
     let mut k = 0;
     for (p, &n) in rx_queues.iter().enumerate() {
         for q in 0..n.min(workers) {
-            a[k % workers].push((p as PortId, q));
+            a[k % workers].push((PortId(p as u16), q));
             k += 1;
         }
     }
@@ -135,7 +136,7 @@ impl<P: BufPool + 'static> Engine<P> {
             .collect();
         for (w, rx) in assignment.iter().enumerate() {
             for &(p, q) in rx {
-                pollers[p as usize][q] = w;
+                pollers[p.get()][q] = w;
             }
         }
         let load = assignment.iter().map(Vec::len).collect();
@@ -256,8 +257,8 @@ impl<P: BufPool + 'static> Engine<P> {
     /// no longer output to it first. Returns the port, if there was one.
     pub fn remove_port(&self, id: PortId) -> Option<Arc<dyn Port<P>>> {
         let mut slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        let port = slots.ports.get_mut(id as usize)?.take()?;
-        for w in std::mem::take(&mut slots.pollers[id as usize]) {
+        let port = slots.ports.get_mut(id.get())?.take()?;
+        for w in std::mem::take(&mut slots.pollers[id.get()]) {
             slots.load[w] -= 1;
         }
         for mailbox in &self.mailboxes {
@@ -362,7 +363,7 @@ mod tests {
         let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
         let ports: Vec<LogicalPort> = (0..3)
             .map(|i| LogicalPort {
-                local_port: Some(i as PortId),
+                local_port: Some(PortId(i as u16)),
                 ..LogicalPort::vif(
                     format!("vm{i}"),
                     i as u32 + 1,
@@ -409,7 +410,7 @@ mod tests {
         let pool = HeapPool::new(MAX_BURST, 256);
         let mut w = Worker::new(
             &dyn_ports,
-            &[0, 1, 2],
+            &[PortId(0), PortId(1), PortId(2)],
             TablePublisher::new(tables),
             pool,
             64,
@@ -469,17 +470,22 @@ mod tests {
 
     #[test]
     fn rx_queues_are_spread_round_robin() {
+        let plain = |a: Vec<Vec<(PortId, usize)>>| -> Vec<Vec<(u16, usize)>> {
+            a.into_iter()
+                .map(|w| w.into_iter().map(|(p, q)| (p.0, q)).collect())
+                .collect()
+        };
         // Single-queue ports: round robin over ports.
         assert_eq!(
-            assign_rx(&[1, 1, 1], 2),
+            plain(assign_rx(&[1, 1, 1], 2)),
             [vec![(0, 0), (2, 0)], vec![(1, 0)]]
         );
         // An RSS port's queues land on different workers; queues beyond
         // the worker count are not polled.
         assert_eq!(
-            assign_rx(&[2, 1, 3], 2),
+            plain(assign_rx(&[2, 1, 3], 2)),
             [vec![(0, 0), (1, 0), (2, 1)], vec![(0, 1), (2, 0)]]
         );
-        assert_eq!(assign_rx(&[1], 0), [vec![(0, 0)]]);
+        assert_eq!(plain(assign_rx(&[1], 0)), [vec![(0, 0)]]);
     }
 }

@@ -252,7 +252,7 @@ pub fn recheck(
     tables: &Tables,
     frame: &[u8],
     lay: &crate::wire::layout::Layout,
-    in_port: crate::packet::PortId,
+    in_port: crate::ids::PortId,
     v: super::Verdict,
     checks: u16,
 ) -> bool {

@@ -16,7 +16,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::cache::FlowKey;
-use crate::packet::PortId;
+use crate::ids::PortId;
 use crate::wire::layout::Layout;
 use crate::wire::{EtherType, IpProtocol, MacAddr};
 
@@ -363,7 +363,7 @@ pub fn flow_key<const F: u32, R>(
     let h: &[u8; 14] = frame.first_chunk()?;
     let eth_dst = word(h, 0) & 0xffff_ffff_ffff;
     let eth_src = word(h, 6) & 0xffff_ffff_ffff;
-    let port = bit(Fields::IN_PORT, u64::from(meta.in_port))
+    let port = bit(Fields::IN_PORT, u64::from(meta.in_port.0))
         | bit(Fields::DATAPATH, u64::from(meta.datapath));
     let w0 = bit(Fields::ETH_DST, eth_dst) | port << 48;
     let w1 =

@@ -30,8 +30,9 @@
 
 use crate::cache::FlowCache;
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
-use crate::packet::{PacketBuf, PortId};
+use crate::packet::PacketBuf;
 use crate::tables::{PortType, Tables};
 use crate::wire::layout;
 

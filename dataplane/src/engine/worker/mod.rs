@@ -15,9 +15,10 @@ use super::mailbox::{ClosedQueue, Mailbox, PortChange};
 use super::stats::{bump, WorkerStats};
 use crate::cache::FlowCache;
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, LportIdx};
 use crate::overlay::{Neighbors, MC_FLOOD, MC_UNKNOWN};
-use crate::packet::{BufPool, PacketBuf, PortId, MAX_BURST};
+use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 use crate::pipeline::tunnel_output::Endpoint;
 use crate::pipeline::{self, provider_vlan, NoTrace, PacketMeta, Verdict};
 use crate::port::{Port, PortQueue};
@@ -97,7 +98,7 @@ impl<P: BufPool> Worker<P> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let rxq = rx.iter().find(|(port, _)| *port as usize == i);
+                let rxq = rx.iter().find(|(port, _)| port.get() == i);
                 p.open_queue(rxq.map(|&(_, q)| q))
             })
             .collect::<io::Result<Vec<_>>>()?;
@@ -122,7 +123,7 @@ impl<P: BufPool> Worker<P> {
             batched: 0,
             flood: Vec::with_capacity(64),
             stats,
-            rx_port: 0,
+            rx_port: PortId(0),
             mailbox: Arc::new(Mailbox::default()),
             neighbors: Arc::new(Neighbors::default()),
             neighbor_asked: Vec::new(),
@@ -151,7 +152,7 @@ impl<P: BufPool> Worker<P> {
         for change in changes {
             match change {
                 PortChange::Add { id, queue, poll } => {
-                    let i = id as usize;
+                    let i = id.get();
                     while self.queues.len() <= i {
                         self.queues.push(Box::new(ClosedQueue));
                         self.tx.push(Vec::with_capacity(MAX_BURST * 2));
@@ -163,7 +164,7 @@ impl<P: BufPool> Worker<P> {
                     }
                 }
                 PortChange::Remove(id) => {
-                    if let Some(q) = self.queues.get_mut(id as usize) {
+                    if let Some(q) = self.queues.get_mut(id.get()) {
                         *q = Box::new(ClosedQueue);
                     }
                     self.rx_ports.retain(|&p| p != id);
@@ -213,7 +214,7 @@ impl<P: BufPool> Worker<P> {
                 start + k - ports
             };
             let port = self.rx_ports[i];
-            let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
+            let n = self.queues[port.get()].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
             if n == 0 {
                 continue;
             }
@@ -246,7 +247,7 @@ impl<P: BufPool> Worker<P> {
     #[inline]
     fn enqueue(&mut self, port: PortId, buf: P::Buf) {
         self.batched += 1;
-        let q = &mut self.tx[port as usize];
+        let q = &mut self.tx[port.get()];
         if q.is_empty() {
             self.pending.push(port);
         }
@@ -271,7 +272,7 @@ impl<P: BufPool> Worker<P> {
             self.process_uplink(in_port);
             return;
         }
-        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port as usize) {
+        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port.get()) {
             self.untag_burst(*vid);
         }
         let mut rx = std::mem::take(&mut self.rx);
@@ -286,7 +287,7 @@ impl<P: BufPool> Worker<P> {
                 ),
             };
             match v {
-                Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
                 Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
                 v => self.act(v, buf, in_port),
             }
@@ -305,10 +306,10 @@ impl<P: BufPool> Worker<P> {
             self.tunnel_staged(in_port);
         }
         match v {
-            Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+            Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
             Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
             Verdict::Reply => self.enqueue(in_port, buf),
-            Verdict::Routed { hop, port } if (port as usize) < self.tx.len() => {
+            Verdict::Routed { hop, port } if port.get() < self.tx.len() => {
                 let mut buf = buf;
                 pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
                 self.enqueue(port, buf)
@@ -352,7 +353,7 @@ impl<P: BufPool> Worker<P> {
     /// copying for all but the last.
     fn copy_out(&mut self, buf: P::Buf, ports: &mut Vec<PortId>) {
         let n = self.tx.len();
-        ports.retain(|&p| (p as usize) < n);
+        ports.retain(|&p| p.get() < n);
         match ports.split_last() {
             None => self.drop(buf, DropReason::NoLocalPort),
             Some((&last, rest)) => {
@@ -423,7 +424,7 @@ impl<P: BufPool> Worker<P> {
     pub fn flush(&mut self) {
         let mut sent = 0;
         for i in 0..self.pending.len() {
-            let p = self.pending[i] as usize;
+            let p = self.pending[i].get();
             sent += self.tx[p].len();
             if let Some(Some(vid)) = self.tables.port_vlan.get(p) {
                 provider_vlan::tag_all(&mut self.tx[p], *vid);
