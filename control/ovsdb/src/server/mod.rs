@@ -13,6 +13,7 @@
 //! `server_db` is the `_Server` database. This module holds the shared state they work on and
 //! the dispatch of methods to them.
 
+mod history;
 mod listener;
 mod locks;
 mod monitors;
@@ -27,7 +28,7 @@ pub use listener::Listener;
 pub use remote::Remote;
 pub use unix_socket::{bind_unix_socket, SocketFile, UnixBindError};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -35,10 +36,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::database::{Changeset, Database};
+use crate::database::Database;
 use crate::error::OvsdbError;
 use crate::schema_json;
 use crate::storage::Log;
+use history::History;
 use locks::LockState;
 use monitors::MonitorReg;
 use session::Outbox;
@@ -51,7 +53,8 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Largest amount of unsent output per session before the session is dropped.
     pub max_queued_bytes: usize,
-    /// Committed transactions kept for `monitor_cond_since` resumption.
+    /// Most committed transactions kept for `monitor_cond_since` resumption (ovsdb-server
+    /// keeps 100, and never more atoms than the database holds: see `history`).
     pub history_len: usize,
     /// After this long without input the server sends an `echo` request, and closes the
     /// connection if another interval passes in silence (ovsdb-server's inactivity probe).
@@ -63,7 +66,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_message_bytes: 64 << 20,
             max_queued_bytes: 256 << 20,
-            history_len: 128,
+            history_len: 100,
             inactivity_probe: Some(Duration::from_secs(5)),
         }
     }
@@ -88,7 +91,7 @@ struct DbEntry {
     db: Database,
     log: Option<Log>,
     monitors: Vec<MonitorReg>,
-    history: VecDeque<Arc<Changeset>>,
+    history: History,
 }
 
 struct State {
@@ -158,13 +161,21 @@ impl OvsdbServer {
             return Err(ServerError::DuplicateDatabase(name));
         }
         server_db::add_row(&mut st.server_db, &db.schema);
+        let mut db = db;
+        if db.last_txn_id.is_nil() {
+            // A fresh database still has a last transaction id, as a clustered
+            // ovsdb-server's has (its creation): `monitor_cond_since` never answers the
+            // all-zero id, which a client sends to mean "I have nothing".
+            db.last_txn_id = crate::uuidgen::new_uuid();
+        }
+        let history = History::new(&db);
         st.dbs.insert(
             name,
             DbEntry {
                 db,
                 log,
                 monitors: Vec::new(),
-                history: VecDeque::new(),
+                history,
             },
         );
         Ok(())

@@ -98,11 +98,7 @@ impl OvsdbServer {
                         .and_then(|s| Uuid::parse_str(s).ok());
                     let history: Option<Vec<&Changeset>> = match (since, &entry) {
                         (Some(s), _) if s == last_id && !s.is_nil() => Some(Vec::new()),
-                        (Some(s), Some(e)) if !s.is_nil() => e
-                            .history
-                            .iter()
-                            .position(|c| c.txn_id == s)
-                            .map(|i| e.history.iter().skip(i + 1).map(|c| c.as_ref()).collect()),
+                        (Some(s), Some(e)) if !s.is_nil() => e.history.since(s),
                         _ => None,
                     };
                     match history {

@@ -185,10 +185,9 @@ impl OvsdbServer {
             }
         }
         publish(&entry.monitors, &st.sessions, &entry.db.schema, &cs);
-        entry.history.push_back(Arc::new(cs));
-        while entry.history.len() > self.shared.config.history_len {
-            entry.history.pop_front();
-        }
+        entry
+            .history
+            .push(&entry.db, Arc::new(cs), self.shared.config.history_len);
         self.retry_pending(st, db);
         Step::Done(Ok(results.to_json()))
     }

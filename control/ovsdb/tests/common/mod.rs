@@ -228,6 +228,38 @@ impl RealOvsdb {
         }
     }
 
+    /// Serves a fresh single-member RAFT cluster of `schema` (`ovsdb-tool create-cluster`):
+    /// unlike a standalone database, a clustered one keeps transaction history, so
+    /// `monitor_cond_since` can resume (ovsdb-server.c `ovsdb_txn_history_init`).
+    pub fn start_cluster(schema: &Path) -> Self {
+        require_tool("ovsdb-server", "openvswitch-common");
+        require_tool("ovsdb-tool", "openvswitch-common");
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cluster.db");
+        let raft = format!("unix:{}", dir.path().join("raft.sock").display());
+        let st = Command::new("ovsdb-tool")
+            .arg("create-cluster")
+            .arg(&db)
+            .arg(schema)
+            .arg(&raft)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "ovsdb-tool create-cluster {} failed",
+            schema.display()
+        );
+        let port = free_port();
+        let dbs = vec![db];
+        let child = Self::spawn(&dbs, port, dir.path());
+        RealOvsdb {
+            child,
+            port,
+            dir,
+            dbs,
+        }
+    }
+
     fn spawn(dbs: &[PathBuf], port: u16, dir: &Path) -> Child {
         let child = Command::new("ovsdb-server")
             .args(dbs)
