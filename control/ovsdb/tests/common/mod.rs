@@ -228,6 +228,20 @@ impl RealOvsdb {
         }
     }
 
+    /// Serves existing database files (e.g. made by `ovsdb-client backup`).
+    pub fn serve_files(dbs: Vec<PathBuf>) -> Self {
+        require_tool("ovsdb-server", "openvswitch-common");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(&dbs, port, dir.path());
+        RealOvsdb {
+            child,
+            port,
+            dir,
+            dbs,
+        }
+    }
+
     /// Serves a fresh single-member RAFT cluster of `schema` (`ovsdb-tool create-cluster`):
     /// unlike a standalone database, a clustered one keeps transaction history, so
     /// `monitor_cond_since` can resume (ovsdb-server.c `ovsdb_txn_history_init`).
