@@ -6,11 +6,13 @@
 //! transaction's commit, its log append and the monitor updates it causes are ordered the same
 //! for every client. Replies and notifications go through a per-session outbox with a byte
 //! budget: a client that stops reading is disconnected instead of blocking others or growing
-//! memory. Locks (§4.1.8-10), blocked `wait` operations and `cancel` (§4.1.4) live here too.//!
+//! memory. Locks (§4.1.8-10), blocked `wait` operations and `cancel` (§4.1.4) live here too.
+//!
 //! The code is cut by concern: `listener` binds and accepts, `session` runs a connection,
 //! `transactions` commits, `monitors` keeps the registry of monitors and publishes to them,
-//! `locks` implements §4.1.8-10, `params` checks requests as ovsdb-server does, and
-//! `server_db` is the `_Server` database. This module holds the shared state they work on and
+//! `history` keeps the transactions `monitor_cond_since` resumes from (trimmed as a
+//! clustered ovsdb-server trims them), `locks` implements §4.1.8-10, `params` checks requests
+//! as ovsdb-server does, and `server_db` is the `_Server` database. This module holds the shared state they work on and
 //! the dispatch of methods to them.
 
 mod history;
