@@ -181,11 +181,11 @@ fn sb_connected_follows_the_session() {
 /// NB intent that northd-lite does not realise is reported, not silently
 /// stored (issue 15): a QoS rule and a load balancer written with the real
 /// `ovn-nbctl` appear in SB_Global's external_ids, in the node's `show` and
-/// on its /metrics, and the report clears when they are deleted.
-#[test]
-fn unrealised_nb_intent_is_reported_until_deleted() {
+/// on its /metrics, and the report clears when they are deleted. With NB
+/// and SB in `switchyard db` and in a real ovsdb-server.
+fn unrealised_nb_intent_is_reported_until_deleted(databases: Databases) {
     require_root();
-    let ovn = Ovn::start(Databases::Ours);
+    let ovn = Ovn::start(databases);
     let sbctl = |args: &[&str]| {
         let db = format!("--db={}", ovn.sb);
         let mut full = vec!["ovn-sbctl", "--timeout=30", db.as_str()];
@@ -229,4 +229,14 @@ fn unrealised_nb_intent_is_reported_until_deleted() {
     });
     let ids = sbctl(&["get", "SB_Global", ".", "external_ids"]);
     assert!(!ids.contains("switchyard-unrealised-"), "{ids}");
+}
+
+#[test]
+fn unrealised_nb_intent_is_reported_with_switchyard_db() {
+    unrealised_nb_intent_is_reported_until_deleted(Databases::Ours);
+}
+
+#[test]
+fn unrealised_nb_intent_is_reported_with_ovsdb_server() {
+    unrealised_nb_intent_is_reported_until_deleted(Databases::OvsdbServer);
 }
