@@ -317,8 +317,23 @@ pub fn nbctl(port: u16, args: &[&str]) -> Output {
 
 /// One request over a fresh connection to a unix socket; returns the response.
 pub fn unix_call(path: &Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(path)
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", path.display()));
+    // The server binds its remotes one after the other: right after its first one accepts,
+    // a later socket may not be there yet (or still be a killed predecessor's stale file).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        match UnixStream::connect(path) {
+            Ok(s) => break s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("connecting to {}: {e}", path.display()),
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let req = json!({"method": method, "params": params, "id": 0});
     s.write_all(req.to_string().as_bytes()).unwrap();
