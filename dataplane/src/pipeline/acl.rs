@@ -163,12 +163,12 @@ fn stateless<T: Tracer>(
 
 /// An ACL action's decision; a reject is answered (out of the ingress
 /// port, or back through the tunnel), which rewrites the packet, and no
-/// cached verdict can (recorded as [`Fields::REPLY`]).
+/// cached verdict can (recorded as [`Fields::ANSWER`]).
 fn verdict(a: AclAction, p: &mut Parsed<'_>) -> Step {
     match a {
         AclAction::Drop => Step::drop(DropReason::AclDrop),
         AclAction::Reject => {
-            p.read(Fields::REPLY);
+            p.read(Fields::ANSWER);
             Step::Done(Decision::Answer(Answer::Reject))
         }
         _ => Step::Next,
