@@ -20,7 +20,7 @@ use crate::ids::{ChassisIdx, LportIdx};
 use crate::overlay::{Neighbors, MC_FLOOD, MC_UNKNOWN};
 use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 use crate::pipeline::tunnel_output::Endpoint;
-use crate::pipeline::{self, provider_vlan, NoTrace, PacketMeta, Verdict};
+use crate::pipeline::{self, provider_vlan, KeyKind, NoTrace, PacketMeta, Verdict};
 use crate::port::{Port, PortQueue};
 use crate::tables::{TablePublisher, Tables};
 use tunnel::{Ingress, To};
@@ -276,27 +276,52 @@ impl<P: BufPool> Worker<P> {
             self.untag_burst(*vid);
         }
         let mut rx = std::mem::take(&mut self.rx);
-        for mut buf in rx.drain(..) {
-            let v = match &mut self.cache {
-                Some(cache) => pipeline::decide_cached(&self.tables, cache, &mut buf, in_port),
-                None => pipeline::decide(
-                    &self.tables,
-                    &mut buf,
-                    &mut PacketMeta::new(in_port),
-                    &mut NoTrace,
-                ),
-            };
-            match v {
-                Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
-                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
-                v => self.act(v, buf, in_port),
+        // The burst's port, hence its key kind, is one for every packet:
+        // one loop per kind, each with the kind as a constant.
+        match self.cache.take() {
+            Some(mut cache) => {
+                let c = &mut cache;
+                match self.tables.key_kind(in_port) {
+                    KeyKind::Switch => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Switch)
+                    }),
+                    KeyKind::Routed => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Routed)
+                    }),
+                    KeyKind::Acl => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Acl)
+                    }),
+                }
+                self.cache = Some(cache);
             }
+            None => self.each(&mut rx, in_port, |t, b| {
+                pipeline::decide(t, b, &mut PacketMeta::new(in_port), &mut NoTrace)
+            }),
         }
         self.rx = rx;
         if !self.stage_tunnel.is_empty() {
             self.tunnel_staged(in_port);
         }
     }
+    /// Decides each packet of `rx` with `decide` and carries the verdict
+    /// out: output to a port and tunnel staging inline, the rest in
+    /// [`Worker::act`].
+    #[inline(always)]
+    fn each(
+        &mut self,
+        rx: &mut Vec<P::Buf>,
+        in_port: PortId,
+        mut decide: impl FnMut(&Tables, &mut P::Buf) -> Verdict,
+    ) {
+        for mut buf in rx.drain(..) {
+            match decide(&self.tables, &mut buf) {
+                Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
+                v => self.act(v, buf, in_port),
+            }
+        }
+    }
+
     /// Carries out any verdict, out of line: [`Worker::process`] carries
     /// out the common one, output to a port, inline.
     #[inline(never)]
