@@ -164,7 +164,7 @@ impl FlowCache {
     /// The cached verdict for `key` (whose hash is `hash`).
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Option<Verdict> {
-        self.lookup_with(key, hash).map(|(v, _)| v)
+        self.hit(key, hash, |e| e.verdict)
     }
 
     /// The cached verdict for `key`, and the conntrack checks it holds
@@ -173,6 +173,14 @@ impl FlowCache {
     /// caller runs them; 0 for a verdict that holds as it is).
     #[inline]
     pub fn lookup_with(&mut self, key: &FlowKey, hash: u64) -> Option<(Verdict, u16)> {
+        self.hit(key, hash, |e| (e.verdict, e.ct))
+    }
+
+    /// What `read` takes from the entry holding `key`, counting the hit or
+    /// the miss. Each lookup reads only what it returns: the plain one
+    /// never touches the conntrack checks.
+    #[inline(always)]
+    fn hit<R>(&mut self, key: &FlowKey, hash: u64, read: impl Fn(&Entry) -> R) -> Option<R> {
         let (set, tag) = self.place(hash);
         // SAFETY: `place` masks the set index to below the number of sets,
         // which is the length of both `tags` and `sets`.
@@ -186,7 +194,7 @@ impl FlowCache {
             let e = &ways[way];
             if e.holds(key, self.epoch) {
                 self.hits += 1;
-                return Some((e.verdict, e.ct));
+                return Some(read(e));
             }
             candidates &= candidates - 1;
         }
