@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use dataplane::ids::PortId;
 use dataplane::overlay::Neighbors;
-use dataplane::packet::{HeapBuf, PortId};
+use dataplane::packet::HeapBuf;
 use dataplane::pipeline::{self, Verdict};
 use dataplane::port::Port;
 use dataplane::tables::Tables;
@@ -304,7 +305,7 @@ fn show<B: Backend>(
     }
     if let Some(u) = &tables.underlay {
         let uplink = ports
-            .get(u.port as usize)
+            .get(u.port.get())
             .cloned()
             .flatten()
             .map_or_else(|| u.port.to_string(), |p| p.name().to_string());
@@ -337,7 +338,7 @@ fn show<B: Backend>(
             let lp = tables.lport(i);
             let port = lp
                 .local_port
-                .and_then(|p| ports.get(p as usize).cloned().flatten());
+                .and_then(|p| ports.get(p.get()).cloned().flatten());
             let local = match port {
                 Some(port) => {
                     let st = port.stats();
@@ -481,7 +482,7 @@ pub fn trace_text(
 /// A local port's interface name, for traces.
 fn port_name(port_names: &[String], p: PortId) -> String {
     port_names
-        .get(p as usize)
+        .get(p.get())
         .cloned()
         .unwrap_or_else(|| format!("port {p}"))
 }

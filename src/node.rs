@@ -25,7 +25,7 @@ use dataplane::acl_log::AclLog;
 use dataplane::classifier::{AclConfig, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::port::Port;
 use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, TablePublisher, Tables, Underlay};
@@ -422,7 +422,7 @@ fn run_on<B: Backend>(
         .iter()
         .enumerate()
         .map(|(i, l)| Attached {
-            id: Some(i as PortId),
+            id: Some(PortId(i as u16)),
             plug: Plug {
                 interface: l.interface.clone(),
                 iface_id: l.logical_port.clone(),

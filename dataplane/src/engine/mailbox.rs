@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::rxq::RxqCycles;
-use crate::packet::{BufPool, PortId};
+use crate::ids::PortId;
+use crate::packet::BufPool;
 use crate::port::{PortQueue, RxQueue};
 
 /// A change to a worker's set of ports, sent by [`Engine`].

@@ -39,8 +39,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::overlay::Neighbors;
-use crate::packet::{BufPool, PortId};
+use crate::packet::BufPool;
 use crate::port::Port;
 use crate::tables::TablePublisher;
 use mailbox::{move_rx, Mailbox, Move, PortChange, Yielded};
@@ -131,7 +132,7 @@ impl<P: BufPool> PortSlots<P> {
         for (p, cycles) in self.cycles.iter().enumerate() {
             for (q, c) in cycles.iter().enumerate() {
                 v.push(RxqLoad {
-                    port: p as PortId,
+                    port: PortId(p as u16),
                     queue: q,
                     cycles: c.history(),
                 });
@@ -181,7 +182,7 @@ impl<P: BufPool + 'static> Engine<P> {
             .enumerate()
             .flat_map(|(p, port)| {
                 (0..port.rx_queues().min(workers_n)).map(move |queue| RxqLoad {
-                    port: p as PortId,
+                    port: PortId(p as u16),
                     queue,
                     cycles: 0,
                 })
@@ -206,8 +207,8 @@ impl<P: BufPool + 'static> Engine<P> {
             )?;
             worker.set_neighbors(neighbors.clone());
             for ((p, c), &(_, q)) in worker.rx_cycles().into_iter().zip(&rx) {
-                pollers[p as usize][q] = id;
-                rx_cycles[p as usize][q] = c;
+                pollers[p.get()][q] = id;
+                rx_cycles[p.get()][q] = c;
             }
             workers.push(worker.stats());
             mailboxes.push(worker.mailbox.clone());
@@ -336,9 +337,9 @@ impl<P: BufPool + 'static> Engine<P> {
     /// was one.
     pub fn remove_port(&self, id: PortId) -> Option<Arc<dyn Port<P>>> {
         let mut slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        let port = slots.ports.get_mut(id as usize)?.take()?;
-        slots.pollers[id as usize].clear();
-        slots.cycles[id as usize].clear();
+        let port = slots.ports.get_mut(id.get())?.take()?;
+        slots.pollers[id.get()].clear();
+        slots.cycles[id.get()].clear();
         for mailbox in &self.mailboxes {
             mailbox.post(PortChange::Remove(id));
         }
@@ -354,7 +355,7 @@ impl<P: BufPool + 'static> Engine<P> {
         let mut dest = Vec::new();
         for (to, rx) in target.iter().enumerate() {
             for &(port, q) in rx {
-                let from = slots.pollers[port as usize][q];
+                let from = slots.pollers[port.get()][q];
                 if from != to {
                     moves.push(Move { port, from, to });
                     dest.push(q);
@@ -372,7 +373,7 @@ impl<P: BufPool + 'static> Engine<P> {
         );
         for (m, q) in moves.iter().zip(dest) {
             if done.contains(m) {
-                slots.pollers[m.port as usize][q] = m.to;
+                slots.pollers[m.port.get()][q] = m.to;
             }
         }
     }
@@ -530,7 +531,7 @@ mod tests {
         let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
         let ports: Vec<LogicalPort> = (0..3)
             .map(|i| LogicalPort {
-                local_port: Some(i as PortId),
+                local_port: Some(PortId(i as u16)),
                 ..LogicalPort::vif(
                     format!("vm{i}"),
                     i as u32 + 1,
@@ -577,7 +578,7 @@ mod tests {
         let pool = HeapPool::new(MAX_BURST, 256);
         let mut w = Worker::new(
             &dyn_ports,
-            &[0, 1, 2],
+            &[PortId(0), PortId(1), PortId(2)],
             TablePublisher::new(tables),
             pool,
             64,
@@ -662,9 +663,9 @@ mod tests {
             |_| HeapPool::new(4096, 256),
         )
         .unwrap();
-        assert_eq!(engine.add_port(third).unwrap(), 2);
+        assert_eq!(engine.add_port(third).unwrap(), PortId(2));
         assert_eq!(engine.rx_map(), [vec![0], vec![1], vec![1]]);
-        engine.remove_port(0).unwrap();
+        engine.remove_port(PortId(0)).unwrap();
         assert_eq!(engine.rx_map(), [vec![], vec![0], vec![1]]);
         // vm1 (port 1) to vm2 (port 2).
         let frame = "eth.src=02:00:00:00:00:01 eth.dst=02:00:00:00:00:02 ip4.src=10.0.0.2 ip4.dst=10.0.0.3 udp.dst=53"

@@ -21,7 +21,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::packet::PortId;
+use crate::ids::PortId;
 
 /// How long one interval of the load history lasts (OVS's
 /// `PMD_INTERVAL_LEN`, 5 s).
@@ -211,9 +211,17 @@ pub fn assign(queues: &[RxqLoad], workers: usize, algo: RxqAssign) -> Vec<Vec<(P
 mod tests {
     use super::*;
 
-    fn q(port: PortId, queue: usize, cycles: u64) -> RxqLoad {
+    /// [`assign`] with plain port numbers, to compare with literals.
+    fn plain(queues: &[RxqLoad], workers: usize, algo: RxqAssign) -> Vec<Vec<(u16, usize)>> {
+        assign(queues, workers, algo)
+            .into_iter()
+            .map(|w| w.into_iter().map(|(p, q)| (p.0, q)).collect())
+            .collect()
+    }
+
+    fn q(port: u16, queue: usize, cycles: u64) -> RxqLoad {
         RxqLoad {
-            port,
+            port: PortId(port),
             queue,
             cycles,
         }
@@ -232,7 +240,7 @@ mod tests {
             q(5, 0, 10),
         ];
         assert_eq!(
-            assign(&queues, 3, RxqAssign::Cycles),
+            plain(&queues, 3, RxqAssign::Cycles),
             [
                 vec![(1, 0)],         // Core 3: Q1 (80%)
                 vec![(4, 0), (5, 0)], // Core 7: Q4 (70%) | Q5 (10%)
@@ -252,7 +260,7 @@ mod tests {
             q(5, 0, 10),
         ];
         assert_eq!(
-            assign(&queues, 3, RxqAssign::Group),
+            plain(&queues, 3, RxqAssign::Group),
             [
                 vec![(1, 0)],                 // Core 3: Q1 (80%)
                 vec![(4, 0)],                 // Core 7: Q4 (70%)
@@ -267,7 +275,7 @@ mod tests {
     fn roundrobin_takes_port_and_queue_order_as_ovs_documents() {
         let queues = [q(0, 0, 5), q(0, 1, 90), q(1, 0, 0), q(1, 1, 7), q(1, 2, 1)];
         assert_eq!(
-            assign(&queues, 3, RxqAssign::RoundRobin),
+            plain(&queues, 3, RxqAssign::RoundRobin),
             [
                 vec![(0, 0), (1, 1)], // Core 3: P0Q0 | P1Q1
                 vec![(0, 1), (1, 2)], // Core 7: P0Q1 | P1Q2
@@ -282,11 +290,11 @@ mod tests {
     fn without_measurements_queues_are_spread_by_count() {
         let queues = [q(0, 0, 0), q(1, 0, 0), q(2, 0, 0)];
         let want = [vec![(0, 0), (2, 0)], vec![(1, 0)]];
-        assert_eq!(assign(&queues, 2, RxqAssign::Group), want);
-        assert_eq!(assign(&queues, 2, RxqAssign::RoundRobin), want);
+        assert_eq!(plain(&queues, 2, RxqAssign::Group), want);
+        assert_eq!(plain(&queues, 2, RxqAssign::RoundRobin), want);
         // Up-down: 0, 1, 1.
         assert_eq!(
-            assign(&queues, 2, RxqAssign::Cycles),
+            plain(&queues, 2, RxqAssign::Cycles),
             [vec![(0, 0)], vec![(1, 0), (2, 0)]]
         );
     }
@@ -298,24 +306,24 @@ mod tests {
         let queues = [q(0, 0, 90), q(1, 0, 80), q(2, 0, 70), q(0, 1, 60)];
         // Walk 0, 1, 1, 0: port 0 queue 1 skips worker 0 for worker 1.
         assert_eq!(
-            assign(&queues, 2, RxqAssign::Cycles),
+            plain(&queues, 2, RxqAssign::Cycles),
             [vec![(0, 0)], vec![(1, 0), (2, 0), (0, 1)]]
         );
         // Group: 90 on 0, 80 on 1, 70 on the lighter 1; port 0's second
         // queue cannot join its first on 0.
         assert_eq!(
-            assign(&queues, 2, RxqAssign::Group),
+            plain(&queues, 2, RxqAssign::Group),
             [vec![(0, 0)], vec![(1, 0), (2, 0), (0, 1)]]
         );
         let many = [q(0, 0, 3), q(0, 1, 2), q(0, 2, 1)];
         for algo in [RxqAssign::RoundRobin, RxqAssign::Cycles, RxqAssign::Group] {
             assert_eq!(
-                assign(&many, 2, algo),
+                plain(&many, 2, algo),
                 [vec![(0, 0)], vec![(0, 1)]],
                 "{algo}"
             );
         }
-        assert_eq!(assign(&[q(0, 0, 0)], 0, RxqAssign::Cycles), [vec![(0, 0)]]);
+        assert_eq!(plain(&[q(0, 0, 0)], 0, RxqAssign::Cycles), [vec![(0, 0)]]);
     }
 
     #[test]

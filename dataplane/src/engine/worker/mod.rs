@@ -16,11 +16,12 @@ use super::rxq::RxqCycles;
 use super::stats::{bump, cycles, WorkerStats};
 use crate::cache::FlowCache;
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, LportIdx};
 use crate::overlay::{Neighbors, MC_FLOOD, MC_UNKNOWN};
-use crate::packet::{BufPool, PacketBuf, PortId, MAX_BURST};
+use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 use crate::pipeline::tunnel_output::Endpoint;
-use crate::pipeline::{self, provider_vlan, NoTrace, PacketMeta, Verdict};
+use crate::pipeline::{self, provider_vlan, KeyKind, NoTrace, PacketMeta, Verdict};
 use crate::port::{Port, PortQueue};
 use crate::tables::{TablePublisher, Tables};
 use tunnel::{Ingress, To};
@@ -103,7 +104,7 @@ impl<P: BufPool> Worker<P> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let rxq = rx.iter().find(|(port, _)| *port as usize == i);
+                let rxq = rx.iter().find(|(port, _)| port.get() == i);
                 p.open_queue(rxq.map(|&(_, q)| q))
             })
             .collect::<io::Result<Vec<_>>>()?;
@@ -130,7 +131,7 @@ impl<P: BufPool> Worker<P> {
             batched: 0,
             flood: Vec::with_capacity(64),
             stats,
-            rx_port: 0,
+            rx_port: PortId(0),
             mailbox: Arc::new(Mailbox::default()),
             neighbors: Arc::new(Neighbors::default()),
             neighbor_asked: Vec::new(),
@@ -159,7 +160,7 @@ impl<P: BufPool> Worker<P> {
         for change in changes {
             match change {
                 PortChange::Add { id, queue, rx } => {
-                    let i = id as usize;
+                    let i = id.get();
                     while self.queues.len() <= i {
                         self.queues.push(Box::new(ClosedQueue));
                         self.tx.push(Vec::with_capacity(MAX_BURST * 2));
@@ -172,20 +173,20 @@ impl<P: BufPool> Worker<P> {
                     }
                 }
                 PortChange::Remove(id) => {
-                    if let Some(q) = self.queues.get_mut(id as usize) {
+                    if let Some(q) = self.queues.get_mut(id.get()) {
                         *q = Box::new(ClosedQueue);
                     }
                     self.stop_polling(id);
                 }
                 PortChange::YieldRx(id) => {
                     let cycles = self.stop_polling(id);
-                    let rx = self.queues.get_mut(id as usize).and_then(|q| q.take_rx());
+                    let rx = self.queues.get_mut(id.get()).and_then(|q| q.take_rx());
                     self.mailbox.yielded(id, rx.zip(cycles));
                 }
                 PortChange::AdoptRx { id, rx, cycles } => {
                     // Refused only if it is not this port's queue (the port
                     // went away meanwhile): dropping it releases it.
-                    if let Some(Ok(())) = self.queues.get_mut(id as usize).map(|q| q.give_rx(rx)) {
+                    if let Some(Ok(())) = self.queues.get_mut(id.get()).map(|q| q.give_rx(rx)) {
                         self.stop_polling(id);
                         self.rx_ports.push(id);
                         self.rx_cycles.push(cycles);
@@ -253,7 +254,7 @@ impl<P: BufPool> Worker<P> {
             };
             let port = self.rx_ports[i];
             let t0 = cycles();
-            let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
+            let n = self.queues[port.get()].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
             if n == 0 {
                 continue;
             }
@@ -299,7 +300,7 @@ impl<P: BufPool> Worker<P> {
     #[inline]
     fn enqueue(&mut self, port: PortId, buf: P::Buf) {
         self.batched += 1;
-        let q = &mut self.tx[port as usize];
+        let q = &mut self.tx[port.get()];
         if q.is_empty() {
             self.pending.push(port);
         }
@@ -324,31 +325,56 @@ impl<P: BufPool> Worker<P> {
             self.process_uplink(in_port);
             return;
         }
-        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port as usize) {
+        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port.get()) {
             self.untag_burst(*vid);
         }
         let mut rx = std::mem::take(&mut self.rx);
-        for mut buf in rx.drain(..) {
-            let v = match &mut self.cache {
-                Some(cache) => pipeline::decide_cached(&self.tables, cache, &mut buf, in_port),
-                None => pipeline::decide(
-                    &self.tables,
-                    &mut buf,
-                    &mut PacketMeta::new(in_port),
-                    &mut NoTrace,
-                ),
-            };
-            match v {
-                Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
-                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
-                v => self.act(v, buf, in_port),
+        // The burst's port, hence its key kind, is one for every packet:
+        // one loop per kind, each with the kind as a constant.
+        match self.cache.take() {
+            Some(mut cache) => {
+                let c = &mut cache;
+                match self.tables.key_kind(in_port) {
+                    KeyKind::Switch => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Switch)
+                    }),
+                    KeyKind::Routed => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Routed)
+                    }),
+                    KeyKind::Acl => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Acl)
+                    }),
+                }
+                self.cache = Some(cache);
             }
+            None => self.each(&mut rx, in_port, |t, b| {
+                pipeline::decide(t, b, &mut PacketMeta::new(in_port), &mut NoTrace)
+            }),
         }
         self.rx = rx;
         if !self.stage_tunnel.is_empty() {
             self.tunnel_staged(in_port);
         }
     }
+    /// Decides each packet of `rx` with `decide` and carries the verdict
+    /// out: output to a port and tunnel staging inline, the rest in
+    /// [`Worker::act`].
+    #[inline(always)]
+    fn each(
+        &mut self,
+        rx: &mut Vec<P::Buf>,
+        in_port: PortId,
+        mut decide: impl FnMut(&Tables, &mut P::Buf) -> Verdict,
+    ) {
+        for mut buf in rx.drain(..) {
+            match decide(&self.tables, &mut buf) {
+                Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
+                v => self.act(v, buf, in_port),
+            }
+        }
+    }
+
     /// Carries out any verdict, out of line: [`Worker::process`] carries
     /// out the common one, output to a port, inline.
     #[inline(never)]
@@ -358,10 +384,10 @@ impl<P: BufPool> Worker<P> {
             self.tunnel_staged(in_port);
         }
         match v {
-            Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+            Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
             Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
             Verdict::Reply => self.enqueue(in_port, buf),
-            Verdict::Routed { hop, port } if (port as usize) < self.tx.len() => {
+            Verdict::Routed { hop, port } if port.get() < self.tx.len() => {
                 let mut buf = buf;
                 pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
                 self.enqueue(port, buf)
@@ -405,7 +431,7 @@ impl<P: BufPool> Worker<P> {
     /// copying for all but the last.
     fn copy_out(&mut self, buf: P::Buf, ports: &mut Vec<PortId>) {
         let n = self.tx.len();
-        ports.retain(|&p| (p as usize) < n);
+        ports.retain(|&p| p.get() < n);
         match ports.split_last() {
             None => self.drop(buf, DropReason::NoLocalPort),
             Some((&last, rest)) => {
@@ -476,7 +502,7 @@ impl<P: BufPool> Worker<P> {
     pub fn flush(&mut self) {
         let mut sent = 0;
         for i in 0..self.pending.len() {
-            let p = self.pending[i] as usize;
+            let p = self.pending[i].get();
             sent += self.tx[p].len();
             if let Some(Some(vid)) = self.tables.port_vlan.get(p) {
                 provider_vlan::tag_all(&mut self.tx[p], *vid);

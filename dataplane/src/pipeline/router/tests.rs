@@ -4,7 +4,8 @@
 use super::*;
 use crate::cache::FlowCache;
 use crate::flow::FlowDesc;
-use crate::packet::{HeapBuf, PacketBuf, PortId};
+use crate::ids::PortId;
+use crate::packet::{HeapBuf, PacketBuf};
 use crate::pipeline::{decide, decide_cached, NoTrace, PacketMeta, TraceLog, Verdict};
 use crate::routes::{LogicalRouter, NextHop, RoutePolicy, RouterPort, StaticRoute};
 use crate::tables::{LogicalPort, LogicalSwitch, PortType};
@@ -49,7 +50,7 @@ fn tables() -> Tables {
             name: "ls1".into(),
             tunnel_key: 1,
             ports: vec![
-                vm("vm1", 1, &format!("{VM1} 10.0.1.1 fd01::1"), 0),
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1 fd01::1"), PortId(0)),
                 router_lsp("ls1-lr0", &lrp1),
             ],
         },
@@ -57,8 +58,8 @@ fn tables() -> Tables {
             name: "ls2".into(),
             tunnel_key: 2,
             ports: vec![
-                vm("vm2", 1, &format!("{VM2} 10.0.2.1 fd02::1"), 1),
-                gateway("gw", 2, &format!("{GW} 10.0.2.5"), 2),
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1 fd02::1"), PortId(1)),
+                gateway("gw", 2, &format!("{GW} 10.0.2.5"), PortId(2)),
                 router_lsp("ls2-lr0", &lrp2),
             ],
         },
@@ -106,7 +107,7 @@ fn frame(desc: &str) -> Vec<u8> {
 /// rewrite carried out as the worker does).
 fn run(t: &Tables, desc: &str) -> (Verdict, Vec<u8>) {
     let mut buf = HeapBuf::from_frame(&frame(desc));
-    let v = decide(t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+    let v = decide(t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
     if let Verdict::Routed { hop, .. } = v {
         rewrite(t, hop, buf.data_mut());
     }
@@ -121,7 +122,16 @@ fn from_vm1(l3: &str) -> String {
 fn routes_between_connected_networks_rewriting_macs_and_ttl() {
     let t = tables();
     let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 ip.ttl=64 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     let lay = layout::parse(&out).unwrap();
     assert_eq!(lay.dst_mac(&out).to_string(), VM2);
     assert_eq!(lay.src_mac(&out).to_string(), LRP2);
@@ -132,7 +142,16 @@ fn routes_between_connected_networks_rewriting_macs_and_ttl() {
     let v6 =
         format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=2 udp.dst=53");
     let (v, out) = run(&t, &v6);
-    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     let lay = layout::parse(&out).unwrap();
     assert_eq!(
         (lay.dst_mac(&out).to_string(), lay.ip_ttl(&out)),
@@ -144,11 +163,29 @@ fn routes_between_connected_networks_rewriting_macs_and_ttl() {
 fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
     let t = tables();
     let (v, out) = run(&t, &from_vm1("ip4.dst=192.0.2.9 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 2, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(2),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     assert_eq!(layout::parse(&out).unwrap().dst_mac(&out).to_string(), GW);
     // vm2's port security lets only its own address in.
     let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     for (dst, why) in [
         ("10.9.0.1", DropReason::NoRoute),
         ("203.0.113.1", DropReason::RouteDiscard),
@@ -170,7 +207,7 @@ fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
         v,
         Verdict::Routed {
             hop: HopIdx(0),
-            port: 1
+            port: PortId(1)
         }
     );
 }
@@ -254,9 +291,14 @@ fn cached_routing_verdicts_equal_the_full_pipeline() {
         for d in &frames {
             let f = frame(d);
             let mut reference = HeapBuf::from_frame(&f);
-            let want = decide(&t, &mut reference, &mut PacketMeta::new(0), &mut NoTrace);
+            let want = decide(
+                &t,
+                &mut reference,
+                &mut PacketMeta::new(PortId(0)),
+                &mut NoTrace,
+            );
             let mut buf = HeapBuf::from_frame(&f);
-            let got = decide_cached(&t, &mut cache, &mut buf, 0);
+            let got = decide_cached(&t, &mut cache, &mut buf, PortId(0));
             assert_eq!(got, want, "round {round}: {d}");
             assert_eq!(buf.data(), reference.data(), "round {round}: {d}");
         }
@@ -269,7 +311,7 @@ fn trace_walks_switch_router_switch() {
     let t = tables();
     let mut log = TraceLog::default();
     let mut buf = HeapBuf::from_frame(&frame(&from_vm1("ip4.dst=192.0.2.9 udp.dst=53")));
-    decide(&t, &mut buf, &mut PacketMeta::new(0), &mut log);
+    decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut log);
     let stages: Vec<&str> = log.stages.iter().map(|s| s.0).collect();
     for s in [
         "l2_lookup",
@@ -299,7 +341,7 @@ fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
             name: "ls1".into(),
             tunnel_key: 1,
             ports: vec![
-                vm("vm1", 1, &format!("{VM1} 10.0.1.1"), 0),
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1"), PortId(0)),
                 router_lsp("ls1-lr0", &format!("{LRP1} 10.0.1.254/24")),
             ],
         },
@@ -307,7 +349,7 @@ fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
             name: "ls2".into(),
             tunnel_key: 2,
             ports: vec![
-                vm("vm2", 1, &format!("{VM2} 10.0.2.1"), 1),
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1"), PortId(1)),
                 router_lsp("ls2-lr0", &format!("{LRP2} 10.0.2.254/24")),
             ],
         },
@@ -315,7 +357,7 @@ fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
     switches[1].ports[0].local_port = None;
     switches[1].ports[0].chassis = Some(ChassisIdx(0));
     let underlay = Underlay {
-        port: 5,
+        port: PortId(5),
         ip: "192.168.0.21".parse().unwrap(),
         mac: "00:00:00:00:aa:01".parse().unwrap(),
         mtu: 1500,
@@ -390,7 +432,7 @@ fn mangled_frames_through_the_router_never_panic() {
         }
         for g in variants {
             let mut buf = HeapBuf::from_frame(&g);
-            let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+            let v = decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
             if let Verdict::Routed { hop, .. } = v {
                 rewrite(&t, hop, buf.data_mut());
             }
