@@ -27,6 +27,13 @@ pub(crate) struct EngineArgs {
     /// Never sleep when idle (a PMD on a dedicated core).
     #[arg(long)]
     busy_poll: bool,
+    /// How rx queues are assigned to workers, again whenever a port is
+    /// added or removed (OVS's other_config:pmd-rxq-assign): `cycles`
+    /// sorts them by measured processing cycles (the last minute) and deals
+    /// them out in an up-down walk over the workers; `group` gives each,
+    /// busiest first, to the least loaded worker; `roundrobin` ignores load.
+    #[arg(long, default_value_t = dataplane::engine::RxqAssign::Cycles)]
+    pmd_rxq_assign: dataplane::engine::RxqAssign,
     /// Connections conntrack tracks at most; new ones beyond it are
     /// dropped as `ct_full` (OVS: `ovs-appctl dpctl/ct-set-maxconns`).
     #[arg(long, default_value_t = node::CONNTRACK_LIMIT)]
@@ -103,6 +110,7 @@ impl EngineArgs {
             workers: self.workers,
             cores: self.cores,
             busy_poll: self.busy_poll,
+            rxq_assign: self.pmd_rxq_assign,
             dpdk,
             conntrack_limit: self.conntrack_limit,
         }

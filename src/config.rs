@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::tables::{Address, LogicalPort, LogicalSwitch, MacIps, PortType};
 use serde::Deserialize;
 
@@ -127,7 +127,7 @@ impl ConfigFile {
                             mtu: p.mtu,
                             logical_port: p.name.clone(),
                         });
-                        Some((local_ports.len() - 1) as PortId)
+                        Some(PortId((local_ports.len() - 1) as u16))
                     }
                     None => None,
                 };
@@ -176,7 +176,7 @@ mod tests {
     fn resolves_ports_and_bindings() {
         let r = ConfigFile::parse(EXAMPLE).unwrap().resolve().unwrap();
         assert_eq!(r.switches[0].tunnel_key, 1);
-        assert_eq!(r.switches[0].ports[0].local_port, Some(0));
+        assert_eq!(r.switches[0].ports[0].local_port, Some(PortId(0)));
         assert_eq!(r.switches[0].ports[1].local_port, None);
         assert_eq!(r.switches[0].ports[1].addresses, vec![Address::Unknown]);
         assert_eq!(r.local_ports[0].interface, "sy-vm1");

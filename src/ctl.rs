@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use dataplane::ids::PortId;
 use dataplane::overlay::Neighbors;
-use dataplane::packet::{HeapBuf, PortId};
+use dataplane::packet::HeapBuf;
 use dataplane::pipeline::{self, Verdict};
 use dataplane::port::Port;
 use dataplane::tables::Tables;
@@ -304,7 +305,7 @@ fn show<B: Backend>(
     }
     if let Some(u) = &tables.underlay {
         let uplink = ports
-            .get(u.port as usize)
+            .get(u.port.get())
             .cloned()
             .flatten()
             .map_or_else(|| u.port.to_string(), |p| p.name().to_string());
@@ -337,7 +338,7 @@ fn show<B: Backend>(
             let lp = tables.lport(i);
             let port = lp
                 .local_port
-                .and_then(|p| ports.get(p as usize).cloned().flatten());
+                .and_then(|p| ports.get(p.get()).cloned().flatten());
             let local = match port {
                 Some(port) => {
                     let st = port.stats();
@@ -403,8 +404,12 @@ fn show<B: Backend>(
 fn pmd_stats<B: Backend>(node: &Node<B>, ports: &[Option<Arc<dyn Port<B::Pool>>>]) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let engine = node.engine();
-    let rx_map = engine.rx_map();
-    let mut s = String::new();
+    let rxqs = engine.rxq_info();
+    let mut s = format!(
+        "pmd-rxq-assign {} (queue usage over the last {} s of measured cycles)\n",
+        engine.rxq_assign(),
+        dataplane::engine::INTERVAL.as_secs() * dataplane::engine::rxq::INTERVALS as u64
+    );
     for (w, st) in engine.workers().iter().enumerate() {
         let core = engine
             .worker_cores()
@@ -426,12 +431,20 @@ fn pmd_stats<B: Backend>(node: &Node<B>, ports: &[Option<Arc<dyn Port<B::Pool>>>
             st.busy_cycles.load(Relaxed),
             st.idle_cycles.load(Relaxed),
         );
-        for (p, queues) in rx_map.iter().enumerate() {
+        for (p, queues) in rxqs.iter().enumerate() {
             let Some(port) = ports.get(p).cloned().flatten() else {
                 continue;
             };
-            for (q, _) in queues.iter().enumerate().filter(|(_, &x)| x == w) {
-                s += &format!("    rx queue {} {q}\n", port.name());
+            for (q, info) in queues.iter().enumerate().filter(|(_, i)| i.worker == w) {
+                // As pmd-rxq-show: "NOT AVAIL" until an interval closed.
+                let usage = info
+                    .usage
+                    .map_or_else(|| "NOT AVAIL".into(), |u| format!("{:.0} %", u * 100.0));
+                s += &format!(
+                    "    rx queue {} {q}: pmd usage {usage} (cycles {})\n",
+                    port.name(),
+                    info.cycles
+                );
             }
         }
     }
@@ -469,7 +482,7 @@ pub fn trace_text(
 /// A local port's interface name, for traces.
 fn port_name(port_names: &[String], p: PortId) -> String {
     port_names
-        .get(p as usize)
+        .get(p.get())
         .cloned()
         .unwrap_or_else(|| format!("port {p}"))
 }

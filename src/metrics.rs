@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use dataplane::drop::DropReason;
+use dataplane::ids::PortId;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -30,7 +31,7 @@ fn port_drops<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
     )?;
     for (i, p) in engine.ports().into_iter().enumerate() {
         let Some(p) = p else { continue };
-        let id = i as dataplane::packet::PortId;
+        let id = PortId(i as u16);
         let (lport, switch) = tables
             .lport_of(id)
             .map_or((String::new(), String::new()), |l| {
@@ -208,14 +209,21 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
         let unenforced = IntGaugeVec::new(
             Opts::new(
                 "switchyard_controller_unenforced",
-                "SB rows of intent this chassis does not enforce, by kind (logical flows of ovn-northd)",
+                "Intent in the databases that is not enforced, by kind: logical_flow_* = ovn-northd's \
+                 logical flows this chassis does not compile (always exported), nb_<feature> = NB rows \
+                 ovn-northd-lite does not realise (exported while there are any)",
             ),
             &["kind"],
         )?;
         let now = st.unenforced();
         for kind in chassis::UnenforcedKind::ALL {
-            let n = now.0.get(&kind).copied().unwrap_or(0);
+            let n = now.flows.get(&kind).copied().unwrap_or(0);
             unenforced.with_label_values(&[kind.name()]).set(n as i64);
+        }
+        for (feature, n) in &now.northd {
+            unenforced
+                .with_label_values(&[&format!("nb_{feature}")])
+                .set(*n as i64);
         }
         r.register(Box::new(unenforced))?;
     }

@@ -25,8 +25,8 @@ use dataplane::acl_log::AclLog;
 use dataplane::classifier::{AclConfig, Stateful};
 use dataplane::conntrack::Conntrack;
 use dataplane::engine::{Engine, EngineConfig};
+use dataplane::ids::PortId;
 use dataplane::neighbor_log::NeighborLog;
-use dataplane::packet::PortId;
 use dataplane::port::Port;
 use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, TablePublisher, Tables, Underlay};
@@ -46,6 +46,8 @@ pub struct NodeOptions {
     pub workers: usize,
     pub cores: Vec<usize>,
     pub busy_poll: bool,
+    /// How rx queues are assigned to workers.
+    pub rxq_assign: dataplane::engine::RxqAssign,
     /// Run on DPDK with these settings (None: kernel interfaces).
     pub dpdk: Option<DpdkOptions>,
     /// Connections conntrack holds at most ([`CONNTRACK_LIMIT`] by default).
@@ -416,6 +418,7 @@ fn run_on<B: Backend>(
             idle_sleep: (!opts.busy_poll).then(|| Duration::from_micros(50)),
             pool_buffers: 4096,
             flow_cache_entries: 8192,
+            rxq_assign: opts.rxq_assign,
         },
         ports,
         TablePublisher::new(tables),
@@ -428,7 +431,7 @@ fn run_on<B: Backend>(
         .iter()
         .enumerate()
         .map(|(i, l)| Attached {
-            id: Some(i as PortId),
+            id: Some(PortId(i as u16)),
             plug: Plug {
                 interface: l.interface.clone(),
                 iface_id: l.logical_port.clone(),

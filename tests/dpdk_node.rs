@@ -179,13 +179,17 @@ fn vhost_user_vm_on_a_dpdk_node_through_ovn() {
     assert!(show.contains("pmd 0 core any: rx "), "{show}");
     assert!(show.contains("pmd 1 core any: rx "), "{show}");
     assert!(show.contains("cycles/packet"), "{show}");
-    assert!(show.contains("    rx queue net_vhost_vm2 0\n"), "{show}");
+    assert!(show.contains("pmd-rxq-assign cycles"), "{show}");
+    assert!(
+        show.contains("    rx queue net_vhost_vm2 0: pmd usage "),
+        "{show}"
+    );
     let pmd_of = |port: &str| {
         let mut pmd = "";
         for l in show.lines() {
             if l.starts_with("pmd ") {
                 pmd = l.split(':').next().unwrap();
-            } else if l == format!("    rx queue {port} 0") {
+            } else if l.starts_with(&format!("    rx queue {port} 0: pmd usage ")) {
                 return pmd.to_string();
             }
         }

@@ -177,3 +177,66 @@ fn sb_connected_follows_the_session() {
     );
     ovn.nbctl(&["--wait=hv", "ls-add", "after"]);
 }
+
+/// NB intent that northd-lite does not realise is reported, not silently
+/// stored (issue 15): a QoS rule and a load balancer written with the real
+/// `ovn-nbctl` appear in SB_Global's external_ids, in the node's `show` and
+/// on its /metrics, and the report clears when they are deleted. With NB
+/// and SB in `switchyard db` and in a real ovsdb-server.
+fn unrealised_nb_intent_is_reported_until_deleted(databases: Databases) {
+    require_root();
+    let ovn = Ovn::start(databases);
+    let sbctl = |args: &[&str]| {
+        let db = format!("--db={}", ovn.sb);
+        let mut full = vec!["ovn-sbctl", "--timeout=30", db.as_str()];
+        full.extend_from_slice(args);
+        let (ok, out) = common::try_sh(&full);
+        assert!(ok, "{full:?}: {out}");
+        out
+    };
+    const QOS: &str = "switchyard_controller_unenforced{kind=\"nb_qos\"}";
+    const LB: &str = "switchyard_controller_unenforced{kind=\"nb_load_balancer\"}";
+    let timeout = std::time::Duration::from_secs(20);
+    ovn.nbctl(&["ls-add", "net1"]);
+    ovn.nbctl(&["qos-add", "net1", "to-lport", "100", "ip4", "rate=1000"]);
+    ovn.nbctl(&[
+        "lb-add",
+        "lb1",
+        "10.0.0.100:80",
+        "10.0.0.1:80,10.0.0.2:80",
+        "tcp",
+    ]);
+    ovn.nbctl(&["ls-lb-add", "net1", "lb1"]);
+    wait_until(
+        "the node to report the QoS rule and the load balancer",
+        timeout,
+        || ovn.metric(QOS) == 1 && ovn.metric(LB) == 1,
+    );
+    let show = ovn.cli(&["show"]);
+    assert!(show.contains("1 nb_load_balancer, 1 nb_qos"), "{show}");
+    let ids = sbctl(&["get", "SB_Global", ".", "external_ids"]);
+    assert!(
+        ids.contains("switchyard-unrealised-load_balancer=\"1\"")
+            && ids.contains("switchyard-unrealised-qos=\"1\""),
+        "{ids}"
+    );
+
+    ovn.nbctl(&["qos-del", "net1"]);
+    ovn.nbctl(&["lb-del", "lb1"]);
+    wait_until("the report to clear", timeout, || {
+        let m = ovn.metrics();
+        !m.contains("kind=\"nb_") && ovn.cli(&["show"]).contains("not enforced: nothing")
+    });
+    let ids = sbctl(&["get", "SB_Global", ".", "external_ids"]);
+    assert!(!ids.contains("switchyard-unrealised-"), "{ids}");
+}
+
+#[test]
+fn unrealised_nb_intent_is_reported_with_switchyard_db() {
+    unrealised_nb_intent_is_reported_until_deleted(Databases::Ours);
+}
+
+#[test]
+fn unrealised_nb_intent_is_reported_with_ovsdb_server() {
+    unrealised_nb_intent_is_reported_until_deleted(Databases::OvsdbServer);
+}

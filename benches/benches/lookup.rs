@@ -4,7 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::cache::{FlowCache, FlowKey};
 use dataplane::flow::FlowDesc;
-use dataplane::ids::DatapathIdx;
+use dataplane::ids::{DatapathIdx, PortId};
 use dataplane::packet::HeapBuf;
 use dataplane::pipeline::PacketMeta;
 use dataplane::pipeline::{self, NoTrace};
@@ -23,7 +23,7 @@ fn lookups(c: &mut Criterion) {
 
     let mut cache = FlowCache::new(8192);
     let k = FlowKey([1, 2, 3, 4, 5, 6]);
-    cache.insert(k, k.hash(), pipeline::Verdict::Output(3));
+    cache.insert(k, k.hash(), pipeline::Verdict::Output(PortId(3)));
     g.bench_function("flow_cache_hit", |b| {
         b.iter(|| {
             let k = black_box(k);
@@ -39,13 +39,13 @@ fn lookups(c: &mut Criterion) {
     let mut buf = HeapBuf::from_frame(&frame);
     g.bench_function("pipeline_full", |b| {
         b.iter(|| {
-            let mut meta = PacketMeta::new(0);
+            let mut meta = PacketMeta::new(PortId(0));
             pipeline::decide(&tables, &mut buf, &mut meta, &mut NoTrace)
         })
     });
     let mut cache = FlowCache::new(8192);
     g.bench_function("pipeline_cached", |b| {
-        b.iter(|| pipeline::decide_cached(&tables, &mut cache, &mut buf, 0))
+        b.iter(|| pipeline::decide_cached(&tables, &mut cache, &mut buf, PortId(0)))
     });
     g.finish();
 }

@@ -19,8 +19,9 @@ use dataplane::conntrack::Conntrack;
 use dataplane::drop::DropReason;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
+use dataplane::ids::PortId;
 use dataplane::overlay::Tunnel;
-use dataplane::packet::{HeapPool, PortId};
+use dataplane::packet::HeapPool;
 use dataplane::port::memory::{ReplayPort, Traffic};
 use dataplane::port::Port;
 use dataplane::tables::{
@@ -253,7 +254,7 @@ fn underlay(o: Overlay) -> Underlay {
         )
     };
     Underlay {
-        port: UPLINK as PortId,
+        port: PortId(UPLINK as u16),
         ip: ours,
         mac: MacAddr([2, 0, 0, 0, 1, 0x21]),
         mtu: 1500,
@@ -378,7 +379,7 @@ pub fn topology() -> Vec<LogicalSwitch> {
                 .parse()
                 .expect("valid address");
             LogicalPort {
-                local_port: Some(i as PortId),
+                local_port: Some(PortId(i as u16)),
                 ..LogicalPort::vif(format!("vm{i}"), i as u32 + 1, address, true)
             }
         })
@@ -554,7 +555,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
             warm + per_port,
         )));
         if !frames.is_empty() {
-            rx_ports.push(i as PortId);
+            rx_ports.push(PortId(i as u16));
         }
     }
     let mut worker = Worker::new(

@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 
 use dataplane::flow::{FlowDesc, L3, L4};
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::routes::{LogicalRouter, NextHop, RoutePolicy, RouterPort, StaticRoute};
 use dataplane::tables::{LogicalPort, LogicalSwitch, PortType, TableError, Tables};
 use dataplane::wire::MacAddr;
@@ -42,7 +42,7 @@ pub(crate) fn tables(routes: usize) -> Result<Tables, TableError> {
                     .parse()
                     .expect("valid address");
                 LogicalPort {
-                    local_port: Some(i as PortId),
+                    local_port: Some(PortId(i as u16)),
                     ..LogicalPort::vif(format!("vm{i}"), i as u32 + 1, address, true)
                 }
             })

@@ -164,7 +164,7 @@ impl FlowCache {
     /// The cached verdict for `key` (whose hash is `hash`).
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Option<Verdict> {
-        self.lookup_with(key, hash).map(|(v, _)| v)
+        self.hit(key, hash, |e| e.verdict)
     }
 
     /// The cached verdict for `key`, and the conntrack checks it holds
@@ -173,6 +173,14 @@ impl FlowCache {
     /// caller runs them; 0 for a verdict that holds as it is).
     #[inline]
     pub fn lookup_with(&mut self, key: &FlowKey, hash: u64) -> Option<(Verdict, u16)> {
+        self.hit(key, hash, |e| (e.verdict, e.ct))
+    }
+
+    /// What `read` takes from the entry holding `key`, counting the hit or
+    /// the miss. Each lookup reads only what it returns: the plain one
+    /// never touches the conntrack checks.
+    #[inline(always)]
+    fn hit<R>(&mut self, key: &FlowKey, hash: u64, read: impl Fn(&Entry) -> R) -> Option<R> {
         let (set, tag) = self.place(hash);
         // SAFETY: `place` masks the set index to below the number of sets,
         // which is the length of both `tags` and `sets`.
@@ -186,7 +194,7 @@ impl FlowCache {
             let e = &ways[way];
             if e.holds(key, self.epoch) {
                 self.hits += 1;
-                return Some((e.verdict, e.ct));
+                return Some(read(e));
             }
             candidates &= candidates - 1;
         }
@@ -234,6 +242,7 @@ impl FlowCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::PortId;
 
     fn key(w0: u64, w5: u64) -> FlowKey {
         FlowKey([w0, 0, 0, 0, 0, w5])
@@ -245,8 +254,8 @@ mod tests {
         let k = FlowKey([1, 2, 3, 4, 5, 6]);
         let h = k.hash();
         assert!(c.lookup(&k, h).is_none());
-        c.insert(k, h, Verdict::Output(3));
-        assert_eq!(c.lookup(&k, h), Some(Verdict::Output(3)));
+        c.insert(k, h, Verdict::Output(PortId(3)));
+        assert_eq!(c.lookup(&k, h), Some(Verdict::Output(PortId(3))));
         let other = FlowKey([1, 2, 3, 4, 5, 7]);
         assert!(c.lookup(&other, h).is_none());
         c.invalidate();
@@ -258,7 +267,7 @@ mod tests {
     fn a_wrapped_epoch_matches_no_old_entry() {
         let mut c = FlowCache::new(WAYS);
         let k = key(0, 0);
-        c.insert(k, 0, Verdict::Output(1));
+        c.insert(k, 0, Verdict::Output(PortId(1)));
         c.epoch = u16::MAX;
         c.invalidate();
         assert_eq!(c.epoch, 1);
@@ -276,8 +285,8 @@ mod tests {
         for _ in 0..rounds {
             for (i, k) in keys.iter().enumerate() {
                 match c.lookup(k, 0) {
-                    Some(v) => assert_eq!(v, Verdict::Output(i as u16)),
-                    None => c.insert(*k, 0, Verdict::Output(i as u16)),
+                    Some(v) => assert_eq!(v, Verdict::Output(PortId(i as u16))),
+                    None => c.insert(*k, 0, Verdict::Output(PortId(i as u16))),
                 }
             }
         }
@@ -295,11 +304,11 @@ mod tests {
         // equal ones.
         let hashes = [0x0001 << 48, 0x0002 << 48, 0x0001 << 48, 0xffff << 48];
         for (i, &h) in hashes.iter().enumerate() {
-            c.insert(key(i as u64, 0), h, Verdict::Output(i as u16));
+            c.insert(key(i as u64, 0), h, Verdict::Output(PortId(i as u16)));
         }
         for (i, &h) in hashes.iter().enumerate() {
             let k = key(i as u64, 0);
-            assert_eq!(c.lookup(&k, h), Some(Verdict::Output(i as u16)));
+            assert_eq!(c.lookup(&k, h), Some(Verdict::Output(PortId(i as u16))));
             assert_eq!(c.lookup(&key(i as u64, 1), h), None);
         }
     }

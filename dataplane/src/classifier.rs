@@ -580,8 +580,8 @@ impl AclTables {
 
     /// Whether packets from local port `p` are keyed with the ACL fields.
     #[inline(always)]
-    pub fn wide_key(&self, p: crate::packet::PortId) -> bool {
-        self.wide_key.get(usize::from(p)).copied().unwrap_or(false)
+    pub fn wide_key(&self, p: crate::ids::PortId) -> bool {
+        self.wide_key.get(p.get()).copied().unwrap_or(false)
     }
 }
 

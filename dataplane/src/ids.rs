@@ -1,9 +1,23 @@
 //! The index spaces of the forwarding tables, each a type of its own so
-//! that a logical port, a datapath and a remote chassis cannot be mixed up
-//! (local ports are [`crate::packet::PortId`]). "None of them" is `Option`,
-//! never a sentinel value.
+//! that a local port, a logical port, a datapath and a remote chassis
+//! cannot be mixed up.
+//! "None of them" is `Option`, never a sentinel value.
 
 use std::fmt;
+
+/// A local port of this node (a VM interface, the uplink, a provider
+/// port): an index into the engine's port table, the one a worker polls
+/// and transmits on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+
+impl TryFrom<usize> for PortId {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(i: usize) -> Result<Self, Self::Error> {
+        u16::try_from(i).map(PortId)
+    }
+}
 
 /// A logical port: an index into [`crate::tables::Tables::lports`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,4 +51,4 @@ macro_rules! index {
     )*};
 }
 
-index!(LportIdx, DatapathIdx, ChassisIdx);
+index!(PortId, LportIdx, DatapathIdx, ChassisIdx);

@@ -79,7 +79,7 @@ fn hash(router: u32, ip: IpAddr) -> u64 {
     };
     let mut h = u64::from(router).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for w in [bits as u64, (bits >> 64) as u64] {
-        h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7cc1_b727_220a_95);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     h
 }

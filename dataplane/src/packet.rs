@@ -316,9 +316,6 @@ fn move_tail(src: &mut Vec<HeapBuf>, from: usize, dst: &mut Vec<HeapBuf>) {
     }
 }
 
-/// Index of a local (physical) port in the dataplane.
-pub type PortId = u16;
-
 #[cfg(test)]
 mod tests {
     use super::*;

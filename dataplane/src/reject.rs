@@ -28,7 +28,7 @@ use crate::packet::PacketBuf;
 use crate::responder::Origin;
 use crate::responder::{back_to_sender, icmpv4_error, icmpv6_error, ipv4_header, ipv6_header};
 use crate::wire::layout::Layout;
-use crate::wire::{icmpv4, icmpv6, tcp, IpProtocol};
+use crate::wire::{ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, IpProtocol};
 
 /// `pinctrl_handle_tcp_reset`: `pinctrl_compose_ipv4/6(…, 63, …)`.
 const RST: Origin = Origin {
@@ -44,10 +44,10 @@ const ICMP: Origin = Origin {
 };
 /// `pinctrl_handle_icmp`: the quote room, 576 - (14 + 20 + 8) (RFC 1122
 /// §3.2.2: at least the IP header and 8 bytes; at most 576 bytes in all).
-const QUOTE_V4: usize = 576 - (14 + 20 + 8);
+const QUOTE_V4: usize = 576 - (ethernet::HEADER_LEN + ipv4::HEADER_LEN + icmpv4::HEADER_LEN);
 /// `pinctrl_handle_icmp`: 1280 - (14 + 40 + 8) (RFC 4443 §3.1: as much as
 /// fits in the IPv6 minimum MTU).
-const QUOTE_V6: usize = 1280 - (14 + 40 + 8);
+const QUOTE_V6: usize = 1280 - (ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::HEADER_LEN);
 
 /// Writes the answer to the packet in `buf` (parsed into `lay`) over it;
 /// false if it deserves none (see the module doc) or the buffer cannot hold
@@ -95,8 +95,12 @@ fn tcp_reset<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
     let (src, dst) = addrs(f, lay);
     let seg = tcp::Packet::new_unchecked(lay.l4_bytes(f));
     let (sport, dport, seq) = (seg.src_port(), seg.dst_port(), seg.seq_number());
-    let hdr = if src.is_ipv6() { 40 } else { 20 };
-    let total = l3 + hdr + 20;
+    let hdr = if src.is_ipv6() {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
+    let total = l3 + hdr + tcp::HEADER_LEN;
     let f = buf.data_mut();
     back_to_sender(f);
     let ip = &mut f[l3..total];
@@ -110,7 +114,7 @@ fn tcp_reset<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
     rst.set_dst_port(sport);
     rst.set_seq_number(0);
     rst.set_ack_number(seq.wrapping_add(1));
-    rst.set_header_len(20);
+    rst.set_header_len(tcp::HEADER_LEN as u8);
     rst.set_flags(tcp::Flags::RST | tcp::Flags::ACK);
     rst.set_window_len(0);
     rst.set_urgent_at(0);
@@ -124,17 +128,17 @@ fn dst_unreachable<B: PacketBuf>(buf: &mut B, lay: &Layout, udp: bool) -> bool {
     let (l3, f) = (usize::from(lay.l3), buf.data());
     let (src, dst) = addrs(f, lay);
     let (hdr, room) = if src.is_ipv6() {
-        (40, QUOTE_V6)
+        (ipv6::HEADER_LEN + icmpv6::HEADER_LEN, QUOTE_V6)
     } else {
-        (20, QUOTE_V4)
+        (ipv4::HEADER_LEN + icmpv4::HEADER_LEN, QUOTE_V4)
     };
     let quoted = lay.l3_bytes(f).len().min(room);
-    let total = l3 + hdr + 8 + quoted;
+    let total = l3 + hdr + quoted;
     if total > buf.len() && !buf.set_len(total) {
         return false;
     }
     let f = buf.data_mut();
-    f.copy_within(l3..l3 + quoted, l3 + hdr + 8);
+    f.copy_within(l3..l3 + quoted, l3 + hdr);
     back_to_sender(f);
     let ip = &mut f[l3..total];
     match (dst, src) {

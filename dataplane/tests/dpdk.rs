@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use dataplane::drop::DropReason;
 use dataplane::engine::{Engine, EngineConfig, Worker};
 use dataplane::flow::FlowDesc;
+use dataplane::ids::PortId;
 use dataplane::packet::{BufPool, PacketBuf, HEADROOM};
 use dataplane::port::dpdk::{self, DpdkPort, DpdkPortConfig, Eal, EalConfig, EalMemory, MbufPool};
 use dataplane::port::memory::Traffic;
@@ -48,7 +49,7 @@ fn frame(desc: &str) -> Vec<u8> {
 
 fn lport(name: &str, key: u32, addr: &str, local: u16) -> LogicalPort {
     LogicalPort {
-        local_port: Some(local),
+        local_port: Some(PortId(local)),
         ..LogicalPort::vif(name, key, addr.parse().unwrap(), true)
     }
 }
@@ -141,7 +142,14 @@ fn ring_ports_forward_through_the_pipeline() {
     // then the worker polls rx queue 0 of port 0 and takes tx queue 0 of
     // ports 1 and 2 (-> their rx queue 0, which the test's collectors poll).
     let mut inject = ports[0].open_queue(None).unwrap();
-    let mut worker = Worker::new(&as_ports(&ports), &[0], publisher(), pool.clone(), 1024).unwrap();
+    let mut worker = Worker::new(
+        &as_ports(&ports),
+        &[PortId(0)],
+        publisher(),
+        pool.clone(),
+        1024,
+    )
+    .unwrap();
     let mut collect: Vec<_> = ports[1..]
         .iter()
         .map(|p| p.open_queue(Some(0)).unwrap())
@@ -247,7 +255,7 @@ fn pcap_to_pcap_and_null() {
     let ports: Vec<Arc<dyn Port<MbufPool>>> = vec![Arc::new(p0), Arc::new(p1), Arc::new(p2)];
     let pool = eal.mbuf_pool(0).unwrap();
     let free = pool.available();
-    let mut worker = Worker::new(&ports, &[0], publisher(), pool.clone(), 1024).unwrap();
+    let mut worker = Worker::new(&ports, &[PortId(0)], publisher(), pool.clone(), 1024).unwrap();
     let mut processed = 0;
     for _ in 0..1000 {
         processed += worker.poll();

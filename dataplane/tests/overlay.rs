@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use dataplane::drop::DropReason;
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::flow::FlowDesc;
+use dataplane::ids::PortId;
 use dataplane::packet::HeapPool;
 use dataplane::port::memory::{RingPort, RingPortHandle};
 use dataplane::port::Port;
@@ -38,7 +39,7 @@ struct Chassis {
 
 fn port(name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>) -> LogicalPort {
     LogicalPort {
-        local_port: local,
+        local_port: local.map(PortId),
         chassis: chassis.map(dataplane::ids::ChassisIdx),
         ..LogicalPort::vif(name, key, addr.parse().unwrap(), true)
     }
@@ -59,7 +60,7 @@ fn chassis(me: u8, encap: Encap, ipv6: bool) -> Chassis {
     let (up_p, uplink) = RingPort::new("uplink", 64);
     let other = 3 - me;
     let underlay = Underlay {
-        port: 1,
+        port: PortId(1),
         ip: endpoint(me, ipv6),
         mac: MacAddr([2, 0, 0, 0, 0, me]),
         mtu: 1500,
@@ -324,7 +325,7 @@ fn tunnel_packets_are_traced_through_decapsulation() {
     use dataplane::packet::{HeapBuf, PacketBuf};
     use dataplane::pipeline::{trace_uplink, Verdict};
     let underlay = Underlay {
-        port: 1,
+        port: PortId(1),
         ip: endpoint(1, false),
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         mtu: 1500,
@@ -365,7 +366,7 @@ fn tunnel_packets_are_traced_through_decapsulation() {
         HeapBuf::from_frame(b.data())
     };
     let r = trace_uplink(&tables, packet(5));
-    assert_eq!(r.verdict, Verdict::Output(0));
+    assert_eq!(r.verdict, Verdict::Output(PortId(0)));
     let text: Vec<String> = r.stages.iter().map(|(s, d)| format!("{s}: {d}")).collect();
     assert!(
         text.iter()

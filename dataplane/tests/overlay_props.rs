@@ -10,6 +10,7 @@
 mod endpoints;
 
 use dataplane::cache::FlowCache;
+use dataplane::ids::PortId;
 use dataplane::overlay::{self, Egress, Neighbors, Tunnel, Uplink, MC_FLOOD};
 use dataplane::packet::{HeapBuf, PacketBuf};
 use dataplane::pipeline::{tunnel_delivery, tunnel_delivery_cached, NoTrace};
@@ -24,7 +25,7 @@ const HV2: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x22]);
 fn underlay(ipv6: bool) -> Underlay {
     let (us, hv2) = endpoints::endpoints(ipv6);
     Underlay {
-        port: 9,
+        port: PortId(9),
         ip: us,
         mac: US,
         mtu: 1500,
@@ -43,7 +44,7 @@ fn underlay(ipv6: bool) -> Underlay {
 fn tables(ipv6: bool) -> Tables {
     let port =
         |name: &str, key: u32, addr: &str, local: Option<u16>, chassis: Option<u16>| LogicalPort {
-            local_port: local,
+            local_port: local.map(PortId),
             chassis: chassis.map(dataplane::ids::ChassisIdx),
             ..LogicalPort::vif(name, key, addr.parse().unwrap(), local.is_some())
         };

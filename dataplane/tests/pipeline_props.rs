@@ -31,9 +31,9 @@ use dataplane::cache::FlowCache;
 use dataplane::drop::DropReason;
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
-use dataplane::ids::ChassisIdx;
+use dataplane::ids::{ChassisIdx, PortId};
 use dataplane::overlay::{self, Neighbors, Tunnel, MC_FLOOD};
-use dataplane::packet::{HeapBuf, HeapPool, PacketBuf, PortId};
+use dataplane::packet::{HeapBuf, HeapPool, PacketBuf};
 use dataplane::pipeline::{self, provider_vlan, NoTrace, PacketMeta, TraceReport, Verdict};
 use dataplane::port::memory::{RingPort, RingPortHandle};
 use dataplane::port::Port;
@@ -46,9 +46,9 @@ use dataplane::wire::MacAddr;
 /// Local ports: vm1, vm2, "any" (unknown addresses), the provider network's
 /// localnet port, the uplink, vm4 on a second switch, and vm7 on the
 /// provider network.
-const VM1: PortId = 0;
-const PROVIDER: PortId = 3;
-const UPLINK: PortId = 4;
+const VM1: PortId = PortId(0);
+const PROVIDER: PortId = PortId(3);
+const UPLINK: PortId = PortId(4);
 const PORTS: usize = 7;
 const US: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x21]);
 const HV2: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x22]);
@@ -168,7 +168,7 @@ fn tables(t: &Topology) -> Tables {
             "vm2",
             2,
             "00:00:00:00:00:02 10.0.0.2 fd00::2",
-            Some(1),
+            Some(PortId(1)),
             t.vm2_secured,
         ),
         LogicalPort {
@@ -177,7 +177,7 @@ fn tables(t: &Topology) -> Tables {
         },
     ];
     if t.unknown_port {
-        ls1.push(vif("any", 3, "unknown", Some(2), false));
+        ls1.push(vif("any", 3, "unknown", Some(PortId(2)), false));
     }
     Tables::compile_with_underlay(
         &[
@@ -189,7 +189,13 @@ fn tables(t: &Topology) -> Tables {
             LogicalSwitch {
                 name: "ls2".into(),
                 tunnel_key: 8,
-                ports: vec![vif("vm4", 1, "00:00:00:00:00:04 10.0.0.4", Some(5), true)],
+                ports: vec![vif(
+                    "vm4",
+                    1,
+                    "00:00:00:00:00:04 10.0.0.4",
+                    Some(PortId(5)),
+                    true,
+                )],
             },
             // A provider network: its remote port is reached through the
             // localnet port, not a tunnel.
@@ -206,7 +212,13 @@ fn tables(t: &Topology) -> Tables {
                         chassis: Some(ChassisIdx(0)),
                         ..vif("vm6", 2, "00:00:00:00:00:06 10.0.0.6 fd00::6", None, true)
                     },
-                    vif("vm7", 3, "00:00:00:00:00:07 10.0.0.7", Some(6), true),
+                    vif(
+                        "vm7",
+                        3,
+                        "00:00:00:00:00:07 10.0.0.7",
+                        Some(PortId(6)),
+                        true,
+                    ),
                 ],
             },
         ],
@@ -366,7 +378,7 @@ impl Harness {
             ports.push(Arc::new(p));
             handles.push(h);
         }
-        let rx: Vec<PortId> = (0..PORTS as PortId).collect();
+        let rx: Vec<PortId> = (0..PORTS as u16).map(PortId).collect();
         let worker = Worker::new(
             &ports,
             &rx,
@@ -386,7 +398,7 @@ impl Harness {
     fn send(&mut self, from: PortId, f: &[u8]) -> (Emitted, Vec<(DropReason, u64)>) {
         let stats = self.worker.stats();
         let before: Vec<u64> = DropReason::all().map(|r| stats.drops(r)).collect();
-        assert!(self.ports[usize::from(from)].inject(f));
+        assert!(self.ports[from.get()].inject(f));
         while self.worker.poll() == 0 {}
         self.worker.flush();
         let drops = DropReason::all()
@@ -455,8 +467,8 @@ fn agree(report: &TraceReport, from: PortId, out: &[Vec<Vec<u8>>], drops: &[(Dro
     for (p, frames) in out.iter().enumerate() {
         for f in frames {
             // Asking for an unresolved endpoint (at most once a second).
-            if !(p == usize::from(UPLINK) && is_neighbor_request(f)) {
-                sent.insert(p as PortId);
+            if !(p == UPLINK.get() && is_neighbor_request(f)) {
+                sent.insert(PortId(p as u16));
             }
         }
     }
@@ -491,7 +503,7 @@ fn agree(report: &TraceReport, from: PortId, out: &[Vec<Vec<u8>>], drops: &[(Dro
             }
             if report.verdict == Verdict::Reply {
                 assert_eq!(
-                    out[usize::from(from)],
+                    out[from.get()],
                     std::slice::from_ref(&report.frame),
                     "{}",
                     ctx()
@@ -505,7 +517,7 @@ fn agree(report: &TraceReport, from: PortId, out: &[Vec<Vec<u8>>], drops: &[(Dro
 /// port's frame untagged first.
 fn uncached(tables: &Tables, port: PortId, f: &[u8]) -> Option<(Verdict, Vec<u8>)> {
     let mut b = HeapBuf::from_frame(f);
-    if let Some(Some(vid)) = tables.port_vlan.get(usize::from(port)) {
+    if let Some(Some(vid)) = tables.port_vlan.get(port.get()) {
         provider_vlan::untag(&mut b, *vid, &mut NoTrace).ok()?;
     }
     let v = pipeline::decide(tables, &mut b, &mut PacketMeta::new(port), &mut NoTrace);
@@ -514,7 +526,7 @@ fn uncached(tables: &Tables, port: PortId, f: &[u8]) -> Option<(Verdict, Vec<u8>
 
 fn cached(tables: &Tables, cache: &mut FlowCache, port: PortId, f: &[u8]) -> (Verdict, Vec<u8>) {
     let mut b = HeapBuf::from_frame(f);
-    if let Some(Some(vid)) = tables.port_vlan.get(usize::from(port)) {
+    if let Some(Some(vid)) = tables.port_vlan.get(port.get()) {
         provider_vlan::untag(&mut b, *vid, &mut NoTrace).unwrap();
     }
     let v = pipeline::decide_cached(tables, cache, &mut b, port);
@@ -530,7 +542,14 @@ fn tenant_ingress() {
         let mut cache = FlowCache::new(64);
         let neighbors = Neighbors::default();
         for p in case.packets.iter().take(8) {
-            let port = [0, 1, 2, PROVIDER, 5, 6][usize::from(p.in_port % 6)];
+            let port = [
+                PortId(0),
+                PortId(1),
+                PortId(2),
+                PROVIDER,
+                PortId(5),
+                PortId(6),
+            ][usize::from(p.in_port % 6)];
             let f = frame(p);
             if let Some(want) = uncached(&tables, port, &f) {
                 // Twice: the first fills the cache, the second hits it.
@@ -673,11 +692,7 @@ fn tunnel_mtu_is_traced_as_the_worker_counts_it() {
     };
     let (v, out) = trace_and_send(&t, VM1, &udp6(1450));
     assert_eq!(v, Verdict::Drop(DropReason::TunnelMtu));
-    assert_eq!(
-        out[usize::from(VM1)].len(),
-        1,
-        "packet too big goes back to vm1"
-    );
+    assert_eq!(out[VM1.get()].len(), 1, "packet too big goes back to vm1");
     let (v, _) = trace_and_send(&t, VM1, &udp6(1000));
     assert!(matches!(v, Verdict::Tunnel { .. }), "{v:?}");
 }
@@ -691,10 +706,7 @@ fn neighbor_unresolved_is_traced_as_the_worker_counts_it() {
     let (v, out) = trace_and_send(&t, VM1, &udp(0, 4, 100, None));
     assert_eq!(v, Verdict::Drop(DropReason::NeighborUnresolved));
     assert!(
-        out[usize::from(UPLINK)]
-            .iter()
-            .all(|f| is_neighbor_request(f))
-            && !out[usize::from(UPLINK)].is_empty(),
+        out[UPLINK.get()].iter().all(|f| is_neighbor_request(f)) && !out[UPLINK.get()].is_empty(),
         "the uplink asks for hv2's MAC"
     );
 }
@@ -713,6 +725,6 @@ fn provider_vlan_mismatch_is_traced_as_the_worker_counts_it() {
         );
     }
     let (v, out) = trace_and_send(&t, PROVIDER, &udp(5, 10, 100, Some(42)));
-    assert_eq!(v, Verdict::Output(6));
+    assert_eq!(v, Verdict::Output(PortId(6)));
     assert_eq!(out[6], [udp(5, 10, 100, None)], "to vm7, untagged");
 }

@@ -16,6 +16,7 @@
 
 use dataplane::drop::DropReason;
 use dataplane::flow::{FlowDesc, L3, L4};
+use dataplane::ids::PortId;
 use dataplane::packet::HeapBuf;
 use dataplane::pipeline::{self, NoTrace, PacketMeta, Verdict};
 use dataplane::tables::{LogicalPort, LogicalSwitch, Tables};
@@ -31,7 +32,7 @@ const LINK_LOCAL: &str = "fe80::200:ff:fe00:4";
 /// go.
 fn tables(ps: &str) -> Tables {
     let mut vm1 = LogicalPort {
-        local_port: Some(0),
+        local_port: Some(PortId(0)),
         ..LogicalPort::vif(
             "vm1",
             1,
@@ -41,7 +42,7 @@ fn tables(ps: &str) -> Tables {
     };
     vm1.port_security = vec![ps.parse().unwrap()];
     let peer = LogicalPort {
-        local_port: Some(1),
+        local_port: Some(PortId(1)),
         ..LogicalPort::vif("peer", 2, "unknown".parse().unwrap(), false)
     };
     Tables::compile(&[LogicalSwitch {
@@ -109,7 +110,7 @@ fn egress(ps: &str, f: &[u8]) -> Option<DropReason> {
 
 fn port_security_drop(t: &Tables, from: u16, f: &[u8]) -> Option<DropReason> {
     let mut b = HeapBuf::from_frame(f);
-    match pipeline::decide(t, &mut b, &mut PacketMeta::new(from), &mut NoTrace) {
+    match pipeline::decide(t, &mut b, &mut PacketMeta::new(PortId(from)), &mut NoTrace) {
         Verdict::Drop(
             r @ (DropReason::PortSecurityMac
             | DropReason::PortSecurityIp

@@ -11,6 +11,7 @@ use std::time::Duration;
 use dataplane::drop::DropReason;
 use dataplane::engine::{Engine, EngineConfig};
 use dataplane::flow::FlowDesc;
+use dataplane::ids::PortId;
 use dataplane::packet::HeapPool;
 use dataplane::port::memory::{RingPort, RingPortHandle};
 use dataplane::port::Port;
@@ -23,7 +24,7 @@ fn frame(desc: &str) -> Vec<u8> {
 
 fn lport(name: &str, key: u32, addr: &str, ps: bool, local: u16) -> LogicalPort {
     LogicalPort {
-        local_port: Some(local),
+        local_port: Some(PortId(local)),
         ..LogicalPort::vif(name, key, addr.parse().unwrap(), ps)
     }
 }
@@ -241,7 +242,7 @@ fn publishing_tables_reprograms_running_workers() {
     assert_eq!(h.send(0, &f)[1].len(), 1);
     // Move vm2 to local port 2: the cached decision must not survive.
     let mut topo = topology();
-    topo[0].ports[1].local_port = Some(2);
+    topo[0].ports[1].local_port = Some(PortId(2));
     topo[0].ports[2].local_port = None;
     let g = h
         .engine
@@ -301,13 +302,13 @@ fn ports_come_and_go_while_workers_run() {
     .unwrap();
     let (p1, h1) = RingPort::new("p1", 64);
     let id = engine.add_port(Arc::new(p1)).unwrap();
-    assert_eq!(id, 1);
+    assert_eq!(id, PortId(1));
     let switches = vec![LogicalSwitch {
         name: "ls1".into(),
         tunnel_key: 1,
         ports: vec![
             lport("vm1", 1, "00:00:00:00:00:01 10.0.0.1", true, 0),
-            lport("vm2", 2, "00:00:00:00:00:02 10.0.0.2", true, id),
+            lport("vm2", 2, "00:00:00:00:00:02 10.0.0.2", true, id.0),
         ],
     }];
     let g = engine
@@ -333,7 +334,7 @@ fn ports_come_and_go_while_workers_run() {
     assert!(engine.remove_port(id).is_none());
     assert!(engine.ports()[1].is_none());
     let (p2, _h2) = RingPort::new("p2", 64);
-    assert_eq!(engine.add_port(Arc::new(p2)).unwrap(), 1);
+    assert_eq!(engine.add_port(Arc::new(p2)).unwrap(), PortId(1));
     let received = || -> u64 {
         engine
             .workers()

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use dataplane::engine::Worker;
 use dataplane::flow::{FlowDesc, L3, L4};
-use dataplane::ids::ChassisIdx;
-use dataplane::packet::{HeapPool, PortId};
+use dataplane::ids::{ChassisIdx, PortId};
+use dataplane::packet::HeapPool;
 use dataplane::port::memory::{RingPort, RingPortHandle};
 use dataplane::port::Port;
 use dataplane::tables::{
@@ -27,8 +27,8 @@ use dataplane::tables::{
 };
 use dataplane::wire::{checksum, layout, MacAddr};
 
-const VM: PortId = 0;
-const UPLINK: PortId = 1;
+const VM: PortId = PortId(0);
+const UPLINK: PortId = PortId(1);
 
 /// vm1 here (port 0, no port security: the test sends many sources), vm2
 /// on hv2, whose endpoint MAC is configured.

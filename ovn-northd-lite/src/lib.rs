@@ -27,11 +27,17 @@
 //! their static routes SB `Logical_Router_Static_Route` rows
 //! ([`router`]). There is no Logical_Flow table: each chassis derives its
 //! forwarding tables from these rows directly.
+//!
+//! Every other NB feature (load balancers, QoS, NAT, DHCP, …) is stored but
+//! not realised; [`unrealised`] counts its rows, logs the count when it
+//! changes and publishes it in `SB_Global.external_ids` for every node's
+//! `show` and `/metrics`.
 
 pub mod acl;
 pub mod compute;
 pub mod router;
 pub mod sync;
+pub mod unrealised;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -72,6 +78,8 @@ pub struct Northd {
     /// The `sb_cfg` before the current one: a chassis still below it has
     /// missed a whole generation, not just the newest.
     prev_sb_cfg: (i64, i64),
+    /// The unrealised-intent report last logged.
+    unrealised: Option<unrealised::Report>,
 }
 
 fn now_ms() -> i64 {
@@ -90,61 +98,58 @@ impl Northd {
             columns: Some(columns.iter().map(|c| c.to_string()).collect()),
             condition: None,
         };
-        let nb = Idl::start(
-            cfg.nb.clone(),
-            NB,
-            vec![
-                cols("NB_Global", &["nb_cfg", "sb_cfg", "hv_cfg"]),
-                cols("Logical_Switch", &["name", "ports", "acls"]),
-                cols(
-                    "Logical_Switch_Port",
-                    &[
-                        "name",
-                        "type",
-                        "addresses",
-                        "port_security",
-                        "options",
-                        "tag",
-                        "tag_request",
-                        "parent_name",
-                        "up",
-                    ],
-                ),
-                cols("Logical_Router", &["name", "ports", "static_routes"]),
-                cols(
-                    router::NB_ROUTES,
-                    &[
-                        "ip_prefix",
-                        "nexthop",
-                        "policy",
-                        "output_port",
-                        "route_table",
-                    ],
-                ),
-                cols("Logical_Router_Port", &["name", "mac", "networks", "peer"]),
-                cols(
-                    "ACL",
-                    &[
-                        "name",
-                        "priority",
-                        "direction",
-                        "match",
-                        "action",
-                        "log",
-                        "severity",
-                        "meter",
-                    ],
-                ),
-                cols("Port_Group", &["name", "ports", "acls"]),
-                cols("Address_Set", &["name", "addresses"]),
-            ],
-            cfg.backoff,
-        )?;
+        let mut nb_tables = vec![
+            cols("NB_Global", &["nb_cfg", "sb_cfg", "hv_cfg"]),
+            cols("Logical_Switch", &["name", "ports", "acls"]),
+            cols(
+                "Logical_Switch_Port",
+                &[
+                    "name",
+                    "type",
+                    "addresses",
+                    "port_security",
+                    "options",
+                    "tag",
+                    "tag_request",
+                    "parent_name",
+                    "up",
+                ],
+            ),
+            cols("Logical_Router", &["name", "ports", "static_routes"]),
+            cols(
+                router::NB_ROUTES,
+                &[
+                    "ip_prefix",
+                    "nexthop",
+                    "policy",
+                    "output_port",
+                    "route_table",
+                ],
+            ),
+            cols("Logical_Router_Port", &["name", "mac", "networks", "peer"]),
+            cols(
+                "ACL",
+                &[
+                    "name",
+                    "priority",
+                    "direction",
+                    "match",
+                    "action",
+                    "log",
+                    "severity",
+                    "meter",
+                ],
+            ),
+            cols("Port_Group", &["name", "ports", "acls"]),
+            cols("Address_Set", &["name", "addresses"]),
+        ];
+        nb_tables.extend(unrealised::monitor_requests());
+        let nb = Idl::start(cfg.nb.clone(), NB, nb_tables, cfg.backoff)?;
         let sb = Idl::start_with_lock(
             cfg.sb.clone(),
             SB,
             vec![
-                cols("SB_Global", &["nb_cfg"]),
+                cols("SB_Global", &["nb_cfg", "external_ids"]),
                 cols("Datapath_Binding", &["tunnel_key", "external_ids"]),
                 cols(
                     "Port_Binding",
@@ -184,6 +189,7 @@ impl Northd {
             last_error: None,
             held_back: Vec::new(),
             prev_sb_cfg: (0, 0),
+            unrealised: None,
         })
     }
 
@@ -274,6 +280,9 @@ impl Northd {
                 ops += d.ops;
                 routes_pending = d.pending;
             }
+            let report = unrealised::count(&nb);
+            unrealised::log_change(&mut self.unrealised, &report);
+            ops += unrealised::diff(&report, &sb, &mut txn);
             let nb_cfg = nb
                 .table("NB_Global")
                 .next()

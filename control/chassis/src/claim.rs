@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use ovsdb::client::rows::PortBinding;
 use ovsdb::client::txn::{by_uuid, clause, set, uuid};
 use ovsdb::client::Transaction;

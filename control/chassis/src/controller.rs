@@ -331,11 +331,12 @@ fn report_unenforced(status: &Status, now: Unenforced) {
     let mut last = locked(&status.unenforced);
     if *last != now {
         if now.is_empty() {
-            tracing::info!("SB holds no logical flows this chassis does not enforce");
+            tracing::info!("SB holds no intent this chassis does not enforce");
         } else {
             tracing::warn!(
-                "SB holds logical flows this chassis does not enforce: {now} \
-                 (switchyard chassis enforce switchyard's typed SB tables, not ovn-northd's logical flows)"
+                "SB holds intent this chassis does not enforce: {now} \
+                 (logical_flow_*: ovn-northd's logical flows, switchyard chassis enforce switchyard's typed SB tables; \
+                 nb_*: NB rows ovn-northd-lite does not compile)"
             );
         }
         *last = now;

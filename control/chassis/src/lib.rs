@@ -41,7 +41,7 @@ mod translate;
 pub mod unenforced;
 
 use dataplane::classifier::AclConfig;
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use dataplane::wire::MacAddr;

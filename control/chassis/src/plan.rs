@@ -2,7 +2,7 @@
 //! decided ([`Plan`]). Planning only reads; the controller applies the plan.
 
 use dataplane::classifier::AclConfig;
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::routes::LogicalRouter;
 use dataplane::tables::{LogicalSwitch, Underlay};
 use ovsdb::client::rows::{Chassis, DatapathBinding, LogicalFlow, PortBinding, SbGlobal};
@@ -94,7 +94,12 @@ pub(crate) fn plan(
         nb_cfg: r.rows::<SbGlobal>().first().map_or(0, |g| g.nb_cfg),
         private: registration.private,
         claimed,
-        unenforced: Unenforced::count(&r.rows::<LogicalFlow>()),
+        unenforced: Unenforced::count(&r.rows::<LogicalFlow>()).with_northd(
+            r.rows::<SbGlobal>()
+                .first()
+                .map(SbGlobal::unrealised)
+                .unwrap_or_default(),
+        ),
         conflict: registration.conflict,
         warning: loopback_endpoint(cfg, &chassis),
     }

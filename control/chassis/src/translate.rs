@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use dataplane::packet::PortId;
+use dataplane::ids::PortId;
 use dataplane::tables::{Address, LogicalPort, LogicalSwitch, MacIps, PortType};
 use ovsdb::client::rows::{DatapathBinding, PortBinding};
 use ovsdb::client::Replica;

@@ -16,6 +16,12 @@
 //! flows (`next;`) in the ACL stages, so plain L2 under it reports nothing;
 //! one ACL adds flows that drop, mark or commit to conntrack.
 //!
+//! Beside the flows it lists what ovn-northd-lite says, in
+//! `SB_Global.external_ids:switchyard-unrealised-<feature>`, that it does not
+//! compile (NB load balancers, QoS, NAT, …: see northd-lite's `unrealised`
+//! module), as kinds `nb_<feature>`: one report, on every node, of all the
+//! intent stored but not enforced.
+//!
 //! The condition is served by the server, so the chassis replicates only
 //! flows that act, and of them two columns; under real northd that is
 //! still a few rows per logical port (L2 lookup, ARP responder), which
@@ -96,12 +102,35 @@ impl UnenforcedKind {
     }
 }
 
-/// How many SB rows of each kind this chassis does not enforce (kinds
-/// without any are absent).
+/// How many SB rows of each kind this chassis does not enforce, and how
+/// many NB rows of each feature northd-lite does not realise (kinds and
+/// features without any are absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Unenforced(pub BTreeMap<UnenforcedKind, u64>);
+pub struct Unenforced {
+    pub flows: BTreeMap<UnenforcedKind, u64>,
+    /// Northd-lite's report, by NB feature (`load_balancer`, `qos`, …).
+    pub northd: BTreeMap<String, u64>,
+}
 
 impl Unenforced {
+    /// Adds northd-lite's report (`SbGlobal::unrealised`).
+    pub fn with_northd(mut self, northd: BTreeMap<String, u64>) -> Self {
+        self.northd = northd;
+        self
+    }
+
+    /// Every kind with its count, in report order: `/metrics`' `kind`
+    /// label and `show`'s words (`nb_<feature>` for northd-lite's).
+    pub fn kinds(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .flows
+            .iter()
+            .map(|(k, n)| (k.name().to_string(), *n))
+            .collect();
+        v.extend(self.northd.iter().map(|(f, n)| (format!("nb_{f}"), *n)));
+        v
+    }
+
     /// Counts `flows` (as replicated under the monitor condition of `monitor_request`).
     pub fn count<'a>(flows: impl IntoIterator<Item = &'a LogicalFlow>) -> Self {
         let mut counts = BTreeMap::new();
@@ -114,25 +143,29 @@ impl Unenforced {
                 *counts.entry(kind).or_insert(0) += 1;
             }
         }
-        Unenforced(counts)
+        Unenforced {
+            flows: counts,
+            northd: BTreeMap::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.flows.is_empty() && self.northd.is_empty()
     }
 }
 
 impl fmt::Display for Unenforced {
-    /// "3 logical_flow_acl, 12 logical_flow_router" ("nothing" when empty).
+    /// "3 logical_flow_acl, 12 logical_flow_router, 1 nb_qos" ("nothing"
+    /// when empty).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
             return f.write_str("nothing");
         }
-        for (i, (kind, n)) in self.0.iter().enumerate() {
+        for (i, (kind, n)) in self.kinds().iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{n} {}", kind.name())?;
+            write!(f, "{n} {kind}")?;
         }
         Ok(())
     }
@@ -192,10 +225,18 @@ mod tests {
             flow("ls_in_dhcp_options", "reg0[3] = put_dhcp_opts(); next;"),
         ];
         let u = Unenforced::count(plain.iter().chain(&with_acl));
-        assert_eq!(u.0[&UnenforcedKind::LogicalFlowAcl], 2);
+        assert_eq!(u.flows[&UnenforcedKind::LogicalFlowAcl], 2);
         assert_eq!(
             u.to_string(),
             "2 logical_flow_acl, 1 logical_flow_dhcp, 1 logical_flow_router, 1 logical_flow_nat"
         );
+        let u = u.with_northd([("qos".to_string(), 1)].into());
+        assert!(
+            u.to_string().ends_with("1 logical_flow_nat, 1 nb_qos"),
+            "{u}"
+        );
+        assert!(!Unenforced::default()
+            .with_northd([("load_balancer".to_string(), 2)].into())
+            .is_empty());
     }
 }

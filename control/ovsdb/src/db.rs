@@ -147,12 +147,18 @@ pub fn repair(data_dir: &Path) -> Result<Vec<Repair>, DbError> {
 }
 
 /// Serves until SIGINT or SIGTERM.
+///
+/// The handlers are installed before anything is bound: a signal that arrives while the
+/// databases open (a service manager stopping us during start-up, or a test that stops the
+/// server as soon as it answers) is then kept and handled once serving started, instead of
+/// killing the process with the default action and leaving its `punix:` socket files behind.
 pub async fn serve(cfg: DbServerConfig) -> Result<(), DbError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DbError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DbError::Signal)?;
     let _running = start(&cfg).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(DbError::Signal)?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(DbError::Signal)?,
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");

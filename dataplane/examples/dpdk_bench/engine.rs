@@ -45,6 +45,7 @@ pub(super) fn run(
             idle_sleep: None,
             pool_buffers: 4096,
             flow_cache_entries: o.flow_cache,
+            ..EngineConfig::default()
         },
         ports,
         publisher,

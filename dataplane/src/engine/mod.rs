@@ -15,12 +15,20 @@
 //! worker's queue on the control thread and hands it over through the
 //! worker's mailbox, which the worker checks with one atomic load per round.
 //!
+//! Rx queues go to workers by [`rxq::assign`] (OVS's `pmd-rxq-assign`:
+//! by measured load by default), again whenever a port is added or removed;
+//! queues that change workers move through the mailboxes while the workers
+//! run, and a sampler thread closes each queue's load interval every
+//! [`rxq::INTERVAL`].
+//!
 //! The parts: [`worker`] (the loop and its local forwarding), its
 //! `tunnel` module (encapsulation and the uplink), [`stats`] (the
-//! counters a worker writes and `show`/`/metrics` read), and the mailbox
-//! that carries port changes from the control thread to the workers.
+//! counters a worker writes and `show`/`/metrics` read), [`rxq`] (queue
+//! assignment and its measured load), and the mailbox that carries port
+//! and rx queue changes from the control thread to the workers.
 
 mod mailbox;
+pub mod rxq;
 pub mod stats;
 pub mod worker;
 
@@ -31,11 +39,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::overlay::Neighbors;
-use crate::packet::{BufPool, PortId};
+use crate::packet::BufPool;
 use crate::port::Port;
 use crate::tables::TablePublisher;
-use mailbox::{Mailbox, PortChange};
+use mailbox::{move_rx, Mailbox, Move, PortChange, Yielded};
+pub use rxq::{RxqAssign, INTERVAL};
+use rxq::{RxqCycles, RxqLoad, INTERVALS};
 use stats::bump;
 pub use stats::{cycles, WorkerStats};
 pub use worker::Worker;
@@ -55,6 +66,8 @@ pub struct EngineConfig {
     pub pool_buffers: usize,
     /// Flow cache entries per worker (0: no flow cache).
     pub flow_cache_entries: usize,
+    /// How rx queues are assigned to workers.
+    pub rxq_assign: RxqAssign,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +78,7 @@ impl Default for EngineConfig {
             idle_sleep: Some(Duration::from_micros(50)),
             pool_buffers: 4096,
             flow_cache_entries: 8192,
+            rxq_assign: RxqAssign::default(),
         }
     }
 }
@@ -72,7 +86,7 @@ impl Default for EngineConfig {
 /// A running set of workers over a set of ports.
 pub struct Engine<P: BufPool> {
     /// Indexed by [`PortId`]; `None` where a port was removed.
-    ports: Mutex<PortSlots<P>>,
+    ports: Arc<Mutex<PortSlots<P>>>,
     publisher: Arc<TablePublisher>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -83,32 +97,67 @@ pub struct Engine<P: BufPool> {
     neighbors: Arc<Neighbors>,
 }
 
-/// The engine's ports, and how many rx queues each worker polls.
+/// The engine's ports and which worker polls each of their rx queues.
 struct PortSlots<P: BufPool> {
     ports: Vec<Option<Arc<dyn Port<P>>>>,
-    /// Per port: the worker polling each of its rx queues.
+    /// Per port: the worker polling each of its polled rx queues.
     pollers: Vec<Vec<usize>>,
-    /// Per worker: rx queues polled.
-    load: Vec<usize>,
+    /// Per port: the measured cycles of each polled rx queue.
+    cycles: Vec<Vec<Arc<RxqCycles>>>,
+    algo: RxqAssign,
+    /// Rx queues yielded after a move gave up waiting for them.
+    late: Vec<(usize, Yielded)>,
+    /// The length in cycles of each closed load interval (a ring, as the
+    /// queues' histories): the denominator of a queue's usage.
+    intervals: [u64; INTERVALS],
+    closed: usize,
+    interval_start: u64,
 }
 
-/// Which worker polls which rx queue, given each port's rx queue count:
-/// round robin over every `(port, rx queue)` pair, so the queues of a
-/// multi-queue (RSS) port land on different workers, and single-queue ports
-/// are spread over workers as before. A worker holds one queue per port, so
-/// a port's queues beyond the number of workers are not polled: give ports
-/// at most as many rx queues as there are workers.
-pub fn assign_rx(rx_queues: &[usize], workers: usize) -> Vec<Vec<(PortId, usize)>> {
-    let workers = workers.max(1);
-    let mut a = vec![Vec::new(); workers];
-    let mut k = 0;
-    for (p, &n) in rx_queues.iter().enumerate() {
-        for q in 0..n.min(workers) {
-            a[k % workers].push((p as PortId, q));
-            k += 1;
+/// One rx queue in the queue-to-worker map (`pmd-rxq-show`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RxqInfo {
+    pub worker: usize,
+    /// Processing cycles since the queue was created.
+    pub cycles: u64,
+    /// Its share of its worker's time over the load history (up to a
+    /// minute); `None` until an interval has closed.
+    pub usage: Option<f64>,
+}
+
+impl<P: BufPool> PortSlots<P> {
+    /// Every polled rx queue with the load it measured.
+    fn loads(&self) -> Vec<RxqLoad> {
+        let mut v = Vec::new();
+        for (p, cycles) in self.cycles.iter().enumerate() {
+            for (q, c) in cycles.iter().enumerate() {
+                v.push(RxqLoad {
+                    port: PortId(p as u16),
+                    queue: q,
+                    cycles: c.history(),
+                });
+            }
+        }
+        v
+    }
+
+    /// Closes the load interval of every rx queue.
+    fn close_interval(&mut self) {
+        let now = cycles();
+        self.intervals[self.closed % INTERVALS] = now.wrapping_sub(self.interval_start);
+        self.closed += 1;
+        self.interval_start = now;
+        for c in self.cycles.iter().flatten() {
+            c.store_interval();
         }
     }
-    a
+
+    /// The cycles of the last `n` closed intervals.
+    fn last_intervals(&self, n: usize) -> u64 {
+        (1..=n.min(self.closed).min(INTERVALS))
+            .map(|k| self.intervals[(self.closed - k) % INTERVALS])
+            .sum()
+    }
 }
 
 const IDLE_ROUNDS: u32 = 1024;
@@ -127,18 +176,27 @@ impl<P: BufPool + 'static> Engine<P> {
         let mut mailboxes = Vec::new();
         let mut cores = Vec::new();
         let neighbors = Arc::new(Neighbors::default());
-        let rx_queues: Vec<usize> = ports.iter().map(|p| p.rx_queues()).collect();
-        let assignment = assign_rx(&rx_queues, config.workers);
-        let mut pollers: Vec<Vec<usize>> = rx_queues
+        let workers_n = config.workers.max(1);
+        let queues: Vec<RxqLoad> = ports
             .iter()
-            .map(|&n| vec![0; n.min(config.workers.max(1))])
+            .enumerate()
+            .flat_map(|(p, port)| {
+                (0..port.rx_queues().min(workers_n)).map(move |queue| RxqLoad {
+                    port: PortId(p as u16),
+                    queue,
+                    cycles: 0,
+                })
+            })
             .collect();
-        for (w, rx) in assignment.iter().enumerate() {
-            for &(p, q) in rx {
-                pollers[p as usize][q] = w;
-            }
-        }
-        let load = assignment.iter().map(Vec::len).collect();
+        let assignment = rxq::assign(&queues, workers_n, config.rxq_assign);
+        let mut pollers: Vec<Vec<usize>> = ports
+            .iter()
+            .map(|p| vec![0; p.rx_queues().min(workers_n)])
+            .collect();
+        let mut rx_cycles: Vec<Vec<Arc<RxqCycles>>> = pollers
+            .iter()
+            .map(|q| q.iter().map(|_| Arc::default()).collect())
+            .collect();
         for (id, rx) in assignment.into_iter().enumerate() {
             let mut worker = Worker::with_rx_queues(
                 &ports,
@@ -148,6 +206,10 @@ impl<P: BufPool + 'static> Engine<P> {
                 config.flow_cache_entries,
             )?;
             worker.set_neighbors(neighbors.clone());
+            for ((p, c), &(_, q)) in worker.rx_cycles().into_iter().zip(&rx) {
+                pollers[p.get()][q] = id;
+                rx_cycles[p.get()][q] = c;
+            }
             workers.push(worker.stats());
             mailboxes.push(worker.mailbox.clone());
             let stop = stop.clone();
@@ -187,12 +249,19 @@ impl<P: BufPool + 'static> Engine<P> {
                 },
             )?);
         }
+        let slots = Arc::new(Mutex::new(PortSlots {
+            ports: ports.into_iter().map(Some).collect(),
+            pollers,
+            cycles: rx_cycles,
+            algo: config.rxq_assign,
+            late: Vec::new(),
+            intervals: [0; INTERVALS],
+            closed: 0,
+            interval_start: cycles(),
+        }));
+        threads.push(sampler(slots.clone(), stop.clone())?);
         Ok(Engine {
-            ports: Mutex::new(PortSlots {
-                ports: ports.into_iter().map(Some).collect(),
-                pollers,
-                load,
-            }),
+            ports: slots,
             publisher,
             stop,
             threads,
@@ -204,66 +273,109 @@ impl<P: BufPool + 'static> Engine<P> {
     }
 
     /// Adds a port while the workers run and returns its id (the lowest
-    /// free one). Every worker gets a queue to transmit on it; its rx queues
-    /// go to the least loaded workers. The workers pick it up within a poll
-    /// round; tables that output to the id can be published right away.
+    /// free one). Every worker gets a queue to transmit on it; the rx
+    /// queues of all ports are then assigned again by the engine's
+    /// [`RxqAssign`], the new port's queues unmeasured, and queues that
+    /// change workers move without stopping them. The workers pick the port
+    /// up within a poll round; tables that output to the id can be
+    /// published right away.
     pub fn add_port(&self, port: Arc<dyn Port<P>>) -> io::Result<PortId> {
         let mut slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
         let workers = self.mailboxes.len();
-        let mut load = slots.load.clone();
-        let mut pollers = Vec::new();
-        for _ in 0..port.rx_queues().min(workers) {
-            let w = (0..workers)
-                .filter(|w| !pollers.contains(w))
-                .min_by_key(|&w| load[w])
-                .expect("a worker without a queue of this port");
-            load[w] += 1;
-            pollers.push(w);
+        let id = slots
+            .ports
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(slots.ports.len());
+        let id_typed = PortId::try_from(id)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "too many ports"))?;
+        let mut queues = slots.loads();
+        queues.extend((0..port.rx_queues().min(workers)).map(|queue| RxqLoad {
+            port: id_typed,
+            queue,
+            cycles: 0,
+        }));
+        let target = rxq::assign(&queues, workers, slots.algo);
+        let mut pollers = vec![0; port.rx_queues().min(workers)];
+        for (w, rx) in target.iter().enumerate() {
+            for &(_, q) in rx.iter().filter(|(p, _)| *p == id_typed) {
+                pollers[q] = w;
+            }
         }
         // Open every queue before handing any over, so a failure changes
         // nothing.
-        let queues = (0..workers)
+        let opened = (0..workers)
             .map(|w| {
                 let rxq = pollers.iter().position(|&x| x == w);
-                port.open_queue(rxq).map(|q| (q, rxq.is_some()))
+                port.open_queue(rxq).map(|q| (q, rxq))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        let id = match slots.ports.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
-                slots.ports.push(None);
-                slots.pollers.push(Vec::new());
-                slots.ports.len() - 1
-            }
-        };
-        let id_typed = PortId::try_from(id)
-            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "too many ports"))?;
-        for (mailbox, (queue, poll)) in self.mailboxes.iter().zip(queues) {
+        if id == slots.ports.len() {
+            slots.ports.push(None);
+            slots.pollers.push(Vec::new());
+            slots.cycles.push(Vec::new());
+        }
+        let cycles: Vec<Arc<RxqCycles>> = pollers.iter().map(|_| Arc::default()).collect();
+        for (mailbox, (queue, rxq)) in self.mailboxes.iter().zip(opened) {
             mailbox.post(PortChange::Add {
                 id: id_typed,
                 queue,
-                poll,
+                rx: rxq.map(|q| cycles[q].clone()),
             });
         }
         slots.ports[id] = Some(port);
         slots.pollers[id] = pollers;
-        slots.load = load;
+        slots.cycles[id] = cycles;
+        self.place(&mut slots, &target);
         Ok(id_typed)
     }
 
     /// Removes a port: every worker closes its queue on it within a poll
-    /// round; packets still decided for it are dropped. Publish tables that
-    /// no longer output to it first. Returns the port, if there was one.
+    /// round; packets still decided for it are dropped. The remaining rx
+    /// queues are assigned again, as after [`Engine::add_port`]. Publish
+    /// tables that no longer output to it first. Returns the port, if there
+    /// was one.
     pub fn remove_port(&self, id: PortId) -> Option<Arc<dyn Port<P>>> {
         let mut slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        let port = slots.ports.get_mut(id as usize)?.take()?;
-        for w in std::mem::take(&mut slots.pollers[id as usize]) {
-            slots.load[w] -= 1;
-        }
+        let port = slots.ports.get_mut(id.get())?.take()?;
+        slots.pollers[id.get()].clear();
+        slots.cycles[id.get()].clear();
         for mailbox in &self.mailboxes {
             mailbox.post(PortChange::Remove(id));
         }
+        let target = rxq::assign(&slots.loads(), self.mailboxes.len(), slots.algo);
+        self.place(&mut slots, &target);
         Some(port)
+    }
+
+    /// Moves the rx queues whose worker differs in `target` (per worker,
+    /// the `(port, queue)` pairs it should poll) to their new workers.
+    fn place(&self, slots: &mut PortSlots<P>, target: &[Vec<(PortId, usize)>]) {
+        let mut moves = Vec::new();
+        let mut dest = Vec::new();
+        for (to, rx) in target.iter().enumerate() {
+            for &(port, q) in rx {
+                let from = slots.pollers[port.get()][q];
+                if from != to {
+                    moves.push(Move { port, from, to });
+                    dest.push(q);
+                }
+            }
+        }
+        if moves.is_empty() && slots.late.is_empty() {
+            return;
+        }
+        let done = move_rx(
+            &self.mailboxes,
+            &moves,
+            &mut slots.late,
+            Duration::from_secs(2),
+        );
+        for (m, q) in moves.iter().zip(dest) {
+            if done.contains(m) {
+                slots.pollers[m.port.get()][q] = m.to;
+            }
+        }
     }
 
     /// Waits until every worker forwards with table generation `generation`
@@ -325,6 +437,39 @@ impl<P: BufPool + 'static> Engine<P> {
             .clone()
     }
 
+    /// The rx queue map with each queue's measured load: per port id, per
+    /// polled rx queue in queue order (empty where a port was removed), as
+    /// OVS's `pmd-rxq-show` tells it.
+    pub fn rxq_info(&self) -> Vec<Vec<RxqInfo>> {
+        let slots = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .pollers
+            .iter()
+            .zip(&slots.cycles)
+            .map(|(pollers, cycles)| {
+                pollers
+                    .iter()
+                    .zip(cycles)
+                    .map(|(&worker, c)| {
+                        let n = c.intervals();
+                        let total = slots.last_intervals(n);
+                        RxqInfo {
+                            worker,
+                            cycles: c.cycles.load(Ordering::Relaxed),
+                            usage: (n > 0 && total > 0)
+                                .then(|| (c.history() as f64 / total as f64).min(1.0)),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// How rx queues are assigned to workers.
+    pub fn rxq_assign(&self) -> RxqAssign {
+        self.ports.lock().unwrap_or_else(|p| p.into_inner()).algo
+    }
+
     /// Drops under `reason`, summed over workers.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.workers.iter().map(|w| w.drops(reason)).sum()
@@ -337,6 +482,30 @@ impl<P: BufPool + 'static> Engine<P> {
 
     /// Stops and joins every worker (as dropping the engine does).
     pub fn stop(self) {}
+}
+
+/// The thread that closes every rx queue's load interval each
+/// [`INTERVAL`] (OVS's PMD threads do this in their loop; here it costs the
+/// workers nothing).
+fn sampler<P: BufPool + 'static>(
+    slots: Arc<Mutex<PortSlots<P>>>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("rxq-sampler".into())
+        .spawn(move || {
+            let mut next = Instant::now() + INTERVAL;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if Instant::now() >= next {
+                    next += INTERVAL;
+                    slots
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .close_interval();
+                }
+            }
+        })
 }
 
 impl<P: BufPool> Drop for Engine<P> {
@@ -362,7 +531,7 @@ mod tests {
         let mac = |i: usize| format!("02:00:00:00:00:{i:02x}");
         let ports: Vec<LogicalPort> = (0..3)
             .map(|i| LogicalPort {
-                local_port: Some(i as PortId),
+                local_port: Some(PortId(i as u16)),
                 ..LogicalPort::vif(
                     format!("vm{i}"),
                     i as u32 + 1,
@@ -409,7 +578,7 @@ mod tests {
         let pool = HeapPool::new(MAX_BURST, 256);
         let mut w = Worker::new(
             &dyn_ports,
-            &[0, 1, 2],
+            &[PortId(0), PortId(1), PortId(2)],
             TablePublisher::new(tables),
             pool,
             64,
@@ -446,7 +615,8 @@ mod tests {
             |_| HeapPool::new(4096, 256),
         )
         .unwrap();
-        assert_eq!(engine.rx_map(), [vec![0], vec![1], vec![0]]);
+        // Nothing measured yet: the up-down walk of `cycles`, 0, 1, 1.
+        assert_eq!(engine.rx_map(), [vec![0], vec![1], vec![1]]);
         let deadline = Instant::now() + Duration::from_secs(20);
         let rx = || -> u64 {
             engine
@@ -467,19 +637,53 @@ mod tests {
         }
     }
 
+    /// Removing a port reassigns the others: port 1's rx queue moves from
+    /// worker 1 to worker 0 while the workers run, and its frames still
+    /// reach port 2.
     #[test]
-    fn rx_queues_are_spread_round_robin() {
-        // Single-queue ports: round robin over ports.
-        assert_eq!(
-            assign_rx(&[1, 1, 1], 2),
-            [vec![(0, 0), (2, 0)], vec![(1, 0)]]
-        );
-        // An RSS port's queues land on different workers; queues beyond
-        // the worker count are not polled.
-        assert_eq!(
-            assign_rx(&[2, 1, 3], 2),
-            [vec![(0, 0), (1, 0), (2, 1)], vec![(0, 1), (2, 0)]]
-        );
-        assert_eq!(assign_rx(&[1], 0), [vec![(0, 0)]]);
+    fn queues_move_between_running_workers_when_a_port_goes() {
+        use crate::port::memory::RingPort;
+        let (tables, _) = three_vms(0);
+        let mut handles = Vec::new();
+        let mut ports: Vec<Arc<dyn Port<HeapPool>>> = Vec::new();
+        for i in 0..3 {
+            let (p, h) = RingPort::new(&format!("p{i}"), 64);
+            ports.push(Arc::new(p));
+            handles.push(h);
+        }
+        let third = ports.pop().unwrap();
+        let engine = Engine::start(
+            &EngineConfig {
+                workers: 2,
+                idle_sleep: Some(Duration::from_micros(20)),
+                ..EngineConfig::default()
+            },
+            ports,
+            TablePublisher::new(tables),
+            |_| HeapPool::new(4096, 256),
+        )
+        .unwrap();
+        assert_eq!(engine.add_port(third).unwrap(), PortId(2));
+        assert_eq!(engine.rx_map(), [vec![0], vec![1], vec![1]]);
+        engine.remove_port(PortId(0)).unwrap();
+        assert_eq!(engine.rx_map(), [vec![], vec![0], vec![1]]);
+        // vm1 (port 1) to vm2 (port 2).
+        let frame = "eth.src=02:00:00:00:00:01 eth.dst=02:00:00:00:00:02 ip4.src=10.0.0.2 ip4.dst=10.0.0.3 udp.dst=53"
+            .parse::<FlowDesc>()
+            .unwrap()
+            .to_frame()
+            .unwrap();
+        assert!(handles[1].inject(&frame));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handles[2].take().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "port 1's frame never reached port 2"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let info = engine.rxq_info();
+        assert_eq!(info[1][0].worker, 0);
+        assert!(info[1][0].cycles > 0, "{info:?}");
     }
 }

@@ -105,17 +105,14 @@ impl WorkerStats {
 
     /// Drops of packets that came in on local port `port` (ports from
     /// [`PORT_DROP_SLOTS`] - 1 on share one count).
-    pub fn port_drops(&self, port: crate::packet::PortId) -> u64 {
-        self.port_drops[usize::from(port).min(PORT_DROP_SLOTS - 1)].load(Ordering::Relaxed)
+    pub fn port_drops(&self, port: crate::ids::PortId) -> u64 {
+        self.port_drops[port.get().min(PORT_DROP_SLOTS - 1)].load(Ordering::Relaxed)
     }
 
     /// Counts one drop of a packet from local port `port` under `reason`.
     #[inline]
-    pub(super) fn count_drop(&self, reason: DropReason, port: crate::packet::PortId) {
+    pub(super) fn count_drop(&self, reason: DropReason, port: crate::ids::PortId) {
         bump(&self.drops[reason.index()], 1);
-        bump(
-            &self.port_drops[usize::from(port).min(PORT_DROP_SLOTS - 1)],
-            1,
-        );
+        bump(&self.port_drops[port.get().min(PORT_DROP_SLOTS - 1)], 1);
     }
 }

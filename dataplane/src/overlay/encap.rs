@@ -9,7 +9,9 @@ use super::flow_hash::{flow_hash, flow_label, source_port};
 use super::{overhead, GENEVE_LEN, GENEVE_OVERHEAD, MAX_OVERHEAD, OUTER_V6, VXLAN_OVERHEAD};
 use crate::packet::PacketBuf;
 use crate::tables::Encap;
-use crate::wire::{checksum, geneve, vxlan, EtherType, IpProtocol, MacAddr};
+use crate::wire::{
+    checksum, ethernet, geneve, ipv4, ipv6, udp, vxlan, EtherType, IpProtocol, MacAddr,
+};
 
 /// What to put in the outer headers.
 #[derive(Clone, Copy, Debug)]
@@ -79,23 +81,29 @@ impl Template {
         csum: bool,
     ) -> Template {
         let mut h = [0u8; MAX_OVERHEAD];
-        h[0..6].copy_from_slice(&dst_mac.0);
-        h[6..12].copy_from_slice(&src_mac.0);
+        let mut eth = ethernet::Frame::new_unchecked(&mut h[..]);
+        eth.set_dst_addr(dst_mac);
+        eth.set_src_addr(src_mac);
+        let l3 = ethernet::HEADER_LEN;
         let mut udp_sum = 0;
         let (ipv6, udp, sum) = match (src_ip, dst_ip) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                h[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+                eth.set_ethertype(EtherType::Ipv4);
                 // IPv4, DF set so the underlay never fragments (RFC 8926
                 // §4.1.1).
-                h[14] = 0x45;
-                h[20] = 0x40;
-                h[22] = 64;
-                h[23] = IpProtocol::Udp.into();
-                h[26..30].copy_from_slice(&src.octets());
-                h[30..34].copy_from_slice(&dst.octets());
-                let ip: &[u8; 20] = h[14..34].try_into().expect("20 bytes");
+                let mut ip = ipv4::Packet::new_unchecked(&mut h[l3..l3 + ipv4::HEADER_LEN]);
+                ip.set_version(4);
+                ip.set_header_len(ipv4::HEADER_LEN as u8);
+                ip.set_dont_frag(true);
+                ip.set_hop_limit(64);
+                ip.set_next_header(IpProtocol::Udp);
+                ip.set_src_addr(src);
+                ip.set_dst_addr(dst);
+                let ip: &[u8; ipv4::HEADER_LEN] = h[l3..l3 + ipv4::HEADER_LEN]
+                    .try_into()
+                    .expect("an IPv4 header");
                 udp_sum = checksum::pseudo_header_v4(&src, &dst, IpProtocol::Udp, 0);
-                (false, 34, ipv4_header_sum(ip))
+                (false, l3 + ipv4::HEADER_LEN, ipv4_header_sum(ip))
             }
             (src, dst) => {
                 let v6 = |a: IpAddr| match a {
@@ -103,15 +111,16 @@ impl Template {
                     IpAddr::V6(a) => a,
                 };
                 let (src, dst) = (v6(src), v6(dst));
-                h[12..14].copy_from_slice(&u16::from(EtherType::Ipv6).to_be_bytes());
+                eth.set_ethertype(EtherType::Ipv6);
                 // IPv6 (RFC 8200 §3): the flow label is patched per packet.
-                h[14] = 0x60;
-                h[20] = IpProtocol::Udp.into();
-                h[21] = 64;
-                h[22..38].copy_from_slice(&src.octets());
-                h[38..54].copy_from_slice(&dst.octets());
+                let mut ip = ipv6::Packet::new_unchecked(&mut h[l3..l3 + ipv6::HEADER_LEN]);
+                ip.set_version(6);
+                ip.set_next_header(IpProtocol::Udp);
+                ip.set_hop_limit(64);
+                ip.set_src_addr(src);
+                ip.set_dst_addr(dst);
                 let pseudo = checksum::pseudo_header_v6(&src, &dst, IpProtocol::Udp, 0);
-                (true, 54, pseudo)
+                (true, l3 + ipv6::HEADER_LEN, pseudo)
             }
         };
         // UDP: over IPv4 the checksum is 0 (RFC 768; RFC 7348 §5, RFC 8926
@@ -121,20 +130,33 @@ impl Template {
             Encap::Geneve => geneve::UDP_PORT,
             Encap::Vxlan => vxlan::UDP_PORT,
         };
-        h[udp + 2..udp + 4].copy_from_slice(&dport.to_be_bytes());
-        let t = udp + 8;
+        udp::Packet::new_unchecked(&mut h[udp..udp + udp::HEADER_LEN]).set_dst_port(dport);
+        let t = udp + udp::HEADER_LEN;
         match encap {
             Encap::Geneve => {
-                // Version 0, 2 words of options; the C bit, as OVN's option
-                // type 0x80 is critical (RFC 8926 §3.4); Ethernet.
-                h[t] = 2;
-                h[t + 1] = geneve::FLAG_CRITICAL;
-                h[t + 2..t + 4].copy_from_slice(&0x6558u16.to_be_bytes());
-                h[t + 8..t + 10].copy_from_slice(&geneve::OVN_OPTION_CLASS.to_be_bytes());
-                h[t + 10] = geneve::OVN_OPTION_TYPE;
-                h[t + 11] = 1; // one 4-byte word of data
+                // OVN's one option, its data (the port keys) patched per
+                // packet; the C bit, as OVN's option type 0x80 is critical
+                // (RFC 8926 §3.4); Ethernet.
+                let mut option = [0u8; geneve::OPTION_HEADER_LEN + geneve::OVN_OPTION_LEN];
+                geneve::GeneveOption {
+                    class: geneve::OVN_OPTION_CLASS,
+                    option_type: geneve::OVN_OPTION_TYPE,
+                    data: &[0; geneve::OVN_OPTION_LEN],
+                }
+                .emit(&mut option);
+                let repr = geneve::Repr {
+                    oam: false,
+                    critical: true,
+                    protocol_type: EtherType::TransparentEthernetBridging,
+                    vni: 0,
+                    options: &option,
+                };
+                repr.emit(&mut geneve::Packet::new_unchecked(
+                    &mut h[t..t + GENEVE_LEN],
+                ));
             }
-            Encap::Vxlan => h[t] = vxlan::FLAG_I,
+            Encap::Vxlan => vxlan::Packet::new_unchecked(&mut h[t..t + vxlan::HEADER_LEN])
+                .set_flags(vxlan::FLAG_I),
         }
         let kind = match (encap, ipv6, csum) {
             (Encap::Geneve, false, false) => Kind::GeneveV4,

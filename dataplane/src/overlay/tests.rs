@@ -1,5 +1,6 @@
 //! Encapsulation, decapsulation and the uplink, unit by unit.
 
+use crate::ids::PortId;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
@@ -27,7 +28,7 @@ fn underlay_of(ipv6: bool) -> Underlay {
         )
     };
     Underlay {
-        port: 9,
+        port: PortId(9),
         ip: us,
         mac: MacAddr([2, 0, 0, 0, 0, 0x21]),
         mtu: 1500,

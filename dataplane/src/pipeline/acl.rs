@@ -163,12 +163,12 @@ fn stateless<T: Tracer>(
 
 /// An ACL action's decision; a reject is answered (out of the ingress
 /// port, or back through the tunnel), which rewrites the packet, and no
-/// cached verdict can (recorded as [`Fields::REPLY`]).
+/// cached verdict can (recorded as [`Fields::ANSWER`]).
 fn verdict(a: AclAction, p: &mut Parsed<'_>) -> Step {
     match a {
         AclAction::Drop => Step::drop(DropReason::AclDrop),
         AclAction::Reject => {
-            p.read(Fields::REPLY);
+            p.read(Fields::ANSWER);
             Step::Done(Decision::Answer(Answer::Reject))
         }
         _ => Step::Next,
@@ -252,7 +252,7 @@ pub fn recheck(
     tables: &Tables,
     frame: &[u8],
     lay: &crate::wire::layout::Layout,
-    in_port: crate::packet::PortId,
+    in_port: crate::ids::PortId,
     v: super::Verdict,
     checks: u16,
 ) -> bool {

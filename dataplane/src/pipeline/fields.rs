@@ -16,7 +16,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::cache::FlowKey;
-use crate::packet::PortId;
+use crate::ids::PortId;
 use crate::wire::layout::Layout;
 use crate::wire::{EtherType, IpProtocol, MacAddr};
 
@@ -60,15 +60,16 @@ impl Fields {
     /// The logical ingress port a tunnel packet names. No key holds it.
     pub const TUNNEL_INGRESS: Fields = Fields(1 << 21);
     /// The packet is rewritten into an answer that depends on more than
-    /// the key (a reject's TCP RST or ICMP error). No key holds it.
-    pub const REPLY: Fields = Fields(1 << 22);
+    /// the key: a reject's TCP RST or ICMP error, a router's echo reply or
+    /// time exceeded (which quote the packet, or must know a fragment's
+    /// place), a router's ARP request or solicitation for an unknown next
+    /// hop (rate limited per packet), or a router learning a neighbour. No
+    /// key holds it, so such verdicts are never cached.
+    pub const ANSWER: Fields = Fields(1 << 22);
     /// A logged ACL matched: every such packet is logged (as OVN's `log()`
     /// sends each one to ovn-controller), so no verdict is cached. No key
     /// holds it.
     pub const LOG: Fields = Fields(1 << 23);
-    /// A decision no key can hold: a router's answer written over the
-    /// packet, or a fragment's place. Such verdicts are never cached.
-    pub const UNCACHED: Fields = Fields(1 << 24);
 
     /// What [`flow_key`] can hold.
     pub const KEYABLE: Fields = Fields((1 << 12) - 1);
@@ -363,7 +364,7 @@ pub fn flow_key<const F: u32, R>(
     let h: &[u8; 14] = frame.first_chunk()?;
     let eth_dst = word(h, 0) & 0xffff_ffff_ffff;
     let eth_src = word(h, 6) & 0xffff_ffff_ffff;
-    let port = bit(Fields::IN_PORT, u64::from(meta.in_port))
+    let port = bit(Fields::IN_PORT, u64::from(meta.in_port.0))
         | bit(Fields::DATAPATH, u64::from(meta.datapath));
     let w0 = bit(Fields::ETH_DST, eth_dst) | port << 48;
     let w1 =

@@ -30,8 +30,9 @@
 
 use crate::cache::FlowCache;
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
-use crate::packet::{PacketBuf, PortId};
+use crate::packet::PacketBuf;
 use crate::tables::{PortType, Tables};
 use crate::wire::layout;
 
@@ -238,6 +239,22 @@ pub fn decide_cached<B: PacketBuf>(
     buf: &mut B,
     in_port: PortId,
 ) -> Verdict {
+    decide_cached_as(tables, cache, buf, in_port, tables.key_kind(in_port))
+}
+
+/// [`decide_cached`] for a port whose [`Tables::key_kind`] the caller
+/// looked up: a worker does so once per burst (every packet of a burst
+/// comes in on one port) and calls this with the kind as a constant, so
+/// each kind's loop is compiled on its own, without a per-packet load and
+/// match of the kind.
+#[inline(always)]
+pub fn decide_cached_as<B: PacketBuf>(
+    tables: &Tables,
+    cache: &mut FlowCache,
+    buf: &mut B,
+    in_port: PortId,
+    kind: KeyKind,
+) -> Verdict {
     let Ok(lay) = layout::parse(buf.data()) else {
         return uncached(tables, buf, in_port);
     };
@@ -248,7 +265,7 @@ pub fn decide_cached<B: PacketBuf>(
     // Plain verdicts first: a switch without ACLs (routed or not) looks
     // up the verdict alone; only an ACL datapath's entries carry
     // conntrack checks.
-    let found = match tables.key_kind(in_port) {
+    let found = match kind {
         KeyKind::Switch => {
             fields::flow_key::<{ SWITCH_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
                 cache.lookup(&key, hash)
@@ -265,7 +282,7 @@ pub fn decide_cached<B: PacketBuf>(
     };
     match found {
         Some(Some(v)) => v,
-        Some(None) => cache_miss(tables, cache, buf, in_port, tables.key_kind(in_port)),
+        Some(None) => cache_miss(tables, cache, buf, in_port, kind),
         None => uncached(tables, buf, in_port),
     }
 }

@@ -7,8 +7,8 @@
 
 use super::{Decision, Fields, PacketMeta, Tracer, Verdict};
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
-use crate::packet::PortId;
 use crate::tables::{Lport, PortType, Tables};
 use crate::wire::layout;
 

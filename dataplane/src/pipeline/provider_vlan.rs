@@ -7,7 +7,7 @@ use super::Tracer;
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use crate::wire::read::be16;
-use crate::wire::EtherType;
+use crate::wire::{ethernet, EtherType};
 
 /// Removes the 802.1Q tag of VLAN `vid` from `buf`, or says why the frame
 /// is not from the provider network (`provider_vlan_mismatch`).
@@ -44,10 +44,12 @@ pub fn untag<B: PacketBuf, T: Tracer>(buf: &mut B, vid: u16, t: &mut T) -> Resul
 /// Pushes an 802.1Q tag with VLAN `vid` onto every frame (into headroom).
 pub fn tag_all<B: PacketBuf>(bufs: &mut [B], vid: u16) {
     for b in bufs {
-        if let Some(f) = b.prepend(4) {
-            f.copy_within(4..16, 0);
-            f[12..14].copy_from_slice(&u16::from(EtherType::Vlan).to_be_bytes());
-            f[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+        if let Some(f) = b.prepend(ethernet::VLAN_TAG_LEN) {
+            // The two MACs (12 bytes) move to the front; the frame's
+            // ethertype stays where it was, now the tag's inner one.
+            f.copy_within(ethernet::VLAN_TAG_LEN..ethernet::VLAN_TAG_LEN + 12, 0);
+            ethernet::Frame::new_unchecked(&mut *f).set_ethertype(EtherType::Vlan);
+            ethernet::VlanTag::new_unchecked(&mut f[ethernet::HEADER_LEN..]).set_tci(vid & 0x0fff);
         }
     }
 }

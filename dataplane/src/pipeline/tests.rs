@@ -22,10 +22,22 @@ fn cached_verdicts_equal_the_full_pipeline() {
         name: "ls".into(),
         tunnel_key: 1,
         ports: vec![
-            lport("vm1", 1, "00:00:00:00:00:01 10.0.0.1 fd00::1", true, 0),
-            lport("vm2", 2, "00:00:00:00:00:02 10.0.0.2 fd00::2", true, 1),
-            lport("vm3", 3, "00:00:00:00:00:03 10.0.0.3", false, 2),
-            lport("any", 4, "unknown", false, 3),
+            lport(
+                "vm1",
+                1,
+                "00:00:00:00:00:01 10.0.0.1 fd00::1",
+                true,
+                PortId(0),
+            ),
+            lport(
+                "vm2",
+                2,
+                "00:00:00:00:00:02 10.0.0.2 fd00::2",
+                true,
+                PortId(1),
+            ),
+            lport("vm3", 3, "00:00:00:00:00:03 10.0.0.3", false, PortId(2)),
+            lport("any", 4, "unknown", false, PortId(3)),
         ],
     }])
     .unwrap();
@@ -71,11 +83,11 @@ fn cached_verdicts_equal_the_full_pipeline() {
                 let want = decide(
                     &tables,
                     &mut reference,
-                    &mut PacketMeta::new(in_port),
+                    &mut PacketMeta::new(PortId(in_port)),
                     &mut NoTrace,
                 );
                 let mut buf = HeapBuf::from_frame(f);
-                let got = decide_cached(&tables, &mut cache, &mut buf, in_port);
+                let got = decide_cached(&tables, &mut cache, &mut buf, PortId(in_port));
                 assert_eq!(got, want, "round {round}, in_port {in_port}: {f:02x?}");
                 assert_eq!(buf.data(), reference.data());
             }
@@ -95,17 +107,29 @@ fn cached_deliveries_equal_the_uncached_ones() {
             name: "ls1".into(),
             tunnel_key: 1,
             ports: vec![
-                lport("a1", 1, "00:00:00:00:00:01 10.0.0.1 fd00::1", true, 0),
-                lport("a2", 2, "00:00:00:00:00:02 10.0.0.2", false, 1),
-                lport("a3", 3, "unknown", false, 2),
+                lport(
+                    "a1",
+                    1,
+                    "00:00:00:00:00:01 10.0.0.1 fd00::1",
+                    true,
+                    PortId(0),
+                ),
+                lport("a2", 2, "00:00:00:00:00:02 10.0.0.2", false, PortId(1)),
+                lport("a3", 3, "unknown", false, PortId(2)),
             ],
         },
         LogicalSwitch {
             name: "ls2".into(),
             tunnel_key: 2,
             ports: vec![
-                lport("b1", 1, "00:00:00:00:00:01 10.0.0.1", false, 3),
-                lport("b2", 2, "00:00:00:00:00:02 10.0.0.2 fd00::2", true, 4),
+                lport("b1", 1, "00:00:00:00:00:01 10.0.0.1", false, PortId(3)),
+                lport(
+                    "b2",
+                    2,
+                    "00:00:00:00:00:02 10.0.0.2 fd00::2",
+                    true,
+                    PortId(4),
+                ),
             ],
         },
     ])
@@ -171,8 +195,20 @@ fn ordinary_ip_traffic_is_cached() {
         name: "ls".into(),
         tunnel_key: 1,
         ports: vec![
-            lport("vm1", 1, "00:00:00:00:00:01 10.0.0.1 fd00::1", true, 0),
-            lport("vm2", 2, "00:00:00:00:00:02 10.0.0.2 fd00::2", true, 1),
+            lport(
+                "vm1",
+                1,
+                "00:00:00:00:00:01 10.0.0.1 fd00::1",
+                true,
+                PortId(0),
+            ),
+            lport(
+                "vm2",
+                2,
+                "00:00:00:00:00:02 10.0.0.2 fd00::2",
+                true,
+                PortId(1),
+            ),
         ],
     }])
     .unwrap();
@@ -187,8 +223,8 @@ fn ordinary_ip_traffic_is_cached() {
             .unwrap();
         let mut cache = FlowCache::new(64);
         for _ in 0..2 {
-            let v = decide_cached(&tables, &mut cache, &mut HeapBuf::from_frame(&f), 0);
-            assert_eq!(v, Verdict::Output(1), "{l3}");
+            let v = decide_cached(&tables, &mut cache, &mut HeapBuf::from_frame(&f), PortId(0));
+            assert_eq!(v, Verdict::Output(PortId(1)), "{l3}");
         }
         assert_eq!((cache.hits, cache.misses), (1, 1), "{l3}");
     }

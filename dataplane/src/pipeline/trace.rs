@@ -9,9 +9,10 @@ use std::fmt;
 
 use super::{decide, provider_vlan, tunnel_delivery, tunnel_output, Verdict};
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
 use crate::overlay::{self, Neighbors, Uplink};
-use crate::packet::{PacketBuf, PortId};
+use crate::packet::PacketBuf;
 use crate::pipeline::PacketMeta;
 use crate::tables::Tables;
 use crate::wire::layout::Layout;
@@ -120,7 +121,7 @@ pub fn trace<B: PacketBuf>(
         outputs,
         frame: buf.data().to_vec(),
     };
-    if let Some(Some(vid)) = tables.port_vlan.get(usize::from(in_port)) {
+    if let Some(Some(vid)) = tables.port_vlan.get(in_port.get()) {
         if let Err(r) = provider_vlan::untag(&mut buf, *vid, &mut log) {
             log.record("drop", format_args!("{} ({r})", r.as_str()));
             return report(log, Verdict::Drop(r), Vec::new(), &buf);
@@ -282,7 +283,7 @@ fn flood<B: PacketBuf>(
 
 /// Notes the VLAN tag a provider port's frames get on the way out.
 fn tag_note(tables: &Tables, p: PortId, log: &mut TraceLog) {
-    if let Some(Some(vid)) = tables.port_vlan.get(usize::from(p)) {
+    if let Some(Some(vid)) = tables.port_vlan.get(p.get()) {
         log.record(
             "provider_vlan",
             format_args!("tagged with VLAN {vid} on the way out of local port {p}"),

@@ -10,8 +10,8 @@
 use super::Tracer;
 use crate::drop::DropReason;
 use crate::ids::ChassisIdx;
+use crate::ids::PortId;
 use crate::overlay::{self, Neighbors, Template};
-use crate::packet::PortId;
 use crate::tables::Tables;
 
 /// A remote chassis as a worker encapsulates to it.

@@ -16,7 +16,7 @@ use std::ptr;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::{Port, PortQueue, PortState, PortStats, QueueCounters};
+use super::{Port, PortQueue, PortState, PortStats, QueueCounters, RxQueue};
 use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 use crate::wire::{checksum, layout};
 
@@ -557,5 +557,16 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
         self.counters.tx(sent_total as u64, bytes);
         self.counters.tx_dropped((pkts.len() - sent_total) as u64);
         pool.free_all(pkts);
+    }
+    /// The rx ring (its socket and mapping) moves as it is, mid-block.
+    fn take_rx(&mut self) -> Option<RxQueue> {
+        self.rx.take().map(RxQueue::new)
+    }
+    fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue> {
+        if self.rx.is_some() {
+            return Err(rx);
+        }
+        self.rx = Some(rx.downcast()?);
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::{Port, PortQueue, PortState, PortStats, QueueCounters};
+use super::{Port, PortQueue, PortState, PortStats, QueueCounters, RxQueue};
 use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 
 /// A port backed by two rings of frames, driven by test code.
@@ -137,6 +137,16 @@ impl<P: BufPool> PortQueue<P> for RingQueue {
         }
         self.counters.tx(sent, bytes);
         self.counters.tx_dropped(dropped);
+    }
+    fn take_rx(&mut self) -> Option<RxQueue> {
+        self.rx.take().map(RxQueue::new)
+    }
+    fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue> {
+        if self.rx.is_some() {
+            return Err(rx);
+        }
+        self.rx = Some(rx.downcast()?);
+        Ok(())
     }
 }
 
@@ -349,6 +359,19 @@ impl<P: BufPool> PortQueue<P> for ReplayQueue {
         let bytes: u64 = pkts.iter().map(|b| b.len() as u64).sum();
         pool.free_all(pkts);
         self.counters.tx(n, bytes);
+    }
+    /// The replay moves with its position and what is left of its limit.
+    fn take_rx(&mut self) -> Option<RxQueue> {
+        let t = self.traffic.take()?;
+        Some(RxQueue::new((t, self.next, self.remaining)))
+    }
+    fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue> {
+        if self.traffic.is_some() {
+            return Err(rx);
+        }
+        let (t, next, remaining) = rx.downcast::<(Arc<Traffic>, usize, u64)>()?;
+        (self.traffic, self.next, self.remaining) = (Some(t), next, remaining);
+        Ok(())
     }
 }
 

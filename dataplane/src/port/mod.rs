@@ -12,6 +12,7 @@ pub mod af_packet;
 pub mod dpdk;
 pub mod memory;
 
+use std::any::Any;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,42 @@ pub trait PortQueue<P: BufPool>: Send {
     /// Transmits every packet of `pkts` (draining it); packets that cannot
     /// be sent are freed and counted as `tx_dropped`. Never blocks.
     fn tx_burst(&mut self, pool: &mut P, pkts: &mut Vec<P::Buf>);
+    /// Stops polling: gives up the rx queue this handle polls (`None` if it
+    /// polls none) and keeps transmitting, so the engine can hand the rx
+    /// queue to another worker's handle on the same port.
+    fn take_rx(&mut self) -> Option<RxQueue>;
+    /// Starts polling `rx`, given up by another handle on the same port.
+    /// Gives it back if this handle polls a queue already or `rx` is not
+    /// of this backend.
+    fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue>;
+}
+
+/// A port's rx queue on its way from one worker's [`PortQueue`] to
+/// another's ([`PortQueue::take_rx`], [`PortQueue::give_rx`]): what the old
+/// handle polled, opaque to all but its backend. The engine moves rx queues
+/// this way when it reassigns them to workers by load, without reopening
+/// the port or touching its tx queues.
+pub struct RxQueue(Box<dyn Any + Send>);
+
+impl RxQueue {
+    /// Wraps a backend's rx state.
+    pub fn new<T: Any + Send>(rx: T) -> Self {
+        RxQueue(Box::new(rx))
+    }
+    /// The backend's rx state, if it is a `T`.
+    pub fn downcast<T: Any>(self) -> Result<T, RxQueue> {
+        if self.0.is::<T>() {
+            Ok(*self.0.downcast::<T>().expect("checked"))
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl std::fmt::Debug for RxQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RxQueue")
+    }
 }
 
 /// A local port of the dataplane.

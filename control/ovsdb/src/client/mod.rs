@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod idl;
+mod replica;
 pub mod rows;
 pub mod txn;
 

@@ -283,6 +283,28 @@ typed_row!(
     }
 );
 
+/// The `SB_Global.external_ids` keys northd-lite owns: `switchyard-unrealised-<feature>` =
+/// how many NB rows of that feature it does not compile into anything a chassis enforces
+/// (ovn-northd-lite's `unrealised` module writes them, every chassis reports them). They
+/// live in SB, as ovn-northd keeps its own outputs in `SB_Global.options`, so every node and
+/// `ovn-sbctl get SB_Global . external_ids` see one report.
+pub const UNREALISED_PREFIX: &str = "switchyard-unrealised-";
+
+impl SbGlobal {
+    /// Northd-lite's report of NB features it does not realise, by feature name.
+    pub fn unrealised(&self) -> BTreeMap<String, u64> {
+        self.external_ids
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix(UNREALISED_PREFIX)?.to_string(),
+                    v.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+}
+
 typed_row!(
     /// SB `Chassis`: one hypervisor or gateway.
     Chassis = "Chassis" {

@@ -228,6 +228,52 @@ impl RealOvsdb {
         }
     }
 
+    /// Serves existing database files (e.g. made by `ovsdb-client backup`).
+    pub fn serve_files(dbs: Vec<PathBuf>) -> Self {
+        require_tool("ovsdb-server", "openvswitch-common");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(&dbs, port, dir.path());
+        RealOvsdb {
+            child,
+            port,
+            dir,
+            dbs,
+        }
+    }
+
+    /// Serves a fresh single-member RAFT cluster of `schema` (`ovsdb-tool create-cluster`):
+    /// unlike a standalone database, a clustered one keeps transaction history, so
+    /// `monitor_cond_since` can resume (ovsdb-server.c `ovsdb_txn_history_init`).
+    pub fn start_cluster(schema: &Path) -> Self {
+        require_tool("ovsdb-server", "openvswitch-common");
+        require_tool("ovsdb-tool", "openvswitch-common");
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cluster.db");
+        let raft = format!("unix:{}", dir.path().join("raft.sock").display());
+        let st = Command::new("ovsdb-tool")
+            .arg("create-cluster")
+            .arg(&db)
+            .arg(schema)
+            .arg(&raft)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "ovsdb-tool create-cluster {} failed",
+            schema.display()
+        );
+        let port = free_port();
+        let dbs = vec![db];
+        let child = Self::spawn(&dbs, port, dir.path());
+        RealOvsdb {
+            child,
+            port,
+            dir,
+            dbs,
+        }
+    }
+
     fn spawn(dbs: &[PathBuf], port: u16, dir: &Path) -> Child {
         let child = Command::new("ovsdb-server")
             .args(dbs)
@@ -271,8 +317,23 @@ pub fn nbctl(port: u16, args: &[&str]) -> Output {
 
 /// One request over a fresh connection to a unix socket; returns the response.
 pub fn unix_call(path: &Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(path)
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", path.display()));
+    // The server binds its remotes one after the other: right after its first one accepts,
+    // a later socket may not be there yet (or still be a killed predecessor's stale file).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        match UnixStream::connect(path) {
+            Ok(s) => break s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("connecting to {}: {e}", path.display()),
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let req = json!({"method": method, "params": params, "id": 0});
     s.write_all(req.to_string().as_bytes()).unwrap();

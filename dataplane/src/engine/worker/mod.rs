@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::mailbox::{ClosedQueue, Mailbox, PortChange};
-use super::stats::{bump, WorkerStats};
+use super::rxq::RxqCycles;
+use super::stats::{bump, cycles, WorkerStats};
 use crate::cache::FlowCache;
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, LportIdx};
 use crate::overlay::{Neighbors, MC_FLOOD, MC_UNKNOWN};
-use crate::packet::{BufPool, PacketBuf, PortId, MAX_BURST};
+use crate::packet::{BufPool, PacketBuf, MAX_BURST};
 use crate::pipeline::tunnel_output::Endpoint;
-use crate::pipeline::{self, provider_vlan, NoTrace, PacketMeta, Verdict};
+use crate::pipeline::{self, provider_vlan, KeyKind, NoTrace, PacketMeta, Verdict};
 use crate::port::{Port, PortQueue};
 use crate::tables::{TablePublisher, Tables};
 use tunnel::{Ingress, To};
@@ -35,6 +37,11 @@ pub struct Worker<P: BufPool> {
     queues: Vec<Box<dyn PortQueue<P>>>,
     /// Ports whose rx queue this worker polls.
     rx_ports: Vec<PortId>,
+    /// The measured cycles of each polled rx queue, as `rx_ports`.
+    rx_cycles: Vec<Arc<RxqCycles>>,
+    /// This round's non-empty bursts: (index in `rx_ports`, packets), to
+    /// share the round's final transmit cycles among their queues.
+    round: Vec<(usize, usize)>,
     /// Index in `rx_ports` where the next poll round starts.
     rx_start: usize,
     publisher: Arc<TablePublisher>,
@@ -97,7 +104,7 @@ impl<P: BufPool> Worker<P> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let rxq = rx.iter().find(|(port, _)| *port as usize == i);
+                let rxq = rx.iter().find(|(port, _)| port.get() == i);
                 p.open_queue(rxq.map(|&(_, q)| q))
             })
             .collect::<io::Result<Vec<_>>>()?;
@@ -108,6 +115,8 @@ impl<P: BufPool> Worker<P> {
             pool,
             queues,
             rx_ports: rx.iter().map(|&(p, _)| p).collect(),
+            rx_cycles: rx.iter().map(|_| Arc::default()).collect(),
+            round: Vec::with_capacity(rx.len()),
             rx_start: 0,
             publisher,
             tables,
@@ -122,7 +131,7 @@ impl<P: BufPool> Worker<P> {
             batched: 0,
             flood: Vec::with_capacity(64),
             stats,
-            rx_port: 0,
+            rx_port: PortId(0),
             mailbox: Arc::new(Mailbox::default()),
             neighbors: Arc::new(Neighbors::default()),
             neighbor_asked: Vec::new(),
@@ -150,26 +159,57 @@ impl<P: BufPool> Worker<P> {
         );
         for change in changes {
             match change {
-                PortChange::Add { id, queue, poll } => {
-                    let i = id as usize;
+                PortChange::Add { id, queue, rx } => {
+                    let i = id.get();
                     while self.queues.len() <= i {
                         self.queues.push(Box::new(ClosedQueue));
                         self.tx.push(Vec::with_capacity(MAX_BURST * 2));
                     }
                     self.queues[i] = queue;
-                    self.rx_ports.retain(|&p| p != id);
-                    if poll {
+                    self.stop_polling(id);
+                    if let Some(c) = rx {
                         self.rx_ports.push(id);
+                        self.rx_cycles.push(c);
                     }
                 }
                 PortChange::Remove(id) => {
-                    if let Some(q) = self.queues.get_mut(id as usize) {
+                    if let Some(q) = self.queues.get_mut(id.get()) {
                         *q = Box::new(ClosedQueue);
                     }
-                    self.rx_ports.retain(|&p| p != id);
+                    self.stop_polling(id);
+                }
+                PortChange::YieldRx(id) => {
+                    let cycles = self.stop_polling(id);
+                    let rx = self.queues.get_mut(id.get()).and_then(|q| q.take_rx());
+                    self.mailbox.yielded(id, rx.zip(cycles));
+                }
+                PortChange::AdoptRx { id, rx, cycles } => {
+                    // Refused only if it is not this port's queue (the port
+                    // went away meanwhile): dropping it releases it.
+                    if let Some(Ok(())) = self.queues.get_mut(id.get()).map(|q| q.give_rx(rx)) {
+                        self.stop_polling(id);
+                        self.rx_ports.push(id);
+                        self.rx_cycles.push(cycles);
+                    }
                 }
             }
         }
+    }
+
+    /// Stops polling port `id` (if it did), returning its rx queue's cycles.
+    fn stop_polling(&mut self, id: PortId) -> Option<Arc<RxqCycles>> {
+        let i = self.rx_ports.iter().position(|&p| p == id)?;
+        self.rx_ports.remove(i);
+        Some(self.rx_cycles.remove(i))
+    }
+
+    /// The measured cycles of each rx queue this worker polls, by port.
+    pub(in crate::engine) fn rx_cycles(&self) -> Vec<(PortId, Arc<RxqCycles>)> {
+        self.rx_ports
+            .iter()
+            .copied()
+            .zip(self.rx_cycles.iter().cloned())
+            .collect()
     }
 
     /// This worker's counters.
@@ -213,7 +253,8 @@ impl<P: BufPool> Worker<P> {
                 start + k - ports
             };
             let port = self.rx_ports[i];
-            let n = self.queues[port as usize].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
+            let t0 = cycles();
+            let n = self.queues[port.get()].rx_burst(&mut self.pool, &mut self.rx, MAX_BURST);
             if n == 0 {
                 continue;
             }
@@ -224,9 +265,22 @@ impl<P: BufPool> Worker<P> {
             if self.batched >= FLUSH_AT {
                 self.flush();
             }
+            // The queue's processing cycles (OVS's per-rxq
+            // RXQ_CYCLES_PROC_CURR): one counter update per burst.
+            self.rx_cycles[i].add(cycles().wrapping_sub(t0));
+            self.round.push((i, n));
         }
         if total != 0 {
+            let t0 = cycles();
             self.flush();
+            // The round's transmit, shared among its bursts' queues by
+            // packets (as OVS shares a port's send cycles among the rx
+            // queues whose packets it sends).
+            let spent = cycles().wrapping_sub(t0);
+            for &(i, n) in &self.round {
+                self.rx_cycles[i].add(spent * n as u64 / total as u64);
+            }
+            self.round.clear();
             // Counted after transmission: whoever sees the count also sees
             // the packets' outputs.
             self.stats.rx_packets.store(
@@ -246,7 +300,7 @@ impl<P: BufPool> Worker<P> {
     #[inline]
     fn enqueue(&mut self, port: PortId, buf: P::Buf) {
         self.batched += 1;
-        let q = &mut self.tx[port as usize];
+        let q = &mut self.tx[port.get()];
         if q.is_empty() {
             self.pending.push(port);
         }
@@ -271,31 +325,56 @@ impl<P: BufPool> Worker<P> {
             self.process_uplink(in_port);
             return;
         }
-        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port as usize) {
+        if let Some(Some(vid)) = self.tables.port_vlan.get(in_port.get()) {
             self.untag_burst(*vid);
         }
         let mut rx = std::mem::take(&mut self.rx);
-        for mut buf in rx.drain(..) {
-            let v = match &mut self.cache {
-                Some(cache) => pipeline::decide_cached(&self.tables, cache, &mut buf, in_port),
-                None => pipeline::decide(
-                    &self.tables,
-                    &mut buf,
-                    &mut PacketMeta::new(in_port),
-                    &mut NoTrace,
-                ),
-            };
-            match v {
-                Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
-                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
-                v => self.act(v, buf, in_port),
+        // The burst's port, hence its key kind, is one for every packet:
+        // one loop per kind, each with the kind as a constant.
+        match self.cache.take() {
+            Some(mut cache) => {
+                let c = &mut cache;
+                match self.tables.key_kind(in_port) {
+                    KeyKind::Switch => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Switch)
+                    }),
+                    KeyKind::Routed => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Routed)
+                    }),
+                    KeyKind::Acl => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Acl)
+                    }),
+                }
+                self.cache = Some(cache);
             }
+            None => self.each(&mut rx, in_port, |t, b| {
+                pipeline::decide(t, b, &mut PacketMeta::new(in_port), &mut NoTrace)
+            }),
         }
         self.rx = rx;
         if !self.stage_tunnel.is_empty() {
             self.tunnel_staged(in_port);
         }
     }
+    /// Decides each packet of `rx` with `decide` and carries the verdict
+    /// out: output to a port and tunnel staging inline, the rest in
+    /// [`Worker::act`].
+    #[inline(always)]
+    fn each(
+        &mut self,
+        rx: &mut Vec<P::Buf>,
+        in_port: PortId,
+        mut decide: impl FnMut(&Tables, &mut P::Buf) -> Verdict,
+    ) {
+        for mut buf in rx.drain(..) {
+            match decide(&self.tables, &mut buf) {
+                Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
+                Verdict::Tunnel { chassis, lport } => self.stage_tunnel(buf, chassis, lport),
+                v => self.act(v, buf, in_port),
+            }
+        }
+    }
+
     /// Carries out any verdict, out of line: [`Worker::process`] carries
     /// out the common one, output to a port, inline.
     #[inline(never)]
@@ -305,10 +384,10 @@ impl<P: BufPool> Worker<P> {
             self.tunnel_staged(in_port);
         }
         match v {
-            Verdict::Output(p) if (p as usize) < self.tx.len() => self.enqueue(p, buf),
+            Verdict::Output(p) if p.get() < self.tx.len() => self.enqueue(p, buf),
             Verdict::Output(_) => self.drop(buf, DropReason::NoLocalPort),
             Verdict::Reply => self.enqueue(in_port, buf),
-            Verdict::Routed { hop, port } if (port as usize) < self.tx.len() => {
+            Verdict::Routed { hop, port } if port.get() < self.tx.len() => {
                 let mut buf = buf;
                 pipeline::router::rewrite(&self.tables, hop, buf.data_mut());
                 self.enqueue(port, buf)
@@ -365,7 +444,7 @@ impl<P: BufPool> Worker<P> {
     /// copying for all but the last.
     fn copy_out(&mut self, buf: P::Buf, ports: &mut Vec<PortId>) {
         let n = self.tx.len();
-        ports.retain(|&p| (p as usize) < n);
+        ports.retain(|&p| p.get() < n);
         match ports.split_last() {
             None => self.drop(buf, DropReason::NoLocalPort),
             Some((&last, rest)) => {
@@ -436,7 +515,7 @@ impl<P: BufPool> Worker<P> {
     pub fn flush(&mut self) {
         let mut sent = 0;
         for i in 0..self.pending.len() {
-            let p = self.pending[i] as usize;
+            let p = self.pending[i].get();
             sent += self.tx[p].len();
             if let Some(Some(vid)) = self.tables.port_vlan.get(p) {
                 provider_vlan::tag_all(&mut self.tx[p], *vid);

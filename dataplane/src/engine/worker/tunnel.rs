@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::Worker;
 use crate::drop::DropReason;
+use crate::ids::PortId;
 use crate::ids::{ChassisIdx, LportIdx};
 use crate::overlay::{self, Uplink};
-use crate::packet::{BufPool, PacketBuf, PortId};
+use crate::packet::{BufPool, PacketBuf};
 use crate::pipeline::tunnel_output::Endpoint;
 use crate::pipeline::{self, NoTrace, Verdict};
 use crate::routes::HopIdx;

@@ -10,7 +10,8 @@ use crate::classifier::{Acl, AclAction, AclConfig, Direction, Stateful};
 use crate::conntrack::Conntrack;
 use crate::drop::DropReason;
 use crate::flow::FlowDesc;
-use crate::packet::{HeapBuf, PacketBuf, PortId};
+use crate::ids::PortId;
+use crate::packet::{HeapBuf, PacketBuf};
 use crate::pipeline::{decide, decide_cached, trace, NoTrace, PacketMeta, Verdict};
 use crate::tables::{LogicalPort, LogicalSwitch, Tables};
 
@@ -44,9 +45,9 @@ fn tables(acls: Vec<Acl>, ct_limit: usize) -> (Tables, Arc<Stateful>) {
         name: "ls".into(),
         tunnel_key: 1,
         ports: vec![
-            port("vm1", 1, "00:00:00:00:00:01 10.0.0.1", 0),
-            port("vm2", 2, "00:00:00:00:00:02 10.0.0.2", 1),
-            port("vm3", 3, "00:00:00:00:00:03 10.0.0.3", 2),
+            port("vm1", 1, "00:00:00:00:00:01 10.0.0.1", PortId(0)),
+            port("vm2", 2, "00:00:00:00:00:02 10.0.0.2", PortId(1)),
+            port("vm3", 3, "00:00:00:00:00:03 10.0.0.3", PortId(2)),
         ],
     }])
     .unwrap();
@@ -108,28 +109,28 @@ fn tcp_from_the_address_set_connects_and_replies_flow() {
     let c = format!("{VM1} tcp.src=40000 tcp.dst=22");
     let s = format!("{VM2} tcp.src=22 tcp.dst=40000");
     assert_eq!(
-        send(&t, 0, &format!("{c} tcp.flags=0x02")),
-        Verdict::Output(1)
+        send(&t, PortId(0), &format!("{c} tcp.flags=0x02")),
+        Verdict::Output(PortId(1))
     );
     // Two zones (vm1's ingress, vm2's egress) hold the connection.
     assert_eq!(st.conntrack.len(), 2);
     assert_eq!(
-        send(&t, 1, &format!("{s} tcp.flags=0x12")),
-        Verdict::Output(0)
+        send(&t, PortId(1), &format!("{s} tcp.flags=0x12")),
+        Verdict::Output(PortId(0))
     );
     assert_eq!(
-        send(&t, 0, &format!("{c} tcp.flags=0x10")),
-        Verdict::Output(1)
+        send(&t, PortId(0), &format!("{c} tcp.flags=0x10")),
+        Verdict::Output(PortId(1))
     );
     assert_eq!(
-        send(&t, 1, &format!("{s} tcp.flags=0x18")),
-        Verdict::Output(0)
+        send(&t, PortId(1), &format!("{s} tcp.flags=0x18")),
+        Verdict::Output(PortId(0))
     );
     // Another port is not allowed in.
     assert_eq!(
         send(
             &t,
-            0,
+            PortId(0),
             &format!("{VM1} tcp.src=40001 tcp.dst=23 tcp.flags=0x02")
         ),
         Verdict::Drop(DropReason::AclDrop)
@@ -137,7 +138,10 @@ fn tcp_from_the_address_set_connects_and_replies_flow() {
     // A server cannot open a connection to the client outside the rules:
     // vm1's ingress has no to-lport allow.
     let to_vm1 = format!("{VM2} tcp.src=5555 tcp.dst=22 tcp.flags=0x02");
-    assert_eq!(send(&t, 1, &to_vm1), Verdict::Drop(DropReason::AclDrop));
+    assert_eq!(
+        send(&t, PortId(1), &to_vm1),
+        Verdict::Drop(DropReason::AclDrop)
+    );
     let hits = st.hits();
     assert!(
         hits.iter().any(|(n, h)| n == "acl1002" && *h >= 2),
@@ -149,21 +153,24 @@ fn tcp_from_the_address_set_connects_and_replies_flow() {
 fn outside_the_address_set_is_dropped_icmp_follows_its_rule() {
     let (t, _) = tables(security_group(), 100);
     let c = format!("{VM3} tcp.src=40000 tcp.dst=22 tcp.flags=0x02");
-    assert_eq!(send(&t, 2, &c), Verdict::Drop(DropReason::AclDrop));
+    assert_eq!(send(&t, PortId(2), &c), Verdict::Drop(DropReason::AclDrop));
     assert_eq!(
-        send(&t, 2, &format!("{VM3} icmp4.type=8")),
-        Verdict::Output(1)
+        send(&t, PortId(2), &format!("{VM3} icmp4.type=8")),
+        Verdict::Output(PortId(1))
     );
     // The echo reply is the reply of a committed connection.
     let reply = "eth.src=00:00:00:00:00:02 eth.dst=00:00:00:00:00:03 ip4.src=10.0.0.2 ip4.dst=10.0.0.3 icmp4.type=0";
-    assert_eq!(send(&t, 1, reply), Verdict::Output(2));
+    assert_eq!(send(&t, PortId(1), reply), Verdict::Output(PortId(2)));
     // A reply nobody asked for is invalid.
     let stray = "eth.src=00:00:00:00:00:02 eth.dst=00:00:00:00:00:01 ip4.src=10.0.0.2 ip4.dst=10.0.0.1 icmp4.type=0";
-    assert_eq!(send(&t, 1, stray), Verdict::Drop(DropReason::CtInvalid));
+    assert_eq!(
+        send(&t, PortId(1), stray),
+        Verdict::Drop(DropReason::CtInvalid)
+    );
     // ARP is not IP: the drop ACLs (`&& ip`) leave it alone.
     let arp =
         "eth.src=00:00:00:00:00:03 eth.dst=ff:ff:ff:ff:ff:ff arp arp.spa=10.0.0.3 arp.tpa=10.0.0.9";
-    assert!(matches!(send(&t, 2, arp), Verdict::Flood { .. }));
+    assert!(matches!(send(&t, PortId(2), arp), Verdict::Flood { .. }));
 }
 
 #[test]
@@ -171,11 +178,11 @@ fn a_drop_acl_cuts_an_established_connection() {
     let (mut t, st) = tables(security_group(), 100);
     let c = format!("{VM1} tcp.src=40000 tcp.dst=22");
     let s = format!("{VM2} tcp.src=22 tcp.dst=40000");
-    send(&t, 0, &format!("{c} tcp.flags=0x02"));
-    send(&t, 1, &format!("{s} tcp.flags=0x12"));
+    send(&t, PortId(0), &format!("{c} tcp.flags=0x02"));
+    send(&t, PortId(1), &format!("{s} tcp.flags=0x12"));
     assert_eq!(
-        send(&t, 0, &format!("{c} tcp.flags=0x10")),
-        Verdict::Output(1)
+        send(&t, PortId(0), &format!("{c} tcp.flags=0x10")),
+        Verdict::Output(PortId(1))
     );
     let mut acls = security_group();
     acls.push(acl(
@@ -197,12 +204,12 @@ fn a_drop_acl_cuts_an_established_connection() {
     };
     assert!(t.install_acls(&cfg, &st).is_empty());
     assert_eq!(
-        send(&t, 0, &format!("{c} tcp.flags=0x10")),
+        send(&t, PortId(0), &format!("{c} tcp.flags=0x10")),
         Verdict::Drop(DropReason::AclDrop)
     );
     // The server's replies are cut too: the connection is blocked.
     assert_eq!(
-        send(&t, 1, &format!("{s} tcp.flags=0x10")),
+        send(&t, PortId(1), &format!("{s} tcp.flags=0x10")),
         Verdict::Drop(DropReason::CtBlocked)
     );
     assert!(st.conntrack.dump(None).iter().any(|c| c.blocked));
@@ -224,15 +231,18 @@ fn allow_stateless_skips_conntrack_and_no_acls_means_allow() {
     // vm3's ingress ACLs commit (allow-related ip4); vm2's egress matches
     // allow-stateless and stays out of conntrack: one entry. (Priority
     // still orders it against drop ACLs, as in OVN's ls_out_acl.)
-    assert_eq!(send(&t, 2, &q), Verdict::Output(1));
+    assert_eq!(send(&t, PortId(2), &q), Verdict::Output(PortId(1)));
     assert_eq!(st.conntrack.len(), 1);
     let other = format!("{VM3} udp.src=5000 udp.dst=54");
-    assert_eq!(send(&t, 2, &other), Verdict::Drop(DropReason::AclDrop));
+    assert_eq!(
+        send(&t, PortId(2), &other),
+        Verdict::Drop(DropReason::AclDrop)
+    );
     // A switch without ACLs allows everything.
     let (t, st) = tables(vec![], 100);
     assert_eq!(
-        send(&t, 2, &format!("{VM3} tcp.dst=23 tcp.flags=0x02")),
-        Verdict::Output(1)
+        send(&t, PortId(2), &format!("{VM3} tcp.dst=23 tcp.flags=0x02")),
+        Verdict::Output(PortId(1))
     );
     assert!(st.conntrack.is_empty());
 }
@@ -243,18 +253,21 @@ fn a_full_table_refuses_new_connections_and_keeps_old_ones() {
     let c = format!("{VM1} tcp.src=40000 tcp.dst=22");
     let s = format!("{VM2} tcp.src=22 tcp.dst=40000");
     assert_eq!(
-        send(&t, 0, &format!("{c} tcp.flags=0x02")),
-        Verdict::Output(1)
+        send(&t, PortId(0), &format!("{c} tcp.flags=0x02")),
+        Verdict::Output(PortId(1))
     );
     let flood = format!("{VM1} tcp.src=40001 tcp.dst=22 tcp.flags=0x02");
-    assert_eq!(send(&t, 0, &flood), Verdict::Drop(DropReason::CtFull));
     assert_eq!(
-        send(&t, 1, &format!("{s} tcp.flags=0x12")),
-        Verdict::Output(0)
+        send(&t, PortId(0), &flood),
+        Verdict::Drop(DropReason::CtFull)
     );
     assert_eq!(
-        send(&t, 0, &format!("{c} tcp.flags=0x10")),
-        Verdict::Output(1)
+        send(&t, PortId(1), &format!("{s} tcp.flags=0x12")),
+        Verdict::Output(PortId(0))
+    );
+    assert_eq!(
+        send(&t, PortId(0), &format!("{c} tcp.flags=0x10")),
+        Verdict::Output(PortId(1))
     );
     assert!(
         st.conntrack
@@ -277,16 +290,16 @@ fn cached_verdicts_follow_l4_ports() {
         acl(10, FromLport, Drop, "ip4"),
     ];
     let (t, _) = tables(acls, 100);
-    assert!(t.acls.wide_key(0));
+    assert!(t.acls.wide_key(PortId(0)));
     let mut cache = FlowCache::new(64);
     let mut run = |desc: &str| {
         let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
-        decide_cached(&t, &mut cache, &mut HeapBuf::from_frame(&frame), 0)
+        decide_cached(&t, &mut cache, &mut HeapBuf::from_frame(&frame), PortId(0))
     };
     let ssh = format!("{VM1} tcp.src=40000 tcp.dst=22");
     let telnet = format!("{VM1} tcp.src=40000 tcp.dst=23");
     for _ in 0..3 {
-        assert_eq!(run(&ssh), Verdict::Output(1));
+        assert_eq!(run(&ssh), Verdict::Output(PortId(1)));
         assert_eq!(run(&telnet), Verdict::Drop(DropReason::AclDrop));
     }
     // The same with fragments: a first fragment's ports are not in any
@@ -306,10 +319,15 @@ fn cached_verdicts_follow_l4_ports() {
     let mut cache = FlowCache::new(64);
     for _ in 0..3 {
         for (port, want) in [
-            (22, Verdict::Output(1)),
+            (22, Verdict::Output(PortId(1))),
             (23, Verdict::Drop(DropReason::AclDrop)),
         ] {
-            let v = decide_cached(&t, &mut cache, &mut HeapBuf::from_frame(&frag(port)), 0);
+            let v = decide_cached(
+                &t,
+                &mut cache,
+                &mut HeapBuf::from_frame(&frag(port)),
+                PortId(0),
+            );
             assert_eq!(v, want, "fragment to port {port}");
         }
     }
@@ -324,8 +342,8 @@ fn trace_names_the_acl_and_the_conntrack_state() {
         .to_frame()
         .unwrap();
     let neighbors = crate::overlay::Neighbors::default();
-    let r = trace(&t, &neighbors, 0, HeapBuf::from_frame(&frame));
-    assert_eq!(r.verdict, Verdict::Output(1));
+    let r = trace(&t, &neighbors, PortId(0), HeapBuf::from_frame(&frame));
+    assert_eq!(r.verdict, Verdict::Output(PortId(1)));
     let text: Vec<String> = r.stages.iter().map(|(s, d)| format!("{s}: {d}")).collect();
     let joined = text.join("\n");
     assert!(
@@ -364,7 +382,7 @@ fn to_lport_acls_apply_to_tunnel_deliveries() {
         tunnel_delivery(&t, &frame, &r, &mut NoTrace)
     };
     let (v, reads) = deliver(&format!("{VM1} tcp.src=40000 tcp.dst=22 tcp.flags=0x02"), 1);
-    assert_eq!(v, Verdict::Output(1));
+    assert_eq!(v, Verdict::Output(PortId(1)));
     assert!(!DELIVERY_KEY.contains(reads));
     let (v, _) = deliver(&format!("{VM3} tcp.src=40000 tcp.dst=22 tcp.flags=0x02"), 3);
     assert_eq!(v, Verdict::Drop(DropReason::AclDrop));
@@ -400,8 +418,8 @@ proptest::proptest! {
         f.truncate(cut);
         let mut cache = FlowCache::new(16);
         for _ in 0..2 {
-            let _ = decide_cached(&t, &mut cache, &mut HeapBuf::from_frame(&f), in_port);
-            let _ = decide(&t, &mut HeapBuf::from_frame(&f), &mut PacketMeta::new(in_port), &mut NoTrace);
+            let _ = decide_cached(&t, &mut cache, &mut HeapBuf::from_frame(&f), PortId(in_port));
+            let _ = decide(&t, &mut HeapBuf::from_frame(&f), &mut PacketMeta::new(PortId(in_port)), &mut NoTrace);
         }
     }
 }
@@ -421,21 +439,21 @@ fn established_traffic_hits_the_cache_and_conntrack_still_decides() {
     let s = format!("{VM2} tcp.src=22 tcp.dst=40000");
     let cache = &mut cache;
     assert_eq!(
-        run(cache, 0, &format!("{c} tcp.flags=0x02")),
-        Verdict::Output(1)
+        run(cache, PortId(0), &format!("{c} tcp.flags=0x02")),
+        Verdict::Output(PortId(1))
     );
     assert_eq!(
-        run(cache, 1, &format!("{s} tcp.flags=0x12")),
-        Verdict::Output(0)
+        run(cache, PortId(1), &format!("{s} tcp.flags=0x12")),
+        Verdict::Output(PortId(0))
     );
     for _ in 0..5 {
         assert_eq!(
-            run(cache, 0, &format!("{c} tcp.flags=0x10")),
-            Verdict::Output(1)
+            run(cache, PortId(0), &format!("{c} tcp.flags=0x10")),
+            Verdict::Output(PortId(1))
         );
         assert_eq!(
-            run(cache, 1, &format!("{s} tcp.flags=0x18")),
-            Verdict::Output(0)
+            run(cache, PortId(1), &format!("{s} tcp.flags=0x18")),
+            Verdict::Output(PortId(0))
         );
     }
     // The SYN (uncached: a new connection), the SYN-ACK and the first ACK
@@ -451,7 +469,7 @@ fn established_traffic_hits_the_cache_and_conntrack_still_decides() {
     // no new connections from it: the cached Output no longer applies.
     st.conntrack.flush(None);
     assert_eq!(
-        run(cache, 1, &format!("{s} tcp.flags=0x18")),
+        run(cache, PortId(1), &format!("{s} tcp.flags=0x18")),
         Verdict::Drop(DropReason::AclDrop)
     );
 }
@@ -477,7 +495,10 @@ fn reject_answers_with_rst_or_icmp() {
             .to_frame()
             .unwrap();
         let mut buf = HeapBuf::from_frame(&frame);
-        assert_eq!(decide_cached(&t, &mut cache, &mut buf, 0), Verdict::Reply);
+        assert_eq!(
+            decide_cached(&t, &mut cache, &mut buf, PortId(0)),
+            Verdict::Reply
+        );
         let out = buf.data();
         let lay = crate::wire::layout::parse(out).unwrap();
         assert_eq!(lay.ipv4_dst(out), std::net::Ipv4Addr::new(10, 0, 0, 1));
@@ -490,7 +511,7 @@ fn reject_answers_with_rst_or_icmp() {
         .to_frame()
         .unwrap();
     let mut buf = HeapBuf::from_frame(&frame);
-    let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+    let v = decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
     assert_eq!(v, Verdict::Reply);
     let lay = crate::wire::layout::parse(buf.data()).unwrap();
     assert_eq!(
@@ -523,12 +544,12 @@ fn a_logged_acl_queues_its_line_and_is_not_cached() {
         .unwrap();
     for _ in 0..3 {
         let mut buf = HeapBuf::from_frame(&frame);
-        let v = decide_cached(&t, &mut cache, &mut buf, 2);
+        let v = decide_cached(&t, &mut cache, &mut buf, PortId(2));
         assert_eq!(v, Verdict::Drop(DropReason::AclDrop));
     }
     assert_eq!(cache.hits, 0, "a logged verdict is never cached");
     let neighbors = crate::overlay::Neighbors::default();
-    let _ = trace(&t, &neighbors, 2, HeapBuf::from_frame(&frame));
+    let _ = trace(&t, &neighbors, PortId(2), HeapBuf::from_frame(&frame));
     let lines: Vec<String> = st.acl_log.drain().map(|e| e.to_string()).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(

@@ -76,7 +76,7 @@ pub fn request<T: Tracer>(
     t: &mut T,
 ) -> Decision {
     // Per packet: the rate limit decides, not the flow cache.
-    p.read(Fields::UNCACHED);
+    p.read(Fields::ANSWER);
     let rs = &tables.routers;
     let rp = &rs.ports[out];
     let Some((from, spa)) = source(rp, nexthop) else {

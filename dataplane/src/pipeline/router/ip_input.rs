@@ -84,7 +84,7 @@ pub fn ip_input<T: Tracer>(
         return Some(Decision::drop(DropReason::RouterMartian));
     }
     if ports().any(|q| owns(q, dst)) {
-        p.read(Fields::UNCACHED);
+        p.read(Fields::ANSWER);
         let lay = *p.layout();
         let echo = match p.ip_proto() {
             IpProtocol::Icmp => ICMP_ECHO_REQUEST,
@@ -107,7 +107,7 @@ pub fn ip_input<T: Tracer>(
         return Some(Decision::drop(DropReason::RouterLocal));
     }
     if p.ttl_expiring() {
-        p.read(Fields::UNCACHED);
+        p.read(Fields::ANSWER);
         let later_frag = p.layout().has(Layout::LATER_FRAGMENT);
         match source_for(rp, src) {
             Some(from) if !later_frag => {

@@ -81,7 +81,7 @@ pub fn learn<T: Tracer>(
 ) -> Option<Decision> {
     if let Some(a) = p.arp() {
         // Learning is per packet.
-        p.read(Fields::UNCACHED);
+        p.read(Fields::ANSWER);
         let Ok(a) = arp::Repr::parse(&arp::Packet::new_unchecked(a)) else {
             trace!(t, "lr_in_lookup_neighbor", "not an Ethernet/IPv4 ARP");
             return Some(Decision::Verdict(Verdict::Consumed));
@@ -118,7 +118,7 @@ pub fn learn<T: Tracer>(
     let (kind @ (ND_NS | ND_NA), msg) = p.icmpv6()? else {
         return None;
     };
-    p.read(Fields::UNCACHED);
+    p.read(Fields::ANSWER);
     let (frame, lay) = p.stateful();
     let nd = NdiscRepr::parse(&icmpv6::Packet::new_unchecked(msg));
     let (Ok(nd), 255) = (nd, lay.ip_ttl(frame)) else {
@@ -177,7 +177,7 @@ pub fn from_request<T: Tracer>(
     let Some(&rport) = tables.routers.by_peer.get(&owner) else {
         return;
     };
-    p.read(Fields::UNCACHED);
+    p.read(Fields::ANSWER);
     match (sender, mac) {
         (IpAddr::V4(spa), Some(mac)) if in_networks(tables, rport, spa) => {
             put(tables, rport, sender, mac, "ARP request", t)

@@ -4,7 +4,8 @@
 use super::*;
 use crate::cache::FlowCache;
 use crate::flow::FlowDesc;
-use crate::packet::{HeapBuf, PacketBuf, PortId};
+use crate::ids::PortId;
+use crate::packet::{HeapBuf, PacketBuf};
 use crate::pipeline::{decide, decide_cached, NoTrace, PacketMeta, TraceLog, Verdict};
 use crate::routes::{LogicalRouter, MacBinding, NextHop, RoutePolicy, RouterPort, StaticRoute};
 use crate::tables::{LogicalPort, LogicalSwitch, PortType};
@@ -54,7 +55,7 @@ fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
             name: "ls1".into(),
             tunnel_key: 1,
             ports: vec![
-                vm("vm1", 1, &format!("{VM1} 10.0.1.1 fd01::1"), 0),
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1 fd01::1"), PortId(0)),
                 router_lsp("ls1-lr0", &lrp1),
             ],
         },
@@ -62,8 +63,8 @@ fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
             name: "ls2".into(),
             tunnel_key: 2,
             ports: vec![
-                vm("vm2", 1, &format!("{VM2} 10.0.2.1 fd02::1"), 1),
-                gateway("gw", 2, &format!("{GW} 10.0.2.5"), 2),
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1 fd02::1"), PortId(1)),
+                gateway("gw", 2, &format!("{GW} 10.0.2.5"), PortId(2)),
                 router_lsp("ls2-lr0", &lrp2),
             ]
             .into_iter()
@@ -114,7 +115,7 @@ fn frame(desc: &str) -> Vec<u8> {
 /// rewrite carried out as the worker does).
 fn run(t: &Tables, desc: &str) -> (Verdict, Vec<u8>) {
     let mut buf = HeapBuf::from_frame(&frame(desc));
-    let v = decide(t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+    let v = decide(t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
     if let Verdict::Routed { hop, .. } = v {
         rewrite(t, hop, buf.data_mut());
     }
@@ -129,7 +130,16 @@ fn from_vm1(l3: &str) -> String {
 fn routes_between_connected_networks_rewriting_macs_and_ttl() {
     let t = tables();
     let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 ip.ttl=64 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     let lay = layout::parse(&out).unwrap();
     assert_eq!(lay.dst_mac(&out).to_string(), VM2);
     assert_eq!(lay.src_mac(&out).to_string(), LRP2);
@@ -140,7 +150,16 @@ fn routes_between_connected_networks_rewriting_macs_and_ttl() {
     let v6 =
         format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::1 ip.ttl=2 udp.dst=53");
     let (v, out) = run(&t, &v6);
-    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     let lay = layout::parse(&out).unwrap();
     assert_eq!(
         (lay.dst_mac(&out).to_string(), lay.ip_ttl(&out)),
@@ -152,11 +171,29 @@ fn routes_between_connected_networks_rewriting_macs_and_ttl() {
 fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
     let t = tables();
     let (v, out) = run(&t, &from_vm1("ip4.dst=192.0.2.9 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 2, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(2),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     assert_eq!(layout::parse(&out).unwrap().dst_mac(&out).to_string(), GW);
     // vm2's port security lets only its own address in.
     let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 1, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     for (dst, why) in [
         ("10.9.0.1", DropReason::NoRoute),
         ("203.0.113.1", DropReason::RouteDiscard),
@@ -176,7 +213,7 @@ fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
         v,
         Verdict::Routed {
             hop: HopIdx(0),
-            port: 1
+            port: PortId(1)
         }
     );
 }
@@ -260,9 +297,14 @@ fn cached_routing_verdicts_equal_the_full_pipeline() {
         for d in &frames {
             let f = frame(d);
             let mut reference = HeapBuf::from_frame(&f);
-            let want = decide(&t, &mut reference, &mut PacketMeta::new(0), &mut NoTrace);
+            let want = decide(
+                &t,
+                &mut reference,
+                &mut PacketMeta::new(PortId(0)),
+                &mut NoTrace,
+            );
             let mut buf = HeapBuf::from_frame(&f);
-            let got = decide_cached(&t, &mut cache, &mut buf, 0);
+            let got = decide_cached(&t, &mut cache, &mut buf, PortId(0));
             assert_eq!(got, want, "round {round}: {d}");
             assert_eq!(buf.data(), reference.data(), "round {round}: {d}");
         }
@@ -275,7 +317,7 @@ fn trace_walks_switch_router_switch() {
     let t = tables();
     let mut log = TraceLog::default();
     let mut buf = HeapBuf::from_frame(&frame(&from_vm1("ip4.dst=192.0.2.9 udp.dst=53")));
-    decide(&t, &mut buf, &mut PacketMeta::new(0), &mut log);
+    decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut log);
     let stages: Vec<&str> = log.stages.iter().map(|s| s.0).collect();
     for s in [
         "l2_lookup",
@@ -305,7 +347,7 @@ fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
             name: "ls1".into(),
             tunnel_key: 1,
             ports: vec![
-                vm("vm1", 1, &format!("{VM1} 10.0.1.1"), 0),
+                vm("vm1", 1, &format!("{VM1} 10.0.1.1"), PortId(0)),
                 router_lsp("ls1-lr0", &format!("{LRP1} 10.0.1.254/24")),
             ],
         },
@@ -313,7 +355,7 @@ fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
             name: "ls2".into(),
             tunnel_key: 2,
             ports: vec![
-                vm("vm2", 1, &format!("{VM2} 10.0.2.1"), 1),
+                vm("vm2", 1, &format!("{VM2} 10.0.2.1"), PortId(1)),
                 router_lsp("ls2-lr0", &format!("{LRP2} 10.0.2.254/24")),
             ],
         },
@@ -321,7 +363,7 @@ fn a_destination_on_another_chassis_is_routed_here_and_tunnelled() {
     switches[1].ports[0].local_port = None;
     switches[1].ports[0].chassis = Some(ChassisIdx(0));
     let underlay = Underlay {
-        port: 5,
+        port: PortId(5),
         ip: "192.168.0.21".parse().unwrap(),
         mac: "00:00:00:00:aa:01".parse().unwrap(),
         mtu: 1500,
@@ -396,7 +438,7 @@ fn mangled_frames_through_the_router_never_panic() {
         }
         for g in variants {
             let mut buf = HeapBuf::from_frame(&g);
-            let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut NoTrace);
+            let v = decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
             if let Verdict::Routed { hop, .. } = v {
                 rewrite(&t, hop, buf.data_mut());
             }
@@ -484,7 +526,7 @@ fn trace_says_it_would_send_arp_and_the_cache_keeps_out() {
     let desc = from_vm1("ip4.dst=10.0.2.99 udp.dst=53");
     let mut log = TraceLog::default();
     let mut buf = HeapBuf::from_frame(&frame(&desc));
-    let v = decide(&t, &mut buf, &mut PacketMeta::new(0), &mut log);
+    let v = decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut log);
     assert_eq!(v, Verdict::Solicit { rport: 1 });
     let said = format!("{:?}", log.stages);
     assert!(
@@ -495,7 +537,7 @@ fn trace_says_it_would_send_arp_and_the_cache_keeps_out() {
     let mut verdicts = Vec::new();
     for _ in 0..3 {
         let mut buf = HeapBuf::from_frame(&frame(&desc));
-        verdicts.push(decide_cached(&t, &mut cache, &mut buf, 0));
+        verdicts.push(decide_cached(&t, &mut cache, &mut buf, PortId(0)));
     }
     assert_eq!(
         verdicts,
@@ -515,7 +557,7 @@ fn trace_says_it_would_send_arp_and_the_cache_keeps_out() {
 #[test]
 fn the_router_learns_from_arp_and_neighbour_discovery() {
     const EXT: &str = "00:00:00:00:02:99";
-    let ext = gateway("ext", 3, "unknown", 3);
+    let ext = gateway("ext", 3, "unknown", PortId(3));
     let t = tables_with(vec![ext.clone()], vec![]);
     let learnt = |t: &Tables| -> Vec<String> {
         t.routers
@@ -527,7 +569,7 @@ fn the_router_learns_from_arp_and_neighbour_discovery() {
     let reply = format!(
         "eth.src={EXT} eth.dst={LRP2} arp arp.op=2 arp.sha={EXT} arp.spa=10.0.2.99 arp.tha={LRP2} arp.tpa=10.0.2.254"
     );
-    let (v, _) = run_from(&t, 3, &reply);
+    let (v, _) = run_from(&t, PortId(3), &reply);
     assert_eq!(v, Verdict::Consumed);
     assert_eq!(learnt(&t), [format!("3 lrp2 10.0.2.99 {EXT}")]);
     // A request for the router's address is answered by the switch, and
@@ -535,18 +577,18 @@ fn the_router_learns_from_arp_and_neighbour_discovery() {
     let ask = |spa: &str| {
         format!("eth.src={EXT} eth.dst=ff:ff:ff:ff:ff:ff arp arp.sha={EXT} arp.spa={spa} arp.tpa=10.0.2.254")
     };
-    let (v, _) = run_from(&t, 3, &ask("10.0.2.98"));
+    let (v, _) = run_from(&t, PortId(3), &ask("10.0.2.98"));
     assert_eq!(v, Verdict::Reply);
-    let (v, _) = run_from(&t, 3, &ask("192.168.0.1"));
+    let (v, _) = run_from(&t, PortId(3), &ask("192.168.0.1"));
     assert_eq!(v, Verdict::Reply);
     assert_eq!(learnt(&t), [format!("3 lrp2 10.0.2.98 {EXT}")]);
     // An advertisement: the target at the TLL, or at eth.src without one.
     let na = |tll: &str| {
         format!("eth.src={EXT} eth.dst={LRP2} ip6.src=fd02::99 ip6.dst=fd02::fe ip.ttl=255 nd_na nd.target=fd02::99 {tll}")
     };
-    let (v, _) = run_from(&t, 3, &na("nd.tll=00:00:00:00:02:98"));
+    let (v, _) = run_from(&t, PortId(3), &na("nd.tll=00:00:00:00:02:98"));
     assert_eq!(v, Verdict::Consumed);
-    let (v, _) = run_from(&t, 3, &na(""));
+    let (v, _) = run_from(&t, PortId(3), &na(""));
     assert_eq!(v, Verdict::Consumed);
     assert_eq!(
         learnt(&t),
@@ -557,7 +599,7 @@ fn the_router_learns_from_arp_and_neighbour_discovery() {
     );
     // Not with another hop limit (RFC 4861 §7.1.2).
     let bad = na("").replace("ip.ttl=255", "ip.ttl=64");
-    let (v, _) = run_from(&t, 3, &bad);
+    let (v, _) = run_from(&t, PortId(3), &bad);
     assert_eq!(v, Verdict::Drop(DropReason::RouterAdmission));
     assert!(learnt(&t).is_empty());
 
@@ -570,9 +612,18 @@ fn the_router_learns_from_arp_and_neighbour_discovery() {
     };
     let t = tables_with(vec![ext], vec![bound]);
     let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.99 udp.dst=53"));
-    assert!(matches!(v, Verdict::Routed { port: 3, .. }), "{v:?}");
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(3),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
     assert_eq!(layout::parse(&out).unwrap().dst_mac(&out).to_string(), EXT);
-    let (v, _) = run_from(&t, 3, &reply);
+    let (v, _) = run_from(&t, PortId(3), &reply);
     assert_eq!(v, Verdict::Consumed);
     assert!(learnt(&t).is_empty());
     assert!(t

@@ -13,7 +13,7 @@ use super::eal::ensure_lcore;
 use super::mbuf::free_bulk;
 use super::{strerror, DpdkError, Eal, Mbuf, MbufPool};
 use crate::packet::PacketBuf;
-use crate::port::{Port, PortQueue, PortState, PortStats, QueueCounters};
+use crate::port::{Port, PortQueue, PortState, PortStats, QueueCounters, RxQueue};
 
 /// How to set up an ethdev.
 #[derive(Clone, Debug)]
@@ -558,5 +558,42 @@ impl PortQueue<MbufPool> for DpdkQueue {
         unsafe { pkts.set_len(0) };
         self.counters.tx(sent as u64, bytes - unsent_bytes);
         self.counters.tx_dropped((len - sent) as u64);
+    }
+
+    /// The rx queue leaves claimed: no other handle can open it while it
+    /// is on its way.
+    fn take_rx(&mut self) -> Option<RxQueue> {
+        let q = self.rxq.take()?;
+        Some(RxQueue::new(RxInTransit {
+            port: self.port.clone(),
+            q: Some(q),
+        }))
+    }
+    fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue> {
+        if self.rxq.is_some() {
+            return Err(rx);
+        }
+        let mut t = rx.downcast::<RxInTransit>()?;
+        if !Arc::ptr_eq(&t.port, &self.port) {
+            return Err(RxQueue::new(t));
+        }
+        self.rxq = t.q.take();
+        Ok(())
+    }
+}
+
+/// A claimed rx queue between two [`DpdkQueue`]s; if it never arrives (its
+/// port went away meanwhile), dropping it releases the claim.
+struct RxInTransit {
+    port: Arc<PortInner>,
+    q: Option<u16>,
+}
+
+impl Drop for RxInTransit {
+    fn drop(&mut self) {
+        if let Some(q) = self.q {
+            let mut c = self.port.claims.lock().unwrap_or_else(|e| e.into_inner());
+            c.rx[q as usize] = false;
+        }
     }
 }

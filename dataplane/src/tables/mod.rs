@@ -11,16 +11,18 @@
 //! invalidates the per-worker flow caches.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
-use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
-use crate::packet::PortId;
+use crate::ids::{ChassisIdx, DatapathIdx, LportIdx, PortId};
 use crate::wire::MacAddr;
+
+mod addresses;
+
+pub use addresses::{Address, Ipv4Cidr, Ipv6Cidr, MacIps};
 
 /// Errors in a table description.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,150 +56,6 @@ pub enum TableError {
         first: String,
         second: String,
     },
-}
-
-/// An IPv4 prefix, as in port security entries ("10.0.0.0/24").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Cidr {
-    pub addr: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Ipv4Cidr {
-    fn mask(self) -> u32 {
-        if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix)
-        }
-    }
-    /// True if `ip` lies in the prefix.
-    pub fn contains(self, ip: Ipv4Addr) -> bool {
-        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
-    }
-
-    /// Whether a port security entry of this prefix allows `ip`, as OVN
-    /// reads one: an address with a non-zero host part ("10.0.0.4/24") is
-    /// that host alone, one with a zero host part ("10.0.0.0/24") the whole
-    /// prefix.
-    pub fn allows(self, ip: Ipv4Addr) -> bool {
-        if u32::from(self.addr) & !self.mask() != 0 {
-            ip == self.addr
-        } else {
-            self.contains(ip)
-        }
-    }
-
-    /// The subnet broadcast address a host entry ("10.0.0.4/24") may also
-    /// receive (OVN's egress port security), if it is one.
-    pub fn broadcast(self) -> Option<Ipv4Addr> {
-        let host = !self.mask();
-        (self.prefix < 32 && u32::from(self.addr) & host != 0)
-            .then(|| Ipv4Addr::from(u32::from(self.addr) | host))
-    }
-}
-
-/// An IPv6 prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv6Cidr {
-    pub addr: Ipv6Addr,
-    pub prefix: u8,
-}
-
-impl Ipv6Cidr {
-    /// True if `ip` lies in the prefix.
-    pub fn contains(self, ip: Ipv6Addr) -> bool {
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u128::MAX << (128 - self.prefix)
-        };
-        (u128::from(ip) ^ u128::from(self.addr)) & mask == 0
-    }
-
-    /// Whether a port security entry of this prefix allows `ip`: a host
-    /// (non-zero host part) or the whole prefix, as [`Ipv4Cidr::allows`].
-    pub fn allows(self, ip: Ipv6Addr) -> bool {
-        let host = u128::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
-        if u128::from(self.addr) & host != 0 {
-            ip == self.addr
-        } else {
-            self.contains(ip)
-        }
-    }
-}
-
-/// One entry of OVN's `addresses` / `port_security` columns: "MAC [IP...]".
-/// In `addresses` the IPs are host addresses; in `port_security` they may be
-/// prefixes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MacIps {
-    pub mac: MacAddr,
-    pub ipv4: Vec<Ipv4Cidr>,
-    pub ipv6: Vec<Ipv6Cidr>,
-}
-
-impl FromStr for MacIps {
-    type Err = TableError;
-    fn from_str(s: &str) -> Result<Self, TableError> {
-        let bad = |why: String| TableError::BadAddress {
-            entry: s.to_string(),
-            why,
-        };
-        let mut words = s.split_whitespace();
-        let mac_word = words.next().ok_or_else(|| bad("empty".into()))?;
-        let mac: MacAddr = mac_word
-            .parse()
-            .map_err(|_| bad(format!("{mac_word:?} is not a MAC address")))?;
-        let mut ipv4 = Vec::new();
-        let mut ipv6 = Vec::new();
-        for w in words {
-            let (ip, prefix) = match w.split_once('/') {
-                Some((ip, p)) => (ip, Some(p)),
-                None => (w, None),
-            };
-            if let Ok(a) = ip.parse::<Ipv4Addr>() {
-                let prefix =
-                    parse_prefix(prefix, 32).ok_or_else(|| bad(format!("bad prefix in {w:?}")))?;
-                ipv4.push(Ipv4Cidr { addr: a, prefix });
-            } else if let Ok(a) = ip.parse::<Ipv6Addr>() {
-                let prefix =
-                    parse_prefix(prefix, 128).ok_or_else(|| bad(format!("bad prefix in {w:?}")))?;
-                ipv6.push(Ipv6Cidr { addr: a, prefix });
-            } else {
-                return Err(bad(format!("{w:?} is not an IP address")));
-            }
-        }
-        Ok(MacIps { mac, ipv4, ipv6 })
-    }
-}
-
-fn parse_prefix(p: Option<&str>, max: u8) -> Option<u8> {
-    match p {
-        None => Some(max),
-        Some(p) => p.parse::<u8>().ok().filter(|&n| n <= max),
-    }
-}
-
-/// One entry of a logical port's `addresses`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Address {
-    /// Known MAC (and IPs): enters the static MAC table and the ARP/ND
-    /// responder.
-    Known(MacIps),
-    /// "unknown": the port also receives unicast to unknown MACs.
-    Unknown,
-}
-
-impl FromStr for Address {
-    type Err = TableError;
-    fn from_str(s: &str) -> Result<Self, TableError> {
-        if s.trim() == "unknown" {
-            Ok(Address::Unknown)
-        } else {
-            s.parse().map(Address::Known)
-        }
-    }
 }
 
 /// What a logical port is, as OVN's `Logical_Switch_Port.type`.
@@ -461,7 +319,7 @@ impl Tables {
     #[inline(always)]
     pub fn key_kind(&self, p: PortId) -> crate::pipeline::KeyKind {
         self.key_kinds
-            .get(usize::from(p))
+            .get(p.get())
             .copied()
             .unwrap_or(crate::pipeline::KeyKind::Switch)
     }
@@ -479,7 +337,7 @@ impl Tables {
                     .ports
                     .iter()
                     .any(|&q| self.lport(q).port_type == PortType::Router);
-                if self.acls.wide_key(p as PortId) {
+                if self.acls.wide_key(PortId(p as u16)) {
                     KeyKind::Acl
                 } else if routed {
                     KeyKind::Routed
@@ -589,20 +447,20 @@ impl Tables {
                 }
                 if let (PortType::Localnet, Some(p)) = (lp.port_type, lp.local_port) {
                     dp.localnet = Some(idx);
-                    let p = p as usize;
+                    let p = p.get();
                     if t.port_vlan.len() <= p {
                         t.port_vlan.resize(p + 1, None);
                     }
                     t.port_vlan[p] = lp.vlan;
                 }
                 if let Some(p) = lp.local_port {
-                    let p = p as usize;
+                    let p = p.get();
                     if t.by_local_port.len() <= p {
                         t.by_local_port.resize(p + 1, None);
                     }
                     if let Some(first) = t.by_local_port[p] {
                         return Err(TableError::DoubleBinding {
-                            port: p as PortId,
+                            port: PortId(p as u16),
                             first: t.lports[first.get()].name.clone(),
                             second: lp.name.clone(),
                         });
@@ -645,7 +503,7 @@ impl Tables {
     /// The logical port bound to local port `port`, if any.
     #[inline]
     pub fn lport_of(&self, port: PortId) -> Option<LportIdx> {
-        self.by_local_port.get(usize::from(port)).copied().flatten()
+        self.by_local_port.get(port.get()).copied().flatten()
     }
 
     /// Logical port `i`.
@@ -762,14 +620,14 @@ mod tests {
                     1,
                     "00:00:00:00:00:01 10.0.0.1",
                     "00:00:00:00:00:01 10.0.0.1",
-                    Some(0),
+                    Some(PortId(0)),
                 ),
-                port("vm2", 2, "00:00:00:00:00:02 10.0.0.2", "", Some(1)),
+                port("vm2", 2, "00:00:00:00:00:02 10.0.0.2", "", Some(PortId(1))),
             ],
         };
         let t = Tables::compile(std::slice::from_ref(&ls)).unwrap();
-        assert_eq!(t.lport_of(1), Some(LportIdx(1)));
-        assert_eq!(t.lport_of(7), None);
+        assert_eq!(t.lport_of(PortId(1)), Some(LportIdx(1)));
+        assert_eq!(t.lport_of(PortId(7)), None);
         let m2: MacAddr = "00:00:00:00:00:02".parse().unwrap();
         assert_eq!(t.macs.get(&mac_key(DatapathIdx(0), m2)), Some(&LportIdx(1)));
         assert_eq!(
@@ -780,7 +638,7 @@ mod tests {
         assert!(!t.lports[1].port_security.enabled);
 
         let mut dup = ls.clone();
-        dup.ports[1].local_port = Some(0);
+        dup.ports[1].local_port = Some(PortId(0));
         assert!(matches!(
             Tables::compile(&[dup]),
             Err(TableError::DoubleBinding { .. })

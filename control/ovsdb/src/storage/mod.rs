@@ -11,25 +11,28 @@
 //! intact records after it is damage, not a crash: opening fails and says where, rather than
 //! dropping acknowledged transactions; [`repair`] then keeps the records before it and sets the
 //! original aside. New files, snapshots and repairs are written into a temporary file that
-//! atomically replaces the old one, so a crash never leaves a half-written snapshot.
+//! atomically replaces the old one, so a crash never leaves a half-written snapshot.//!
+//! `framing` owns the bytes of a record, `records` what its JSON says and the replay, and
+//! `repair` the offline repair; this module is the open [`Log`] and its file operations.
 
-use std::fmt;
+mod framing;
+mod records;
+mod repair;
+
+pub use repair::{repair, Repair};
+
+use framing::{frame, scan};
+use records::{replay, snapshot_json, write_tables, write_uuid_string};
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
-use uuid::Uuid;
-
-use super::database::{Changeset, Database, Row, RowChange};
-use super::datum::{Datum, NoNames};
+use super::database::{Changeset, Database};
 use super::error::OvsdbError;
 use super::lockfile::{LockError, LockFile};
-use super::schema::{DatabaseSchema, TableSchema};
-
-const MAGIC: &str = "SYDB";
+use super::schema::DatabaseSchema;
 
 /// Errors from reading or writing a database file.
 #[derive(Debug, thiserror::Error)]
@@ -105,148 +108,6 @@ pub struct Log {
     snapshot_bytes: u64,
     txn_bytes: u64,
     policy: CompactionPolicy,
-}
-
-fn frame(json: &[u8]) -> Vec<u8> {
-    let crc = crc32fast::hash(json);
-    let mut out = format!("{MAGIC} {} {crc:08x}\n", json.len()).into_bytes();
-    out.extend_from_slice(json);
-    out.push(b'\n');
-    out
-}
-
-/// Appends the log JSON of a row: `_version` and the non-default, non-ephemeral columns.
-fn write_row(ts: &TableSchema, row: &Row, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"_version\":");
-    write_uuid_string(&row.version, out);
-    for (ci, (c, d)) in ts.columns.iter().zip(&row.cols).enumerate() {
-        if !c.ephemeral && !ts.is_default(ci, d) {
-            out.push(b',');
-            serde_json::to_writer(&mut *out, &c.name).expect("writing to a Vec cannot fail");
-            out.push(b':');
-            d.write_json(out);
-        }
-    }
-    out.push(b'}');
-}
-
-fn write_uuid_string(u: &Uuid, out: &mut Vec<u8>) {
-    out.push(b'"');
-    out.extend_from_slice(
-        u.hyphenated()
-            .encode_lower(&mut Uuid::encode_buffer())
-            .as_bytes(),
-    );
-    out.push(b'"');
-}
-
-/// Appends `{"table": {"uuid": row | null, ...}, ...}` for `rows` grouped by table.
-fn write_tables<'a>(
-    schema: &DatabaseSchema,
-    rows: impl Iterator<Item = (usize, &'a Uuid, Option<&'a Row>)>,
-    out: &mut Vec<u8>,
-) {
-    let mut by_table: Vec<Vec<(&Uuid, Option<&Row>)>> = vec![Vec::new(); schema.tables.len()];
-    for (t, u, r) in rows {
-        by_table[t].push((u, r));
-    }
-    out.push(b'{');
-    let mut first_table = true;
-    for (t, rows) in by_table.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-        if !first_table {
-            out.push(b',');
-        }
-        first_table = false;
-        let ts = &schema.tables[t];
-        serde_json::to_writer(&mut *out, &ts.name).expect("writing to a Vec cannot fail");
-        out.extend_from_slice(b":{");
-        for (i, (u, r)) in rows.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_uuid_string(u, out);
-            out.push(b':');
-            match r {
-                Some(r) => write_row(ts, r, out),
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        out.push(b'}');
-    }
-    out.push(b'}');
-}
-
-fn row_from_json(ts: &TableSchema, v: &Value) -> Result<Row, OvsdbError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| OvsdbError::syntax("row must be an object"))?;
-    let mut cols = ts.default_row();
-    let mut version = Uuid::nil();
-    for (k, val) in obj {
-        if k == "_version" {
-            version = val
-                .as_str()
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .ok_or_else(|| OvsdbError::syntax("bad _version"))?;
-            continue;
-        }
-        let ci = ts
-            .column(k)
-            .ok_or_else(|| OvsdbError::unknown_column(format!("{}.{k}", ts.name)))?;
-        cols[ci] = Datum::from_json(&ts.columns[ci].type_, val, &mut NoNames)?;
-    }
-    Ok(Row { version, cols })
-}
-
-fn snapshot_json(db: &Database) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 << 16);
-    out.extend_from_slice(b"{\"schema\":");
-    serde_json::to_writer(&mut out, &db.schema.json).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(b",\"txn_id\":");
-    write_uuid_string(&db.last_txn_id, &mut out);
-    out.extend_from_slice(b",\"data\":");
-    let rows = db.tables.iter().enumerate().flat_map(|(t, table)| {
-        table
-            .rows
-            .iter()
-            .map(move |(u, r)| (t, u, Some(r.as_ref())))
-    });
-    write_tables(&db.schema, rows, &mut out);
-    out.push(b'}');
-    out
-}
-
-/// Builds the changeset that a logged transaction (or a snapshot's data) describes.
-fn changeset_from_json(
-    db: &Database,
-    tables: &Map<String, Value>,
-    txn_id: Uuid,
-) -> Result<Changeset, OvsdbError> {
-    let mut changes = Vec::new();
-    for (tname, rows) in tables {
-        let t = db.schema.table_or_err(tname)?;
-        let ts = &db.schema.tables[t];
-        for (u, row) in rows
-            .as_object()
-            .ok_or_else(|| OvsdbError::syntax("table data must be an object"))?
-        {
-            let uuid = Uuid::parse_str(u)
-                .map_err(|e| OvsdbError::syntax(format!("bad row uuid {u}: {e}")))?;
-            let old = db.tables[t].rows.get(&uuid).cloned();
-            let new = if row.is_null() {
-                None
-            } else {
-                Some(Arc::new(row_from_json(ts, row)?))
-            };
-            changes.push(RowChange {
-                table: t,
-                uuid,
-                old,
-                new,
-            });
-        }
-    }
-    Ok(Changeset { txn_id, changes })
 }
 
 impl Log {
@@ -419,258 +280,11 @@ fn replace_file(path: &Path, contents: &[u8]) -> Result<File, StorageError> {
     Ok(file)
 }
 
-/// One intact record of a file.
-struct Record {
-    len: usize,
-    value: Value,
-}
-
-/// A file read as records: the intact ones up to the first bad one, and that one.
-struct Scan {
-    records: Vec<Record>,
-    bad: Option<BadRecord>,
-}
-
-fn scan(bytes: &[u8]) -> Scan {
-    let mut records = Vec::new();
-    let mut pos = 0;
-    while pos < bytes.len() {
-        match parse_record(&bytes[pos..]) {
-            Ok((len, value)) => {
-                records.push(Record { len, value });
-                pos += len;
-            }
-            Err(reason) => {
-                let bad = BadRecord {
-                    offset: pos as u64,
-                    number: records.len() + 1,
-                    reason,
-                    intact_after: count_intact(&bytes[pos + 1..]),
-                    bytes_to_end: (bytes.len() - pos) as u64,
-                };
-                return Scan {
-                    records,
-                    bad: Some(bad),
-                };
-            }
-        }
-    }
-    Scan { records, bad: None }
-}
-
-/// Counts the intact records in `b`, resynchronising on the next `SYDB ` past anything that
-/// does not parse (a damaged length field hides where the next record starts; a false match
-/// inside a record's JSON fails its checksum).
-fn count_intact(b: &[u8]) -> usize {
-    let magic = format!("{MAGIC} ");
-    let mut n = 0;
-    let mut pos = 0;
-    while let Some(i) = b[pos..]
-        .windows(magic.len())
-        .position(|w| w == magic.as_bytes())
-    {
-        let start = pos + i;
-        match parse_record(&b[start..]) {
-            Ok((len, _)) => {
-                n += 1;
-                pos = start + len;
-            }
-            Err(_) => pos = start + 1,
-        }
-    }
-    n
-}
-
-/// Replays the intact records of a scan; returns the database and its snapshot's size.
-fn replay(path: &Path, scan: &Scan) -> Result<(Database, u64), StorageError> {
-    let schema_err = |source| StorageError::Schema {
-        path: path.to_path_buf(),
-        source,
-    };
-    let (snapshot, txns) = scan.records.split_first().ok_or_else(|| match &scan.bad {
-        Some(bad) => StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 0,
-            reason: format!(
-                "{}; the snapshot itself is damaged, so nothing can be recovered from this \
-                 file: restore it from a backup",
-                bad.reason
-            ),
-        },
-        None => StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 0,
-            reason: "empty file".into(),
-        },
-    })?;
-    let txn_id = |v: &Value| {
-        v.get("txn_id")
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .unwrap_or_default()
-    };
-    let empty = Map::new();
-    let schema = DatabaseSchema::from_json(snapshot.value.get("schema").unwrap_or(&Value::Null))
-        .map_err(schema_err)?;
-    let mut db = Database::new(Arc::new(schema));
-    let data = snapshot
-        .value
-        .get("data")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let cs = changeset_from_json(&db, data, txn_id(&snapshot.value)).map_err(schema_err)?;
-    db.apply(&cs);
-    for r in txns {
-        let tables = r
-            .value
-            .get("tables")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let cs = changeset_from_json(&db, tables, txn_id(&r.value)).map_err(schema_err)?;
-        db.apply(&cs);
-    }
-    Ok((db, snapshot.len as u64))
-}
-
-/// What [`repair`] did to one database file.
-#[derive(Debug)]
-pub struct Repair {
-    pub path: PathBuf,
-    /// Records kept: the snapshot and the transactions before the bad record.
-    pub kept_records: usize,
-    /// The bad record, dropped with everything after it; `None` if the file was intact.
-    pub dropped: Option<BadRecord>,
-    /// Where the original file now is, untouched.
-    pub original: Option<PathBuf>,
-}
-
-impl fmt::Display for Repair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path.display();
-        match (&self.dropped, &self.original) {
-            (Some(bad), Some(original)) => write!(
-                f,
-                "{path}: record {} at byte {} was invalid ({}); kept the {} records before it \
-                 and dropped {} records ({} bytes): the bad one and the {} intact ones after \
-                 it. The original file is kept as {}",
-                bad.number,
-                bad.offset,
-                bad.reason,
-                self.kept_records,
-                bad.intact_after + 1,
-                bad.bytes_to_end,
-                bad.intact_after,
-                original.display()
-            ),
-            _ => write!(f, "{path}: intact ({} records)", self.kept_records),
-        }
-    }
-}
-
-/// Repairs a database file by keeping its records before the first bad one: the database as
-/// of the last transaction that precedes the damage. Later intact records are not replayed
-/// across the gap: a transaction record holds only the rows it changed, so without the
-/// dropped one it could leave a row that one deleted, or a reference to a row it inserted.
-/// The original file is first kept aside, hard-linked as `<file>.corrupt-<unix time>`, so
-/// nothing is destroyed. Takes the file's lock: a running server's file is refused.
-pub fn repair(path: &Path) -> Result<Repair, StorageError> {
-    let _lock = LockFile::acquire(path)?;
-    let bytes = std::fs::read(path).map_err(|source| StorageError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let scan = scan(&bytes);
-    // The kept records must open, or the repair would only trade one error for another.
-    replay(path, &scan)?;
-    let Some(bad) = scan.bad else {
-        return Ok(Repair {
-            path: path.to_path_buf(),
-            kept_records: scan.records.len(),
-            dropped: None,
-            original: None,
-        });
-    };
-    let original = keep_aside(path)?;
-    replace_file(path, &bytes[..bad.offset as usize])?;
-    tracing::warn!(path = %path.display(), offset = bad.offset, dropped_records = bad.intact_after + 1, original = %original.display(), "repaired database file");
-    Ok(Repair {
-        path: path.to_path_buf(),
-        kept_records: scan.records.len(),
-        dropped: Some(bad),
-        original: Some(original),
-    })
-}
-
-/// Hard-links `path` as `<path>.corrupt-<unix time>[-N]` and returns the new name.
-fn keep_aside(path: &Path) -> Result<PathBuf, StorageError> {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut aside = path.with_file_name(format!("{name}.corrupt-{secs}"));
-    let mut n = 0;
-    loop {
-        match std::fs::hard_link(path, &aside) {
-            Ok(()) => return Ok(aside),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                n += 1;
-                aside = path.with_file_name(format!("{name}.corrupt-{secs}-{n}"));
-            }
-            Err(source) => {
-                return Err(StorageError::Io {
-                    path: aside,
-                    source,
-                })
-            }
-        }
-    }
-}
-
-/// Parses one framed record at the start of `b`: returns its total length and JSON.
-fn parse_record(b: &[u8]) -> Result<(usize, Value), String> {
-    let nl = b
-        .iter()
-        .take(64)
-        .position(|&c| c == b'\n')
-        .ok_or("missing record header")?;
-    let header = std::str::from_utf8(&b[..nl]).map_err(|_| "header is not UTF-8")?;
-    let mut parts = header.split(' ');
-    if parts.next() != Some(MAGIC) {
-        return Err(format!("bad magic in header {header:?}"));
-    }
-    let len: usize = parts
-        .next()
-        .and_then(|l| l.parse().ok())
-        .ok_or("bad length")?;
-    let crc = parts
-        .next()
-        .and_then(|c| u32::from_str_radix(c, 16).ok())
-        .ok_or("bad checksum field")?;
-    let start = nl + 1;
-    let end = start.checked_add(len).ok_or("length overflow")?;
-    if b.len() < end + 1 {
-        return Err(format!(
-            "record is truncated ({} of {} bytes)",
-            b.len().saturating_sub(start),
-            len + 1
-        ));
-    }
-    let body = &b[start..end];
-    if crc32fast::hash(body) != crc || b[end] != b'\n' {
-        return Err("checksum mismatch".into());
-    }
-    let v = serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))?;
-    Ok((end + 1, v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transaction::{execute, Outcome, TxnContext};
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     struct Ctx;
     impl TxnContext for Ctx {
