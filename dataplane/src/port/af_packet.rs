@@ -560,13 +560,9 @@ impl<P: BufPool> PortQueue<P> for AfPacketQueue {
     }
     /// The rx ring (its socket and mapping) moves as it is, mid-block.
     fn take_rx(&mut self) -> Option<RxQueue> {
-        self.rx.take().map(RxQueue::new)
+        RxQueue::take_from(&mut self.rx)
     }
     fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue> {
-        if self.rx.is_some() {
-            return Err(rx);
-        }
-        self.rx = Some(rx.downcast()?);
-        Ok(())
+        rx.give_to(&mut self.rx)
     }
 }

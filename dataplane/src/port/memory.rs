@@ -139,14 +139,10 @@ impl<P: BufPool> PortQueue<P> for RingQueue {
         self.counters.tx_dropped(dropped);
     }
     fn take_rx(&mut self) -> Option<RxQueue> {
-        self.rx.take().map(RxQueue::new)
+        RxQueue::take_from(&mut self.rx)
     }
     fn give_rx(&mut self, rx: RxQueue) -> Result<(), RxQueue> {
-        if self.rx.is_some() {
-            return Err(rx);
-        }
-        self.rx = Some(rx.downcast()?);
-        Ok(())
+        rx.give_to(&mut self.rx)
     }
 }
 

@@ -57,6 +57,21 @@ impl RxQueue {
             Err(self)
         }
     }
+
+    /// [`PortQueue::take_rx`] for a backend whose rx state is `slot`.
+    pub fn take_from<T: Any + Send>(slot: &mut Option<T>) -> Option<Self> {
+        slot.take().map(RxQueue::new)
+    }
+
+    /// [`PortQueue::give_rx`] for a backend whose rx state is `slot`:
+    /// refused if the slot is taken or this is not a `T`.
+    pub fn give_to<T: Any>(self, slot: &mut Option<T>) -> Result<(), Self> {
+        if slot.is_some() {
+            return Err(self);
+        }
+        *slot = Some(self.downcast()?);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for RxQueue {
