@@ -13,6 +13,13 @@ fn lport(name: &str, key: u32, addr: &str, ps: bool, local: PortId) -> LogicalPo
     }
 }
 
+/// Port-secured VM `i` (1 or 2) with IPv4 and IPv6 addresses, on local
+/// port `i - 1`.
+fn vm(i: u16) -> LogicalPort {
+    let addr = format!("00:00:00:00:00:0{i} 10.0.0.{i} fd00::{i}");
+    lport(&format!("vm{i}"), u32::from(i), &addr, true, PortId(i - 1))
+}
+
 /// The flow cache answers exactly what the full pipeline answers, on
 /// its first sight of a packet and on every later one, for frames that
 /// differ from each other in one field at a time.
@@ -22,20 +29,8 @@ fn cached_verdicts_equal_the_full_pipeline() {
         name: "ls".into(),
         tunnel_key: 1,
         ports: vec![
-            lport(
-                "vm1",
-                1,
-                "00:00:00:00:00:01 10.0.0.1 fd00::1",
-                true,
-                PortId(0),
-            ),
-            lport(
-                "vm2",
-                2,
-                "00:00:00:00:00:02 10.0.0.2 fd00::2",
-                true,
-                PortId(1),
-            ),
+            vm(1),
+            vm(2),
             lport("vm3", 3, "00:00:00:00:00:03 10.0.0.3", false, PortId(2)),
             lport("any", 4, "unknown", false, PortId(3)),
         ],
@@ -194,22 +189,7 @@ fn ordinary_ip_traffic_is_cached() {
     let tables = Tables::compile(&[LogicalSwitch {
         name: "ls".into(),
         tunnel_key: 1,
-        ports: vec![
-            lport(
-                "vm1",
-                1,
-                "00:00:00:00:00:01 10.0.0.1 fd00::1",
-                true,
-                PortId(0),
-            ),
-            lport(
-                "vm2",
-                2,
-                "00:00:00:00:00:02 10.0.0.2 fd00::2",
-                true,
-                PortId(1),
-            ),
-        ],
+        ports: vec![vm(1), vm(2)],
     }])
     .unwrap();
     for l3 in [
