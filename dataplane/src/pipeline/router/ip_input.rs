@@ -49,9 +49,10 @@ fn owns(p: &Rport, ip: IpAddr) -> bool {
     }
 }
 
-/// The address of `p` a time exceeded to `to` comes from: the one whose
-/// network holds the sender, else the port's first of that family.
-fn source_for(p: &Rport, to: IpAddr) -> Option<IpAddr> {
+/// The address of `p` that speaks to `to` (a time exceeded's source, an
+/// ARP request's sender: OVN's `REG_SRC_IPV4`/`REG_SRC_IPV6`): the one
+/// whose network holds `to`, else the port's first of that family.
+pub(super) fn source_for(p: &Rport, to: IpAddr) -> Option<IpAddr> {
     match to {
         IpAddr::V4(a) => p
             .ipv4
