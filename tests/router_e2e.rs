@@ -663,13 +663,13 @@ fn an_unknown_next_hop_is_asked_for_and_learnt_into_mac_binding() {
             "192.0.2.1",
             "10.0.2.5",
             ARP_SENT,
-            format!("ip4.src=10.0.1.1 ip4.dst=192.0.2.1 ip.ttl=64 icmp4.type=8"),
+            "ip4.src=10.0.1.1 ip4.dst=192.0.2.1 ip.ttl=64 icmp4.type=8",
         ),
         (
             "2001:db8::1",
             "fd02::5",
             NS_SENT,
-            format!("ip6.src=fd01::1 ip6.dst=2001:db8::1 ip.ttl=64 icmp6.type=128"),
+            "ip6.src=fd01::1 ip6.dst=2001:db8::1 ip.ttl=64 icmp6.type=128",
         ),
     ] {
         let flow = format!(
@@ -784,4 +784,56 @@ fn a_binding_learnt_on_one_chassis_serves_the_others() {
     assert!(hv1.metric(ARP_SENT) >= 1 && hv1.metric(NS_SENT) >= 1);
     let (ok, out) = tcp_100k_to(&vm3, &gw, "2001:db8::1");
     assert!(ok, "TCP from hv2 through the next hop:\n{out}");
+}
+
+/// OVN's `lr_in_ip_input` for the router's own addresses: a TCP connect
+/// to any of them is refused at once (`tcp_reset`), a UDP datagram gets
+/// ICMP port unreachable (the kernel reports it as "connection refused"
+/// on a connected socket), over IPv4 and IPv6, on the port facing the
+/// sender and across the router; `/metrics` counts each kind and trace
+/// says what the router answers.
+#[test]
+fn the_router_refuses_tcp_and_udp_to_its_addresses() {
+    require_root();
+    let vm1 = vm("u1", "00:00:00:00:01:01", "10.0.1.1", 1500);
+    configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
+    let ovn = one_chassis(
+        Databases::Ours,
+        &[&vm1],
+        &[(&vm1, "ls1", format!("{} 10.0.1.1 fd01::1", vm1.mac), true)],
+    );
+    let answers = |kind: &str| {
+        ovn.metric(&format!(
+            "switchyard_router_answers_total{{kind=\"{kind}\"}}"
+        ))
+    };
+    let (resets, unreachables) = (answers("tcp_reset"), answers("port_unreachable"));
+    let script = "import socket,sys,time\n\
+        def fam(a): return socket.AF_INET6 if ':' in a else socket.AF_INET\n\
+        def tcp(a):\n  s=socket.socket(fam(a)); s.settimeout(5); t=time.time()\n  try:\n    s.connect((a,22)); return 'connected'\n  except ConnectionRefusedError: return 'refused' if time.time()-t < 1 else 'refused late'\n  except OSError as e: return 'error-%s' % e\n\
+        def udp(a):\n  s=socket.socket(fam(a),socket.SOCK_DGRAM); s.settimeout(5); s.connect((a,53)); s.send(b'x')\n  try:\n    s.recv(100); return 'answered'\n  except ConnectionRefusedError: return 'refused'\n  except OSError as e: return 'error-%s' % e\n\
+        for a in sys.argv[1:]: print(a, tcp(a), udp(a))\n";
+    let addrs = ["10.0.1.254", "10.0.2.254", "fd01::fe", "fd02::fe"];
+    let mut args = vec!["/usr/bin/python3", "-c", script];
+    args.extend(addrs);
+    let (ok, out) = vm1.try_exec(&args);
+    assert!(ok, "{out}");
+    for a in addrs {
+        assert!(
+            out.lines().any(|l| l == format!("{a} refused refused")),
+            "{a}: not refused at once (TCP, UDP):\n{out}"
+        );
+    }
+    assert!(answers("tcp_reset") >= resets + 4, "{}", ovn.metrics());
+    assert!(answers("port_unreachable") >= unreachables + 4);
+    let flow = format!(
+        "inport={} eth.src={} eth.dst={LRP1_MAC} ip4.src=10.0.1.1 ip4.dst=10.0.2.254 tcp.dst=22 tcp.flags=0x02",
+        lp(&vm1),
+        vm1.mac
+    );
+    let trace = ovn.cli(&["trace", &flow]);
+    assert!(
+        trace.contains("tcp_reset (RST|ACK) from 10.0.2.254 out of \"lrp1\""),
+        "{trace}"
+    );
 }

@@ -8,7 +8,16 @@
 //!   source that is one of the router's own addresses;
 //! - priority 90, ICMP echo requests to any of the router's addresses are
 //!   answered (the reply leaves by the port the request came in by);
-//!   priority 60, anything else to them is dropped;
+//! - priority 80, not a later fragment: TCP to them gets `tcp_reset`, UDP
+//!   ICMP port unreachable (type 3 code 3; ICMPv6 type 1 code 4), SCTP
+//!   `sctp_abort`; priority 70, any other protocol ICMP destination
+//!   unreachable (code 2, protocol unreachable; ICMPv6 code 3, address
+//!   unreachable) — northd.c `build_lrouter_ipv4_ip_input` and its IPv6
+//!   twin, for routers without gateway ports (which this one has not yet).
+//!   Written by [`crate::reject`], which, unlike OVN's pinctrl, answers no
+//!   ICMP error and no TCP RST (RFC 1122 §3.2.2, RFC 4443 §2.4(e), RFC
+//!   9293 §3.10.7.1) and sends no SCTP ABORT: those are dropped;
+//!   priority 60, what is left (later fragments) is dropped;
 //! - priority 31/30, `ip.ttl == {0, 1}`: ICMP time exceeded (type 11 /
 //!   ICMPv6 type 3, code 0) from the ingress port's address, unless the
 //!   packet is a later fragment (`!ip.later_frag`), which is dropped.
@@ -17,7 +26,9 @@ use std::net::IpAddr;
 
 use super::icmp::Answer;
 use crate::drop::DropReason;
+use crate::neighbor_log::Answered;
 use crate::pipeline::{Decision, Fields, Parsed, Tracer};
+use crate::reject::{self, Reply};
 use crate::routes::{Routers, Rport};
 use crate::wire::layout::Layout;
 use crate::wire::IpProtocol;
@@ -98,14 +109,38 @@ pub fn ip_input<T: Tracer>(
                 "lr_in_ip_input",
                 "echo request to router address {dst}: echo reply"
             );
+            if !T::ENABLED {
+                rs.log.answer(Answered::EchoReply);
+            }
             return Some(Decision::Router(Answer::Echo { mac: rp.mac }));
         }
+        let (frame, lay) = p.stateful();
+        let Some(reply) = reject::reply_for(frame, lay) else {
+            trace!(
+                t,
+                "lr_in_ip_input",
+                "to router address {dst}, not an echo request and nothing to answer (a later fragment, SCTP, a TCP RST or an ICMP error): dropped"
+            );
+            return Some(Decision::drop(DropReason::RouterLocal));
+        };
+        let (what, counted) = match reply {
+            Reply::TcpReset => ("TCP: tcp_reset (RST|ACK)", Answered::TcpReset),
+            Reply::PortUnreachable => ("UDP: ICMP port unreachable", Answered::PortUnreachable),
+            Reply::Unreachable if lay.has(Layout::IPV4) => {
+                ("ICMP protocol unreachable", Answered::DstUnreachable)
+            }
+            Reply::Unreachable => ("ICMPv6 address unreachable", Answered::DstUnreachable),
+        };
         trace!(
             t,
             "lr_in_ip_input",
-            "to router address {dst}, not an echo request: dropped"
+            "to router address {dst}, not an echo request: {what} from {dst} out of \"{}\"",
+            rp.name
         );
-        return Some(Decision::drop(DropReason::RouterLocal));
+        if !T::ENABLED {
+            rs.log.answer(counted);
+        }
+        return Some(Decision::Router(Answer::Unreachable));
     }
     if p.ttl_expiring() {
         p.read(Fields::ANSWER);
@@ -118,6 +153,9 @@ pub fn ip_input<T: Tracer>(
                     "ip.ttl <= 1: time exceeded from {from} (\"{}\")",
                     rp.name
                 );
+                if !T::ENABLED {
+                    rs.log.answer(Answered::TimeExceeded);
+                }
                 return Some(Decision::Router(Answer::TimeExceeded { mac: rp.mac, from }));
             }
             _ => {

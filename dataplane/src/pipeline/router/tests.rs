@@ -202,8 +202,10 @@ fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
         let (v, _) = run(&t, &from_vm1(&format!("ip4.dst={dst} udp.dst=53")));
         assert_eq!(v, Verdict::Drop(why), "to {dst}");
     }
+    // To the router's own address: answered, not routed (port
+    // unreachable: see the_router_resets_tcp_and_answers_unreachable…).
     let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.254 udp.dst=53"));
-    assert_eq!(v, Verdict::Drop(DropReason::RouterLocal));
+    assert_eq!(v, Verdict::Reply);
     // To another MAC than the router port's: not admitted.
     let (v, _) = run(
         &t,
@@ -630,4 +632,95 @@ fn the_router_learns_from_arp_and_neighbour_discovery() {
         .routers
         .show(&t)
         .contains(&format!("neighbor 10.0.2.99 at {EXT} on lrp2")));
+}
+
+/// OVN's `lr_in_ip_input` priorities 80 and 70: to any of the router's
+/// own addresses, TCP gets `tcp_reset`, UDP ICMP port unreachable, any
+/// other protocol ICMP protocol unreachable (ICMPv6: address unreachable),
+/// from the address it was sent to and the ingress port's MAC, back to
+/// the sender; a RST, an ICMP error and later fragments get nothing and
+/// are dropped as `router_local`. Each answer is counted by kind, and the
+/// trace says which.
+#[test]
+fn the_router_resets_tcp_and_answers_unreachable_to_its_addresses() {
+    use crate::neighbor_log::Answered;
+    use crate::wire::{tcp, IpProtocol};
+    let t = tables();
+    let check = |out: &[u8], src: &str, dst: &str| {
+        let lay = layout::parse(out).unwrap();
+        assert_eq!(lay.dst_mac(out).to_string(), VM1);
+        assert_eq!(lay.src_mac(out).to_string(), LRP1);
+        let (s, d) = if lay.has(layout::Layout::IPV4) {
+            (lay.ipv4_src(out).to_string(), lay.ipv4_dst(out).to_string())
+        } else {
+            (lay.ipv6_src(out).to_string(), lay.ipv6_dst(out).to_string())
+        };
+        assert_eq!((s.as_str(), d.as_str()), (src, dst));
+        assert!(crate::wire::checksum::verify_l4(out, &lay).unwrap());
+        lay
+    };
+
+    // A SYN to lrp2's address, through lrp1.
+    let syn = from_vm1("ip4.dst=10.0.2.254 tcp.src=40000 tcp.dst=22 tcp.flags=0x02");
+    let (v, out) = run(&t, &syn);
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "10.0.2.254", "10.0.1.1");
+    assert_eq!(lay.ip_protocol(), IpProtocol::Tcp);
+    assert_eq!(lay.tcp_flags(&out), tcp::Flags::RST | tcp::Flags::ACK);
+    assert_eq!((lay.l4_src_port(&out), lay.l4_dst_port(&out)), (22, 40000));
+
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.1.254 udp.src=40000 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "10.0.1.254", "10.0.1.1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (3, 3));
+
+    // Another protocol (GRE, 47): protocol unreachable.
+    let mut gre = frame(&from_vm1("ip4.dst=10.0.1.254 udp.dst=53"));
+    gre[14 + 9] = 47;
+    gre[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let c = !crate::wire::checksum::data(&gre[14..34]);
+    gre[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    let mut buf = HeapBuf::from_frame(&gre);
+    let v = decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
+    assert_eq!(v, Verdict::Reply);
+    let out = buf.data().to_vec();
+    let lay = check(&out, "10.0.1.254", "10.0.1.1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (3, 2));
+
+    let v6 =
+        |l4: &str| format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::fe {l4}");
+    let (v, out) = run(&t, &v6("udp.src=40000 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "fd02::fe", "fd01::1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (1, 4));
+    let (v, out) = run(&t, &v6("tcp.src=40000 tcp.dst=22 tcp.flags=0x02"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "fd02::fe", "fd01::1");
+    assert_eq!(lay.tcp_flags(&out), tcp::Flags::RST | tcp::Flags::ACK);
+
+    // Nothing answers a RST or an ICMP error.
+    for quiet in [
+        from_vm1("ip4.dst=10.0.2.254 tcp.src=40000 tcp.dst=22 tcp.flags=0x04"),
+        from_vm1("ip4.dst=10.0.2.254 icmp4.type=3 icmp4.code=3"),
+        v6("icmp6.type=1 icmp6.code=4"),
+    ] {
+        let (v, _) = run(&t, &quiet);
+        assert_eq!(v, Verdict::Drop(DropReason::RouterLocal), "{quiet}");
+    }
+
+    let log = &t.routers.log;
+    assert_eq!(log.answered(Answered::TcpReset), 2);
+    assert_eq!(log.answered(Answered::PortUnreachable), 2);
+    assert_eq!(log.answered(Answered::DstUnreachable), 1);
+
+    // The trace says what the router answers, and spends no counter.
+    let mut trace = TraceLog::default();
+    let mut buf = HeapBuf::from_frame(&frame(&syn));
+    decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut trace);
+    let text = format!("{:?}", trace.stages);
+    assert!(
+        text.contains("tcp_reset (RST|ACK) from 10.0.2.254"),
+        "{text}"
+    );
+    assert_eq!(log.answered(Answered::TcpReset), 2);
 }
