@@ -636,7 +636,8 @@ fn lr0_datapath(ovn: &Ovn) -> String {
 /// an ARP request (IPv4) or a neighbour solicitation (IPv6), the host's
 /// kernel answers, the answer lands in SB MAC_Binding with lr0's datapath,
 /// lrp2, the IP and the host's MAC, trace shows the hop resolved, and ping
-/// and TCP then go through the next hop.
+/// and TCP then go through the next hop. A gratuitous ARP from the host
+/// is learnt too, unasked.
 #[test]
 fn an_unknown_next_hop_is_asked_for_and_learnt_into_mac_binding() {
     require_root();
@@ -719,6 +720,30 @@ fn an_unknown_next_hop_is_asked_for_and_learnt_into_mac_binding() {
         assert!(ok, "TCP to {dst} via {hop}:\n{out}");
     }
     assert!(ovn.metric("switchyard_router_bindings_learnt_total") >= 2);
+
+    // A gratuitous ARP the host broadcasts (scapy, as `arping -U` would)
+    // floods ls2, and lr0 learns from its copy without asking.
+    let asked = ovn.metric(ARP_SENT);
+    let (ok, out) = gw.try_exec(&[
+        "/usr/bin/python3",
+        "-c",
+        &format!(
+            "from scapy.all import Ether, ARP, sendp\n\
+             sendp(Ether(src='{m}', dst='ff:ff:ff:ff:ff:ff')/ARP(op=1, hwsrc='{m}', psrc='10.0.2.7', pdst='10.0.2.7'), iface='eth0', verbose=0)\n",
+            m = gw.mac
+        ),
+    ]);
+    assert!(ok, "{out}");
+    wait_until(
+        "MAC_Binding 10.0.2.7 from the GARP",
+        Duration::from_secs(10),
+        || mac_binding(&ovn, "lrp2", "10.0.2.7").is_some(),
+    );
+    assert_eq!(
+        mac_binding(&ovn, "lrp2", "10.0.2.7"),
+        Some((gw.mac.clone(), lr0.clone()))
+    );
+    assert_eq!(ovn.metric(ARP_SENT), asked, "the router asked after all");
 }
 
 /// A binding one chassis learnt serves the others from SB: hv1 resolves

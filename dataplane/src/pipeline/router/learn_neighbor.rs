@@ -20,17 +20,24 @@
 //! ND message itself goes no further (OVN's router drops it after
 //! learning). Requests for the router's own addresses are answered by the
 //! switch's responder ([`crate::pipeline::arp_nd_responder`]), which hands
-//! them here first ([`from_request`]); broadcasts the switch floods (a
-//! gratuitous ARP) do not reach the router here yet.
+//! them here first ([`from_request`]). What the switch floods reaches its
+//! router ports too, as OVN's `MC_FLOOD` group holds them and
+//! `lr_in_admission` admits `eth.mcast` ([`from_flood`]): a gratuitous ARP
+//! (request or reply; a request's `arp.spa` must be in the port's
+//! networks, as for any request), an unsolicited neighbour advertisement
+//! to ff02::1, or a solicitation for someone else teaches the routers of
+//! that switch, and the flood goes on. (OVN does not flood a router's own
+//! requests back to router ports, `MC_FLOOD_L2`; ours are written straight
+//! to the switch's ports and never pass here.)
 
 use std::net::IpAddr;
 
-use crate::ids::LportIdx;
+use crate::ids::{DatapathIdx, LportIdx};
 use crate::neighbor_log::Learnt;
 use crate::pipeline::{Decision, Fields, Parsed, Tracer, Verdict};
 use crate::tables::Tables;
 use crate::wire::icmpv6::{self, NdiscRepr};
-use crate::wire::{arp, IpProtocol, MacAddr};
+use crate::wire::{arp, EtherType, IpProtocol, MacAddr};
 
 /// ICMPv6 types of a neighbour solicitation and advertisement (RFC 4861
 /// §4.3, §4.4).
@@ -160,6 +167,35 @@ pub fn learn<T: Tracer>(
         }
     }
     Some(Decision::Verdict(Verdict::Consumed))
+}
+
+/// A broadcast or multicast that switch `dp`'s L2 lookup floods: each
+/// router port on the switch gets its copy, and its router learns from
+/// ARP and neighbour discovery in it as [`learn`] does (the copy then goes
+/// no further, as OVN's router drops it). Costs nothing on a chassis
+/// without routers, and reads only the EtherType of what is not ARP or ND.
+pub fn from_flood<T: Tracer>(tables: &Tables, dp: DatapathIdx, p: &mut Parsed<'_>, t: &mut T) {
+    let rs = &tables.routers;
+    if rs.ports.is_empty() {
+        return;
+    }
+    let nd = match p.eth_type() {
+        EtherType::Arp => false,
+        EtherType::Ipv6 if p.ip_proto() == IpProtocol::Icmpv6 => true,
+        _ => return,
+    };
+    if nd && !matches!(p.icmpv6(), Some((ND_NS | ND_NA, _))) {
+        return;
+    }
+    for rport in (0..rs.ports.len()).filter(|&i| rs.ports[i].switch == dp) {
+        trace!(
+            t,
+            "lr_in_admission",
+            "flooded copy to router port \"{}\" (eth.mcast)",
+            rs.ports[rport].name
+        );
+        let _ = learn(tables, rport, p, t);
+    }
 }
 
 /// A request the switch's responder answers for router port address

@@ -724,3 +724,65 @@ fn the_router_resets_tcp_and_answers_unreachable_to_its_addresses() {
     );
     assert_eq!(log.answered(Answered::TcpReset), 2);
 }
+
+/// Gratuitous ARP and unsolicited advertisements flood the switch, and its
+/// router ports' copies teach the routers (OVN's `MC_FLOOD` holds router
+/// ports; `lr_in_lookup_neighbor`/`lr_in_learn_neighbor` with
+/// `always_learn_from_arp_request` at its default): a GARP request from the
+/// port's networks, a GARP reply from anywhere, an NA to ff02::1; not a
+/// request from outside the networks, not what is known already. The
+/// flood itself goes on, and trace shows the router's copy.
+#[test]
+fn gratuitous_arp_and_unsolicited_na_flooded_in_the_switch_are_learnt() {
+    const EXT: &str = "00:00:00:00:02:99";
+    let ext = gateway("ext", 3, "unknown", PortId(3));
+    let t = tables_with(vec![ext.clone()], vec![]);
+    let learnt = |t: &Tables| -> Vec<String> {
+        t.routers
+            .log
+            .drain()
+            .map(|l| format!("{} {} {}", l.port, l.ip, l.mac))
+            .collect()
+    };
+    let garp = |op: u8, ip: &str| {
+        format!("eth.src={EXT} eth.dst=ff:ff:ff:ff:ff:ff arp arp.op={op} arp.sha={EXT} arp.spa={ip} arp.tpa={ip}")
+    };
+    let flooded = |v: Verdict| matches!(v, Verdict::Flood { .. });
+    let (v, _) = run_from(&t, PortId(3), &garp(1, "10.0.2.99"));
+    assert!(flooded(v), "{v:?}");
+    assert_eq!(learnt(&t), [format!("lrp2 10.0.2.99 {EXT}")]);
+    let (v, _) = run_from(&t, PortId(3), &garp(2, "192.168.0.9"));
+    assert!(flooded(v), "{v:?}");
+    assert_eq!(learnt(&t), [format!("lrp2 192.168.0.9 {EXT}")]);
+    let (v, _) = run_from(&t, PortId(3), &garp(1, "192.168.0.1"));
+    assert!(flooded(v), "{v:?}");
+    assert!(learnt(&t).is_empty());
+    let na = format!(
+        "eth.src={EXT} eth.dst=33:33:00:00:00:01 ip6.src=fd02::99 ip6.dst=ff02::1 ip.ttl=255 nd_na nd.target=fd02::99 nd.tll={EXT}"
+    );
+    let (v, _) = run_from(&t, PortId(3), &na);
+    assert!(flooded(v), "{v:?}");
+    assert_eq!(learnt(&t), [format!("lrp2 fd02::99 {EXT}")]);
+
+    // Known already: nothing new to queue.
+    let bound = MacBinding {
+        logical_port: "lrp2".into(),
+        ip: "10.0.2.99".parse().unwrap(),
+        mac: EXT.parse().unwrap(),
+    };
+    let t = tables_with(vec![ext], vec![bound]);
+    let (v, _) = run_from(&t, PortId(3), &garp(1, "10.0.2.99"));
+    assert!(flooded(v), "{v:?}");
+    assert!(learnt(&t).is_empty());
+
+    let mut log = TraceLog::default();
+    let mut buf = HeapBuf::from_frame(&frame(&garp(1, "10.0.2.98")));
+    decide(&t, &mut buf, &mut PacketMeta::new(PortId(3)), &mut log);
+    let text = format!("{:?}", log.stages);
+    assert!(
+        text.contains("flooded copy to router port \\\"lrp2\\\"")
+            && text.contains("ARP request: learns 10.0.2.98"),
+        "{text}"
+    );
+    assert!(learnt(&t).is_empty(), "a trace queued a binding");
+}
