@@ -92,7 +92,9 @@ fn configure(vm: &Vm, ip6: &str, gw4: &str, gw6: &str) {
             "nodad",
         ],
         &["ip", "route", "add", "default", "via", gw4],
-        &["ip", "-6", "route", "add", "default", "via", gw6],
+        &[
+            "ip", "-6", "route", "add", "default", "via", gw6, "dev", "eth0",
+        ],
     ] {
         let (ok, out) = vm.try_exec(args);
         assert!(ok, "{args:?} in {}: {out}", vm.ns);
@@ -861,4 +863,37 @@ fn the_router_refuses_tcp_and_udp_to_its_addresses() {
         trace.contains("tcp_reset (RST|ACK) from 10.0.2.254 out of \"lrp1\""),
         "{trace}"
     );
+}
+
+/// A router port's link-local address (the EUI-64 of its MAC, as OVN's
+/// `extract_lrp_networks` adds it): a VM whose IPv6 default route names
+/// it, as router advertisements would, resolves it (the switch answers
+/// its solicitation), pings it, and is routed through it.
+#[test]
+fn a_vm_routes_through_the_router_ports_link_local_address() {
+    require_root();
+    let lla = "fe80::200:ff:fe00:ff01";
+    let vm1 = vm("l1", "00:00:00:00:01:01", "10.0.1.1", 1500);
+    let vm2 = vm("l2", "00:00:00:00:02:01", "10.0.2.1", 1500);
+    configure(&vm1, "fd01::1", "10.0.1.254", lla);
+    configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
+    let ovn = one_chassis(
+        Databases::Ours,
+        &[&vm1, &vm2],
+        &[
+            (&vm1, "ls1", format!("{} 10.0.1.1 fd01::1", vm1.mac), true),
+            (&vm2, "ls2", format!("{} 10.0.2.1 fd02::1", vm2.mac), true),
+        ],
+    );
+    let answered = || ovn.metric("switchyard_router_answers_total{kind=\"echo_reply\"}");
+    let before = answered();
+    let (ok, out) = vm1.ping(&format!("{lla}%eth0"), 2, &[]);
+    assert!(ok, "ping {lla}:\n{out}");
+    assert!(answered() >= before + 2);
+    let (_, neigh) = vm1.try_exec(&["ip", "-6", "neigh", "show", lla]);
+    assert!(neigh.contains(LRP1_MAC), "{neigh}");
+    let (ok, out) = vm1.ping("fd02::1", 2, &[]);
+    assert!(ok, "fd02::1 via {lla}:\n{out}");
+    let (ok, out) = tcp_100k_to(&vm2, &vm1, "fd01::1");
+    assert!(ok, "TCP back to fd01::1:\n{out}");
 }

@@ -109,6 +109,13 @@ pub struct Rport {
     pub mac: MacAddr,
     pub ipv4: Vec<Ipv4Cidr>,
     pub ipv6: Vec<Ipv6Cidr>,
+    /// The port's IPv6 link-local address, the EUI-64 of `mac` (RFC 4291
+    /// §2.5.6, appendix A), which OVN's `extract_lrp_networks` gives every
+    /// router port: answered for (ND, echo, unreachables) like the
+    /// configured addresses, never routed to (no connected route, RFC 4291
+    /// §2.5.6: routers do not forward link-local destinations), never the
+    /// source of a time exceeded (northd.c skips it there too).
+    pub lla: std::net::Ipv6Addr,
     /// The peer switch port and its switch.
     pub peer: LportIdx,
     pub switch: DatapathIdx,
@@ -378,6 +385,7 @@ impl Tables {
                     mac: p.address.mac,
                     ipv4: p.address.ipv4.clone(),
                     ipv6: p.address.ipv6.clone(),
+                    lla: crate::pipeline::link_local(p.address.mac),
                     peer,
                     switch: self.lport(peer).datapath,
                 });

@@ -6,8 +6,9 @@
 //!   `0.0.0.0/8` IPv4 source, a loopback or `0.0.0.0/8` destination; for
 //!   IPv6 a multicast or loopback source, a loopback destination; and a
 //!   source that is one of the router's own addresses;
-//! - priority 90, ICMP echo requests to any of the router's addresses are
-//!   answered (the reply leaves by the port the request came in by);
+//! - priority 90, ICMP echo requests to any of the router's addresses
+//!   (with each port's link-local address, as OVN's `lrp_networks` hold
+//!   it) are answered (the reply leaves by the port the request came in by);
 //! - priority 80, not a later fragment: TCP to them gets `tcp_reset`, UDP
 //!   ICMP port unreachable (type 3 code 3; ICMPv6 type 1 code 4), SCTP
 //!   `sctp_abort`; priority 70, any other protocol ICMP destination
@@ -52,11 +53,12 @@ fn martian(src: IpAddr, dst: IpAddr) -> bool {
     }
 }
 
-/// Whether router port `p` owns `ip`.
+/// Whether router port `p` owns `ip` (one of its networks' addresses, or
+/// its link-local address).
 fn owns(p: &Rport, ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => p.ipv4.iter().any(|c| c.addr == a),
-        IpAddr::V6(a) => p.ipv6.iter().any(|c| c.addr == a),
+        IpAddr::V6(a) => p.lla == a || p.ipv6.iter().any(|c| c.addr == a),
     }
 }
 

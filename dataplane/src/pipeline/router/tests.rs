@@ -786,3 +786,57 @@ fn gratuitous_arp_and_unsolicited_na_flooded_in_the_switch_are_learnt() {
     );
     assert!(learnt(&t).is_empty(), "a trace queued a binding");
 }
+
+/// Every router port owns its EUI-64 link-local address, as OVN's
+/// `extract_lrp_networks` adds it: the switch answers neighbour
+/// solicitations for it with the port's MAC, the router answers echo
+/// requests to it (from it) and UDP with port unreachable; nothing is
+/// routed to a link-local destination.
+#[test]
+fn a_router_port_owns_its_link_local_address() {
+    let t = tables();
+    let lla = "fe80::200:ff:fe00:ff01";
+    let ns = format!(
+        "eth.src={VM1} eth.dst=33:33:ff:00:ff:01 ip6.src=fe80::200:ff:fe00:101 ip6.dst=ff02::1:ff00:ff01 ip.ttl=255 nd_ns nd.target={lla} nd.sll={VM1}"
+    );
+    let (v, out) = run(&t, &ns);
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(lay.src_mac(&out).to_string(), LRP1);
+    assert_eq!(lay.icmp_type(&out), 136);
+    let na = crate::wire::icmpv6::NdiscRepr::parse(&crate::wire::icmpv6::Packet::new_unchecked(
+        lay.l4_bytes(&out),
+    ))
+    .unwrap();
+    assert!(
+        matches!(na, crate::wire::icmpv6::NdiscRepr::NeighborAdvert { target_addr, lladdr: Some(m), .. }
+            if target_addr.to_string() == lla && m.to_string() == LRP1),
+        "{na:?}"
+    );
+
+    let to_lla = |l4: &str| {
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fe80::200:ff:fe00:101 ip6.dst={lla} {l4}")
+    };
+    let (v, out) = run(&t, &to_lla("icmp6.type=128"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(
+        (lay.icmp_type(&out), lay.ipv6_src(&out).to_string()),
+        (129, lla.to_string())
+    );
+    assert!(crate::wire::checksum::verify_l4(&out, &lay).unwrap());
+    let (v, out) = run(&t, &to_lla("udp.src=40000 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (1, 4));
+
+    // Another port's link-local address is the router's too; other
+    // link-local destinations are not routed.
+    let (v, _) = run(
+        &t,
+        &to_lla("icmp6.type=128").replace(lla, "fe80::200:ff:fe00:ff02"),
+    );
+    assert_eq!(v, Verdict::Reply);
+    let (v, _) = run(&t, &to_lla("icmp6.type=128").replace(lla, "fe80::1"));
+    assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
+}
