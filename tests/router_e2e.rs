@@ -863,6 +863,19 @@ fn the_router_refuses_tcp_and_udp_to_its_addresses() {
         trace.contains("tcp_reset (RST|ACK) from 10.0.2.254 out of \"lrp1\""),
         "{trace}"
     );
+
+    // Routers learn from every ARP request from their networks (OVN's
+    // default); a router that asks for less is reported as not enforced.
+    ovn.nbctl(&[
+        "set",
+        "Logical_Router",
+        "lr0",
+        "options:always_learn_from_arp_request=false",
+    ]);
+    let kind = "switchyard_controller_unenforced{kind=\"nb_always_learn_from_arp_request_false\"}";
+    wait_until("the option to be reported", Duration::from_secs(20), || {
+        ovn.metric(kind) == 1
+    });
 }
 
 /// A router port's link-local address (the EUI-64 of its MAC, as OVN's
