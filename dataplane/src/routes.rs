@@ -98,6 +98,13 @@ pub struct LogicalRouter {
     pub ports: Vec<RouterPort>,
     pub routes: Vec<StaticRoute>,
     pub mac_bindings: Vec<MacBinding>,
+    /// OVN's `options:always_learn_from_arp_request=false`: an ARP request
+    /// or a neighbour solicitation teaches the router only an IP it has a
+    /// binding for already (a MAC that moved), or, for ARP, one asking for
+    /// the port's own address (northd.c `lr_in_lookup_neighbor` priority
+    /// 110 and `lookup_arp_ip`/`lookup_nd_ip`). Replies and advertisements
+    /// teach it anyway.
+    pub learn_known_only: bool,
 }
 
 /// A compiled router port.
@@ -305,6 +312,8 @@ pub struct Router {
     pub v6: RouteTable,
     /// MAC bindings: (router port, IP) → MAC.
     pub neighbors: HashMap<(usize, IpAddr), MacAddr>,
+    /// [`LogicalRouter::learn_known_only`].
+    pub learn_known_only: bool,
 }
 
 /// The rewrite a routed frame leaves with: eth.src = the router port's MAC,
@@ -372,6 +381,7 @@ impl Tables {
             let mut r = Router {
                 name: lr.name.clone(),
                 tunnel_key: lr.tunnel_key,
+                learn_known_only: lr.learn_known_only,
                 ..Router::default()
             };
             for p in &lr.ports {

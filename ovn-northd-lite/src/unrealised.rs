@@ -54,10 +54,6 @@ pub const FEATURES: [(&str, &str, &str); 17] = [
 /// main table only).
 pub const ROUTE_TABLE: &str = "route_table";
 
-/// Routers with `options:always_learn_from_arp_request=false` (the chassis
-/// learn from every ARP request from a port's networks, OVN's default).
-pub const LEARN_FROM_ARP_REQUEST: &str = "always_learn_from_arp_request_false";
-
 /// Rows per feature, features without rows absent.
 pub type Report = BTreeMap<&'static str, u64>;
 
@@ -88,17 +84,6 @@ pub fn count(nb: &Replica) -> Report {
         .count() as u64;
     if routes > 0 {
         report.insert(ROUTE_TABLE, routes);
-    }
-    let learners = nb
-        .table("Logical_Router")
-        .filter(|(_, r)| {
-            r.string_map("options")
-                .get("always_learn_from_arp_request")
-                .is_some_and(|v| v == "false")
-        })
-        .count() as u64;
-    if learners > 0 {
-        report.insert(LEARN_FROM_ARP_REQUEST, learners);
     }
     report
 }

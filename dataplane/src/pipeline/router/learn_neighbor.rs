@@ -1,7 +1,8 @@
 //! OVN's `lr_in_lookup_neighbor` and `lr_in_learn_neighbor` (ovn-northd(8),
 //! "Logical Router Ingress Table 1: Neighbor lookup" and "Table 2: Neighbor
-//! learning"; northd.c `build_neigh_learning_flows_for_lrouter`), with the
-//! router option `always_learn_from_arp_request` at its default, true:
+//! learning"; northd.c `build_neigh_learning_flows_for_lrouter` and
+//! `_for_lrouter_port`), with the router option
+//! `always_learn_from_arp_request` at its default, true:
 //!
 //! - an ARP reply: (`arp.spa`, `arp.sha`), `put_arp`;
 //! - an ARP request whose `arp.spa` is in one of the port's networks:
@@ -13,7 +14,11 @@
 //!   option;
 //!
 //! unless the router already holds that binding (`lookup_arp`,
-//! `lookup_nd`). ND messages count only with hop limit 255, as OVN's
+//! `lookup_nd`). With the option false, a request or solicitation teaches
+//! only an IP the router has a binding for on that port already
+//! (`lookup_arp_ip`, `lookup_nd_ip`: a moved MAC), or, for an ARP request,
+//! one for the port's own address (priority 110); replies and
+//! advertisements teach as before. ND messages count only with hop limit 255, as OVN's
 //! `nd_ns`/`nd_na` predicates and RFC 4861 §7.1.1/§7.1.2 ask. A binding is
 //! queued for the chassis controller ([`crate::neighbor_log`]), which puts
 //! it into this node's tables at once and into SB `MAC_Binding`; the ARP or
@@ -70,6 +75,16 @@ fn put<T: Tracer>(tables: &Tables, rport: usize, ip: IpAddr, mac: MacAddr, how: 
     }
 }
 
+/// Whether a request (or solicitation) from `ip` teaches the router behind
+/// `rport`: always, unless the router has `always_learn_from_arp_request`
+/// false; then only if `ip` is bound there already or (ARP only)
+/// `to_router`, the request asks for the port's own address.
+fn request_teaches(tables: &Tables, rport: usize, ip: IpAddr, to_router: bool) -> bool {
+    let rs = &tables.routers;
+    let router = &rs.routers[rs.ports[rport].router];
+    !router.learn_known_only || to_router || router.neighbors.contains_key(&(rport, ip))
+}
+
 /// Whether `ip` is in one of router port `rport`'s IPv4 networks.
 fn in_networks(tables: &Tables, rport: usize, ip: std::net::Ipv4Addr) -> bool {
     tables.routers.ports[rport]
@@ -103,14 +118,27 @@ pub fn learn<T: Tracer>(
                 "ARP reply",
                 t,
             ),
-            arp::Operation::Request if in_networks(tables, inport, spa) => put(
-                tables,
-                inport,
-                spa.into(),
-                a.source_hardware_addr,
-                "ARP request",
-                t,
-            ),
+            arp::Operation::Request
+                if in_networks(tables, inport, spa)
+                    && request_teaches(
+                        tables,
+                        inport,
+                        spa.into(),
+                        tables.routers.ports[inport]
+                            .ipv4
+                            .iter()
+                            .any(|c| c.addr == a.target_protocol_addr),
+                    ) =>
+            {
+                put(
+                    tables,
+                    inport,
+                    spa.into(),
+                    a.source_hardware_addr,
+                    "ARP request",
+                    t,
+                )
+            }
             _ => trace!(
                 t,
                 "lr_in_lookup_neighbor",
@@ -155,13 +183,16 @@ pub fn learn<T: Tracer>(
         NdiscRepr::NeighborSolicit { lladdr, .. } => {
             let src = p.ip6_src();
             match lladdr {
-                Some(mac) if !src.is_unspecified() => {
+                Some(mac)
+                    if !src.is_unspecified()
+                        && request_teaches(tables, inport, src.into(), false) =>
+                {
                     put(tables, inport, src.into(), mac, "neighbour solicitation", t)
                 }
                 _ => trace!(
                     t,
                     "lr_in_lookup_neighbor",
-                    "solicitation without a source to learn"
+                    "solicitation without a source to learn (or of an IP not bound, with always_learn_from_arp_request=false)"
                 ),
             }
         }
@@ -214,11 +245,16 @@ pub fn from_request<T: Tracer>(
         return;
     };
     p.read(Fields::ANSWER);
+    // The request asks for the router port's own address: for ARP, OVN's
+    // priority-110 lookup learns it whatever always_learn_from_arp_request
+    // says; for a solicitation, no such flow.
     match (sender, mac) {
         (IpAddr::V4(spa), Some(mac)) if in_networks(tables, rport, spa) => {
             put(tables, rport, sender, mac, "ARP request", t)
         }
-        (IpAddr::V6(src), Some(mac)) if !src.is_unspecified() => {
+        (IpAddr::V6(src), Some(mac))
+            if !src.is_unspecified() && request_teaches(tables, rport, sender, false) =>
+        {
             put(tables, rport, sender, mac, "neighbour solicitation", t)
         }
         _ => {}

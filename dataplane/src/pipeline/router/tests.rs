@@ -48,6 +48,12 @@ fn tables() -> Tables {
 
 /// [`tables`] with `extra` ports on ls2 and MAC bindings `bound`.
 fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
+    tables_learning(extra, bound, false)
+}
+
+/// [`tables_with`], lr0 with `options:always_learn_from_arp_request=false`
+/// if `known_only`.
+fn tables_learning(extra: Vec<LogicalPort>, bound: Vec<MacBinding>, known_only: bool) -> Tables {
     let lrp1 = format!("{LRP1} 10.0.1.254/24 fd01::fe/64");
     let lrp2 = format!("{LRP2} 10.0.2.254/24 fd02::fe/64");
     let switches = [
@@ -104,6 +110,7 @@ fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
                 },
             ],
             mac_bindings: bound,
+            learn_known_only: known_only,
         }])
 }
 
@@ -839,4 +846,66 @@ fn a_router_port_owns_its_link_local_address() {
     assert_eq!(v, Verdict::Reply);
     let (v, _) = run(&t, &to_lla("icmp6.type=128").replace(lla, "fe80::1"));
     assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
+}
+
+/// `options:always_learn_from_arp_request=false`: requests and
+/// solicitations teach only an IP already bound (a moved MAC) or, for ARP,
+/// one asking for the router port's own address; replies and
+/// advertisements teach as ever (northd.c `lr_in_lookup_neighbor`).
+#[test]
+fn with_always_learn_from_arp_request_false_requests_teach_only_known_ips() {
+    const EXT: &str = "00:00:00:00:02:99";
+    let ext = gateway("ext", 3, "unknown", PortId(3));
+    let moved = MacBinding {
+        logical_port: "lrp2".into(),
+        ip: "10.0.2.96".parse().unwrap(),
+        mac: "00:00:00:00:02:96".parse().unwrap(),
+    };
+    let t = tables_learning(vec![ext], vec![moved], true);
+    let learnt = |t: &Tables| -> Vec<String> {
+        t.routers
+            .log
+            .drain()
+            .map(|l| format!("{} {}", l.ip, l.mac))
+            .collect()
+    };
+    let request = |spa: &str, tpa: &str| {
+        format!("eth.src={EXT} eth.dst=ff:ff:ff:ff:ff:ff arp arp.op=1 arp.sha={EXT} arp.spa={spa} arp.tpa={tpa}")
+    };
+    // A GARP and a request for someone else: not learnt.
+    for r in [
+        request("10.0.2.99", "10.0.2.99"),
+        request("10.0.2.99", "10.0.2.50"),
+    ] {
+        run_from(&t, PortId(3), &r);
+        assert!(learnt(&t).is_empty(), "{r}");
+    }
+    // For the router's own address: learnt (the switch answers).
+    let (v, _) = run_from(&t, PortId(3), &request("10.0.2.98", "10.0.2.254"));
+    assert_eq!(v, Verdict::Reply);
+    assert_eq!(learnt(&t), [format!("10.0.2.98 {EXT}")]);
+    // A bound IP whose MAC moved: learnt.
+    run_from(&t, PortId(3), &request("10.0.2.96", "10.0.2.96"));
+    assert_eq!(learnt(&t), [format!("10.0.2.96 {EXT}")]);
+    // A reply and an advertisement: learnt.
+    let reply = format!(
+        "eth.src={EXT} eth.dst={LRP2} arp arp.op=2 arp.sha={EXT} arp.spa=10.0.2.97 arp.tha={LRP2} arp.tpa=10.0.2.254"
+    );
+    run_from(&t, PortId(3), &reply);
+    let na = format!(
+        "eth.src={EXT} eth.dst=33:33:00:00:00:01 ip6.src=fd02::99 ip6.dst=ff02::1 ip.ttl=255 nd_na nd.target=fd02::99 nd.tll={EXT}"
+    );
+    run_from(&t, PortId(3), &na);
+    assert_eq!(
+        learnt(&t),
+        [format!("10.0.2.97 {EXT}"), format!("fd02::99 {EXT}")]
+    );
+    // A solicitation from an IP not bound: not learnt, even for the
+    // router's own address.
+    let ns = format!(
+        "eth.src={EXT} eth.dst=33:33:ff:00:00:fe ip6.src=fd02::98 ip6.dst=ff02::1:ff00:fe ip.ttl=255 nd_ns nd.target=fd02::fe nd.sll={EXT}"
+    );
+    let (v, _) = run_from(&t, PortId(3), &ns);
+    assert_eq!(v, Verdict::Reply);
+    assert!(learnt(&t).is_empty());
 }
