@@ -339,6 +339,19 @@ fn acl_and_conntrack<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
     ] {
         r.register(Box::new(c))?;
     }
+    let answers = IntCounterVec::new(
+        Opts::new(
+            "switchyard_router_answers_total",
+            "What routers answered themselves: echo replies, time exceeded, and TCP resets and ICMP unreachables for their own addresses",
+        ),
+        &["kind"],
+    )?;
+    for a in dataplane::neighbor_log::Answered::ALL {
+        answers
+            .with_label_values(&[a.as_str()])
+            .inc_by(node.dp.neighbor_log.answered(a));
+    }
+    r.register(Box::new(answers))?;
     Ok(())
 }
 

@@ -79,6 +79,7 @@ pub(crate) fn tables(routes: usize) -> Result<Tables, TableError> {
             ports: vec![port(0), port(1)],
             routes,
             mac_bindings: vec![],
+            learn_known_only: false,
         }]),
     )
 }

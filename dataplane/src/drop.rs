@@ -97,9 +97,9 @@ pub enum DropReason {
     /// A router's admission: not IP, or not addressed to the router port's
     /// MAC (OVN's `lr_in_admission`).
     RouterAdmission,
-    /// To a router's own address, but not an ICMP echo request (OVN drops
-    /// it, answering TCP with a reset and UDP with port unreachable, which
-    /// this router does not do yet).
+    /// To a router's own address, neither an echo request nor answered
+    /// with a TCP reset or ICMP unreachable: a later fragment, SCTP (OVN
+    /// sends an ABORT, not done here), a TCP RST or an ICMP error.
     RouterLocal,
 }
 

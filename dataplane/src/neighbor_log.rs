@@ -17,6 +17,10 @@
 //!   own tables at once and into SB `MAC_Binding`, which every chassis
 //!   reads. A full queue loses the binding, counted ([`NeighborLog::lost`]);
 //!   the next answer brings it again.
+//! - What the routers answer themselves ([`NeighborLog::answered`]): echo
+//!   replies, time exceeded, and the TCP resets and ICMP unreachables for
+//!   their own addresses, one relaxed atomic add per answer (answers are
+//!   the slow path: never cached, never forwarded).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -55,6 +59,39 @@ pub struct NeighborLog {
     ns_sent: AtomicU64,
     learnt: AtomicU64,
     lost: AtomicU64,
+    answers: [AtomicU64; Answered::ALL.len()],
+}
+
+/// What a router answers itself, as `/metrics` labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answered {
+    EchoReply,
+    TimeExceeded,
+    TcpReset,
+    PortUnreachable,
+    /// ICMP destination unreachable for any other protocol (IPv4 protocol
+    /// unreachable, ICMPv6 address unreachable, as OVN's codes).
+    DstUnreachable,
+}
+
+impl Answered {
+    pub const ALL: [Answered; 5] = [
+        Answered::EchoReply,
+        Answered::TimeExceeded,
+        Answered::TcpReset,
+        Answered::PortUnreachable,
+        Answered::DstUnreachable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answered::EchoReply => "echo_reply",
+            Answered::TimeExceeded => "time_exceeded",
+            Answered::TcpReset => "tcp_reset",
+            Answered::PortUnreachable => "port_unreachable",
+            Answered::DstUnreachable => "dst_unreachable",
+        }
+    }
 }
 
 impl Default for NeighborLog {
@@ -67,6 +104,7 @@ impl Default for NeighborLog {
             ns_sent: AtomicU64::new(0),
             learnt: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            answers: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -147,6 +185,16 @@ impl NeighborLog {
     /// Bindings lost because the queue was full.
     pub fn lost(&self) -> u64 {
         self.lost.load(Relaxed)
+    }
+
+    /// On the forwarding path: a router answered with `a`.
+    pub fn answer(&self, a: Answered) {
+        self.answers[a as usize].fetch_add(1, Relaxed);
+    }
+
+    /// How many times routers answered with `a`.
+    pub fn answered(&self, a: Answered) -> u64 {
+        self.answers[a as usize].load(Relaxed)
     }
 }
 

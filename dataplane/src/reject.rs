@@ -1,4 +1,5 @@
-//! The answer to a packet a `reject` ACL matched, written over the packet
+//! The answer to a packet a `reject` ACL matched (or a router's own
+//! address got, [`ROUTER_CODES`]), written over the packet
 //! and sent back out of its ingress port, byte for byte as OVN 23.03 writes
 //! it: ovn-northd's `build_reject_acl_rules` (northd/northd.c) emits
 //! `reject { outport <-> inport; … }`, and ovn-controller's
@@ -49,22 +50,108 @@ const QUOTE_V4: usize = 576 - (ethernet::HEADER_LEN + ipv4::HEADER_LEN + icmpv4:
 /// fits in the IPv6 minimum MTU).
 const QUOTE_V6: usize = 1280 - (ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::HEADER_LEN);
 
-/// Writes the answer to the packet in `buf` (parsed into `lay`) over it;
-/// false if it deserves none (see the module doc) or the buffer cannot hold
-/// it, and then the caller drops it.
-pub fn answer<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
-    let f = buf.data();
-    if !lay.has(Layout::L4) || lay.has(Layout::LATER_FRAGMENT) || lay.dst_mac(f).is_multicast() {
-        return false;
+/// What an answer is, chosen by the packet it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// TCP: RST|ACK.
+    TcpReset,
+    /// UDP: ICMP destination unreachable, port unreachable.
+    PortUnreachable,
+    /// Anything else: ICMP destination unreachable with the other code of
+    /// [`Codes`].
+    Unreachable,
+}
+
+impl Reply {
+    /// What trace and /metrics call it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reply::TcpReset => "tcp_reset",
+            Reply::PortUnreachable => "port_unreachable",
+            Reply::Unreachable => "dst_unreachable",
+        }
+    }
+}
+
+/// The destination-unreachable codes an answer uses: (UDP, anything
+/// else) for ICMPv4 and for ICMPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Codes {
+    pub v4: (icmpv4::DstUnreachable, icmpv4::DstUnreachable),
+    pub v6: (icmpv6::DstUnreachable, icmpv6::DstUnreachable),
+}
+
+/// A `reject` ACL's: pinctrl's `set_icmp_code` (port unreachable for UDP,
+/// else host unreachable; ICMPv6 port unreachable, else administratively
+/// prohibited).
+pub const ACL_CODES: Codes = Codes {
+    v4: (
+        icmpv4::DstUnreachable::PortUnreachable,
+        icmpv4::DstUnreachable::HostUnreachable,
+    ),
+    v6: (
+        icmpv6::DstUnreachable::PortUnreachable,
+        icmpv6::DstUnreachable::AdminProhibit,
+    ),
+};
+
+/// A router's own addresses' (northd.c, `lr_in_ip_input` priorities 80
+/// and 70): `icmp4.code = 3` for UDP, else `icmp4.code = 2` (protocol
+/// unreachable); `icmp6.code = 4` for UDP, else `icmp6.code = 3` (address
+/// unreachable).
+pub const ROUTER_CODES: Codes = Codes {
+    v4: (
+        icmpv4::DstUnreachable::PortUnreachable,
+        icmpv4::DstUnreachable::ProtoUnreachable,
+    ),
+    v6: (
+        icmpv6::DstUnreachable::PortUnreachable,
+        icmpv6::DstUnreachable::AddrUnreachable,
+    ),
+};
+
+/// The answer the packet in `f` (parsed into `lay`) deserves; None if none
+/// (see the module doc): the caller then drops it.
+pub fn reply_for(f: &[u8], lay: &Layout) -> Option<Reply> {
+    // Opaque protocols have no L4 header to read (and need none: the
+    // answer quotes the IP packet); TCP, UDP and ICMP have one unless a
+    // later fragment.
+    let known = matches!(
+        lay.ip_protocol(),
+        IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Icmp | IpProtocol::Icmpv6
+    );
+    if !(lay.has(Layout::IPV4) || lay.has(Layout::IPV6))
+        || (known && !lay.has(Layout::L4))
+        || lay.has(Layout::LATER_FRAGMENT)
+        || lay.dst_mac(f).is_multicast()
+    {
+        return None;
     }
     match lay.ip_protocol() {
-        IpProtocol::Tcp if lay.tcp_flags(f).contains(tcp::Flags::RST) => false,
-        IpProtocol::Tcp => tcp_reset(buf, lay),
-        IpProtocol::Sctp => false,
-        IpProtocol::Icmp if icmpv4_is_error(lay.icmp_type(f)) => false,
+        IpProtocol::Tcp if lay.tcp_flags(f).contains(tcp::Flags::RST) => None,
+        IpProtocol::Tcp => Some(Reply::TcpReset),
+        IpProtocol::Sctp => None,
+        IpProtocol::Icmp if icmpv4_is_error(lay.icmp_type(f)) => None,
         // RFC 4443 §2.1: types 0..=127 are the errors.
-        IpProtocol::Icmpv6 if lay.icmp_type(f) < 128 => false,
-        p => dst_unreachable(buf, lay, p == IpProtocol::Udp),
+        IpProtocol::Icmpv6 if lay.icmp_type(f) < 128 => None,
+        IpProtocol::Udp => Some(Reply::PortUnreachable),
+        _ => Some(Reply::Unreachable),
+    }
+}
+
+/// Writes a `reject` ACL's answer to the packet in `buf` (parsed into
+/// `lay`) over it; false if it deserves none (see the module doc) or the
+/// buffer cannot hold it, and then the caller drops it.
+pub fn answer<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
+    answer_with(buf, lay, &ACL_CODES)
+}
+
+/// [`answer`] with the unreachable codes `codes`.
+pub fn answer_with<B: PacketBuf>(buf: &mut B, lay: &Layout, codes: &Codes) -> bool {
+    match reply_for(buf.data(), lay) {
+        None => false,
+        Some(Reply::TcpReset) => tcp_reset(buf, lay),
+        Some(r) => dst_unreachable(buf, lay, codes, r == Reply::PortUnreachable),
     }
 }
 
@@ -124,7 +211,7 @@ fn tcp_reset<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
 
 /// `pinctrl_handle_icmp`: destination unreachable quoting the packet
 /// (port unreachable if `udp`), from its destination.
-fn dst_unreachable<B: PacketBuf>(buf: &mut B, lay: &Layout, udp: bool) -> bool {
+fn dst_unreachable<B: PacketBuf>(buf: &mut B, lay: &Layout, codes: &Codes, udp: bool) -> bool {
     let (l3, f) = (usize::from(lay.l3), buf.data());
     let (src, dst) = addrs(f, lay);
     let (hdr, room) = if src.is_ipv6() {
@@ -143,22 +230,12 @@ fn dst_unreachable<B: PacketBuf>(buf: &mut B, lay: &Layout, udp: bool) -> bool {
     let ip = &mut f[l3..total];
     match (dst, src) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            use icmpv4::DstUnreachable as C;
-            let code = if udp {
-                C::PortUnreachable
-            } else {
-                C::HostUnreachable
-            };
+            let code = if udp { codes.v4.0 } else { codes.v4.1 };
             let msg = (icmpv4::Message::DstUnreachable, code.into());
             icmpv4_error(ip, (s, d), msg, 0, ICMP);
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            use icmpv6::DstUnreachable as C;
-            let code = if udp {
-                C::PortUnreachable
-            } else {
-                C::AdminProhibit
-            };
+            let code = if udp { codes.v6.0 } else { codes.v6.1 };
             let msg = (icmpv6::Message::DstUnreachable, code.into());
             icmpv6_error(ip, (s, d), msg, 0, ICMP);
         }

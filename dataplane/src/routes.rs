@@ -98,6 +98,13 @@ pub struct LogicalRouter {
     pub ports: Vec<RouterPort>,
     pub routes: Vec<StaticRoute>,
     pub mac_bindings: Vec<MacBinding>,
+    /// OVN's `options:always_learn_from_arp_request=false`: an ARP request
+    /// or a neighbour solicitation teaches the router only an IP it has a
+    /// binding for already (a MAC that moved), or, for ARP, one asking for
+    /// the port's own address (northd.c `lr_in_lookup_neighbor` priority
+    /// 110 and `lookup_arp_ip`/`lookup_nd_ip`). Replies and advertisements
+    /// teach it anyway.
+    pub learn_known_only: bool,
 }
 
 /// A compiled router port.
@@ -109,6 +116,13 @@ pub struct Rport {
     pub mac: MacAddr,
     pub ipv4: Vec<Ipv4Cidr>,
     pub ipv6: Vec<Ipv6Cidr>,
+    /// The port's IPv6 link-local address, the EUI-64 of `mac` (RFC 4291
+    /// §2.5.6, appendix A), which OVN's `extract_lrp_networks` gives every
+    /// router port: answered for (ND, echo, unreachables) like the
+    /// configured addresses, never routed to (no connected route, RFC 4291
+    /// §2.5.6: routers do not forward link-local destinations), never the
+    /// source of a time exceeded (northd.c skips it there too).
+    pub lla: std::net::Ipv6Addr,
     /// The peer switch port and its switch.
     pub peer: LportIdx,
     pub switch: DatapathIdx,
@@ -298,6 +312,8 @@ pub struct Router {
     pub v6: RouteTable,
     /// MAC bindings: (router port, IP) → MAC.
     pub neighbors: HashMap<(usize, IpAddr), MacAddr>,
+    /// [`LogicalRouter::learn_known_only`].
+    pub learn_known_only: bool,
 }
 
 /// The rewrite a routed frame leaves with: eth.src = the router port's MAC,
@@ -365,6 +381,7 @@ impl Tables {
             let mut r = Router {
                 name: lr.name.clone(),
                 tunnel_key: lr.tunnel_key,
+                learn_known_only: lr.learn_known_only,
                 ..Router::default()
             };
             for p in &lr.ports {
@@ -378,6 +395,7 @@ impl Tables {
                     mac: p.address.mac,
                     ipv4: p.address.ipv4.clone(),
                     ipv6: p.address.ipv6.clone(),
+                    lla: crate::pipeline::link_local(p.address.mac),
                     peer,
                     switch: self.lport(peer).datapath,
                 });

@@ -43,12 +43,21 @@ impl DpKind {
     }
 }
 
+/// The router option (and SB `external_ids` key) that narrows neighbour
+/// learning.
+pub const LEARN_FROM_ARP_REQUEST: &str = "always_learn_from_arp_request";
+
 /// A wanted Datapath_Binding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Datapath {
     pub kind: DpKind,
     pub name: String,
     pub tunnel_key: i64,
+    /// A router's `options:always_learn_from_arp_request` (OVN's
+    /// `smap_get_bool(…, true)`: false only if "false"), carried to SB as
+    /// `Datapath_Binding.external_ids:always_learn_from_arp_request=false`
+    /// for the chassis (OVN carries it only in logical flows).
+    pub always_learn_from_arp_request: bool,
 }
 
 /// A wanted Port_Binding (the columns northd owns; `chassis`, `up` and
@@ -253,10 +262,16 @@ impl Desired {
                 },
             },
         };
+        let always_learn_from_arp_request = kind == DpKind::Switch
+            || !row
+                .string_map("options")
+                .get(LEARN_FROM_ARP_REQUEST)
+                .is_some_and(|v| v.eq_ignore_ascii_case("false"));
         let dp = Datapath {
             kind,
             name,
             tunnel_key,
+            always_learn_from_arp_request,
         };
         if self.datapaths.get(&u) != Some(&dp) {
             self.datapaths.insert(u, dp);

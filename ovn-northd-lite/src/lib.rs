@@ -115,7 +115,10 @@ impl Northd {
                     "up",
                 ],
             ),
-            cols("Logical_Router", &["name", "ports", "static_routes"]),
+            cols(
+                "Logical_Router",
+                &["name", "ports", "static_routes", "options"],
+            ),
             cols(
                 router::NB_ROUTES,
                 &[

@@ -3,14 +3,14 @@
 //! transaction. Rows northd does not own (a Port_Binding's `chassis`, `up`,
 //! `encap`) are never written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ovsdb::client::txn::{by_uuid, map, set, uuid};
 use ovsdb::client::{Changes, Replica, RowId, Transaction};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::compute::{Datapath, Desired, DpKind, Port, SbKeys};
+use crate::compute::{Datapath, Desired, DpKind, Port, SbKeys, LEARN_FROM_ARP_REQUEST};
 
 pub const SB: &str = "OVN_Southbound";
 
@@ -116,16 +116,22 @@ impl SbKeys for SbView<'_> {
     }
 }
 
+/// The `external_ids` northd-lite writes on a Datapath_Binding.
+fn dp_ids(nb: Uuid, d: &Datapath) -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::from([
+        (d.kind.id_key().to_string(), nb.to_string()),
+        ("name".to_string(), d.name.clone()),
+    ]);
+    if !d.always_learn_from_arp_request {
+        ids.insert(LEARN_FROM_ARP_REQUEST.to_string(), "false".to_string());
+    }
+    ids
+}
+
 fn dp_row(nb: Uuid, d: &Datapath) -> Vec<(&'static str, Value)> {
     vec![
         ("tunnel_key", json!(d.tunnel_key)),
-        (
-            "external_ids",
-            map([
-                (d.kind.id_key().to_string(), nb.to_string()),
-                ("name".to_string(), d.name.clone()),
-            ]),
-        ),
+        ("external_ids", map(dp_ids(nb, d))),
     ]
 }
 
@@ -188,9 +194,12 @@ pub fn diff(desired: &mut Desired, index: &SbIndex, sb: &Replica, txn: &mut Tran
         match (want, have) {
             (Some(d), Some((u, row))) => {
                 let ids = row.string_map("external_ids");
+                // The keys northd-lite writes (others' keys are theirs).
+                let want = dp_ids(nb, d);
                 let same = row.integer("tunnel_key") == d.tunnel_key
-                    && ids.get(d.kind.id_key()) == Some(&nb.to_string())
-                    && ids.get("name") == Some(&d.name);
+                    && [d.kind.id_key(), "name", LEARN_FROM_ARP_REQUEST]
+                        .iter()
+                        .all(|k| ids.get(*k) == want.get(*k));
                 if !same {
                     txn.update("Datapath_Binding", by_uuid(u), dp_row(nb, d));
                     ops += 1;

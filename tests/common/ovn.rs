@@ -317,12 +317,7 @@ impl Ovn {
 
     /// The root-namespace node's /metrics text.
     pub fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let mut s = TcpStream::connect(&self.metrics).expect("metrics");
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        scrape(&self.metrics)
     }
 
     /// A sample's value on the node's /metrics (0 if absent).
@@ -333,6 +328,16 @@ impl Ovn {
     /// What the root-namespace node wrote to stderr so far.
     pub fn node_log(&self) -> String {
         std::fs::read_to_string(self.dir.join(NODE_LOG)).unwrap_or_default()
+    }
+
+    /// Runs the real `ovn-sbctl` against SB; panics on failure.
+    pub fn sbctl(&self, args: &[&str]) -> String {
+        let db = format!("--db={}", self.sb);
+        let mut full = vec!["ovn-sbctl", "--timeout=30", db.as_str()];
+        full.extend(args);
+        let (ok, out) = try_sh(&full);
+        assert!(ok, "ovn-sbctl {:?}: {out}", &full[3..]);
+        out
     }
 
     /// `ovsdb-client dump` of SB.
@@ -361,6 +366,16 @@ fn cli(ctl: &std::path::Path, args: &[&str]) -> String {
 
 pub use switchyard::netns::Bridge as UnderlayNet;
 
+/// The /metrics text served at `addr`.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).expect("metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// A chassis: a network namespace with an uplink veth on the underlay
 /// bridge (host address `host_ip`, for the SB connection) and a
 /// `switchyard node` inside it whose tunnel endpoint is `tunnel_ip` (an
@@ -369,6 +384,9 @@ pub struct Chassis {
     pub name: String,
     pub ns: String,
     pub ctl: PathBuf,
+    /// The node's /metrics address, on the host address (reachable from
+    /// the root namespace over the underlay).
+    pub metrics: String,
     node: Child,
     _host: Host,
 }
@@ -437,6 +455,7 @@ impl Chassis {
             );
         }
         let ctl = ovn.dir.join(format!("{name}.ctl"));
+        let metrics = format!("{host_ip}:{}", free_port());
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
             .args(&args)
@@ -449,7 +468,7 @@ impl Chassis {
                 tunnel_ip,
             ])
             .args(["--uplink", &ul, "--ctl", ctl.to_str().unwrap()])
-            .args(["--metrics", &format!("127.0.0.1:{}", free_port())])
+            .args(["--metrics", &metrics])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -463,6 +482,7 @@ impl Chassis {
             name: name.into(),
             ns,
             ctl,
+            metrics,
             node,
             _host: host,
         }
@@ -471,6 +491,11 @@ impl Chassis {
     /// Runs a `switchyard` subcommand against this chassis' node.
     pub fn cli(&self, args: &[&str]) -> String {
         cli(&self.ctl, args)
+    }
+
+    /// A sample's value on this chassis' node's /metrics (0 if absent).
+    pub fn metric(&self, name_and_labels: &str) -> u64 {
+        super::metric(&scrape(&self.metrics), name_and_labels)
     }
 
     /// Drops the chassis' node counted under `reason`, as `switchyard show`

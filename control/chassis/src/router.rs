@@ -174,12 +174,19 @@ pub(crate) fn routers(
                 })
                 .collect();
             mac_bindings.sort_by_key(|b| (b.logical_port.clone(), b.ip));
+            // northd-lite's copy of options:always_learn_from_arp_request
+            // (the real ovn-northd carries it only in logical flows).
+            let learn_known_only = row
+                .external_ids
+                .get("always_learn_from_arp_request")
+                .is_some_and(|v| v == "false");
             Some(LogicalRouter {
                 name,
                 tunnel_key: row.tunnel_key as u32,
                 ports,
                 routes: routes.into_iter().map(|(_, s)| s).collect(),
                 mac_bindings,
+                learn_known_only,
             })
         })
         .collect();

@@ -1,7 +1,9 @@
 //! OVN's `ls_in_l2_lkup`: the destination MAC picks the logical egress
 //! port. Broadcast and multicast flood the switch; an unknown unicast MAC
 //! goes to the ports with "unknown" addresses, or is dropped when there are
-//! none; a packet whose egress would be its ingress port is dropped.
+//! none; a packet whose egress would be its ingress port is dropped. The
+//! switch's router ports get their copy of a flood first (they learn from
+//! ARP and ND in it: [`super::router::learn_neighbor::from_flood`]).
 
 use super::{Decision, Fields, PacketMeta, Parsed, Tracer, Verdict};
 use crate::drop::DropReason;
@@ -28,6 +30,7 @@ pub fn lookup<'t, T: Tracer>(
             "l2_lookup",
             "eth.dst {dst} is broadcast/multicast: flood"
         );
+        super::router::learn_neighbor::from_flood(tables, dp, p, t);
         return Err(Decision::Verdict(Verdict::Flood {
             datapath: dp,
             unknown_only: false,

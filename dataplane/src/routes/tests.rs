@@ -58,6 +58,7 @@ fn tables(routes: Vec<StaticRoute>) -> Tables {
             ],
             routes,
             mac_bindings: vec![],
+            learn_known_only: false,
         }])
 }
 

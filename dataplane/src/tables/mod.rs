@@ -442,6 +442,13 @@ impl Tables {
                             for ip in &m.ipv6 {
                                 t.nd.insert((dp_idx, ip.addr), owner);
                             }
+                            // A router port also owns its link-local
+                            // address (OVN's `extract_lrp_networks` adds
+                            // it to every router port's networks).
+                            if lp.port_type == PortType::Router {
+                                let lla = crate::pipeline::link_local(m.mac);
+                                t.nd.insert((dp_idx, lla), owner);
+                            }
                         }
                     }
                 }

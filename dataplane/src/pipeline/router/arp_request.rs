@@ -54,14 +54,10 @@ pub struct Request {
 /// (OVN's `REG_SRC_IPV4` for the route's output port); for a solicitation
 /// the port's link-local address (the ARP source is then unused).
 fn source(p: &Rport, to: IpAddr) -> Option<(IpAddr, Ipv4Addr)> {
-    match to {
-        IpAddr::V4(a) => p
-            .ipv4
-            .iter()
-            .find(|c| c.contains(a))
-            .or(p.ipv4.first())
-            .map(|c| (c.addr.into(), c.addr)),
-        IpAddr::V6(_) => Some((link_local(p.mac).into(), Ipv4Addr::UNSPECIFIED)),
+    match (to, super::ip_input::source_for(p, to)) {
+        (IpAddr::V4(_), Some(IpAddr::V4(a))) => Some((a.into(), a)),
+        (IpAddr::V4(_), _) => None,
+        (IpAddr::V6(_), _) => Some((link_local(p.mac).into(), Ipv4Addr::UNSPECIFIED)),
     }
 }
 

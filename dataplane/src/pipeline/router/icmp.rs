@@ -6,7 +6,10 @@
 //! ingress router port's address with `ip.ttl = 254` and quotes the IPv4
 //! header and 8 bytes of data (RFC 792), or as much of the IPv6 packet as
 //! fits in the minimum MTU (RFC 4443 §2.4 (c)). Both go back out of the
-//! port the packet came in by, from the router port's MAC.
+//! port the packet came in by, from the router port's MAC. The TCP reset
+//! and ICMP destination unreachable for the router's own addresses are
+//! `reject`'s answers, written by [`crate::reject`] with the router's codes
+//! ([`crate::reject::ROUTER_CODES`]).
 
 use std::net::IpAddr;
 
@@ -24,6 +27,11 @@ pub enum Answer {
     /// A time exceeded from router port MAC `mac` and address `from` (of
     /// the packet's family).
     TimeExceeded { mac: MacAddr, from: IpAddr },
+    /// To one of the router's addresses, not an echo request: OVN's
+    /// `tcp_reset` for TCP, `icmp4`/`icmp6` destination unreachable for
+    /// the rest (from the address it was sent to; the MACs swapped, so
+    /// from the ingress router port's MAC).
+    Unreachable,
 }
 
 /// RFC 1071 checksum of an IPv4 header at `h`.
@@ -60,6 +68,15 @@ impl Answer {
         );
         let v4 = lay.has(Layout::IPV4);
         match self {
+            Answer::Unreachable => {
+                // The pipeline chose this only for a packet that deserves
+                // an answer: what remains is a buffer too small.
+                if crate::reject::answer_with(buf, lay, &crate::reject::ROUTER_CODES) {
+                    Verdict::Reply
+                } else {
+                    Verdict::Drop(DropReason::NoBuffer)
+                }
+            }
             Answer::Echo { mac } => {
                 let f = buf.data_mut();
                 eth_back(f, mac);

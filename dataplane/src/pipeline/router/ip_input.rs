@@ -6,9 +6,19 @@
 //!   `0.0.0.0/8` IPv4 source, a loopback or `0.0.0.0/8` destination; for
 //!   IPv6 a multicast or loopback source, a loopback destination; and a
 //!   source that is one of the router's own addresses;
-//! - priority 90, ICMP echo requests to any of the router's addresses are
-//!   answered (the reply leaves by the port the request came in by);
-//!   priority 60, anything else to them is dropped;
+//! - priority 90, ICMP echo requests to any of the router's addresses
+//!   (with each port's link-local address, as OVN's `lrp_networks` hold
+//!   it) are answered (the reply leaves by the port the request came in by);
+//! - priority 80, not a later fragment: TCP to them gets `tcp_reset`, UDP
+//!   ICMP port unreachable (type 3 code 3; ICMPv6 type 1 code 4), SCTP
+//!   `sctp_abort`; priority 70, any other protocol ICMP destination
+//!   unreachable (code 2, protocol unreachable; ICMPv6 code 3, address
+//!   unreachable) — northd.c `build_lrouter_ipv4_ip_input` and its IPv6
+//!   twin, for routers without gateway ports (which this one has not yet).
+//!   Written by [`crate::reject`], which, unlike OVN's pinctrl, answers no
+//!   ICMP error and no TCP RST (RFC 1122 §3.2.2, RFC 4443 §2.4(e), RFC
+//!   9293 §3.10.7.1) and sends no SCTP ABORT: those are dropped;
+//!   priority 60, what is left (later fragments) is dropped;
 //! - priority 31/30, `ip.ttl == {0, 1}`: ICMP time exceeded (type 11 /
 //!   ICMPv6 type 3, code 0) from the ingress port's address, unless the
 //!   packet is a later fragment (`!ip.later_frag`), which is dropped.
@@ -17,7 +27,9 @@ use std::net::IpAddr;
 
 use super::icmp::Answer;
 use crate::drop::DropReason;
+use crate::neighbor_log::Answered;
 use crate::pipeline::{Decision, Fields, Parsed, Tracer};
+use crate::reject::{self, Reply};
 use crate::routes::{Routers, Rport};
 use crate::wire::layout::Layout;
 use crate::wire::IpProtocol;
@@ -41,17 +53,19 @@ fn martian(src: IpAddr, dst: IpAddr) -> bool {
     }
 }
 
-/// Whether router port `p` owns `ip`.
+/// Whether router port `p` owns `ip` (one of its networks' addresses, or
+/// its link-local address).
 fn owns(p: &Rport, ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => p.ipv4.iter().any(|c| c.addr == a),
-        IpAddr::V6(a) => p.ipv6.iter().any(|c| c.addr == a),
+        IpAddr::V6(a) => p.lla == a || p.ipv6.iter().any(|c| c.addr == a),
     }
 }
 
-/// The address of `p` a time exceeded to `to` comes from: the one whose
-/// network holds the sender, else the port's first of that family.
-fn source_for(p: &Rport, to: IpAddr) -> Option<IpAddr> {
+/// The address of `p` that speaks to `to` (a time exceeded's source, an
+/// ARP request's sender: OVN's `REG_SRC_IPV4`/`REG_SRC_IPV6`): the one
+/// whose network holds `to`, else the port's first of that family.
+pub(super) fn source_for(p: &Rport, to: IpAddr) -> Option<IpAddr> {
     match to {
         IpAddr::V4(a) => p
             .ipv4
@@ -97,14 +111,38 @@ pub fn ip_input<T: Tracer>(
                 "lr_in_ip_input",
                 "echo request to router address {dst}: echo reply"
             );
+            if !T::ENABLED {
+                rs.log.answer(Answered::EchoReply);
+            }
             return Some(Decision::Router(Answer::Echo { mac: rp.mac }));
         }
+        let (frame, lay) = p.stateful();
+        let Some(reply) = reject::reply_for(frame, lay) else {
+            trace!(
+                t,
+                "lr_in_ip_input",
+                "to router address {dst}, not an echo request and nothing to answer (a later fragment, SCTP, a TCP RST or an ICMP error): dropped"
+            );
+            return Some(Decision::drop(DropReason::RouterLocal));
+        };
+        let (what, counted) = match reply {
+            Reply::TcpReset => ("TCP: tcp_reset (RST|ACK)", Answered::TcpReset),
+            Reply::PortUnreachable => ("UDP: ICMP port unreachable", Answered::PortUnreachable),
+            Reply::Unreachable if lay.has(Layout::IPV4) => {
+                ("ICMP protocol unreachable", Answered::DstUnreachable)
+            }
+            Reply::Unreachable => ("ICMPv6 address unreachable", Answered::DstUnreachable),
+        };
         trace!(
             t,
             "lr_in_ip_input",
-            "to router address {dst}, not an echo request: dropped"
+            "to router address {dst}, not an echo request: {what} from {dst} out of \"{}\"",
+            rp.name
         );
-        return Some(Decision::drop(DropReason::RouterLocal));
+        if !T::ENABLED {
+            rs.log.answer(counted);
+        }
+        return Some(Decision::Router(Answer::Unreachable));
     }
     if p.ttl_expiring() {
         p.read(Fields::ANSWER);
@@ -117,6 +155,9 @@ pub fn ip_input<T: Tracer>(
                     "ip.ttl <= 1: time exceeded from {from} (\"{}\")",
                     rp.name
                 );
+                if !T::ENABLED {
+                    rs.log.answer(Answered::TimeExceeded);
+                }
                 return Some(Decision::Router(Answer::TimeExceeded { mac: rp.mac, from }));
             }
             _ => {

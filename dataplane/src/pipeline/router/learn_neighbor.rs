@@ -1,7 +1,8 @@
 //! OVN's `lr_in_lookup_neighbor` and `lr_in_learn_neighbor` (ovn-northd(8),
 //! "Logical Router Ingress Table 1: Neighbor lookup" and "Table 2: Neighbor
-//! learning"; northd.c `build_neigh_learning_flows_for_lrouter`), with the
-//! router option `always_learn_from_arp_request` at its default, true:
+//! learning"; northd.c `build_neigh_learning_flows_for_lrouter` and
+//! `_for_lrouter_port`), with the router option
+//! `always_learn_from_arp_request` at its default, true:
 //!
 //! - an ARP reply: (`arp.spa`, `arp.sha`), `put_arp`;
 //! - an ARP request whose `arp.spa` is in one of the port's networks:
@@ -13,24 +14,35 @@
 //!   option;
 //!
 //! unless the router already holds that binding (`lookup_arp`,
-//! `lookup_nd`). ND messages count only with hop limit 255, as OVN's
+//! `lookup_nd`). With the option false, a request or solicitation teaches
+//! only an IP the router has a binding for on that port already
+//! (`lookup_arp_ip`, `lookup_nd_ip`: a moved MAC), or, for an ARP request,
+//! one for the port's own address (priority 110); replies and
+//! advertisements teach as before. ND messages count only with hop limit 255, as OVN's
 //! `nd_ns`/`nd_na` predicates and RFC 4861 §7.1.1/§7.1.2 ask. A binding is
 //! queued for the chassis controller ([`crate::neighbor_log`]), which puts
 //! it into this node's tables at once and into SB `MAC_Binding`; the ARP or
 //! ND message itself goes no further (OVN's router drops it after
 //! learning). Requests for the router's own addresses are answered by the
 //! switch's responder ([`crate::pipeline::arp_nd_responder`]), which hands
-//! them here first ([`from_request`]); broadcasts the switch floods (a
-//! gratuitous ARP) do not reach the router here yet.
+//! them here first ([`from_request`]). What the switch floods reaches its
+//! router ports too, as OVN's `MC_FLOOD` group holds them and
+//! `lr_in_admission` admits `eth.mcast` ([`from_flood`]): a gratuitous ARP
+//! (request or reply; a request's `arp.spa` must be in the port's
+//! networks, as for any request), an unsolicited neighbour advertisement
+//! to ff02::1, or a solicitation for someone else teaches the routers of
+//! that switch, and the flood goes on. (OVN does not flood a router's own
+//! requests back to router ports, `MC_FLOOD_L2`; ours are written straight
+//! to the switch's ports and never pass here.)
 
 use std::net::IpAddr;
 
-use crate::ids::LportIdx;
+use crate::ids::{DatapathIdx, LportIdx};
 use crate::neighbor_log::Learnt;
 use crate::pipeline::{Decision, Fields, Parsed, Tracer, Verdict};
 use crate::tables::Tables;
 use crate::wire::icmpv6::{self, NdiscRepr};
-use crate::wire::{arp, IpProtocol, MacAddr};
+use crate::wire::{arp, EtherType, IpProtocol, MacAddr};
 
 /// ICMPv6 types of a neighbour solicitation and advertisement (RFC 4861
 /// §4.3, §4.4).
@@ -61,6 +73,16 @@ fn put<T: Tracer>(tables: &Tables, rport: usize, ip: IpAddr, mac: MacAddr, how: 
             mac,
         });
     }
+}
+
+/// Whether a request (or solicitation) from `ip` teaches the router behind
+/// `rport`: always, unless the router has `always_learn_from_arp_request`
+/// false; then only if `ip` is bound there already or (ARP only)
+/// `to_router`, the request asks for the port's own address.
+fn request_teaches(tables: &Tables, rport: usize, ip: IpAddr, to_router: bool) -> bool {
+    let rs = &tables.routers;
+    let router = &rs.routers[rs.ports[rport].router];
+    !router.learn_known_only || to_router || router.neighbors.contains_key(&(rport, ip))
 }
 
 /// Whether `ip` is in one of router port `rport`'s IPv4 networks.
@@ -96,14 +118,27 @@ pub fn learn<T: Tracer>(
                 "ARP reply",
                 t,
             ),
-            arp::Operation::Request if in_networks(tables, inport, spa) => put(
-                tables,
-                inport,
-                spa.into(),
-                a.source_hardware_addr,
-                "ARP request",
-                t,
-            ),
+            arp::Operation::Request
+                if in_networks(tables, inport, spa)
+                    && request_teaches(
+                        tables,
+                        inport,
+                        spa.into(),
+                        tables.routers.ports[inport]
+                            .ipv4
+                            .iter()
+                            .any(|c| c.addr == a.target_protocol_addr),
+                    ) =>
+            {
+                put(
+                    tables,
+                    inport,
+                    spa.into(),
+                    a.source_hardware_addr,
+                    "ARP request",
+                    t,
+                )
+            }
             _ => trace!(
                 t,
                 "lr_in_lookup_neighbor",
@@ -148,18 +183,50 @@ pub fn learn<T: Tracer>(
         NdiscRepr::NeighborSolicit { lladdr, .. } => {
             let src = p.ip6_src();
             match lladdr {
-                Some(mac) if !src.is_unspecified() => {
+                Some(mac)
+                    if !src.is_unspecified()
+                        && request_teaches(tables, inport, src.into(), false) =>
+                {
                     put(tables, inport, src.into(), mac, "neighbour solicitation", t)
                 }
                 _ => trace!(
                     t,
                     "lr_in_lookup_neighbor",
-                    "solicitation without a source to learn"
+                    "solicitation without a source to learn (or of an IP not bound, with always_learn_from_arp_request=false)"
                 ),
             }
         }
     }
     Some(Decision::Verdict(Verdict::Consumed))
+}
+
+/// A broadcast or multicast that switch `dp`'s L2 lookup floods: each
+/// router port on the switch gets its copy, and its router learns from
+/// ARP and neighbour discovery in it as [`learn`] does (the copy then goes
+/// no further, as OVN's router drops it). Costs nothing on a chassis
+/// without routers, and reads only the EtherType of what is not ARP or ND.
+pub fn from_flood<T: Tracer>(tables: &Tables, dp: DatapathIdx, p: &mut Parsed<'_>, t: &mut T) {
+    let rs = &tables.routers;
+    if rs.ports.is_empty() {
+        return;
+    }
+    let nd = match p.eth_type() {
+        EtherType::Arp => false,
+        EtherType::Ipv6 if p.ip_proto() == IpProtocol::Icmpv6 => true,
+        _ => return,
+    };
+    if nd && !matches!(p.icmpv6(), Some((ND_NS | ND_NA, _))) {
+        return;
+    }
+    for rport in (0..rs.ports.len()).filter(|&i| rs.ports[i].switch == dp) {
+        trace!(
+            t,
+            "lr_in_admission",
+            "flooded copy to router port \"{}\" (eth.mcast)",
+            rs.ports[rport].name
+        );
+        let _ = learn(tables, rport, p, t);
+    }
 }
 
 /// A request the switch's responder answers for router port address
@@ -178,11 +245,16 @@ pub fn from_request<T: Tracer>(
         return;
     };
     p.read(Fields::ANSWER);
+    // The request asks for the router port's own address: for ARP, OVN's
+    // priority-110 lookup learns it whatever always_learn_from_arp_request
+    // says; for a solicitation, no such flow.
     match (sender, mac) {
         (IpAddr::V4(spa), Some(mac)) if in_networks(tables, rport, spa) => {
             put(tables, rport, sender, mac, "ARP request", t)
         }
-        (IpAddr::V6(src), Some(mac)) if !src.is_unspecified() => {
+        (IpAddr::V6(src), Some(mac))
+            if !src.is_unspecified() && request_teaches(tables, rport, sender, false) =>
+        {
             put(tables, rport, sender, mac, "neighbour solicitation", t)
         }
         _ => {}

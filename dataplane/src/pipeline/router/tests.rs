@@ -48,6 +48,12 @@ fn tables() -> Tables {
 
 /// [`tables`] with `extra` ports on ls2 and MAC bindings `bound`.
 fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
+    tables_learning(extra, bound, false)
+}
+
+/// [`tables_with`], lr0 with `options:always_learn_from_arp_request=false`
+/// if `known_only`.
+fn tables_learning(extra: Vec<LogicalPort>, bound: Vec<MacBinding>, known_only: bool) -> Tables {
     let lrp1 = format!("{LRP1} 10.0.1.254/24 fd01::fe/64");
     let lrp2 = format!("{LRP2} 10.0.2.254/24 fd02::fe/64");
     let switches = [
@@ -104,6 +110,7 @@ fn tables_with(extra: Vec<LogicalPort>, bound: Vec<MacBinding>) -> Tables {
                 },
             ],
             mac_bindings: bound,
+            learn_known_only: known_only,
         }])
 }
 
@@ -202,8 +209,10 @@ fn static_routes_go_to_their_next_hop_and_the_rest_is_dropped_with_a_reason() {
         let (v, _) = run(&t, &from_vm1(&format!("ip4.dst={dst} udp.dst=53")));
         assert_eq!(v, Verdict::Drop(why), "to {dst}");
     }
+    // To the router's own address: answered, not routed (port
+    // unreachable: see the_router_resets_tcp_and_answers_unreachable…).
     let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.254 udp.dst=53"));
-    assert_eq!(v, Verdict::Drop(DropReason::RouterLocal));
+    assert_eq!(v, Verdict::Reply);
     // To another MAC than the router port's: not admitted.
     let (v, _) = run(
         &t,
@@ -630,4 +639,273 @@ fn the_router_learns_from_arp_and_neighbour_discovery() {
         .routers
         .show(&t)
         .contains(&format!("neighbor 10.0.2.99 at {EXT} on lrp2")));
+}
+
+/// OVN's `lr_in_ip_input` priorities 80 and 70: to any of the router's
+/// own addresses, TCP gets `tcp_reset`, UDP ICMP port unreachable, any
+/// other protocol ICMP protocol unreachable (ICMPv6: address unreachable),
+/// from the address it was sent to and the ingress port's MAC, back to
+/// the sender; a RST, an ICMP error and later fragments get nothing and
+/// are dropped as `router_local`. Each answer is counted by kind, and the
+/// trace says which.
+#[test]
+fn the_router_resets_tcp_and_answers_unreachable_to_its_addresses() {
+    use crate::neighbor_log::Answered;
+    use crate::wire::{tcp, IpProtocol};
+    let t = tables();
+    let check = |out: &[u8], src: &str, dst: &str| {
+        let lay = layout::parse(out).unwrap();
+        assert_eq!(lay.dst_mac(out).to_string(), VM1);
+        assert_eq!(lay.src_mac(out).to_string(), LRP1);
+        let (s, d) = if lay.has(layout::Layout::IPV4) {
+            (lay.ipv4_src(out).to_string(), lay.ipv4_dst(out).to_string())
+        } else {
+            (lay.ipv6_src(out).to_string(), lay.ipv6_dst(out).to_string())
+        };
+        assert_eq!((s.as_str(), d.as_str()), (src, dst));
+        assert!(crate::wire::checksum::verify_l4(out, &lay).unwrap());
+        lay
+    };
+
+    // A SYN to lrp2's address, through lrp1.
+    let syn = from_vm1("ip4.dst=10.0.2.254 tcp.src=40000 tcp.dst=22 tcp.flags=0x02");
+    let (v, out) = run(&t, &syn);
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "10.0.2.254", "10.0.1.1");
+    assert_eq!(lay.ip_protocol(), IpProtocol::Tcp);
+    assert_eq!(lay.tcp_flags(&out), tcp::Flags::RST | tcp::Flags::ACK);
+    assert_eq!((lay.l4_src_port(&out), lay.l4_dst_port(&out)), (22, 40000));
+
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.1.254 udp.src=40000 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "10.0.1.254", "10.0.1.1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (3, 3));
+
+    // Another protocol (GRE, 47): protocol unreachable.
+    let mut gre = frame(&from_vm1("ip4.dst=10.0.1.254 udp.dst=53"));
+    gre[14 + 9] = 47;
+    gre[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let c = !crate::wire::checksum::data(&gre[14..34]);
+    gre[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    let mut buf = HeapBuf::from_frame(&gre);
+    let v = decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut NoTrace);
+    assert_eq!(v, Verdict::Reply);
+    let out = buf.data().to_vec();
+    let lay = check(&out, "10.0.1.254", "10.0.1.1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (3, 2));
+
+    let v6 =
+        |l4: &str| format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fd01::1 ip6.dst=fd02::fe {l4}");
+    let (v, out) = run(&t, &v6("udp.src=40000 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "fd02::fe", "fd01::1");
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (1, 4));
+    let (v, out) = run(&t, &v6("tcp.src=40000 tcp.dst=22 tcp.flags=0x02"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = check(&out, "fd02::fe", "fd01::1");
+    assert_eq!(lay.tcp_flags(&out), tcp::Flags::RST | tcp::Flags::ACK);
+
+    // Nothing answers a RST or an ICMP error.
+    for quiet in [
+        from_vm1("ip4.dst=10.0.2.254 tcp.src=40000 tcp.dst=22 tcp.flags=0x04"),
+        from_vm1("ip4.dst=10.0.2.254 icmp4.type=3 icmp4.code=3"),
+        v6("icmp6.type=1 icmp6.code=4"),
+    ] {
+        let (v, _) = run(&t, &quiet);
+        assert_eq!(v, Verdict::Drop(DropReason::RouterLocal), "{quiet}");
+    }
+
+    let log = &t.routers.log;
+    assert_eq!(log.answered(Answered::TcpReset), 2);
+    assert_eq!(log.answered(Answered::PortUnreachable), 2);
+    assert_eq!(log.answered(Answered::DstUnreachable), 1);
+
+    // The trace says what the router answers, and spends no counter.
+    let mut trace = TraceLog::default();
+    let mut buf = HeapBuf::from_frame(&frame(&syn));
+    decide(&t, &mut buf, &mut PacketMeta::new(PortId(0)), &mut trace);
+    let text = format!("{:?}", trace.stages);
+    assert!(
+        text.contains("tcp_reset (RST|ACK) from 10.0.2.254"),
+        "{text}"
+    );
+    assert_eq!(log.answered(Answered::TcpReset), 2);
+}
+
+/// Gratuitous ARP and unsolicited advertisements flood the switch, and its
+/// router ports' copies teach the routers (OVN's `MC_FLOOD` holds router
+/// ports; `lr_in_lookup_neighbor`/`lr_in_learn_neighbor` with
+/// `always_learn_from_arp_request` at its default): a GARP request from the
+/// port's networks, a GARP reply from anywhere, an NA to ff02::1; not a
+/// request from outside the networks, not what is known already. The
+/// flood itself goes on, and trace shows the router's copy.
+#[test]
+fn gratuitous_arp_and_unsolicited_na_flooded_in_the_switch_are_learnt() {
+    const EXT: &str = "00:00:00:00:02:99";
+    let ext = gateway("ext", 3, "unknown", PortId(3));
+    let t = tables_with(vec![ext.clone()], vec![]);
+    let learnt = |t: &Tables| -> Vec<String> {
+        t.routers
+            .log
+            .drain()
+            .map(|l| format!("{} {} {}", l.port, l.ip, l.mac))
+            .collect()
+    };
+    let garp = |op: u8, ip: &str| {
+        format!("eth.src={EXT} eth.dst=ff:ff:ff:ff:ff:ff arp arp.op={op} arp.sha={EXT} arp.spa={ip} arp.tpa={ip}")
+    };
+    let flooded = |v: Verdict| matches!(v, Verdict::Flood { .. });
+    let (v, _) = run_from(&t, PortId(3), &garp(1, "10.0.2.99"));
+    assert!(flooded(v), "{v:?}");
+    assert_eq!(learnt(&t), [format!("lrp2 10.0.2.99 {EXT}")]);
+    let (v, _) = run_from(&t, PortId(3), &garp(2, "192.168.0.9"));
+    assert!(flooded(v), "{v:?}");
+    assert_eq!(learnt(&t), [format!("lrp2 192.168.0.9 {EXT}")]);
+    let (v, _) = run_from(&t, PortId(3), &garp(1, "192.168.0.1"));
+    assert!(flooded(v), "{v:?}");
+    assert!(learnt(&t).is_empty());
+    let na = format!(
+        "eth.src={EXT} eth.dst=33:33:00:00:00:01 ip6.src=fd02::99 ip6.dst=ff02::1 ip.ttl=255 nd_na nd.target=fd02::99 nd.tll={EXT}"
+    );
+    let (v, _) = run_from(&t, PortId(3), &na);
+    assert!(flooded(v), "{v:?}");
+    assert_eq!(learnt(&t), [format!("lrp2 fd02::99 {EXT}")]);
+
+    // Known already: nothing new to queue.
+    let bound = MacBinding {
+        logical_port: "lrp2".into(),
+        ip: "10.0.2.99".parse().unwrap(),
+        mac: EXT.parse().unwrap(),
+    };
+    let t = tables_with(vec![ext], vec![bound]);
+    let (v, _) = run_from(&t, PortId(3), &garp(1, "10.0.2.99"));
+    assert!(flooded(v), "{v:?}");
+    assert!(learnt(&t).is_empty());
+
+    let mut log = TraceLog::default();
+    let mut buf = HeapBuf::from_frame(&frame(&garp(1, "10.0.2.98")));
+    decide(&t, &mut buf, &mut PacketMeta::new(PortId(3)), &mut log);
+    let text = format!("{:?}", log.stages);
+    assert!(
+        text.contains("flooded copy to router port \\\"lrp2\\\"")
+            && text.contains("ARP request: learns 10.0.2.98"),
+        "{text}"
+    );
+    assert!(learnt(&t).is_empty(), "a trace queued a binding");
+}
+
+/// Every router port owns its EUI-64 link-local address, as OVN's
+/// `extract_lrp_networks` adds it: the switch answers neighbour
+/// solicitations for it with the port's MAC, the router answers echo
+/// requests to it (from it) and UDP with port unreachable; nothing is
+/// routed to a link-local destination.
+#[test]
+fn a_router_port_owns_its_link_local_address() {
+    let t = tables();
+    let lla = "fe80::200:ff:fe00:ff01";
+    let ns = format!(
+        "eth.src={VM1} eth.dst=33:33:ff:00:ff:01 ip6.src=fe80::200:ff:fe00:101 ip6.dst=ff02::1:ff00:ff01 ip.ttl=255 nd_ns nd.target={lla} nd.sll={VM1}"
+    );
+    let (v, out) = run(&t, &ns);
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(lay.src_mac(&out).to_string(), LRP1);
+    assert_eq!(lay.icmp_type(&out), 136);
+    let na = crate::wire::icmpv6::NdiscRepr::parse(&crate::wire::icmpv6::Packet::new_unchecked(
+        lay.l4_bytes(&out),
+    ))
+    .unwrap();
+    assert!(
+        matches!(na, crate::wire::icmpv6::NdiscRepr::NeighborAdvert { target_addr, lladdr: Some(m), .. }
+            if target_addr.to_string() == lla && m.to_string() == LRP1),
+        "{na:?}"
+    );
+
+    let to_lla = |l4: &str| {
+        format!("eth.src={VM1} eth.dst={LRP1} ip6.src=fe80::200:ff:fe00:101 ip6.dst={lla} {l4}")
+    };
+    let (v, out) = run(&t, &to_lla("icmp6.type=128"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!(
+        (lay.icmp_type(&out), lay.ipv6_src(&out).to_string()),
+        (129, lla.to_string())
+    );
+    assert!(crate::wire::checksum::verify_l4(&out, &lay).unwrap());
+    let (v, out) = run(&t, &to_lla("udp.src=40000 udp.dst=53"));
+    assert_eq!(v, Verdict::Reply);
+    let lay = layout::parse(&out).unwrap();
+    assert_eq!((lay.icmp_type(&out), lay.icmp_code(&out)), (1, 4));
+
+    // Another port's link-local address is the router's too; other
+    // link-local destinations are not routed.
+    let (v, _) = run(
+        &t,
+        &to_lla("icmp6.type=128").replace(lla, "fe80::200:ff:fe00:ff02"),
+    );
+    assert_eq!(v, Verdict::Reply);
+    let (v, _) = run(&t, &to_lla("icmp6.type=128").replace(lla, "fe80::1"));
+    assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
+}
+
+/// `options:always_learn_from_arp_request=false`: requests and
+/// solicitations teach only an IP already bound (a moved MAC) or, for ARP,
+/// one asking for the router port's own address; replies and
+/// advertisements teach as ever (northd.c `lr_in_lookup_neighbor`).
+#[test]
+fn with_always_learn_from_arp_request_false_requests_teach_only_known_ips() {
+    const EXT: &str = "00:00:00:00:02:99";
+    let ext = gateway("ext", 3, "unknown", PortId(3));
+    let moved = MacBinding {
+        logical_port: "lrp2".into(),
+        ip: "10.0.2.96".parse().unwrap(),
+        mac: "00:00:00:00:02:96".parse().unwrap(),
+    };
+    let t = tables_learning(vec![ext], vec![moved], true);
+    let learnt = |t: &Tables| -> Vec<String> {
+        t.routers
+            .log
+            .drain()
+            .map(|l| format!("{} {}", l.ip, l.mac))
+            .collect()
+    };
+    let request = |spa: &str, tpa: &str| {
+        format!("eth.src={EXT} eth.dst=ff:ff:ff:ff:ff:ff arp arp.op=1 arp.sha={EXT} arp.spa={spa} arp.tpa={tpa}")
+    };
+    // A GARP and a request for someone else: not learnt.
+    for r in [
+        request("10.0.2.99", "10.0.2.99"),
+        request("10.0.2.99", "10.0.2.50"),
+    ] {
+        run_from(&t, PortId(3), &r);
+        assert!(learnt(&t).is_empty(), "{r}");
+    }
+    // For the router's own address: learnt (the switch answers).
+    let (v, _) = run_from(&t, PortId(3), &request("10.0.2.98", "10.0.2.254"));
+    assert_eq!(v, Verdict::Reply);
+    assert_eq!(learnt(&t), [format!("10.0.2.98 {EXT}")]);
+    // A bound IP whose MAC moved: learnt.
+    run_from(&t, PortId(3), &request("10.0.2.96", "10.0.2.96"));
+    assert_eq!(learnt(&t), [format!("10.0.2.96 {EXT}")]);
+    // A reply and an advertisement: learnt.
+    let reply = format!(
+        "eth.src={EXT} eth.dst={LRP2} arp arp.op=2 arp.sha={EXT} arp.spa=10.0.2.97 arp.tha={LRP2} arp.tpa=10.0.2.254"
+    );
+    run_from(&t, PortId(3), &reply);
+    let na = format!(
+        "eth.src={EXT} eth.dst=33:33:00:00:00:01 ip6.src=fd02::99 ip6.dst=ff02::1 ip.ttl=255 nd_na nd.target=fd02::99 nd.tll={EXT}"
+    );
+    run_from(&t, PortId(3), &na);
+    assert_eq!(
+        learnt(&t),
+        [format!("10.0.2.97 {EXT}"), format!("fd02::99 {EXT}")]
+    );
+    // A solicitation from an IP not bound: not learnt, even for the
+    // router's own address.
+    let ns = format!(
+        "eth.src={EXT} eth.dst=33:33:ff:00:00:fe ip6.src=fd02::98 ip6.dst=ff02::1:ff00:fe ip.ttl=255 nd_ns nd.target=fd02::fe nd.sll={EXT}"
+    );
+    let (v, _) = run_from(&t, PortId(3), &ns);
+    assert_eq!(v, Verdict::Reply);
+    assert!(learnt(&t).is_empty());
 }
