@@ -7,7 +7,8 @@
 //! ovsdb-server does, replaying their logs, converting them if the built-in schema is newer),
 //! and only then serves: a server that cannot bind or lock leaves nothing behind and no client
 //! sees it half-started. Each remote serves both databases, as one ovsdb-server serving two
-//! files would. [`serve`] runs until SIGINT/SIGTERM; `--repair` runs [`repair`] instead, the
+//! files would. [`serve`] runs until SIGINT/SIGTERM; `--repair` runs [`repair`] and
+//! `--convert IN OUT` [`storage::convert`] (to or from ovsdb-server's file format) instead, the
 //! way `ovsdb-tool` works on a stopped server's files.
 
 use std::path::{Path, PathBuf};
@@ -189,6 +190,12 @@ pub struct DbArgs {
     /// `<file>.corrupt-<unix time>`, and what was dropped is printed.
     #[arg(long)]
     pub repair: bool,
+    /// Do not serve: convert the database file IN to the other server's format in OUT (which
+    /// must not exist) and exit. A switchyard db file becomes an ovsdb-server standalone file
+    /// (ovsdb(5)), and a standalone file becomes one `switchyard db` serves (copy it into
+    /// --data-dir as OVN_Northbound.db or OVN_Southbound.db). Every row keeps its UUID.
+    #[arg(long, num_args = 2, value_names = ["IN", "OUT"])]
+    pub convert: Option<Vec<PathBuf>>,
 }
 
 impl From<DbArgs> for DbServerConfig {
@@ -208,9 +215,14 @@ impl From<DbArgs> for DbServerConfig {
     }
 }
 
-/// Entry point for `switchyard db`: repairs with `--repair`, otherwise builds a runtime and
+/// Entry point for `switchyard db`: converts a file with `--convert`, repairs with `--repair`,
+/// otherwise builds a runtime and
 /// serves until a shutdown signal.
 pub fn cli(args: DbArgs) -> Result<(), DbError> {
+    if let Some([input, output]) = args.convert.as_deref() {
+        println!("{}", storage::convert(input, output)?);
+        return Ok(());
+    }
     if args.repair {
         let repaired = repair(&args.data_dir)?;
         if repaired.is_empty() {

@@ -14,8 +14,11 @@
 //! atomically replaces the old one, so a crash never leaves a half-written snapshot.//!
 //! `framing` owns the bytes of a record, `records` what its JSON says and the replay, and
 //! `repair` the offline repair; this module is the open [`Log`] and its file operations.
+//! [`ovsdb_file`] reads and writes ovsdb-server's own file format, which [`convert`] uses to
+//! move a database between the two servers.
 
 mod framing;
+pub mod ovsdb_file;
 mod records;
 mod repair;
 
@@ -242,6 +245,70 @@ impl Log {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Which way [`convert`] went, and how many rows it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converted {
+    /// The database's name (`OVN_Northbound`, ...).
+    pub name: String,
+    /// True when the input was ovsdb-server's file and the output is ours.
+    pub from_ovsdb_server: bool,
+    pub rows: usize,
+}
+
+impl std::fmt::Display for Converted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (from, to) = if self.from_ovsdb_server {
+            ("ovsdb-server's standalone format", "switchyard db's log")
+        } else {
+            ("switchyard db's log", "ovsdb-server's standalone format")
+        };
+        write!(f, "{}: {} rows from {from} to {to}", self.name, self.rows)
+    }
+}
+
+/// Converts the database file `input` to the other server's format in `output`, which must not
+/// exist: our log becomes an ovsdb-server standalone file (ovsdb(5)) and a standalone file
+/// becomes our log, every row kept with its UUID. Both files are locked as the servers lock
+/// them (`.<file>.~lock~`), so a file a running server (ours or ovsdb-server) has open is
+/// refused rather than read half-written.
+pub fn convert(input: &Path, output: &Path) -> Result<Converted, StorageError> {
+    let _in_lock = LockFile::acquire(input)?;
+    let _out_lock = LockFile::acquire(output)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { path, source }
+    };
+    if output.exists() {
+        return Err(io(output)(std::io::ErrorKind::AlreadyExists.into()));
+    }
+    let bytes = std::fs::read(input).map_err(io(input))?;
+    let from_ovsdb_server = ovsdb_file::is_ovsdb_server_file(&bytes);
+    let (db, out) = if from_ovsdb_server {
+        let db = ovsdb_file::from_bytes(input, &bytes)?;
+        let out = frame(&snapshot_json(&db));
+        (db, out)
+    } else {
+        let scan = scan(&bytes);
+        if let Some(bad) = &scan.bad {
+            if bad.number > 1 && bad.intact_after > 0 {
+                return Err(StorageError::MidLogCorruption {
+                    path: input.to_path_buf(),
+                    bad: bad.clone(),
+                });
+            }
+        }
+        let (db, _) = replay(input, &scan)?;
+        let out = ovsdb_file::to_bytes(&db);
+        (db, out)
+    };
+    replace_file(output, &out)?;
+    Ok(Converted {
+        name: db.schema.name.clone(),
+        from_ovsdb_server,
+        rows: db.tables.iter().map(|t| t.rows.len()).sum(),
+    })
 }
 
 fn sync_dir(path: &Path) -> Result<(), StorageError> {
