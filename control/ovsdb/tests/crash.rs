@@ -7,12 +7,10 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{address_set_names, db_command, free_port, DbProcess, RawConn};
+use common::{address_set_names, free_port, DbProcess, RawConn};
 use serde_json::json;
 
 fn sb_remote(dir: &Path) -> String {
@@ -95,31 +93,6 @@ fn acknowledged_transactions_survive_sigkill() {
     assert!(r["result"][0]["uuid"].is_array(), "{r}");
 }
 
-/// Starts `switchyard-db` with its log in `log` and waits until it serves; a server that
-/// exits instead refused to start on the file it wrote itself, and the test fails with its log.
-fn start_logged(dir: &Path, port: u16, log: &Path) -> DbProcess {
-    let child = db_command(dir, port, &sb_remote(dir))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    DbProcess(child)
-}
-
-fn wait_until_serving(server: &mut DbProcess, port: u16, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            panic!(
-                "the server exited ({status}) instead of starting on its own file:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// SIGKILLs the server `rounds` times at random points: four rounds in five after a random
 /// stretch (10-260 ms) of pipelined writes, the fifth 0-30 ms into start-up. After every
 /// restart, all transactions acknowledged in any earlier round must be there.
@@ -146,7 +119,7 @@ fn kill_campaign(rounds: usize) {
     let started = Instant::now();
     for round in 0..rounds {
         let log = logs.path().join(format!("round{round}.log"));
-        let mut server = start_logged(dir.path(), port, &log);
+        let mut server = DbProcess::spawn(dir.path(), port, &sb_remote(dir.path()), &log);
         if random(5) == 0 {
             // Not a wait for a condition: the delay is the kill point, somewhere in start-up.
             std::thread::sleep(Duration::from_millis(random(30)));
@@ -154,15 +127,15 @@ fn kill_campaign(rounds: usize) {
             during_startup += 1;
             continue;
         }
-        wait_until_serving(&mut server, port, &log);
+        server.wait_until_serving();
         assert_all_there(port, &acked, &format!("round {round} (seed {seed})"));
         let kill_after = Duration::from_millis(10 + random(250));
         let (new, _) = write_until_killed(&mut server, port, &format!("r{round}-"), kill_after);
         acked.extend(new);
     }
     let log = logs.path().join("final.log");
-    let mut server = start_logged(dir.path(), port, &log);
-    wait_until_serving(&mut server, port, &log);
+    let mut server = DbProcess::spawn(dir.path(), port, &sb_remote(dir.path()), &log);
+    server.wait_until_serving();
     assert_all_there(port, &acked, &format!("after the campaign (seed {seed})"));
     let torn_tails_cut = std::fs::read_dir(logs.path())
         .unwrap()

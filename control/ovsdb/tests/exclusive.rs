@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{
-    address_set_names, db_command, free_port, insert_address_set, run_to_exit, unix_call, DbProcess,
+    address_set_names, db_command, insert_address_set, run_to_exit, unix_call, DbProcess,
 };
 use serde_json::json;
 
@@ -23,12 +23,12 @@ fn listing(dir: &Path) -> BTreeSet<String> {
 #[test]
 fn second_server_on_one_data_dir_refuses_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let first = DbProcess::start(dir.path(), port, "ptcp:0:127.0.0.1");
+    let first = DbProcess::start(dir.path(), 0, "ptcp:0:127.0.0.1");
+    let port = first.nb_port();
     insert_address_set(port, "before");
     let files = listing(dir.path());
 
-    let out = run_to_exit(&mut db_command(dir.path(), free_port(), "ptcp:0:127.0.0.1"));
+    let out = run_to_exit(&mut db_command(dir.path(), 0, "ptcp:0:127.0.0.1"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the second server must refuse");
     assert!(
@@ -41,9 +41,9 @@ fn second_server_on_one_data_dir_refuses_and_nothing_is_lost() {
     // The first one serves on, and everything committed through it survives a restart.
     insert_address_set(port, "after");
     drop(first);
-    let _again = DbProcess::start(dir.path(), port, "ptcp:0:127.0.0.1");
+    let again = DbProcess::start(dir.path(), 0, "ptcp:0:127.0.0.1");
     assert_eq!(
-        address_set_names(port),
+        address_set_names(again.nb_port()),
         ["after", "before"].map(String::from).into()
     );
 }
@@ -53,11 +53,10 @@ fn live_punix_socket_is_not_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("sb.sock");
     let sb = format!("punix:{}", sock.display());
-    let port = free_port();
-    let first = DbProcess::start(&dir.path().join("a"), port, &sb);
+    let first = DbProcess::start(&dir.path().join("a"), 0, &sb);
 
     let second_dir = dir.path().join("b");
-    let out = run_to_exit(&mut db_command(&second_dir, free_port(), &sb));
+    let out = run_to_exit(&mut db_command(&second_dir, 0, &sb));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the second server must refuse");
     assert!(
@@ -87,11 +86,10 @@ fn stale_punix_socket_is_taken_over_and_other_files_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("sb.sock");
     // A server killed with SIGKILL leaves its socket file with nobody listening.
-    let port = free_port();
-    let mut killed = DbProcess::start(dir.path(), port, &format!("punix:{}", sock.display()));
+    let mut killed = DbProcess::start(dir.path(), 0, &format!("punix:{}", sock.display()));
     killed.sigkill();
     assert!(sock.exists());
-    let _server = DbProcess::start(dir.path(), port, &format!("punix:{}", sock.display()));
+    let _server = DbProcess::start(dir.path(), 0, &format!("punix:{}", sock.display()));
     let r = unix_call(&sock, "list_dbs", json!([]));
     assert!(
         r["result"]
@@ -106,7 +104,7 @@ fn stale_punix_socket_is_taken_over_and_other_files_are_not() {
     std::fs::write(&plain, "keep").unwrap();
     let out = run_to_exit(&mut db_command(
         &dir.path().join("c"),
-        free_port(),
+        0,
         &format!("punix:{}", plain.display()),
     ));
     assert!(!out.status.success());

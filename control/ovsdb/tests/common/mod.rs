@@ -48,7 +48,8 @@ pub fn wait_for_port(port: u16) {
     }
 }
 
-/// `switchyard-db` on `dir` with NB on `ptcp:PORT:127.0.0.1` and SB on `sb` (a remote string).
+/// `switchyard-db` on `dir` with NB on `ptcp:PORT:127.0.0.1` and SB on `sb` (a remote string);
+/// port 0 lets the kernel choose (see [`DbProcess::nb_port`]).
 pub fn db_command(dir: &Path, nb_port: u16, sb: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_switchyard-db"));
     c.arg(format!("--nb-remote=ptcp:{nb_port}:127.0.0.1"))
@@ -58,37 +59,85 @@ pub fn db_command(dir: &Path, nb_port: u16, sb: &str) -> Command {
     c
 }
 
-/// A `switchyard-db` process, killed on drop so a failing test leaves nothing behind.
-pub struct DbProcess(pub Child);
+/// A `switchyard-db` process, killed on drop so a failing test leaves nothing behind. Its
+/// stderr goes to a log file that a failing test prints, so the server's own account of what
+/// went wrong is in the test's output.
+pub struct DbProcess {
+    pub child: Child,
+    log: PathBuf,
+    _log_dir: Option<tempfile::TempDir>,
+}
 
 impl DbProcess {
-    /// Starts `switchyard-db` (see [`db_command`]) and waits until NB accepts connections.
+    /// Starts `switchyard-db` (see [`db_command`]) and waits until NB serves.
     pub fn start(dir: &Path, nb_port: u16, sb: &str) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let mut server = Self::spawn(dir, nb_port, sb, &log_dir.path().join("stderr.log"));
+        server._log_dir = Some(log_dir);
+        server.wait_until_serving();
+        server
+    }
+
+    /// Starts `switchyard-db` with its stderr in `log`, without waiting for it.
+    pub fn spawn(dir: &Path, nb_port: u16, sb: &str, log: &Path) -> Self {
         let child = db_command(dir, nb_port, sb)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap();
-        wait_for_port(nb_port);
-        DbProcess(child)
+        DbProcess {
+            child,
+            log: log.to_path_buf(),
+            _log_dir: None,
+        }
+    }
+
+    /// Waits until the server says it serves (it logs that once every remote is bound and every
+    /// database open); one that exits instead fails the test with its log. Its own line, not
+    /// a successful connect: a connect to a port nobody listens on yet can succeed anyway
+    /// (another test's server, or a TCP self-connect when the kernel picks the same port as
+    /// the connection's source), and a test that trusted it then failed 13 runs in 300.
+    pub fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains("OVSDB server listening") {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("switchyard-db exited ({status}) instead of serving");
+            }
+            assert!(Instant::now() < deadline, "switchyard-db did not come up");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The NB port the server listens on, from its "listening" line: what a test started with
+    /// `ptcp:0` (nb_port 0) connects to, so that no two tests can pick the same port.
+    pub fn nb_port(&self) -> u16 {
+        let log = self.log();
+        let listening = &log[log.find("OVSDB server listening").expect("not serving yet")..];
+        let tcp = &listening[listening.find("\"tcp:127.0.0.1:").expect("NB on tcp") + 15..];
+        tcp[..tcp.find('"').unwrap()].parse().unwrap()
+    }
+
+    /// What the server has written to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
-        self.0.id()
+        self.child.id()
     }
 
     /// SIGKILL: no chance to flush anything that was not already fsync'd.
     pub fn sigkill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGTERM, as an init system stops it, and wait for a clean exit.
     pub fn stop(mut self) {
         // SAFETY: signalling a child we spawned and have not reaped.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.0.try_wait().unwrap().is_none() {
+        while self.child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "the server ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -97,8 +146,15 @@ impl DbProcess {
 
 impl Drop for DbProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "switchyard-db (pid {}) stderr:\n{}",
+                self.child.id(),
+                self.log()
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
