@@ -24,6 +24,7 @@ fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
         expr: ovn_expr::parse(m).expect("a valid match"),
         log: false,
         severity: Default::default(),
+        meter: None,
         switches: vec!["bench".into()],
     }
 }

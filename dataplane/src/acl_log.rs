@@ -6,12 +6,13 @@
 //! A worker that evaluates a logged ACL's match copies the packet's
 //! header fields into a bounded lock-free queue ([`Logged::record`]: no
 //! allocation, no lock, no syscall); the node drains the queue and writes
-//! the lines ([`AclLog::drain`]). Each ACL writes at most
-//! [`LINES_PER_SECOND`] lines a second; what is over it, or finds the
-//! queue full, is counted as suppressed (the count of a second restarts
-//! when the ACLs are compiled again). NB `meter` is not honoured (OVN
-//! rate-limits logs only by it; SB carries no Meter table here yet): the
-//! fixed limit applies to every logged ACL.
+//! the lines ([`AclLog::drain`]). An ACL's `meter` limits its lines as
+//! OVN's `log(meter=…)` does ([`crate::meter`]; a fair meter is one SB
+//! meter per ACL, a shared one is shared by its ACLs); an ACL without one
+//! writes at most [`LINES_PER_SECOND`] a second (OVN sends all of them to
+//! ovn-controller: a safety limit of ours). What a meter refuses, or finds
+//! the queue full, is counted as suppressed. Buckets start full again when
+//! the ACLs are compiled again.
 //!
 //! What OVN logs and we do not: the request direction of an established
 //! connection, which here never evaluates ACLs (only its first packet,
@@ -25,10 +26,11 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 
 use crate::classifier::{AclAction, Direction};
+use crate::meter::{Meter, MeterConfig};
 use crate::wire::layout::Layout;
 use crate::wire::{ipv4, ipv6, tcp, EtherType, IpProtocol, MacAddr};
 
-/// The most lines one ACL writes in a second.
+/// The most lines an ACL without a meter writes in a second.
 pub const LINES_PER_SECOND: u64 = 10;
 /// Lines waiting for the node to write them.
 const QUEUE: usize = 1024;
@@ -78,7 +80,7 @@ fn verdict(a: AclAction) -> &'static str {
 }
 
 /// What a logged ACL writes, shared by its rules on every datapath, with
-/// its rate limit and the queue its lines go to.
+/// the meter that limits it and the queue its lines go to.
 #[derive(Debug)]
 pub struct Logged {
     log: Arc<AclLog>,
@@ -86,17 +88,19 @@ pub struct Logged {
     severity: Severity,
     verdict: &'static str,
     direction: Direction,
-    /// `second << 32 | lines written in it`.
-    window: AtomicU64,
+    meter: Arc<Meter>,
 }
 
 impl Logged {
+    /// `meter`: the ACL's (shared with the other ACLs of the same SB
+    /// meter), or None for [`LINES_PER_SECOND`] of its own.
     pub fn new(
         log: &Arc<AclLog>,
         name: &str,
         severity: Severity,
         action: AclAction,
         direction: Direction,
+        meter: Option<Arc<Meter>>,
     ) -> Self {
         Logged {
             log: log.clone(),
@@ -104,28 +108,15 @@ impl Logged {
             severity,
             verdict: verdict(action),
             direction,
-            window: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether one more line fits in second `now` (racing workers may
-    /// write a line or two over the limit, never more).
-    fn admit(&self, now: u64) -> bool {
-        let w = self.window.load(Ordering::Relaxed);
-        if w >> 32 != now & 0xffff_ffff {
-            self.window.store((now << 32) | 1, Ordering::Relaxed);
-            return true;
-        }
-        w & 0xffff_ffff < LINES_PER_SECOND && {
-            self.window.fetch_add(1, Ordering::Relaxed);
-            true
+            meter: meter
+                .unwrap_or_else(|| Arc::new(Meter::new(&MeterConfig::pktps("", LINES_PER_SECOND)))),
         }
     }
 
     /// On the forwarding path: queues the line for the packet `frame`
-    /// (parsed into `lay`), if the rate limit admits it.
+    /// (parsed into `lay`), if the meter admits it.
     pub fn record(&self, frame: &[u8], lay: &Layout) {
-        if !self.admit(crate::conntrack::coarse_secs()) {
+        if !self.meter.admit(frame.len()) {
             self.log.suppressed.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -377,6 +368,7 @@ mod tests {
             Severity::parse(Some("alert")),
             AclAction::AllowRelated,
             Direction::ToLport,
+            None,
         );
         logged(
             "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip4.src=10.0.0.1 ip4.dst=10.0.0.2 tcp.src=40000 tcp.dst=22 tcp.flags=0x12",
@@ -388,6 +380,7 @@ mod tests {
             Severity::parse(None),
             AclAction::Drop,
             Direction::FromLport,
+            None,
         );
         logged(
             "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip6.src=fd00::1 ip6.dst=fd00::2 icmp6.type=128",
@@ -412,6 +405,7 @@ mod tests {
             Severity::Info,
             AclAction::Drop,
             Direction::ToLport,
+            None,
         );
         let other = Logged::new(
             &log,
@@ -419,9 +413,10 @@ mod tests {
             Severity::Info,
             AclAction::Drop,
             Direction::ToLport,
+            None,
         );
         let desc = "ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=53";
-        // Both seconds' lines are counted, whichever second the loop spans.
+        // The bucket starts with a second's worth and refills while the loop runs.
         for _ in 0..100 {
             logged(desc, &acl);
         }

@@ -29,6 +29,7 @@ use ovn_expr::{Expr, Field, Pred, RelOp, Value};
 use crate::acl_log::{AclLog, Logged, Severity};
 use crate::conntrack::Conntrack;
 use crate::ids::{DatapathIdx, LportIdx};
+use crate::meter::{Meter, MeterConfig};
 use crate::tables::Tables;
 
 /// OVN's ACL directions.
@@ -103,6 +104,9 @@ pub struct Acl {
     pub expr: Expr,
     pub log: bool,
     pub severity: Severity,
+    /// The SB meter its log lines go through (resolved by the control
+    /// plane); None: [`crate::acl_log::LINES_PER_SECOND`].
+    pub meter: Option<MeterConfig>,
     /// The logical switches (by name) it applies to.
     pub switches: Vec<String>,
 }
@@ -478,6 +482,8 @@ impl AclTables {
             .map(|_| Default::default())
             .collect();
         let mut has_acls = vec![false; tables.datapaths.len()];
+        // One running meter per SB meter, shared by the ACLs that name it.
+        let mut meters: BTreeMap<&str, Arc<Meter>> = BTreeMap::new();
         for acl in &cfg.acls {
             let node = match names.node(&acl.expr) {
                 Ok(n) => n,
@@ -491,13 +497,19 @@ impl AclTables {
             };
             let hits = stateful.counter(&acl.label());
             let log = acl.log.then(|| {
-                let (a, d) = (acl.action, acl.direction);
+                let meter = acl.meter.as_ref().map(|m| {
+                    meters
+                        .entry(&m.name)
+                        .or_insert_with(|| Arc::new(Meter::new(m)))
+                        .clone()
+                });
                 Arc::new(Logged::new(
                     &stateful.acl_log,
                     &acl.name,
                     acl.severity,
-                    a,
-                    d,
+                    acl.action,
+                    acl.direction,
+                    meter,
                 ))
             });
             for (d, dp) in tables.datapaths.iter().enumerate() {

@@ -19,6 +19,7 @@ pub mod drop;
 pub mod engine;
 pub mod flow;
 pub mod ids;
+pub mod meter;
 pub mod neighbor_log;
 pub mod overlay;
 pub mod packet;

@@ -8,7 +8,9 @@
 //!   addresses (ovn-nb(5), Port_Group: "`$pg_ip4`").
 //! - `ACL`: NB's columns, with `datapaths` (the switch an ACL is on, or
 //!   every switch with a port in its port group, as `build_acls` applies
-//!   port-group ACLs) and `external_ids:nb-acl` naming the NB row.
+//!   port-group ACLs), `meter` the SB meter its log goes through (a fair
+//!   meter's per-ACL copy: [`crate::meter`]) and `external_ids:nb-acl`
+//!   naming the NB row.
 //!
 //! Every match is parsed with `ovn-expr` first: an ACL whose match does
 //! not parse is logged once with the column of the error, counted
@@ -26,8 +28,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// NB tables whose changes may change these SB rows.
-pub const NB_TABLES: [&str; 5] = [
+pub const NB_TABLES: [&str; 6] = [
     "ACL",
+    "Meter",
     "Port_Group",
     "Address_Set",
     "Logical_Switch",
@@ -162,7 +165,7 @@ impl AclSync {
                     action: row.string("action"),
                     log: row.opt_bool("log").unwrap_or(false),
                     severity: row.opt_string("severity"),
-                    meter: row.opt_string("meter"),
+                    meter: crate::meter::acl_meter(nb, u, &row),
                     datapaths,
                 },
             );

@@ -20,7 +20,8 @@
 //!
 //! ACLs, port groups and address sets become SB's typed `ACL`,
 //! `Port_Group` and `Address_Set` rows ([`acl`]), their matches validated
-//! by the parser the chassis compiles them with.
+//! by the parser the chassis compiles them with; NB's meters become SB's,
+//! a fair one copied per logged ACL ([`meter`]).
 //!
 //! Logical routers and their ports become datapaths and patch port
 //! bindings (with `peer`, and the router port's MAC and networks), and
@@ -35,6 +36,7 @@
 
 pub mod acl;
 pub mod compute;
+pub mod meter;
 pub mod router;
 pub mod sync;
 pub mod unrealised;
@@ -145,6 +147,8 @@ impl Northd {
             ),
             cols("Port_Group", &["name", "ports", "acls"]),
             cols("Address_Set", &["name", "addresses"]),
+            cols("Meter", &["name", "unit", "bands", "fair"]),
+            cols("Meter_Band", &["action", "rate", "burst_size"]),
         ];
         nb_tables.extend(unrealised::monitor_requests());
         let nb = Idl::start(cfg.nb.clone(), NB, nb_tables, cfg.backoff)?;
@@ -177,6 +181,8 @@ impl Northd {
                 TableRequest::all("ACL"),
                 TableRequest::all("Port_Group"),
                 TableRequest::all("Address_Set"),
+                TableRequest::all("Meter"),
+                TableRequest::all("Meter_Band"),
             ],
             cfg.backoff,
             LOCK,
@@ -276,6 +282,9 @@ impl Northd {
             if acls_changed {
                 let index = &self.index;
                 ops += self.acls.diff(&nb, &sb, &|ls| index.datapath(ls), &mut txn);
+            }
+            if retry || meter::relevant(&nb_changes, &sb_changes) {
+                ops += meter::diff(&nb, &sb, &mut txn);
             }
             let mut routes_pending = false;
             if retry || router::affected(&nb_changes, &sb_changes) {

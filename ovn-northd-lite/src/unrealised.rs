@@ -4,9 +4,10 @@
 //! but northd-lite compiles only switches, ports, ACLs with port groups and address sets,
 //! routers and their static routes (issue 15: stored intent must never pass for enforced
 //! intent). This module counts, per feature, the NB rows of everything else — load
-//! balancers, QoS, NAT, DHCP, DNS, router policies, meters, gateway and HA chassis, BFD,
-//! mirrors, … ([`FEATURES`]), and static routes of a non-default `route_table`, which SB
-//! carries but the chassis leaves out.
+//! balancers, QoS, NAT, DHCP, DNS, router policies, gateway and HA chassis, BFD,
+//! mirrors, … ([`FEATURES`]), static routes of a non-default `route_table`, which SB
+//! carries but the chassis leaves out, and meters no logged ACL uses (chassis run meters for
+//! ACL logs only).
 //!
 //! The report goes into SB, as `SB_Global.external_ids:switchyard-unrealised-<feature>=<rows>`
 //! ([`ovsdb::client::rows::UNREALISED_PREFIX`]): ovn-northd keeps its own outputs in
@@ -26,7 +27,7 @@ use crate::router::NB_ROUTES;
 
 /// A feature counted by the rows of one NB table: (feature, table, the one small column
 /// monitored, since only the rows' presence matters).
-pub const FEATURES: [(&str, &str, &str); 17] = [
+pub const FEATURES: [(&str, &str, &str); 16] = [
     ("load_balancer", "Load_Balancer", "name"),
     ("load_balancer_group", "Load_Balancer_Group", "name"),
     (
@@ -39,7 +40,6 @@ pub const FEATURES: [(&str, &str, &str); 17] = [
     ("dhcp_options", "DHCP_Options", "cidr"),
     ("dns", "DNS", "records"),
     ("logical_router_policy", "Logical_Router_Policy", "priority"),
-    ("meter", "Meter", "name"),
     ("copp", "Copp", "name"),
     ("gateway_chassis", "Gateway_Chassis", "name"),
     ("ha_chassis_group", "HA_Chassis_Group", "name"),
@@ -53,6 +53,9 @@ pub const FEATURES: [(&str, &str, &str); 17] = [
 /// Static routes of a `route_table` other than the default (the chassis routes with the
 /// main table only).
 pub const ROUTE_TABLE: &str = "route_table";
+
+/// Meters that no logged ACL names.
+pub const METER: &str = "meter";
 
 /// Rows per feature, features without rows absent.
 pub type Report = BTreeMap<&'static str, u64>;
@@ -84,6 +87,18 @@ pub fn count(nb: &Replica) -> Report {
         .count() as u64;
     if routes > 0 {
         report.insert(ROUTE_TABLE, routes);
+    }
+    let logged: std::collections::HashSet<String> = nb
+        .table("ACL")
+        .filter(|(_, a)| a.opt_bool("log").unwrap_or(false))
+        .filter_map(|(_, a)| a.opt_string("meter"))
+        .collect();
+    let meters = nb
+        .table("Meter")
+        .filter(|(_, m)| !logged.contains(&m.string("name")))
+        .count() as u64;
+    if meters > 0 {
+        report.insert(METER, meters);
     }
     report
 }

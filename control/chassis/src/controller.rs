@@ -134,6 +134,8 @@ impl Controller {
             "ACL",
             "Port_Group",
             "Address_Set",
+            "Meter",
+            "Meter_Band",
         ]
         .into_iter()
         .map(TableRequest::all)

@@ -32,6 +32,7 @@ fn acl(prio: u16, dir: Direction, action: AclAction, m: &str) -> Acl {
         expr: ovn_expr::parse(m).unwrap(),
         log: false,
         severity: Default::default(),
+        meter: None,
         switches: vec!["ls".into()],
     }
 }
