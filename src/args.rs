@@ -164,6 +164,15 @@ pub(crate) fn parse_mapping(s: &str) -> Result<(String, String), String> {
     Ok((n.to_string(), i.to_string()))
 }
 
+pub(crate) fn parse_chassis_mac(s: &str) -> Result<(String, dataplane::wire::MacAddr), String> {
+    let (n, mac) = s.split_once(':').ok_or("expected NETWORK:MAC")?;
+    Ok((
+        n.to_string(),
+        mac.parse()
+            .map_err(|_| format!("{mac:?} is not a MAC address"))?,
+    ))
+}
+
 pub(crate) fn parse_neighbor(
     s: &str,
 ) -> Result<(std::net::IpAddr, dataplane::wire::MacAddr), String> {

@@ -140,6 +140,7 @@ impl ConfigFile {
                     local_port,
                     chassis: None,
                     vlan: None,
+                    chassis_macs: Default::default(),
                 });
             }
             switches.push(LogicalSwitch {

@@ -14,7 +14,7 @@ mod plugged;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use args::{parse_encap_type, parse_mapping, parse_neighbor, EngineArgs};
+use args::{parse_chassis_mac, parse_encap_type, parse_mapping, parse_neighbor, EngineArgs};
 use clap::{Parser, Subcommand};
 
 pub(crate) const DEFAULT_CTL: &str = "/run/switchyard/switchyard.ctl";
@@ -69,6 +69,12 @@ enum Command {
         /// OVN's ovn-bridge-mappings).
         #[arg(long = "bridge-mapping", value_parser = parse_mapping)]
         bridge_mappings: Vec<(String, String)>,
+        /// This chassis' MAC on a physical network, NAME:MAC (repeatable;
+        /// OVN's ovn-chassis-mac-mappings): routed frames to other chassis
+        /// leave a localnet port on NAME with it as their source, not the
+        /// router port's MAC, which every chassis shares.
+        #[arg(long = "chassis-mac-mapping", value_parser = parse_chassis_mac)]
+        chassis_macs: Vec<(String, dataplane::wire::MacAddr)>,
         /// A remote tunnel endpoint's MAC, IP=MAC (repeatable; others are
         /// resolved by ARP or neighbour discovery on the uplink).
         #[arg(long = "neighbor", value_parser = parse_neighbor)]
@@ -293,6 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             uplink,
             uplink_devargs,
             bridge_mappings,
+            chassis_macs,
             neighbors,
             engine,
         } => {
@@ -317,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
                     })
                     .collect(),
                 static_neighbors: neighbors,
+                chassis_macs,
                 backoff: ovsdb::client::Backoff::default(),
             };
             node::run(

@@ -392,13 +392,34 @@ struct TwoChassis {
 }
 
 fn two_chassis(letter: char, net: u8) -> TwoChassis {
+    two_chassis_on(letter, net, &[])
+}
+
+/// Like [`two_chassis`], each chassis n also on physical networks `phys`:
+/// network k ("physnet<k>", from 1) on bridge `phys[k-1]` through interface
+/// `p<k>`, with chassis MAC `0e:00:00:00:0<k>:0<n>` on it.
+fn two_chassis_on(letter: char, net: u8, phys: &[&UnderlayNet]) -> TwoChassis {
     let tag = format!("{}{letter}", std::process::id() % 10_000);
     let underlay = UnderlayNet::new(&format!("syrt{tag}"), &format!("192.168.{net}.1")).unwrap();
     let ovn = Ovn::start_with(Databases::Ours, &underlay.ip, false);
     let chassis = |n: u8| {
         let name = format!("c{tag}{n}");
         let (host, tunnel) = (format!("192.168.{net}.1{n}"), format!("192.168.{net}.2{n}"));
-        Chassis::start(&ovn, &underlay, &name, &host, &tunnel, "geneve", &[])
+        let names: Vec<(String, String)> = (1..=phys.len())
+            .map(|k| (format!("physnet{k}"), format!("p{k}")))
+            .collect();
+        let providers: Vec<(&str, &str, &UnderlayNet)> = names
+            .iter()
+            .zip(phys)
+            .map(|((net, iface), bridge)| (net.as_str(), iface.as_str(), *bridge))
+            .collect();
+        let macs: Vec<String> = (1..=phys.len())
+            .map(|k| format!("--chassis-mac-mapping=physnet{k}:0e:00:00:00:0{k}:0{n}"))
+            .collect();
+        let macs: Vec<&str> = macs.iter().map(String::as_str).collect();
+        Chassis::start_with_node_args(
+            &ovn, &underlay, &name, &host, &tunnel, "geneve", &providers, &macs,
+        )
     };
     TwoChassis {
         hv1: chassis(1),
@@ -923,4 +944,128 @@ fn a_vm_routes_through_the_router_ports_link_local_address() {
     assert!(ok, "fd02::1 via {lla}:\n{out}");
     let (ok, out) = tcp_100k_to(&vm2, &vm1, "fd01::1");
     assert!(ok, "TCP back to fd01::1:\n{out}");
+}
+
+/// The NB commands (after `--`) for a localnet port on VLAN `tag` of
+/// physical network `network` on `switch`.
+fn localnet(switch: &str, network: &str, tag: &str) -> Vec<String> {
+    let name = format!("{switch}-ln");
+    [
+        "--",
+        "lsp-add",
+        switch,
+        &name,
+        "",
+        tag,
+        "--",
+        "lsp-set-type",
+        &name,
+        "localnet",
+        "--",
+        "lsp-set-addresses",
+        &name,
+        "unknown",
+        "--",
+        "lsp-set-options",
+        &name,
+        &format!("network_name={network}"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Both switches on VLANs of one physical network (as Neutron's VLAN tenant
+/// networks): a routed packet to the other chassis leaves the sender's
+/// localnet port, not a tunnel, with the sender's chassis MAC as its source
+/// (OVN's ovn-chassis-mac-mappings), never the router port's MAC that every
+/// chassis shares; the receiver takes it in with the router port's MAC.
+#[test]
+fn routed_traffic_on_vlan_networks_leaves_with_the_chassis_mac() {
+    require_root();
+    let tag = format!("{}v", std::process::id() % 10_000);
+    let phys1 = UnderlayNet::new(&format!("syp1{tag}"), "192.168.251.1").unwrap();
+    let phys2 = UnderlayNet::new(&format!("syp2{tag}"), "192.168.252.1").unwrap();
+    let f = two_chassis_on('v', 89, &[&phys1, &phys2]);
+    let (ovn, hv1, hv2) = (&f.ovn, &f.hv1, &f.hv2);
+    let vm1 = f.vm_on(hv1, 1, "00:00:00:00:01:01", "10.0.1.1");
+    let vm2 = f.vm_on(hv2, 2, "00:00:00:00:02:01", "10.0.2.1");
+    configure(&vm1, "fd01::1", "10.0.1.254", "fd01::fe");
+    configure(&vm2, "fd02::1", "10.0.2.254", "fd02::fe");
+    let mut cmd = topology();
+    cmd.extend(localnet("ls1", "physnet1", "100"));
+    cmd.extend(localnet("ls2", "physnet2", "200"));
+    cmd.extend(vifs(&[
+        (&vm1, "ls1", format!("{} 10.0.1.1 fd01::1", vm1.mac), true),
+        (&vm2, "ls2", format!("{} 10.0.2.1 fd02::1", vm2.mac), true),
+    ]));
+    ovn.nbctl(&cmd);
+    let macs = ovn.sbctl(&["--bare", "--columns=other_config", "list", "Chassis"]);
+    assert!(
+        macs.contains(
+            "ovn-chassis-mac-mappings=physnet1:0e:00:00:00:01:01,physnet2:0e:00:00:00:02:01"
+        ) && macs.contains("physnet1:0e:00:00:00:01:02,physnet2:0e:00:00:00:02:02"),
+        "{macs}"
+    );
+
+    let trace = hv1.cli(&[
+        "trace",
+        &format!(
+            "inport={} eth.src={} eth.dst={LRP1_MAC} ip4.src=10.0.1.1 ip4.dst=10.0.2.1 icmp4.type=8",
+            lp(&vm1),
+            vm1.mac
+        ),
+    ]);
+    assert!(
+        trace.contains("out of localnet port \"ls2-ln\"")
+            && trace.contains("eth.src = 0e:00:00:00:02:01"),
+        "{trace}"
+    );
+    // Every ICMP frame on the physical networks: VLAN, MACs, addresses.
+    let sniff = Ready::start(Command::new("/usr/bin/python3").args(["-c", &format!(
+        "from scapy.all import sniff, Dot1Q, IP, ICMP\n\
+         ps=sniff(iface=['{}', '{}'], lfilter=lambda p: ICMP in p, count=4, timeout=10, started_callback=lambda: print('ready', flush=True))\n\
+         for p in ps:\n  v=p[Dot1Q].vlan if Dot1Q in p else 0\n\
+         \x20 print('icmp', v, p.src, p.dst, p[IP].src, p[IP].dst, p[ICMP].type, p[IP].ttl)\n", phys1.name, phys2.name)]));
+    let (ok, out) = vm1.ping("10.0.2.1", 2, &[]);
+    let (text, errors) = sniff.output();
+    assert!(
+        ok,
+        "no routed ping over the VLAN networks:\n{out}\n{text}{errors}"
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("icmp")).collect();
+    let request = format!(
+        "icmp 200 0e:00:00:00:02:01 {} 10.0.1.1 10.0.2.1 8 63",
+        vm2.mac
+    );
+    let reply = format!(
+        "icmp 100 0e:00:00:00:01:02 {} 10.0.2.1 10.0.1.1 0 63",
+        vm1.mac
+    );
+    assert!(
+        lines.contains(&request.as_str()),
+        "{request} not in {lines:?}{errors}"
+    );
+    assert!(lines.contains(&reply.as_str()), "{reply} not in {lines:?}");
+    assert!(
+        !text.contains(LRP1_MAC) && !text.contains(LRP2_MAC),
+        "a router port MAC on the physical network: {text}"
+    );
+    // The receiver gives such a frame the router port's MAC back.
+    let trace = hv2.cli(&[
+        "trace",
+        &format!(
+            "inport=ls2-ln vlan.vid=200 eth.src=0e:00:00:00:02:01 eth.dst={} ip4.src=10.0.1.1 ip4.dst=10.0.2.1 icmp4.type=8",
+            vm2.mac
+        ),
+    ]);
+    assert!(
+        trace.contains(&format!("eth.src = {LRP2_MAC}, the router port's"))
+            && trace.contains("to local port"),
+        "{trace}"
+    );
+    // IPv6 and TCP, both ways.
+    for (from, to) in [(&vm2, "10.0.1.1"), (&vm1, "fd02::1"), (&vm2, "fd01::1")] {
+        let (ok, out) = from.ping(to, 2, &[]);
+        assert!(ok, "{} -> {to}:\n{out}", from.ns);
+    }
 }

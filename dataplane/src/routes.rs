@@ -18,6 +18,7 @@ use std::str::FromStr;
 use hashbrown::HashMap;
 
 use crate::ids::{DatapathIdx, LportIdx};
+use crate::pipeline::chassis_mac::FromPhysical;
 use crate::tables::{mac_key, Ipv4Cidr, Ipv6Cidr, MacIps, PortType, TableError, Tables, TunnelIds};
 use crate::wire::MacAddr;
 
@@ -357,8 +358,18 @@ impl Routers {
         self.hop_index.get(&(port, mac)).copied()
     }
 
-    fn intern(&mut self, port: usize, dst: MacAddr, lport: LportIdx, ingress: TunnelIds) {
-        let src = self.ports[port].mac;
+    /// The hop from router `port` to `dst` (owned by `lport`), with
+    /// `src` as its source MAC: the port's, or this chassis' MAC on the
+    /// physical network that reaches a remote `lport`
+    /// ([`crate::pipeline::chassis_mac`]).
+    fn intern(
+        &mut self,
+        port: usize,
+        src: MacAddr,
+        dst: MacAddr,
+        lport: LportIdx,
+        ingress: TunnelIds,
+    ) {
         let next = HopIdx(self.hops.len() as u32);
         if self.hop_index.try_insert((port, dst), next).is_ok() {
             self.hops.push(Hop {
@@ -426,8 +437,9 @@ impl Tables {
                     .flat_map(|&l| self.lport(l).macs.iter().map(move |&m| (m, l)))
                     .collect();
                 for (m, l) in macs {
-                    rs.intern(pi, m, l, ingress);
+                    rs.intern(pi, self.hop_source(p.address.mac, l), m, l, ingress);
                 }
+                self.chassis_macs_in(dp, p.address.mac);
             }
             for b in &lr.mac_bindings {
                 if let Some(&pi) = r
@@ -445,7 +457,8 @@ impl Tables {
                         .get(&mac_key(p.switch, b.mac))
                         .or_else(|| self.datapath(p.switch).unknown.first());
                     if let Some(&l) = owner {
-                        rs.intern(pi, b.mac, l, self.tunnel_ids[p.peer.get()]);
+                        let src = self.hop_source(p.mac, l);
+                        rs.intern(pi, src, b.mac, l, self.tunnel_ids[p.peer.get()]);
                     }
                 }
             }
@@ -459,6 +472,42 @@ impl Tables {
         self.routers = rs;
         self.refresh_key_kinds();
         self
+    }
+}
+
+impl Tables {
+    /// The source MAC of routed frames to `lport` from a router port of
+    /// MAC `port_mac`: this chassis' MAC on the physical network when
+    /// `lport` is on another chassis behind the switch's localnet port and
+    /// the chassis has a MAC there, else the port's.
+    fn hop_source(&self, port_mac: MacAddr, lport: LportIdx) -> MacAddr {
+        let l = self.lport(lport);
+        if l.local_port.is_some() {
+            return port_mac;
+        }
+        self.datapath(l.datapath)
+            .localnet
+            .and_then(|ln| self.lport(ln).chassis_macs.local)
+            .unwrap_or(port_mac)
+    }
+
+    /// Frames into switch `dp`'s localnet port from another chassis' MAC
+    /// get `router_mac` (the first router port on the switch wins, as the
+    /// first of OVN's flows does).
+    fn chassis_macs_in(&mut self, dp: DatapathIdx, router_mac: MacAddr) {
+        let Some(ln) = self.datapath(dp).localnet else {
+            return;
+        };
+        let ln = self.lport(ln);
+        let (Some(p), false) = (ln.local_port, ln.chassis_macs.remote.is_empty()) else {
+            return;
+        };
+        let remote = ln.chassis_macs.remote.clone();
+        let p = p.get();
+        if self.chassis_mac_in.len() <= p {
+            self.chassis_mac_in.resize(p + 1, None);
+        }
+        self.chassis_mac_in[p].get_or_insert(FromPhysical { remote, router_mac });
     }
 }
 

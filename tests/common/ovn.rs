@@ -405,7 +405,34 @@ impl Chassis {
         encap: &str,
         providers: &[(&str, &str, &UnderlayNet)],
     ) -> Chassis {
-        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, providers, false)
+        Self::start_with(
+            ovn,
+            net,
+            name,
+            host_ip,
+            tunnel_ip,
+            encap,
+            providers,
+            false,
+            &[],
+        )
+    }
+
+    /// Like [`Chassis::start`], with `node_args` besides the usual ones.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with_node_args(
+        ovn: &Ovn,
+        net: &UnderlayNet,
+        name: &str,
+        host_ip: &str,
+        tunnel_ip: &str,
+        encap: &str,
+        providers: &[(&str, &str, &UnderlayNet)],
+        node_args: &[&str],
+    ) -> Chassis {
+        Self::start_with(
+            ovn, net, name, host_ip, tunnel_ip, encap, providers, false, node_args,
+        )
     }
 
     /// Like [`Chassis::start`], a node on DPDK (`--dpdk --dpdk-no-huge`)
@@ -419,7 +446,7 @@ impl Chassis {
         tunnel_ip: &str,
         encap: &str,
     ) -> Chassis {
-        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, &[], true)
+        Self::start_with(ovn, net, name, host_ip, tunnel_ip, encap, &[], true, &[])
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -432,6 +459,7 @@ impl Chassis {
         encap: &str,
         providers: &[(&str, &str, &UnderlayNet)],
         dpdk: bool,
+        node_args: &[&str],
     ) -> Chassis {
         let ns = format!("{name}-ns");
         let ul = format!("{name}-ul");
@@ -459,6 +487,7 @@ impl Chassis {
         let node = Command::new("ip")
             .args(["netns", "exec", &ns, bin(), "node", "--chassis", name])
             .args(&args)
+            .args(node_args)
             .args([
                 "--sb",
                 &ovn.sb,

@@ -30,6 +30,7 @@
 //! it changes nothing, in SB or in forwarding.
 
 pub mod acl;
+pub mod chassis_mac;
 mod claim;
 mod controller;
 mod mesh;
@@ -73,6 +74,9 @@ pub struct ControllerConfig {
     /// Static MACs of remote tunnel endpoints (others are learned by ARP
     /// or neighbour discovery).
     pub static_neighbors: Vec<(std::net::IpAddr, MacAddr)>,
+    /// This chassis' MAC per physical network (OVN's
+    /// `ovn-chassis-mac-mappings`; [`chassis_mac`]).
+    pub chassis_macs: Vec<(String, MacAddr)>,
     pub backoff: Backoff,
 }
 

@@ -69,6 +69,7 @@ pub(crate) fn plan(
     let claimed = me.map_or(0, |me| claim::claim(&port_bindings, &local, me, &mut txn));
 
     let mesh = mesh::mesh(cfg, r, &chassis, me, uplink);
+    let chassis_macs = crate::chassis_mac::Known::new(&cfg.chassis_macs, &cfg.chassis, &chassis);
     let switches = translate::switches(
         r,
         &port_bindings,
@@ -76,6 +77,7 @@ pub(crate) fn plan(
         &local,
         &mesh.index,
         provider_port,
+        &chassis_macs,
     );
     let names = datapaths
         .iter()

@@ -79,6 +79,19 @@ pub(crate) fn register(
                     [("hostname", json!(cfg.hostname)), ("encaps", refs(&encaps))],
                 );
             }
+            let macs = crate::chassis_mac::format(&cfg.chassis_macs);
+            if row
+                .other_config
+                .get(crate::chassis_mac::KEY)
+                .map_or("", String::as_str)
+                != macs
+            {
+                txn.update(
+                    "Chassis",
+                    by_uuid(row.uuid),
+                    [("other_config", other_config(&row.other_config, &macs))],
+                );
+            }
             RowId::Existing(row.uuid)
         }
         None => {
@@ -89,6 +102,13 @@ pub(crate) fn register(
                     ("name", json!(cfg.chassis)),
                     ("hostname", json!(cfg.hostname)),
                     ("encaps", refs(&encaps)),
+                    (
+                        "other_config",
+                        other_config(
+                            &Default::default(),
+                            &crate::chassis_mac::format(&cfg.chassis_macs),
+                        ),
+                    ),
                 ],
             );
             inserted.push(("Chassis", row.clone()));
@@ -126,6 +146,20 @@ pub(crate) fn register(
         inserted,
         conflict: None,
     }
+}
+
+/// `other_config` with our chassis MAC mappings in place of what it had
+/// (none: the key removed).
+fn other_config(
+    have: &std::collections::BTreeMap<String, String>,
+    macs: &str,
+) -> serde_json::Value {
+    let mut m = have.clone();
+    m.remove(crate::chassis_mac::KEY);
+    if !macs.is_empty() {
+        m.insert(crate::chassis_mac::KEY.into(), macs.into());
+    }
+    map(m)
 }
 
 /// An endpoint of ours (type and IP) that SB gives another chassis.

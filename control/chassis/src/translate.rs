@@ -20,6 +20,7 @@ use ovsdb::client::rows::{DatapathBinding, PortBinding};
 use ovsdb::client::Replica;
 use uuid::Uuid;
 
+use crate::chassis_mac::Known;
 use crate::claim::LocalPorts;
 
 /// The tables for `datapaths`, from `bindings`.
@@ -30,6 +31,7 @@ pub(crate) fn switches(
     local: &LocalPorts,
     chassis_index: &HashMap<Uuid, u16>,
     provider_port: &dyn Fn(&str) -> Option<PortId>,
+    chassis_macs: &Known,
 ) -> Vec<LogicalSwitch> {
     let mut by_key: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
     let mut dp_key: HashMap<Uuid, i64> = HashMap::new();
@@ -51,7 +53,7 @@ pub(crate) fn switches(
             }
             None => pb,
         };
-        let Some(port) = logical_port(pb, local, chassis_index, provider_port) else {
+        let Some(port) = logical_port(pb, local, chassis_index, provider_port, chassis_macs) else {
             continue;
         };
         if let Some((_, ports)) = by_key.get_mut(key) {
@@ -86,6 +88,7 @@ fn logical_port(
     local: &LocalPorts,
     chassis_index: &HashMap<Uuid, u16>,
     provider_port: &dyn Fn(&str) -> Option<PortId>,
+    chassis_macs: &Known,
 ) -> Option<LogicalPort> {
     let port_type = match pb.port_type.as_str() {
         "" => PortType::Vif,
@@ -142,5 +145,11 @@ fn logical_port(
         local_port,
         chassis,
         vlan,
+        chassis_macs: match port_type {
+            PortType::Localnet => {
+                chassis_macs.for_network(pb.options.get("network_name").map_or("", String::as_str))
+            }
+            _ => Default::default(),
+        },
     })
 }

@@ -58,6 +58,7 @@ macro_rules! stage {
 
 pub mod acl;
 pub mod arp_nd_responder;
+pub mod chassis_mac;
 pub mod fields;
 pub mod ingress;
 pub mod l2_lookup;

@@ -127,6 +127,9 @@ pub fn trace<B: PacketBuf>(
             return report(log, Verdict::Drop(r), Vec::new(), &buf);
         }
     }
+    if let Some(Some(c)) = tables.chassis_mac_in.get(in_port.get()) {
+        c.replace(buf.data_mut(), &mut log);
+    }
     let mut meta = PacketMeta::new(in_port);
     let mut verdict = decide(tables, &mut buf, &mut meta, &mut log);
     let mut outputs = Vec::new();

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx, PortId};
+use crate::pipeline::chassis_mac::{ChassisMacs, FromPhysical};
 use crate::wire::MacAddr;
 
 mod addresses;
@@ -134,6 +135,8 @@ pub struct LogicalPort {
     /// A localnet port's VLAN (OVN's `tag`): frames leave its local port
     /// tagged with it and must arrive tagged with it. None: a flat network.
     pub vlan: Option<u16>,
+    /// A localnet port's chassis MACs (OVN's `ovn-chassis-mac-mappings`).
+    pub chassis_macs: ChassisMacs,
 }
 
 impl LogicalPort {
@@ -155,6 +158,7 @@ impl LogicalPort {
             local_port: None,
             chassis: None,
             vlan: None,
+            chassis_macs: ChassisMacs::default(),
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct Lport {
     pub chassis: Option<ChassisIdx>,
     /// A localnet port's VLAN.
     pub vlan: Option<u16>,
+    /// A localnet port's chassis MACs.
+    pub chassis_macs: ChassisMacs,
     pub port_security: PortSecurity,
     pub macs: Vec<MacAddr>,
 }
@@ -250,6 +256,10 @@ pub struct Tables {
     /// Per local port: the VLAN its frames carry (localnet ports on a VLAN
     /// provider network), indexed by [`PortId`].
     pub port_vlan: Vec<Option<u16>>,
+    /// Per local port: the chassis MACs its frames may come from and the
+    /// router port MAC that replaces them (localnet ports of switches with
+    /// a router port, when other chassis have MACs on the network).
+    pub chassis_mac_in: Vec<Option<FromPhysical>>,
     /// The compiled ACLs and the conntrack they use (empty: no ACLs, all
     /// allowed), installed by [`Tables::install_acls`].
     pub acls: crate::classifier::AclTables,
@@ -487,6 +497,7 @@ impl Tables {
                     local_port: lp.local_port,
                     chassis,
                     vlan: lp.vlan,
+                    chassis_macs: lp.chassis_macs.clone(),
                     port_security: PortSecurity {
                         enabled: !lp.port_security.is_empty(),
                         entries: lp.port_security.clone(),
@@ -597,6 +608,7 @@ mod tests {
             local_port: local,
             chassis: None,
             vlan: None,
+            chassis_macs: Default::default(),
         }
     }
 

@@ -359,6 +359,11 @@ impl<P: BufPool> Worker<P> {
         if let Some(Some(vid)) = self.tables.port_vlan.get(in_port.get()) {
             self.untag_burst(*vid);
         }
+        if let Some(Some(c)) = self.tables.chassis_mac_in.get(in_port.get()) {
+            for b in &mut self.rx {
+                c.replace(b.data_mut(), &mut NoTrace);
+            }
+        }
         let mut rx = std::mem::take(&mut self.rx);
         // The burst's port, hence its key kind, is one for every packet:
         // one loop per kind, each with the kind as a constant.

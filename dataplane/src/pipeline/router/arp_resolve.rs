@@ -5,7 +5,9 @@
 //! its egress port security (`ls_out_check_port_sec`) and output: to a
 //! local port, or tunnelled to the chassis of the destination port in the
 //! destination switch's datapath (its port of type "router" as ingress),
-//! which delivers without routing again, as in OVN. A next
+//! which delivers without routing again, as in OVN; on a switch with a
+//! localnet port here, out of that port onto the physical network, with
+//! this chassis' MAC as the source ([`crate::pipeline::chassis_mac`]). A next
 //! hop with neither is asked for ([`super::arp_request`]).
 //!
 //! A local destination port's to-lport ACLs run here, as the destination
@@ -105,11 +107,24 @@ pub fn resolve<T: Tracer>(
             }
             Decision::Verdict(Verdict::RoutedTunnel { hop, chassis })
         }
-        _ => {
+        (None, Some(_)) => {
+            let ln = tables.lport(sw.localnet.expect("matched above"));
+            let port = ln.local_port.expect("a bound localnet port");
             trace!(
                 t,
                 "output",
-                "\"{}\" is not reachable from this chassis (not bound here; through a localnet port not done yet)",
+                "\"{}\" is on another chassis: out of localnet port \"{}\" (local port {port}), eth.src = {}",
+                egress.name,
+                ln.name,
+                rs.hops[hop.0 as usize].src
+            );
+            Decision::Verdict(Verdict::Routed { hop, port })
+        }
+        (None, None) => {
+            trace!(
+                t,
+                "output",
+                "\"{}\" is not bound on any chassis",
                 egress.name
             );
             Decision::drop(DropReason::NoLocalPort)
