@@ -305,6 +305,35 @@ fn neutron_security_group_with_ovn_nbctl() {
         r.starts_with("refused"),
         "reject did not answer UDP with ICMP port unreachable: {r}"
     );
+    // SCTP gets OVN's ABORT: to an INIT, the INIT's tag with T clear, and a
+    // CRC32c scapy agrees with.
+    nb(&[
+        "--wait=hv",
+        "--type=port-group",
+        "acl-add",
+        pg_web,
+        "to-lport",
+        "1002",
+        "outport == @pg_web && ip4 && sctp",
+        "reject",
+    ]);
+    let (ok, out) = vm1.try_exec(&[
+        "/usr/bin/python3",
+        "-c",
+        "from scapy.all import IP, sr1, conf\n\
+         from scapy.layers.sctp import SCTP, SCTPChunkInit, SCTPChunkAbort\n\
+         conf.verb = 0\n\
+         p = IP(dst='10.0.0.2')/SCTP(sport=5000, dport=9, tag=0)/SCTPChunkInit(init_tag=0xdeadbeef, a_rwnd=65535, n_out_streams=1, n_in_streams=1, init_tsn=1)\n\
+         r = sr1(p, timeout=5)\n\
+         if r is None or SCTPChunkAbort not in r: print('no abort', r)\n\
+         else:\n\
+         \x20 s = r[SCTP]; again = SCTP(bytes(s)); del again.chksum; again = SCTP(bytes(again))\n\
+         \x20 print('abort', hex(s.tag), r[SCTPChunkAbort].TCB, s.sport, s.dport, r[IP].ttl, 'crc-ok' if again.chksum == s.chksum else 'crc-bad')\n",
+    ]);
+    assert!(
+        ok && out.contains("abort 0xdeadbeef 0 9 5000 63 crc-ok"),
+        "reject did not answer SCTP with OVN's ABORT: {out}"
+    );
     // Without the reject ACL, neutron_pg_drop drops silently.
     let r = try_reach(&vm1, false, "10.0.0.2", 24);
     assert!(r.starts_with("timeout"), "a drop answered: {r}");

@@ -68,6 +68,7 @@ pub enum Answered {
     EchoReply,
     TimeExceeded,
     TcpReset,
+    SctpAbort,
     PortUnreachable,
     /// ICMP destination unreachable for any other protocol (IPv4 protocol
     /// unreachable, ICMPv6 address unreachable, as OVN's codes).
@@ -75,10 +76,11 @@ pub enum Answered {
 }
 
 impl Answered {
-    pub const ALL: [Answered; 5] = [
+    pub const ALL: [Answered; 6] = [
         Answered::EchoReply,
         Answered::TimeExceeded,
         Answered::TcpReset,
+        Answered::SctpAbort,
         Answered::PortUnreachable,
         Answered::DstUnreachable,
     ];
@@ -88,6 +90,7 @@ impl Answered {
             Answered::EchoReply => "echo_reply",
             Answered::TimeExceeded => "time_exceeded",
             Answered::TcpReset => "tcp_reset",
+            Answered::SctpAbort => "sctp_abort",
             Answered::PortUnreachable => "port_unreachable",
             Answered::DstUnreachable => "dst_unreachable",
         }

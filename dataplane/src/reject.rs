@@ -6,6 +6,11 @@
 //! `pinctrl_handle_reject` (controller/pinctrl.c) answers:
 //! - TCP (`pinctrl_handle_tcp_reset`): RST|ACK, sequence 0, acknowledging
 //!   SEG.SEQ + 1 whatever the segment carried, TTL / hop limit 63;
+//! - SCTP (`pinctrl_handle_sctp_abort`): an ABORT chunk alone, TTL / hop
+//!   limit 63, ports swapped; to an INIT with verification tag 0 with the
+//!   INIT's Initiate Tag and the T bit clear (RFC 9260 §8.4 item 3), to
+//!   anything else with the packet's own tag and T set (item 8); an ABORT
+//!   or an incomplete INIT gets none;
 //! - anything else (`pinctrl_handle_icmp`, with `set_icmp_code`): ICMPv4
 //!   destination unreachable, code 3 (port unreachable) for UDP and code 1
 //!   (host unreachable) otherwise; ICMPv6 destination unreachable, code 4
@@ -17,8 +22,7 @@
 //!
 //! OVN's RST, acknowledging SEG.SEQ + 1 with sequence 0, is what a client's
 //! SYN wants (RFC 9293 §3.10.7.1); a mid-stream segment's sender ignores it
-//! (RFC 5961 §3), there as in OVN. Where we differ: OVN answers SCTP with
-//! an ABORT (not done here: SCTP is dropped unanswered as `acl_reject`);
+//! (RFC 5961 §3), there as in OVN. Where we differ:
 //! OVN does not answer an ICMP destination unreachable or a RST, we also
 //! answer no other ICMP error (RFC 1122 §3.2.2, RFC 4443 §2.4(e)) and
 //! nothing sent to a multicast or broadcast address.
@@ -29,10 +33,11 @@ use crate::packet::PacketBuf;
 use crate::responder::Origin;
 use crate::responder::{back_to_sender, icmpv4_error, icmpv6_error, ipv4_header, ipv6_header};
 use crate::wire::layout::Layout;
-use crate::wire::{ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, IpProtocol};
+use crate::wire::{ethernet, icmpv4, icmpv6, ipv4, ipv6, sctp, tcp, IpProtocol};
 
-/// `pinctrl_handle_tcp_reset`: `pinctrl_compose_ipv4/6(…, 63, …)`.
-const RST: Origin = Origin {
+/// `pinctrl_handle_tcp_reset` and `pinctrl_handle_sctp_abort`:
+/// `pinctrl_compose_ipv4/6(…, 63, …)`.
+const RST_ABORT: Origin = Origin {
     hop_limit: 63,
     dscp: 0,
     dont_frag: true,
@@ -55,6 +60,8 @@ const QUOTE_V6: usize = 1280 - (ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6
 pub enum Reply {
     /// TCP: RST|ACK.
     TcpReset,
+    /// SCTP: ABORT.
+    SctpAbort,
     /// UDP: ICMP destination unreachable, port unreachable.
     PortUnreachable,
     /// Anything else: ICMP destination unreachable with the other code of
@@ -67,6 +74,7 @@ impl Reply {
     pub fn as_str(self) -> &'static str {
         match self {
             Reply::TcpReset => "tcp_reset",
+            Reply::SctpAbort => "sctp_abort",
             Reply::PortUnreachable => "port_unreachable",
             Reply::Unreachable => "dst_unreachable",
         }
@@ -130,7 +138,7 @@ pub fn reply_for(f: &[u8], lay: &Layout) -> Option<Reply> {
     match lay.ip_protocol() {
         IpProtocol::Tcp if lay.tcp_flags(f).contains(tcp::Flags::RST) => None,
         IpProtocol::Tcp => Some(Reply::TcpReset),
-        IpProtocol::Sctp => None,
+        IpProtocol::Sctp => sctp_answerable(lay.l4_bytes(f)).then_some(Reply::SctpAbort),
         IpProtocol::Icmp if icmpv4_is_error(lay.icmp_type(f)) => None,
         // RFC 4443 §2.1: types 0..=127 are the errors.
         IpProtocol::Icmpv6 if lay.icmp_type(f) < 128 => None,
@@ -151,6 +159,7 @@ pub fn answer_with<B: PacketBuf>(buf: &mut B, lay: &Layout, codes: &Codes) -> bo
     match reply_for(buf.data(), lay) {
         None => false,
         Some(Reply::TcpReset) => tcp_reset(buf, lay),
+        Some(Reply::SctpAbort) => sctp_abort(buf, lay),
         Some(r) => dst_unreachable(buf, lay, codes, r == Reply::PortUnreachable),
     }
 }
@@ -192,8 +201,8 @@ fn tcp_reset<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
     back_to_sender(f);
     let ip = &mut f[l3..total];
     match (dst, src) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4_header(ip, s, d, IpProtocol::Tcp, RST),
-        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6_header(ip, s, d, IpProtocol::Tcp, RST),
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4_header(ip, s, d, IpProtocol::Tcp, RST_ABORT),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6_header(ip, s, d, IpProtocol::Tcp, RST_ABORT),
         _ => unreachable!("one IP version"),
     }
     let mut rst = tcp::Packet::new_unchecked(&mut ip[hdr..]);
@@ -206,6 +215,54 @@ fn tcp_reset<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
     rst.set_window_len(0);
     rst.set_urgent_at(0);
     rst.fill_checksum(&dst, &src);
+    buf.set_len(total)
+}
+
+/// Whether the SCTP packet `s` gets an ABORT: it holds a chunk, not an
+/// ABORT, and an INIT whole.
+fn sctp_answerable(s: &[u8]) -> bool {
+    if s.len() < sctp::HEADER_LEN + sctp::CHUNK_HEADER_LEN {
+        return false;
+    }
+    match sctp::Packet(s).chunk_type() {
+        sctp::CHUNK_ABORT => false,
+        sctp::CHUNK_INIT => {
+            s.len() >= sctp::HEADER_LEN + sctp::CHUNK_HEADER_LEN + sctp::INIT_FIXED_LEN
+        }
+        _ => true,
+    }
+}
+
+/// `pinctrl_handle_sctp_abort`: a 16-byte ABORT from the packet's
+/// destination.
+fn sctp_abort<B: PacketBuf>(buf: &mut B, lay: &Layout) -> bool {
+    let (l3, f) = (usize::from(lay.l3), buf.data());
+    let (src, dst) = addrs(f, lay);
+    let s = sctp::Packet(lay.l4_bytes(f));
+    let (sport, dport) = (s.src_port(), s.dst_port());
+    let (vtag, flags) = match (s.verification_tag(), s.chunk_type()) {
+        (0, sctp::CHUNK_INIT) => (s.initiate_tag(), 0),
+        (tag, _) => (tag, sctp::ABORT_FLAG_T),
+    };
+    let hdr = if src.is_ipv6() {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
+    let len = sctp::HEADER_LEN + sctp::CHUNK_HEADER_LEN;
+    let total = l3 + hdr + len;
+    let f = buf.data_mut();
+    back_to_sender(f);
+    let ip = &mut f[l3..total];
+    match (dst, src) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4_header(ip, s, d, IpProtocol::Sctp, RST_ABORT),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6_header(ip, s, d, IpProtocol::Sctp, RST_ABORT),
+        _ => unreachable!("one IP version"),
+    }
+    let mut abort = sctp::Packet(&mut ip[hdr..]);
+    abort.set_header(dport, sport, vtag);
+    abort.set_chunk(sctp::CHUNK_ABORT, flags, sctp::CHUNK_HEADER_LEN as u16);
+    abort.fill_checksum();
     buf.set_len(total)
 }
 

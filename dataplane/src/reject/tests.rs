@@ -7,7 +7,7 @@ use super::answer;
 use crate::flow::FlowDesc;
 use crate::packet::{HeapBuf, PacketBuf};
 use crate::wire::layout::{self, Layout};
-use crate::wire::{checksum, icmpv4, icmpv6, ipv4, tcp};
+use crate::wire::{checksum, icmpv4, icmpv6, ipv4, sctp, tcp};
 
 const MACS: &str = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02";
 
@@ -119,12 +119,9 @@ fn errors_multicast_sctp_and_later_fragments_get_no_answer() {
         .to_frame()
         .unwrap();
     assert!(reject_frame(&mcast).is_none());
-    // SCTP: OVN's ABORT is not written; no ICMP instead of it either.
-    let mut sctp = frame("ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=9");
-    let mut ip = ipv4::Packet::new_unchecked(&mut sctp[14..]);
-    ip.set_next_header(crate::wire::IpProtocol::Sctp);
-    ip.fill_checksum();
-    assert!(reject_frame(&sctp).is_none());
+    // SCTP: an ABORT gets none, nor an INIT cut short.
+    assert!(abort(&sctp_frame(0x0102_0304, &[sctp::CHUNK_ABORT, 0, 0, 4])).is_none());
+    assert!(abort(&sctp_frame(0, &[sctp::CHUNK_INIT, 0, 0, 20, 0xaa, 0xbb])).is_none());
     // A later fragment has no L4 header to answer.
     let mut frag = frame("ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.dst=9 payload=64");
     let mut ip = ipv4::Packet::new_unchecked(&mut frag[14..]);
@@ -141,4 +138,61 @@ fn a_vlan_tag_stays_on_the_answer() {
     assert_eq!(l.icmp_type(&f), 3);
     let src: IpAddr = l.ipv4_src(&f).into();
     assert_eq!(src, "10.0.0.2".parse::<IpAddr>().unwrap());
+}
+
+/// An SCTP packet 10.0.0.1:5000 -> 10.0.0.2:9 with verification tag
+/// `vtag` and `chunks` (checksummed).
+fn sctp_frame(vtag: u32, chunks: &[u8]) -> Vec<u8> {
+    let payload = sctp::HEADER_LEN + chunks.len() - crate::wire::udp::HEADER_LEN;
+    let mut f = frame(&format!(
+        "ip4.src=10.0.0.1 ip4.dst=10.0.0.2 udp.src=5000 udp.dst=9 payload={payload}"
+    ));
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+    ip.set_next_header(crate::wire::IpProtocol::Sctp);
+    ip.fill_checksum();
+    let l4 = &mut f[34..];
+    l4[sctp::HEADER_LEN..].copy_from_slice(chunks);
+    let mut p = sctp::Packet(l4);
+    p.set_header(5000, 9, vtag);
+    p.fill_checksum();
+    f
+}
+
+/// The ABORT answering `f`: (verification tag, chunk flags), after checking
+/// its addresses, ports, TTL, length and CRC32c.
+fn abort(f: &[u8]) -> Option<(u32, u8)> {
+    let lay = layout::parse(f).unwrap();
+    let mut buf = HeapBuf::from_frame(f);
+    if !answer(&mut buf, &lay) {
+        return None;
+    }
+    let out = buf.data().to_vec();
+    let l = layout::parse(&out).unwrap();
+    assert_eq!(l.src_mac(&out).to_string(), "00:00:00:00:00:02");
+    assert_eq!(ipv4_of(&out, &l), (63, true, 0));
+    assert_eq!(l.ipv4_src(&out).to_string(), "10.0.0.2");
+    let s = l.l4_bytes(&out);
+    assert_eq!(s.len(), 16, "the common header and one ABORT chunk");
+    let p = sctp::Packet(s);
+    assert_eq!((p.src_port(), p.dst_port()), (9, 5000));
+    assert_eq!((s[12], &s[14..16]), (sctp::CHUNK_ABORT, &[0u8, 4][..]));
+    let mut zeroed = s.to_vec();
+    zeroed[8..12].fill(0);
+    assert_eq!(s[8..12], sctp::crc32c(&zeroed).to_le_bytes(), "CRC32c");
+    Some((p.verification_tag(), s[13]))
+}
+
+#[test]
+fn sctp_gets_an_abort_with_the_tag_rfc_9260_asks_for() {
+    // An INIT (tag 0): the INIT's Initiate Tag, T clear (§8.4 item 3).
+    let mut init = vec![sctp::CHUNK_INIT, 0, 0, 20];
+    init.extend(0xdead_beef_u32.to_be_bytes());
+    init.extend([0; 12]);
+    assert_eq!(abort(&sctp_frame(0, &init)), Some((0xdead_beef, 0)));
+    // Anything else: its own tag reflected, T set (item 8).
+    let data = [0, 3, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(
+        abort(&sctp_frame(0x0102_0304, &data)),
+        Some((0x0102_0304, sctp::ABORT_FLAG_T))
+    );
 }

@@ -77,6 +77,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod layout;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 pub mod vxlan;

@@ -121,12 +121,13 @@ pub fn ip_input<T: Tracer>(
             trace!(
                 t,
                 "lr_in_ip_input",
-                "to router address {dst}, not an echo request and nothing to answer (a later fragment, SCTP, a TCP RST or an ICMP error): dropped"
+                "to router address {dst}, not an echo request and nothing to answer (a later fragment, an SCTP ABORT, a TCP RST or an ICMP error): dropped"
             );
             return Some(Decision::drop(DropReason::RouterLocal));
         };
         let (what, counted) = match reply {
             Reply::TcpReset => ("TCP: tcp_reset (RST|ACK)", Answered::TcpReset),
+            Reply::SctpAbort => ("SCTP: sctp_abort (ABORT)", Answered::SctpAbort),
             Reply::PortUnreachable => ("UDP: ICMP port unreachable", Answered::PortUnreachable),
             Reply::Unreachable if lay.has(Layout::IPV4) => {
                 ("ICMP protocol unreachable", Answered::DstUnreachable)
