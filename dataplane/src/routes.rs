@@ -18,7 +18,6 @@ use std::str::FromStr;
 use hashbrown::HashMap;
 
 use crate::ids::{DatapathIdx, LportIdx};
-use crate::pipeline::chassis_mac::FromPhysical;
 use crate::tables::{mac_key, Ipv4Cidr, Ipv6Cidr, MacIps, PortType, TableError, Tables, TunnelIds};
 use crate::wire::MacAddr;
 
@@ -472,42 +471,6 @@ impl Tables {
         self.routers = rs;
         self.refresh_key_kinds();
         self
-    }
-}
-
-impl Tables {
-    /// The source MAC of routed frames to `lport` from a router port of
-    /// MAC `port_mac`: this chassis' MAC on the physical network when
-    /// `lport` is on another chassis behind the switch's localnet port and
-    /// the chassis has a MAC there, else the port's.
-    fn hop_source(&self, port_mac: MacAddr, lport: LportIdx) -> MacAddr {
-        let l = self.lport(lport);
-        if l.local_port.is_some() {
-            return port_mac;
-        }
-        self.datapath(l.datapath)
-            .localnet
-            .and_then(|ln| self.lport(ln).chassis_macs.local)
-            .unwrap_or(port_mac)
-    }
-
-    /// Frames into switch `dp`'s localnet port from another chassis' MAC
-    /// get `router_mac` (the first router port on the switch wins, as the
-    /// first of OVN's flows does).
-    fn chassis_macs_in(&mut self, dp: DatapathIdx, router_mac: MacAddr) {
-        let Some(ln) = self.datapath(dp).localnet else {
-            return;
-        };
-        let ln = self.lport(ln);
-        let (Some(p), false) = (ln.local_port, ln.chassis_macs.remote.is_empty()) else {
-            return;
-        };
-        let remote = ln.chassis_macs.remote.clone();
-        let p = p.get();
-        if self.chassis_mac_in.len() <= p {
-            self.chassis_mac_in.resize(p + 1, None);
-        }
-        self.chassis_mac_in[p].get_or_insert(FromPhysical { remote, router_mac });
     }
 }
 

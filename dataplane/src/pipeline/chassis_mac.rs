@@ -7,7 +7,7 @@
 //!
 //! - out of a localnet port, a routed frame for a port on another chassis
 //!   leaves with this chassis' MAC as its source (the router's hops are
-//!   compiled with it: [`crate::routes`]);
+//!   compiled with it, `Tables::hop_source`);
 //! - into a localnet port, a frame whose source is another chassis' MAC
 //!   (it was routed there) gets the MAC of the switch's router port back
 //!   before the switch sees it ([`FromPhysical::replace`]), so the VM sees
@@ -17,6 +17,8 @@
 //! does.
 
 use super::Tracer;
+use crate::ids::{DatapathIdx, LportIdx};
+use crate::tables::Tables;
 use crate::wire::{ethernet, MacAddr};
 
 /// A localnet port's chassis MACs, from SB `Chassis`
@@ -56,5 +58,41 @@ impl FromPhysical {
                 self.router_mac
             );
         }
+    }
+}
+
+impl Tables {
+    /// The source MAC of routed frames to `lport` from a router port of
+    /// MAC `port_mac`: this chassis' MAC on the physical network when
+    /// `lport` is on another chassis behind the switch's localnet port and
+    /// the chassis has a MAC there, else the port's.
+    pub(crate) fn hop_source(&self, port_mac: MacAddr, lport: LportIdx) -> MacAddr {
+        let l = self.lport(lport);
+        if l.local_port.is_some() {
+            return port_mac;
+        }
+        self.datapath(l.datapath)
+            .localnet
+            .and_then(|ln| self.lport(ln).chassis_macs.local)
+            .unwrap_or(port_mac)
+    }
+
+    /// Frames into switch `dp`'s localnet port from another chassis' MAC
+    /// get `router_mac` (the first router port on the switch wins, as the
+    /// first of OVN's flows does).
+    pub(crate) fn chassis_macs_in(&mut self, dp: DatapathIdx, router_mac: MacAddr) {
+        let Some(ln) = self.datapath(dp).localnet else {
+            return;
+        };
+        let ln = self.lport(ln);
+        let (Some(p), false) = (ln.local_port, ln.chassis_macs.remote.is_empty()) else {
+            return;
+        };
+        let remote = ln.chassis_macs.remote.clone();
+        let p = p.get();
+        if self.chassis_mac_in.len() <= p {
+            self.chassis_mac_in.resize(p + 1, None);
+        }
+        self.chassis_mac_in[p].get_or_insert(FromPhysical { remote, router_mac });
     }
 }
