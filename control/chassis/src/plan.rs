@@ -70,7 +70,7 @@ pub(crate) fn plan(
 
     let mesh = mesh::mesh(cfg, r, &chassis, me, uplink);
     let chassis_macs = crate::chassis_mac::Known::new(&cfg.chassis_macs, &cfg.chassis, &chassis);
-    let switches = translate::switches(
+    let (switches, shared_networks) = translate::switches(
         r,
         &port_bindings,
         &datapaths,
@@ -96,12 +96,14 @@ pub(crate) fn plan(
         nb_cfg: r.rows::<SbGlobal>().first().map_or(0, |g| g.nb_cfg),
         private: registration.private,
         claimed,
-        unenforced: Unenforced::count(&r.rows::<LogicalFlow>()).with_northd(
-            r.rows::<SbGlobal>()
-                .first()
-                .map(SbGlobal::unrealised)
-                .unwrap_or_default(),
-        ),
+        unenforced: Unenforced::count(&r.rows::<LogicalFlow>())
+            .with_shared_networks(shared_networks)
+            .with_northd(
+                r.rows::<SbGlobal>()
+                    .first()
+                    .map(SbGlobal::unrealised)
+                    .unwrap_or_default(),
+            ),
         conflict: registration.conflict,
         warning: loopback_endpoint(cfg, &chassis),
     }

@@ -23,7 +23,9 @@ use uuid::Uuid;
 use crate::chassis_mac::Known;
 use crate::claim::LocalPorts;
 
-/// The tables for `datapaths`, from `bindings`.
+/// The tables for `datapaths`, from `bindings`, and how many localnet
+/// ports were left unbound because another switch's localnet port has
+/// their physical network here ([`one_localnet_per_network`]).
 pub(crate) fn switches(
     r: &Replica,
     bindings: &[PortBinding],
@@ -32,7 +34,7 @@ pub(crate) fn switches(
     chassis_index: &HashMap<Uuid, u16>,
     provider_port: &dyn Fn(&str) -> Option<PortId>,
     chassis_macs: &Known,
-) -> Vec<LogicalSwitch> {
+) -> (Vec<LogicalSwitch>, u64) {
     let mut by_key: BTreeMap<i64, (String, Vec<LogicalPort>)> = BTreeMap::new();
     let mut dp_key: HashMap<Uuid, i64> = HashMap::new();
     for d in datapaths.iter().filter(|d| !crate::router::is_router(r, d)) {
@@ -60,7 +62,7 @@ pub(crate) fn switches(
             ports.push(port);
         }
     }
-    by_key
+    let mut switches: Vec<LogicalSwitch> = by_key
         .into_iter()
         .map(|(key, (name, mut ports))| {
             ports.sort_by_key(|p| p.tunnel_key);
@@ -70,7 +72,40 @@ pub(crate) fn switches(
                 ports,
             }
         })
-        .collect()
+        .collect();
+    let shared = one_localnet_per_network(&mut switches);
+    (switches, shared)
+}
+
+/// One physical network's interface carries one localnet port here: OVN
+/// tells several VLANs of one network apart on the provider bridge, which
+/// this dataplane does not do yet. The switch with the lowest datapath key
+/// keeps the interface; the others' localnet ports stay unbound (those
+/// switches reach no physical host, and other chassis' ports only by
+/// tunnel), each said in the log, and the count is reported as not
+/// enforced (`localnet_shared_network`), so that one such switch does not
+/// make the dataplane refuse every table.
+fn one_localnet_per_network(switches: &mut [LogicalSwitch]) -> u64 {
+    let mut taken: HashMap<PortId, String> = HashMap::new();
+    let mut shared = 0;
+    for ls in switches.iter_mut() {
+        for p in &mut ls.ports {
+            let (PortType::Localnet, Some(port)) = (p.port_type, p.local_port) else {
+                continue;
+            };
+            match taken.get(&port) {
+                Some(first) => {
+                    tracing::warn!(port = %p.name, first = %first, "localnet port not bound: its physical network's interface already carries another switch's localnet port (several VLANs of one network are not demultiplexed yet)");
+                    p.local_port = None;
+                    shared += 1;
+                }
+                None => {
+                    taken.insert(port, p.name.clone());
+                }
+            }
+        }
+    }
+    shared
 }
 
 /// The name the dataplane knows a datapath by: its NB name, as northd
@@ -152,4 +187,43 @@ fn logical_port(
             _ => Default::default(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn localnet(name: &str, port: u16, vlan: u16) -> LogicalPort {
+        LogicalPort {
+            port_type: PortType::Localnet,
+            local_port: Some(PortId(port)),
+            vlan: Some(vlan),
+            ..LogicalPort::vif(name, 1, Address::Unknown, false)
+        }
+    }
+
+    fn switch(key: u32, ports: Vec<LogicalPort>) -> LogicalSwitch {
+        LogicalSwitch {
+            name: format!("ls{key}"),
+            tunnel_key: key,
+            ports,
+        }
+    }
+
+    #[test]
+    fn the_first_switch_keeps_a_shared_physical_interface() {
+        let mut switches = vec![
+            switch(1, vec![localnet("ln-a", 3, 100)]),
+            switch(2, vec![localnet("ln-b", 3, 200)]),
+            switch(3, vec![localnet("ln-c", 4, 300)]),
+        ];
+        assert_eq!(one_localnet_per_network(&mut switches), 1);
+        let bound: Vec<_> = switches
+            .iter()
+            .map(|s| s.ports[0].local_port.map(PortId::get))
+            .collect();
+        assert_eq!(bound, [Some(3), None, Some(4)]);
+        // What is left installs: no local port bound twice.
+        dataplane::tables::Tables::compile(&switches).expect("tables install");
+    }
 }

@@ -50,17 +50,21 @@ pub enum UnenforcedKind {
     LogicalFlowRouter,
     /// Logical flows of router NAT stages.
     LogicalFlowNat,
+    /// Localnet ports left unbound: another switch's localnet port has
+    /// their physical network's interface here.
+    LocalnetSharedNetwork,
 }
 
 impl UnenforcedKind {
     /// Every kind, in report order.
-    pub const ALL: [UnenforcedKind; 6] = [
+    pub const ALL: [UnenforcedKind; 7] = [
         UnenforcedKind::LogicalFlowAcl,
         UnenforcedKind::LogicalFlowLb,
         UnenforcedKind::LogicalFlowDhcp,
         UnenforcedKind::LogicalFlowDns,
         UnenforcedKind::LogicalFlowRouter,
         UnenforcedKind::LogicalFlowNat,
+        UnenforcedKind::LocalnetSharedNetwork,
     ];
 
     /// The label value on `/metrics` and the word in `show`.
@@ -72,6 +76,7 @@ impl UnenforcedKind {
             UnenforcedKind::LogicalFlowDns => "logical_flow_dns",
             UnenforcedKind::LogicalFlowRouter => "logical_flow_router",
             UnenforcedKind::LogicalFlowNat => "logical_flow_nat",
+            UnenforcedKind::LocalnetSharedNetwork => "localnet_shared_network",
         }
     }
 
@@ -113,6 +118,15 @@ pub struct Unenforced {
 }
 
 impl Unenforced {
+    /// Adds the localnet ports left unbound (`translate`'s
+    /// `one_localnet_per_network`).
+    pub fn with_shared_networks(mut self, n: u64) -> Self {
+        if n > 0 {
+            self.flows.insert(UnenforcedKind::LocalnetSharedNetwork, n);
+        }
+        self
+    }
+
     /// Adds northd-lite's report (`SbGlobal::unrealised`).
     pub fn with_northd(mut self, northd: BTreeMap<String, u64>) -> Self {
         self.northd = northd;
