@@ -176,6 +176,18 @@ impl FlowCache {
         self.hit(key, hash, |e| (e.verdict, e.ct))
     }
 
+    /// [`FlowCache::lookup_with`] for a first key that a second lookup
+    /// follows when it misses: a hit counts, a miss does not (the second
+    /// lookup counts it).
+    #[inline]
+    pub fn probe_with(&mut self, key: &FlowKey, hash: u64) -> Option<(Verdict, u16)> {
+        let found = self.hit(key, hash, |e| (e.verdict, e.ct));
+        if found.is_none() {
+            self.misses -= 1;
+        }
+        found
+    }
+
     /// What `read` takes from the entry holding `key`, counting the hit or
     /// the miss. Each lookup reads only what it returns: the plain one
     /// never touches the conntrack checks.

@@ -315,9 +315,6 @@ pub struct AclTables {
     /// older one are checked again by their next packet.
     pub generation: u32,
     pub stateful: Option<Arc<Stateful>>,
-    /// By local port: whether its datapath has ACLs, so its flow-cache
-    /// key holds the fields ACLs read ([`crate::pipeline::ACL_KEY`]).
-    pub wide_key: Vec<bool>,
 }
 
 impl AclTables {
@@ -552,48 +549,15 @@ impl AclTables {
             .iter()
             .map(|l| stateful.zone(&l.name))
             .collect();
-        // Keyed wide: a switch with ACLs, and every switch that shares a
-        // router with one (routed traffic meets the destination's to-lport
-        // ACLs on the sender's chassis).
-        let mut wide_dp: Vec<bool> = (0..tables.datapaths.len())
-            .map(|d| datapaths.get(d).is_some_and(Option::is_some))
-            .collect();
-        let rs = &tables.routers;
-        for r in 0..rs.routers.len() {
-            let switches = || {
-                rs.ports
-                    .iter()
-                    .filter(move |p| p.router == r)
-                    .map(|p| p.switch.get())
-            };
-            if switches().any(|d| wide_dp[d]) {
-                for d in switches() {
-                    wide_dp[d] = true;
-                }
-            }
-        }
-        let mut wide_key = vec![false; tables.by_local_port.len()];
-        for (p, l) in tables.by_local_port.iter().enumerate() {
-            if let Some(l) = l {
-                wide_key[p] = wide_dp[tables.lport(*l).datapath.get()];
-            }
-        }
         (
             AclTables {
                 datapaths,
                 zones,
                 generation,
                 stateful: Some(stateful.clone()),
-                wide_key,
             },
             errors,
         )
-    }
-
-    /// Whether packets from local port `p` are keyed with the ACL fields.
-    #[inline(always)]
-    pub fn wide_key(&self, p: crate::ids::PortId) -> bool {
-        self.wide_key.get(p.get()).copied().unwrap_or(false)
     }
 }
 

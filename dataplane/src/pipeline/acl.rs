@@ -20,7 +20,9 @@
 //! allows is committed, and refused as `ct_full` if the table is.
 //! A verdict that took conntrack's "allowed without ACLs" path is cached
 //! with that check ([`recheck`] runs it again on every hit, so established
-//! traffic skips the rest of the pipeline but never conntrack); any other
+//! traffic skips the rest of the pipeline but never conntrack), under a
+//! key for every L4 port ([`super::STATEFUL_KEY`]): one entry serves all
+//! connections between two addresses, and IPv6 is cached too. Any other
 //! tracked verdict is never cached ([`Fields::CONNTRACK`]).
 //!
 //! `reject` answers with a TCP RST or an ICMP unreachable out of the
@@ -345,6 +347,7 @@ fn check<T: Tracer>(
     }
     let (frame, lay) = v.p.stateful();
     let Some(pkt) = tuple::packet(frame, lay) else {
+        v.p.read(Fields::CONNTRACK);
         return Step::drop(DropReason::CtInvalid);
     };
     let zone = tables.acls.zones.get(port.get()).copied().unwrap_or(0);

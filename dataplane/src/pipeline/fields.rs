@@ -46,6 +46,12 @@ impl Fields {
     /// Whether the IPv4 TTL or IPv6 hop limit is at most 1 (a router's
     /// time exceeded): keys hold that bit, not the TTL.
     pub const TTL_EXPIRING: Fields = Fields(1 << 11);
+    /// Not a field the stages read but a mark of the key: it stands for
+    /// every L4 port (and every fragment) of its addresses. The key of a
+    /// stateful datapath's established traffic ([`crate::pipeline::STATEFUL_KEY`]),
+    /// whose verdict holds under conntrack checks run for every packet;
+    /// marked so that it never equals an L4-wide key of the same port.
+    pub const ANY_L4: Fields = Fields(1 << 12);
     /// An 802.1Q tag. No key holds it.
     pub const VLAN: Fields = Fields(1 << 16);
     /// The ARP header. No key holds it.
@@ -72,7 +78,7 @@ impl Fields {
     pub const LOG: Fields = Fields(1 << 23);
 
     /// What [`flow_key`] can hold.
-    pub const KEYABLE: Fields = Fields((1 << 12) - 1);
+    pub const KEYABLE: Fields = Fields((1 << 13) - 1);
 
     /// Both sets.
     #[inline(always)]
@@ -333,7 +339,9 @@ fn word(b: &[u8], at: usize) -> u64 {
 /// 0x04pp when the key holds [`Fields::TTL_EXPIRING`] and it is set), else the
 /// ethertype, so keys of different layouts never collide (frames whose
 /// type field is an 802.3 length below 0x600 get no key); words 2-5: the
-/// IP addresses (zero for what a type lacks), and for IPv4 the L4 ports.
+/// IP addresses (zero for what a type lacks), and for IPv4 the L4 ports
+/// with bit 32 set when the key holds them, or bit 33 for a key marked
+/// [`Fields::ANY_L4`] (an IPv6 key never holds L4 ports, so needs no mark).
 /// Fields `F` lacks are zero, so the compiler folds them away.
 #[inline(always)]
 pub fn flow_key<const F: u32, R>(
@@ -355,6 +363,11 @@ pub fn flow_key<const F: u32, R>(
         assert!(
             !Fields(F).contains(Fields::ETH_SRC.with(Fields::TUNNEL_EGRESS)),
             "a key holds eth.src or the tunnel egress, not both"
+        );
+        assert!(
+            !Fields(F).contains(Fields::ANY_L4.with(Fields::L4_SRC))
+                && !Fields(F).contains(Fields::ANY_L4.with(Fields::L4_DST)),
+            "a key stands for every L4 port or holds them, not both"
         );
     }
     if lay.has(Layout::VLAN) {
@@ -386,7 +399,7 @@ pub fn flow_key<const F: u32, R>(
                 let p = u64::from(u32::from_be_bytes(*frame[l4at..].first_chunk()?));
                 bit(Fields::L4_SRC, p & 0xffff_0000) | bit(Fields::L4_DST, p & 0xffff) | 1 << 32
             } else {
-                0
+                bit(Fields::ANY_L4, 1 << 33)
             };
             let k = FlowKey([w0, w1, src | dst, ports, 0, 0]);
             Some(keyed(k, k.hash()))

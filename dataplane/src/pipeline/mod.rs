@@ -209,6 +209,16 @@ pub const ROUTED_KEY: Fields = SWITCH_KEY.with(router::READS);
 /// verdict never depends on a field the key lacks.
 pub const ACL_KEY: Fields = ROUTED_KEY.with(acl::READS);
 
+/// The first key of a port whose datapath has stateful ACLs (or shares a
+/// router with one that has): the fields before the stateful stage, for
+/// every L4 port. Established traffic's verdict reads nothing more (its
+/// ACL decision is conntrack's, which [`acl::recheck`] runs again for each
+/// packet), so one entry serves every connection between two addresses,
+/// as OVS's megaflows leave out what only conntrack decides on; a verdict
+/// that read the L4 ports (an `allow-stateless` ACL's) goes under
+/// [`ACL_KEY`], looked up second.
+pub const STATEFUL_KEY: Fields = ROUTED_KEY.with(Fields::ANY_L4);
+
 /// Which key a local port's packets get ([`Tables::key_kind`]): the
 /// fields its datapath's stages read, so a plain switch pays for no field
 /// only ACLs or routers read.
@@ -217,15 +227,18 @@ pub enum KeyKind {
     Switch,
     Routed,
     Acl,
+    /// [`STATEFUL_KEY`], then [`ACL_KEY`].
+    Stateful,
 }
 
 impl KeyKind {
-    /// The fields the key holds.
+    /// The fields the key holds (a stateful port's L4-wide one).
     pub const fn fields(self) -> Fields {
         match self {
             KeyKind::Switch => SWITCH_KEY,
             KeyKind::Routed => ROUTED_KEY,
             KeyKind::Acl => ACL_KEY,
+            KeyKind::Stateful => ACL_KEY,
         }
     }
 }
@@ -277,9 +290,12 @@ pub fn decide_cached_as<B: PacketBuf>(
                 cache.lookup(&key, hash)
             })
         }
-        // Out of line, parsing again: the switch's hit path keeps its
-        // layout in registers.
-        KeyKind::Acl => return decide_cached_acl(tables, cache, buf, in_port),
+        // Out of line: the switch's hit path keeps its layout in
+        // registers.
+        KeyKind::Acl => return decide_cached_acl::<false, _>(tables, cache, buf, &lay, in_port),
+        KeyKind::Stateful => {
+            return decide_cached_acl::<true, _>(tables, cache, buf, &lay, in_port)
+        }
     };
     match found {
         Some(Some(v)) => v,
@@ -288,47 +304,65 @@ pub fn decide_cached_as<B: PacketBuf>(
     }
 }
 
-/// [`decide_cached`] for a port of a datapath with ACLs: a hit may hold
-/// under conntrack checks, which run again.
+/// [`decide_cached`] for a port of a datapath with ACLs ([`KeyKind::Acl`],
+/// or with `STATEFUL` [`KeyKind::Stateful`]: the [`STATEFUL_KEY`] first):
+/// a hit may hold under conntrack checks, which run again.
 #[inline(never)]
-fn decide_cached_acl<B: PacketBuf>(
+fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
     tables: &Tables,
     cache: &mut FlowCache,
     buf: &mut B,
+    lay: &layout::Layout,
     in_port: PortId,
 ) -> Verdict {
-    let Ok(lay) = layout::parse(buf.data()) else {
-        return uncached(tables, buf, in_port);
-    };
     let meta = fields::KeyMeta {
         in_port,
         ..Default::default()
     };
-    let found = fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
+    let kind = if STATEFUL {
+        KeyKind::Stateful
+    } else {
+        KeyKind::Acl
+    };
+    let mut keyed = false;
+    if STATEFUL {
+        let found =
+            fields::flow_key::<{ STATEFUL_KEY.bits() }, _>(buf.data(), lay, meta, |key, hash| {
+                cache.probe_with(&key, hash)
+            });
+        match found {
+            Some(Some((v, checks))) => return cached_hit(tables, buf, lay, in_port, v, checks),
+            Some(None) => keyed = true,
+            None => {}
+        }
+    }
+    let found = fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), lay, meta, |key, hash| {
         cache.lookup_with(&key, hash)
     });
     match found {
-        Some(Some((v, 0))) => v,
-        Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks),
-        Some(None) => cache_miss(tables, cache, buf, in_port, KeyKind::Acl),
+        Some(Some((v, checks))) => cached_hit(tables, buf, lay, in_port, v, checks),
+        Some(None) => cache_miss(tables, cache, buf, in_port, kind),
+        // IPv6 has no L4-wide key, but may have the stateful one.
+        None if keyed => {
+            cache.misses += 1;
+            cache_miss(tables, cache, buf, in_port, kind)
+        }
         None => uncached(tables, buf, in_port),
     }
 }
 
-/// A cache hit that holds under conntrack checks: they run again (the
-/// packet parsed again, so the plain hit path keeps nothing live across
-/// the lookup), and the full pipeline decides if they fail.
-#[inline(never)]
-fn stateful_hit<B: PacketBuf>(
+/// A cache hit on an ACL port: the verdict, if the conntrack checks it
+/// holds under pass again (the full pipeline decides if they fail).
+#[inline(always)]
+fn cached_hit<B: PacketBuf>(
     tables: &Tables,
     buf: &mut B,
+    lay: &layout::Layout,
     in_port: PortId,
     v: Verdict,
     checks: u16,
 ) -> Verdict {
-    let holds = layout::parse(buf.data())
-        .is_ok_and(|lay| acl::recheck(tables, buf.data(), &lay, in_port, v, checks));
-    if holds {
+    if checks == 0 || acl::recheck(tables, buf.data(), lay, in_port, v, checks) {
         v
     } else {
         uncached(tables, buf, in_port)
@@ -359,17 +393,36 @@ fn cache_miss<B: PacketBuf>(
     };
     // Keyed before the pipeline runs: a reply is written over the packet.
     let key = |k, h| (k, h);
-    let keyed = layout::parse(buf.data()).ok().and_then(|lay| {
-        let f = buf.data();
-        match kind {
-            KeyKind::Switch => fields::flow_key::<{ SWITCH_KEY.bits() }, _>(f, &lay, key_meta, key),
-            KeyKind::Routed => fields::flow_key::<{ ROUTED_KEY.bits() }, _>(f, &lay, key_meta, key),
-            KeyKind::Acl => fields::flow_key::<{ ACL_KEY.bits() }, _>(f, &lay, key_meta, key),
+    // A stateful port's verdict goes under the key for every L4 port when
+    // it read nothing more, else under the L4-wide one.
+    let (narrow, keyed) = match layout::parse(buf.data()) {
+        Ok(lay) => {
+            let f = buf.data();
+            let stateful = (kind == KeyKind::Stateful)
+                .then(|| fields::flow_key::<{ STATEFUL_KEY.bits() }, _>(f, &lay, key_meta, key))
+                .flatten();
+            let keyed = match kind {
+                KeyKind::Switch => {
+                    fields::flow_key::<{ SWITCH_KEY.bits() }, _>(f, &lay, key_meta, key)
+                }
+                KeyKind::Routed => {
+                    fields::flow_key::<{ ROUTED_KEY.bits() }, _>(f, &lay, key_meta, key)
+                }
+                KeyKind::Acl | KeyKind::Stateful => {
+                    fields::flow_key::<{ ACL_KEY.bits() }, _>(f, &lay, key_meta, key)
+                }
+            };
+            (stateful, keyed)
         }
-    });
+        Err(_) => (None, None),
+    };
     let mut meta = PacketMeta::new(in_port);
     let v = decide(tables, buf, &mut meta, &mut NoTrace);
-    if let Some((k, hash)) = keyed.filter(|_| kind.fields().contains(meta.reads)) {
+    let keyed = match narrow {
+        Some(n) if STATEFUL_KEY.contains(meta.reads) => Some(n),
+        _ => keyed.filter(|_| kind.fields().contains(meta.reads)),
+    };
+    if let Some((k, hash)) = keyed {
         cache.insert_with(k, hash, v, meta.ct_checks);
     }
     v

@@ -334,25 +334,62 @@ impl Tables {
             .unwrap_or(crate::pipeline::KeyKind::Switch)
     }
 
-    /// Recomputes [`Tables::key_kind`] (after routers or ACLs changed).
+    /// Recomputes [`Tables::key_kind`] (after routers or ACLs changed): a
+    /// port's key holds what its datapath's stages read. A switch with
+    /// ACLs is keyed with the L4 fields, first for every L4 port if they
+    /// are stateful; so is every switch that shares a router with one
+    /// (routed traffic meets the destination's to-lport ACLs on the
+    /// sender's chassis), as the most demanding of them.
     pub(crate) fn refresh_key_kinds(&mut self) {
         use crate::pipeline::KeyKind;
+        let mut by_dp: Vec<Option<KeyKind>> = (0..self.datapaths.len())
+            .map(|d| {
+                let a = self.acls.datapath(DatapathIdx(d as u16))?;
+                Some(if a.stateful {
+                    KeyKind::Stateful
+                } else {
+                    KeyKind::Acl
+                })
+            })
+            .collect();
+        let rs = &self.routers;
+        for r in 0..rs.routers.len() {
+            let switches = || {
+                rs.ports
+                    .iter()
+                    .filter(move |p| p.router == r)
+                    .map(|p| p.switch.get())
+            };
+            let joined = switches().filter_map(|d| by_dp[d]).reduce(|a, b| {
+                if a == KeyKind::Stateful {
+                    a
+                } else {
+                    b
+                }
+            });
+            if let Some(k) = joined {
+                for d in switches() {
+                    if by_dp[d] != Some(KeyKind::Stateful) {
+                        by_dp[d] = Some(k);
+                    }
+                }
+            }
+        }
         self.key_kinds = (0..self.by_local_port.len())
             .map(|p| {
                 let Some(l) = self.by_local_port[p] else {
                     return KeyKind::Switch;
                 };
-                let dp = self.datapath(self.lport(l).datapath);
-                let routed = dp
+                let dp = self.lport(l).datapath;
+                let routed = self
+                    .datapath(dp)
                     .ports
                     .iter()
                     .any(|&q| self.lport(q).port_type == PortType::Router);
-                if self.acls.wide_key(PortId(p as u16)) {
-                    KeyKind::Acl
-                } else if routed {
-                    KeyKind::Routed
-                } else {
-                    KeyKind::Switch
+                match by_dp[dp.get()] {
+                    Some(k) => k,
+                    None if routed => KeyKind::Routed,
+                    None => KeyKind::Switch,
                 }
             })
             .collect();

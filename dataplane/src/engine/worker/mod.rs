@@ -380,6 +380,9 @@ impl<P: BufPool> Worker<P> {
                     KeyKind::Acl => self.each(&mut rx, in_port, |t, b| {
                         pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Acl)
                     }),
+                    KeyKind::Stateful => self.each(&mut rx, in_port, |t, b| {
+                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Stateful)
+                    }),
                 }
                 self.cache = Some(cache);
             }

@@ -12,7 +12,7 @@ use crate::drop::DropReason;
 use crate::flow::FlowDesc;
 use crate::ids::PortId;
 use crate::packet::{HeapBuf, PacketBuf};
-use crate::pipeline::{decide, decide_cached, trace, NoTrace, PacketMeta, Verdict};
+use crate::pipeline::{decide, decide_cached, trace, KeyKind, NoTrace, PacketMeta, Verdict};
 use crate::tables::{LogicalPort, LogicalSwitch, Tables};
 
 const VM1: &str =
@@ -46,8 +46,8 @@ fn tables(acls: Vec<Acl>, ct_limit: usize) -> (Tables, Arc<Stateful>) {
         name: "ls".into(),
         tunnel_key: 1,
         ports: vec![
-            port("vm1", 1, "00:00:00:00:00:01 10.0.0.1", PortId(0)),
-            port("vm2", 2, "00:00:00:00:00:02 10.0.0.2", PortId(1)),
+            port("vm1", 1, "00:00:00:00:00:01 10.0.0.1 fd00::1", PortId(0)),
+            port("vm2", 2, "00:00:00:00:00:02 10.0.0.2 fd00::2", PortId(1)),
             port("vm3", 3, "00:00:00:00:00:03 10.0.0.3", PortId(2)),
         ],
     }])
@@ -291,7 +291,7 @@ fn cached_verdicts_follow_l4_ports() {
         acl(10, FromLport, Drop, "ip4"),
     ];
     let (t, _) = tables(acls, 100);
-    assert!(t.acls.wide_key(PortId(0)));
+    assert_eq!(t.key_kind(PortId(0)), KeyKind::Acl);
     let mut cache = FlowCache::new(64);
     let mut run = |desc: &str| {
         let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
@@ -471,6 +471,114 @@ fn established_traffic_hits_the_cache_and_conntrack_still_decides() {
     st.conntrack.flush(None);
     assert_eq!(
         run(cache, PortId(1), &format!("{s} tcp.flags=0x18")),
+        Verdict::Drop(DropReason::AclDrop)
+    );
+}
+
+/// On a stateful switch established traffic is cached under a key for
+/// every L4 port: the connections between two VMs share one entry, and
+/// conntrack still decides each packet, so a connection the ACLs never
+/// allowed between the same two VMs is not let through by that entry.
+/// IPv6 (which no L4-wide key holds) is cached the same way.
+#[test]
+fn connections_between_two_vms_share_one_entry_and_conntrack_decides() {
+    let mut acls = security_group();
+    acls.push(acl(
+        1002,
+        Direction::FromLport,
+        AclAction::AllowRelated,
+        "inport == @neutron_pg_drop && ip6",
+    ));
+    acls.push(acl(
+        1002,
+        Direction::ToLport,
+        AclAction::AllowRelated,
+        "outport == @pg_web && ip6 && tcp.dst == 22",
+    ));
+    let (t, st) = tables(acls, 100);
+    assert_eq!(t.key_kind(PortId(0)), KeyKind::Stateful);
+    let mut cache = FlowCache::new(64);
+    let run = |cache: &mut FlowCache, in_port: u16, desc: &str| {
+        let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
+        decide_cached(&t, cache, &mut HeapBuf::from_frame(&frame), PortId(in_port))
+    };
+    let to_vm2 = Verdict::Output(PortId(1));
+    for sport in 40000..40010 {
+        let c = format!("{VM1} tcp.src={sport} tcp.dst=22");
+        assert_eq!(run(&mut cache, 0, &format!("{c} tcp.flags=0x02")), to_vm2);
+        let s = format!("{VM2} tcp.src=22 tcp.dst={sport} tcp.flags=0x12");
+        assert_eq!(run(&mut cache, 1, &s), Verdict::Output(PortId(0)));
+        assert_eq!(run(&mut cache, 0, &format!("{c} tcp.flags=0x10")), to_vm2);
+    }
+    // The first connection's three packets missed; the other nine met the
+    // entries it left (their SYNs then failed the checks: new connections
+    // the ACLs allowed and conntrack committed).
+    assert_eq!(cache.misses, 3, "{} hits", cache.hits);
+    let (hits, misses) = (cache.hits, cache.misses);
+    for sport in 40000..40010 {
+        let c = format!("{VM1} tcp.src={sport} tcp.dst=22 tcp.flags=0x18");
+        assert_eq!(run(&mut cache, 0, &c), to_vm2);
+    }
+    assert_eq!(
+        (cache.hits - hits, cache.misses - misses),
+        (10, 0),
+        "ten connections' packets from vm1 to vm2: one entry"
+    );
+    // Port 23 was never allowed: the entry's conntrack checks fail, the
+    // ACLs decide, and vm2's zone does not commit it.
+    let telnet = format!("{VM1} tcp.src=40100 tcp.dst=23 tcp.flags=0x02");
+    for _ in 0..3 {
+        assert_eq!(
+            run(&mut cache, 0, &telnet),
+            Verdict::Drop(DropReason::AclDrop)
+        );
+    }
+    // Twenty for the ten connections (vm1's zone and vm2's); telnet's
+    // only in vm1's, whose egress ACL allowed it.
+    assert_eq!(st.conntrack.dump(None).len(), 21);
+    // IPv6: the handshake, then established packets hit.
+    let v6 = "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip6.src=fd00::1 ip6.dst=fd00::2";
+    let v6r = "eth.src=00:00:00:00:00:02 eth.dst=00:00:00:00:00:01 ip6.src=fd00::2 ip6.dst=fd00::1";
+    assert_eq!(
+        run(
+            &mut cache,
+            0,
+            &format!("{v6} tcp.src=41000 tcp.dst=22 tcp.flags=0x02")
+        ),
+        to_vm2
+    );
+    assert_eq!(
+        run(
+            &mut cache,
+            1,
+            &format!("{v6r} tcp.src=22 tcp.dst=41000 tcp.flags=0x12")
+        ),
+        Verdict::Output(PortId(0))
+    );
+    assert_eq!(
+        run(
+            &mut cache,
+            0,
+            &format!("{v6} tcp.src=41000 tcp.dst=22 tcp.flags=0x10")
+        ),
+        to_vm2
+    );
+    let hits = cache.hits;
+    assert_eq!(
+        run(
+            &mut cache,
+            0,
+            &format!("{v6} tcp.src=41000 tcp.dst=22 tcp.flags=0x18")
+        ),
+        to_vm2
+    );
+    assert_eq!(cache.hits, hits + 1, "established IPv6 hits the cache");
+    assert_eq!(
+        run(
+            &mut cache,
+            0,
+            &format!("{v6} tcp.src=41001 tcp.dst=23 tcp.flags=0x02")
+        ),
         Verdict::Drop(DropReason::AclDrop)
     );
 }
