@@ -290,12 +290,12 @@ pub fn decide_cached_as<B: PacketBuf>(
                 cache.lookup(&key, hash)
             })
         }
-        // Out of line: the switch's hit path keeps its layout in
-        // registers.
-        KeyKind::Acl => return decide_cached_acl::<false, _>(tables, cache, buf, &lay, in_port),
-        KeyKind::Stateful => {
-            return decide_cached_acl::<true, _>(tables, cache, buf, &lay, in_port)
-        }
+        // Out of line, parsing again: the switch's hit path keeps its
+        // layout in registers (and a layout passed by reference is read
+        // back across the partial stores that wrote it, a store-forwarding
+        // stall on every packet).
+        KeyKind::Acl => return decide_cached_acl::<false, _>(tables, cache, buf, in_port),
+        KeyKind::Stateful => return decide_cached_acl::<true, _>(tables, cache, buf, in_port),
     };
     match found {
         Some(Some(v)) => v,
@@ -312,9 +312,11 @@ fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
     tables: &Tables,
     cache: &mut FlowCache,
     buf: &mut B,
-    lay: &layout::Layout,
     in_port: PortId,
 ) -> Verdict {
+    let Ok(lay) = layout::parse(buf.data()) else {
+        return uncached(tables, buf, in_port);
+    };
     let meta = fields::KeyMeta {
         in_port,
         ..Default::default()
@@ -327,20 +329,22 @@ fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
     let mut keyed = false;
     if STATEFUL {
         let found =
-            fields::flow_key::<{ STATEFUL_KEY.bits() }, _>(buf.data(), lay, meta, |key, hash| {
+            fields::flow_key::<{ STATEFUL_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
                 cache.probe_with(&key, hash)
             });
         match found {
-            Some(Some((v, checks))) => return cached_hit(tables, buf, lay, in_port, v, checks),
+            Some(Some((v, 0))) => return v,
+            Some(Some((v, checks))) => return stateful_hit(tables, buf, in_port, v, checks),
             Some(None) => keyed = true,
             None => {}
         }
     }
-    let found = fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), lay, meta, |key, hash| {
+    let found = fields::flow_key::<{ ACL_KEY.bits() }, _>(buf.data(), &lay, meta, |key, hash| {
         cache.lookup_with(&key, hash)
     });
     match found {
-        Some(Some((v, checks))) => cached_hit(tables, buf, lay, in_port, v, checks),
+        Some(Some((v, 0))) => v,
+        Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks),
         Some(None) => cache_miss(tables, cache, buf, in_port, kind),
         // IPv6 has no L4-wide key, but may have the stateful one.
         None if keyed => {
@@ -351,18 +355,20 @@ fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
     }
 }
 
-/// A cache hit on an ACL port: the verdict, if the conntrack checks it
-/// holds under pass again (the full pipeline decides if they fail).
-#[inline(always)]
-fn cached_hit<B: PacketBuf>(
+/// A cache hit that holds under conntrack checks: they run again (the
+/// packet parsed again, so the plain hit path keeps nothing live across
+/// the lookup), and the full pipeline decides if they fail.
+#[inline(never)]
+fn stateful_hit<B: PacketBuf>(
     tables: &Tables,
     buf: &mut B,
-    lay: &layout::Layout,
     in_port: PortId,
     v: Verdict,
     checks: u16,
 ) -> Verdict {
-    if checks == 0 || acl::recheck(tables, buf.data(), lay, in_port, v, checks) {
+    let holds = layout::parse(buf.data())
+        .is_ok_and(|lay| acl::recheck(tables, buf.data(), &lay, in_port, v, checks));
+    if holds {
         v
     } else {
         uncached(tables, buf, in_port)
