@@ -2,8 +2,9 @@
 # Side-by-side benchmark: switchyard against Open vSwitch with DPDK on the
 # same pcap, the same source and sink, one core: L2 switching (OVS's NORMAL
 # action), the overlay scenarios (OVS's userspace tunnelling, the
-# datapath actions tnl_push and tnl_pop) and stateful ACLs (OVS's userspace
-# conntrack, programmed as ovn-controller programs it).
+# datapath actions tnl_push and tnl_pop), stateful ACLs (OVS's userspace
+# conntrack, programmed as ovn-controller programs it) and a logical router
+# between two switches (OpenFlow as ovn-controller installs it).
 #
 # Both switches read the pcap the suite generates (dataplane/examples/
 # dpdk_bench/ --write-pcap) through net_pcap with infinite_rx=1 and send
@@ -60,6 +61,14 @@
 #     the +new flows and commits again, as under OVN. Ours passes a
 #     committed connection's packets without evaluating ACLs (the same
 #     verdict: OVN's +new path re-runs ACLs that allowed it).
+#   * router (dpdk-routed-*; ours routes vm0 on bench-a, 10.0.0.0/24, to
+#     vm1 on bench-b, 10.1.0.0/24, through one router): br0 with src and
+#     sink and the flows of ovs_router_flows below, one table per OVN stage
+#     that decides: port security, the router port's MAC, the destination
+#     prefix (dec_ttl, eth.src = lrp1's MAC, next hop and outport in
+#     registers), eth.dst per next-hop IP (lr_in_arp_resolve), output. The
+#     run fails unless a datapath flow sets eth(src=lrp1,dst=vm1) and
+#     ipv4(ttl=63).
 #   KEY is what ours puts on the wire (dpdk_bench/main.rs, OVN's encoding):
 #   VXLAN VNI 0x2001 (datapath 1 | egress port key 2 << 12); Geneve VNI 1
 #   and OVN's option (class 0x0102, type 0x80, 4 bytes: ingress 1, egress 2
@@ -97,7 +106,8 @@
 #       [--core 1] [--hugepages 2048] [--scenario dpdk-l2-10k ...]
 # Default scenarios: dpdk-l2-1flow dpdk-l2-10k. The overlay ones:
 # dpdk-vxlan-encap-10k dpdk-vxlan-decap-10k dpdk-geneve-encap-10k
-# dpdk-geneve-decap-10k. Conntrack: dpdk-acl-ct-10k. OVS-DPDK cannot take dpdk-l2-1m: its shared
+# dpdk-geneve-decap-10k. Conntrack: dpdk-acl-ct-10k. Routing:
+# dpdk-routed-10k. OVS-DPDK cannot take dpdk-l2-1m: its shared
 # mempool (at most 262144 mbufs) is smaller than the pcap, which net_pcap's
 # infinite_rx holds in mbufs.
 # It installs openvswitch-switch-dpdk with apt-get if missing, raises
@@ -135,6 +145,7 @@ ovs_mode() {
     dpdk-geneve-encap-*) echo geneve-encap ;;
     dpdk-geneve-decap-*) echo geneve-decap ;;
     dpdk-acl-ct-*) echo conntrack ;;
+    dpdk-routed-*) echo router ;;
     *) echo normal ;;
     esac
 }
@@ -147,6 +158,7 @@ ovs_label() {
     geneve-encap) echo "Geneve encap with OVN's option (tnl_push)" ;;
     geneve-decap) echo "Geneve decap: tnl_pop, recirculation, geneve port -> sink" ;;
     conntrack) echo "OVN's ct flows, zones 1 and 2: ct(zone,table), +new ct(commit), +est next; one-way UDP stays +new" ;;
+    router) echo "OVN's router flows: port security, nw_dst prefix + dec_ttl + eth.src, per-IP eth.dst, output" ;;
     esac
 }
 
@@ -233,13 +245,13 @@ ovs_configure() {
     "${vsctl[@]}" --no-wait -- --if-exists del-br br0 -- --if-exists del-br br-int \
         -- --if-exists del-br br-phy
     case $mode in
-    normal | conntrack) src_br=br0 sink_br=br0 ;;
+    normal | conntrack | router) src_br=br0 sink_br=br0 ;;
     *-encap) src_br=br-int sink_br=br-phy tun_ofport=2 ;;
     *-decap) src_br=br-phy sink_br=br-int tun_ofport=1 ;;
     esac
     local sink=(-- add-port "$sink_br" sink -- set Interface sink type=dpdk
         "options:dpdk-devargs=net_null0,no-rx=1" ofport_request=2)
-    if [ "$mode" = normal ] || [ "$mode" = conntrack ]; then
+    if [ "$mode" = normal ] || [ "$mode" = conntrack ] || [ "$mode" = router ]; then
         bridges=br0
         "${vsctl[@]}" --no-wait add-br br0 -- set Bridge br0 datapath_type=netdev "${sink[@]}"
         return
@@ -256,6 +268,43 @@ ovs_configure() {
         options:remote_ip=$remote_ip options:local_ip=$local_ip options:key=flow \
         ofport_request="$tun_ofport" \
         "${sink[@]}"
+}
+
+# The router scenario (dpdk-routed-*; dpdk_bench/routed.rs): vm0 (OpenFlow
+# port 1, 10.0.0.1 on bench-a) to vm1 (the sink, port 2, 10.1.0.1 on
+# bench-b) through bench-lr, whose port lrp0 (10.0.0.254/24) faces vm0 and
+# lrp1 (10.1.0.254/24) vm1.
+vm0_mac=02:00:00:00:00:00 vm0_ip=10.0.0.1 vm1_ip=10.1.0.1
+lrp0_mac=02:00:00:00:ff:01 lrp1_mac=02:00:00:00:ff:02
+
+# The flows ovn-controller 23.03 installs for that path, a table per stage
+# that decides something, with OVN's registers (reg14 inport, reg15 outport,
+# reg0 the next hop): bench-a's port security (ls_in_port_sec_l2/_ip), its
+# L2 lookup to the router port and the router's admission (eth.dst is
+# lrp0's MAC), lr_in_ip_routing (the connected networks by prefix: ip.ttl--,
+# reg0 = ip4.dst, eth.src = the out port's MAC, outport), lr_in_arp_resolve
+# (eth.dst per next-hop IP, as northd writes one per known address), and
+# bench-b's egress port security, out to vm1. Both directions' routes and
+# bindings are there, as OVN installs them; the traffic uses one.
+ovs_router_flows() {
+    ovs-ofctl del-flows br0 && ovs-ofctl add-flows br0 - <<EOF
+table=0,priority=100,in_port=1,dl_src=$vm0_mac,ip,nw_src=$vm0_ip,actions=load:1->NXM_NX_REG14[],resubmit(,1)
+table=1,priority=50,reg14=1,dl_dst=$lrp0_mac,actions=resubmit(,2)
+table=2,priority=74,ip,nw_dst=10.1.0.0/24,actions=dec_ttl,move:NXM_OF_IP_DST[]->NXM_NX_REG0[],mod_dl_src:$lrp1_mac,load:2->NXM_NX_REG15[],resubmit(,3)
+table=2,priority=74,ip,nw_dst=10.0.0.0/24,actions=dec_ttl,move:NXM_OF_IP_DST[]->NXM_NX_REG0[],mod_dl_src:$lrp0_mac,load:1->NXM_NX_REG15[],resubmit(,3)
+table=3,priority=100,reg15=2,reg0=0x0a010001,actions=mod_dl_dst:$vm1_mac,resubmit(,4)
+table=3,priority=100,reg15=1,reg0=0x0a000001,actions=mod_dl_dst:$vm0_mac,resubmit(,4)
+table=4,priority=50,reg15=2,dl_dst=$vm1_mac,ip,nw_dst=$vm1_ip,actions=output:2
+EOF
+}
+
+# Checks datapath flows $1 of a router run: the routed packet leaves with
+# lrp1's and vm1's MACs and the TTL decremented (the pcap's is 64).
+ovs_router_check() {
+    local want
+    for want in "eth(src=$lrp1_mac,dst=$vm1_mac)" "ipv4(ttl=63)"; do
+        grep -qF "$want" "$1" || { echo "no datapath flow with $want:" >&2; cat "$1" >&2; return 1; }
+    done
 }
 
 # What conf.db does not hold, for each start of ovs-vswitchd: the tunnel IP,
@@ -278,6 +327,10 @@ table=1,priority=100,$est,ip,actions=ct(zone=2,table=2)
 table=2,priority=100,ct_state=+new+trk,ip,actions=ct(commit,zone=2,$commit),output:2
 table=2,priority=100,$est,ip,actions=output:2
 EOF
+        return
+    fi
+    if [ "$mode" = router ]; then
+        ovs_router_flows
         return
     fi
     # ovs-vswitchd creates the br-phy tap on its first start: a persistent
@@ -336,6 +389,7 @@ ovs_check_datapath() {
             grep -q "$want" "$f" || { echo "no datapath flow with $want:" >&2; cat "$f" >&2; return 1; }
         done
         return 0 ;;
+    router) ovs_router_check "$f"; return ;;
     vxlan-encap) want="tnl_push(.*vxlan(flags=0x8000000,vni=$tun_key)" ;;
     geneve-encap) want="tnl_push(.*geneve(.*vni=$tun_key,options({class=0x102,type=0x80,len=4,$ovn_option}))" ;;
     *-decap) want="actions:tnl_pop(" ;;

@@ -1,6 +1,6 @@
 //! The DPDK scenarios of the benchmark suite: L2 switching, Geneve and
-//! VXLAN encapsulation and decapsulation, and stateful ACLs over conntrack
-//! on DPDK ports, one worker core.
+//! VXLAN encapsulation and decapsulation, stateful ACLs over conntrack and
+//! routing between two switches on DPDK ports, one worker core.
 //!
 //! Every scenario writes its own pcap (64-byte UDP/IPv4 frames from vm0 to
 //! vm1, or the same flows inside VXLAN or Geneve), replays it with
@@ -42,8 +42,6 @@
 //! `--workers N` runs the scenario through the node's engine with N
 //! workers on `--cores` ([`engine`]); without it, one bare worker on the
 //! main thread's core.
-//! ```text
-//! ```
 //! `--hugepages` uses `--in-memory` (reserve them first, e.g.
 //! `echo 2048 > /proc/sys/vm/nr_hugepages`, hugetlbfs on /dev/hugepages);
 //! the default is `--no-huge`. `--write-pcap` writes the scenario's pcap and
@@ -61,6 +59,7 @@ use std::time::{Duration, Instant};
 #[path = "../../../benches/src/acl.rs"]
 mod acl;
 mod engine;
+mod routed;
 mod traffic;
 
 use traffic::{frames, ip, pcap, topology, underlay};
@@ -96,6 +95,8 @@ struct Scenario {
     /// vm0 and vm1 in an allow-related security group ([`acl::security_group`]):
     /// every packet through conntrack in both ports' zones.
     acls: bool,
+    /// vm0 and vm1 on two switches joined by a router ([`routed`]).
+    routed: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -106,6 +107,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: None,
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-l2-10k",
@@ -114,6 +116,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: None,
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-l2-200k",
@@ -122,6 +125,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: None,
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-l2-1m",
@@ -130,6 +134,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: None,
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-vxlan-10k",
@@ -139,6 +144,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::Vxlan,
         tunnel: None,
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-geneve-10k",
@@ -148,6 +154,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::Geneve,
         tunnel: None,
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-geneve-encap-10k",
@@ -157,6 +164,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Geneve, false)),
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-geneve-decap-10k",
@@ -166,6 +174,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Geneve, true)),
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-vxlan-encap-10k",
@@ -175,6 +184,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Vxlan, false)),
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-vxlan-decap-10k",
@@ -184,6 +194,7 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: Some((TunnelEncap::Vxlan, true)),
         acls: false,
+        routed: false,
     },
     Scenario {
         name: "dpdk-acl-ct-10k",
@@ -193,6 +204,17 @@ const SCENARIOS: &[Scenario] = &[
         encap: Encap::None,
         tunnel: None,
         acls: true,
+        routed: false,
+    },
+    Scenario {
+        name: "dpdk-routed-10k",
+        description: "10,000 64-byte UDP/IPv4 5-tuples vm0 -> vm1 across subnets: two switches \
+                      joined by one router (eth.src, eth.dst and TTL rewritten), port security on",
+        flows: 10_000,
+        encap: Encap::None,
+        tunnel: None,
+        acls: false,
+        routed: true,
     },
 ];
 
@@ -379,6 +401,7 @@ fn replay(
     let ports: Vec<Arc<dyn Port<MbufPool>>> = vec![src.clone(), sink.clone()];
     // Overlay scenarios: the uplink is the sink (encap) or the source (decap).
     let tables = match s.tunnel {
+        None if s.routed => routed::tables(),
         Some((encap, decap)) => Tables::compile_with_underlay(
             &topology(s.tunnel),
             Some(underlay(encap, if decap { 0 } else { 1 })),

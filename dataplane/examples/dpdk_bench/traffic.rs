@@ -1,6 +1,7 @@
 //! The scenarios' traffic: the topology of vm0, vm1 (and a remote chassis
-//! for the tunnel scenarios), the 64-byte UDP flows between them, the same
-//! flows inside VXLAN or Geneve, and the pcap file `net_pcap` replays.
+//! for the tunnel scenarios; the routed one's is in [`crate::routed`]), the
+//! 64-byte UDP flows between them, the same flows inside VXLAN or Geneve,
+//! and the pcap file `net_pcap` replays.
 //! Built once before a run, never on the measured path.
 
 use std::net::Ipv4Addr;
@@ -161,6 +162,9 @@ pub(crate) fn frames(s: &Scenario) -> Result<Vec<Vec<u8>>, String> {
                 }
                 use dataplane::packet::PacketBuf;
                 return Ok(b.data().to_vec());
+            }
+            if s.routed {
+                return crate::routed::frame(i);
             }
             if s.encap == Encap::None {
                 return udp_frame(i, (mac(0), mac(1)), (ip(0), ip(1)))

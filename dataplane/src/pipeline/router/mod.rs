@@ -25,7 +25,7 @@ use super::{Decision, Fields, PacketMeta, Parsed, Tracer};
 use crate::drop::DropReason;
 use crate::routes::HopIdx;
 use crate::tables::{Lport, Tables};
-use crate::wire::{checksum, ethernet, ipv4, ipv6, EtherType};
+use crate::wire::{ethernet, ipv4, ipv6, EtherType};
 
 pub mod arp_request;
 pub mod arp_resolve;
@@ -120,24 +120,32 @@ pub fn route<T: Tracer>(
 /// hop `hop`, and `ip.ttl--` (RFC 791 §3.2 "Time to Live"; RFC 8200 §3
 /// "Hop Limit"), the IPv4 header checksum updated incrementally (RFC 1624
 /// eqn. 3). The pipeline let only IPv4 or IPv6 with TTL above 1 through.
+/// It runs on every routed packet, cache hit or not: the views are taken
+/// over a chunk of fixed length (Ethernet and the smallest IPv4 header,
+/// shorter than any IPv6 one), so their accessors need no bounds check of
+/// their own.
+#[inline]
 pub fn rewrite(tables: &Tables, hop: HopIdx, frame: &mut [u8]) {
     let h = tables.routers.hops[hop.0 as usize];
-    let mut eth = ethernet::Frame::new_unchecked(&mut *frame);
+    let Some(head) = frame.first_chunk_mut::<{ ethernet::HEADER_LEN + ipv4::HEADER_LEN }>() else {
+        return;
+    };
+    let mut eth = ethernet::Frame::new_unchecked(&mut head[..]);
     eth.set_dst_addr(h.dst);
     eth.set_src_addr(h.src);
     let ethertype = eth.ethertype();
-    let l3 = &mut frame[ethernet::HEADER_LEN..];
+    let l3 = &mut head[ethernet::HEADER_LEN..];
     match ethertype {
         EtherType::Ipv4 => {
             let mut ip = ipv4::Packet::new_unchecked(l3);
-            let (ttl, proto) = (ip.hop_limit(), ip.next_header().value());
-            ip.set_hop_limit(ttl - 1);
+            ip.set_hop_limit(ip.hop_limit() - 1);
             // The 16-bit word holding the TTL (and the protocol) changes:
-            // HC' = ~(~HC + ~m + m').
-            let old = u16::from_be_bytes([ttl, proto]);
-            let new = u16::from_be_bytes([ttl - 1, proto]);
-            let c = !checksum::combine(&[!ip.checksum(), !old, new]);
-            ip.set_checksum(c);
+            // HC' = ~(~HC + ~m + m'), and with m' = m - 0x100, ~m + m' is
+            // 0xfeff whatever the protocol; one fold carries it (RFC 1071
+            // §2(A)).
+            let sum = u32::from(!ip.checksum()) + 0xfeff;
+            let folded = (sum & 0xffff) + (sum >> 16);
+            ip.set_checksum(!(folded as u16));
         }
         EtherType::Ipv6 => {
             let mut ip = ipv6::Packet::new_unchecked(l3);

@@ -133,6 +133,27 @@ fn from_vm1(l3: &str) -> String {
     format!("eth.src={VM1} eth.dst={LRP1} ip4.src=10.0.1.1 {l3}")
 }
 
+/// The incremental checksum update agrees with a checksum computed afresh
+/// over the rewritten header, for every TTL the pipeline routes and more
+/// than one protocol (the word the TTL shares).
+#[test]
+fn the_ttl_rewrite_keeps_the_ipv4_checksum_exact_for_every_ttl() {
+    let t = tables();
+    for l4 in ["udp.dst=53", "tcp.dst=80"] {
+        for ttl in 2..=255u8 {
+            let (v, out) = run(
+                &t,
+                &from_vm1(&format!("ip4.dst=10.0.2.1 ip.ttl={ttl} {l4}")),
+            );
+            assert!(matches!(v, Verdict::Routed { .. }), "{v:?}");
+            assert_eq!(layout::parse(&out).unwrap().ip_ttl(&out), ttl - 1);
+            let mut fresh = out[14..34].to_vec();
+            crate::wire::ipv4::Packet::new_unchecked(&mut fresh[..]).fill_checksum();
+            assert_eq!(out[14..34], fresh[..], "ttl {ttl}, {l4}");
+        }
+    }
+}
+
 #[test]
 fn routes_between_connected_networks_rewriting_macs_and_ttl() {
     let t = tables();
