@@ -519,6 +519,12 @@ fn bench(
                 r.flow_cache_hit_rate * 100.0,
                 r.rss_mib
             );
+            if r.conntrack_entries > 0 {
+                println!(
+                    "{:<20} conntrack: {} entries, RSS growth {:.0} bytes per connection",
+                    "", r.conntrack_entries, r.rss_bytes_per_connection
+                );
+            }
         }
     }
     Ok(())

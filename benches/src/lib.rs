@@ -214,6 +214,16 @@ pub fn scenarios() -> Vec<Scenario> {
             routes: None,
         },
         Scenario {
+            name: "acl-ct-1m",
+            description: "acl-ct-10k with 1,000,000 connections (2,000,000 conntrack entries, one per zone): the RSS growth per connection",
+            flows: 1_000_000,
+            counted: Counted::Forwarded,
+            build: udp_flows,
+            overlay: None,
+            acls: Some(acl_stateful),
+            routes: None,
+        },
+        Scenario {
             name: "routed-10k",
             description: "10,000 UDP flows between two switches through one router (32 ports each)",
             flows: 10_000,
@@ -475,6 +485,12 @@ pub struct BenchResult {
     pub flow_cache_hit_rate: f64,
     /// Resident set size of the process after the run, in MiB.
     pub rss_mib: f64,
+    /// Conntrack entries after the run (ACL scenarios; a connection
+    /// through two ports' zones has two, as in OVS).
+    pub conntrack_entries: usize,
+    /// RSS growth while the warm-up committed the connections, per
+    /// connection (both its entries), in bytes (0 without conntrack).
+    pub rss_bytes_per_connection: f64,
 }
 
 fn thread_cpu_ns() -> u64 {
@@ -518,8 +534,9 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         (None, None) => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
+    // Room for every flow's connection in both zones.
+    let st = Stateful::new(Conntrack::new((2 * s.flows).max(1 << 20), 256));
     if let Some(acls) = s.acls {
-        let st = Stateful::new(Conntrack::new(1 << 20, 256));
         let errors = tables.install_acls(&acls(), &st);
         if !errors.is_empty() {
             return Err(format!("{}: {errors:?}", s.name));
@@ -568,10 +585,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     .map_err(|e| e.to_string())?;
     // Warm-up: until every port delivered its warm-up share.
     let warm_total: u64 = by_port.iter().map(|d| d.len().min(65_536) as u64).sum();
+    let rss_cold = rss_mib();
     let mut seen = 0;
     while seen < warm_total {
         seen += worker.poll() as u64;
     }
+    let ct_warm = st.conntrack.len();
+    let rss_per_connection = if ct_warm > 0 {
+        // Two entries a connection (both VMs' zones).
+        (rss_mib() - rss_cold) * 1024.0 * 1024.0 / (ct_warm as f64 / 2.0)
+    } else {
+        0.0
+    };
     let stats = worker.stats();
     let before = snapshot(&ports, &stats, s.counted);
     let cpu0 = thread_cpu_ns();
@@ -595,6 +620,8 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         cores: 1,
         flow_cache_hit_rate: hits as f64 / (hits + misses).max(1) as f64,
         rss_mib: rss_mib(),
+        conntrack_entries: st.conntrack.len(),
+        rss_bytes_per_connection: rss_per_connection,
     };
     if unexpected != 0 || counted == 0 {
         return Err(format!(
