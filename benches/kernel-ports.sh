@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 BIN=$(realpath "$BIN")
+HERE=$(dirname "$(realpath "$0")")
 DIR=$(mktemp -d /tmp/sy-kports.XXXXXX)
 PIDS=()
 # Stops every process this script started (TERM, then KILL after 5 s) and
@@ -70,7 +71,8 @@ wait_for "ovn-nbctl --db=$NB --timeout=1 show >/dev/null 2>&1"
 PIDS+=($!)
 "$BIN" node --chassis kp --sb $SB --ctl "$CTL" --metrics 127.0.0.1:19464 \
     --dpdk --dpdk-no-huge --dpdk-mem 512 --workers 1 --cores 1 >"$DIR/node.log" 2>&1 &
-PIDS+=($!)
+NODE=$!
+PIDS+=($NODE)
 wait_for "[ -S $CTL ]"
 for i in 1 2; do
     ip netns add sykp$i
@@ -97,6 +99,18 @@ counters() {
 }
 # Packets vm1's eth0 transmitted (the generator's offered load).
 offered() { ip -n sykp1 -s -j link show eth0 | sed -E 's/.*"tx":\{"bytes":[0-9]+,"packets":([0-9]+).*/\1/'; }
+# What tells a port that receives nothing apart: the veth's queues and XDP
+# hook, the kernel's per-queue XDP counters, each AF_XDP socket's queue,
+# rings and drop reasons (xsk-state.py: rx ring full, fill ring empty), the
+# switch's queue-to-worker map and the node's log.
+diagnose() {
+    echo "--- ip -d link show sykp1"; ip -d link show sykp1 2>&1
+    echo "--- ethtool -l sykp1"; ethtool -l sykp1 2>&1
+    echo "--- ethtool -S sykp1"; ethtool -S sykp1 2>&1
+    echo "--- the node's AF_XDP sockets"; "$HERE/xsk-state.py" "$NODE" 2>&1
+    echo "--- switchyard show"; t "$BIN" show --ctl "$CTL" 2>&1
+    echo "--- node.log (last 30 lines)"; tail -n 30 "$DIR/node.log"
+}
 mpps() { awk -v n="$1" -v s="$SECONDS_RUN" 'BEGIN { printf "%.3f", n/s/1e6 }'; }
 
 run() {
@@ -119,7 +133,8 @@ run() {
         kill -0 $gen 2>/dev/null || fail "the generator exited: $(cat "$DIR/gen-$label.log")"
         sleep 0.1
     done
-    [ "$rx0" -gt 0 ] || fail "$label: no frame from vm1 reached the switch in 10 s (ethtool -S sykp1: $(ethtool -S sykp1 2>&1 | tr -s ' \n' ' '))"
+    [ "$rx0" -gt 0 ] || fail "$label: no frame from vm1 reached the switch in 10 s
+$(diagnose)"
     sleep 1
     read -r rx0 _ < <(counters "$name")
     read -r _ tx0 < <(counters sykp2)

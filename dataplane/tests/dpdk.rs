@@ -128,6 +128,37 @@ fn mbuf_is_a_packet_buffer_with_headroom() {
     assert_eq!(pool.available(), free);
 }
 
+/// DPDK 22.11's net_af_xdp registers as its umem `populated_size * object
+/// size` bytes from the pool's first object, and the kernel refuses any
+/// fill-ring address beyond: a pool whose mbufs are padded to one per 4 KiB
+/// page (rte_pktmbuf_pool_create without hugepages) has most of them
+/// outside, and an AF_XDP port fed those receives nothing. Every mbuf must
+/// lie within that span: an object is 2368 bytes (64-byte mempool header,
+/// 128-byte rte_mbuf, 2176-byte buffer), page-padded they are 4096 apart.
+#[test]
+fn mbufs_lie_where_net_af_xdp_registers_its_umem() {
+    const OBJECT: usize = 64 + 128 + 2176;
+    let (eal, _turn) = eal();
+    let mut pool = eal.mbuf_pool(0).unwrap();
+    let mut bufs = Vec::new();
+    while let Some(b) = pool.alloc() {
+        bufs.push(b);
+    }
+    // Other tests' workers may keep some in their lcore caches; 2500 page-
+    // padded mbufs already span more than 4095 packed ones.
+    assert!(bufs.len() > 2500, "only {} mbufs free", bufs.len());
+    let addrs: Vec<usize> = bufs.iter().map(|b| b.data().as_ptr() as usize).collect();
+    let (lo, hi) = (addrs.iter().min().unwrap(), addrs.iter().max().unwrap());
+    // The pool holds 4095 mbufs (mbufs_per_socket above).
+    assert!(
+        hi - lo < 4095 * OBJECT,
+        "{} mbufs span {} bytes, more than 4095 packed objects",
+        bufs.len(),
+        hi - lo
+    );
+    pool.free_all(&mut bufs);
+}
+
 #[test]
 fn ring_ports_forward_through_the_pipeline() {
     let (eal, _turn) = eal();

@@ -36,4 +36,8 @@ void sy_pktmbuf_reset_headroom(struct rte_mbuf *m);
 char *sy_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 int sy_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 
+/* The node's mbuf pool: see shim.c for why it differs without hugepages. */
+struct rte_mempool *sy_pktmbuf_pool_create(const char *name, unsigned int n, unsigned int cache,
+                                           uint16_t data_room, int socket);
+
 #endif

@@ -33,13 +33,13 @@ impl Eal {
         let cname = CString::new(name.clone()).expect("no NUL in pool name");
         // SAFETY: the name is a valid C string (copied by DPDK); sizes are
         // DPDK's defaults: 256-mbuf per-lcore caches, 2048 bytes of data
-        // room after RTE_PKTMBUF_HEADROOM.
+        // room after RTE_PKTMBUF_HEADROOM. The shim packs the objects
+        // without hugepages, which net_af_xdp's umem needs (see shim.c).
         let mp = unsafe {
-            sys::rte_pktmbuf_pool_create(
+            sys::sy_pktmbuf_pool_create(
                 cname.as_ptr(),
                 self.mbufs_per_socket,
                 256,
-                0,
                 sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
                 socket,
             )
