@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use dataplane::drop::DropReason;
 use dataplane::ids::PortId;
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -42,6 +44,46 @@ fn port_drops<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
             .inc_by(engine.port_drops(id));
     }
     r.register(Box::new(c))?;
+    Ok(())
+}
+
+/// Per rx queue, as OVS's `pmd-rxq-show` gives them: the cycles its
+/// worker spent on it, and its share of that worker's time over the load
+/// history (what `pmd-rxq-assign=cycles` balances on), once an interval
+/// has closed.
+fn rxq_load<B: Backend>(node: &Node<B>, r: &Registry) -> Result<()> {
+    let labels = &["port", "queue", "worker"];
+    let cycles = IntCounterVec::new(
+        Opts::new(
+            "switchyard_pmd_rxq_cycles_total",
+            "Processing cycles spent on the rx queue",
+        ),
+        labels,
+    )?;
+    let usage = GaugeVec::new(
+        Opts::new(
+            "switchyard_pmd_rxq_usage_ratio",
+            "The rx queue's share of its worker's cycles over the load history",
+        ),
+        labels,
+    )?;
+    let engine = node.engine();
+    let ports = engine.ports();
+    for (p, queues) in engine.rxq_info().iter().enumerate() {
+        let Some(port) = ports.get(p).cloned().flatten() else {
+            continue;
+        };
+        for (q, info) in queues.iter().enumerate() {
+            let (q, w) = (q.to_string(), info.worker.to_string());
+            let l = [port.name(), q.as_str(), w.as_str()];
+            cycles.with_label_values(&l).inc_by(info.cycles);
+            if let Some(u) = info.usage {
+                usage.with_label_values(&l).set(u);
+            }
+        }
+    }
+    r.register(Box::new(cycles))?;
+    r.register(Box::new(usage))?;
     Ok(())
 }
 
@@ -173,6 +215,7 @@ pub fn render<B: Backend>(node: &Node<B>) -> Result<String> {
     for c in [w_rx, w_tx, w_hit, w_miss, w_busy, w_idle] {
         r.register(Box::new(c))?;
     }
+    rxq_load(node, &r)?;
     let generation = IntGauge::new(
         "switchyard_table_generation",
         "Generation of the forwarding tables in use",

@@ -190,6 +190,16 @@ fn hostile_frames_are_dropped_with_reasons_and_forwarding_goes_on() {
         total(n) == before + random.len() as u64
     });
 
+    // The worker measured the cycles it spent on vm1's rx queue (OVS's
+    // pmd-rxq-show), on /metrics per port and queue.
+    node.wait_for("rx queue cycles on /metrics", |n| {
+        n.metrics().lines().any(|l| {
+            l.starts_with("switchyard_pmd_rxq_cycles_total{")
+                && l.contains("queue=\"0\"")
+                && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0)
+        })
+    });
+
     // Back to a 1500-byte MTU in the VMs, so that big pings fragment.
     for vm in [&vm1, &vm2] {
         vm.exec(&["ip", "link", "set", "eth0", "mtu", "1500"])
