@@ -191,8 +191,11 @@ fn hostile_frames_are_dropped_with_reasons_and_forwarding_goes_on() {
     });
 
     // The worker measured the cycles it spent on vm1's rx queue (OVS's
-    // pmd-rxq-show), on /metrics per port and queue.
+    // pmd-rxq-show), on /metrics per port and queue. It times one poll
+    // round in eight, so a few bursts may all fall in unmeasured rounds:
+    // vm1 sends one more (dropped) frame per look until one is measured.
     node.wait_for("rx queue cycles on /metrics", |n| {
+        vm1.send_raw(&random[..1]).unwrap();
         n.metrics().lines().any(|l| {
             l.starts_with("switchyard_pmd_rxq_cycles_total{")
                 && l.contains("queue=\"0\"")
