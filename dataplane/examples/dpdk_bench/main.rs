@@ -25,6 +25,12 @@
 //! `dpdk-*-decap-10k` replay the other chassis' tunnel packets into the
 //! uplink, decapsulated and delivered to vm1.
 //!
+//! `dpdk-acl-ct-setup-1m` measures connection setup: its pcap of a million
+//! distinct 5-tuples is replayed once (`net_pcap` reads the file as it
+//! goes), so every packet is a new connection that runs the ACLs and is
+//! committed in both zones; counted from the first burst to the last
+//! packet out, every record must come out and every flow be tracked.
+//!
 //! This is an example of the dataplane crate rather than part of
 //! `switchyard bench` because the DPDK backend sits behind this crate's
 //! `dpdk` feature: the default build must not need DPDK. Each scenario runs
@@ -97,6 +103,11 @@ struct Scenario {
     acls: bool,
     /// vm0 and vm1 on two switches joined by a router ([`routed`]).
     routed: bool,
+    /// The pcap is replayed once, not in a loop (`net_pcap` without
+    /// `infinite_rx`): with `acls`, every packet opens a connection, and
+    /// the rate is the connection setup rate. Measured from the first
+    /// packet to the last one out, without a warm-up.
+    once: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -108,6 +119,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-l2-10k",
@@ -117,6 +129,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-l2-200k",
@@ -126,6 +139,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-l2-1m",
@@ -135,6 +149,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-vxlan-10k",
@@ -145,6 +160,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-geneve-10k",
@@ -155,6 +171,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-geneve-encap-10k",
@@ -165,6 +182,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: Some((TunnelEncap::Geneve, false)),
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-geneve-decap-10k",
@@ -175,6 +193,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: Some((TunnelEncap::Geneve, true)),
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-vxlan-encap-10k",
@@ -185,6 +204,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: Some((TunnelEncap::Vxlan, false)),
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-vxlan-decap-10k",
@@ -195,6 +215,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: Some((TunnelEncap::Vxlan, true)),
         acls: false,
         routed: false,
+        once: false,
     },
     Scenario {
         name: "dpdk-acl-ct-10k",
@@ -205,6 +226,19 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: true,
         routed: false,
+        once: false,
+    },
+    Scenario {
+        name: "dpdk-acl-ct-setup-1m",
+        description: "connection setup: 1,000,000 UDP/IPv4 5-tuples vm0 -> vm1 replayed once \
+                      through dpdk-acl-ct-10k's security group, every packet a new connection \
+                      committed in vm0's and vm1's zones",
+        flows: 1_000_000,
+        encap: Encap::None,
+        tunnel: None,
+        acls: true,
+        routed: false,
+        once: true,
     },
     Scenario {
         name: "dpdk-routed-10k",
@@ -215,6 +249,7 @@ const SCENARIOS: &[Scenario] = &[
         tunnel: None,
         acls: false,
         routed: true,
+        once: false,
     },
 ];
 
@@ -368,8 +403,16 @@ fn replay(
     // telemetry) on the CPUs the process had at init minus the lcores', so
     // they stay off the worker's core, as OVS-DPDK's stay off its PMD's.
     // net_pcap's infinite_rx copies the whole pcap into mbufs of the rx
-    // queue's pool at setup, and then replays copies of them.
-    let mbufs = records as u32 * o.workers.max(1) as u32 + WORKING_MBUFS;
+    // queue's pool at setup, and then replays copies of them; replayed
+    // once, it reads the file as it goes.
+    if s.once && o.workers > 0 {
+        return Err(format!("{} runs on one bare worker (no --workers)", s.name));
+    }
+    let mbufs = if s.once {
+        WORKING_MBUFS
+    } else {
+        records as u32 * o.workers.max(1) as u32 + WORKING_MBUFS
+    };
     let eal = Eal::init(&EalConfig {
         main_cpus: o.core.into_iter().collect(),
         memory: if o.hugepages {
@@ -393,8 +436,9 @@ fn replay(
         ..DpdkPortConfig::default()
     };
     let pcaps = format!(",rx_pcap={}", input.display()).repeat(queues);
+    let replay = if s.once { "" } else { ",infinite_rx=1" };
     let src = Arc::new(
-        DpdkPort::open(eal, &format!("net_pcap0{pcaps},infinite_rx=1"), &cfg)
+        DpdkPort::open(eal, &format!("net_pcap0{pcaps}{replay}"), &cfg)
             .map_err(|e| e.to_string())?,
     );
     let sink = Arc::new(DpdkPort::open(eal, "net_null0,no-rx=1", &cfg).map_err(|e| e.to_string())?);
@@ -409,7 +453,9 @@ fn replay(
         None => Tables::compile(&topology(None)),
     };
     let mut tables = tables.map_err(|e| e.to_string())?;
-    let stateful = s.acls.then(|| Stateful::new(Conntrack::new(1 << 20, 256)));
+    // Room for every flow's connection in both zones.
+    let limit = (2 * s.flows).max(1 << 20);
+    let stateful = s.acls.then(|| Stateful::new(Conntrack::new(limit, 256)));
     if let Some(st) = &stateful {
         let errors = tables.install_acls(
             &acl::security_group(&[ip(0), ip(1)], AclAction::AllowRelated),
@@ -426,6 +472,17 @@ fn replay(
     let mut worker = Worker::new(&ports, &[PortId(0)], publisher, src.pool(), o.flow_cache)
         .map_err(|e| e.to_string())?;
     let wstats = worker.stats();
+    if s.once {
+        return replay_once(
+            s,
+            &mut worker,
+            &src,
+            &sink,
+            stateful.as_deref(),
+            records,
+            frame_bytes,
+        );
+    }
 
     // Warm-up: every flow at least twice through the flow cache, and at
     // least a million packets.
@@ -464,6 +521,63 @@ fn replay(
     Ok(Measurement {
         packets,
         unexpected: (src1.ipackets - src0.ipackets).saturating_sub(packets),
+        wall_ns,
+        cpu_ns,
+        tsc_hz,
+        cache_hit_rate: hits / (hits + misses).max(1.0),
+        frame_bytes,
+    })
+}
+
+/// Runs `worker` over a pcap replayed once (a [`Scenario::once`]), from
+/// its first packet until every record came out of the sink, or until the
+/// source has given nothing for a second (then the missing ones are
+/// `unexpected`).
+fn replay_once(
+    s: &Scenario,
+    worker: &mut Worker<MbufPool>,
+    src: &DpdkPort,
+    sink: &DpdkPort,
+    stateful: Option<&Stateful>,
+    records: usize,
+    frame_bytes: usize,
+) -> Result<Measurement, String> {
+    let eth = |p: &DpdkPort| p.eth_stats().map_err(|e| e.to_string());
+    // Measured from the end of the first burst (the file is open and being
+    // read).
+    while worker.poll() == 0 {}
+    let out0 = eth(sink)?.opackets;
+    let (cpu0, tsc0, t0) = (thread_cpu_ns(), tsc(), Instant::now());
+    let (mut last, mut progress) = (out0, Instant::now());
+    let out = loop {
+        for _ in 0..64 {
+            worker.poll();
+        }
+        let out = eth(sink)?.opackets;
+        if out >= records as u64 {
+            break out;
+        }
+        if out != last {
+            (last, progress) = (out, Instant::now());
+        } else if progress.elapsed() > Duration::from_secs(1) {
+            break out;
+        }
+    };
+    let wall_ns = t0.elapsed().as_nanos() as f64;
+    let tsc_hz = (tsc() - tsc0) as f64 / wall_ns * 1e9;
+    let cpu_ns = (thread_cpu_ns() - cpu0) as f64;
+    if let Some(n) = stateful.map(|st| st.conntrack.len()) {
+        if n != 2 * s.flows {
+            return Err(format!("{n} connections tracked, not 2 x {}", s.flows));
+        }
+    }
+    let stats = worker.stats();
+    let hits = stats.cache_hits.load(Ordering::Relaxed) as f64;
+    let misses = stats.cache_misses.load(Ordering::Relaxed) as f64;
+    Ok(Measurement {
+        packets: out - out0,
+        // Records that did not come out, and received ones that did not.
+        unexpected: (records as u64).saturating_sub(out) + eth(src)?.ipackets.saturating_sub(out),
         wall_ns,
         cpu_ns,
         tsc_hz,
