@@ -534,8 +534,12 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         (None, None) => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
-    // Room for every flow's connection in both zones.
+    // Room for every flow's connection in both zones. The table reserves
+    // its index up front (the pages of its control bytes are touched):
+    // that memory is counted with the growth per connection below.
+    let rss_before_ct = rss_mib();
     let st = Stateful::new(Conntrack::new((2 * s.flows).max(1 << 20), 256));
+    let rss_ct_reserved = rss_mib() - rss_before_ct;
     if let Some(acls) = s.acls {
         let errors = tables.install_acls(&acls(), &st);
         if !errors.is_empty() {
@@ -593,7 +597,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
     let ct_warm = st.conntrack.len();
     let rss_per_connection = if ct_warm > 0 {
         // Two entries a connection (both VMs' zones).
-        (rss_mib() - rss_cold) * 1024.0 * 1024.0 / (ct_warm as f64 / 2.0)
+        (rss_mib() - rss_cold + rss_ct_reserved) * 1024.0 * 1024.0 / (ct_warm as f64 / 2.0)
     } else {
         0.0
     };
