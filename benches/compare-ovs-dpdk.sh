@@ -69,6 +69,20 @@
 #     registers), eth.dst per next-hop IP (lr_in_arp_resolve), output. The
 #     run fails unless a datapath flow sets eth(src=lrp1,dst=vm1) and
 #     ipv4(ttl=63).
+#   * routed to another chassis (dpdk-routed-encap-*; ours routes vm0's
+#     traffic here and sends it in Geneve to vm1 on hv2) and the full
+#     pipeline (dpdk-full-pipeline-*: the same through port security and
+#     an allow-related security group, conntrack in vm0's zone): br-int
+#     holds src and a geneve port, br-phy the sink, set up as for
+#     geneve-encap; the flows of ovs_routed_encap_flows below: port
+#     security, (ct(zone=1,table=1), +new -> ct(commit), +est -> next,)
+#     the router's flows as for dpdk-routed-*, bench-b's L2 lookup from
+#     its router port (no conntrack, as ls_in_pre_acl's priority-110 flow)
+#     and the remote output: tun_id = bench-b's datapath key 2, OVN's
+#     option 0x20001 (ingress key 2, the router port; egress key 1, vm1).
+#     The run fails unless the datapath flows hold the tnl_push with that
+#     VNI and option, the router's set(eth) and ttl=63, and for the full
+#     pipeline 1 connection per flow, ct(zone=1) and its commit.
 #   KEY is what ours puts on the wire (dpdk_bench/main.rs, OVN's encoding):
 #   VXLAN VNI 0x2001 (datapath 1 | egress port key 2 << 12); Geneve VNI 1
 #   and OVN's option (class 0x0102, type 0x80, 4 bytes: ingress 1, egress 2
@@ -117,10 +131,10 @@
 # Default scenarios: dpdk-l2-1flow dpdk-l2-10k. The overlay ones:
 # dpdk-vxlan-encap-10k dpdk-vxlan-decap-10k dpdk-geneve-encap-10k
 # dpdk-geneve-decap-10k. Conntrack: dpdk-acl-ct-10k, and connection setup
-# dpdk-acl-ct-setup-1m. Routing:
-# dpdk-routed-10k. OVS-DPDK cannot take dpdk-l2-1m: its shared
-# mempool (at most 262144 mbufs) is smaller than the pcap, which net_pcap's
-# infinite_rx holds in mbufs.
+# dpdk-acl-ct-setup-1m. Routing: dpdk-routed-10k dpdk-routed-encap-10k.
+# Everything at once: dpdk-full-pipeline-10k. OVS-DPDK cannot take
+# dpdk-l2-1m: its shared mempool (at most 262144 mbufs) is smaller than
+# the pcap, which net_pcap's infinite_rx holds in mbufs.
 # It installs openvswitch-switch-dpdk with apt-get if missing, raises
 # nr_hugepages to --hugepages if lower (and restores it), and removes its
 # run directory and network namespace and stops every process it started
@@ -156,6 +170,8 @@ ovs_mode() {
     dpdk-geneve-encap-*) echo geneve-encap ;;
     dpdk-geneve-decap-*) echo geneve-decap ;;
     dpdk-acl-ct-*) echo conntrack ;;
+    dpdk-routed-encap-*) echo routed-encap ;;
+    dpdk-full-pipeline-*) echo full-pipeline ;;
     dpdk-routed-*) echo router ;;
     *) echo normal ;;
     esac
@@ -170,6 +186,8 @@ ovs_label() {
     geneve-decap) echo "Geneve decap: tnl_pop, recirculation, geneve port -> sink" ;;
     conntrack) echo "OVN's ct flows, zones 1 and 2: ct(zone,table), +new ct(commit), +est next; one-way UDP stays +new" ;;
     router) echo "OVN's router flows: port security, nw_dst prefix + dec_ttl + eth.src, per-IP eth.dst, output" ;;
+    routed-encap) echo "OVN's router flows, then bench-b's L2 lookup and remote output: Geneve (VNI 2, OVN's option), tnl_push" ;;
+    full-pipeline) echo "port security, ct(zone=1) +new ct(commit) / +est, OVN's router flows, Geneve remote output (tnl_push)" ;;
     esac
 }
 
@@ -236,6 +254,9 @@ remote_ip=192.168.100.22 remote_mac=02:00:00:00:01:22 # the remote chassis hv2
 vxlan_vni=0x2001  # OVN's VXLAN mode: datapath key 1, egress port key 2 << 12
 geneve_vni=0x1    # the datapath key
 ovn_option=0x10002 # Geneve class 0x0102 type 0x80: ingress key 1, egress key 2
+# dpdk-routed-encap-* / dpdk-full-pipeline-* (dpdk_bench/routed.rs): routed
+# into bench-b's datapath (key 2), from its router port (key 2) to vm1 (key 1).
+routed_vni=0x2 routed_option=0x20001
 
 ovsdb-tool create "$run/conf.db" /usr/share/openvswitch/vswitch.ovsschema
 taskset -c "$others" ovsdb-server "$run/conf.db" --remote="punix:$run/db.sock" \
@@ -247,7 +268,7 @@ taskset -c "$others" ovsdb-server "$run/conf.db" --remote="punix:$run/db.sock" \
     "other_config:pmd-cpu-mask=$(printf '0x%x' $((1 << core)))"
 
 # OVS's configuration of the current scenario: set by ovs_configure.
-mode='' bridges='' src_br='' sink_br='' tun_type='' tun_port='' tun_ofport='' tun_key=''
+mode='' bridges='' src_br='' sink_br='' tun_type='' tun_port='' tun_ofport='' tun_key='' tun_option=''
 # The current scenario's pcap replay (main loop): ",infinite_rx=1", or empty
 # for a replay once of $records records.
 replay='' records=''
@@ -260,7 +281,7 @@ ovs_configure() {
         -- --if-exists del-br br-phy
     case $mode in
     normal | conntrack | router) src_br=br0 sink_br=br0 ;;
-    *-encap) src_br=br-int sink_br=br-phy tun_ofport=2 ;;
+    *-encap | full-pipeline) src_br=br-int sink_br=br-phy tun_ofport=2 ;;
     *-decap) src_br=br-phy sink_br=br-int tun_ofport=1 ;;
     esac
     local sink=(-- add-port "$sink_br" sink -- set Interface sink type=dpdk
@@ -270,11 +291,13 @@ ovs_configure() {
         "${vsctl[@]}" --no-wait add-br br0 -- set Bridge br0 datapath_type=netdev "${sink[@]}"
         return
     fi
-    bridges="br-int br-phy" tun_type=${mode%-*} tun_port=${mode%-*}0
-    case $tun_type in
-    vxlan) tun_key=$vxlan_vni ;;
-    geneve) tun_key=$geneve_vni ;;
+    bridges="br-int br-phy" tun_option=$ovn_option
+    case $mode in
+    vxlan-*) tun_type=vxlan tun_key=$vxlan_vni ;;
+    geneve-*) tun_type=geneve tun_key=$geneve_vni ;;
+    routed-encap | full-pipeline) tun_type=geneve tun_key=$routed_vni tun_option=$routed_option ;;
     esac
+    tun_port=${tun_type}0
     "${vsctl[@]}" --no-wait add-br br-phy -- set Bridge br-phy datapath_type=netdev \
         other_config:hwaddr=$local_mac \
         -- add-br br-int -- set Bridge br-int datapath_type=netdev \
@@ -309,6 +332,36 @@ table=2,priority=74,ip,nw_dst=10.0.0.0/24,actions=dec_ttl,move:NXM_OF_IP_DST[]->
 table=3,priority=100,reg15=2,reg0=0x0a010001,actions=mod_dl_dst:$vm1_mac,resubmit(,4)
 table=3,priority=100,reg15=1,reg0=0x0a000001,actions=mod_dl_dst:$vm0_mac,resubmit(,4)
 table=4,priority=50,reg15=2,dl_dst=$vm1_mac,ip,nw_dst=$vm1_ip,actions=output:2
+EOF
+}
+
+# The flows of dpdk-routed-encap-* ($1 = 0) and dpdk-full-pipeline-* ($1 =
+# 1) on br-int, src port 1, the Geneve port 2 (vm1 is on hv2): bench-a's
+# port security; with ct, ls_in_pre_stateful / ls_in_acl in vm0's zone 1
+# as for dpdk-acl-ct-* (+new: commit, +est: next); the router's path as
+# ovs_router_flows (L2 lookup to lrp0, the prefix route with dec_ttl and
+# eth.src, eth.dst per next hop); then bench-b's ingress from its router
+# port: ls_in_pre_acl's priority-110 flow keeps a router port's traffic
+# out of conntrack, the L2 lookup sets outport vm1 (reg15 = 1) and, vm1
+# being remote, ovn-controller's remote output (OFTABLE_REMOTE_OUTPUT)
+# sets tun_id to bench-b's datapath key and OVN's option (ingress key 2,
+# the router port; egress key 1, vm1) and outputs to the tunnel. bench-b's
+# egress pipeline runs on hv2, as in OVN.
+ovs_routed_encap_flows() {
+    local first='resubmit(,2)' commit='exec(load:0->NXM_NX_CT_MARK[0])'
+    [ "$1" = 0 ] || first='ct(zone=1,table=1)'
+    ovs-ofctl del-flows br-int && ovs-ofctl add-flows br-int - <<EOF
+table=0,priority=100,in_port=1,dl_src=$vm0_mac,ip,nw_src=$vm0_ip,actions=load:1->NXM_NX_REG14[],$first
+table=1,priority=100,ct_state=+new+trk,ip,actions=ct(commit,zone=1,$commit),resubmit(,2)
+table=1,priority=100,ct_state=-new+est+trk,ct_mark=0/0x1,ip,actions=resubmit(,2)
+table=2,priority=50,reg14=1,dl_dst=$lrp0_mac,actions=resubmit(,3)
+table=3,priority=74,ip,nw_dst=10.1.0.0/24,actions=dec_ttl,move:NXM_OF_IP_DST[]->NXM_NX_REG0[],mod_dl_src:$lrp1_mac,load:2->NXM_NX_REG15[],resubmit(,4)
+table=3,priority=74,ip,nw_dst=10.0.0.0/24,actions=dec_ttl,move:NXM_OF_IP_DST[]->NXM_NX_REG0[],mod_dl_src:$lrp0_mac,load:1->NXM_NX_REG15[],resubmit(,4)
+table=4,priority=100,reg15=2,reg0=0x0a010001,actions=mod_dl_dst:$vm1_mac,load:2->NXM_NX_REG14[],resubmit(,5)
+table=4,priority=100,reg15=1,reg0=0x0a000001,actions=mod_dl_dst:$vm0_mac,resubmit(,5)
+table=5,priority=110,reg14=2,ip,actions=resubmit(,6)
+table=6,priority=50,dl_dst=$vm1_mac,actions=load:1->NXM_NX_REG15[],resubmit(,7)
+table=7,priority=100,reg15=1,actions=set_field:$routed_vni->tun_id,set_field:$routed_option->tun_metadata0,output:2
 EOF
 }
 
@@ -365,12 +418,16 @@ EOF
     local set_md='' match_md=''
     if [ "$tun_type" = geneve ]; then
         ovs-ofctl add-tlv-map br-int "{class=0x102,type=0x80,len=4}->tun_metadata0" || return 1
-        set_md=",set_field:$ovn_option->tun_metadata0"
-        match_md=",tun_metadata0=$ovn_option"
+        set_md=",set_field:$tun_option->tun_metadata0"
+        match_md=",tun_metadata0=$tun_option"
     fi
     ovs-ofctl del-flows br-int && ovs-ofctl del-flows br-phy || return 1
     # src is OpenFlow port 1 of its bridge, sink port 2 of its bridge.
     case $mode in
+    routed-encap | full-pipeline)
+        ovs_routed_encap_flows "$([ "$mode" = full-pipeline ] && echo 1 || echo 0)" &&
+            ovs-ofctl add-flow br-phy in_port=LOCAL,actions=output:2 || return 1
+        ;;
     *-encap)
         ovs-ofctl add-flow br-int "in_port=1,actions=set_field:$tun_key->tun_id$set_md,output:$tun_ofport" &&
             ovs-ofctl add-flow br-phy in_port=LOCAL,actions=output:2 || return 1
@@ -405,10 +462,20 @@ ovs_check_datapath() {
         return 0 ;;
     router) ovs_router_check "$f"; return ;;
     vxlan-encap) want="tnl_push(.*vxlan(flags=0x8000000,vni=$tun_key)" ;;
-    geneve-encap) want="tnl_push(.*geneve(.*vni=$tun_key,options({class=0x102,type=0x80,len=4,$ovn_option}))" ;;
+    geneve-encap | routed-encap | full-pipeline)
+        want="tnl_push(.*geneve(.*vni=$tun_key,options({class=0x102,type=0x80,len=4,$tun_option}))" ;;
     *-decap) want="actions:tnl_pop(" ;;
     esac
     grep -q "$want" "$f" || { echo "no datapath flow with $want:" >&2; cat "$f" >&2; return 1; }
+    case $mode in routed-encap | full-pipeline) ovs_router_check "$f" || return 1 ;; esac
+    if [ "$mode" = full-pipeline ]; then
+        local n
+        n=$(cat "$run/ct-nconns.txt")
+        [ "$n" -ge "$ct_flows" ] || { echo "OVS tracked $n connections, not $ct_flows" >&2; return 1; }
+        for want in "actions:ct(zone=1),recirc(" "ct(commit,zone=1,mark=0/0x1),"; do
+            grep -q "$want" "$f" || { echo "no datapath flow with $want:" >&2; cat "$f" >&2; return 1; }
+        done
+    fi
     if [ "${mode#*-}" = decap ] && ! grep -q "^tunnel(tun_id=$tun_key,src=$remote_ip,dst=$local_ip," "$f"; then
         echo "no recirculated datapath flow from the tunnel with key $tun_key:" >&2
         cat "$f" >&2

@@ -8,12 +8,22 @@
 //! router and leaves rewritten (eth.src lrp1, eth.dst vm1, TTL 63) out of
 //! vm1's port. `benches/compare-ovs-dpdk.sh` programs OVS-DPDK with the same
 //! addresses: keep the two in step.
+//!
+//! `dpdk-routed-encap-10k` puts vm1 on the remote chassis hv2 behind the
+//! uplink (the sink): the router runs here, on the sender's chassis, and
+//! the rewritten frame leaves in Geneve in bench-b's datapath (VNI 2, OVN's
+//! option from bench-b's router port, key 2, to vm1, key 1).
+//! `dpdk-full-pipeline-10k` adds the allow-related security group of the
+//! ACL scenarios over vm0 and vm1 ([`security_group`]): vm0's from-lport
+//! stage tracks every packet in vm0's zone; vm1's to-lport stage runs on
+//! hv2.
 
 use std::net::Ipv4Addr;
 
-use dataplane::ids::PortId;
+use dataplane::classifier::{AclAction, AclConfig};
+use dataplane::ids::{ChassisIdx, PortId};
 use dataplane::routes::{LogicalRouter, RouterPort};
-use dataplane::tables::{LogicalPort, LogicalSwitch, PortType, TableError, Tables};
+use dataplane::tables::{LogicalPort, LogicalSwitch, PortType, TableError, Tables, Underlay};
 use dataplane::wire::MacAddr;
 
 use crate::traffic::{mac, udp_frame};
@@ -32,14 +42,17 @@ fn router_address(side: u8) -> String {
     format!("{} 10.{side}.0.254/24", router_mac(side))
 }
 
-/// The two switches and the router between them.
-pub(crate) fn tables() -> Result<Tables, TableError> {
+/// The two switches and the router between them; with an `underlay`,
+/// vm1 is on its remote chassis.
+pub(crate) fn tables(underlay: Option<Underlay>) -> Result<Tables, TableError> {
+    let remote = underlay.is_some();
     let switch = |side: u8| LogicalSwitch {
         name: format!("bench-{}", (b'a' + side) as char),
         tunnel_key: u32::from(side) + 1,
         ports: vec![
             LogicalPort {
-                local_port: Some(PortId(side.into())),
+                local_port: (side == 0 || !remote).then_some(PortId(side.into())),
+                chassis: (side == 1 && remote).then_some(ChassisIdx(0)),
                 ..LogicalPort::vif(
                     format!("vm{side}"),
                     1,
@@ -66,15 +79,27 @@ pub(crate) fn tables() -> Result<Tables, TableError> {
         peer: Some(format!("bench-{side}-lr")),
     };
     Ok(
-        Tables::compile(&[switch(0), switch(1)])?.with_routers(&[LogicalRouter {
-            name: "bench-lr".into(),
-            tunnel_key: 3,
-            ports: vec![port(0), port(1)],
-            routes: vec![],
-            mac_bindings: vec![],
-            learn_known_only: false,
-        }]),
+        Tables::compile_with_underlay(&[switch(0), switch(1)], underlay)?.with_routers(&[
+            LogicalRouter {
+                name: "bench-lr".into(),
+                tunnel_key: 3,
+                ports: vec![port(0), port(1)],
+                routes: vec![],
+                mac_bindings: vec![],
+                learn_known_only: false,
+            },
+        ]),
     )
+}
+
+/// The ACL scenarios' allow-related security group over vm0 and vm1, on
+/// both switches.
+pub(crate) fn security_group() -> AclConfig {
+    let mut cfg = crate::acl::security_group(&[vm_ip(0), vm_ip(1)], AclAction::AllowRelated);
+    for a in &mut cfg.acls {
+        a.switches = vec!["bench-a".into(), "bench-b".into()];
+    }
+    cfg
 }
 
 /// Flow `i`'s frame: vm0 to vm1 through the router, a distinct 5-tuple.

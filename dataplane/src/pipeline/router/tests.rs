@@ -930,3 +930,89 @@ fn with_always_learn_from_arp_request_false_requests_teach_only_known_ips() {
     assert_eq!(v, Verdict::Reply);
     assert!(learnt(&t).is_empty());
 }
+
+/// OVN keeps a router port's traffic out of conntrack (ovn-northd(8),
+/// `ls_in_pre_acl` and `ls_out_pre_acl`, priority 110: `ip && inport ==
+/// <router port>` and `ip && outport == <router port>` -> next): routed
+/// traffic between two VMs under stateful ACLs on both switches is
+/// tracked in the VMs' zones only, so a connection has two entries, not
+/// four; and the reply, which only conntrack lets into vm1 (its to-lport
+/// ACLs drop new IP), comes back through the router.
+#[test]
+fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
+    use crate::classifier::{Acl, AclAction, AclConfig, Direction, Stateful};
+    use crate::conntrack::Conntrack;
+    use std::collections::BTreeMap;
+    let acl = |priority, direction, action, m: &str| Acl {
+        name: format!("acl{priority}"),
+        priority,
+        direction,
+        action,
+        match_text: m.into(),
+        expr: ovn_expr::parse(m).unwrap(),
+        log: false,
+        severity: Default::default(),
+        meter: None,
+        switches: vec!["ls1".into(), "ls2".into()],
+    };
+    use AclAction::*;
+    use Direction::*;
+    let vms: Vec<String> = ["vm1", "vm2", "gw"].map(String::from).to_vec();
+    let cfg = AclConfig {
+        acls: vec![
+            acl(1001, FromLport, Drop, "inport == @neutron_pg_drop && ip"),
+            acl(1001, ToLport, Drop, "outport == @neutron_pg_drop && ip"),
+            acl(1002, FromLport, AllowRelated, "inport == @sg && ip4"),
+            acl(
+                1002,
+                ToLport,
+                AllowRelated,
+                "outport == @sg && udp.dst == 53",
+            ),
+        ],
+        port_groups: BTreeMap::from([
+            ("sg".to_string(), vms.clone()),
+            ("neutron_pg_drop".to_string(), vms),
+        ]),
+        address_sets: BTreeMap::new(),
+    };
+    let mut t = tables();
+    let st = Stateful::new(Conntrack::new(100, 4));
+    let errors = t.install_acls(&cfg, &st);
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.src=40000 udp.dst=53"));
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    assert_eq!(st.conntrack.len(), 2, "vm1's and vm2's zones only");
+
+    let reply = format!(
+        "eth.src={VM2} eth.dst={LRP2} ip4.src=10.0.2.1 ip4.dst=10.0.1.1 udp.src=53 udp.dst=40000"
+    );
+    let (v, _) = run_from(&t, PortId(1), &reply);
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(0),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    assert_eq!(st.conntrack.len(), 2);
+    // Not a reply: vm1's to-lport ACLs drop it.
+    let new = reply.replace("udp.dst=40000", "udp.dst=40001");
+    assert_eq!(
+        run_from(&t, PortId(1), &new).0,
+        Verdict::Drop(crate::drop::DropReason::AclDrop)
+    );
+}
