@@ -15,9 +15,14 @@
 //! set of ports, as Neutron writes every rule (`inport == @pg_…`), is
 //! listed only under those ports, so a packet is tried against the rules
 //! of its own port's groups and the port-less rules, not every ACL of the
-//! datapath. Within that list evaluation is linear in rules (a first
-//! version: no decision tree or tuple-space search yet); an address set
-//! is one sorted array, searched in O(log n).
+//! datapath; ports with the same list (a security group's) share it.
+//! Each list is indexed by the protocol and L4 destination port its rules
+//! require (the `index` module): a Neutron cloud has tens of thousands of ACLs, and
+//! a new connection is tried only against the rules its protocol and
+//! port could match, in the order the linear scan would try them, so the
+//! first match is the same. An address set is one sorted array, searched
+//! in O(log n). Established connections never get here (conntrack lets
+//! them through before the ACLs, [`crate::pipeline::acl`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -31,6 +36,9 @@ use crate::conntrack::Conntrack;
 use crate::ids::{DatapathIdx, LportIdx};
 use crate::meter::{Meter, MeterConfig};
 use crate::tables::Tables;
+use index::RuleIndex;
+
+mod index;
 
 /// OVN's ACL directions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -218,7 +226,10 @@ pub(crate) enum Node {
     Or(Box<[Node]>),
 }
 
-/// What a match reads of a packet (the ACL stage provides it).
+/// What a match reads of a packet (the ACL stage provides it). The rule
+/// index relies on the predicates being what ovn-sb(5) defines them as:
+/// `tcp` holds only if `ip` does and `ip.proto` is 6 (`udp` 17, `sctp`
+/// 132, `icmp4` 1, `icmp6` 58).
 pub(crate) trait Subject {
     fn field(&mut self, f: Field) -> Option<u128>;
     fn pred(&mut self, p: Pred) -> bool;
@@ -270,19 +281,66 @@ pub struct Rule {
 #[derive(Debug, Default)]
 pub struct DirAcls {
     pub rules: Vec<Rule>,
-    /// Per port (of the direction's port field): the rules that can match
-    /// it, highest priority first.
-    by_port: HashMap<LportIdx, Box<[u32]>>,
-    /// The rules that name no port.
-    portless: Box<[u32]>,
+    /// The distinct candidate lists: the ports of the same port groups
+    /// (every port of a Neutron security group) share one.
+    lists: Box<[PortRules]>,
+    /// Per port (of the direction's port field): its list in `lists`.
+    by_port: HashMap<LportIdx, u32>,
+    /// The list of the rules that name no port (for other ports).
+    portless: PortRules,
     pub has_stateless: bool,
 }
 
 impl DirAcls {
-    /// The rules that can match a packet of `port`, highest priority first.
+    /// The rules that can match a packet of `port`.
     #[inline]
-    pub fn for_port(&self, port: LportIdx) -> &[u32] {
-        self.by_port.get(&port).unwrap_or(&self.portless)
+    pub fn for_port(&self, port: LportIdx) -> &PortRules {
+        match self.by_port.get(&port) {
+            Some(&k) => &self.lists[k as usize],
+            None => &self.portless,
+        }
+    }
+}
+
+/// The rules that can match the packets of one port, indexed by protocol
+/// and destination port ([`index`]).
+#[derive(Debug, Default)]
+pub struct PortRules {
+    all: RuleIndex,
+    /// Its `allow-stateless` rules alone.
+    stateless: RuleIndex,
+}
+
+impl PortRules {
+    fn new(rules: &[Rule], list: &[u32]) -> PortRules {
+        let stateless: Vec<u32> = list
+            .iter()
+            .copied()
+            .filter(|&i| rules[i as usize].action == AclAction::AllowStateless)
+            .collect();
+        PortRules {
+            all: RuleIndex::new(rules, list),
+            stateless: RuleIndex::new(rules, &stateless),
+        }
+    }
+
+    /// The highest-priority rule of `d` that matches `s`.
+    #[inline]
+    pub(crate) fn first_match<'r>(&self, d: &'r DirAcls, s: &mut impl Subject) -> Option<&'r Rule> {
+        let i = self.all.first_match(&d.rules, s)?;
+        Some(&d.rules[i as usize])
+    }
+
+    /// The highest-priority `allow-stateless` rule of `d` that matches
+    /// `s` (it keeps the packet out of conntrack whatever outranks it).
+    #[inline]
+    pub(crate) fn first_stateless<'r>(
+        &self,
+        d: &'r DirAcls,
+        s: &mut impl Subject,
+    ) -> Option<&'r Rule> {
+        let i = self.stateless.first_match(&d.rules, s)?;
+        Some(&d.rules[i as usize])
     }
 }
 
@@ -446,19 +504,27 @@ fn build_dir(mut rules: Vec<Rule>, port_field: Field) -> DirAcls {
             None => portless.push(i as u32),
         }
     }
+    // Ports of the same groups have the same list: indexed once.
+    let mut lists: Vec<PortRules> = Vec::new();
+    let mut seen: HashMap<Vec<u32>, u32> = HashMap::new();
     let by_port = by_port
         .into_iter()
         .map(|(p, mut v)| {
             v.extend_from_slice(&portless);
             v.sort_unstable();
-            (p, v.into_boxed_slice())
+            let k = *seen.entry(v).or_insert_with_key(|v| {
+                lists.push(PortRules::new(&rules, v));
+                lists.len() as u32 - 1
+            });
+            (p, k)
         })
         .collect();
     DirAcls {
         has_stateless: rules.iter().any(|r| r.action == AclAction::AllowStateless),
+        portless: PortRules::new(&rules, &portless),
+        lists: lists.into(),
         rules,
         by_port,
-        portless: portless.into(),
     }
 }
 
