@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use ovn_expr::{Expr, Field, Pred, RelOp, Value};
 
 use crate::acl_log::{AclLog, Logged, Severity};
@@ -201,18 +201,38 @@ impl Stateful {
     }
 }
 
-/// Values a comparison holds: exact ones sorted for binary search, masked
-/// ones tried in turn.
+/// Values a comparison holds: exact ones sorted (the ordering operators
+/// compare with the first) and, in a set larger than [`HASHED`], hashed
+/// too, masked ones tried in turn. Shared: every rule comparing a field
+/// with the same address set holds the one copy.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ValueSet {
-    exact: Box<[u128]>,
-    masked: Box<[(u128, u128)]>,
+    exact: Arc<[u128]>,
+    hashed: Option<Arc<HashSet<u128>>>,
+    masked: Arc<[(u128, u128)]>,
 }
 
+/// Exact values beyond which a set is looked up by hash: a binary search
+/// of an address set of thousands mispredicts a branch at most of its
+/// dozen steps, and a packet may be tried against several such rules.
+const HASHED: usize = 16;
+
 impl ValueSet {
+    fn new(exact: Vec<u128>, masked: Vec<(u128, u128)>) -> ValueSet {
+        ValueSet {
+            hashed: (exact.len() > HASHED).then(|| Arc::new(exact.iter().copied().collect())),
+            exact: exact.into(),
+            masked: masked.into(),
+        }
+    }
+
     #[inline]
     fn contains(&self, x: u128) -> bool {
-        self.exact.binary_search(&x).is_ok() || self.masked.iter().any(|&(v, m)| x & m == v)
+        let exact = match &self.hashed {
+            Some(h) => h.contains(&x),
+            None => self.exact.binary_search(&x).is_ok(),
+        };
+        exact || self.masked.iter().any(|&(v, m)| x & m == v)
     }
 }
 
@@ -386,9 +406,12 @@ impl AclTables {
 struct Names<'a> {
     tables: &'a Tables,
     cfg: &'a AclConfig,
+    /// Address sets compiled once per field they are compared with:
+    /// Neutron names a set of thousands of addresses in thousands of rules.
+    sets: HashMap<(Field, &'a str), ValueSet>,
 }
 
-impl Names<'_> {
+impl<'a> Names<'a> {
     fn ports(&self, name: &str, out: &mut Vec<u128>) {
         if let Some(i) = self.tables.lport_by_name.get(name) {
             out.push(u128::from(i.0));
@@ -442,25 +465,34 @@ impl Names<'_> {
         Ok(())
     }
 
-    fn node(&self, e: &Expr) -> Result<Node, String> {
+    /// The values of a comparison of `f` with `values`.
+    fn value_set(&self, f: Field, values: &[Value]) -> Result<ValueSet, String> {
+        let (mut exact, mut masked) = (Vec::new(), Vec::new());
+        for v in values {
+            self.value(f, v, &mut exact, &mut masked)?;
+        }
+        exact.sort_unstable();
+        exact.dedup();
+        Ok(ValueSet::new(exact, masked))
+    }
+
+    fn node(&mut self, e: &'a Expr) -> Result<Node, String> {
         Ok(match e {
             Expr::Bool(b) => Node::Bool(*b),
             Expr::Pred { pred, negated } => Node::Pred(*pred, *negated),
             Expr::Cmp { field, op, values } => {
-                let (mut exact, mut masked) = (Vec::new(), Vec::new());
-                for v in values {
-                    self.value(*field, v, &mut exact, &mut masked)?;
-                }
-                exact.sort_unstable();
-                exact.dedup();
-                Node::Cmp(
-                    *field,
-                    *op,
-                    ValueSet {
-                        exact: exact.into(),
-                        masked: masked.into(),
+                let set = match &values[..] {
+                    [Value::AddressSet(a)] => match self.sets.get(&(*field, a.as_str())) {
+                        Some(set) => set.clone(),
+                        None => {
+                            let set = self.value_set(*field, values)?;
+                            self.sets.insert((*field, a), set.clone());
+                            set
+                        }
                     },
-                )
+                    _ => self.value_set(*field, values)?,
+                };
+                Node::Cmp(*field, *op, set)
             }
             Expr::And(v) => Node::And(v.iter().map(|e| self.node(e)).collect::<Result<_, _>>()?),
             Expr::Or(v) => Node::Or(v.iter().map(|e| self.node(e)).collect::<Result<_, _>>()?),
@@ -537,7 +569,11 @@ impl AclTables {
         stateful: &Arc<Stateful>,
         generation: u32,
     ) -> (AclTables, Vec<AclError>) {
-        let names = Names { tables, cfg };
+        let mut names = Names {
+            tables,
+            cfg,
+            sets: HashMap::new(),
+        };
         let mut errors = Vec::new();
         let mut per_dp: Vec<(Vec<Rule>, Vec<Rule>)> = tables
             .datapaths

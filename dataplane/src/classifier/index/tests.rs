@@ -80,7 +80,7 @@ impl Subject for Pkt {
 const PORTS: [&str; 3] = ["p1", "p2", "p3"];
 
 /// The compiled ACLs of one switch with ports p1..p3, `pg1` = {p1, p2},
-/// `$as4` and `$as6` of a few addresses each.
+/// `$as4` and `$as6` of a few addresses each, `$big4` of 201.
 fn compile(acls: Vec<(u16, Direction, AclAction, String)>) -> (Tables, Arc<Stateful>) {
     let ports = PORTS
         .iter()
@@ -125,6 +125,14 @@ fn compile(acls: Vec<(u16, Direction, AclAction, String)>) -> (Tables, Arc<State
                 ],
             ),
             ("as6".into(), vec!["fd00::1".into(), "fd01::/64".into()]),
+            // Large enough to be hashed.
+            (
+                "big4".into(),
+                (0..200)
+                    .map(|k| format!("10.{}.{}.7", k % 3, k / 3))
+                    .chain(["172.16.0.0/12".into()])
+                    .collect(),
+            ),
         ]),
     };
     let errors = t.install_acls(&cfg, &st);
@@ -174,6 +182,8 @@ const FRAGMENTS: &[&str] = &[
     "icmp4.type == 8",
     "icmp6.type == 128",
     "ip4.src == $as4",
+    "ip4.src == $big4",
+    "ip4.dst == $big4",
     "ip4.dst == $as4",
     "ip4.src == 10.0.0.0/24",
     "ip6.src == $as6",
@@ -482,4 +492,19 @@ fn overlapping_ranges_stay_within_the_budget() {
         })
         .collect();
     check_all(&t, &pkts).unwrap();
+}
+
+proptest! {
+    /// A set large enough to be hashed holds exactly its values.
+    #[test]
+    fn hashed_value_sets_hold_exactly_their_values(
+        values in proptest::collection::btree_set(0u128..4096, 0..300),
+        probes in proptest::collection::vec(0u128..4096, 1..64),
+    ) {
+        let set = super::super::ValueSet::new(values.iter().copied().collect(), Vec::new());
+        prop_assert_eq!(set.hashed.is_some(), values.len() > super::super::HASHED);
+        for x in probes.into_iter().chain(values.iter().copied()) {
+            prop_assert_eq!(set.contains(x), values.contains(&x));
+        }
+    }
 }
