@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use dataplane::classifier::{Acl, AclAction, AclConfig, Direction};
 
-fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
+pub(crate) fn acl(priority: u16, direction: Direction, action: AclAction, m: &str) -> Acl {
     Acl {
         name: format!("{}-{priority}-{}", direction.as_str(), action.as_str()),
         priority,

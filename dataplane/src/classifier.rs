@@ -15,15 +15,20 @@
 //! set of ports, as Neutron writes every rule (`inport == @pg_…`), is
 //! listed only under those ports, so a packet is tried against the rules
 //! of its own port's groups and the port-less rules, not every ACL of the
-//! datapath. Within that list evaluation is linear in rules (a first
-//! version: no decision tree or tuple-space search yet); an address set
-//! is one sorted array, searched in O(log n).
+//! datapath; ports with the same list (a security group's) share it.
+//! Each list is indexed by the protocol and L4 destination port its rules
+//! require (the `index` module): a Neutron cloud has tens of thousands of ACLs, and
+//! a new connection is tried only against the rules its protocol and
+//! port could match, in the order the linear scan would try them, so the
+//! first match is the same. An address set is one sorted array, searched
+//! in O(log n). Established connections never get here (conntrack lets
+//! them through before the ACLs, [`crate::pipeline::acl`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use ovn_expr::{Expr, Field, Pred, RelOp, Value};
 
 use crate::acl_log::{AclLog, Logged, Severity};
@@ -31,6 +36,9 @@ use crate::conntrack::Conntrack;
 use crate::ids::{DatapathIdx, LportIdx};
 use crate::meter::{Meter, MeterConfig};
 use crate::tables::Tables;
+use index::RuleIndex;
+
+mod index;
 
 /// OVN's ACL directions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,18 +201,38 @@ impl Stateful {
     }
 }
 
-/// Values a comparison holds: exact ones sorted for binary search, masked
-/// ones tried in turn.
+/// Values a comparison holds: exact ones sorted (the ordering operators
+/// compare with the first) and, in a set larger than [`HASHED`], hashed
+/// too, masked ones tried in turn. Shared: every rule comparing a field
+/// with the same address set holds the one copy.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ValueSet {
-    exact: Box<[u128]>,
-    masked: Box<[(u128, u128)]>,
+    exact: Arc<[u128]>,
+    hashed: Option<Arc<HashSet<u128>>>,
+    masked: Arc<[(u128, u128)]>,
 }
 
+/// Exact values beyond which a set is looked up by hash: a binary search
+/// of an address set of thousands mispredicts a branch at most of its
+/// dozen steps, and a packet may be tried against several such rules.
+const HASHED: usize = 16;
+
 impl ValueSet {
+    fn new(exact: Vec<u128>, masked: Vec<(u128, u128)>) -> ValueSet {
+        ValueSet {
+            hashed: (exact.len() > HASHED).then(|| Arc::new(exact.iter().copied().collect())),
+            exact: exact.into(),
+            masked: masked.into(),
+        }
+    }
+
     #[inline]
     fn contains(&self, x: u128) -> bool {
-        self.exact.binary_search(&x).is_ok() || self.masked.iter().any(|&(v, m)| x & m == v)
+        let exact = match &self.hashed {
+            Some(h) => h.contains(&x),
+            None => self.exact.binary_search(&x).is_ok(),
+        };
+        exact || self.masked.iter().any(|&(v, m)| x & m == v)
     }
 }
 
@@ -218,7 +246,10 @@ pub(crate) enum Node {
     Or(Box<[Node]>),
 }
 
-/// What a match reads of a packet (the ACL stage provides it).
+/// What a match reads of a packet (the ACL stage provides it). The rule
+/// index relies on the predicates being what ovn-sb(5) defines them as:
+/// `tcp` holds only if `ip` does and `ip.proto` is 6 (`udp` 17, `sctp`
+/// 132, `icmp4` 1, `icmp6` 58).
 pub(crate) trait Subject {
     fn field(&mut self, f: Field) -> Option<u128>;
     fn pred(&mut self, p: Pred) -> bool;
@@ -270,19 +301,66 @@ pub struct Rule {
 #[derive(Debug, Default)]
 pub struct DirAcls {
     pub rules: Vec<Rule>,
-    /// Per port (of the direction's port field): the rules that can match
-    /// it, highest priority first.
-    by_port: HashMap<LportIdx, Box<[u32]>>,
-    /// The rules that name no port.
-    portless: Box<[u32]>,
+    /// The distinct candidate lists: the ports of the same port groups
+    /// (every port of a Neutron security group) share one.
+    lists: Box<[PortRules]>,
+    /// Per port (of the direction's port field): its list in `lists`.
+    by_port: HashMap<LportIdx, u32>,
+    /// The list of the rules that name no port (for other ports).
+    portless: PortRules,
     pub has_stateless: bool,
 }
 
 impl DirAcls {
-    /// The rules that can match a packet of `port`, highest priority first.
+    /// The rules that can match a packet of `port`.
     #[inline]
-    pub fn for_port(&self, port: LportIdx) -> &[u32] {
-        self.by_port.get(&port).unwrap_or(&self.portless)
+    pub fn for_port(&self, port: LportIdx) -> &PortRules {
+        match self.by_port.get(&port) {
+            Some(&k) => &self.lists[k as usize],
+            None => &self.portless,
+        }
+    }
+}
+
+/// The rules that can match the packets of one port, indexed by protocol
+/// and destination port ([`index`]).
+#[derive(Debug, Default)]
+pub struct PortRules {
+    all: RuleIndex,
+    /// Its `allow-stateless` rules alone.
+    stateless: RuleIndex,
+}
+
+impl PortRules {
+    fn new(rules: &[Rule], list: &[u32]) -> PortRules {
+        let stateless: Vec<u32> = list
+            .iter()
+            .copied()
+            .filter(|&i| rules[i as usize].action == AclAction::AllowStateless)
+            .collect();
+        PortRules {
+            all: RuleIndex::new(rules, list),
+            stateless: RuleIndex::new(rules, &stateless),
+        }
+    }
+
+    /// The highest-priority rule of `d` that matches `s`.
+    #[inline]
+    pub(crate) fn first_match<'r>(&self, d: &'r DirAcls, s: &mut impl Subject) -> Option<&'r Rule> {
+        let i = self.all.first_match(&d.rules, s)?;
+        Some(&d.rules[i as usize])
+    }
+
+    /// The highest-priority `allow-stateless` rule of `d` that matches
+    /// `s` (it keeps the packet out of conntrack whatever outranks it).
+    #[inline]
+    pub(crate) fn first_stateless<'r>(
+        &self,
+        d: &'r DirAcls,
+        s: &mut impl Subject,
+    ) -> Option<&'r Rule> {
+        let i = self.stateless.first_match(&d.rules, s)?;
+        Some(&d.rules[i as usize])
     }
 }
 
@@ -328,9 +406,12 @@ impl AclTables {
 struct Names<'a> {
     tables: &'a Tables,
     cfg: &'a AclConfig,
+    /// Address sets compiled once per field they are compared with:
+    /// Neutron names a set of thousands of addresses in thousands of rules.
+    sets: HashMap<(Field, &'a str), ValueSet>,
 }
 
-impl Names<'_> {
+impl<'a> Names<'a> {
     fn ports(&self, name: &str, out: &mut Vec<u128>) {
         if let Some(i) = self.tables.lport_by_name.get(name) {
             out.push(u128::from(i.0));
@@ -384,25 +465,34 @@ impl Names<'_> {
         Ok(())
     }
 
-    fn node(&self, e: &Expr) -> Result<Node, String> {
+    /// The values of a comparison of `f` with `values`.
+    fn value_set(&self, f: Field, values: &[Value]) -> Result<ValueSet, String> {
+        let (mut exact, mut masked) = (Vec::new(), Vec::new());
+        for v in values {
+            self.value(f, v, &mut exact, &mut masked)?;
+        }
+        exact.sort_unstable();
+        exact.dedup();
+        Ok(ValueSet::new(exact, masked))
+    }
+
+    fn node(&mut self, e: &'a Expr) -> Result<Node, String> {
         Ok(match e {
             Expr::Bool(b) => Node::Bool(*b),
             Expr::Pred { pred, negated } => Node::Pred(*pred, *negated),
             Expr::Cmp { field, op, values } => {
-                let (mut exact, mut masked) = (Vec::new(), Vec::new());
-                for v in values {
-                    self.value(*field, v, &mut exact, &mut masked)?;
-                }
-                exact.sort_unstable();
-                exact.dedup();
-                Node::Cmp(
-                    *field,
-                    *op,
-                    ValueSet {
-                        exact: exact.into(),
-                        masked: masked.into(),
+                let set = match &values[..] {
+                    [Value::AddressSet(a)] => match self.sets.get(&(*field, a.as_str())) {
+                        Some(set) => set.clone(),
+                        None => {
+                            let set = self.value_set(*field, values)?;
+                            self.sets.insert((*field, a), set.clone());
+                            set
+                        }
                     },
-                )
+                    _ => self.value_set(*field, values)?,
+                };
+                Node::Cmp(*field, *op, set)
             }
             Expr::And(v) => Node::And(v.iter().map(|e| self.node(e)).collect::<Result<_, _>>()?),
             Expr::Or(v) => Node::Or(v.iter().map(|e| self.node(e)).collect::<Result<_, _>>()?),
@@ -446,19 +536,27 @@ fn build_dir(mut rules: Vec<Rule>, port_field: Field) -> DirAcls {
             None => portless.push(i as u32),
         }
     }
+    // Ports of the same groups have the same list: indexed once.
+    let mut lists: Vec<PortRules> = Vec::new();
+    let mut seen: HashMap<Vec<u32>, u32> = HashMap::new();
     let by_port = by_port
         .into_iter()
         .map(|(p, mut v)| {
             v.extend_from_slice(&portless);
             v.sort_unstable();
-            (p, v.into_boxed_slice())
+            let k = *seen.entry(v).or_insert_with_key(|v| {
+                lists.push(PortRules::new(&rules, v));
+                lists.len() as u32 - 1
+            });
+            (p, k)
         })
         .collect();
     DirAcls {
         has_stateless: rules.iter().any(|r| r.action == AclAction::AllowStateless),
+        portless: PortRules::new(&rules, &portless),
+        lists: lists.into(),
         rules,
         by_port,
-        portless: portless.into(),
     }
 }
 
@@ -471,7 +569,11 @@ impl AclTables {
         stateful: &Arc<Stateful>,
         generation: u32,
     ) -> (AclTables, Vec<AclError>) {
-        let names = Names { tables, cfg };
+        let mut names = Names {
+            tables,
+            cfg,
+            sets: HashMap::new(),
+        };
         let mut errors = Vec::new();
         let mut per_dp: Vec<(Vec<Rule>, Vec<Rule>)> = tables
             .datapaths

@@ -37,7 +37,7 @@ use ovn_expr::{Field, Pred};
 
 use super::arp_nd_responder::Answer;
 use super::{Decision, Fields, Parsed, Step, Tracer};
-use crate::classifier::{AclAction, DirAcls, Direction, Rule, Subject};
+use crate::classifier::{AclAction, DirAcls, Direction, PortRules, Rule, Subject};
 use crate::conntrack::{tuple, CtState, Track};
 use crate::drop::DropReason;
 use crate::ids::LportIdx;
@@ -122,13 +122,10 @@ impl Subject for View<'_, '_> {
 /// and, if it is logged, queuing its log line when forwarding).
 fn first_match<'r, T: Tracer>(
     d: &'r DirAcls,
-    list: &[u32],
+    list: &PortRules,
     v: &mut View<'_, '_>,
 ) -> Option<&'r Rule> {
-    let r = list
-        .iter()
-        .map(|&i| &d.rules[i as usize])
-        .find(|r| r.node.eval(v))?;
+    let r = list.first_match(d, v)?;
     if let Some(log) = &r.log {
         v.p.read(Fields::LOG);
         if !T::ENABLED {
@@ -146,7 +143,7 @@ fn first_match<'r, T: Tracer>(
 fn stateless<T: Tracer>(
     stage: &'static str,
     d: &DirAcls,
-    list: &[u32],
+    list: &PortRules,
     v: &mut View<'_, '_>,
     why: &str,
     t: &mut T,
@@ -336,11 +333,7 @@ fn check<T: Tracer>(
         return stateless(stage, d, list, &mut v, "multicast, untracked: ", t);
     }
     if d.has_stateless {
-        let hit = list
-            .iter()
-            .map(|&i| &d.rules[i as usize])
-            .find(|r| r.action == AclAction::AllowStateless && r.node.eval(&mut v));
-        if let Some(r) = hit {
+        if let Some(r) = list.first_stateless(d, &mut v) {
             trace!(t, stage, "ACL {} keeps it out of conntrack", Matched(r));
             return stateless(stage, d, list, &mut v, "untracked: ", t);
         }
