@@ -130,23 +130,6 @@ struct Shard {
     hand: usize,
 }
 
-impl Shard {
-    /// A shard with room for its share of the limit, `connections`,
-    /// reserved up front: growing on the way (the index rehashing every
-    /// key, which reads each entry again to hash it; the slots copied to
-    /// a bigger vector) cost a third of a new connection's cycles at a
-    /// million connections. The reservation is address space: pages are
-    /// touched as entries fill them, except the index's control bytes
-    /// (one per index bucket, two keys per connection).
-    fn with_room(connections: usize) -> Shard {
-        Shard {
-            map: HashTable::with_capacity(2 * connections),
-            slots: Vec::with_capacity(connections),
-            ..Shard::default()
-        }
-    }
-}
-
 /// What [`Conntrack::track`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Track {
@@ -226,11 +209,9 @@ impl Conntrack {
     pub fn new(limit: usize, shards: usize) -> Conntrack {
         Conntrack {
             // A power of two, so a hash picks its shard with a mask.
-            shards: {
-                let n = shards.max(1).next_power_of_two();
-                let room = limit.div_ceil(n);
-                (0..n).map(|_| Mutex::new(Shard::with_room(room))).collect()
-            },
+            shards: (0..shards.max(1).next_power_of_two())
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
             start: coarse_secs(),
             limit,
             len: AtomicUsize::new(0),

@@ -226,15 +226,14 @@ fn track_without_update_changes_nothing() {
 
 #[test]
 fn bytes_per_connection_stay_under_256() {
-    // The entry, and two index values (a slot each) in a hash table at
+    // The entry, its slot, and two (key, slot) pairs in a hash table at
     // hashbrown's worst load (7/8) with its control bytes.
     let entry = std::mem::size_of::<Option<Entry>>();
-    let value = std::mem::size_of::<u32>() + 1;
-    let bytes = entry + 2 * value * 8 / 7;
+    let pair = std::mem::size_of::<(Key, u32)>() + 1;
+    let bytes = entry + 2 * pair * 8 / 7;
     assert!(bytes <= 256, "{bytes} bytes per connection");
-    // And measured on a full table of 20,000 connections (the shard
-    // reserves room for its share of the limit up front).
-    let ct = Conntrack::new(20_000, 1);
+    // And measured: 20,000 connections.
+    let ct = Conntrack::new(1 << 20, 1);
     for i in 0..20_000u32 {
         let p = pkt(&format!(
             "ip4.src=10.{}.{}.1 ip4.dst=10.0.0.2 udp.src=5000 udp.dst=53",
