@@ -605,12 +605,8 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         (None, None) => Tables::compile(&topology()),
     }
     .map_err(|e| e.to_string())?;
-    // Room for every flow's connection in both zones. The table reserves
-    // its index up front (the pages of its control bytes are touched):
-    // that memory is counted with the growth per connection below.
-    let rss_before_ct = rss_mib();
+    // Room for every flow's connection in both zones.
     let st = Stateful::new(Conntrack::new((2 * s.flows).max(1 << 20), 256));
-    let rss_ct_reserved = rss_mib() - rss_before_ct;
     if let Some(acls) = s.acls {
         let errors = tables.install_acls(&acls(), &st);
         if !errors.is_empty() {
@@ -684,7 +680,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<BenchResult, String> {
         // Every flow is one connection, committed during the warm-up (in
         // both VMs' zones, or only the sender's when the receiver is on
         // another chassis).
-        (rss_mib() - rss_cold + rss_ct_reserved) * 1024.0 * 1024.0 / s.flows as f64
+        (rss_mib() - rss_cold) * 1024.0 * 1024.0 / s.flows as f64
     } else {
         0.0
     };
