@@ -3,7 +3,8 @@
 //! switch's localnet port when the switch has one here (OVN does not tunnel
 //! such switches), else a tunnel to that chassis ([`Verdict::Tunnel`],
 //! whose per-packet step is [`super::tunnel_output`]); or nowhere. Also the
-//! targets of a flood: local ports, and one copy per remote chassis.
+//! targets of a flood: local ports (each through its to-lport ACLs), and
+//! one copy per remote chassis (whose ACLs run there).
 
 use super::{Decision, Fields, PacketMeta, Tracer, Verdict};
 use crate::drop::DropReason;
@@ -84,7 +85,7 @@ pub fn output<T: Tracer>(
 /// The local ports a flooded packet is copied to: every port of the
 /// datapath (or only those with "unknown" addresses) except the ingress
 /// one (`None` for what a tunnel delivered), bound on this chassis and
-/// allowed by its egress port security.
+/// allowed by its egress port security and its to-lport ACLs.
 pub fn flood_targets(
     tables: &Tables,
     datapath: DatapathIdx,
@@ -110,11 +111,35 @@ pub fn flood_targets(
             continue;
         }
         if let Some(p) = lp.local_port {
-            if super::egress_allowed(lp, frame, &lay) {
+            if super::egress_allowed(lp, frame, &lay)
+                && to_lport_allows(tables, inport, idx, lp, frame, lay)
+            {
                 out.push(p);
             }
         }
     }
+}
+
+/// Whether the to-lport ACLs of flood target `out` let its copy through:
+/// OVN runs the egress pipeline, `ls_out_acl` included, for each port a
+/// multicast group copies to. A copy a `reject` ACL matches is dropped
+/// without an answer (one flood would otherwise draw one per port).
+fn to_lport_allows(
+    tables: &Tables,
+    inport: Option<LportIdx>,
+    outport: LportIdx,
+    out: &Lport,
+    frame: &[u8],
+    lay: layout::Layout,
+) -> bool {
+    if tables.acls.datapath(out.datapath).is_none() {
+        return true;
+    }
+    let mut p = super::Parsed::new(frame, lay);
+    matches!(
+        super::acl::to_lport(tables, inport, outport, out, &mut p, &mut super::NoTrace),
+        super::Step::Next
+    )
 }
 
 /// The remote chassis a flooded packet is copied to (one copy each, with

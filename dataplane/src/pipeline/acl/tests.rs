@@ -670,3 +670,43 @@ fn a_logged_acl_queues_its_line_and_is_not_cached() {
     );
     assert!(lines[0].contains("nw_src=10.0.0.3,nw_dst=10.0.0.2"));
 }
+
+#[test]
+fn flood_copies_go_through_each_ports_to_lport_acls() {
+    let (t, _st) = tables(security_group(), 100);
+    let vm1 = *t.lport_by_name.get("vm1").unwrap();
+    let dp = t.lport(vm1).datapath;
+    // vm1's copies of a broadcast, as the worker computes them.
+    let targets = |desc: &str| {
+        let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
+        let v = decide(
+            &t,
+            &mut HeapBuf::from_frame(&frame),
+            &mut PacketMeta::new(PortId(0)),
+            &mut NoTrace,
+        );
+        assert!(matches!(v, Verdict::Flood { .. }), "{v:?}");
+        let mut out = Vec::new();
+        crate::pipeline::flood_targets(&t, dp, false, Some(vm1), &frame, &mut out);
+        out
+    };
+    let bcast = "eth.src=00:00:00:00:00:01 eth.dst=ff:ff:ff:ff:ff:ff ip4.src=10.0.0.1 ip4.dst=255.255.255.255";
+    // ARP is not IP: the drop ACLs leave both copies alone.
+    assert_eq!(
+        targets("eth.src=00:00:00:00:00:01 eth.dst=ff:ff:ff:ff:ff:ff arp arp.spa=10.0.0.1 arp.tpa=10.0.0.9"),
+        vec![PortId(1), PortId(2)]
+    );
+    // ICMP is allowed to pg_web (vm2) alone; UDP to neither.
+    assert_eq!(targets(&format!("{bcast} icmp4.type=8")), vec![PortId(1)]);
+    assert_eq!(targets(&format!("{bcast} udp.src=68 udp.dst=67")), vec![]);
+    // Without ACLs every copy goes out.
+    let (open, _) = tables(Vec::new(), 100);
+    let mut out = Vec::new();
+    let frame = format!("{bcast} udp.src=68 udp.dst=67")
+        .parse::<FlowDesc>()
+        .unwrap()
+        .to_frame()
+        .unwrap();
+    crate::pipeline::flood_targets(&open, dp, false, Some(vm1), &frame, &mut out);
+    assert_eq!(out, vec![PortId(1), PortId(2)]);
+}
