@@ -1,9 +1,9 @@
-//! The security group of the `-10k-rules` ACL scenarios: [`acl`]'s
+//! The security group of the `-10k-rules` ACL scenarios: `acl`'s
 //! Neutron-shaped group grown to 10,000 rules and address sets of
 //! thousands of addresses, as a large cloud writes them, to show what the
 //! number of rules costs a new connection (the classifier's index) and
 //! established traffic (nothing: conntrack passes it before the ACLs).
-//! Apart from [`acl`] because the DPDK example includes that file alone.
+//! Apart from `acl` because the DPDK example includes that file alone.
 
 use std::net::Ipv4Addr;
 

@@ -323,7 +323,7 @@ impl DirAcls {
 }
 
 /// The rules that can match the packets of one port, indexed by protocol
-/// and destination port ([`index`]).
+/// and destination port (the `index` module).
 #[derive(Debug, Default)]
 pub struct PortRules {
     all: RuleIndex,
