@@ -11,7 +11,7 @@ use dataplane::ids::PortId;
 use dataplane::tables::{LogicalPort, LogicalSwitch, RemoteChassis, Underlay};
 use dataplane::wire::{ethernet, geneve, ipv4, udp, vxlan, EtherType, MacAddr};
 
-use crate::{Encap, Scenario, TunnelEncap};
+use crate::scenarios::{Encap, Scenario, TunnelEncap};
 
 /// The uplink of the overlay scenarios, and the remote chassis.
 pub(crate) fn underlay(encap: TunnelEncap, uplink: u16) -> Underlay {
