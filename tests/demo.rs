@@ -1,5 +1,6 @@
 //! `switchyard demo` end to end, as the README's first command runs it:
-//! two nodes, VMs in namespaces, the security group across chassis; it
+//! two nodes, VMs in namespaces, the security group across chassis, the
+//! router between two subnets; it
 //! exits 0 only if every one of its checks passed.
 
 mod common;
@@ -25,6 +26,8 @@ fn the_demo_passes_its_checks() {
         "vm1 (10.0.0.1, demo-hv1) pings vm2",
         "vm1's TCP 23 is rejected",
         "demo-hv2 tracks the SSH connection",
+        "vm1 (10.0.0.1, demo-hv1) pings vm4 (10.0.1.4, demo-hv2) through router-a",
+        "a ping with TTL 1 gets time exceeded from 10.0.0.254",
     ] {
         assert!(text.contains(&format!("[ok]   {shown}")), "{text}");
     }

@@ -12,6 +12,7 @@
 //! security group enforced across the chassis ([`security_group`]), and
 //! the counters on `/metrics`. Needs root.
 
+mod routing;
 mod security_group;
 
 use std::io::{Read, Write};
@@ -156,6 +157,30 @@ async fn build_topology(tenants: &[(&str, Vec<(&str, &Vm)>)]) -> Result<Duration
     .await
     .map_err(|_| anyhow!("the chassis did not realise the topology within {deadline:?}"))?;
     Ok(t0.elapsed())
+}
+
+/// Runs `ovn-nbctl --db=NB ARGS`, printing it as the operator types it.
+pub(super) fn nbctl(args: &[&str]) -> Result<String> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains([' ', '&', '|', '!']) {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    println!("  $ ovn-nbctl {}", shown.join(" "));
+    let out = Command::new("ovn-nbctl")
+        .arg(format!("--db={NB}"))
+        .args(args)
+        .output()
+        .context("running ovn-nbctl (apt-get install ovn-common)")?;
+    if !out.status.success() {
+        bail!("ovn-nbctl: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn metrics_text(addr: &str) -> Result<String> {
@@ -306,8 +331,17 @@ pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
         "10.0.0.3",
         1500,
     )?;
+    // On tenant-a's second subnet, which the routing part adds.
+    let vm4 = Vm::new_on(
+        Some(&hv2.host.ns),
+        "sy-demo-vm4",
+        "sy-demo-vm4",
+        "00:00:00:00:00:04",
+        "10.0.1.4",
+        1500,
+    )?;
     println!("\nPlugging the VMs (network namespaces) into the nodes:");
-    for (vm, node) in [(&vm1, hv1), (&vm2, hv2), (&vm3, hv1)] {
+    for (vm, node) in [(&vm1, hv1), (&vm2, hv2), (&vm3, hv1), (&vm4, hv2)] {
         let text = ctl::request(
             &node.ctl,
             &ctl::Request::PortAdd {
@@ -412,6 +446,7 @@ pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
     print!("{trace}");
 
     security_group::run(&mut demo, &vm1, &vm2, hv2)?;
+    routing::run(&mut demo, &vm1, &vm4, hv1)?;
 
     for n in &nodes {
         println!(
@@ -440,7 +475,7 @@ pub fn run(keep: bool, ipv6_underlay: bool) -> Result<()> {
     }
     let failures = demo.failures;
     drop(demo);
-    drop((vm1, vm2, vm3));
+    drop((vm1, vm2, vm3, vm4));
     drop(nodes);
     drop(underlay);
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,35 +8,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use switchyard::netns::Vm;
 
-use super::{drops, Demo, Node, NB};
+use super::{drops, nbctl, Demo, Node};
 use crate::ctl;
-
-/// Runs `ovn-nbctl --db=NB ARGS`, printing it as the operator types it.
-fn nbctl(args: &[&str]) -> Result<String> {
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| {
-            if a.contains([' ', '&', '|', '!']) {
-                format!("'{a}'")
-            } else {
-                a.to_string()
-            }
-        })
-        .collect();
-    println!("  $ ovn-nbctl {}", shown.join(" "));
-    let out = Command::new("ovn-nbctl")
-        .arg(format!("--db={NB}"))
-        .args(args)
-        .output()
-        .context("running ovn-nbctl (apt-get install ovn-common)")?;
-    if !out.status.success() {
-        bail!("ovn-nbctl: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// How a TCP connection from `vm` to `ip`:`port` ends: "connected: what
 /// the server said", "refused" (a RST came back) or "timeout".
