@@ -88,6 +88,9 @@ pub struct Worker<P: BufPool> {
     /// Per remote chassis, what encapsulating to it takes (cleared on new
     /// tables, rebuilt when a neighbour changes).
     endpoints: Vec<Option<Endpoint>>,
+    /// Scratch: the conntrack keys' probes of a stateful port's burst
+    /// ([`pipeline::acl::prepare`]).
+    stage_ct: Vec<crate::conntrack::Probe>,
 }
 /// Marks the branch that calls it as the unlikely one.
 #[cold]
@@ -155,6 +158,7 @@ impl<P: BufPool> Worker<P> {
             stage_untagged: Vec::with_capacity(MAX_BURST),
             endpoints: Vec::new(),
             stage_tunnel: Vec::with_capacity(MAX_BURST),
+            stage_ct: Vec::with_capacity(MAX_BURST),
         })
     }
 
@@ -380,9 +384,24 @@ impl<P: BufPool> Worker<P> {
                     KeyKind::Acl => self.each(&mut rx, in_port, |t, b| {
                         pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Acl)
                     }),
-                    KeyKind::Stateful => self.each(&mut rx, in_port, |t, b| {
-                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Stateful)
-                    }),
+                    KeyKind::Stateful => {
+                        // The pre-pass: every packet's conntrack key
+                        // located and its hint prefetched, then its entry,
+                        // so the burst's misses overlap (see the conntrack
+                        // module doc).
+                        let mut pre = std::mem::take(&mut self.stage_ct);
+                        pre.extend(rx.iter().filter_map(|b| {
+                            pipeline::acl::prepare(&self.tables, in_port, b.data())
+                        }));
+                        for &p in &pre {
+                            pipeline::acl::prefetch(&self.tables, p);
+                        }
+                        pre.clear();
+                        self.stage_ct = pre;
+                        self.each(&mut rx, in_port, |t, b| {
+                            pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Stateful)
+                        })
+                    }
                 }
                 self.cache = Some(cache);
             }
