@@ -121,17 +121,20 @@ impl Located {
     /// What the prefetches need of it.
     pub fn probe(&self) -> Probe {
         Probe {
-            shard: self.shard,
+            zone: self.key.zone,
+            shard: self.shard as u32,
             hash: self.hash,
         }
     }
 }
 
-/// A key's shard and hash: what [`Conntrack::prefetch_hint`] and
-/// [`Conntrack::prefetch`] read (16 bytes, cheap to keep for a burst).
+/// A key's zone, shard and hash: what [`Conntrack::prefetch_hint`] and
+/// [`Conntrack::prefetch`] read, and [`Conntrack::locate_probed`] takes
+/// instead of hashing again (16 bytes, cheap to keep for a burst).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Probe {
-    shard: usize,
+    zone: u16,
+    shard: u32,
     hash: u64,
 }
 
@@ -372,7 +375,7 @@ impl Conntrack {
     pub fn prefetch(&self, at: Probe) {
         let hint = self.hint_of(at.hash).load(Ordering::Relaxed);
         if hint != 0 {
-            let base = self.bases[at.shard].load(Ordering::Relaxed);
+            let base = self.bases[at.shard as usize].load(Ordering::Relaxed);
             // Computed without dereferencing (the buffer may have moved or
             // be gone, the slot may be another key's, or past the end):
             // only the prefetch instruction sees the address.
@@ -467,31 +470,57 @@ impl Conntrack {
             },
         };
         Probe {
-            shard: self.shard_of(zone, &key.tuple),
+            zone,
+            shard: self.shard_of(zone, &key.tuple) as u32,
             hash: self.hash(&key),
         }
+    }
+
+    /// [`Conntrack::locate`] of `p` in `zone`, whose key's `probe` a
+    /// burst's pre-pass computed from the same frame
+    /// ([`Conntrack::probe_v4`], or [`Located::probe`]): the key without
+    /// hashing it again. A probe of another zone is not used.
+    #[inline(always)]
+    pub fn locate_probed(&self, zone: u16, p: &Packet, probe: Probe) -> Option<Located> {
+        if probe.zone != zone {
+            return self.locate(zone, p);
+        }
+        let key = self.key_of(zone, p)?;
+        let at = Located {
+            key,
+            shard: probe.shard as usize,
+            hash: probe.hash,
+        };
+        debug_assert_eq!(self.locate(zone, p), Some(at), "a probe of another packet");
+        Some(at)
     }
 
     /// The key `p` is tracked by in `zone`, with its shard and its hash
     /// (None: untrackable).
     #[inline(always)]
     pub fn locate(&self, zone: u16, p: &Packet) -> Option<Located> {
-        let key = match p.seen {
-            Seen::Untrackable => return None,
-            Seen::IcmpError { quoted } => Key {
-                zone,
-                tuple: quoted,
-            },
-            _ => Key {
-                zone,
-                tuple: p.tuple,
-            },
-        };
+        let key = self.key_of(zone, p)?;
         Some(Located {
             shard: self.shard_of(zone, &key.tuple),
             hash: self.hash(&key),
             key,
         })
+    }
+
+    /// The key `p` is tracked by in `zone` (None: untrackable).
+    #[inline(always)]
+    fn key_of(&self, zone: u16, p: &Packet) -> Option<Key> {
+        match p.seen {
+            Seen::Untrackable => None,
+            Seen::IcmpError { quoted } => Some(Key {
+                zone,
+                tuple: quoted,
+            }),
+            _ => Some(Key {
+                zone,
+                tuple: p.tuple,
+            }),
+        }
     }
 
     /// What `p` is, given the index value `found` of its key in shard `si`

@@ -255,6 +255,21 @@ pub fn recheck(
     v: super::Verdict,
     checks: u16,
 ) -> bool {
+    recheck_probed(tables, frame, lay, in_port, v, checks, None)
+}
+
+/// [`recheck`] of a packet whose key in the ingress port's zone the
+/// burst's pre-pass probed ([`prepare`]): that key is not hashed again.
+#[inline(always)]
+pub fn recheck_probed(
+    tables: &Tables,
+    frame: &[u8],
+    lay: &crate::wire::layout::Layout,
+    in_port: crate::ids::PortId,
+    v: super::Verdict,
+    checks: u16,
+    probe: Option<Probe>,
+) -> bool {
     let Some(st) = tables.acls.stateful.as_ref() else {
         return false;
     };
@@ -267,7 +282,10 @@ pub fn recheck(
     let now = ct.now();
     let generation = tables.acls.generation;
     let zone = |l: Option<LportIdx>| l.and_then(|l| tables.acls.zones.get(l.get()).copied());
-    let locate = |z: u16| ct.locate(z, pkt);
+    let locate = |z: u16| match probe {
+        Some(probe) => ct.locate_probed(z, pkt, probe),
+        None => ct.locate(z, pkt),
+    };
     let passes = |z: Option<u16>| {
         z.and_then(locate)
             .is_some_and(|at| established(&ct.track_at(&at, pkt, now, true), generation))
@@ -295,13 +313,13 @@ pub fn recheck(
 /// ACLs are stateful), for one frame: the probe of its conntrack key in
 /// the port's zone, its hint prefetched
 /// ([`crate::conntrack::Conntrack::prefetch_hint`]; [`prefetch`] once the
-/// whole burst is through), so that the burst's conntrack misses overlap.
-/// A hint only: what it computes decides nothing (the re-check tracks the
-/// packet as [`recheck`] always did), so an untagged TCP or UDP packet
-/// over IPv4 without options or fragmentation is read at fixed offsets,
-/// with none of the parse and tuple that would cost as much as the miss
-/// it hides; other frames take the general path. None when the port is
-/// not tracked or the frame has no tuple.
+/// whole burst is through), so that the burst's conntrack misses overlap,
+/// and the re-check does not hash the key again ([`recheck_probed`]). An
+/// untagged TCP or UDP packet over IPv4 without options or fragmentation
+/// is read at fixed offsets, with none of the parse and tuple that would
+/// cost as much as the miss it hides (the tests check that its probe is
+/// the tracked key's); other frames take the general path. None when the
+/// port is not tracked or the frame has no tuple.
 #[inline]
 pub fn prepare(tables: &Tables, in_port: crate::ids::PortId, frame: &[u8]) -> Option<Probe> {
     let st = tables.acls.stateful.as_ref()?;

@@ -88,9 +88,9 @@ pub struct Worker<P: BufPool> {
     /// Per remote chassis, what encapsulating to it takes (cleared on new
     /// tables, rebuilt when a neighbour changes).
     endpoints: Vec<Option<Endpoint>>,
-    /// Scratch: the conntrack keys' probes of a stateful port's burst
-    /// ([`pipeline::acl::prepare`]).
-    stage_ct: Vec<crate::conntrack::Probe>,
+    /// Scratch: the conntrack keys' probes of a stateful port's burst, by
+    /// packet ([`pipeline::acl::prepare`]).
+    stage_ct: Vec<Option<crate::conntrack::Probe>>,
 }
 /// Marks the branch that calls it as the unlikely one.
 #[cold]
@@ -390,17 +390,20 @@ impl<P: BufPool> Worker<P> {
                         // so the burst's misses overlap (see the conntrack
                         // module doc).
                         let mut pre = std::mem::take(&mut self.stage_ct);
-                        pre.extend(rx.iter().filter_map(|b| {
-                            pipeline::acl::prepare(&self.tables, in_port, b.data())
-                        }));
-                        for &p in &pre {
+                        pre.extend(
+                            rx.iter()
+                                .map(|b| pipeline::acl::prepare(&self.tables, in_port, b.data())),
+                        );
+                        for &p in pre.iter().flatten() {
                             pipeline::acl::prefetch(&self.tables, p);
                         }
-                        pre.clear();
-                        self.stage_ct = pre;
+                        let mut probes = pre.drain(..);
                         self.each(&mut rx, in_port, |t, b| {
-                            pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Stateful)
-                        })
+                            let probe = probes.next().flatten();
+                            pipeline::decide_cached_probed(t, c, b, in_port, probe)
+                        });
+                        drop(probes);
+                        self.stage_ct = pre;
                     }
                 }
                 self.cache = Some(cache);
