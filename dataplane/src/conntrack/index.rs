@@ -37,6 +37,23 @@ pub(super) fn prefetch(e: Option<&Option<Entry>>) {
     let _ = e;
 }
 
+/// Asks the CPU to start loading the line at `line`, which may be any
+/// address: nothing dereferences it.
+#[inline(always)]
+pub(super) fn prefetch_line<T>(line: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHh is a hint that reads nothing into the program and
+    // never faults, whatever the address (Intel SDM vol. 2B, PREFETCHh: "a
+    // hint [that] does not affect program behavior"; AMD APM vol. 3, the
+    // same): a stale, freed or unmapped address only wastes the prefetch.
+    // The pointer is never dereferenced, so it needs no validity.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = line;
+}
+
 /// The key index value `v` stands for: its entry's, or the reverse.
 pub(super) fn key_at(slots: &[Option<Entry>], v: u32) -> Option<Key> {
     let e = slots.get((v >> 1) as usize)?.as_ref()?;
@@ -50,28 +67,48 @@ pub(super) fn key_at(slots: &[Option<Entry>], v: u32) -> Option<Key> {
     })
 }
 
+/// Whether index value `v` stands for `key`.
+#[inline(always)]
+fn is(slots: &[Option<Entry>], v: u32, key: &Key) -> bool {
+    let Some(Some(e)) = slots.get((v >> 1) as usize) else {
+        return false;
+    };
+    let (o, k) = (&e.orig, key);
+    o.zone == k.zone
+        && if v & REPLY == 0 {
+            o.tuple == k.tuple
+        } else {
+            o.tuple.src == k.tuple.dst
+                && o.tuple.dst == k.tuple.src
+                && o.tuple.sport == k.tuple.dport
+                && o.tuple.dport == k.tuple.sport
+                && o.tuple.proto == k.tuple.proto
+                && o.tuple.v6 == k.tuple.v6
+        }
+}
+
 /// The index value of `key` (whose hash is `hash`) in `shard`.
 #[inline]
 pub(super) fn find(shard: &Shard, hash: u64, key: &Key) -> Option<u32> {
-    let slots = &shard.slots;
-    let is = |&v: &u32| {
-        let Some(Some(e)) = slots.get((v >> 1) as usize) else {
-            return false;
-        };
-        let (o, k) = (&e.orig, key);
-        o.zone == k.zone
-            && if v & REPLY == 0 {
-                o.tuple == k.tuple
-            } else {
-                o.tuple.src == k.tuple.dst
-                    && o.tuple.dst == k.tuple.src
-                    && o.tuple.sport == k.tuple.dport
-                    && o.tuple.dport == k.tuple.sport
-                    && o.tuple.proto == k.tuple.proto
-                    && o.tuple.v6 == k.tuple.v6
-            }
-    };
-    shard.map.find(hash, is).copied()
+    shard.map.find(hash, |&v| is(&shard.slots, v, key)).copied()
+}
+
+/// The index value of `key` if it is slot `slot`'s key (or its reverse),
+/// without the index: what [`find`] returns then, since a key is in one
+/// entry at most (a commit adds none that is already found) and an entry's
+/// keys stay in the index as long as it is in its slot. The original
+/// direction is compared first: an entry whose key is its own reverse is
+/// indexed by that one value.
+#[inline(always)]
+pub(super) fn find_at(slots: &[Option<Entry>], slot: u32, key: &Key) -> Option<u32> {
+    let v = slot << 1;
+    if is(slots, v, key) {
+        Some(v)
+    } else if is(slots, v | REPLY, key) {
+        Some(v | REPLY)
+    } else {
+        None
+    }
 }
 
 /// A connection's hash for its shard: the same for both directions.

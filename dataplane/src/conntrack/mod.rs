@@ -21,12 +21,34 @@
 //!
 //! Layout: see the `index` module; a connection takes about 80 bytes
 //! (`bytes_per_connection` is measured in the tests).
+//!
+//! Hints, for bursts: a tracked packet's costly miss is its entry's line
+//! (with 10k connections the traffic itself evicts entries and index
+//! between uses: perf put 38 % of the full pipeline's time in the index
+//! lookup, 70 % of that on the entry), and packet by packet those misses
+//! follow one another. So the table keeps an array of hints, indexed by
+//! bits of a key's hash, each the slot its key was last found in, and each
+//! shard's slot array address. A worker probes every packet of a burst
+//! ([`Probe`]: zone, shard and hash, from the frame's bytes for plain
+//! IPv4 TCP/UDP, [`Conntrack::probe_v4`]), prefetches their hints
+//! ([`Conntrack::prefetch_hint`]: the hints miss too), then the hinted
+//! entries' lines ([`Conntrack::prefetch`]), without any lock, so the
+//! burst's misses overlap; then it tracks the packets one by one, the
+//! probe saving the key's hashing ([`Conntrack::locate_probed`],
+//! [`Conntrack::track_at`]). A prefetch dereferences nothing, so a stale
+//! hint or address costs a wasted line, never a wrong answer. Under the
+//! lock a hint is only a guess: the hinted slot's key is compared in full,
+//! and the index decides when it is not the packet's (a hint is written
+//! only then, so a hit writes nothing); a verified hint also skips the
+//! index probe. 2^18 hints (1 MB, fewer for a smaller `limit`): at 2^16,
+//! one key in seven of 10k shared its hint with another and the two kept
+//! overwriting it (slower, measured).
 
 mod index;
 pub mod state;
 pub mod tuple;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -35,7 +57,7 @@ use std::hash::BuildHasher;
 pub use state::{TcpState, Timeouts};
 pub use tuple::{Packet, Seen, Tuple};
 
-use index::{find, key_at, prefetch, REPLY};
+use index::{find, find_at, key_at, prefetch, prefetch_line, REPLY};
 use state::{tcp_open, tcp_step, TcpEvent};
 
 /// OVS's `ct_state` bits, as OVN's `ct.*` fields read them.
@@ -86,6 +108,42 @@ impl std::fmt::Display for CtState {
 struct Key {
     zone: u16,
     tuple: Tuple,
+}
+
+/// A packet's key in one zone with its shard and hash, computed once
+/// ([`Conntrack::locate`]) for [`Conntrack::prefetch`] and
+/// [`Conntrack::track_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    key: Key,
+    shard: usize,
+    hash: u64,
+}
+
+impl Located {
+    /// The zone the key is in.
+    pub fn zone(&self) -> u16 {
+        self.key.zone
+    }
+
+    /// What the prefetches need of it.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            zone: self.key.zone,
+            shard: self.shard as u32,
+            hash: self.hash,
+        }
+    }
+}
+
+/// A key's zone, shard and hash: what [`Conntrack::prefetch_hint`] and
+/// [`Conntrack::prefetch`] read, and [`Conntrack::locate_probed`] takes
+/// instead of hashing again (16 bytes, cheap to keep for a burst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    zone: u16,
+    shard: u32,
+    hash: u64,
 }
 
 /// Where an entry is, for updates after the ACLs decided.
@@ -168,6 +226,14 @@ pub struct CtStats {
 /// The connection table (see the module doc).
 pub struct Conntrack {
     shards: Box<[Mutex<Shard>]>,
+    /// Each shard's `slots` buffer as last allocated (stored under the
+    /// shard's lock when it moves): where a hinted slot lies, read without
+    /// the lock, so possibly stale; only ever prefetched.
+    bases: Box<[AtomicPtr<Option<Entry>>]>,
+    /// By bits of a key's hash ([`Conntrack::hint_of`]): 1 + the slot (in
+    /// the key's shard) the key was last found in, or 0. Any key may
+    /// overwrite another's: a hint is verified before it is used.
+    hints: Box<[AtomicU32]>,
     /// [`coarse_secs`] when the table was made.
     start: u64,
     limit: usize,
@@ -198,6 +264,10 @@ pub(crate) fn coarse_secs() -> u64 {
     ts.tv_sec as u64
 }
 
+/// The most hints a table keeps (4 bytes each): 256 KB, room for about
+/// 64k keys before hints of keys that share one overwrite each other.
+const HINTS_MAX: usize = 1 << 18;
+
 /// Slots a commit examines for expired entries (the clock hand's step).
 const SWEEP_STEP: usize = 2;
 /// Slots examined before a commit into a full table is refused.
@@ -207,10 +277,15 @@ impl Conntrack {
     /// A table of at most `limit` connections in `shards` shards (rounded
     /// up to a power of two).
     pub fn new(limit: usize, shards: usize) -> Conntrack {
+        // Powers of two, so a hash picks its shard and its hint with a mask.
+        let shards = shards.max(1).next_power_of_two();
         Conntrack {
-            // A power of two, so a hash picks its shard with a mask.
-            shards: (0..shards.max(1).next_power_of_two())
-                .map(|_| Mutex::new(Shard::default()))
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            bases: (0..shards)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            hints: (0..limit.next_power_of_two().clamp(1, HINTS_MAX))
+                .map(|_| AtomicU32::new(0))
                 .collect(),
             start: coarse_secs(),
             limit,
@@ -246,6 +321,7 @@ impl Conntrack {
     }
 
     /// The shard of a connection: the same for both directions.
+    #[inline(always)]
     fn shard_of(&self, zone: u16, t: &Tuple) -> usize {
         index::symmetric(zone, t) as usize & (self.shards.len() - 1)
     }
@@ -268,67 +344,191 @@ impl Conntrack {
     /// Finds `p`'s connection in `zone` and, if `update`, advances its
     /// state; says what the packet is.
     pub fn track(&self, zone: u16, p: &Packet, now: u32, update: bool) -> Track {
-        let Some((key, si, hash)) = self.locate(zone, p) else {
-            return untracked(CtState::INV);
-        };
-        let mut guard = self.lock(si);
-        let found = find(&guard, hash, &key);
-        self.step(&mut guard, si, found, p, now, update)
+        match self.locate(zone, p) {
+            Some(at) => self.track_at(&at, p, now, update),
+            None => untracked(CtState::INV),
+        }
+    }
+
+    /// [`Conntrack::track`] of `p` by its key `at` ([`Conntrack::locate`]
+    /// of `p`, in the zone to track it in).
+    pub fn track_at(&self, at: &Located, p: &Packet, now: u32, update: bool) -> Track {
+        debug_assert_eq!(self.locate(at.zone(), p).as_ref(), Some(at));
+        let mut guard = self.lock(at.shard);
+        let found = self.find_hinted(&guard, at);
+        self.step(&mut guard, at.shard, found, p, now, update)
+    }
+
+    /// The hint of a key with hash `hash`.
+    #[inline(always)]
+    fn hint_of(&self, hash: u64) -> &AtomicU32 {
+        // Bits the index uses least (it takes the low ones for the
+        // bucket, the top seven for the control byte).
+        &self.hints[(hash >> 32) as usize & (self.hints.len() - 1)]
+    }
+
+    /// The first of a burst's two prefetch passes: asks the CPU to start
+    /// loading `at`'s hint, so that [`Conntrack::prefetch`] of the same
+    /// key, a burst later, finds it in the cache (the hints are evicted
+    /// between uses too).
+    #[inline]
+    pub fn prefetch_hint(&self, at: Probe) {
+        prefetch_line(std::ptr::from_ref(self.hint_of(at.hash)));
+    }
+
+    /// Asks the CPU to start loading the line of `at`'s entry, as its hint
+    /// names it: without locking, so that a burst's misses overlap. Reads
+    /// only the hint and the shard's slot address.
+    #[inline]
+    pub fn prefetch(&self, at: Probe) {
+        let hint = self.hint_of(at.hash).load(Ordering::Relaxed);
+        if hint != 0 {
+            let base = self.bases[at.shard as usize].load(Ordering::Relaxed);
+            // Computed without dereferencing (the buffer may have moved or
+            // be gone, the slot may be another key's, or past the end):
+            // only the prefetch instruction sees the address.
+            prefetch_line(base.wrapping_add(hint as usize - 1).cast_const());
+        }
+    }
+
+    /// The index value of `at`'s key in `shard` (its shard, locked): the
+    /// hinted slot's if its key is the one, else the index's, which the
+    /// hint then names.
+    #[inline(always)]
+    fn find_hinted(&self, shard: &Shard, at: &Located) -> Option<u32> {
+        let hint = self.hint_of(at.hash);
+        let h = hint.load(Ordering::Relaxed);
+        if let Some(v) = h
+            .checked_sub(1)
+            .and_then(|s| find_at(&shard.slots, s, &at.key))
+        {
+            return Some(v);
+        }
+        let found = find(shard, at.hash, &at.key);
+        if let Some(v) = found {
+            hint.store((v >> 1) + 1, Ordering::Relaxed);
+        }
+        found
     }
 
     /// [`Conntrack::track`] (updating) in two zones at once, as the ACL
     /// stages' re-check of a cached verdict needs (the ingress port's zone,
-    /// then the egress port's): whether the packet is `ok` in both, the
-    /// second tracked only if it is in the first, as two calls would. Both
-    /// entries are found first and the second is prefetched, so its cache
-    /// miss overlaps the first's work instead of following it. The two
-    /// shards are locked in index order.
+    /// located in `a`, then the egress port's, `zone_b`): whether the
+    /// packet is `ok` in both, the second tracked only if it is in the
+    /// first, as two calls would. Both entries are found first and the
+    /// second is prefetched, so its cache miss overlaps the first's work
+    /// instead of following it. The two shards are locked in index order.
     pub fn track2(
         &self,
-        zones: [u16; 2],
+        a: &Located,
+        zone_b: u16,
         p: &Packet,
         now: u32,
         ok: impl Fn(&Track) -> bool,
     ) -> bool {
-        let one = |z: u16| ok(&self.track(z, p, now, true));
-        let (Some(a), Some(b)) = (self.locate(zones[0], p), self.locate(zones[1], p)) else {
-            return one(zones[0]) && one(zones[1]);
+        let one = |at: &Located| ok(&self.track_at(at, p, now, true));
+        let Some(b) = self.locate(zone_b, p) else {
+            return one(a) && ok(&untracked(CtState::INV));
         };
-        if a.1 == b.1 {
-            return one(zones[0]) && one(zones[1]);
+        if a.shard == b.shard {
+            return one(a) && one(&b);
         }
-        let (lo, hi) = (a.1.min(b.1), a.1.max(b.1));
+        self.prefetch_hint(b.probe());
+        self.prefetch(b.probe());
+        let (lo, hi) = (a.shard.min(b.shard), a.shard.max(b.shard));
         let mut g_lo = self.lock(lo);
         let mut g_hi = self.lock(hi);
-        let (sa, sb) = if a.1 == lo {
+        let (sa, sb) = if a.shard == lo {
             (&mut *g_lo, &mut *g_hi)
         } else {
             (&mut *g_hi, &mut *g_lo)
         };
-        let fa = find(sa, a.2, &a.0);
-        let fb = find(sb, b.2, &b.0);
+        let fa = self.find_hinted(sa, a);
+        let fb = self.find_hinted(sb, &b);
         if let Some(v) = fb {
             prefetch(sb.slots.get((v >> 1) as usize));
         }
-        ok(&self.step(sa, a.1, fa, p, now, true)) && ok(&self.step(sb, b.1, fb, p, now, true))
+        ok(&self.step(sa, a.shard, fa, p, now, true))
+            && ok(&self.step(sb, b.shard, fb, p, now, true))
     }
 
-    /// The key `p` is tracked by in `zone`, its shard and its hash (None:
-    /// untrackable).
+    /// The probe of the key of a TCP or UDP (`proto`) packet over IPv4 in
+    /// `zone`, from its addresses and ports as they lie in the frame
+    /// (network order): [`Located::probe`] of what [`Conntrack::locate`]
+    /// finds for it, computed from registers without building a
+    /// [`Packet`] (a burst's pre-pass runs it on every packet).
     #[inline(always)]
-    fn locate(&self, zone: u16, p: &Packet) -> Option<(Key, usize, u64)> {
-        let key = match p.seen {
-            Seen::Untrackable => return None,
-            Seen::IcmpError { quoted } => Key {
-                zone,
-                tuple: quoted,
-            },
-            _ => Key {
-                zone,
-                tuple: p.tuple,
+    pub fn probe_v4(
+        &self,
+        zone: u16,
+        src: [u8; 4],
+        dst: [u8; 4],
+        ports: [u8; 4],
+        proto: u8,
+    ) -> Probe {
+        let key = Key {
+            zone,
+            tuple: Tuple {
+                src: tuple::v4_mapped(src),
+                dst: tuple::v4_mapped(dst),
+                sport: u16::from_be_bytes([ports[0], ports[1]]),
+                dport: u16::from_be_bytes([ports[2], ports[3]]),
+                proto,
+                v6: false,
             },
         };
-        Some((key, self.shard_of(zone, &key.tuple), self.hash(&key)))
+        Probe {
+            zone,
+            shard: self.shard_of(zone, &key.tuple) as u32,
+            hash: self.hash(&key),
+        }
+    }
+
+    /// [`Conntrack::locate`] of `p` in `zone`, whose key's `probe` a
+    /// burst's pre-pass computed from the same frame
+    /// ([`Conntrack::probe_v4`], or [`Located::probe`]): the key without
+    /// hashing it again. A probe of another zone is not used.
+    #[inline(always)]
+    pub fn locate_probed(&self, zone: u16, p: &Packet, probe: Probe) -> Option<Located> {
+        if probe.zone != zone {
+            return self.locate(zone, p);
+        }
+        let key = self.key_of(zone, p)?;
+        let at = Located {
+            key,
+            shard: probe.shard as usize,
+            hash: probe.hash,
+        };
+        debug_assert_eq!(self.locate(zone, p), Some(at), "a probe of another packet");
+        Some(at)
+    }
+
+    /// The key `p` is tracked by in `zone`, with its shard and its hash
+    /// (None: untrackable).
+    #[inline(always)]
+    pub fn locate(&self, zone: u16, p: &Packet) -> Option<Located> {
+        let key = self.key_of(zone, p)?;
+        Some(Located {
+            shard: self.shard_of(zone, &key.tuple),
+            hash: self.hash(&key),
+            key,
+        })
+    }
+
+    /// The key `p` is tracked by in `zone` (None: untrackable).
+    #[inline(always)]
+    fn key_of(&self, zone: u16, p: &Packet) -> Option<Key> {
+        match p.seen {
+            Seen::Untrackable => None,
+            Seen::IcmpError { quoted } => Some(Key {
+                zone,
+                tuple: quoted,
+            }),
+            _ => Some(Key {
+                zone,
+                tuple: p.tuple,
+            }),
+        }
     }
 
     /// What `p` is, given the index value `found` of its key in shard `si`
@@ -485,16 +685,23 @@ impl Conntrack {
             }
             None => {
                 shard.slots.push(Some(e));
+                let base = shard.slots.as_mut_ptr();
+                if self.bases[si].load(Ordering::Relaxed) != base {
+                    self.bases[si].store(base, Ordering::Relaxed);
+                }
                 (shard.slots.len() - 1) as u32
             }
         };
         self.index(shard, hash, slot << 1);
+        self.hint_of(hash).store(slot + 1, Ordering::Relaxed);
         let rev = Key {
             zone,
             tuple: key.tuple.reverse(),
         };
         if rev != key {
-            self.index(shard, self.hash(&rev), slot << 1 | REPLY);
+            let rev_hash = self.hash(&rev);
+            self.index(shard, rev_hash, slot << 1 | REPLY);
+            self.hint_of(rev_hash).store(slot + 1, Ordering::Relaxed);
         }
         self.len.fetch_add(1, Ordering::Relaxed);
         self.stats.created.fetch_add(1, Ordering::Relaxed);

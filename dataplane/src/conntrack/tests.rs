@@ -1,7 +1,9 @@
 //! Conntrack on frames built from flow descriptions: both directions find
 //! one entry, TCP's handshake and teardown, UDP and ICMP echo replies as
 //! established, ICMP errors as related, zones apart, the limit, expiry,
-//! blocked marks, and the memory an entry costs.
+//! blocked marks, the memory an entry costs, and hints that change
+//! nothing but speed (whatever they hold, a lookup finds what the index
+//! finds; the pre-pass's probe is the tracked key's).
 
 use proptest::prelude::*;
 
@@ -274,19 +276,115 @@ fn track2_tracks_two_zones_as_two_calls_would() {
         let found = |t: &Track| t.handle.is_some();
         let synack = tcp(S2C, 0x12);
         for z in 1..8u16 {
-            let two = a.track2([z, z + 1], &synack, 5, found);
+            let at = a.locate(z, &synack).unwrap();
+            let two = a.track2(&at, z + 1, &synack, 5, found);
             let one =
                 found(&b.track(z, &synack, 5, true)) && found(&b.track(z + 1, &synack, 5, true));
             assert_eq!(two, one);
             assert_eq!(views(&a), views(&b), "zones {z} and {}", z + 1);
         }
         // Not found in the first zone: the second is left alone.
-        assert!(!a.track2([9, 1], &tcp(C2S, 0x10), 6, found));
+        let ack = tcp(C2S, 0x10);
+        assert!(!a.track2(&a.locate(9, &ack).unwrap(), 1, &ack, 6, found));
         assert_eq!(views(&a), views(&b));
     }
 }
 
+/// What a table says of each of `pkts` in zones 1 and 2, both
+/// directions, without changing it.
+fn lookups(ct: &Conntrack, pkts: &[Packet]) -> Vec<(CtState, Option<Handle>)> {
+    let mut out = Vec::new();
+    for p in pkts {
+        let rev = Packet {
+            tuple: p.tuple.reverse(),
+            ..*p
+        };
+        for z in [1, 2] {
+            for q in [p, &rev] {
+                let t = ct.track(z, q, 0, false);
+                out.push((t.state, t.handle));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn hints_change_nothing_but_speed() {
+    let udp = |i: u32| {
+        pkt(&format!(
+            "ip4.src=10.0.{}.{} ip4.dst=10.1.0.2 udp.src={} udp.dst=53",
+            i >> 8,
+            i & 0xff,
+            1000 + i
+        ))
+    };
+    let pkts: Vec<Packet> = (0..300).map(udp).collect();
+    // Two shards, so hints also name slots of the other shard.
+    let ct = Conntrack::new(1000, 2);
+    for p in &pkts[..200] {
+        ct.commit(1, p, 0, 0).unwrap();
+    }
+    let truth = lookups(&ct, &pkts);
+    // Tracking wrote the hints of what it found: every key found names
+    // its own slot now.
+    for p in &pkts[..200] {
+        let at = ct.locate(1, p).unwrap();
+        let slot = ct.track_at(&at, p, 0, false).handle.unwrap().slot;
+        assert_eq!(ct.hint_of(at.hash).load(Ordering::Relaxed), slot + 1);
+    }
+    // Any hint, anywhere: stale, another key's, past the end.
+    for garbage in [0, 1, 2, 7, 150, 199, 200, 100_000, u32::MAX >> 1] {
+        for h in ct.hints.iter() {
+            h.store(garbage, Ordering::Relaxed);
+        }
+        for p in &pkts {
+            // Prefetching what such a hint names touches nothing.
+            ct.prefetch(ct.locate(1, p).unwrap().probe());
+        }
+        assert_eq!(lookups(&ct, &pkts), truth, "every hint {garbage}");
+    }
+    // Freed slots taken by other connections: the hints that named the
+    // old ones now name entries of other keys.
+    assert_eq!(ct.flush(Some(1)), 200);
+    for p in &pkts[100..] {
+        ct.commit(1, p, 0, 0).unwrap();
+    }
+    let twin = Conntrack::new(1000, 2);
+    for p in &pkts[100..] {
+        twin.commit(1, p, 0, 0).unwrap();
+    }
+    for h in twin.hints.iter() {
+        h.store(0, Ordering::Relaxed);
+    }
+    let states = |v: Vec<(CtState, Option<Handle>)>| v.into_iter().map(|(s, h)| (s, h.is_some()));
+    assert!(states(lookups(&ct, &pkts)).eq(states(lookups(&twin, &pkts))));
+}
+
 proptest! {
+    /// The pre-pass's probe of a TCP or UDP packet over IPv4, from the
+    /// frame's bytes, is that of the key tracking locates.
+    #[test]
+    fn probe_v4_is_the_located_keys(
+        zone in any::<u16>(),
+        src in any::<[u8; 4]>(),
+        dst in any::<[u8; 4]>(),
+        sport in any::<u16>(),
+        dport in any::<u16>(),
+        tcp in any::<bool>(),
+    ) {
+        let ct = Conntrack::new(100, 64);
+        let l4 = if tcp { "tcp" } else { "udp" };
+        let p = pkt(&format!(
+            "ip4.src={} ip4.dst={} {l4}.src={sport} {l4}.dst={dport}",
+            std::net::Ipv4Addr::from(src),
+            std::net::Ipv4Addr::from(dst),
+        ));
+        let ports = [sport.to_be_bytes(), dport.to_be_bytes()].concat();
+        let probe = ct.probe_v4(zone, src, dst, ports.try_into().unwrap(), p.tuple.proto);
+        prop_assert_eq!(Some(probe), ct.locate(zone, &p).map(|at| at.probe()));
+    }
+
     /// Any sequence of TCP flags in either direction leaves the table
     /// consistent: one entry at most, with the keys of both directions.
     #[test]

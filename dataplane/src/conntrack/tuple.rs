@@ -93,12 +93,16 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn addr4(b: &[u8], at: usize) -> Option<[u8; 16]> {
-    let a: &[u8; 4] = b.get(at..)?.first_chunk()?;
-    let mut x = [0; 16];
-    x[10] = 0xff;
-    x[11] = 0xff;
-    x[12..].copy_from_slice(a);
-    Some(x)
+    Some(v4_mapped(*b.get(at..)?.first_chunk()?))
+}
+
+/// An IPv4 address as the IPv4-mapped IPv6 address the tuple holds
+/// (RFC 4291 §2.5.5.2, `::ffff:a.b.c.d`): made as one integer, so it stays
+/// in registers (written byte by byte, it was stored and read back as
+/// words by the hashes, a store-forwarding stall per address).
+#[inline(always)]
+pub(crate) fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
+    (0xffff_u128 << 32 | u128::from(u32::from_be_bytes(a))).to_be_bytes()
 }
 
 fn addr6(b: &[u8], at: usize) -> Option<[u8; 16]> {

@@ -38,7 +38,7 @@ use ovn_expr::{Field, Pred};
 use super::arp_nd_responder::Answer;
 use super::{Decision, Fields, Parsed, Step, Tracer};
 use crate::classifier::{AclAction, DirAcls, Direction, PortRules, Rule, Subject};
-use crate::conntrack::{tuple, CtState, Track};
+use crate::conntrack::{tuple, CtState, Probe, Track};
 use crate::drop::DropReason;
 use crate::ids::LportIdx;
 use crate::tables::{Lport, PortType, Tables};
@@ -255,18 +255,41 @@ pub fn recheck(
     v: super::Verdict,
     checks: u16,
 ) -> bool {
+    recheck_probed(tables, frame, lay, in_port, v, checks, None)
+}
+
+/// [`recheck`] of a packet whose key in the ingress port's zone the
+/// burst's pre-pass probed ([`prepare`]): that key is not hashed again.
+#[inline(always)]
+pub fn recheck_probed(
+    tables: &Tables,
+    frame: &[u8],
+    lay: &crate::wire::layout::Layout,
+    in_port: crate::ids::PortId,
+    v: super::Verdict,
+    checks: u16,
+    probe: Option<Probe>,
+) -> bool {
     let Some(st) = tables.acls.stateful.as_ref() else {
         return false;
     };
-    let Some(pkt) = tuple::packet(frame, lay) else {
+    // Borrowed where it was returned: moved, its partly written bytes
+    // would be read back as words (a store-forwarding stall).
+    let Some(pkt) = &tuple::packet(frame, lay) else {
         return false;
     };
     let ct = &st.conntrack;
     let now = ct.now();
     let generation = tables.acls.generation;
     let zone = |l: Option<LportIdx>| l.and_then(|l| tables.acls.zones.get(l.get()).copied());
-    let passes =
-        |z: Option<u16>| z.is_some_and(|z| established(&ct.track(z, &pkt, now, true), generation));
+    let locate = |z: u16| match probe {
+        Some(probe) => ct.locate_probed(z, pkt, probe),
+        None => ct.locate(z, pkt),
+    };
+    let passes = |z: Option<u16>| {
+        z.and_then(locate)
+            .is_some_and(|at| established(&ct.track_at(&at, pkt, now, true), generation))
+    };
     let from = (checks & CT_FROM_LPORT != 0).then(|| zone(tables.lport_of(in_port)));
     if checks & CT_TO_LPORT == 0 {
         return from.is_none_or(passes);
@@ -279,8 +302,56 @@ pub fn recheck(
     match (from, zone(tables.lport_of(p))) {
         // Both zones (a switch whose ACLs are stateful, both ports in
         // it): looked up together, so their cache misses overlap.
-        (Some(Some(a)), Some(b)) => ct.track2([a, b], &pkt, now, |t| established(t, generation)),
+        (Some(Some(a)), Some(b)) => {
+            locate(a).is_some_and(|at| ct.track2(&at, b, pkt, now, |t| established(t, generation)))
+        }
         (from, to) => from.is_none_or(passes) && passes(to),
+    }
+}
+
+/// The pre-pass over a burst from local port `in_port` (whose datapath's
+/// ACLs are stateful), for one frame: the probe of its conntrack key in
+/// the port's zone, its hint prefetched
+/// ([`crate::conntrack::Conntrack::prefetch_hint`]; [`prefetch`] once the
+/// whole burst is through), so that the burst's conntrack misses overlap,
+/// and the re-check does not hash the key again ([`recheck_probed`]). An
+/// untagged TCP or UDP packet over IPv4 without options or fragmentation
+/// is read at fixed offsets, with none of the parse and tuple that would
+/// cost as much as the miss it hides (the tests check that its probe is
+/// the tracked key's); other frames take the general path. None when the
+/// port is not tracked or the frame has no tuple.
+#[inline]
+pub fn prepare(tables: &Tables, in_port: crate::ids::PortId, frame: &[u8]) -> Option<Probe> {
+    let st = tables.acls.stateful.as_ref()?;
+    let zone = *tables.acls.zones.get(tables.lport_of(in_port)?.get())?;
+    let ct = &st.conntrack;
+    let probe = match frame.first_chunk::<38>() {
+        // EtherType IPv4 (RFC 894), version 4 with IHL 5, neither MF nor
+        // a fragment offset (RFC 791 §3.1), TCP or UDP.
+        Some(h)
+            if h[12..15] == [0x08, 0x00, 0x45]
+                && h[20] & 0x3f == 0
+                && h[21] == 0
+                && matches!(h[23], 6 | 17) =>
+        {
+            let at = |i: usize| [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            ct.probe_v4(zone, at(26), at(30), at(34), h[23])
+        }
+        _ => {
+            let lay = crate::wire::layout::parse(frame).ok()?;
+            ct.locate(zone, &tuple::packet(frame, &lay)?)?.probe()
+        }
+    };
+    ct.prefetch_hint(probe);
+    Some(probe)
+}
+
+/// The pre-pass's second step, for each packet of the burst [`prepare`]d:
+/// the prefetch of its entry's line, as its (now cached) hint names it.
+#[inline]
+pub fn prefetch(tables: &Tables, probe: Probe) {
+    if let Some(st) = tables.acls.stateful.as_ref() {
+        st.conntrack.prefetch(probe);
     }
 }
 

@@ -29,6 +29,7 @@
 //! every drop the worker counts.
 
 use crate::cache::FlowCache;
+use crate::conntrack::Probe;
 use crate::drop::DropReason;
 use crate::ids::PortId;
 use crate::ids::{ChassisIdx, DatapathIdx, LportIdx};
@@ -294,8 +295,10 @@ pub fn decide_cached_as<B: PacketBuf>(
         // layout in registers (and a layout passed by reference is read
         // back across the partial stores that wrote it, a store-forwarding
         // stall on every packet).
-        KeyKind::Acl => return decide_cached_acl::<false, _>(tables, cache, buf, in_port),
-        KeyKind::Stateful => return decide_cached_acl::<true, _>(tables, cache, buf, in_port),
+        KeyKind::Acl => return decide_cached_acl::<false, _>(tables, cache, buf, in_port, None),
+        KeyKind::Stateful => {
+            return decide_cached_acl::<true, _>(tables, cache, buf, in_port, None)
+        }
     };
     match found {
         Some(Some(v)) => v,
@@ -304,15 +307,32 @@ pub fn decide_cached_as<B: PacketBuf>(
     }
 }
 
+/// [`decide_cached_as`] for a port of [`KeyKind::Stateful`] whose burst
+/// went through the conntrack pre-pass ([`acl::prepare`]): `probe` is what
+/// it found for `buf`, which the re-check of a cached verdict takes
+/// instead of hashing the key again.
+#[inline(always)]
+pub fn decide_cached_probed<B: PacketBuf>(
+    tables: &Tables,
+    cache: &mut FlowCache,
+    buf: &mut B,
+    in_port: PortId,
+    probe: Option<Probe>,
+) -> Verdict {
+    decide_cached_acl::<true, _>(tables, cache, buf, in_port, probe)
+}
+
 /// [`decide_cached`] for a port of a datapath with ACLs ([`KeyKind::Acl`],
 /// or with `STATEFUL` [`KeyKind::Stateful`]: the [`STATEFUL_KEY`] first):
-/// a hit may hold under conntrack checks, which run again.
+/// a hit may hold under conntrack checks, which run again (with the
+/// pre-pass's `probe`, [`decide_cached_probed`]).
 #[inline(never)]
 fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
     tables: &Tables,
     cache: &mut FlowCache,
     buf: &mut B,
     in_port: PortId,
+    probe: Option<Probe>,
 ) -> Verdict {
     let Ok(lay) = layout::parse(buf.data()) else {
         return uncached(tables, buf, in_port);
@@ -334,7 +354,7 @@ fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
             });
         match found {
             Some(Some((v, 0))) => return v,
-            Some(Some((v, checks))) => return stateful_hit(tables, buf, in_port, v, checks),
+            Some(Some((v, checks))) => return stateful_hit(tables, buf, in_port, v, checks, probe),
             Some(None) => keyed = true,
             None => {}
         }
@@ -344,7 +364,7 @@ fn decide_cached_acl<const STATEFUL: bool, B: PacketBuf>(
     });
     match found {
         Some(Some((v, 0))) => v,
-        Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks),
+        Some(Some((v, checks))) => stateful_hit(tables, buf, in_port, v, checks, probe),
         Some(None) => cache_miss(tables, cache, buf, in_port, kind),
         // IPv6 has no L4-wide key, but may have the stateful one.
         None if keyed => {
@@ -365,9 +385,10 @@ fn stateful_hit<B: PacketBuf>(
     in_port: PortId,
     v: Verdict,
     checks: u16,
+    probe: Option<Probe>,
 ) -> Verdict {
     let holds = layout::parse(buf.data())
-        .is_ok_and(|lay| acl::recheck(tables, buf.data(), &lay, in_port, v, checks));
+        .is_ok_and(|lay| acl::recheck_probed(tables, buf.data(), &lay, in_port, v, checks, probe));
     if holds {
         v
     } else {

@@ -88,6 +88,9 @@ pub struct Worker<P: BufPool> {
     /// Per remote chassis, what encapsulating to it takes (cleared on new
     /// tables, rebuilt when a neighbour changes).
     endpoints: Vec<Option<Endpoint>>,
+    /// Scratch: the conntrack keys' probes of a stateful port's burst, by
+    /// packet ([`pipeline::acl::prepare`]).
+    stage_ct: Vec<Option<crate::conntrack::Probe>>,
 }
 /// Marks the branch that calls it as the unlikely one.
 #[cold]
@@ -155,6 +158,7 @@ impl<P: BufPool> Worker<P> {
             stage_untagged: Vec::with_capacity(MAX_BURST),
             endpoints: Vec::new(),
             stage_tunnel: Vec::with_capacity(MAX_BURST),
+            stage_ct: Vec::with_capacity(MAX_BURST),
         })
     }
 
@@ -380,9 +384,7 @@ impl<P: BufPool> Worker<P> {
                     KeyKind::Acl => self.each(&mut rx, in_port, |t, b| {
                         pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Acl)
                     }),
-                    KeyKind::Stateful => self.each(&mut rx, in_port, |t, b| {
-                        pipeline::decide_cached_as(t, c, b, in_port, KeyKind::Stateful)
-                    }),
+                    KeyKind::Stateful => self.each_stateful(&mut rx, in_port, c),
                 }
                 self.cache = Some(cache);
             }
@@ -412,6 +414,30 @@ impl<P: BufPool> Worker<P> {
                 v => self.act(v, buf, in_port),
             }
         }
+    }
+
+    /// [`Worker::each`] for a stateful port's burst, after a pre-pass that
+    /// probes every packet's conntrack key and prefetches its hint, then
+    /// its entry, so the burst's misses overlap (see the conntrack module
+    /// doc); each packet's probe goes to its re-check. Out of line: the
+    /// plain ports' loops stay as they were.
+    #[inline(never)]
+    fn each_stateful(&mut self, rx: &mut Vec<P::Buf>, in_port: PortId, c: &mut FlowCache) {
+        let mut pre = std::mem::take(&mut self.stage_ct);
+        pre.extend(
+            rx.iter()
+                .map(|b| pipeline::acl::prepare(&self.tables, in_port, b.data())),
+        );
+        for &p in pre.iter().flatten() {
+            pipeline::acl::prefetch(&self.tables, p);
+        }
+        let mut probes = pre.drain(..);
+        self.each(rx, in_port, |t, b| {
+            let probe = probes.next().flatten();
+            pipeline::decide_cached_probed(t, c, b, in_port, probe)
+        });
+        drop(probes);
+        self.stage_ct = pre;
     }
 
     /// Carries out any verdict, out of line: [`Worker::process`] carries

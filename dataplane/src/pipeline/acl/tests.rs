@@ -710,3 +710,36 @@ fn flood_copies_go_through_each_ports_to_lport_acls() {
     crate::pipeline::flood_targets(&open, dp, false, Some(vm1), &frame, &mut out);
     assert_eq!(out, vec![PortId(1), PortId(2)]);
 }
+
+#[test]
+fn the_pre_pass_probes_the_key_the_recheck_tracks() {
+    let (t, st) = tables(security_group(), 100);
+    let ct = &st.conntrack;
+    let zone = t.acls.zones[t.lport_of(PortId(0)).unwrap().get()];
+    let frames = [
+        // The fixed-offset path: TCP and UDP over IPv4 without options.
+        format!("{VM1} udp.src=5000 udp.dst=53"),
+        format!("{VM1} tcp.src=40000 tcp.dst=22"),
+        // The general path: others.
+        format!("{VM1} icmp4"),
+        format!("{VM1} vlan.vid=7 udp.src=5000 udp.dst=53"),
+        "eth.src=00:00:00:00:00:01 eth.dst=00:00:00:00:00:02 ip6.src=fd00::1 ip6.dst=fd00::2 udp.src=1 udp.dst=2".into(),
+    ];
+    for desc in frames {
+        let frame = desc.parse::<FlowDesc>().unwrap().to_frame().unwrap();
+        let lay = crate::wire::layout::parse(&frame).unwrap();
+        let pkt = crate::conntrack::tuple::packet(&frame, &lay).unwrap();
+        assert_eq!(
+            super::prepare(&t, PortId(0), &frame),
+            ct.locate(zone, &pkt).map(|at| at.probe()),
+            "{desc}"
+        );
+    }
+    // Not IP: nothing to probe.
+    let arp = "eth.src=00:00:00:00:00:01 eth.dst=ff:ff:ff:ff:ff:ff arp"
+        .parse::<FlowDesc>()
+        .unwrap()
+        .to_frame()
+        .unwrap();
+    assert_eq!(super::prepare(&t, PortId(0), &arp), None);
+}
