@@ -45,11 +45,11 @@
 //! overwriting it (slower, measured).
 
 mod index;
+mod lock;
 pub mod state;
 pub mod tuple;
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
@@ -58,6 +58,7 @@ pub use state::{TcpState, Timeouts};
 pub use tuple::{Packet, Seen, Tuple};
 
 use index::{find, find_at, key_at, prefetch, prefetch_line, REPLY};
+use lock::{Guard, SpinLock};
 use state::{tcp_open, tcp_step, TcpEvent};
 
 /// OVS's `ct_state` bits, as OVN's `ct.*` fields read them.
@@ -225,7 +226,7 @@ pub struct CtStats {
 
 /// The connection table (see the module doc).
 pub struct Conntrack {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[SpinLock<Shard>]>,
     /// Each shard's `slots` buffer as last allocated (stored under the
     /// shard's lock when it moves): where a hinted slot lies, read without
     /// the lock, so possibly stale; only ever prefetched.
@@ -280,7 +281,9 @@ impl Conntrack {
         // Powers of two, so a hash picks its shard and its hint with a mask.
         let shards = shards.max(1).next_power_of_two();
         Conntrack {
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| SpinLock::new(Shard::default()))
+                .collect(),
             bases: (0..shards)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
@@ -326,8 +329,9 @@ impl Conntrack {
         index::symmetric(zone, t) as usize & (self.shards.len() - 1)
     }
 
-    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    #[inline(always)]
+    fn lock(&self, i: usize) -> Guard<'_, Shard> {
+        self.shards[i].lock()
     }
 
     #[inline(always)]
