@@ -42,7 +42,7 @@ use crate::conntrack::{tuple, CtState, Probe, Track};
 use crate::drop::DropReason;
 use crate::ids::LportIdx;
 use crate::tables::{Lport, PortType, Tables};
-use crate::wire::{EtherType, IpProtocol};
+use crate::wire::{EtherType, IpProtocol, MacAddr};
 
 /// What ACL matches read of ordinary packets (all of it keyable; the flow
 /// key of a port whose datapath has ACLs holds it).
@@ -60,6 +60,10 @@ struct View<'p, 'a> {
     p: &'p mut Parsed<'a>,
     inport: Option<LportIdx>,
     outport: Option<LportIdx>,
+    /// eth.src and eth.dst as the stage sees them when they are not the
+    /// frame's: a routed packet's, which the router rewrote (carried out
+    /// on the frame only after the pipeline).
+    macs: Option<(MacAddr, MacAddr)>,
     ct: CtState,
 }
 
@@ -74,8 +78,8 @@ impl Subject for View<'_, '_> {
         Some(match f {
             Inport => u128::from(self.inport?.0),
             Outport => u128::from(self.outport?.0),
-            EthSrc => mac(p.eth_src()),
-            EthDst => mac(p.eth_dst()),
+            EthSrc => mac(self.macs.map_or_else(|| p.eth_src(), |m| m.0)),
+            EthDst => mac(self.macs.map_or_else(|| p.eth_dst(), |m| m.1)),
             EthType => u128::from(u16::from(p.eth_type())),
             IpProto => u128::from(u8::from(p.ip_proto())),
             Ip4Src => u128::from(u32::from(p.ip4_src())),
@@ -208,7 +212,16 @@ pub fn from_lport<T: Tracer>(
     t: &mut T,
 ) -> Step {
     let ports = (Some(inport), None);
-    check(tables, Direction::FromLport, inport, lport, ports, p, t)
+    check(
+        tables,
+        Direction::FromLport,
+        inport,
+        lport,
+        ports,
+        None,
+        p,
+        t,
+    )
 }
 
 /// `to-lport` ACLs of the packet's egress port `outport`.
@@ -222,7 +235,34 @@ pub fn to_lport<T: Tracer>(
     t: &mut T,
 ) -> Step {
     let ports = (inport, Some(outport));
-    check(tables, Direction::ToLport, outport, out, ports, p, t)
+    check(tables, Direction::ToLport, outport, out, ports, None, p, t)
+}
+
+/// `to-lport` ACLs of a routed packet's egress port `outport`, which see
+/// the MACs the router gave it, `(eth.src, eth.dst)`, as OVN's
+/// `ls_out_acl` does (the router's `lr_in_arp_resolve` rewrote them
+/// before the destination switch's pipeline ran).
+#[inline]
+pub fn to_lport_routed<T: Tracer>(
+    tables: &Tables,
+    inport: Option<LportIdx>,
+    outport: LportIdx,
+    out: &Lport,
+    macs: (MacAddr, MacAddr),
+    p: &mut Parsed<'_>,
+    t: &mut T,
+) -> Step {
+    let ports = (inport, Some(outport));
+    check(
+        tables,
+        Direction::ToLport,
+        outport,
+        out,
+        ports,
+        Some(macs),
+        p,
+        t,
+    )
 }
 
 /// Conntrack checks of cached verdicts ([`Parsed::ct_established`]): the
@@ -365,6 +405,7 @@ fn check<T: Tracer>(
     port: LportIdx,
     lport: &Lport,
     (inport, outport): (Option<LportIdx>, Option<LportIdx>),
+    macs: Option<(MacAddr, MacAddr)>,
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
@@ -381,6 +422,7 @@ fn check<T: Tracer>(
         p,
         inport,
         outport,
+        macs,
         ct: CtState::default(),
     };
     let stateful = tables.acls.stateful.as_ref().filter(|_| acls.stateful);

@@ -84,7 +84,10 @@ pub fn resolve<T: Tracer>(
     match (egress.local_port, egress.chassis) {
         (Some(port), _) => {
             // From the destination switch's port of type "router".
-            if let Step::Done(d) = acl::to_lport(tables, Some(rp.peer), lport, egress, p, t) {
+            let macs = (rp.mac, mac);
+            if let Step::Done(d) =
+                acl::to_lport_routed(tables, Some(rp.peer), lport, egress, macs, p, t)
+            {
                 return d;
             }
             trace!(t, "output", "to local port {port}");

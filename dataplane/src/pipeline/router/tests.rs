@@ -1016,3 +1016,54 @@ fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
         Verdict::Drop(crate::drop::DropReason::AclDrop)
     );
 }
+
+/// The destination switch's to-lport ACLs see the routed packet as the
+/// router left it, as OVN's `ls_out_acl` does: eth.src is the router
+/// port's MAC and eth.dst the VM's, not the MACs the sender wrote.
+#[test]
+fn to_lport_acls_of_a_routed_packet_see_the_rewritten_macs() {
+    use crate::classifier::{Acl, AclAction, AclConfig, Direction, Stateful};
+    use crate::conntrack::Conntrack;
+    let acl = |priority, action, m: &str| Acl {
+        name: format!("acl{priority}"),
+        priority,
+        direction: Direction::ToLport,
+        action,
+        match_text: m.into(),
+        expr: ovn_expr::parse(m).unwrap(),
+        log: false,
+        severity: Default::default(),
+        meter: None,
+        switches: vec!["ls2".into()],
+    };
+    let cfg = AclConfig {
+        acls: vec![
+            acl(1001, AclAction::Drop, "outport == \"vm2\" && ip4"),
+            acl(
+                1002,
+                AclAction::Allow,
+                &format!("outport == \"vm2\" && eth.src == {LRP2} && eth.dst == {VM2}"),
+            ),
+        ],
+        ..Default::default()
+    };
+    let mut t = tables();
+    let st = Stateful::new(Conntrack::new(100, 4));
+    let errors = t.install_acls(&cfg, &st);
+    assert!(errors.is_empty(), "{errors:?}");
+    let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
+    assert!(
+        matches!(
+            v,
+            Verdict::Routed {
+                port: PortId(1),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    assert_eq!(
+        &out[6..12],
+        &LRP2.parse::<crate::wire::MacAddr>().unwrap().0
+    );
+}
