@@ -931,19 +931,14 @@ fn with_always_learn_from_arp_request_false_requests_teach_only_known_ips() {
     assert!(learnt(&t).is_empty());
 }
 
-/// OVN keeps a router port's traffic out of conntrack (ovn-northd(8),
-/// `ls_in_pre_acl` and `ls_out_pre_acl`, priority 110: `ip && inport ==
-/// <router port>` and `ip && outport == <router port>` -> next): routed
-/// traffic between two VMs under stateful ACLs on both switches is
-/// tracked in the VMs' zones only, so a connection has two entries, not
-/// four; and the reply, which only conntrack lets into vm1 (its to-lport
-/// ACLs drop new IP), comes back through the router.
-#[test]
-fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
-    use crate::classifier::{Acl, AclAction, AclConfig, Direction, Stateful};
-    use crate::conntrack::Conntrack;
-    use std::collections::BTreeMap;
-    let acl = |priority, direction, action, m: &str| Acl {
+/// An ACL on both switches of [`tables`].
+fn acl(
+    priority: u16,
+    direction: crate::classifier::Direction,
+    action: crate::classifier::AclAction,
+    m: &str,
+) -> crate::classifier::Acl {
+    crate::classifier::Acl {
         name: format!("acl{priority}"),
         priority,
         direction,
@@ -954,7 +949,31 @@ fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
         severity: Default::default(),
         meter: None,
         switches: vec!["ls1".into(), "ls2".into()],
-    };
+    }
+}
+
+/// [`tables`] with `cfg` installed, and its conntrack.
+fn tables_with_acls(
+    cfg: &crate::classifier::AclConfig,
+) -> (Tables, std::sync::Arc<crate::classifier::Stateful>) {
+    let mut t = tables();
+    let st = crate::classifier::Stateful::new(crate::conntrack::Conntrack::new(100, 4));
+    let errors = t.install_acls(cfg, &st);
+    assert!(errors.is_empty(), "{errors:?}");
+    (t, st)
+}
+
+/// OVN keeps a router port's traffic out of conntrack (ovn-northd(8),
+/// `ls_in_pre_acl` and `ls_out_pre_acl`, priority 110: `ip && inport ==
+/// <router port>` and `ip && outport == <router port>` -> next): routed
+/// traffic between two VMs under stateful ACLs on both switches is
+/// tracked in the VMs' zones only, so a connection has two entries, not
+/// four; and the reply, which only conntrack lets into vm1 (its to-lport
+/// ACLs drop new IP), comes back through the router.
+#[test]
+fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
+    use crate::classifier::{AclAction, AclConfig, Direction};
+    use std::collections::BTreeMap;
     use AclAction::*;
     use Direction::*;
     let vms: Vec<String> = ["vm1", "vm2", "gw"].map(String::from).to_vec();
@@ -976,10 +995,7 @@ fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
         ]),
         address_sets: BTreeMap::new(),
     };
-    let mut t = tables();
-    let st = Stateful::new(Conntrack::new(100, 4));
-    let errors = t.install_acls(&cfg, &st);
-    assert!(errors.is_empty(), "{errors:?}");
+    let (t, st) = tables_with_acls(&cfg);
 
     let (v, _) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.src=40000 udp.dst=53"));
     assert!(
@@ -1022,35 +1038,21 @@ fn routed_traffic_is_tracked_in_the_vms_zones_not_the_router_ports() {
 /// port's MAC and eth.dst the VM's, not the MACs the sender wrote.
 #[test]
 fn to_lport_acls_of_a_routed_packet_see_the_rewritten_macs() {
-    use crate::classifier::{Acl, AclAction, AclConfig, Direction, Stateful};
-    use crate::conntrack::Conntrack;
-    let acl = |priority, action, m: &str| Acl {
-        name: format!("acl{priority}"),
-        priority,
-        direction: Direction::ToLport,
-        action,
-        match_text: m.into(),
-        expr: ovn_expr::parse(m).unwrap(),
-        log: false,
-        severity: Default::default(),
-        meter: None,
-        switches: vec!["ls2".into()],
-    };
+    use crate::classifier::{AclAction, AclConfig, Direction};
+    let to_vm2 = format!("outport == \"vm2\" && eth.src == {LRP2} && eth.dst == {VM2}");
     let cfg = AclConfig {
         acls: vec![
-            acl(1001, AclAction::Drop, "outport == \"vm2\" && ip4"),
             acl(
-                1002,
-                AclAction::Allow,
-                &format!("outport == \"vm2\" && eth.src == {LRP2} && eth.dst == {VM2}"),
+                1001,
+                Direction::ToLport,
+                AclAction::Drop,
+                "outport == \"vm2\" && ip4",
             ),
+            acl(1002, Direction::ToLport, AclAction::Allow, &to_vm2),
         ],
         ..Default::default()
     };
-    let mut t = tables();
-    let st = Stateful::new(Conntrack::new(100, 4));
-    let errors = t.install_acls(&cfg, &st);
-    assert!(errors.is_empty(), "{errors:?}");
+    let (t, _st) = tables_with_acls(&cfg);
     let (v, out) = run(&t, &from_vm1("ip4.dst=10.0.2.1 udp.dst=53"));
     assert!(
         matches!(
