@@ -6,7 +6,8 @@
 //! The table is sharded by a hash that is the same for both directions,
 //! so a connection's packets meet in one shard whichever worker sees them,
 //! and workers only contend when they touch the same shard at once (no
-//! global lock; a lock per shard, taken once per tracked packet).
+//! global lock; a spin lock per shard, the `lock` module, taken once per
+//! tracked packet).
 //! Entries are created only by [`Conntrack::commit`] (OVN's `ct_commit`,
 //! after an ACL allowed a new connection); [`Conntrack::track`] finds a
 //! packet's connection, advances its state ([`state`]) and says what it is
