@@ -286,22 +286,11 @@ fn established(t: &Track, generation: u32) -> bool {
 /// local port `in_port`, run again (advancing the connections' state):
 /// whether the verdict still holds. If not, the caller runs the full
 /// pipeline, which decides (tracking the packet once more: the state
-/// machines take a packet seen twice as seen once).
-pub fn recheck(
-    tables: &Tables,
-    frame: &[u8],
-    lay: &crate::wire::layout::Layout,
-    in_port: crate::ids::PortId,
-    v: super::Verdict,
-    checks: u16,
-) -> bool {
-    recheck_probed(tables, frame, lay, in_port, v, checks, None)
-}
-
-/// [`recheck`] of a packet whose key in the ingress port's zone the
-/// burst's pre-pass probed ([`prepare`]): that key is not hashed again.
+/// machines take a packet seen twice as seen once). `probe`: the packet's
+/// key in the ingress port's zone as the burst's pre-pass found it
+/// ([`prepare`]), not hashed again.
 #[inline(always)]
-pub fn recheck_probed(
+pub fn recheck(
     tables: &Tables,
     frame: &[u8],
     lay: &crate::wire::layout::Layout,
@@ -354,7 +343,7 @@ pub fn recheck_probed(
 /// the port's zone, its hint prefetched
 /// ([`crate::conntrack::Conntrack::prefetch_hint`]; [`prefetch`] once the
 /// whole burst is through), so that the burst's conntrack misses overlap,
-/// and the re-check does not hash the key again ([`recheck_probed`]). An
+/// and the re-check does not hash the key again ([`recheck`]). An
 /// untagged TCP or UDP packet over IPv4 without options or fragmentation
 /// is read at fixed offsets, with none of the parse and tuple that would
 /// cost as much as the miss it hides (the tests check that its probe is

@@ -388,7 +388,7 @@ fn stateful_hit<B: PacketBuf>(
     probe: Option<Probe>,
 ) -> Verdict {
     let holds = layout::parse(buf.data())
-        .is_ok_and(|lay| acl::recheck_probed(tables, buf.data(), &lay, in_port, v, checks, probe));
+        .is_ok_and(|lay| acl::recheck(tables, buf.data(), &lay, in_port, v, checks, probe));
     if holds {
         v
     } else {
