@@ -224,45 +224,23 @@ pub fn from_lport<T: Tracer>(
     )
 }
 
-/// `to-lport` ACLs of the packet's egress port `outport`.
+/// `to-lport` ACLs of the packet's egress port `outport`. `macs`: the
+/// `(eth.src, eth.dst)` a router gave a routed packet, which the stage
+/// sees as OVN's `ls_out_acl` does (`lr_in_arp_resolve` rewrote them
+/// before the destination switch's pipeline ran; ours rewrites the frame
+/// after the pipeline).
 #[inline]
 pub fn to_lport<T: Tracer>(
     tables: &Tables,
     inport: Option<LportIdx>,
     outport: LportIdx,
     out: &Lport,
+    macs: Option<(MacAddr, MacAddr)>,
     p: &mut Parsed<'_>,
     t: &mut T,
 ) -> Step {
     let ports = (inport, Some(outport));
-    check(tables, Direction::ToLport, outport, out, ports, None, p, t)
-}
-
-/// `to-lport` ACLs of a routed packet's egress port `outport`, which see
-/// the MACs the router gave it, `(eth.src, eth.dst)`, as OVN's
-/// `ls_out_acl` does (the router's `lr_in_arp_resolve` rewrote them
-/// before the destination switch's pipeline ran).
-#[inline]
-pub fn to_lport_routed<T: Tracer>(
-    tables: &Tables,
-    inport: Option<LportIdx>,
-    outport: LportIdx,
-    out: &Lport,
-    macs: (MacAddr, MacAddr),
-    p: &mut Parsed<'_>,
-    t: &mut T,
-) -> Step {
-    let ports = (inport, Some(outport));
-    check(
-        tables,
-        Direction::ToLport,
-        outport,
-        out,
-        ports,
-        Some(macs),
-        p,
-        t,
-    )
+    check(tables, Direction::ToLport, outport, out, ports, macs, p, t)
 }
 
 /// Conntrack checks of cached verdicts ([`Parsed::ct_established`]): the

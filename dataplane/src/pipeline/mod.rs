@@ -515,7 +515,7 @@ fn logical_switch<T: Tracer>(
     // port, on the destination chassis for a remote one.
     if let (Some(outport), Some(_)) = (meta.logical_outport, out.local_port) {
         let inport = meta.logical_inport;
-        stage!(acl::to_lport(tables, inport, outport, out, p, t));
+        stage!(acl::to_lport(tables, inport, outport, out, None, p, t));
     }
     output::output(tables, lport, out, meta, t)
 }

@@ -137,7 +137,15 @@ fn to_lport_allows(
     }
     let mut p = super::Parsed::new(frame, lay);
     matches!(
-        super::acl::to_lport(tables, inport, outport, out, &mut p, &mut super::NoTrace),
+        super::acl::to_lport(
+            tables,
+            inport,
+            outport,
+            out,
+            None,
+            &mut p,
+            &mut super::NoTrace
+        ),
         super::Step::Next
     )
 }

@@ -124,7 +124,7 @@ fn deliver<T: Tracer>(tables: &Tables, p: &mut Parsed<'_>, r: &Received, t: &mut
             .ports_by_key
             .get(u32::from(r.ingress_key))
             .map(LportIdx);
-        stage!(super::acl::to_lport(tables, inport, out, lp, p, t));
+        stage!(super::acl::to_lport(tables, inport, out, lp, None, p, t));
     }
     trace!(t, "output", "to \"{}\" on local port {port}", lp.name);
     Decision::Verdict(Verdict::Output(port))

@@ -83,11 +83,10 @@ pub fn resolve<T: Tracer>(
     meta.logical_outport = Some(lport);
     match (egress.local_port, egress.chassis) {
         (Some(port), _) => {
-            // From the destination switch's port of type "router".
-            let macs = (rp.mac, mac);
-            if let Step::Done(d) =
-                acl::to_lport_routed(tables, Some(rp.peer), lport, egress, macs, p, t)
-            {
+            // From the destination switch's port of type "router", with
+            // the MACs this router gave the packet.
+            let macs = Some((rp.mac, mac));
+            if let Step::Done(d) = acl::to_lport(tables, Some(rp.peer), lport, egress, macs, p, t) {
                 return d;
             }
             trace!(t, "output", "to local port {port}");
