@@ -23,18 +23,9 @@ pub(super) const REPLY: u32 = 1;
 /// Asks the CPU to start loading an entry's line (a hint: nothing waits).
 #[inline(always)]
 pub(super) fn prefetch(e: Option<&Option<Entry>>) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(e) = e {
-        // SAFETY: a prefetch reads nothing and cannot fault; `e` is a
-        // valid reference anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (e as *const Option<Entry>).cast(),
-            )
-        }
+        prefetch_line(std::ptr::from_ref(e));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = e;
 }
 
 /// Asks the CPU to start loading the line at `line`, which may be any
