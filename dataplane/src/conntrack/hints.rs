@@ -26,8 +26,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::index::{find, find_at, prefetch_line};
-use super::{tuple, Conntrack, Key, Shard, Tuple};
-use crate::conntrack::Packet;
+use super::{tuple, Conntrack, Key, Packet, Shard, Tuple};
 
 /// A packet's key in one zone with its shard and hash, computed once
 /// ([`Conntrack::locate`]) for [`Conntrack::prefetch`] and
@@ -65,8 +64,8 @@ pub struct Probe {
     pub(super) hash: u64,
 }
 
-/// The most hints a table keeps (4 bytes each): 256 KB, room for about
-/// 64k keys before hints of keys that share one overwrite each other.
+/// The most hints a table keeps (4 bytes each): 1 MB (see the module doc
+/// for why not fewer).
 pub(super) const HINTS_MAX: usize = 1 << 18;
 
 impl Conntrack {
