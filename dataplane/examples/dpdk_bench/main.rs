@@ -326,17 +326,7 @@ fn replay(
     while seen < (2 * s.flows as u64).max(1 << 20) {
         seen += worker.poll() as u64;
     }
-    // Every flow committed in both zones, or only vm0's when vm1 is on
-    // another chassis (what the comparison checks of OVS too).
-    if let Some(n) = stateful.as_ref().map(|st| st.conntrack.len()) {
-        let zones = if s.tunnel.is_some() { 1 } else { 2 };
-        if n != zones * s.flows {
-            return Err(format!(
-                "{n} connections tracked, not {zones} x {}",
-                s.flows
-            ));
-        }
-    }
+    check_tracked(s, stateful.as_deref())?;
     let eth = |p: &DpdkPort| p.eth_stats().map_err(|e| e.to_string());
     let (src0, sink0) = (eth(&src)?, eth(&sink)?);
     let hits0 = wstats.cache_hits.load(Ordering::Relaxed);
@@ -367,6 +357,22 @@ fn replay(
         cache_hit_rate: hits / (hits + misses).max(1.0),
         frame_bytes,
     })
+}
+
+/// That every flow of `s` was committed in both zones, or only vm0's when
+/// vm1 is on another chassis (what the comparison checks of OVS too).
+fn check_tracked(s: &Scenario, stateful: Option<&Stateful>) -> Result<(), String> {
+    let Some(n) = stateful.map(|st| st.conntrack.len()) else {
+        return Ok(());
+    };
+    let zones = if s.tunnel.is_some() { 1 } else { 2 };
+    if n != zones * s.flows {
+        return Err(format!(
+            "{n} connections tracked, not {zones} x {}",
+            s.flows
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `worker` over a pcap replayed once (a [`Scenario::once`]), from
@@ -406,11 +412,7 @@ fn replay_once(
     let wall_ns = t0.elapsed().as_nanos() as f64;
     let tsc_hz = (tsc() - tsc0) as f64 / wall_ns * 1e9;
     let cpu_ns = (thread_cpu_ns() - cpu0) as f64;
-    if let Some(n) = stateful.map(|st| st.conntrack.len()) {
-        if n != 2 * s.flows {
-            return Err(format!("{n} connections tracked, not 2 x {}", s.flows));
-        }
-    }
+    check_tracked(s, stateful)?;
     let stats = worker.stats();
     let hits = stats.cache_hits.load(Ordering::Relaxed) as f64;
     let misses = stats.cache_misses.load(Ordering::Relaxed) as f64;
