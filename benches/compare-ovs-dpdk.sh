@@ -496,6 +496,27 @@ port_packets() {
         END { print n[s " 1 rx"], n[k " 2 tx"], l + 0 }'
 }
 
+# After a run: OVS's PMD statistics, datapath flows and connection count
+# into $run, then ovs-vswitchd stopped and the src port removed.
+ovs_collect() {
+    "${appctl[@]}" dpif-netdev/pmd-stats-show >"$run/pmd-stats.txt"
+    "${appctl[@]}" dpctl/dump-flows >"$run/dp-flows.txt"
+    "${appctl[@]}" dpctl/ct-get-nconns >"$run/ct-nconns.txt"
+    stop_daemon ovs-vswitchd
+    "${vsctl[@]}" --no-wait del-port src
+}
+
+# The collected PMD statistics in one line.
+pmd_summary() {
+    grep -m4 -E 'datapath passes|emc hits|megaflow hits|avg processing cycles' "$run/pmd-stats.txt" | tr -s ' ' | tr '\n' ';'
+}
+
+# The collected datapath flows, indented (round 1 shows them).
+show_dp_flows() {
+    echo "    OVS datapath flows:" >&2
+    sed 's/^/      /' "$run/dp-flows.txt" >&2
+}
+
 # Runs OVS-DPDK on pcap $1, configured for mode $mode; prints
 # "mpps_per_core mpps_wall cycles packets", or fails if OVS could not open
 # the pcap port or did not forward as configured. $2 = 1: show the
@@ -542,22 +563,15 @@ ovs_run() {
     t0=$(date +%s%N); read -r src0 sink0 local0 < <(port_packets); cpu0=$(cut -d' ' -f1 "$pmd/schedstat")
     sleep "$seconds"
     t1=$(date +%s%N); read -r src1 sink1 local1 < <(port_packets); cpu1=$(cut -d' ' -f1 "$pmd/schedstat")
-    "${appctl[@]}" dpif-netdev/pmd-stats-show >"$run/pmd-stats.txt"
-    "${appctl[@]}" dpctl/dump-flows >"$run/dp-flows.txt"
-    "${appctl[@]}" dpctl/ct-get-nconns >"$run/ct-nconns.txt"
-    stop_daemon ovs-vswitchd
-    "${vsctl[@]}" --no-wait del-port src
+    ovs_collect
     if [ "$local1" != "$local0" ]; then
         echo "OVS flooded or the kernel talked: LOCAL ports passed $((local1 - local0)) packets" >&2
         return 1
     fi
     ovs_check_datapath || return 1
     echo "    OVS: $((src1 - src0)) received, $((sink1 - sink0)) out of the sink;" \
-        "PMD: $(grep -m4 -E 'datapath passes|emc hits|megaflow hits|avg processing cycles' "$run/pmd-stats.txt" | tr -s ' ' | tr '\n' ';')" >&2
-    if [ "$show_flows" = 1 ]; then
-        echo "    OVS datapath flows:" >&2
-        sed 's/^/      /' "$run/dp-flows.txt" >&2
-    fi
+        "PMD: $(pmd_summary)" >&2
+    [ "$show_flows" != 1 ] || show_dp_flows
     if [ $((sink1 - sink0)) -lt $(((src1 - src0) * 99 / 100)) ]; then
         echo "OVS sent only $((sink1 - sink0)) of the $((src1 - src0)) packets it received" >&2
         return 1
@@ -587,23 +601,16 @@ ovs_run_once() {
         sleep 0.2
     done
     t1=$(date +%s%N)
-    "${appctl[@]}" dpif-netdev/pmd-stats-show >"$run/pmd-stats.txt"
-    "${appctl[@]}" dpctl/dump-flows >"$run/dp-flows.txt"
-    "${appctl[@]}" dpctl/ct-get-nconns >"$run/ct-nconns.txt"
-    stop_daemon ovs-vswitchd
-    "${vsctl[@]}" --no-wait del-port src
+    ovs_collect
     echo "    OVS: $src1 received, $sink1 out of the sink;" \
-        "PMD: $(grep -m4 -E 'datapath passes|emc hits|megaflow hits|avg processing cycles' "$run/pmd-stats.txt" | tr -s ' ' | tr '\n' ';')" >&2
+        "PMD: $(pmd_summary)" >&2
     [ "$local1" = 0 ] || { echo "OVS flooded or the kernel talked: LOCAL ports passed $local1 packets" >&2; return 1; }
     # Both zones' connection of every packet that came out (the first few
     # hundred, upcalled while the megaflows are installed, may be lost; the
     # check below allows 1%). Bash locals are seen by the functions called.
     local ct_flows=$sink1
     ovs_check_datapath || return 1
-    if [ "$show_flows" = 1 ]; then
-        echo "    OVS datapath flows:" >&2
-        sed 's/^/      /' "$run/dp-flows.txt" >&2
-    fi
+    [ "$show_flows" != 1 ] || show_dp_flows
     if [ "$src1" != "$records" ] || [ "$sink1" -lt $((records * 99 / 100)) ]; then
         echo "OVS received $src1 and sent $sink1 of the $records records" >&2
         return 1
